@@ -1,0 +1,323 @@
+//! Parsing of the common module's directive values, in safe Rust. Values that nginx has
+//! its own parser for (`on|off`, times, numbers, paths) go through nginx's slot functions
+//! instead, so their syntax and messages are exactly nginx's.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// One `ase_server URL [backup] [max_fails=N] [fail_timeout=T];` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSpec {
+    pub url: AseUrl,
+    pub backup: bool,
+    /// Failures within `fail_timeout_ms` that mark the node down; 0 never marks it down.
+    pub max_fails: u32,
+    /// How long a node stays down, and the window in which failures count.
+    pub fail_timeout_ms: u64,
+}
+
+pub const DEFAULT_MAX_FAILS: u32 = 1;
+pub const DEFAULT_FAIL_TIMEOUT_MS: u64 = 10_000;
+
+/// An ASE node's address as written in the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AseUrl {
+    pub tls: bool,
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+}
+
+impl AseUrl {
+    /// The `Host` header value (and the name shown in logs).
+    pub fn authority(&self) -> String {
+        let default_port = if self.tls { 443 } else { 80 };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// Whether the host is a name (SNI and certificate name checks apply) or an IP literal.
+    pub fn host_is_name(&self) -> bool {
+        self.host.parse::<std::net::IpAddr>().is_err()
+    }
+
+    /// Resolves the host with the system resolver, as nginx does for upstream servers at
+    /// configuration time.
+    pub fn resolve(&self) -> Result<Vec<SocketAddr>, String> {
+        let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("host not found in \"{}\": {e}", self.host))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(format!("host not found in \"{}\"", self.host));
+        }
+        Ok(addrs)
+    }
+}
+
+impl fmt::Display for AseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", if self.tls { "https" } else { "http" }, self.authority())
+    }
+}
+
+/// Parses `http://host[:port][/]` or `https://...`.
+pub fn parse_url(raw: &[u8]) -> Result<AseUrl, String> {
+    let text = std::str::from_utf8(raw).map_err(|_| "the URL is not valid UTF-8".to_string())?;
+    let bad = |why: &str| format!("invalid ASE URL \"{text}\": {why}");
+    let (tls, rest) = if let Some(r) = strip_prefix_ignore_case(text, "http://") {
+        (false, r)
+    } else if let Some(r) = strip_prefix_ignore_case(text, "https://") {
+        (true, r)
+    } else {
+        return Err(bad("it must start with http:// or https://"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if !(path.is_empty() || path == "/") {
+        return Err(bad("give only scheme, host and port; the module adds /ase/request and /ase/response"));
+    }
+    if authority.contains('@') {
+        return Err(bad("user information is not supported"));
+    }
+    let default_port = if tls { 443 } else { 80 };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let end = v6.find(']').ok_or_else(|| bad("unterminated [IPv6] address"))?;
+        let host = &v6[..end];
+        let after = &v6[end + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => parse_port(p).ok_or_else(|| bad("invalid port"))?,
+            None if after.is_empty() => default_port,
+            None => return Err(bad("unexpected text after the IPv6 address")),
+        };
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("invalid IPv6 address"));
+        }
+        (host.to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), parse_port(p).ok_or_else(|| bad("invalid port"))?),
+            None => (authority.to_string(), default_port),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':' || b == b'_') {
+        return Err(bad("invalid host name"));
+    }
+    Ok(AseUrl { tls, host, port })
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    if s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()) {
+        Some(&s[prefix.len()..])
+    } else {
+        None
+    }
+}
+
+fn parse_port(p: &str) -> Option<u16> {
+    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    p.parse::<u16>().ok().filter(|&n| n > 0)
+}
+
+/// Parses the arguments of `ase_server` (everything after the directive name).
+pub fn parse_server(args: &[&[u8]]) -> Result<ServerSpec, String> {
+    let (url, params) = args.split_first().ok_or("a URL is required")?;
+    let mut spec = ServerSpec {
+        url: parse_url(url)?,
+        backup: false,
+        max_fails: DEFAULT_MAX_FAILS,
+        fail_timeout_ms: DEFAULT_FAIL_TIMEOUT_MS,
+    };
+    for param in params {
+        let text = String::from_utf8_lossy(param);
+        if let Some(v) = text.strip_prefix("max_fails=") {
+            spec.max_fails = v
+                .parse::<u32>()
+                .map_err(|_| format!("invalid max_fails value \"{v}\""))?;
+        } else if let Some(v) = text.strip_prefix("fail_timeout=") {
+            spec.fail_timeout_ms = parse_time_ms(v.as_bytes(), TimeUnit::Seconds)
+                .ok_or_else(|| format!("invalid fail_timeout value \"{v}\""))?;
+        } else if text == "backup" {
+            spec.backup = true;
+        } else {
+            return Err(format!("invalid parameter \"{text}\""));
+        }
+    }
+    Ok(spec)
+}
+
+/// The unit a bare number means, as in nginx (`fail_timeout=10` is seconds).
+#[derive(Clone, Copy)]
+pub enum TimeUnit {
+    Milliseconds,
+    Seconds,
+}
+
+/// Parses nginx time syntax (`500ms`, `10s`, `1m30s`, `2h`, bare numbers in `bare`).
+pub fn parse_time_ms(raw: &[u8], bare: TimeUnit) -> Option<u64> {
+    let text = std::str::from_utf8(raw).ok()?;
+    if text.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
+        let unit = &rest[..unit_len];
+        rest = rest[unit_len..].trim_start();
+        let scale: u64 = match unit {
+            "" => match bare {
+                TimeUnit::Milliseconds => 1,
+                TimeUnit::Seconds => 1000,
+            },
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            "M" => 2_592_000_000,
+            "y" => 31_536_000_000,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(scale)?)?;
+        if unit.is_empty() && !rest.is_empty() {
+            return None;
+        }
+    }
+    Some(total)
+}
+
+/// The `ASE-Token`. Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(Vec<u8>);
+
+impl Token {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token(<{} bytes, hidden>)", self.0.len())
+    }
+}
+
+/// Checks a token read from `ase_token_file` (surrounding white space trimmed) or given
+/// inline. Messages never quote the token.
+pub fn parse_token(raw: &[u8]) -> Result<Token, String> {
+    let trimmed = raw.trim_ascii();
+    if trimmed.is_empty() {
+        return Err("the token is empty".into());
+    }
+    if let Some(pos) = trimmed.iter().position(|&b| !(0x21..=0x7e).contains(&b)) {
+        return Err(format!(
+            "the token has a character that cannot be sent in an HTTP header (at byte {})",
+            pos + 1
+        ));
+    }
+    Ok(Token(trimmed.to_vec()))
+}
+
+/// Whether the token has the shape ASE's `create_sideband_token` produces (32 × `a-z0-9`).
+pub fn token_looks_like_ase(t: &Token) -> bool {
+    t.0.len() == 32 && t.0.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = parse_url(b"http://ase.local:8000").unwrap();
+        assert_eq!((u.tls, u.host.as_str(), u.port), (false, "ase.local", 8000));
+        assert_eq!(u.authority(), "ase.local:8000");
+        let u = parse_url(b"HTTPS://10.0.0.5/").unwrap();
+        assert_eq!((u.tls, u.port, u.authority()), (true, 443, "10.0.0.5".to_string()));
+        assert!(!u.host_is_name());
+        let u = parse_url(b"http://[::1]:8000").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.authority()), ("::1", 8000, "[::1]:8000".to_string()));
+        assert_eq!(u.to_string(), "http://[::1]:8000");
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        for (raw, why) in [
+            (&b"ftp://x"[..], "must start with http"),
+            (b"ase.local:8000", "must start with http"),
+            (b"http://", "no host"),
+            (b"http://h:0", "invalid port"),
+            (b"http://h:99999", "invalid port"),
+            (b"http://h:80x", "invalid port"),
+            (b"http://h/ase/request", "give only scheme"),
+            (b"http://u@h", "user information"),
+            (b"http://[::1", "unterminated"),
+            (b"http://[zz]:1", "invalid IPv6"),
+            (b"http://h!st", "invalid host"),
+        ] {
+            let err = parse_url(raw).unwrap_err();
+            assert!(err.contains(why), "{:?}: {err}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn server_parameters() {
+        let s = parse_server(&[b"http://a:1", b"backup", b"max_fails=3", b"fail_timeout=30s"]).unwrap();
+        assert!(s.backup);
+        assert_eq!((s.max_fails, s.fail_timeout_ms), (3, 30_000));
+        let s = parse_server(&[b"http://a:1", b"fail_timeout=10"]).unwrap();
+        assert_eq!((s.backup, s.max_fails, s.fail_timeout_ms), (false, 1, 10_000));
+        assert!(parse_server(&[b"http://a:1", b"weight=2"]).unwrap_err().contains("invalid parameter \"weight=2\""));
+        assert!(parse_server(&[b"http://a:1", b"max_fails=x"]).unwrap_err().contains("max_fails"));
+        assert!(parse_server(&[b"http://a:1", b"fail_timeout=1x"]).unwrap_err().contains("fail_timeout"));
+        assert!(parse_server(&[]).is_err());
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time_ms(b"500ms", TimeUnit::Seconds), Some(500));
+        assert_eq!(parse_time_ms(b"1m30s", TimeUnit::Seconds), Some(90_000));
+        assert_eq!(parse_time_ms(b"7", TimeUnit::Seconds), Some(7_000));
+        assert_eq!(parse_time_ms(b"7", TimeUnit::Milliseconds), Some(7));
+        for bad in [&b""[..], b"s", b"5x", b"-1", b"1s5", b"99999999999999999999y"] {
+            assert_eq!(parse_time_ms(bad, TimeUnit::Seconds), None, "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn tokens_are_trimmed_checked_and_never_shown() {
+        let t = parse_token(b"  abcdefghij0123456789abcdefghij01\n").unwrap();
+        assert!(token_looks_like_ase(&t));
+        assert!(!format!("{t:?}").contains("abcdef"));
+        assert!(parse_token(b" \n").unwrap_err().contains("empty"));
+        let err = parse_token(b"secret with space").unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+        assert!(!token_looks_like_ase(&parse_token(b"short").unwrap()));
+    }
+
+    #[test]
+    fn resolves_loopback() {
+        let u = parse_url(b"http://127.0.0.1:8000").unwrap();
+        assert_eq!(u.resolve().unwrap()[0], "127.0.0.1:8000".parse().unwrap());
+        assert!(parse_url(b"http://no-such-host.invalid:1").unwrap().resolve().is_err());
+    }
+}

@@ -1,0 +1,51 @@
+//! The `ase_status` content handler (unsafe glue): answers with this worker's counters as
+//! JSON. (A view across all workers needs the shared zone of issue #8.)
+
+use core::ptr;
+
+use nginx_sys::{
+    ngx_buf_t, ngx_chain_t, ngx_create_temp_buf, ngx_http_output_filter, ngx_http_request_t,
+    ngx_http_send_header, ngx_int_t, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    NGX_HTTP_NOT_ALLOWED, NGX_OK,
+};
+use ngx_ase_glue::panic::guard;
+
+use crate::counters::{to_json, COUNTERS};
+
+pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    let log = (*(*r).connection).log;
+    guard(log, "ase_status", NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
+        let method = (*r).method as u32;
+        if method & (nginx_sys::NGX_HTTP_GET | nginx_sys::NGX_HTTP_HEAD) == 0 {
+            return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
+        }
+        let body = to_json(&COUNTERS);
+        send_json(r, body.as_bytes())
+    })
+}
+
+/// Sends a 200 `application/json` response with `body`.
+unsafe fn send_json(r: *mut ngx_http_request_t, body: &[u8]) -> ngx_int_t {
+    let rc = nginx_sys::ngx_http_discard_request_body(r);
+    if rc != NGX_OK as ngx_int_t {
+        return rc;
+    }
+    (*r).headers_out.status = 200;
+    (*r).headers_out.content_length_n = body.len() as _;
+    (*r).headers_out.content_type = ngx::ngx_string!("application/json");
+    (*r).headers_out.content_type_len = (*r).headers_out.content_type.len;
+    let rc = ngx_http_send_header(r);
+    if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || (*r).header_only() != 0 {
+        return rc;
+    }
+    let b: *mut ngx_buf_t = ngx_create_temp_buf((*r).pool, body.len().max(1));
+    if b.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    ptr::copy_nonoverlapping(body.as_ptr(), (*b).last, body.len());
+    (*b).last = (*b).last.add(body.len());
+    (*b).set_last_buf(if (*r).main == r { 1 } else { 0 });
+    (*b).set_last_in_chain(1);
+    let mut out = ngx_chain_t { buf: b, next: ptr::null_mut() };
+    ngx_http_output_filter(r, &mut out)
+}

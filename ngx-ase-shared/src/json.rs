@@ -1,0 +1,201 @@
+//! A small JSON writer for the sideband payloads. It writes straight into one buffer (no
+//! intermediate values) and accepts raw bytes as string values, because header values from
+//! clients are arbitrary bytes.
+//!
+//! Byte strings become JSON strings this way: every valid UTF-8 sequence is kept as is
+//! (with JSON's required escapes), and every byte that is not part of valid UTF-8 becomes the
+//! character with the same number (U+0080..U+00FF, i.e. read as Latin-1). Nothing is ever
+//! dropped, the output is always valid JSON, and [`decode_like_writer`] states the mapping
+//! for tests.
+
+/// Appends `bytes` as a quoted JSON string.
+pub fn write_str(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match core::str::from_utf8(rest) {
+            Ok(valid) => {
+                write_escaped_utf8(out, valid);
+                break;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                // SAFETY-free: `valid_up_to` guarantees this prefix is UTF-8.
+                write_escaped_utf8(out, core::str::from_utf8(valid).unwrap_or_default());
+                let bad = e.error_len().unwrap_or(after.len()).max(1);
+                for &b in &after[..bad] {
+                    write_latin1_byte(out, b);
+                }
+                rest = &after[bad..];
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+fn write_escaped_utf8(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0x00..=0x1f | 0x7f => None,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        match escape {
+            Some(e) => out.extend_from_slice(e),
+            None => write_unicode_escape(out, b),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// A byte that is not part of valid UTF-8: U+00XX, written as the two UTF-8 bytes of
+/// that character.
+fn write_latin1_byte(out: &mut Vec<u8>, b: u8) {
+    let mut tmp = [0u8; 4];
+    out.extend_from_slice(char::from(b).encode_utf8(&mut tmp).as_bytes());
+}
+
+fn write_unicode_escape(out: &mut Vec<u8>, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(b"\\u00");
+    out.push(HEX[(b >> 4) as usize]);
+    out.push(HEX[(b & 0xf) as usize]);
+}
+
+/// What a JSON parser reads back from `write_str(bytes)`: the reference for tests.
+pub fn decode_like_writer(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match core::str::from_utf8(rest) {
+            Ok(valid) => {
+                s.push_str(valid);
+                break;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                s.push_str(core::str::from_utf8(valid).unwrap_or_default());
+                let bad = e.error_len().unwrap_or(after.len()).max(1);
+                s.extend(after[..bad].iter().map(|&b| char::from(b)));
+                rest = &after[bad..];
+            }
+        }
+    }
+    s
+}
+
+/// Appends `{"name":"value"}` with both parts from raw bytes; names are lower-cased.
+pub fn write_header_pair(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.push(b'{');
+    if name.iter().any(u8::is_ascii_uppercase) {
+        write_str(out, &name.to_ascii_lowercase());
+    } else {
+        write_str(out, name);
+    }
+    out.push(b':');
+    write_str(out, value);
+    out.push(b'}');
+}
+
+/// Appends an unsigned integer.
+pub fn write_uint(out: &mut Vec<u8>, n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn as_json(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_str(&mut out, bytes);
+        out
+    }
+
+    #[test]
+    fn plain_ascii_is_kept() {
+        assert_eq!(as_json(b"curl/8.5.0"), b"\"curl/8.5.0\"");
+    }
+
+    #[test]
+    fn quotes_backslashes_and_controls_are_escaped() {
+        assert_eq!(as_json(b"a\"b\\c\nd\x01\x7f"), b"\"a\\\"b\\\\c\\nd\\u0001\\u007f\"");
+    }
+
+    #[test]
+    fn utf8_is_kept_and_invalid_bytes_read_as_latin1() {
+        let json = as_json(b"caf\xc3\xa9 \xff\xfe end");
+        let back: String = serde_json::from_slice(&json).expect("valid JSON");
+        assert_eq!(back, "café \u{ff}\u{fe} end");
+    }
+
+    #[test]
+    fn truncated_multibyte_sequence_at_the_end_is_kept() {
+        let back: String = serde_json::from_slice(&as_json(b"ok\xe2\x82")).expect("valid JSON");
+        assert_eq!(back, "ok\u{e2}\u{82}");
+    }
+
+    #[test]
+    fn header_names_are_lowercased() {
+        let mut out = Vec::new();
+        write_header_pair(&mut out, b"X-Api-Key", b"K1");
+        assert_eq!(out, b"{\"x-api-key\":\"K1\"}");
+    }
+
+    #[test]
+    fn uints() {
+        for n in [0u64, 7, 10, 52144, u64::MAX] {
+            let mut out = Vec::new();
+            write_uint(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_give_json_that_parses_back(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let json = as_json(&bytes);
+            let back: String = serde_json::from_slice(&json).expect("writer produced invalid JSON");
+            prop_assert_eq!(back, decode_like_writer(&bytes));
+        }
+
+        #[test]
+        fn valid_utf8_round_trips_exactly(s in ".{0,100}") {
+            let back: String = serde_json::from_slice(&as_json(s.as_bytes())).expect("valid JSON");
+            prop_assert_eq!(back, s);
+        }
+
+        #[test]
+        fn header_pairs_parse_as_one_pair_objects(name in proptest::collection::vec(any::<u8>(), 1..40),
+                                                   value in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut out = Vec::new();
+            write_header_pair(&mut out, &name, &value);
+            let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+            let obj = v.as_object().expect("an object");
+            prop_assert_eq!(obj.len(), 1);
+            let (k, val) = obj.iter().next().expect("one pair");
+            prop_assert_eq!(k, &decode_like_writer(&name.to_ascii_lowercase()));
+            prop_assert_eq!(val.as_str().expect("a string"), decode_like_writer(&value));
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Code shared by the three ngx-ase modules. Nothing here touches nginx, so all of it is
+//! unit-tested without a server.
+
+pub mod abi;
+pub mod json;
