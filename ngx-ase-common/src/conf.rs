@@ -41,7 +41,7 @@ pub struct MainConf {
 impl Default for MainConf {
     fn default() -> Self {
         MainConf {
-            header: CommonMainHeader { api: &crate::api::CHANNEL_API, server_count: 0 },
+            header: CommonMainHeader { api: channel_api(), server_count: 0 },
             servers: Vec::new(),
             addresses: Vec::new(),
             token: None,
@@ -51,6 +51,14 @@ impl Default for MainConf {
             response_queue: UNSET_UINT,
         }
     }
+}
+
+/// The function table other modules call; absent from unit-test binaries (no nginx).
+fn channel_api() -> *const ngx_ase_shared::abi::ChannelApi {
+    #[cfg(not(test))]
+    return &crate::api::CHANNEL_API;
+    #[cfg(test)]
+    return core::ptr::null();
 }
 
 impl MainConf {

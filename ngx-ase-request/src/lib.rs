@@ -2,99 +2,15 @@
 //! to the ASE through the common module's channel, waits without blocking the worker, and
 //! blocks the client when the ASE answers 403.
 //!
-//! This file is the nginx module declaration (unsafe glue).
-
-use core::ffi::{c_char, c_void};
-use core::mem::offset_of;
-use core::ptr::{addr_of, null_mut};
-
-use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_uint_t,
-    NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
-    NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_ERROR, NGX_OK,
-};
-use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
-use ngx::ngx_string;
-use ngx_ase_glue::panic::guard;
+//! The nginx module declaration is in `module.rs` (unsafe glue).
 
 pub mod conf;
+#[cfg(not(test))]
 mod directives;
-
-use conf::{LocConf, MainConf};
+#[cfg(not(test))]
+mod module;
 
 pub const MODULE_NAME: &str = "ngx_http_ase_request_module";
 
-pub struct Module;
-
-impl HttpModule for Module {
-    fn module() -> &'static ngx_module_t {
-        // SAFETY: nginx only writes the module table (indices) before workers start.
-        unsafe { &*addr_of!(ngx_http_ase_request_module) }
-    }
-
-    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        guard((*cf).log, "postconfiguration", NGX_ERROR as ngx_int_t, || {
-            let enabled_at = Module::main_conf(&*cf).and_then(|m| m.first_enabled_at.clone());
-            match ngx_ase_glue::conf::check_channel(cf, MODULE_NAME, "ase_request", enabled_at.as_deref()) {
-                Ok(_) => NGX_OK as ngx_int_t,
-                Err(()) => NGX_ERROR as ngx_int_t,
-            }
-        })
-    }
-}
-
-// SAFETY: the types match what create_main_conf/create_loc_conf allocate.
-unsafe impl HttpModuleMainConf for Module {
-    type MainConf = MainConf;
-}
-unsafe impl HttpModuleLocationConf for Module {
-    type LocationConf = LocConf;
-}
-
-const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
-
-type SetFn = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
-
-const fn command(name: ngx_str_t, type_: u32, set: SetFn, offset: usize) -> ngx_command_t {
-    ngx_command_t {
-        name,
-        type_: type_ as ngx_uint_t,
-        set: Some(set),
-        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
-        offset,
-        post: null_mut(),
-    }
-}
-
-static mut COMMANDS: [ngx_command_t; 5] = [
-    command(ngx_string!("ase_request"), ANY_LEVEL | NGX_CONF_FLAG, directives::set_request,
-        offset_of!(LocConf, enabled)),
-    command(ngx_string!("ase_fail_mode"), ANY_LEVEL | NGX_CONF_TAKE1, directives::set_fail_mode, 0),
-    command(ngx_string!("ase_block_status"), ANY_LEVEL | NGX_CONF_TAKE1, directives::set_block_status, 0),
-    command(ngx_string!("ase_user_header"), ANY_LEVEL | NGX_CONF_TAKE1, directives::set_user_header, 0),
-    ngx_command_t::empty(),
-];
-
-static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: None,
-    postconfiguration: Some(Module::postconfiguration),
-    create_main_conf: Some(Module::create_main_conf),
-    init_main_conf: None,
-    create_srv_conf: None,
-    merge_srv_conf: None,
-    create_loc_conf: Some(Module::create_loc_conf),
-    merge_loc_conf: Some(Module::merge_loc_conf),
-};
-
-#[cfg(feature = "export-modules")]
-ngx::ngx_modules!(ngx_http_ase_request_module);
-
-#[used]
-#[allow(non_upper_case_globals)]
-#[cfg_attr(not(feature = "export-modules"), no_mangle)]
-pub static mut ngx_http_ase_request_module: ngx_module_t = ngx_module_t {
-    ctx: addr_of!(MODULE_CTX) as _,
-    commands: unsafe { addr_of!(COMMANDS[0]) as *mut _ },
-    type_: NGX_HTTP_MODULE as _,
-    ..ngx_module_t::default()
-};
+#[cfg(not(test))]
+pub use module::*;

@@ -2,107 +2,13 @@
 //! status and headers to the ASE (`POST /ase/response`) in the background, never delaying
 //! the response.
 //!
-//! This file is the nginx module declaration (unsafe glue).
-
-use core::ffi::{c_char, c_void};
-use core::mem::offset_of;
-use core::ptr::{addr_of, null_mut};
-
-use nginx_sys::{
-    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t,
-    ngx_uint_t, NGX_CONF_FLAG, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
-    NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_ERROR, NGX_OK,
-};
-use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
-use ngx::ngx_string;
-use ngx_ase_glue::conf::{conf_error, conf_ok, current_position};
-use ngx_ase_glue::panic::guard;
+//! The nginx module declaration is in `module.rs` (unsafe glue).
 
 pub mod conf;
-
-use conf::{LocConf, MainConf};
+#[cfg(not(test))]
+mod module;
 
 pub const MODULE_NAME: &str = "ngx_http_ase_response_module";
 
-pub struct Module;
-
-impl HttpModule for Module {
-    fn module() -> &'static ngx_module_t {
-        // SAFETY: nginx only writes the module table (indices) before workers start.
-        unsafe { &*addr_of!(ngx_http_ase_response_module) }
-    }
-
-    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        guard((*cf).log, "postconfiguration", NGX_ERROR as ngx_int_t, || {
-            let enabled_at = Module::main_conf(&*cf).and_then(|m| m.first_enabled_at.clone());
-            match ngx_ase_glue::conf::check_channel(cf, MODULE_NAME, "ase_response", enabled_at.as_deref()) {
-                Ok(_) => NGX_OK as ngx_int_t,
-                Err(()) => NGX_ERROR as ngx_int_t,
-            }
-        })
-    }
-}
-
-// SAFETY: the types match what create_main_conf/create_loc_conf allocate.
-unsafe impl HttpModuleMainConf for Module {
-    type MainConf = MainConf;
-}
-unsafe impl HttpModuleLocationConf for Module {
-    type LocationConf = LocConf;
-}
-
-/// `ase_response on|off`: nginx's own flag parser, plus a note of where it was first on.
-unsafe extern "C" fn set_response(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    guard((*cf).log, "configuration", conf_error(), || {
-        let rv = ngx_conf_set_flag_slot(cf, cmd, conf);
-        if !rv.is_null() {
-            return rv;
-        }
-        if (*(conf as *mut LocConf)).is_enabled() {
-            if let Some(main) = Module::main_conf_mut(&*cf) {
-                main.first_enabled_at.get_or_insert_with(|| current_position(cf));
-            }
-        }
-        conf_ok()
-    })
-}
-
-static mut COMMANDS: [ngx_command_t; 2] = [
-    ngx_command_t {
-        name: ngx_string!("ase_response"),
-        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
-        set: Some(set_response),
-        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
-        offset: offset_of!(LocConf, enabled),
-        post: null_mut(),
-    },
-    ngx_command_t::empty(),
-];
-
-static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: None,
-    postconfiguration: Some(Module::postconfiguration),
-    create_main_conf: Some(Module::create_main_conf),
-    init_main_conf: None,
-    create_srv_conf: None,
-    merge_srv_conf: None,
-    create_loc_conf: Some(Module::create_loc_conf),
-    merge_loc_conf: Some(Module::merge_loc_conf),
-};
-
-#[cfg(feature = "export-modules")]
-ngx::ngx_modules!(ngx_http_ase_response_module);
-
-#[used]
-#[allow(non_upper_case_globals)]
-#[cfg_attr(not(feature = "export-modules"), no_mangle)]
-pub static mut ngx_http_ase_response_module: ngx_module_t = ngx_module_t {
-    ctx: addr_of!(MODULE_CTX) as _,
-    commands: unsafe { addr_of!(COMMANDS[0]) as *mut _ },
-    type_: NGX_HTTP_MODULE as _,
-    ..ngx_module_t::default()
-};
+#[cfg(not(test))]
+pub use module::*;

@@ -2,4 +2,5 @@
 //! unit-tested without a server.
 
 pub mod abi;
+pub mod correlation;
 pub mod json;

@@ -1,0 +1,108 @@
+//! The nginx module declaration (unsafe glue): module table, directives, context.
+//! Not compiled into unit-test binaries, which run without nginx's symbols.
+
+use core::ffi::{c_char, c_void};
+use core::mem::offset_of;
+use core::ptr::{addr_of, null_mut};
+
+use nginx_sys::{
+    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_set_msec_slot, ngx_conf_set_num_slot,
+    ngx_conf_set_str_slot, ngx_conf_t, ngx_http_module_t, ngx_module_t, ngx_str_t, ngx_uint_t,
+    NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE,
+    NGX_HTTP_SRV_CONF,
+};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
+use ngx::ngx_string;
+
+
+use crate::conf::{LocConf, MainConf};
+
+pub struct Module;
+
+impl HttpModule for Module {
+    fn module() -> &'static ngx_module_t {
+        // SAFETY: nginx only writes the module table (indices) before workers start.
+        unsafe { &*addr_of!(ngx_ase_common_module) }
+    }
+
+    unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
+        crate::directives::init_main_conf(cf, conf)
+    }
+}
+
+// SAFETY: the types match what create_main_conf/create_loc_conf allocate.
+unsafe impl HttpModuleMainConf for Module {
+    type MainConf = MainConf;
+}
+unsafe impl HttpModuleLocationConf for Module {
+    type LocationConf = LocConf;
+}
+
+const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
+
+type SetFn = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
+
+const fn command(name: ngx_str_t, type_: u32, set: SetFn, conf: usize, offset: usize) -> ngx_command_t {
+    ngx_command_t {
+        name,
+        type_: type_ as ngx_uint_t,
+        set: Some(set),
+        conf: conf as ngx_uint_t,
+        offset,
+        post: null_mut(),
+    }
+}
+
+static mut COMMANDS: [ngx_command_t; 12] = [
+    command(ngx_string!("ase_server"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
+        crate::directives::set_server, NGX_HTTP_MAIN_CONF_OFFSET, 0),
+    command(ngx_string!("ase_token_file"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        crate::directives::set_token_file, NGX_HTTP_MAIN_CONF_OFFSET, 0),
+    command(ngx_string!("ase_token"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        crate::directives::set_token_inline, NGX_HTTP_MAIN_CONF_OFFSET, 0),
+    command(ngx_string!("ase_connect_timeout"), ANY_LEVEL | NGX_CONF_TAKE1,
+        ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offset_of!(LocConf, connect_timeout)),
+    command(ngx_string!("ase_timeout"), ANY_LEVEL | NGX_CONF_TAKE1,
+        ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offset_of!(LocConf, timeout)),
+    command(ngx_string!("ase_keepalive"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        ngx_conf_set_num_slot, NGX_HTTP_MAIN_CONF_OFFSET, offset_of!(MainConf, keepalive)),
+    command(ngx_string!("ase_ssl_verify"), NGX_HTTP_MAIN_CONF | NGX_CONF_FLAG,
+        ngx_conf_set_flag_slot, NGX_HTTP_MAIN_CONF_OFFSET, offset_of!(MainConf, ssl_verify)),
+    command(ngx_string!("ase_ssl_trusted_certificate"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        ngx_conf_set_str_slot, NGX_HTTP_MAIN_CONF_OFFSET, offset_of!(MainConf, ssl_trusted_certificate)),
+    command(ngx_string!("ase_response_queue"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        ngx_conf_set_num_slot, NGX_HTTP_MAIN_CONF_OFFSET, offset_of!(MainConf, response_queue)),
+    command(ngx_string!("ase_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        crate::directives::set_status, NGX_HTTP_LOC_CONF_OFFSET, 0),
+    // Sentinels: nginx stops at the first command with an empty name.
+    ngx_command_t::empty(),
+    ngx_command_t::empty(),
+];
+
+static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
+    preconfiguration: None,
+    postconfiguration: None,
+    create_main_conf: Some(Module::create_main_conf),
+    init_main_conf: Some(Module::init_main_conf),
+    create_srv_conf: None,
+    merge_srv_conf: None,
+    create_loc_conf: Some(Module::create_loc_conf),
+    merge_loc_conf: Some(Module::merge_loc_conf),
+};
+
+#[cfg(feature = "export-modules")]
+ngx::ngx_modules!(ngx_ase_common_module);
+
+#[used]
+#[allow(non_upper_case_globals)]
+#[cfg_attr(not(feature = "export-modules"), no_mangle)]
+pub static mut ngx_ase_common_module: ngx_module_t = ngx_module_t {
+    ctx: addr_of!(MODULE_CTX) as _,
+    commands: unsafe { addr_of!(COMMANDS[0]) as *mut _ },
+    type_: NGX_HTTP_MODULE as _,
+    init_process: Some(crate::api::init_process),
+    exit_process: Some(crate::api::exit_process),
+    ..ngx_module_t::default()
+};
+

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test: unit tests, then the integration tests (a real
+# nginx with the modules, the ASE test double, a backend) against each nginx build.
+# Installs what is missing (Debian packages) when run as root.
+#
+#   scripts/test.sh                 everything
+#   scripts/test.sh --flavour F     integration tests against one build only (vendored|system)
+#   scripts/test.sh -- FILTER       passes FILTER to the integration tests (cargo test FILTER)
+set -euo pipefail
+. "$(dirname "$0")/lib/common.sh"
+
+flavours=(vendored system)
+filter=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --flavour) flavours=("$2"); shift 2 ;;
+        --) shift; filter=("$@"); break ;;
+        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument: $1 (see --help)" ;;
+    esac
+done
+
+ensure_rust
+ensure_packages "${BUILD_PACKAGES[@]}" nginx nginx-dev curl openssl python3
+
+results="$(mktemp)"
+trap 'rm -f "$results"' EXIT
+# run LABEL CMD...: runs a cargo test command, keeps its "test result" lines for the total.
+run() {
+    local label="$1"; shift
+    say "$label"
+    local log rc=0
+    log="$(mktemp)"
+    "$@" 2>&1 | tee "$log" || rc=$?
+    grep -E '^test result:' "$log" >> "$results" || true
+    rm -f "$log"
+    return $rc
+}
+
+for f in "${flavours[@]}"; do
+    "$ROOT/scripts/build.sh" --nginx "$f"
+done
+say "building the ASE test double"
+(cd "$ROOT" && cargo build --release -p ase-double --target-dir "$ROOT/target/double")
+
+status=0
+cd "$ROOT"
+run "unit tests: shared code and the three modules" \
+    cargo test --release -p ngx-ase-shared -p ngx-ase-common -p ngx-ase-request -p ngx-ase-response \
+    --features ngx/vendored --target-dir "$ROOT/target/vendored" || status=1
+run "unit tests: the ASE test double" \
+    cargo test --release -p ase-double --target-dir "$ROOT/target/double" || status=1
+for f in "${flavours[@]}"; do
+    run "integration tests against the $f nginx" \
+        env NGX_ASE_FLAVOUR="$f" cargo test --release -p ngx-ase-tests --target-dir "$ROOT/target/tests" \
+        -- "${filter[@]}" || status=1
+done
+if [ -x "$ROOT/scripts/test-install.sh" ] && [ ${#filter[@]} -eq 0 ]; then
+    say "install script tests"
+    log="$(mktemp)"
+    "$ROOT/scripts/test-install.sh" 2>&1 | tee "$log" || status=1
+    # its last line is "N passed, N failed"
+    tail -n1 "$log" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/test result: x. \1 passed; \2 failed;/p' >> "$results"
+    rm -f "$log"
+fi
+
+passed=$(awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^passed;/) n += $(i-1) } END { print n + 0 }' "$results")
+failed=$(awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^failed;/) n += $(i-1) } END { print n + 0 }' "$results")
+[ "${failed:-0}" -eq 0 ] || status=1
+[ "${passed:-0}" -gt 0 ] || { warn "no test ran"; status=1; }
+echo
+echo "${passed:-0} passed, ${failed:-0} failed"
+exit $status

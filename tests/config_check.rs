@@ -1,0 +1,173 @@
+//! `nginx -t` against the real nginx: every directive accepted in its contexts, and every
+//! configuration mistake reported with a clear message naming the file and line.
+
+use ngx_ase_tests::nginx::{binary_and_modules, config_with_http, Nginx, MODULE_FILES};
+use ngx_ase_tests::TEST_TOKEN;
+
+/// Runs `nginx -t` on `config`; returns (success, stderr).
+fn nginx_t(config: &str, token: Option<(&str, u32)>) -> (bool, String, Nginx) {
+    let n = Nginx::prepare(config);
+    if let Some((content, mode)) = token {
+        let p = n.write_file("conf/ase.token", content);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let out = n.test_config();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned(), n)
+}
+
+fn expect_error(http: &str, needle: &str, line: usize) {
+    let config = config_with_http(http);
+    let (ok, err, n) = nginx_t(&config, Some((TEST_TOKEN, 0o600)));
+    assert!(!ok, "nginx -t accepted:\n{config}");
+    let conf_path = n.path("conf/nginx.conf");
+    let place = format!("{}:{}", conf_path.display(), line);
+    assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+    assert!(err.contains(&place), "expected the place {place} in:\n{err}");
+    assert!(!err.contains(TEST_TOKEN), "the token leaked into nginx -t output:\n{err}");
+}
+
+/// The line number (1-based) in the full config of the http block's line `i` (0-based).
+fn http_line(i: usize) -> usize {
+    // modules (3), user (maybe), worker_processes, error_log, pid, events, "http {", access_log
+    let header = config_with_http("").lines().position(|l| l.contains("access_log")).unwrap() + 1;
+    header + 1 + i
+}
+
+const EVERY_DIRECTIVE: &str = r#"
+    ase_server http://127.0.0.1:18000 max_fails=3 fail_timeout=30s;
+    ase_server http://localhost:18001 backup;
+    ase_token_file ase.token;
+    ase_connect_timeout 100ms;
+    ase_timeout 1s;
+    ase_keepalive 16;
+    ase_ssl_verify on;
+    ase_response_queue 128;
+    ase_request on;
+    ase_response on;
+    ase_fail_mode open;
+    ase_block_status 403;
+    ase_user_header X-User;
+    server {
+        listen 127.0.0.1:1;
+        ase_timeout 800ms;
+        ase_fail_mode closed;
+        location / { ase_request off; ase_response off; ase_connect_timeout 50ms; ase_block_status 429; return 200; }
+        location /api { ase_user_header X-Consumer; ase_fail_mode open; return 200; }
+        location = /ase-status { ase_status; }
+    }
+"#;
+
+#[test]
+fn every_directive_is_accepted() {
+    let (ok, err, _n) = nginx_t(&config_with_http(EVERY_DIRECTIVE), Some((TEST_TOKEN, 0o600)));
+    assert!(ok, "nginx -t failed:\n{err}");
+    assert!(!err.contains("[warn]"), "unexpected warning:\n{err}");
+}
+
+#[test]
+fn inline_token_and_https_with_verify_off_warn() {
+    let http = "ase_server https://127.0.0.1:18443;\nase_token abcdefghij0123456789abcdefghij01;\nase_ssl_verify off;";
+    let (ok, err, _n) = nginx_t(&config_with_http(http), None);
+    assert!(ok, "{err}");
+    assert!(err.contains("[warn]") && err.contains("ase_ssl_verify is off"), "{err}");
+}
+
+#[test]
+fn world_readable_token_file_warns() {
+    let http = "ase_server http://127.0.0.1:18000;\nase_token_file ase.token;";
+    let (ok, err, _n) = nginx_t(&config_with_http(http), Some((TEST_TOKEN, 0o644)));
+    assert!(ok, "{err}");
+    assert!(err.contains("is readable by every user"), "{err}");
+    assert!(!err.contains(TEST_TOKEN), "{err}");
+}
+
+#[test]
+fn bad_urls_are_errors_with_file_and_line() {
+    expect_error("ase_server ftp://ase:8000;", "must start with http:// or https://", http_line(0));
+    expect_error("\nase_server http://ase:99999;", "invalid port", http_line(1));
+    expect_error("ase_server http://ase:8000/ase/request;", "give only scheme, host and port", http_line(0));
+    expect_error("ase_server http://ase.invalid:8000;", "host not found", http_line(0));
+    expect_error("ase_server http://127.0.0.1:8000 weight=3;", "invalid parameter \"weight=3\"", http_line(0));
+    expect_error("ase_server http://127.0.0.1:8000 fail_timeout=soon;", "invalid fail_timeout", http_line(0));
+    expect_error("ase_server http://127.0.0.1:8000;\nase_server http://127.0.0.1:8000;", "is listed twice", http_line(1));
+}
+
+#[test]
+fn token_file_problems_are_errors() {
+    expect_error("ase_token_file /nonexistent/ase.token;", "cannot read \"/nonexistent/ase.token\"", http_line(0));
+    expect_error("ase_token_file ase.token;\nase_token abc;", "already set", http_line(1));
+    let (ok, err, n) = nginx_t(&config_with_http("ase_token_file ase.token;"), Some(("  \n", 0o600)));
+    assert!(!ok && err.contains("the token is empty"), "{err}");
+    assert!(err.contains(&format!("{}:{}", n.path("conf/nginx.conf").display(), http_line(0))), "{err}");
+}
+
+#[test]
+fn token_file_unreadable_is_an_error() {
+    // root reads any file, so make the path a directory instead.
+    let config = config_with_http("ase_token_file tokendir;");
+    let n = Nginx::prepare(&config);
+    std::fs::create_dir_all(n.path("conf/tokendir")).unwrap();
+    let out = n.test_config();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn bad_values_are_errors() {
+    let s = "ase_server http://127.0.0.1:18000;\n";
+    expect_error(&format!("{s}ase_fail_mode maybe;"), "it must be \"open\" or \"closed\"", http_line(1));
+    expect_error(&format!("{s}ase_request yes;"), "it must be \"on\" or \"off\"", http_line(1));
+    expect_error(&format!("{s}ase_response 1;"), "it must be \"on\" or \"off\"", http_line(1));
+    expect_error(&format!("{s}ase_timeout 5parsecs;"), "\"ase_timeout\" directive invalid value", http_line(1));
+    expect_error(&format!("{s}ase_connect_timeout -1;"), "\"ase_connect_timeout\" directive invalid value", http_line(1));
+    expect_error(&format!("{s}ase_keepalive many;"), "invalid number", http_line(1));
+    expect_error(&format!("{s}ase_block_status 200;"), "from 400 to 599", http_line(1));
+    expect_error(&format!("{s}ase_user_header \"x user\";"), "invalid header name", http_line(1));
+    expect_error(&format!("{s}ase_fail_mode open;\nase_fail_mode closed;"), "is duplicate", http_line(2));
+    expect_error(&format!("{s}ase_ssl_trusted_certificate /nonexistent/ca.pem;"), "cannot read", http_line(2));
+}
+
+#[test]
+fn directives_outside_their_context_are_errors() {
+    expect_error("server { ase_server http://127.0.0.1:1; }", "\"ase_server\" directive is not allowed here", http_line(0));
+    expect_error("server { ase_keepalive 4; }", "\"ase_keepalive\" directive is not allowed here", http_line(0));
+    expect_error("server { ase_status; }", "\"ase_status\" directive is not allowed here", http_line(0));
+}
+
+#[test]
+fn turning_checks_on_without_any_server_is_an_error() {
+    expect_error("server {\n listen 127.0.0.1:1;\n location / { ase_request on; }\n}", "\"ase_request\" is on but the http block has no \"ase_server\"", http_line(2));
+    expect_error("ase_response on;", "\"ase_response\" is on but the http block has no \"ase_server\"", http_line(0));
+}
+
+#[test]
+fn request_or_response_module_without_the_common_module_fails_with_the_fix() {
+    let (_, modules) = binary_and_modules();
+    for module in &MODULE_FILES[1..] {
+        let config = format!(
+            "load_module {};\nerror_log logs/error.log;\npid logs/nginx.pid;\nevents {{}}\nhttp {{ }}\n",
+            modules.join(module).display()
+        );
+        let (ok, err, _n) = nginx_t(&config, None);
+        assert!(!ok, "{config}");
+        let name = module.trim_end_matches(".so");
+        let expected = format!(
+            "{name} needs ngx_ase_common_module: add \"load_module modules/ngx_ase_common_module.so;\" before \"load_module modules/{name}.so;\""
+        );
+        assert!(err.contains(&expected), "expected {expected:?} in:\n{err}");
+        assert_eq!(err.lines().filter(|l| l.contains("[emerg]")).count(), 1, "one clear line:\n{err}");
+    }
+}
+
+#[test]
+fn wrong_load_order_fails_with_the_fix() {
+    let (_, modules) = binary_and_modules();
+    let config = format!(
+        "load_module {};\nload_module {};\nerror_log logs/error.log;\npid logs/nginx.pid;\nevents {{}}\nhttp {{ }}\n",
+        modules.join(MODULE_FILES[1]).display(),
+        modules.join(MODULE_FILES[0]).display()
+    );
+    let (ok, err, _n) = nginx_t(&config, None);
+    assert!(!ok && err.contains("before \"load_module modules/ngx_http_ase_request_module.so;\""), "{err}");
+}

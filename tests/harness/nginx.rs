@@ -1,0 +1,177 @@
+//! A real nginx process in a temporary prefix.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::{flavour, free_port, repo_root, wait_for};
+
+/// The nginx module files, in load order.
+pub const MODULE_FILES: [&str; 3] = [
+    "ngx_ase_common_module.so",
+    "ngx_http_ase_request_module.so",
+    "ngx_http_ase_response_module.so",
+];
+
+/// The nginx binary and modules directory of the flavour under test.
+pub fn binary_and_modules() -> (PathBuf, PathBuf) {
+    let dir = repo_root().join("build").join(flavour());
+    let bin = dir.join("sbin/nginx");
+    assert!(bin.exists(), "{} not found: run scripts/build.sh first", bin.display());
+    (bin, dir.join("modules"))
+}
+
+/// The three `load_module` lines for the flavour under test.
+pub fn load_modules() -> String {
+    let (_, modules) = binary_and_modules();
+    MODULE_FILES
+        .iter()
+        .map(|m| format!("load_module {};\n", modules.join(m).display()))
+        .collect()
+}
+
+/// A configuration with the modules loaded, logging to `logs/`, and `http_block` inside
+/// `http { }`.
+pub fn config_with_http(http_block: &str) -> String {
+    let user = if is_root() { "user root;\n" } else { "" };
+    format!(
+        "{modules}{user}worker_processes 1;\nerror_log logs/error.log debug;\npid logs/nginx.pid;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n    access_log logs/access.log;\n{http_block}\n}}\n",
+        modules = load_modules()
+    )
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+pub struct Nginx {
+    pub prefix: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Nginx {
+    /// A prefix directory with `conf/nginx.conf` = `config`, not started.
+    pub fn prepare(config: &str) -> Nginx {
+        let prefix = tempfile::Builder::new().prefix("ngx-ase-test-").tempdir().expect("tempdir");
+        fs::create_dir_all(prefix.path().join("logs")).expect("logs dir");
+        fs::create_dir_all(prefix.path().join("conf")).expect("conf dir");
+        fs::write(prefix.path().join("conf/nginx.conf"), config).expect("write nginx.conf");
+        Nginx { prefix, port: 0, child: None }
+    }
+
+    /// Writes a file under the prefix (for token files, certificates, included configs).
+    pub fn write_file(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.prefix.path().join(rel);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).expect("mkdir");
+        }
+        fs::write(&p, content).expect("write file");
+        p
+    }
+
+    /// Runs `nginx -t` on the prepared configuration.
+    pub fn test_config(&self) -> Output {
+        self.command().arg("-t").output().expect("run nginx -t")
+    }
+
+    fn command(&self) -> Command {
+        let (bin, _) = binary_and_modules();
+        let mut cmd = Command::new(bin);
+        cmd.arg("-p").arg(self.prefix.path()).arg("-c").arg("conf/nginx.conf");
+        cmd
+    }
+
+    /// Starts nginx with `http_block`, which may use `{port}` for the port picked for it.
+    pub fn start(http_block: &str) -> Nginx {
+        let port = free_port();
+        let mut n = Nginx::prepare(&config_with_http(&http_block.replace("{port}", &port.to_string())));
+        n.port = port;
+        n.launch();
+        n
+    }
+
+    /// Starts the prepared configuration in the foreground (`daemon off`) and waits until
+    /// `self.port` accepts connections.
+    pub fn launch(&mut self) {
+        let child = self
+            .command()
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nginx");
+        self.child = Some(child);
+        let port = self.port;
+        wait_for("nginx to listen", Duration::from_secs(10), || {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("nginx exited at start ({status}):\n{}", self.error_log());
+            }
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.prefix.path().join(rel)
+    }
+
+    pub fn error_log(&self) -> String {
+        fs::read_to_string(self.path("logs/error.log")).unwrap_or_default()
+    }
+
+    pub fn access_log(&self) -> String {
+        fs::read_to_string(self.path("logs/access.log")).unwrap_or_default()
+    }
+
+    /// Sends a signal to the master (`reload`, `quit`, ...).
+    pub fn signal(&self, sig: &str) {
+        let status = self.command().args(["-s", sig]).status().expect("nginx -s");
+        assert!(status.success(), "nginx -s {sig} failed");
+    }
+
+    /// Error-log lines that say a worker crashed.
+    pub fn crashed_workers(&self) -> Vec<String> {
+        self.error_log()
+            .lines()
+            .filter(|l| l.contains("exited on signal") || l.contains("panic"))
+            .map(String::from)
+            .collect()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM = fast shutdown; then make sure it is gone.
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            for _ in 0..100 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- nginx error log ({}) ---\n{}", self.prefix.path().display(), tail(&self.error_log(), 60));
+        }
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Whether a path exists (for skip messages).
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
