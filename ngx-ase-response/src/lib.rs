@@ -2,9 +2,13 @@
 //! status and headers to the ASE (`POST /ase/response`) in the background, never delaying
 //! the response.
 //!
-//! The nginx module declaration is in `module.rs` (unsafe glue).
+//! The nginx module declaration is in `module.rs` and the header filter in `filter.rs`
+//! (unsafe glue); what goes into the report is decided in `report.rs` (safe, unit-tested).
 
 pub mod conf;
+pub mod report;
+#[cfg(not(test))]
+mod filter;
 #[cfg(not(test))]
 mod module;
 

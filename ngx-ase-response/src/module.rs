@@ -33,7 +33,14 @@ impl HttpModule for Module {
         guard((*cf).log, "postconfiguration", NGX_ERROR as ngx_int_t, || {
             let enabled_at = Module::main_conf(&*cf).and_then(|m| m.first_enabled_at.clone());
             match ngx_ase_glue::conf::check_channel(cf, MODULE_NAME, "ase_response", enabled_at.as_deref()) {
-                Ok(_) => NGX_OK as ngx_int_t,
+                Ok(header) => {
+                    // Only where some location reports: the chain is rebuilt for every
+                    // cycle, so a configuration without `ase_response on` costs nothing.
+                    if enabled_at.is_some() {
+                        crate::filter::install(header.api);
+                    }
+                    NGX_OK as ngx_int_t
+                }
                 Err(()) => NGX_ERROR as ngx_int_t,
             }
         })

@@ -1,0 +1,470 @@
+//! The `POST /ase/response` payload, in safe Rust: the reason phrase, the HTTP version, the
+//! headers as the client gets them (the `headers_out` list plus the headers nginx keeps in
+//! dedicated fields and writes itself), and the JSON.
+//!
+//! The glue in `filter.rs` copies plain slices and numbers out of `r->headers_out` into a
+//! [`Snapshot`]; everything that decides what goes into the report is here, unit-tested.
+
+use std::borrow::Cow;
+
+use ngx_ase_shared::json::{write_header_pair, write_str, write_uint};
+
+/// The reason phrase for `code`: what nginx's own HTTP/1 header filter writes after the code
+/// (so the report matches the status line the client reads; note `302 Moved Temporarily`,
+/// `405 Not Allowed`, `503 Service Temporarily Unavailable`), else the IANA-registered
+/// phrase, else `""`.
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        // 1xx (nginx never writes these through its header filter)
+        100 => "Continue",
+        101 => "Switching Protocols",
+        102 => "Processing",
+        103 => "Early Hints",
+        // 2xx: nginx's table
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        207 => "Multi-Status",
+        208 => "Already Reported",
+        226 => "IM Used",
+        // 3xx
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        303 => "See Other",
+        304 => "Not Modified",
+        305 => "Use Proxy",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        // 4xx
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Time-out",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Large",
+        415 => "Unsupported Media Type",
+        416 => "Requested Range Not Satisfiable",
+        417 => "Expectation Failed",
+        418 => "I'm a teapot",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        423 => "Locked",
+        424 => "Failed Dependency",
+        425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
+        // 5xx
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Temporarily Unavailable",
+        504 => "Gateway Time-out",
+        505 => "HTTP Version Not Supported",
+        506 => "Variant Also Negotiates",
+        507 => "Insufficient Storage",
+        508 => "Loop Detected",
+        510 => "Not Extended",
+        511 => "Network Authentication Required",
+        _ => "",
+    }
+}
+
+/// The reason phrase for a response: taken from `status_line` (what an upstream sent, e.g.
+/// `"404 Nicht gefunden"`, which nginx relays verbatim over HTTP/1) when it is set and starts
+/// with `code`, else [`reason_phrase`].
+pub fn reason_for(code: u16, status_line: &[u8]) -> Cow<'_, [u8]> {
+    if !status_line.is_empty() {
+        let digits = code.to_string();
+        if let Some(rest) = status_line.strip_prefix(digits.as_bytes()) {
+            match rest.first() {
+                Some(b' ') => {
+                    let reason = trim_ascii(&rest[1..]);
+                    if !reason.is_empty() {
+                        return Cow::Borrowed(reason);
+                    }
+                }
+                None => {}
+                Some(_) => return Cow::Borrowed(reason_phrase(code).as_bytes()),
+            }
+        }
+    }
+    Cow::Borrowed(reason_phrase(code).as_bytes())
+}
+
+fn trim_ascii(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &s[start..end.max(start)]
+}
+
+/// `r->http_version` (`major * 1000 + minor`) as the protocol wants it: `"1.1"`, `"2.0"`.
+pub fn http_version(v: usize) -> String {
+    format!("{}.{}", v / 1000, v % 1000)
+}
+
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's IMF-fixdate, as nginx's
+/// `ngx_http_time` writes it) for a Unix time.
+pub fn http_date(t: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil: (year, month 1..=12, day 1..=31) of a day count since
+/// 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// One entry of the `headers_out.headers` list (an `ngx_table_elt_t`).
+#[derive(Clone, Copy, Debug)]
+pub struct ListHeader<'a> {
+    /// nginx's "this entry is live" mark: entries with `hash == 0` were removed or are
+    /// written by nginx from a dedicated field, and are not sent as they stand.
+    pub hash: usize,
+    pub name: &'a [u8],
+    pub value: &'a [u8],
+}
+
+/// The dedicated `headers_out` fields that nginx's header filter turns into headers itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Dedicated<'a> {
+    /// `content_type` (after the header filter ran, it already includes the charset).
+    pub content_type: &'a [u8],
+    /// `content_type_len`: the length of the media type alone; when it equals
+    /// `content_type.len()` and `charset` is set, nginx appends `; charset=...`.
+    pub content_type_len: usize,
+    pub charset: &'a [u8],
+    /// Whether `headers_out.content_length` points to a list entry.
+    pub has_content_length_entry: bool,
+    /// `content_length_n`; -1 when unknown.
+    pub content_length_n: i64,
+    /// Whether `headers_out.last_modified` points to a list entry.
+    pub has_last_modified_entry: bool,
+    /// `last_modified_time`; -1 when none.
+    pub last_modified_time: i64,
+    /// `headers_out.location`, when set: (its `hash`, its value). nginx's header filters
+    /// set the entry's hash to 0 and write it themselves (made absolute with
+    /// `absolute_redirect`, the entry's value updated to what was written).
+    pub location: Option<(usize, &'a [u8])>,
+}
+
+impl Default for Dedicated<'_> {
+    fn default() -> Self {
+        Dedicated {
+            content_type: b"",
+            content_type_len: 0,
+            charset: b"",
+            has_content_length_entry: false,
+            content_length_n: -1,
+            has_last_modified_entry: false,
+            last_modified_time: -1,
+            location: None,
+        }
+    }
+}
+
+/// A header for the report: name and value, borrowed where possible.
+pub type Header<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+/// The response headers as nginx writes them to the client: first the ones it writes from
+/// dedicated fields (content-type, content-length, last-modified, location), then every live
+/// list entry in order (repeated headers stay repeated).
+///
+/// Not reconstructed (nginx writes them itself, and they describe the connection or the
+/// server rather than the API's response): `server`, `date`, `connection`, `keep-alive`,
+/// `transfer-encoding: chunked` and `vary: accept-encoding` from `gzip_vary`.
+pub fn client_headers<'a>(list: &[ListHeader<'a>], d: &Dedicated<'a>) -> Vec<Header<'a>> {
+    let mut out: Vec<Header<'a>> = Vec::with_capacity(list.len() + 4);
+    if !d.content_type.is_empty() {
+        let value = if d.content_type_len == d.content_type.len() && !d.charset.is_empty() {
+            let mut v = Vec::with_capacity(d.content_type.len() + 10 + d.charset.len());
+            v.extend_from_slice(d.content_type);
+            v.extend_from_slice(b"; charset=");
+            v.extend_from_slice(d.charset);
+            Cow::Owned(v)
+        } else {
+            Cow::Borrowed(d.content_type)
+        };
+        out.push((Cow::Borrowed(b"content-type"), value));
+    }
+    if !d.has_content_length_entry && d.content_length_n >= 0 {
+        out.push((Cow::Borrowed(b"content-length"), Cow::Owned(d.content_length_n.to_string().into_bytes())));
+    }
+    if !d.has_last_modified_entry && d.last_modified_time != -1 {
+        out.push((Cow::Borrowed(b"last-modified"), Cow::Owned(http_date(d.last_modified_time).into_bytes())));
+    }
+    if let Some((0, value)) = d.location {
+        if !value.is_empty() {
+            out.push((Cow::Borrowed(b"location"), Cow::Borrowed(value)));
+        }
+    }
+    out.extend(
+        list.iter()
+            .filter(|h| h.hash != 0)
+            .map(|h| (Cow::Borrowed(h.name), Cow::Borrowed(h.value))),
+    );
+    out
+}
+
+/// What the report says about one response.
+#[derive(Debug)]
+pub struct Snapshot<'a> {
+    pub code: u16,
+    pub reason: &'a [u8],
+    /// `r->http_version`.
+    pub http_version: usize,
+    pub headers: &'a [Header<'a>],
+}
+
+/// The `POST /ase/response` body, in the shape of ase-protocol.md.
+pub fn to_json(s: &Snapshot<'_>) -> Vec<u8> {
+    let size: usize = s.headers.iter().map(|(n, v)| n.len() + v.len() + 8).sum();
+    let mut out = Vec::with_capacity(96 + s.reason.len() + size);
+    out.extend_from_slice(b"{\"response_code\":\"");
+    write_uint(&mut out, u64::from(s.code));
+    out.extend_from_slice(b"\",\"response_status\":");
+    write_str(&mut out, s.reason);
+    out.extend_from_slice(b",\"http_version\":");
+    write_str(&mut out, http_version(s.http_version).as_bytes());
+    out.extend_from_slice(b",\"headers\":[");
+    for (i, (name, value)) in s.headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_header_pair(&mut out, name, value);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ngx_ase_shared::json::decode_like_writer;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn reason_phrases() {
+        assert_eq!(reason_phrase(200), "OK");
+        assert_eq!(reason_phrase(404), "Not Found");
+        assert_eq!(reason_phrase(502), "Bad Gateway");
+        assert_eq!(reason_phrase(302), "Moved Temporarily");
+        assert_eq!(reason_phrase(429), "Too Many Requests");
+        assert_eq!(reason_phrase(599), "");
+        assert_eq!(reason_phrase(0), "");
+        for code in 100..600u16 {
+            let p = reason_phrase(code);
+            assert!(p.bytes().all(|b| b.is_ascii_graphic() || b == b' '), "{code}: {p:?}");
+            assert_eq!(p.trim(), p);
+        }
+    }
+
+    #[test]
+    fn reason_from_status_line() {
+        assert_eq!(&*reason_for(200, b""), b"OK");
+        assert_eq!(&*reason_for(404, b"404 Nicht gefunden"), b"Nicht gefunden");
+        assert_eq!(&*reason_for(200, b"200 All Good \r"), b"All Good");
+        // a status line for another code (a filter changed the status) is ignored
+        assert_eq!(&*reason_for(304, b"200 OK"), b"Not Modified");
+        assert_eq!(&*reason_for(200, b"2000 OK"), b"OK");
+        // code without a phrase
+        assert_eq!(&*reason_for(404, b"404"), b"Not Found");
+        assert_eq!(&*reason_for(404, b"404 "), b"Not Found");
+        assert_eq!(&*reason_for(299, b"299 "), b"");
+        assert_eq!(&*reason_for(299, b"299 Custom"), b"Custom");
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(http_version(1000), "1.0");
+        assert_eq!(http_version(1001), "1.1");
+        assert_eq!(http_version(2000), "2.0");
+        assert_eq!(http_version(3000), "3.0");
+        assert_eq!(http_version(9), "0.9");
+    }
+
+    #[test]
+    fn dates_match_nginx() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(http_date(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 GMT");
+        assert_eq!(http_date(4_107_542_399), "Sun, 28 Feb 2100 23:59:59 GMT");
+        assert_eq!(http_date(4_133_980_799), "Fri, 31 Dec 2100 23:59:59 GMT");
+        assert_eq!(http_date(-1), "Wed, 31 Dec 1969 23:59:59 GMT");
+    }
+
+    fn names_values(h: &[Header<'_>]) -> Vec<(String, String)> {
+        h.iter()
+            .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()))
+            .collect()
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn list_entries_with_hash_zero_are_skipped_and_repeats_kept() {
+        let list = [
+            ListHeader { hash: 1, name: b"X-Backend", value: b"1" },
+            ListHeader { hash: 0, name: b"X-Removed", value: b"gone" },
+            ListHeader { hash: 7, name: b"Set-Cookie", value: b"a=1" },
+            ListHeader { hash: 7, name: b"Set-Cookie", value: b"b=2" },
+        ];
+        let h = client_headers(&list, &Dedicated::default());
+        assert_eq!(names_values(&h), pairs(&[("X-Backend", "1"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]));
+    }
+
+    #[test]
+    fn content_type_gets_the_charset_once() {
+        let mut d = Dedicated { content_type: b"text/html", content_type_len: 9, charset: b"utf-8", ..Default::default() };
+        assert_eq!(names_values(&client_headers(&[], &d)), pairs(&[("content-type", "text/html; charset=utf-8")]));
+        // after nginx's header filter rewrote content_type to include the charset
+        d.content_type = b"text/html; charset=utf-8";
+        assert_eq!(names_values(&client_headers(&[], &d)), pairs(&[("content-type", "text/html; charset=utf-8")]));
+        // no charset
+        let d = Dedicated { content_type: b"application/json", content_type_len: 16, ..Default::default() };
+        assert_eq!(names_values(&client_headers(&[], &d)), pairs(&[("content-type", "application/json")]));
+    }
+
+    #[test]
+    fn content_length_from_the_number_only_without_an_entry() {
+        let d = Dedicated { content_length_n: 1432, ..Default::default() };
+        assert_eq!(names_values(&client_headers(&[], &d)), pairs(&[("content-length", "1432")]));
+        let d = Dedicated { content_length_n: 0, ..Default::default() };
+        assert_eq!(names_values(&client_headers(&[], &d)), pairs(&[("content-length", "0")]));
+        let list = [ListHeader { hash: 1, name: b"Content-Length", value: b"17" }];
+        let d = Dedicated { content_length_n: 17, has_content_length_entry: true, ..Default::default() };
+        assert_eq!(names_values(&client_headers(&list, &d)), pairs(&[("Content-Length", "17")]));
+        // unknown length (chunked)
+        assert!(client_headers(&[], &Dedicated::default()).is_empty());
+    }
+
+    #[test]
+    fn last_modified_from_the_time_only_without_an_entry() {
+        let d = Dedicated { last_modified_time: 784_111_777, ..Default::default() };
+        assert_eq!(
+            names_values(&client_headers(&[], &d)),
+            pairs(&[("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")])
+        );
+        let list = [ListHeader { hash: 1, name: b"Last-Modified", value: b"yesterday" }];
+        let d = Dedicated { last_modified_time: 5, has_last_modified_entry: true, ..Default::default() };
+        assert_eq!(names_values(&client_headers(&list, &d)), pairs(&[("Last-Modified", "yesterday")]));
+    }
+
+    #[test]
+    fn location_written_by_nginx_or_from_the_list() {
+        // nginx's header filter made it absolute and set the entry's hash to 0
+        let list = [ListHeader { hash: 0, name: b"Location", value: b"http://h:8080/x" }];
+        let d = Dedicated { location: Some((0, b"http://h:8080/x")), ..Default::default() };
+        assert_eq!(names_values(&client_headers(&list, &d)), pairs(&[("location", "http://h:8080/x")]));
+        // still a live list entry: written once, from the list
+        let list = [ListHeader { hash: 1, name: b"Location", value: b"/x" }];
+        let d = Dedicated { location: Some((1, b"/x")), ..Default::default() };
+        assert_eq!(names_values(&client_headers(&list, &d)), pairs(&[("Location", "/x")]));
+        let d = Dedicated { location: Some((0, b"")), ..Default::default() };
+        assert!(client_headers(&[], &d).is_empty());
+    }
+
+    #[test]
+    fn json_has_the_protocol_shape() {
+        let list = [ListHeader { hash: 1, name: b"X-Backend", value: b"1" }];
+        let d = Dedicated { content_type: b"application/json", content_type_len: 16, content_length_n: 1432, ..Default::default() };
+        let headers = client_headers(&list, &d);
+        let json = to_json(&Snapshot { code: 200, reason: b"OK", http_version: 1001, headers: &headers });
+        assert_eq!(
+            String::from_utf8(json.clone()).unwrap(),
+            r#"{"response_code":"200","response_status":"OK","http_version":"1.1","headers":[{"content-type":"application/json"},{"content-length":"1432"},{"x-backend":"1"}]}"#
+        );
+        let v: Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(
+            v,
+            json!({"response_code": "200", "response_status": "OK", "http_version": "1.1",
+                   "headers": [{"content-type": "application/json"}, {"content-length": "1432"}, {"x-backend": "1"}]})
+        );
+    }
+
+    #[test]
+    fn empty_headers_and_reason() {
+        let json = to_json(&Snapshot { code: 599, reason: b"", http_version: 2000, headers: &[] });
+        assert_eq!(json, br#"{"response_code":"599","response_status":"","http_version":"2.0","headers":[]}"#);
+    }
+
+    proptest! {
+        #[test]
+        fn any_header_bytes_give_json_that_parses(
+            reason in proptest::collection::vec(any::<u8>(), 0..40),
+            code in 0u16..1000,
+            version in 0usize..4000,
+            raw in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..30), proptest::collection::vec(any::<u8>(), 0..100), 0usize..3),
+                0..12),
+            ct in proptest::collection::vec(any::<u8>(), 0..30),
+            charset in proptest::collection::vec(any::<u8>(), 0..10),
+            cl in -1i64..100_000,
+        ) {
+            let list: Vec<ListHeader<'_>> = raw.iter().map(|(n, v, h)| ListHeader { hash: *h, name: n, value: v }).collect();
+            let d = Dedicated { content_type: &ct, content_type_len: ct.len(), charset: &charset, content_length_n: cl, ..Default::default() };
+            let headers = client_headers(&list, &d);
+            let json = to_json(&Snapshot { code, reason: &reason, http_version: version, headers: &headers });
+            let v: Value = serde_json::from_slice(&json).expect("invalid JSON");
+            let code_str = code.to_string();
+            prop_assert_eq!(v["response_code"].as_str(), Some(code_str.as_str()));
+            prop_assert_eq!(v["response_status"].as_str().map(String::from), Some(decode_like_writer(&reason)));
+            let arr = v["headers"].as_array().expect("headers array");
+            prop_assert_eq!(arr.len(), headers.len());
+            for (got, (name, value)) in arr.iter().zip(headers.iter()) {
+                let obj = got.as_object().expect("object");
+                prop_assert_eq!(obj.len(), 1);
+                let (k, val) = obj.iter().next().unwrap();
+                prop_assert_eq!(k, &decode_like_writer(&name.to_ascii_lowercase()));
+                prop_assert_eq!(val.as_str().unwrap(), decode_like_writer(value));
+            }
+            let live = raw.iter().filter(|(_, _, h)| *h != 0).count();
+            let extra = usize::from(!ct.is_empty()) + usize::from(cl >= 0);
+            prop_assert_eq!(headers.len(), live + extra);
+        }
+    }
+}
