@@ -7,9 +7,18 @@
 
 pub mod conf;
 pub mod counters;
+pub mod nodes;
 pub mod settings;
 #[cfg(not(test))]
 mod api;
+#[cfg(not(test))]
+mod channel;
+#[cfg(not(test))]
+mod check;
+#[cfg(not(test))]
+mod log;
+#[cfg(not(test))]
+mod net;
 #[cfg(not(test))]
 mod directives;
 #[cfg(not(test))]

@@ -5,8 +5,14 @@
 //! The nginx module declaration is in `module.rs` (unsafe glue).
 
 pub mod conf;
+pub mod payload;
+pub mod verdict;
 #[cfg(not(test))]
 mod directives;
+#[cfg(not(test))]
+mod handler;
+#[cfg(not(test))]
+mod variables;
 #[cfg(not(test))]
 mod module;
 

@@ -28,13 +28,30 @@ impl HttpModule for Module {
         unsafe { &*addr_of!(ngx_http_ase_request_module) }
     }
 
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        guard((*cf).log, "preconfiguration", NGX_ERROR as ngx_int_t, || crate::variables::register(cf))
+    }
+
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         guard((*cf).log, "postconfiguration", NGX_ERROR as ngx_int_t, || {
             let enabled_at = Module::main_conf(&*cf).and_then(|m| m.first_enabled_at.clone());
-            match ngx_ase_glue::conf::check_channel(cf, MODULE_NAME, "ase_request", enabled_at.as_deref()) {
-                Ok(_) => NGX_OK as ngx_int_t,
-                Err(()) => NGX_ERROR as ngx_int_t,
+            let header = match ngx_ase_glue::conf::check_channel(cf, MODULE_NAME, "ase_request", enabled_at.as_deref()) {
+                Ok(h) => h,
+                Err(()) => return NGX_ERROR as ngx_int_t,
+            };
+            crate::handler::API.store(header.api as *mut _, core::sync::atomic::Ordering::Relaxed);
+            // Register the access-phase handler.
+            let Some(cmcf) = ngx::http::NgxHttpCoreModule::main_conf_mut(&*cf) else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            let h = nginx_sys::ngx_array_push(
+                &mut cmcf.phases[nginx_sys::ngx_http_phases_NGX_HTTP_ACCESS_PHASE as usize].handlers,
+            ) as *mut nginx_sys::ngx_http_handler_pt;
+            if h.is_null() {
+                return NGX_ERROR as ngx_int_t;
             }
+            *h = Some(crate::handler::access_handler);
+            NGX_OK as ngx_int_t
         })
     }
 }
@@ -72,7 +89,7 @@ static mut COMMANDS: [ngx_command_t; 5] = [
 ];
 
 static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: None,
+    preconfiguration: Some(Module::preconfiguration),
     postconfiguration: Some(Module::postconfiguration),
     create_main_conf: Some(Module::create_main_conf),
     init_main_conf: None,

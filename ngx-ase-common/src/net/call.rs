@@ -1,0 +1,213 @@
+//! One sideband call: pick a node (failover, breaker), take or open a connection, send the
+//! POST, read the status and a bounded body, give the connection back to the pool.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1;
+use ngx_ase_shared::abi::AseError;
+
+use crate::channel::{Channel, Pooled};
+use crate::counters::{bump, status_slot, COUNTERS};
+use crate::log;
+use crate::net::peer::{ConnectError, PeerIo};
+use crate::nodes::{Pick, Transition};
+
+/// The largest answer body read from the ASE; a larger one is a bad answer.
+const MAX_ANSWER_BODY: usize = 64 * 1024;
+
+pub struct CallSpec {
+    pub path: &'static str,
+    pub correlation_id: Bytes,
+    pub body: Bytes,
+    pub connect_timeout_ms: usize,
+}
+
+/// Runs a call with failover; the caller bounds its total time.
+pub async fn call(ch: Rc<Channel>, spec: CallSpec) -> Result<u16, AseError> {
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last_error = AseError::Unavailable;
+    loop {
+        let pick = ch.health.borrow_mut().pick(log::now_ms(), &tried);
+        let (index, probe) = match pick {
+            Pick::Node { index, probe } => (index, probe),
+            Pick::Unavailable { tripped } => {
+                if tripped {
+                    bump(&COUNTERS.breaker_trips);
+                    log::warn("ase: every ASE node is down; answering \"unavailable\" at once until one comes back");
+                }
+                return Err(if tried.is_empty() { AseError::Unavailable } else { last_error });
+            }
+        };
+        let guard = ProbeGuard { ch: &ch, index, armed: probe };
+        let outcome = exchange(&ch, index, &spec).await;
+        guard.disarm();
+        match outcome {
+            Ok(status) => {
+                bump(&COUNTERS.status[status_slot(status)]);
+                let node_failed = status >= 500 && status != 503;
+                let t = if node_failed {
+                    ch.health.borrow_mut().failed(index, log::now_ms())
+                } else {
+                    ch.health.borrow_mut().succeeded(index)
+                };
+                report_transition(&ch, index, t, &format!("it answered {status}"));
+                return Ok(status);
+            }
+            Err(e) => {
+                bump(&COUNTERS.errors[e as usize]);
+                let t = ch.health.borrow_mut().failed(index, log::now_ms());
+                report_transition(&ch, index, t, e.name());
+                last_error = e;
+                tried.push(index);
+            }
+        }
+    }
+}
+
+fn report_transition(ch: &Channel, index: usize, t: Transition, why: &str) {
+    let name = &ch.nodes[index].display;
+    match t {
+        Transition::WentDown => log::warn(&format!("ase: node {name} is down ({why})")),
+        Transition::CameBack => log::notice(&format!("ase: node {name} is back")),
+        Transition::None => {}
+    }
+}
+
+/// Frees a node's probe slot if the call is dropped (cancelled) before it finished.
+struct ProbeGuard<'a> {
+    ch: &'a Channel,
+    index: usize,
+    armed: bool,
+}
+
+impl ProbeGuard<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Ok(mut h) = self.ch.health.try_borrow_mut() {
+                h.abandoned(self.index);
+            }
+        }
+    }
+}
+
+async fn exchange(ch: &Channel, index: usize, spec: &CallSpec) -> Result<u16, AseError> {
+    let node = &ch.nodes[index];
+    if node.tls {
+        log::error_once(&format!("ase: {}: https:// ASE nodes are not supported by this build yet", node.display));
+        return Err(AseError::Tls);
+    }
+    // A pooled connection first; if it turns out to be closed, a new one (the call is not
+    // failed for a connection the ASE closed while it was idle).
+    let mut conn = match take_idle(ch, index).await {
+        Some(mut p) => {
+            bump(&COUNTERS.connections_reused);
+            match p.sender.try_send_request(build_request(ch, index, spec)).await {
+                Ok(resp) => return finish(ch, index, p, resp).await,
+                Err(_) => {
+                    drop(p);
+                    connect(ch, index, spec).await?
+                }
+            }
+        }
+        None => connect(ch, index, spec).await?,
+    };
+    let resp = conn
+        .sender
+        .send_request(build_request(ch, index, spec))
+        .await
+        .map_err(|e| classify(&e))?;
+    finish(ch, index, conn, resp).await
+}
+
+async fn finish(
+    ch: &Channel,
+    index: usize,
+    conn: Pooled,
+    resp: hyper::Response<hyper::body::Incoming>,
+) -> Result<u16, AseError> {
+    let status = resp.status().as_u16();
+    Limited::new(resp.into_body(), MAX_ANSWER_BODY)
+        .collect()
+        .await
+        .map_err(|_| AseError::BadAnswer)?;
+    give_back(ch, index, conn);
+    Ok(status)
+}
+
+/// The first idle connection that is still open and ready.
+async fn take_idle(ch: &Channel, index: usize) -> Option<Pooled> {
+    loop {
+        let mut p = ch.nodes[index].idle.borrow_mut().pop()?;
+        if p.sender.is_closed() || !p.link.is_open() {
+            continue;
+        }
+        p.link.set_idle(false);
+        if p.sender.ready().await.is_ok() {
+            return Some(p);
+        }
+    }
+}
+
+fn give_back(ch: &Channel, index: usize, p: Pooled) {
+    if ch.keepalive == 0 || p.sender.is_closed() || !p.link.is_open() {
+        return;
+    }
+    let mut idle = ch.nodes[index].idle.borrow_mut();
+    if idle.len() < ch.keepalive {
+        p.link.set_idle(true);
+        idle.push(p);
+    }
+}
+
+async fn connect(ch: &Channel, index: usize, spec: &CallSpec) -> Result<Pooled, AseError> {
+    let node = &ch.nodes[index];
+    let io = PeerIo::connect(node.addr, &node.display, spec.connect_timeout_ms as _)
+        .await
+        .map_err(|e| match e {
+            ConnectError::Timeout => AseError::Timeout,
+            ConnectError::Refused(_) => AseError::Refused,
+            ConnectError::Internal => AseError::Internal,
+        })?;
+    let link = io.link();
+    let (sender, connection) = http1::handshake(io).await.map_err(|e| classify(&e))?;
+    // The connection task reads and writes for the sender; it ends when the socket closes.
+    ngx::async_::spawn(async move {
+        let _ = connection.await;
+    })
+    .detach();
+    bump(&COUNTERS.connections_new);
+    Ok(Pooled { sender, link })
+}
+
+fn build_request(ch: &Channel, index: usize, spec: &CallSpec) -> hyper::Request<Full<Bytes>> {
+    let node = &ch.nodes[index];
+    let mut b = hyper::Request::post(spec.path)
+        .header(hyper::header::HOST, node.authority.as_str())
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::CONNECTION, "keep-alive")
+        .header("x-correlationid", hyper::header::HeaderValue::from_maybe_shared(spec.correlation_id.clone())
+            .unwrap_or(hyper::header::HeaderValue::from_static("invalid")));
+    if let Some(t) = &ch.token {
+        if let Ok(v) = hyper::header::HeaderValue::from_maybe_shared(t.clone()) {
+            b = b.header("ase-token", v);
+        }
+    }
+    // Content-Length is set by hyper from the full body.
+    b.body(Full::new(spec.body.clone())).unwrap_or_else(|_| hyper::Request::new(Full::new(Bytes::new())))
+}
+
+fn classify(e: &hyper::Error) -> AseError {
+    if e.is_parse() || e.is_parse_status() {
+        AseError::BadAnswer
+    } else {
+        AseError::Reset
+    }
+}

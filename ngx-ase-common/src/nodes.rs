@@ -1,0 +1,257 @@
+//! Which ASE node a call goes to: failover in order (backups only while every primary is
+//! down), `max_fails`/`fail_timeout` as nginx upstreams define them, and a circuit breaker
+//! that lets one probe at a time test a node whose down time has passed. Safe Rust; time is
+//! passed in (milliseconds) so the tests drive it.
+
+/// Health of one node.
+#[derive(Clone, Debug, Default)]
+pub struct Health {
+    /// Failures counted in the current window.
+    fails: u32,
+    /// When the current failure window started.
+    window_start: u64,
+    /// The node is down until this time (0 = up).
+    down_until: u64,
+    /// A call is testing this node after its down time ran out.
+    probing: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct NodePolicy {
+    pub backup: bool,
+    pub max_fails: u32,
+    pub fail_timeout_ms: u64,
+}
+
+/// What happened to the node's health with an outcome, for one log line per change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    None,
+    WentDown,
+    CameBack,
+}
+
+pub struct Nodes {
+    policies: Vec<NodePolicy>,
+    health: Vec<Health>,
+    /// Whether the last `pick` found every node down (to count breaker trips once).
+    breaker_open: bool,
+}
+
+/// The result of `pick`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pick {
+    /// Use this node; `probe` = it is the one call testing a node that was down.
+    Node { index: usize, probe: bool },
+    /// Every node is down: answer "unavailable" without trying. `tripped` = this call
+    /// opened the breaker (it was closed before).
+    Unavailable { tripped: bool },
+}
+
+impl Nodes {
+    pub fn new(policies: Vec<NodePolicy>) -> Self {
+        let health = vec![Health::default(); policies.len()];
+        Nodes { policies, health, breaker_open: false }
+    }
+
+    pub fn len(&self) -> usize {
+        self.policies.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    pub fn is_down(&self, i: usize, now: u64) -> bool {
+        self.health[i].down_until > now || self.health[i].probing
+    }
+
+    pub fn breaker_open(&self) -> bool {
+        self.breaker_open
+    }
+
+    /// Chooses a node for a call, skipping `tried` (nodes this call already failed on).
+    pub fn pick(&mut self, now: u64, tried: &[usize]) -> Pick {
+        for want_backup in [false, true] {
+            if want_backup && self.any_primary_usable(now, tried) {
+                break;
+            }
+            // A node that is up.
+            let up = (0..self.len()).find(|&i| {
+                self.policies[i].backup == want_backup
+                    && !tried.contains(&i)
+                    && self.health[i].down_until == 0
+                    && !self.health[i].probing
+            });
+            if let Some(index) = up {
+                self.breaker_open = false;
+                return Pick::Node { index, probe: false };
+            }
+            // A node whose down time ran out and that nobody is probing yet.
+            let retry = (0..self.len()).find(|&i| {
+                let h = &self.health[i];
+                self.policies[i].backup == want_backup
+                    && !tried.contains(&i)
+                    && h.down_until != 0
+                    && h.down_until <= now
+                    && !h.probing
+            });
+            if let Some(index) = retry {
+                self.health[index].probing = true;
+                return Pick::Node { index, probe: true };
+            }
+        }
+        let tripped = !self.breaker_open;
+        self.breaker_open = true;
+        Pick::Unavailable { tripped }
+    }
+
+    fn any_primary_usable(&self, now: u64, tried: &[usize]) -> bool {
+        (0..self.len()).any(|i| {
+            !self.policies[i].backup && !tried.contains(&i) && {
+                let h = &self.health[i];
+                !h.probing && (h.down_until == 0 || h.down_until <= now)
+            }
+        })
+    }
+
+    /// Records that a call to node `i` worked (the node answered).
+    pub fn succeeded(&mut self, i: usize) -> Transition {
+        let h = &mut self.health[i];
+        let was_down = h.down_until != 0;
+        *h = Health::default();
+        self.breaker_open = false;
+        if was_down {
+            Transition::CameBack
+        } else {
+            Transition::None
+        }
+    }
+
+    /// Records that a call to node `i` failed (refused, reset, timeout, 5xx).
+    pub fn failed(&mut self, i: usize, now: u64) -> Transition {
+        let policy = &self.policies[i];
+        let h = &mut self.health[i];
+        let was_down = h.down_until != 0;
+        if h.probing {
+            h.probing = false;
+            h.down_until = now + policy.fail_timeout_ms.max(1);
+            return Transition::None;
+        }
+        if policy.max_fails == 0 {
+            return Transition::None;
+        }
+        if now.saturating_sub(h.window_start) > policy.fail_timeout_ms {
+            h.fails = 0;
+            h.window_start = now;
+        }
+        h.fails += 1;
+        if h.fails >= policy.max_fails {
+            h.down_until = now + policy.fail_timeout_ms.max(1);
+            h.fails = 0;
+            if !was_down {
+                return Transition::WentDown;
+            }
+        }
+        Transition::None
+    }
+
+    /// A probe that ended without an answer either way (cancelled): let another call probe.
+    pub fn abandoned(&mut self, i: usize) {
+        self.health[i].probing = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(backup: bool, max_fails: u32) -> NodePolicy {
+        NodePolicy { backup, max_fails, fail_timeout_ms: 10_000 }
+    }
+
+    #[test]
+    fn primary_first_then_backup_when_primary_down() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
+        assert_eq!(n.pick(0, &[]), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.failed(0, 0), Transition::WentDown);
+        assert_eq!(n.pick(1, &[]), Pick::Node { index: 1, probe: false });
+        assert!(n.is_down(0, 1));
+    }
+
+    #[test]
+    fn backup_is_not_used_while_a_primary_is_up() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(false, 1), policy(true, 1)]);
+        n.failed(0, 0);
+        assert_eq!(n.pick(1, &[]), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(1, &[1]), Pick::Node { index: 2, probe: false }, "failover within a call");
+    }
+
+    #[test]
+    fn max_fails_counts_within_the_window() {
+        let mut n = Nodes::new(vec![policy(false, 3)]);
+        n.failed(0, 0);
+        n.failed(0, 100);
+        assert_eq!(n.pick(200, &[]), Pick::Node { index: 0, probe: false });
+        // the window (10 s) passed: counting starts again
+        n.failed(0, 20_000);
+        n.failed(0, 20_100);
+        assert!(!n.is_down(0, 20_200));
+        assert_eq!(n.failed(0, 20_200), Transition::WentDown);
+        assert!(n.is_down(0, 20_300));
+    }
+
+    #[test]
+    fn max_fails_zero_never_marks_down() {
+        let mut n = Nodes::new(vec![policy(false, 0)]);
+        for t in 0..10 {
+            assert_eq!(n.failed(0, t), Transition::None);
+        }
+        assert_eq!(n.pick(10, &[]), Pick::Node { index: 0, probe: false });
+    }
+
+    #[test]
+    fn breaker_opens_once_and_answers_without_trying() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
+        n.failed(0, 0);
+        n.failed(1, 0);
+        assert_eq!(n.pick(1, &[]), Pick::Unavailable { tripped: true });
+        assert_eq!(n.pick(2, &[]), Pick::Unavailable { tripped: false });
+        assert!(n.breaker_open());
+    }
+
+    #[test]
+    fn one_probe_at_a_time_after_the_down_time() {
+        let mut n = Nodes::new(vec![policy(false, 1)]);
+        n.failed(0, 0);
+        assert_eq!(n.pick(5_000, &[]), Pick::Unavailable { tripped: true });
+        assert_eq!(n.pick(10_000, &[]), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick(10_001, &[]), Pick::Unavailable { tripped: false }, "second caller waits");
+        // the probe fails: down for another fail_timeout
+        assert_eq!(n.failed(0, 10_002), Transition::None);
+        assert_eq!(n.pick(15_000, &[]), Pick::Unavailable { tripped: false });
+        assert_eq!(n.pick(20_002, &[]), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.succeeded(0), Transition::CameBack);
+        assert_eq!(n.pick(20_003, &[]), Pick::Node { index: 0, probe: false });
+        assert!(!n.breaker_open());
+    }
+
+    #[test]
+    fn primary_back_takes_traffic_from_backup() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
+        n.failed(0, 0);
+        assert_eq!(n.pick(1, &[]), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(10_000, &[]), Pick::Node { index: 0, probe: true });
+        n.succeeded(0);
+        assert_eq!(n.pick(10_001, &[]), Pick::Node { index: 0, probe: false });
+    }
+
+    #[test]
+    fn abandoned_probe_frees_the_node_for_another() {
+        let mut n = Nodes::new(vec![policy(false, 1)]);
+        n.failed(0, 0);
+        assert_eq!(n.pick(10_000, &[]), Pick::Node { index: 0, probe: true });
+        n.abandoned(0);
+        assert_eq!(n.pick(10_001, &[]), Pick::Node { index: 0, probe: true });
+    }
+}

@@ -1,0 +1,75 @@
+//! What the ASE's answer means for the request (ase-protocol.md's table), in safe Rust.
+
+use ngx_ase_shared::abi::{AseError, CheckResult, Verdict};
+
+use crate::conf::FailMode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Go on with the request.
+    Continue(Verdict),
+    /// Answer the client with this status.
+    Finalize(u16, Verdict),
+}
+
+/// How loudly an answer is logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Complaint {
+    None,
+    /// 401: the `ASE-Token` is missing or wrong.
+    BadToken,
+    /// 400: the ASE could not read our JSON.
+    Malformed,
+    /// Any other failure (timeout, refused, unexpected status...).
+    AseError,
+}
+
+pub fn decide(result: &CheckResult, fail_mode: FailMode, block_status: u16) -> (Decision, Complaint) {
+    let fail = |c| match fail_mode {
+        FailMode::Closed => (Decision::Finalize(503, Verdict::FailClosed), c),
+        _ => (Decision::Continue(Verdict::FailOpen), c),
+    };
+    if result.error != AseError::None {
+        return fail(Complaint::AseError);
+    }
+    match result.status {
+        200 => (Decision::Continue(Verdict::Allow), Complaint::None),
+        403 => (Decision::Finalize(block_status, Verdict::Block), Complaint::None),
+        // Unknown API or host: the ASE does not protect this API.
+        503 => (Decision::Continue(Verdict::Allow), Complaint::None),
+        401 => fail(Complaint::BadToken),
+        400 => fail(Complaint::Malformed),
+        _ => fail(Complaint::AseError),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16) -> CheckResult {
+        CheckResult { status, error: AseError::None, elapsed_ms: 1 }
+    }
+
+    #[test]
+    fn the_protocol_table() {
+        let open = FailMode::Open;
+        assert_eq!(decide(&answer(200), open, 403).0, Decision::Continue(Verdict::Allow));
+        assert_eq!(decide(&answer(403), open, 429).0, Decision::Finalize(429, Verdict::Block));
+        assert_eq!(decide(&answer(503), open, 403).0, Decision::Continue(Verdict::Allow));
+        assert_eq!(decide(&answer(401), open, 403), (Decision::Continue(Verdict::FailOpen), Complaint::BadToken));
+        assert_eq!(decide(&answer(400), open, 403), (Decision::Continue(Verdict::FailOpen), Complaint::Malformed));
+        assert_eq!(decide(&answer(502), open, 403), (Decision::Continue(Verdict::FailOpen), Complaint::AseError));
+        assert_eq!(decide(&answer(302), open, 403).0, Decision::Continue(Verdict::FailOpen));
+    }
+
+    #[test]
+    fn errors_follow_the_fail_mode() {
+        let timeout = CheckResult { status: 0, error: AseError::Timeout, elapsed_ms: 500 };
+        assert_eq!(decide(&timeout, FailMode::Open, 403).0, Decision::Continue(Verdict::FailOpen));
+        assert_eq!(decide(&timeout, FailMode::Closed, 403).0, Decision::Finalize(503, Verdict::FailClosed));
+        assert_eq!(decide(&answer(401), FailMode::Closed, 403).0, Decision::Finalize(503, Verdict::FailClosed));
+        // a block is a block whatever the fail mode
+        assert_eq!(decide(&answer(403), FailMode::Closed, 403).0, Decision::Finalize(403, Verdict::Block));
+    }
+}
