@@ -459,3 +459,85 @@ fn http10_version_and_ase_response_off() {
     assert!(reports.is_empty(), "ase_response off was reported: {reports:?}");
     env.assert_no_crash();
 }
+
+#[test]
+#[ignore = "needs the channel (issue 3)"]
+fn http2_responses_are_reported_as_2_0() {
+    let ase = AseDouble::start(&["--keepalive"]);
+    let backend = Backend::start();
+    let nginx = Nginx::start(&format!(
+        "ase_server {url};\nase_token {TEST_TOKEN};\nase_response on;\n\
+         server {{ listen 127.0.0.1:{{port}} http2;\n\
+           location /api/ {{ proxy_pass http://{backend}; }}\n\
+           location = /redirect {{ return 301 /api/moved; }} }}",
+        url = ase.url(),
+        backend = backend.addr()
+    ));
+    let h2 = Client::builder()
+        .http2_prior_knowledge()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("h2 client");
+
+    let resp = h2.get(nginx.url("/api/h2")).send().expect("h2 request");
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status().as_u16(), 200);
+    let records = ase.wait_records("response", 1);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let body = body_of(&records[0]);
+    assert_eq!(body["response_code"], "200");
+    assert_eq!(body["response_status"], "OK");
+    assert_eq!(body["http_version"], "2.0");
+    assert_eq!(report_headers(body), client_headers(&resp));
+
+    ase.clear_records();
+    let resp = h2.get(nginx.url("/redirect")).send().expect("h2 request");
+    assert_eq!(resp.status().as_u16(), 301);
+    let records = ase.wait_records("response", 1);
+    let body = body_of(&records[0]);
+    assert_eq!(body["http_version"], "2.0");
+    assert_eq!(body["response_status"], "Moved Permanently");
+    assert_eq!(single_header(body, "location"), resp.headers()["location"].to_str().unwrap());
+    assert_eq!(report_headers(body), client_headers(&resp));
+    let crashed = nginx.crashed_workers();
+    assert!(crashed.is_empty(), "{crashed:?}");
+}
+
+/// Without the request module loaded, the response module still reports, each response
+/// with a correlation ID of its own.
+#[test]
+fn works_without_the_request_module() {
+    let (_, modules) = ngx_ase_tests::nginx::binary_and_modules();
+    let port = free_port();
+    let full = ngx_ase_tests::nginx::config_with_http(&format!(
+        "ase_server http://127.0.0.1:{dead};\nase_response on;\n\
+         server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }}",
+        dead = free_port()
+    ));
+    let request_module = format!("load_module {};\n", modules.join("ngx_http_ase_request_module.so").display());
+    assert!(full.contains(&request_module));
+    let mut nginx = Nginx::prepare(&full.replace(&request_module, ""));
+    nginx.port = port;
+    nginx.launch();
+    for _ in 0..3 {
+        let r = ngx_ase_tests::client().get(nginx.url("/x")).send().expect("request");
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.text().unwrap(), "ok\n");
+    }
+    let crashed = nginx.crashed_workers();
+    assert!(crashed.is_empty(), "{crashed:?}");
+    if nginx_has_debug() {
+        let log = nginx.error_log();
+        let ids: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("ase: response report 200 "))
+            .filter_map(|l| l.rsplit_once("X-CorrelationID ").map(|(_, id)| id.trim_end_matches(')')))
+            .collect();
+        assert_eq!(ids.len(), 3, "{log}");
+        assert!(ids.iter().all(|id| id.len() == 22), "{ids:?}");
+        assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "{ids:?}");
+        assert!(!log.contains("unknown \"ase_correlation_id\""), "{log}");
+    }
+}
