@@ -1,0 +1,282 @@
+#!/usr/bin/env bash
+# Tests scripts/install.sh: the unit tests of its nginx configuration tokenizer and planner
+# (tests/install/test_*.py), then install -> second install -> uninstall on copies of real
+# nginx layouts (tests/install/layouts/), each checked with the real `nginx -t`, plus the
+# refusals (dry run, bad ASE URL, token file, version and --with-compat checks, ...).
+#
+# Needs the modules built for the system nginx (scripts/build.sh --nginx system). Touches
+# nothing outside a temporary directory, except that `nginx -t` opens the log and pid paths
+# compiled into Debian's nginx, as it always does. Last line: "N passed, M failed".
+set -euo pipefail
+. "$(dirname "$0")/lib/common.sh"
+
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || die "no nginx on PATH (apt-get install nginx)"
+MODS="$ROOT/build/system/modules"
+for m in "${MODULE_FILES[@]}"; do
+    [ -f "$MODS/$m" ] || die "$MODS/$m not found: run scripts/build.sh --nginx system first"
+done
+# The Debian layout and the existing-load_module layout load the echo module.
+ensure_packages libnginx-mod-http-echo
+ECHO_SO=/usr/lib/nginx/modules/ngx_http_echo_module.so
+[ -f "$ECHO_SO" ] || die "$ECHO_SO not found"
+
+INSTALL="$ROOT/scripts/install.sh"
+LAYOUTS="$ROOT/tests/install/layouts"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ngx-ase-install-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+passed=0 failed=0
+trap 'echo "aborted at line $LINENO"; echo "$passed passed, $((failed + 1)) failed"' ERR
+ok()  { passed=$((passed + 1)); printf 'ok    %s\n' "$1"; }
+bad() {
+    failed=$((failed + 1)); printf 'FAIL  %s\n' "$1"
+    if [ -n "${2:-}" ]; then printf '%s\n' "$2" | sed 's/^/      | /' | head -n 40; fi
+}
+# check NAME COMMAND...: passes when COMMAND succeeds; on failure shows the last install output.
+check() { local name="$1"; shift; if "$@" >/dev/null 2>&1; then ok "$name"; else bad "$name" "${out:-}"; fi; }
+has() { grep -qE -- "$1" <<<"$out"; }
+refused() { [ "$rc" -ne 0 ] && has "$1"; }     # the last install failed, saying $1 (a regex)
+succeeded() { [ "$rc" -eq 0 ] && has "$1"; }   # the last install succeeded, saying $1
+says_all() { local p; for p in "$@"; do has "$p" || return 1; done; }
+only_crlf() { ! grep -qv $'\r$' "$1"; }
+same() { diff -r --no-dereference "$1" "$2"; }
+empty_dir() { [ -z "$(ls -A "$1" 2>/dev/null)" ]; }
+
+# --- unit tests ---------------------------------------------------------------------------------
+say "unit tests of the tokenizer and the planner"
+if out=$(cd "$ROOT" && python3 -B -m unittest discover -s tests/install 2>&1); then
+    n=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} .*/\1/p' <<<"$out")
+    passed=$((passed + ${n:-0})); printf 'ok    %s unit tests (python3 -m unittest discover -s tests/install)\n' "$n"
+else
+    bad "unit tests (python3 -m unittest discover -s tests/install)" "$out"
+fi
+
+# --- helpers ------------------------------------------------------------------------------------
+TOKEN="$TMP/token"
+printf 'abcdefghijklmnopqrstuvwxyz012345\n' >"$TOKEN"
+chmod 600 "$TOKEN"
+
+# prepare LAYOUT [KEY]: copies the layout to $TMP/KEY/conf with its absolute Debian paths
+# (/etc/nginx, /var/log/nginx, /run/nginx.pid) pointed into the copy, and keeps a pristine
+# copy in $TMP/KEY/orig. Sets W, CONF, BASE (the install flags naming the copy), NGX_T.
+prepare() {
+    local layout="$1" key="${2:-$1}"
+    W="$TMP/$key"
+    rm -rf "$W"
+    mkdir -p "$W/mods" "$W/log" "$W/run" "$W/prefix"
+    cp -a "$LAYOUTS/$layout" "$W/conf"
+    find "$W/conf" -type f -exec sed -i -e "s#/etc/nginx#$W/conf#g" -e "s#/var/log/nginx#$W/log#g" \
+        -e "s#/run/nginx.pid#$W/run/nginx.pid#g" {} +
+    cp -a "$W/conf" "$W/orig"
+    CONF="$W/conf/nginx.conf"
+    BASE=(--conf "$CONF" --modules-dir "$W/mods" --backup-dir "$W/backups")
+    NGX_T=(-c "$CONF" -e stderr)
+    # Debian's own layout loads modules/... relative to the compiled prefix; the others
+    # keep their pid file in a prefix of their own.
+    if [ "$layout" != debian ]; then BASE+=(--prefix "$W/prefix"); NGX_T+=(-p "$W/prefix/"); fi
+}
+install() { out=$("$INSTALL" "${BASE[@]}" "$@" 2>&1) && rc=0 || rc=$?; }
+nginx_t() { "$NGINX" -t "${NGX_T[@]}"; }
+nginx_dump() { "$NGINX" -T "${NGX_T[@]}" 2>/dev/null; }
+our_load_modules() { nginx_dump | sed -n 's|^load_module .*/\(ngx_[a-z_]*ase[a-z_]*_module\.so\);$|\1|p' | tr '\n' ' '; }
+inodes() { stat -c '%n %i' "$W"/mods/* 2>/dev/null || true; }
+backups() { find "$W/backups" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l || true; }
+no_change() { same "$W/orig" "$W/conf" && empty_dir "$W/mods"; }
+
+# cycle LAYOUT WANT_ASE_REQUEST INSTALL-FLAGS...: install, nginx -t, second install changes
+# nothing, uninstall gives back the original bytes. WANT_ASE_REQUEST: how many
+# `ase_request on;` lines the installed configuration has (nginx -T).
+cycle() {
+    local layout="$1" want="$2"; shift 2
+    say "layout $layout"
+    prepare "$layout"
+    nginx_t >/dev/null 2>&1 || { bad "$layout: nginx -t on the untouched copy" "$(nginx_t 2>&1)"; return; }
+    install "$@"
+    check "$layout: install" [ "$rc" -eq 0 ]
+    check "$layout: nginx -t after install" nginx_t
+    check "$layout: the three load_module lines, once each, in order" \
+        [ "$(our_load_modules)" = "${MODULE_FILES[*]} " ]
+    check "$layout: ase_request on in $want place(s)" [ "$(nginx_dump | grep -c 'ase_request on;')" -eq "$want" ]
+    check "$layout: modules installed" [ "$(cd "$W/mods" && echo *)" = "${MODULE_FILES[*]}" ]
+    local hook="after_install_${layout//-/_}"
+    if declare -F "$hook" >/dev/null; then "$hook"; fi
+    rm -rf "$W/after1" && cp -a "$W/conf" "$W/after1"
+    local ino nbk
+    ino=$(inodes) nbk=$(backups)
+    install "$@"
+    check "$layout: second install succeeds, says nothing changed" has "nothing changed"
+    check "$layout: second install changed no byte" same "$W/after1" "$W/conf"
+    check "$layout: second install kept the module files (same inodes)" [ "$(inodes)" = "$ino" ]
+    check "$layout: second install made no backup" [ "$(backups)" = "$nbk" ]
+    check "$layout: nginx -t after second install" nginx_t
+    install --uninstall
+    check "$layout: uninstall" [ "$rc" -eq 0 ]
+    check "$layout: after uninstall the tree is byte-identical to the original" same "$W/orig" "$W/conf"
+    check "$layout: uninstall removed the modules" empty_dir "$W/mods"
+    check "$layout: nginx -t after uninstall" nginx_t
+}
+
+after_install_debian() {
+    check "debian: load_module lines in modules-enabled/50-ngx-ase.conf" grep -q ngx_ase_common_module "$W/conf/modules-enabled/50-ngx-ase.conf"
+    check "debian: ase.conf in conf.d/" grep -q '^ase_token_file ' "$W/conf/conf.d/ase.conf"
+    check "debian: nginx.conf itself untouched" cmp "$W/orig/nginx.conf" "$W/conf/nginx.conf"
+    check "debian: sites-enabled/default is still a symlink" [ -L "$W/conf/sites-enabled/default" ]
+    check "debian: sites-available/default keeps its mode" \
+        [ "$(stat -c %a "$W/orig/sites-available/default")" = "$(stat -c %a "$W/conf/sites-available/default")" ]
+    check "debian: timestamped backup of the changed file" \
+        cmp "$W/orig/sites-available/default" "$(ls -d "$W"/backups/*-install)$W/conf/sites-available/default"
+}
+after_install_nginx_org() {
+    check "nginx-org: ase.conf next to nginx.conf, included in http" grep -q '^ *include ase.conf;' "$W/conf/nginx.conf"
+    check "nginx-org: backup servers and max_fails" grep -q '^ase_server http://127.0.0.1:9998 backup max_fails=3 fail_timeout=10s;' "$W/conf/ase.conf"
+}
+after_install_includes() {
+    check "includes: files outside the include globs untouched" cmp "$W/orig/vhosts/c.conf" "$W/conf/vhosts/c.conf"
+    check "includes: the CRLF file keeps CRLF line ends" only_crlf "$W/conf/vhosts/b.vhost"
+}
+after_install_existing_load_module() {
+    check "existing-load-module: its own load_module stays first" \
+        [ "$(grep -m1 '^load_module' "$CONF")" = "load_module $ECHO_SO;" ]
+}
+
+# --- the layouts ---------------------------------------------------------------------------------
+cycle debian 1 --ase-server http://127.0.0.1:9999 --ase-backup http://127.0.0.1:9998 --token-file "$TOKEN" \
+    --fail-mode closed --connect-timeout 100ms --timeout 1s --enable-location /
+cycle nginx-org 1 --ase-server http://127.0.0.1:9999 --ase-backup http://127.0.0.1:9998 --max-fails 3 \
+    --fail-timeout 10s --enable-location /
+cycle tricky 2 --ase-server http://127.0.0.1:9999 --enable-location /api --enable-location "/with space"
+cycle includes 2 --ase-server http://127.0.0.1:9999 --enable-location /api
+cycle split 1 --ase-server http://127.0.0.1:9999 --enable-location /api
+cycle existing-load-module 1 --ase-server http://127.0.0.1:9999 --enable-all
+
+# --- refusals and other paths ---------------------------------------------------------------------
+say "dry run"
+prepare nginx-org dry
+install --ase-server http://127.0.0.1:9999 --enable-location / --dry-run
+check "dry run: succeeds and prints the diff" succeeded "^[+]load_module .*ngx_ase_common_module.so;"
+check "dry run: changes nothing" no_change
+check "dry run: backs up nothing" [ ! -e "$W/backups" ]
+
+say "nginx -t failing on the result"
+prepare nginx-org badurl
+install --ase-server ftp://bad.example --enable-location /
+check "bad ASE URL: install fails" [ "$rc" -ne 0 ]
+check "bad ASE URL: prints nginx's message" says_all "nginx -t failed" "emerg.*ase_server"
+check "bad ASE URL: every file restored, no module left" no_change
+check "bad ASE URL: the backup was taken first" cmp "$W/orig/nginx.conf" "$(ls -d "$W"/backups/*-install)$CONF"
+
+say "refusals that change nothing"
+prepare nginx-org refuse
+chmod 644 "$TOKEN"
+install --ase-server http://127.0.0.1:9999 --token-file "$TOKEN"
+chmod 600 "$TOKEN"
+check "world-readable token file: refused" refused "world readable"
+install --ase-server http://127.0.0.1:9999 --token-file "$TMP/no-such-token"
+check "missing token file: refused" refused "no such file"
+install --ase-server http://127.0.0.1:9999 --enable-location /no-such-location
+check "unknown --enable-location: refused" refused "no location /no-such-location"
+install
+check "no --ase-server: refused" refused "ase-server"
+install --uninstall
+check "uninstall when not installed: nothing to do" succeeded "nothing to do"
+
+# An nginx without --with-compat, and one the modules were not built for: a wrapper around the
+# real binary that changes what -V says, or what -t says about the modules.
+mkdir -p "$TMP/fake"
+cat >"$TMP/fake/nginx-nocompat" <<EOF
+#!/bin/sh
+if [ "\$1" = -V ]; then "$NGINX" -V 2>&1 | sed 's/ --with-compat//' >&2; exit 0; fi
+exec "$NGINX" "\$@"
+EOF
+cat >"$TMP/fake/nginx-other-version" <<EOF
+#!/bin/sh
+if [ "\$1" = -V ]; then "$NGINX" -V 2>&1 | sed 's|nginx/[0-9.]*|nginx/1.24.0|' >&2; exit 0; fi
+if [ "\$1" = -t ] && grep -q '^events {}' "\$3"; then
+    echo "nginx: [emerg] module \"\$(sed -n '1s/.*"\(.*\)".*/\1/p' "\$3")\" version 1022001 instead of 1024000 in \$3:1" >&2
+    exit 1
+fi
+exec "$NGINX" "\$@"
+EOF
+chmod +x "$TMP"/fake/*
+install --nginx "$TMP/fake/nginx-nocompat" --ase-server http://127.0.0.1:9999
+check "nginx without --with-compat: refused" refused "with-compat"
+install --nginx "$TMP/fake/nginx-other-version" --ase-server http://127.0.0.1:9999
+check "modules built for another nginx version: refused" \
+    refused "built for nginx 1.22.1, but .* is nginx 1.24.0"
+if [ -x "$ROOT/build/vendored/sbin/nginx" ]; then
+    install --nginx "$ROOT/build/vendored/sbin/nginx" --ase-server http://127.0.0.1:9999
+    check "system-built modules into the vendored nginx 1.28: refused" \
+        refused "built for nginx 1.22.1, but .* is nginx 1.28"
+fi
+check "refusals: nothing was changed by any of them" no_change
+check "refusals: no backup taken" [ ! -e "$W/backups" ]
+
+say "a configuration that fails nginx -t before the install"
+prepare nginx-org broken
+printf 'no_such_directive on;\n' >>"$CONF" && cp "$CONF" "$W/orig/nginx.conf"
+install --ase-server http://127.0.0.1:9999
+check "already broken configuration: refused, unchanged" refused "before any change"
+check "already broken configuration: nothing changed" no_change
+
+say "an unmanaged load_module of our module"
+prepare nginx-org unmanaged
+sed -i "1i load_module $MODS/ngx_ase_common_module.so;" "$CONF" && cp "$CONF" "$W/orig/nginx.conf"
+install --ase-server http://127.0.0.1:9999
+check "unmanaged load_module of ngx-ase: refused" refused "already loads"
+check "unmanaged load_module of ngx-ase: nothing changed" no_change
+
+say "changing the settings with a second install"
+prepare nginx-org change
+install --ase-server http://127.0.0.1:9999 --enable-location /
+install --ase-server http://127.0.0.1:7777 --enable-all --timeout 2s
+check "new settings: install" [ "$rc" -eq 0 ]
+check "new settings: ase.conf has the new server" grep -q '^ase_server http://127.0.0.1:7777;' "$W/conf/ase.conf"
+check "new settings: ase.conf lost the old server" [ "$(grep -c 9999 "$W/conf/ase.conf")" -eq 0 ]
+check "new settings: the location lines were taken out" [ "$(grep -c "ase_request on;" "$CONF")" -eq 0 ]
+check "new settings: load_module lines still there once" [ "$(our_load_modules)" = "${MODULE_FILES[*]} " ]
+check "new settings: nginx -t" nginx_t
+install --uninstall
+check "new settings: uninstall gives back the original" no_change
+
+say "replacing installed modules"
+prepare nginx-org replace
+mkdir -p "$W/src" && cp "$MODS"/*.so "$W/src/"
+install --ase-server http://127.0.0.1:9999 --modules-from "$W/src"
+check "first install from a copy of the modules" [ "$rc" -eq 0 ]
+before=$(stat -c %i "$W/mods/ngx_http_ase_response_module.so" || true)
+other=$(stat -c %i "$W/mods/ngx_ase_common_module.so" || true)
+printf '\0' >>"$W/src/ngx_http_ase_response_module.so"  # a "rebuilt" module (trailing byte: still loads)
+install --ase-server http://127.0.0.1:9999 --modules-from "$W/src"
+check "replaced module: install succeeds" [ "$rc" -eq 0 ]
+check "replaced module: says restart, not reload" succeeded "RESTART nginx .* do NOT reload"
+check "replaced module: a new inode" [ "$(stat -c %i "$W/mods/ngx_http_ase_response_module.so")" != "$before" ]
+check "replaced module: the content of the new build" \
+    cmp "$W/mods/ngx_http_ase_response_module.so" "$W/src/ngx_http_ase_response_module.so"
+check "replaced module: unchanged modules keep their inode" [ "$(stat -c %i "$W/mods/ngx_ase_common_module.so")" = "$other" ]
+check "replaced module: nginx -t" nginx_t
+install --uninstall
+check "replaced module: uninstall gives back the original" no_change
+
+say "uninstall after the operator edited a changed file"
+prepare debian edited
+install --ase-server http://127.0.0.1:9999 --enable-location /
+sed -i '1i # edited by the operator after the install' "$W/conf/sites-available/default"
+sed -i '1i # edited by the operator after the install' "$W/orig/sites-available/default"
+install --uninstall
+check "edited since: uninstall succeeds with a warning" succeeded "edited since"
+check "edited since: only ngx-ase's lines taken out" no_change
+
+say "--help documents every flag"
+help=$("$INSTALL" --help)
+undocumented=""
+for f in $(grep -o '^        --[a-z-]*)' "$INSTALL" | tr -d ' )'); do
+    grep -q -- "$f" <<<"$help" || undocumented+=" $f"
+done
+out="not in --help:$undocumented"
+check "--help documents every flag" [ -z "$undocumented" ]
+
+trap - ERR
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
