@@ -189,6 +189,8 @@ unsafe fn correlation_id(r: *mut ngx_http_request_t) -> Cow<'static, [u8]> {
     Cow::Owned(new_id().to_vec())
 }
 
+// `off_t` and `time_t` are not i64 on every platform nginx builds on.
+#[allow(clippy::useless_conversion)]
 unsafe fn report(r: *mut ngx_http_request_t) {
     let out = &(*r).headers_out;
     let list = list_headers(r);
@@ -198,9 +200,9 @@ unsafe fn report(r: *mut ngx_http_request_t) {
         content_type_len: out.content_type_len,
         charset: str_bytes(&out.charset),
         has_content_length_entry: !out.content_length.is_null(),
-        content_length_n: out.content_length_n as i64,
+        content_length_n: i64::from(out.content_length_n),
         has_last_modified_entry: !out.last_modified.is_null(),
-        last_modified_time: out.last_modified_time as i64,
+        last_modified_time: i64::from(out.last_modified_time),
         location,
     };
     let headers = client_headers(&list, &dedicated);
