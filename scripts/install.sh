@@ -178,14 +178,15 @@ check_modules() {
     die "the modules in $from do not load into $nginx_bin: nothing was changed. nginx said: $out"
 }
 
-py_args=(--nginx "$nginx_bin" --conf "$conf" --modules-dir "$modules_dir" --backup-dir "$backup_dir"
-         --flags-text "$flags_text" "${error_log_flag[@]}")
-[ -n "$prefix" ] && py_args+=(--prefix "$prefix")
+# Values go to main.py as --opt=VALUE, so that one starting with "-" is never taken for an option.
+py_args=("--nginx=$nginx_bin" "--conf=$conf" "--modules-dir=$modules_dir" "--backup-dir=$backup_dir"
+         "--flags-text=$flags_text" "${error_log_flag[@]}")
+[ -n "$prefix" ] && py_args+=("--prefix=$prefix")
 [ "$dry_run" -eq 1 ] && py_args+=(--dry-run)
 
 if [ "$uninstall" -eq 1 ]; then
     say "uninstalling ngx-ase from $conf (nginx $version, $nginx_bin)"
-    exec python3 -B "$ROOT/scripts/install/main.py" uninstall "${py_args[@]}" --modules-from /nonexistent
+    exec python3 -B "$ROOT/scripts/install/main.py" uninstall "${py_args[@]}" --modules-from=/nonexistent
 fi
 
 # --- install: checks that change nothing -------------------------------------------------------
@@ -218,16 +219,16 @@ modules_from=${modules_from:-$ROOT/build/system/modules}
 modules_from=$(cd "$modules_from" 2>/dev/null && pwd) || die "$modules_from: no such directory (build the modules first, or add --build)"
 check_modules "$modules_from"
 
-py_args+=(--modules-from "$modules_from")
-for s in "${servers[@]}"; do py_args+=(--ase-server "$s"); done
-for s in "${backups[@]}"; do py_args+=(--ase-backup "$s"); done
-for l in "${locations[@]}"; do py_args+=(--enable-location "$l"); done
-[ -n "$max_fails" ] && py_args+=(--max-fails "$max_fails")
-[ -n "$fail_timeout" ] && py_args+=(--fail-timeout "$fail_timeout")
-[ -n "$token_file" ] && py_args+=(--token-file "$token_file")
-[ -n "$fail_mode" ] && py_args+=(--fail-mode "$fail_mode")
-[ -n "$connect_timeout" ] && py_args+=(--connect-timeout "$connect_timeout")
-[ -n "$timeout" ] && py_args+=(--timeout "$timeout")
+py_args+=("--modules-from=$modules_from")
+for s in "${servers[@]}"; do py_args+=("--ase-server=$s"); done
+for s in "${backups[@]}"; do py_args+=("--ase-backup=$s"); done
+for l in "${locations[@]}"; do py_args+=("--enable-location=$l"); done
+[ -n "$max_fails" ] && py_args+=("--max-fails=$max_fails")
+[ -n "$fail_timeout" ] && py_args+=("--fail-timeout=$fail_timeout")
+[ -n "$token_file" ] && py_args+=("--token-file=$token_file")
+[ -n "$fail_mode" ] && py_args+=("--fail-mode=$fail_mode")
+[ -n "$connect_timeout" ] && py_args+=("--connect-timeout=$connect_timeout")
+[ -n "$timeout" ] && py_args+=("--timeout=$timeout")
 [ "$enable_all" -eq 1 ] && py_args+=(--enable-all)
 
 say "installing ngx-ase into $conf (nginx $version, $nginx_bin; modules to $modules_dir)"

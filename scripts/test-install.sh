@@ -267,6 +267,27 @@ install --uninstall
 check "edited since: uninstall succeeds with a warning" succeeded "edited since"
 check "edited since: only ngx-ase's lines taken out" no_change
 
+say "defaults from nginx -V (the nginx on PATH, its --conf-path and --modules-path)"
+prepare debian defaults
+mkdir -p "$TMP/fakebin"
+cat >"$TMP/fakebin/nginx" <<EOF
+#!/bin/sh
+if [ "\$1" = -V ]; then
+    "$NGINX" -V 2>&1 | sed -e 's#--conf-path=[^ ]*#--conf-path=$CONF#' -e 's#--modules-path=[^ ]*#--modules-path=$W/mods#' >&2
+    exit 0
+fi
+exec "$NGINX" "\$@"
+EOF
+chmod +x "$TMP/fakebin/nginx"
+out=$(PATH="$TMP/fakebin:$PATH" "$INSTALL" --ase-server=http://127.0.0.1:9999 --backup-dir="$W/backups" 2>&1) && rc=0 || rc=$?
+check "defaults: install into nginx -V's conf-path and modules-path" \
+    succeeded "installing ngx-ase into $CONF \(nginx [0-9.]+, $TMP/fakebin/nginx; modules to $W/mods\)"
+check "defaults: modules installed" [ "$(cd "$W/mods" && echo *)" = "${MODULE_FILES[*]}" ]
+check "defaults: nginx -t" nginx_t
+out=$(PATH="$TMP/fakebin:$PATH" "$INSTALL" --uninstall --backup-dir="$W/backups" 2>&1) && rc=0 || rc=$?
+check "defaults: uninstall" [ "$rc" -eq 0 ]
+check "defaults: uninstall gives back the original" no_change
+
 say "--help documents every flag"
 help=$("$INSTALL" --help)
 undocumented=""
