@@ -26,11 +26,16 @@ pub struct Node {
     pub authority: String,
     pub addr: SocketAddr,
     pub tls: bool,
+    /// The name sent as SNI and checked against the certificate; none for an IP address.
+    pub tls_name: Option<std::ffi::CString>,
     pub idle: RefCell<Vec<Pooled>>,
 }
 
 pub struct Channel {
     pub nodes: Vec<Node>,
+    /// The client TLS context (null when no node is `https://`).
+    pub ssl: *mut nginx_sys::ngx_ssl_t,
+    pub ssl_verify: bool,
     pub health: RefCell<Nodes>,
     pub token: Option<Bytes>,
     pub keepalive: usize,
@@ -54,6 +59,7 @@ impl Channel {
                     authority: s.url.authority(),
                     addr: *addrs.first()?,
                     tls: s.url.tls,
+                    tls_name: s.url.host_is_name().then(|| std::ffi::CString::new(s.url.host.clone()).ok()).flatten(),
                     idle: RefCell::new(Vec::new()),
                 })
             })
@@ -65,6 +71,8 @@ impl Channel {
             .collect();
         Channel {
             nodes,
+            ssl: conf.ssl,
+            ssl_verify: conf.ssl_verify == 1,
             health: RefCell::new(Nodes::new(policies)),
             token: conf.token.as_ref().map(|(t, _)| Bytes::copy_from_slice(t.as_bytes())),
             keepalive: conf.keepalive,

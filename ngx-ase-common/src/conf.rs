@@ -36,6 +36,8 @@ pub struct MainConf {
     pub ssl_verify: ngx_flag_t,
     pub ssl_trusted_certificate: ngx_str_t,
     pub response_queue: ngx_uint_t,
+    /// The client TLS context for `https://` nodes (null when none is needed).
+    pub ssl: *mut nginx_sys::ngx_ssl_t,
 }
 
 impl Default for MainConf {
@@ -49,6 +51,7 @@ impl Default for MainConf {
             ssl_verify: UNSET_FLAG,
             ssl_trusted_certificate: ngx_str_t::empty(),
             response_queue: UNSET_UINT,
+            ssl: core::ptr::null_mut(),
         }
     }
 }

@@ -116,6 +116,7 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
             log_conf(cf, NGX_LOG_WARN,
                 "ase_ssl_verify is off: the ASE's certificate is not checked, so anyone on the path can pose as the ASE");
         }
+        let mut trusted = String::new();
         if !conf.ssl_trusted_certificate.is_empty() {
             let raw = conf.ssl_trusted_certificate.as_bytes().to_vec();
             let Some(path) = full_name(cf, &raw) else {
@@ -123,6 +124,13 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
             };
             if let Err(e) = std::fs::File::open(&path) {
                 return emerg(cf, &format!("ase_ssl_trusted_certificate: cannot read \"{path}\": {e}"));
+            }
+            trusted = path;
+        }
+        if conf.uses_tls() {
+            match crate::tls::create_client_ssl(cf, conf.ssl_verify == 1, &trusted) {
+                Ok(ssl) => conf.ssl = ssl,
+                Err(e) => return emerg(cf, &format!("ase_server: {e}")),
             }
         }
         conf_ok()

@@ -24,6 +24,8 @@ mod directives;
 #[cfg(not(test))]
 mod status_page;
 #[cfg(not(test))]
+mod tls;
+#[cfg(not(test))]
 mod module;
 
 #[cfg(not(test))]

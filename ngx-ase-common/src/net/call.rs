@@ -99,11 +99,6 @@ impl Drop for ProbeGuard<'_> {
 }
 
 async fn exchange(ch: &Channel, index: usize, spec: &CallSpec) -> Result<u16, AseError> {
-    let node = &ch.nodes[index];
-    if node.tls {
-        log::error_once(&format!("ase: {}: https:// ASE nodes are not supported by this build yet", node.display));
-        return Err(AseError::Tls);
-    }
     // A pooled connection first; if it turns out to be closed, a new one (the call is not
     // failed for a connection the ASE closed while it was idle).
     let mut conn = match take_idle(ch, index).await {
@@ -169,13 +164,19 @@ fn give_back(ch: &Channel, index: usize, p: Pooled) {
 
 async fn connect(ch: &Channel, index: usize, spec: &CallSpec) -> Result<Pooled, AseError> {
     let node = &ch.nodes[index];
-    let io = PeerIo::connect(node.addr, &node.display, spec.connect_timeout_ms as _)
+    let mut io = PeerIo::connect(node.addr, &node.display, spec.connect_timeout_ms as _)
         .await
         .map_err(|e| match e {
             ConnectError::Timeout => AseError::Timeout,
             ConnectError::Refused(_) => AseError::Refused,
             ConnectError::Internal => AseError::Internal,
         })?;
+    if node.tls {
+        if let Err(why) = io.tls_handshake(ch.ssl, node.tls_name.as_deref(), ch.ssl_verify).await {
+            log::error_once(&format!("ase: TLS to {} failed: {why}", node.display));
+            return Err(AseError::Tls);
+        }
+    }
     let link = io.link();
     let (sender, connection) = http1::handshake(io).await.map_err(|e| classify(&e))?;
     // The connection task reads and writes for the sender; it ends when the socket closes.

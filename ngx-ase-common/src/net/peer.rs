@@ -6,6 +6,7 @@
 //! that shuts down gracefully (reload) closes it through `c->close` instead of finding an
 //! open socket left behind.
 
+use core::ffi::{c_void, CStr};
 use core::pin::Pin;
 use core::ptr;
 use core::task::{Context, Poll, Waker};
@@ -18,7 +19,8 @@ use nginx_sys::{
     ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_create_pool, ngx_cycle,
     ngx_del_timer, ngx_destroy_pool, ngx_event_connect_peer, ngx_event_get_peer, ngx_event_t,
     ngx_handle_read_event, ngx_handle_write_event, ngx_log_t, ngx_msec_t, ngx_peer_connection_t,
-    ngx_pool_t, ngx_reusable_connection, ngx_str_t, NGX_AGAIN, NGX_ERROR, NGX_OK,
+    ngx_pool_t, ngx_reusable_connection, ngx_ssl_create_connection, ngx_ssl_handshake, ngx_ssl_shutdown,
+    ngx_ssl_t, ngx_str_t, SSL_ctrl, NGX_AGAIN, NGX_ERROR, NGX_OK, NGX_SSL_BUFFER, NGX_SSL_CLIENT,
 };
 
 /// Shared between a pooled sender and its connection: lets the pool mark the socket idle
@@ -87,6 +89,19 @@ impl PeerIo {
 
     pub fn link(&self) -> Rc<ConnLink> {
         self.0.link.clone()
+    }
+
+    /// Runs the TLS handshake over the connected socket. `sni` is the host name to send
+    /// (none for an IP address); `verify` checks the certificate after the handshake.
+    pub async fn tls_handshake(&mut self, ssl: *mut ngx_ssl_t, sni: Option<&CStr>, verify: bool) -> Result<(), String> {
+        self.0.start_tls(ssl, sni)?;
+        core::future::poll_fn(|cx| self.0.poll_handshake(cx)).await?;
+        if verify {
+            let c = self.0.pc.connection;
+            // SAFETY: the handshake completed on this open connection.
+            unsafe { crate::tls::verify_peer(c, sni.map(CStr::to_bytes)) }?;
+        }
+        Ok(())
     }
 }
 
@@ -184,6 +199,54 @@ impl PeerConn {
         Poll::Ready(Ok(()))
     }
 
+    fn start_tls(&mut self, ssl: *mut ngx_ssl_t, sni: Option<&CStr>) -> Result<(), String> {
+        let c = self.pc.connection;
+        if c.is_null() {
+            return Err("not connected".into());
+        }
+        // SAFETY: c is open; ssl is the context made at configuration time.
+        unsafe {
+            let flags = (NGX_SSL_BUFFER | NGX_SSL_CLIENT) as usize;
+            if ngx_ssl_create_connection(ssl, c, flags) != NGX_OK as isize {
+                return Err("cannot create a TLS connection".into());
+            }
+            if let Some(name) = sni {
+                // SSL_set_tlsext_host_name is a macro over SSL_ctrl.
+                const SSL_CTRL_SET_TLSEXT_HOSTNAME: i32 = 55;
+                const TLSEXT_NAMETYPE_HOST_NAME: i64 = 0;
+                SSL_ctrl((*(*c).ssl).connection.cast(), SSL_CTRL_SET_TLSEXT_HOSTNAME,
+                    TLSEXT_NAMETYPE_HOST_NAME as _, name.as_ptr() as *mut c_void);
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), String>> {
+        let c = self.pc.connection;
+        if c.is_null() {
+            return Poll::Ready(Err("connection closed during the TLS handshake".into()));
+        }
+        // SAFETY: c is open with c->ssl set by start_tls.
+        unsafe {
+            if (*(*c).ssl).handshaked() == 0 {
+                let rc = ngx_ssl_handshake(c);
+                if rc == NGX_AGAIN as isize {
+                    // nginx's handshake handler calls c->ssl->handler when it is done.
+                    (*(*c).ssl).handler = Some(on_handshake);
+                    self.read_waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                if rc != NGX_OK as isize {
+                    return Poll::Ready(Err("TLS handshake failed".into()));
+                }
+            }
+            // The handshake handlers replaced ours: put them back.
+            (*(*c).read).handler = Some(on_read);
+            (*(*c).write).handler = Some(on_write);
+        }
+        Poll::Ready(Ok(()))
+    }
+
     fn close(&mut self) {
         let c = self.pc.connection;
         if c.is_null() {
@@ -194,6 +257,10 @@ impl PeerConn {
         // SAFETY: c is open and ours; after this nothing refers to it.
         unsafe {
             ngx_reusable_connection(c, 0);
+            if !(*c).ssl.is_null() {
+                (*(*c).ssl).set_no_wait_shutdown(1);
+                let _ = ngx_ssl_shutdown(c);
+            }
             ngx_close_connection(c);
         }
     }
@@ -281,6 +348,14 @@ impl hyper::rt::Write for PeerIo {
     fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.close();
         Poll::Ready(Ok(()))
+    }
+}
+
+/// The TLS handshake finished (either way): wake the task to look at the result.
+unsafe extern "C" fn on_handshake(c: *mut ngx_connection_t) {
+    let me: *mut PeerConn = (*c).data.cast();
+    if let Some(w) = (*me).read_waker.take() {
+        w.wake();
     }
 }
 

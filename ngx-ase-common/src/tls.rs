@@ -1,0 +1,67 @@
+//! TLS to `https://` ASE nodes through nginx's OpenSSL (unsafe glue): the client context,
+//! created once at configuration time like the proxy module's, and the checks after a
+//! handshake.
+
+use core::ffi::CStr;
+use core::ptr;
+
+use nginx_sys::{
+    ngx_conf_t, ngx_connection_t, ngx_pool_cleanup_add, ngx_ssl_check_host, ngx_ssl_cleanup_ctx,
+    ngx_ssl_create, ngx_ssl_t, ngx_ssl_trusted_certificate, ngx_str_t, SSL_CTX_set_default_verify_paths,
+    SSL_get_verify_result, X509_verify_cert_error_string, NGX_OK, NGX_SSL_TLSv1_2, NGX_SSL_TLSv1_3,
+};
+
+/// Creates the client TLS context. With verification on, certificates are checked against
+/// `trusted` (a CA file, already made absolute) or else the system's store.
+///
+/// # Safety
+/// `cf` must be the live `ngx_conf_t` of the http block.
+pub unsafe fn create_client_ssl(cf: *mut ngx_conf_t, verify: bool, trusted: &str) -> Result<*mut ngx_ssl_t, String> {
+    let ssl = nginx_sys::ngx_pcalloc((*cf).pool, core::mem::size_of::<ngx_ssl_t>()) as *mut ngx_ssl_t;
+    if ssl.is_null() {
+        return Err("out of memory".into());
+    }
+    (*ssl).log = (*cf).log;
+    let protocols = (NGX_SSL_TLSv1_2 | NGX_SSL_TLSv1_3) as usize;
+    if ngx_ssl_create(ssl, protocols, ptr::null_mut()) != NGX_OK as isize {
+        return Err("cannot create the TLS context for the ASE".into());
+    }
+    let cln = ngx_pool_cleanup_add((*cf).pool, 0);
+    if cln.is_null() {
+        nginx_sys::ngx_ssl_cleanup_ctx(ssl.cast());
+        return Err("out of memory".into());
+    }
+    (*cln).handler = Some(ngx_ssl_cleanup_ctx);
+    (*cln).data = ssl.cast();
+    if verify {
+        let mut path = ngx_str_t { len: trusted.len(), data: trusted.as_ptr() as *mut u8 };
+        // Sets nginx's verify callback and depth; loads the CA file when one is given.
+        if ngx_ssl_trusted_certificate(cf, ssl, &mut path, 9) != NGX_OK as isize {
+            return Err(format!("cannot load ase_ssl_trusted_certificate \"{trusted}\""));
+        }
+        if trusted.is_empty() && SSL_CTX_set_default_verify_paths((*ssl).ctx.cast()) != 1 {
+            return Err("cannot load the system's CA store for the ASE".into());
+        }
+    }
+    Ok(ssl)
+}
+
+/// After the handshake: the certificate chain verified and, for a host name, matches it.
+/// `Err` carries a reason for the log.
+///
+/// # Safety
+/// `c` must be a connection whose TLS handshake completed.
+pub unsafe fn verify_peer(c: *mut ngx_connection_t, host: Option<&[u8]>) -> Result<(), String> {
+    let rc = SSL_get_verify_result((*(*c).ssl).connection.cast());
+    if rc != 0 {
+        let why = CStr::from_ptr(X509_verify_cert_error_string(rc)).to_string_lossy().into_owned();
+        return Err(format!("certificate verify error: ({rc}:{why})"));
+    }
+    if let Some(h) = host {
+        let mut name = ngx_str_t { len: h.len(), data: h.as_ptr() as *mut u8 };
+        if ngx_ssl_check_host(c, &mut name) != NGX_OK as isize {
+            return Err(format!("certificate does not match \"{}\"", String::from_utf8_lossy(h)));
+        }
+    }
+    Ok(())
+}

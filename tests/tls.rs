@@ -1,0 +1,83 @@
+//! TLS to an `https://` ASE (the double with a self-signed certificate): verification on
+//! refuses it with a clear log line, a trusted CA file makes it work, `ase_ssl_verify off`
+//! works and warns.
+
+use std::process::Command;
+
+use ngx_ase_tests::{client, AseDouble, Backend, Nginx};
+
+/// A self-signed certificate for localhost (and 127.0.0.1) in `dir`.
+fn self_signed(dir: &std::path::Path) -> (String, String) {
+    let (cert, key) = (dir.join("ase.crt"), dir.join("ase.key"));
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+               "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl")
+        .status
+        .success();
+    assert!(ok, "openssl req failed");
+    (cert.display().to_string(), key.display().to_string())
+}
+
+fn setup(extra: &str) -> (AseDouble, Backend, Nginx, tempfile::TempDir) {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path());
+    let double = AseDouble::start(&["--tls-cert", &cert, "--tls-key", &key, "--keepalive"]);
+    let port = double.data.rsplit(':').next().unwrap().to_string();
+    let backend = Backend::start();
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server https://localhost:{port};
+    ase_request on;
+    ase_timeout 2s;
+    {extra}
+    log_format ase '$ase_verdict';
+    access_log logs/ase.log ase;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{ proxy_pass http://{b}; }}
+    }}
+"#,
+        extra = extra.replace("{cert}", &cert),
+        b = backend.addr()
+    ));
+    (double, backend, n, certs)
+}
+
+fn verdicts(n: &Nginx) -> String {
+    std::fs::read_to_string(n.path("logs/ase.log")).unwrap_or_default()
+}
+
+#[test]
+fn verification_on_refuses_a_self_signed_ase_with_a_clear_log_line() {
+    let (double, _b, n, _c) = setup("");
+    assert_eq!(client().get(n.url("/a")).send().unwrap().status(), 200, "fails open");
+    assert_eq!(verdicts(&n).trim(), "fail_open");
+    assert!(double.records().is_empty(), "nothing was sent to an unverified ASE");
+    let log = n.error_log();
+    assert!(log.contains("TLS to https://localhost:") && log.contains("certificate verify error"), "{log}");
+}
+
+#[test]
+fn a_trusted_ca_file_makes_it_work_with_sni_and_name_check() {
+    let (double, _b, n, _c) = setup("ase_ssl_trusted_certificate {cert};");
+    for i in 0..3 {
+        assert_eq!(client().get(n.url(&format!("/t{i}"))).send().unwrap().status(), 200);
+    }
+    assert_eq!(verdicts(&n).lines().collect::<Vec<_>>(), vec!["allow"; 3]);
+    assert_eq!(double.records_of("request").len(), 3);
+    assert_eq!(double.stats()["connections"].as_u64(), Some(1), "TLS connections are kept alive too");
+}
+
+#[test]
+fn verify_off_works_and_warns_at_startup() {
+    let (double, _b, n, _c) = setup("ase_ssl_verify off;");
+    assert_eq!(client().get(n.url("/o")).send().unwrap().status(), 200);
+    assert_eq!(verdicts(&n).trim(), "allow");
+    assert_eq!(double.records_of("request").len(), 1);
+    assert!(n.error_log().contains("ase_ssl_verify is off"));
+}
