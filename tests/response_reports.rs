@@ -3,8 +3,9 @@
 //! the client got, and the response itself reaches the client normally, without waiting for
 //! the ASE.
 //!
-//! The record-checking tests need the common module's channel (issue 3) to actually send
-//! reports; until it does, `send_report` drops them, and those tests are ignored.
+//! The record-checking tests use the ASE test double; the first test runs with no ASE at all
+//! and checks, through the filter's debug log line, that each client response was handed to
+//! the channel exactly once.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -290,10 +291,9 @@ fn raw_http10(env: &Env, path: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-// ---- what the ASE receives: needs the channel ----
+// ---- what the ASE receives ----
 
 #[test]
-#[ignore = "needs the request module's $ase_correlation_id (issue 4)"]
 fn the_report_carries_the_request_checks_correlation_id() {
     let ase = AseDouble::start(&["--keepalive"]);
     let backend = Backend::start();
@@ -336,7 +336,6 @@ fn with_double() -> (AseDouble, Env) {
 }
 
 #[test]
-#[ignore = "needs the channel (issue 3)"]
 fn proxied_response_is_reported_once_with_the_clients_headers() {
     let (ase, env) = with_double();
     let (resp, reports) = reports_for(&env, &ase, |e| e.get("/api/items?id=7"));
@@ -351,7 +350,6 @@ fn proxied_response_is_reported_once_with_the_clients_headers() {
 }
 
 #[test]
-#[ignore = "needs the channel (issue 3)"]
 fn return_404_and_502_are_reported_with_their_reasons() {
     let (ase, env) = with_double();
 
@@ -368,7 +366,6 @@ fn return_404_and_502_are_reported_with_their_reasons() {
 }
 
 #[test]
-#[ignore = "needs the channel (issue 3)"]
 fn static_file_and_head_are_reported_with_the_headers_nginx_writes_itself() {
     let (ase, env) = with_double();
 
@@ -390,7 +387,6 @@ fn static_file_and_head_are_reported_with_the_headers_nginx_writes_itself() {
 }
 
 #[test]
-#[ignore = "needs the channel (issue 3)"]
 fn error_pages_are_reported_once_as_the_client_gets_them() {
     let (ase, env) = with_double();
 
@@ -411,7 +407,6 @@ fn error_pages_are_reported_once_as_the_client_gets_them() {
 }
 
 #[test]
-#[ignore = "needs the channel (issue 3)"]
 fn statuses_changed_by_later_filters_are_reported_as_sent() {
     let (ase, env) = with_double();
 
@@ -441,7 +436,6 @@ fn statuses_changed_by_later_filters_are_reported_as_sent() {
 }
 
 #[test]
-#[ignore = "needs the channel (issue 3)"]
 fn http10_version_and_ase_response_off() {
     let (ase, env) = with_double();
 
@@ -461,7 +455,6 @@ fn http10_version_and_ase_response_off() {
 }
 
 #[test]
-#[ignore = "needs the channel (issue 3)"]
 fn http2_responses_are_reported_as_2_0() {
     let ase = AseDouble::start(&["--keepalive"]);
     let backend = Backend::start();
