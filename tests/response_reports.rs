@@ -534,3 +534,26 @@ fn works_without_the_request_module() {
         assert!(!log.contains("unknown \"ase_correlation_id\""), "{log}");
     }
 }
+
+/// The report is fire-and-forget: an ASE that never answers `POST /ase/response` does not
+/// slow a single response down.
+#[test]
+fn a_hanging_ase_does_not_slow_responses() {
+    let (ase, env) = with_double();
+    ase.fault(serde_json::json!({"kind": "hang", "calls": "response"}));
+    let started = Instant::now();
+    for i in 0..40 {
+        let path = if i % 2 == 0 { format!("/api/slow{i}") } else { "/missing".to_string() };
+        let t = Instant::now();
+        let r = env.get(&path);
+        assert!(r.status().as_u16() == 200 || r.status().as_u16() == 404, "{path}: {}", r.status());
+        r.text().expect("body");
+        assert!(t.elapsed() < Duration::from_millis(500), "{path} took {:?}", t.elapsed());
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "40 responses took {:?}", started.elapsed());
+    // the double did get (and hold) the first reports
+    let held = ase.wait_records("response", 1);
+    assert!(!held.is_empty());
+    ase.clear_fault();
+    env.assert_no_crash();
+}
