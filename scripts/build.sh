@@ -41,7 +41,7 @@ case "$flavour" in
         objs=$(ls -dt "$ROOT"/target/vendored/"$profile"/build/nginx-sys-*/out/objs 2>/dev/null | head -n1)
         [ -x "$objs/nginx" ] || die "the vendored nginx binary was not built (looked in $objs)"
         mkdir -p "$out/sbin"
-        install -m 0755 "$objs/nginx" "$out/sbin/nginx.new" && mv -f "$out/sbin/nginx.new" "$out/sbin/nginx"
+        install -m 0755 "$objs/nginx" "$out/sbin/nginx.new.$$" && mv -f "$out/sbin/nginx.new.$$" "$out/sbin/nginx"
         ;;
     system)
         ensure_packages nginx nginx-dev
@@ -75,7 +75,7 @@ esac
 # Install with a new inode (write, then rename): replacing a loaded .so in place crashes
 # the workers that have it mapped.
 for i in "${!MODULE_FILES[@]}"; do
-    install -m 0644 "$ROOT/target/$flavour/$profile/${CRATE_LIBS[$i]}" "$out/modules/${MODULE_FILES[$i]}.new"
-    mv -f "$out/modules/${MODULE_FILES[$i]}.new" "$out/modules/${MODULE_FILES[$i]}"
+    install -m 0644 "$ROOT/target/$flavour/$profile/${CRATE_LIBS[$i]}" "$out/modules/${MODULE_FILES[$i]}.new.$$"
+    mv -f "$out/modules/${MODULE_FILES[$i]}.new.$$" "$out/modules/${MODULE_FILES[$i]}"
 done
 say "built: $out/modules/{$(IFS=,; echo "${MODULE_FILES[*]}")}"

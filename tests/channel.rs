@@ -38,13 +38,17 @@ fn counters(n: &Nginx) -> Value {
     client().get(n.url("/status")).send().expect("status page").json().expect("status JSON")
 }
 
-fn verdicts(n: &Nginx) -> Vec<String> {
-    std::fs::read_to_string(n.path("logs/ase.log"))
-        .unwrap_or_default()
-        .lines()
+/// The verdicts logged so far (waiting briefly for the log to catch up with `expected`).
+fn verdicts_n(n: &Nginx, expected: usize) -> Vec<String> {
+    n.log_lines("logs/ase.log", expected)
+        .into_iter()
         .filter(|l| !l.starts_with("/status"))
         .map(|l| l.rsplit(' ').next().unwrap_or("").to_string())
         .collect()
+}
+
+fn verdicts(n: &Nginx) -> Vec<String> {
+    verdicts_n(n, 0)
 }
 
 #[test]
@@ -70,7 +74,7 @@ fn connection_close_mode_works_on_every_call() {
         assert_eq!(get_status(&n, &format!("/c{i}")), 200);
     }
     assert_eq!(double.stats()["connections"].as_u64(), Some(20));
-    assert_eq!(verdicts(&n), vec!["allow"; 20]);
+    assert_eq!(verdicts_n(&n, 20), vec!["allow"; 20]);
 }
 
 #[test]
@@ -80,7 +84,7 @@ fn a_pooled_connection_the_ase_closed_is_replaced_without_failing_the_call() {
     assert_eq!(get_status(&n, "/first"), 200);
     std::thread::sleep(Duration::from_millis(1600)); // the double closes the idle connection
     assert_eq!(get_status(&n, "/second"), 200);
-    assert_eq!(verdicts(&n), vec!["allow", "allow"]);
+    assert_eq!(verdicts_n(&n, 2), vec!["allow", "allow"]);
     assert_eq!(double.records_of("request").len(), 2);
 }
 
@@ -141,7 +145,7 @@ fn the_ase_comes_back_and_is_used_again() {
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(get_status(&n, "/probe"), 200);
     assert_eq!(get_status(&n, "/up"), 200);
-    assert_eq!(verdicts(&n), vec!["fail_open", "allow", "allow"]);
+    assert_eq!(verdicts_n(&n, 3), vec!["fail_open", "allow", "allow"]);
     assert_eq!(double.records_of("request").len(), 2);
 }
 

@@ -48,15 +48,15 @@ fn setup(extra: &str) -> (AseDouble, Backend, Nginx, tempfile::TempDir) {
     (double, backend, n, certs)
 }
 
-fn verdicts(n: &Nginx) -> String {
-    std::fs::read_to_string(n.path("logs/ase.log")).unwrap_or_default()
+fn verdicts(n: &Nginx, count: usize) -> Vec<String> {
+    n.log_lines("logs/ase.log", count)
 }
 
 #[test]
 fn verification_on_refuses_a_self_signed_ase_with_a_clear_log_line() {
     let (double, _b, n, _c) = setup("");
     assert_eq!(client().get(n.url("/a")).send().unwrap().status(), 200, "fails open");
-    assert_eq!(verdicts(&n).trim(), "fail_open");
+    assert_eq!(verdicts(&n, 1), vec!["fail_open"]);
     assert!(double.records().is_empty(), "nothing was sent to an unverified ASE");
     let log = n.error_log();
     assert!(log.contains("TLS to https://localhost:") && log.contains("certificate verify error"), "{log}");
@@ -68,7 +68,7 @@ fn a_trusted_ca_file_makes_it_work_with_sni_and_name_check() {
     for i in 0..3 {
         assert_eq!(client().get(n.url(&format!("/t{i}"))).send().unwrap().status(), 200);
     }
-    assert_eq!(verdicts(&n).lines().collect::<Vec<_>>(), vec!["allow"; 3]);
+    assert_eq!(verdicts(&n, 3), vec!["allow"; 3]);
     assert_eq!(double.records_of("request").len(), 3);
     assert_eq!(double.stats()["connections"].as_u64(), Some(1), "TLS connections are kept alive too");
 }
@@ -77,7 +77,7 @@ fn a_trusted_ca_file_makes_it_work_with_sni_and_name_check() {
 fn verify_off_works_and_warns_at_startup() {
     let (double, _b, n, _c) = setup("ase_ssl_verify off;");
     assert_eq!(client().get(n.url("/o")).send().unwrap().status(), 200);
-    assert_eq!(verdicts(&n).trim(), "allow");
+    assert_eq!(verdicts(&n, 1), vec!["allow"]);
     assert_eq!(double.records_of("request").len(), 1);
     assert!(n.error_log().contains("ase_ssl_verify is off"));
 }

@@ -49,6 +49,18 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
     }
 }
 
+/// Polls `done` every 20 ms for up to `limit`; returns whether it became true.
+pub fn wait_for_quiet(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// A blocking HTTP client with a bounded timeout and no proxy, for talking to nginx.
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()

@@ -101,7 +101,7 @@ impl Nginx {
             .command()
             .args(["-g", "daemon off;"])
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::from(fs::File::create(self.path("logs/stderr.log")).expect("stderr log")))
             .spawn()
             .expect("start nginx");
         self.child = Some(child);
@@ -122,8 +122,23 @@ impl Nginx {
         self.prefix.path().join(rel)
     }
 
+    /// The error log, plus what nginx wrote to stderr (a build whose default error log is
+    /// stderr, like Debian's, writes start-up messages there).
     pub fn error_log(&self) -> String {
-        fs::read_to_string(self.path("logs/error.log")).unwrap_or_default()
+        let mut s = fs::read_to_string(self.path("logs/stderr.log")).unwrap_or_default();
+        s.push_str(&fs::read_to_string(self.path("logs/error.log")).unwrap_or_default());
+        s
+    }
+
+    /// The lines of a log under the prefix once it has at least `n` of them: nginx writes
+    /// the access log just after the response, so a client can be a moment ahead of it.
+    pub fn log_lines(&self, rel: &str, n: usize) -> Vec<String> {
+        let path = self.path(rel);
+        let read = || -> Vec<String> {
+            fs::read_to_string(&path).unwrap_or_default().lines().map(String::from).collect()
+        };
+        let _ = crate::wait_for_quiet(Duration::from_secs(5), || read().len() >= n);
+        read()
     }
 
     pub fn access_log(&self) -> String {
