@@ -60,22 +60,25 @@ impl Drop for Backend {
     }
 }
 
+/// One header line; bytes that are not UTF-8 are fine (clients send them).
+fn read_line(reader: &mut BufReader<TcpStream>) -> Option<String> {
+    let mut raw = Vec::new();
+    match reader.read_until(b'\n', &mut raw) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(String::from_utf8_lossy(&raw).into_owned()),
+    }
+}
+
 fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let Ok(mut writer) = conn.try_clone() else { return };
     let mut reader = BufReader::new(conn);
     loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
+        let Some(request_line) = read_line(&mut reader) else { return };
         let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
         let mut content_length = 0usize;
         loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
+            let Some(line) = read_line(&mut reader) else { return };
             if line == "\r\n" || line == "\n" {
                 break;
             }

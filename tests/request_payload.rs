@@ -1,0 +1,135 @@
+//! The exact JSON the ASE receives for `POST /ase/request`, for the shapes of request the
+//! issue names: GET with a query, POST with a body, HTTP/2, repeated headers, bytes that
+//! are not UTF-8, a long URL, 100 headers, and a client address rewritten by realip.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use ngx_ase_tests::{client, AseDouble, Backend, Nginx};
+use serde_json::{json, Value};
+
+fn start(double: &AseDouble, backend: &Backend, listen_extra: &str, extra: &str) -> Nginx {
+    Nginx::start(&format!(
+        r#"
+    ase_server {ase};
+    ase_request on;
+    {extra}
+    server {{
+        listen 127.0.0.1:{{port}} {listen_extra};
+        location / {{ proxy_pass http://{backend}; }}
+    }}
+"#,
+        ase = double.url(),
+        backend = backend.addr()
+    ))
+}
+
+/// Sends raw bytes as one HTTP/1.1 request and returns the status code.
+fn raw_request(port: u16, request: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+fn only_request_body(double: &AseDouble) -> Value {
+    let recs = double.wait_records("request", 1);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    recs[0]["body"].clone()
+}
+
+fn headers_of(body: &Value) -> Vec<Value> {
+    body["headers"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn post_with_a_body() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = start(&double, &backend, "", "");
+    let resp = client().post(n.url("/orders?x=1")).header("Content-Type", "application/json").body("{\"item\":7}").send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = only_request_body(&double);
+    assert_eq!((body["method"].as_str(), body["url"].as_str()), (Some("POST"), Some("/orders?x=1")));
+    let hs = headers_of(&body);
+    assert!(hs.contains(&json!({"content-type": "application/json"})), "{body}");
+    assert!(hs.contains(&json!({"content-length": "10"})), "{body}");
+    assert_eq!(backend.paths(), vec!["/orders?x=1"]);
+}
+
+#[test]
+fn http2_requests_say_2_0() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = start(&double, &backend, "http2", "");
+    let h2 = reqwest::blocking::Client::builder().http2_prior_knowledge().no_proxy().build().unwrap();
+    let resp = h2.get(n.url("/h2?q=1")).header("x-test", "h2").send().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    let body = only_request_body(&double);
+    assert_eq!(body["http_version"], "2.0");
+    assert_eq!(body["url"], "/h2?q=1");
+    assert!(headers_of(&body).contains(&json!({"x-test": "h2"})), "{body}");
+}
+
+#[test]
+fn http_1_0_says_1_0() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = start(&double, &backend, "", "");
+    assert_eq!(raw_request(n.port, b"GET /old HTTP/1.0\r\nHost: a\r\n\r\n"), 200);
+    assert_eq!(only_request_body(&double)["http_version"], "1.0");
+}
+
+#[test]
+fn repeated_headers_stay_repeated_and_in_order() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = start(&double, &backend, "", "");
+    let req = b"GET /r HTTP/1.1\r\nHost: a\r\nX-Dup: one\r\nAccept: text/html\r\nX-Dup: two\r\nx-dup: three\r\n\r\n";
+    assert_eq!(raw_request(n.port, req), 200);
+    let hs = headers_of(&only_request_body(&double));
+    assert_eq!(hs, vec![json!({"host": "a"}), json!({"x-dup": "one"}), json!({"accept": "text/html"}), json!({"x-dup": "two"}), json!({"x-dup": "three"})]);
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_kept_as_valid_json() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = start(&double, &backend, "", "ignore_invalid_headers off;");
+    let mut req = b"GET /bytes HTTP/1.1\r\nHost: a\r\nX-Bytes: caf\xe9 \xff\xfe \"q\" \\ end\r\nUser-Agent: caf\xc3\xa9\r\n\r\n".to_vec();
+    assert_eq!(raw_request(n.port, &req), 200, "the request is allowed, not failed open");
+    let body = only_request_body(&double);
+    let hs = headers_of(&body);
+    assert!(hs.contains(&json!({"x-bytes": "caf\u{e9} \u{ff}\u{fe} \"q\" \\ end"})), "{body}");
+    assert!(hs.contains(&json!({"user-agent": "café"})), "{body}");
+    req.clear();
+}
+
+#[test]
+fn a_long_url_and_a_hundred_headers() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = start(&double, &backend, "", "large_client_header_buffers 4 16k;");
+    let url = format!("/long?{}", "a".repeat(7000));
+    let mut req = format!("GET {url} HTTP/1.1\r\nHost: a\r\n");
+    for i in 0..100 {
+        req.push_str(&format!("X-H{i}: value-{i}\r\n"));
+    }
+    req.push_str("\r\n");
+    assert_eq!(raw_request(n.port, req.as_bytes()), 200);
+    let body = only_request_body(&double);
+    assert_eq!(body["url"].as_str(), Some(url.as_str()));
+    let hs = headers_of(&body);
+    assert_eq!(hs.len(), 101);
+    assert_eq!(hs[100], json!({"x-h99": "value-99"}));
+}
+
+#[test]
+fn source_ip_follows_the_realip_module() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = start(&double, &backend, "", "set_real_ip_from 127.0.0.1;\n    real_ip_header X-Forwarded-For;");
+    double.deny("ip", "198.51.100.9");
+    let r = client().get(n.url("/rip")).header("X-Forwarded-For", "198.51.100.4").send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(only_request_body(&double)["source_ip"], "198.51.100.4");
+    let blocked = client().get(n.url("/rip2")).header("X-Forwarded-For", "198.51.100.9").send().unwrap();
+    assert_eq!(blocked.status(), 403, "the deny list sees nginx's view of the client address");
+}
