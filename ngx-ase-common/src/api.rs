@@ -13,7 +13,7 @@ use ngx_ase_shared::abi::{AseError, Bytes, ChannelApi, CheckDone, ReportQueued, 
 
 use crate::channel::Channel;
 use crate::check::Check;
-use crate::counters::{bump, COUNTERS};
+use crate::counters::{bump, counters};
 use crate::net::call::{call, CallSpec};
 use crate::net::select::unless;
 use crate::Module;
@@ -42,9 +42,9 @@ unsafe extern "C" fn start_check(
     data: *mut c_void,
 ) -> *mut c_void {
     guard(request_log(r), "start_check", core::ptr::null_mut(), || {
-        bump(&COUNTERS.checks);
+        bump(&counters().checks);
         let (Some(ch), Some(lc)) = (Channel::get(), Module::location_conf(&*(r as *mut ngx_http_request_t))) else {
-            bump(&COUNTERS.errors[AseError::NotStarted as usize]);
+            bump(&counters().errors[AseError::NotStarted as usize]);
             return core::ptr::null_mut();
         };
         let spec = CallSpec {
@@ -82,18 +82,18 @@ unsafe extern "C" fn cancel_check(handle: *mut c_void) {
 
 unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> ReportQueued {
     guard(request_log(r), "send_report", ReportQueued::DroppedUnavailable, || {
-        bump(&COUNTERS.reports);
+        bump(&counters().reports);
         let (Some(ch), Some(lc)) = (Channel::get(), Module::location_conf(&*(r as *mut ngx_http_request_t))) else {
-            bump(&COUNTERS.reports_dropped_unavailable);
+            bump(&counters().reports_dropped_unavailable);
             return ReportQueued::DroppedUnavailable;
         };
         // Reports never probe: while every node is down, only checks test for a node's return.
         if ch.health.borrow().breaker_open() {
-            bump(&COUNTERS.reports_dropped_unavailable);
+            bump(&counters().reports_dropped_unavailable);
             return ReportQueued::DroppedUnavailable;
         }
         if ch.reports_in_flight.get() >= ch.response_queue {
-            bump(&COUNTERS.reports_dropped_queue_full);
+            bump(&counters().reports_dropped_queue_full);
             return ReportQueued::DroppedQueueFull;
         }
         let spec = CallSpec {
@@ -107,7 +107,7 @@ unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: By
         ngx::async_::spawn(async move {
             let in_flight = InFlight(ch.clone());
             if let Some(Ok(_)) = unless(call(ch, spec), ngx::async_::sleep(timeout)).await {
-                bump(&COUNTERS.reports_sent);
+                bump(&counters().reports_sent);
             }
             drop(in_flight);
         })
@@ -126,9 +126,9 @@ impl Drop for InFlight {
 }
 
 unsafe extern "C" fn count_verdict(verdict: Verdict, error: AseError) {
-    bump(&COUNTERS.verdicts[verdict as usize]);
+    bump(&counters().verdicts[verdict as usize]);
     if verdict == Verdict::FailOpen || verdict == Verdict::FailClosed {
-        bump(&COUNTERS.fail_open_by_cause[error as usize]);
+        bump(&counters().fail_open_by_cause[error as usize]);
     }
 }
 
@@ -140,6 +140,9 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
             return NGX_OK as ngx_int_t;
         }
         if let Some(conf) = Module::main_conf(&*cycle) {
+            if let Some(shared) = crate::zone::shared_counters(conf.zone) {
+                crate::counters::use_shared(shared);
+            }
             if !conf.servers.is_empty() {
                 Channel::install(Channel::from_conf(conf));
             }

@@ -38,6 +38,8 @@ pub struct MainConf {
     pub response_queue: ngx_uint_t,
     /// The client TLS context for `https://` nodes (null when none is needed).
     pub ssl: *mut nginx_sys::ngx_ssl_t,
+    /// `ase_zone`: counters shared by all workers (null without it).
+    pub zone: *mut nginx_sys::ngx_shm_zone_t,
 }
 
 impl Default for MainConf {
@@ -52,6 +54,7 @@ impl Default for MainConf {
             ssl_trusted_certificate: ngx_str_t::empty(),
             response_queue: UNSET_UINT,
             ssl: core::ptr::null_mut(),
+            zone: core::ptr::null_mut(),
         }
     }
 }

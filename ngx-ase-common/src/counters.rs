@@ -1,55 +1,106 @@
-//! Per-worker counters. A worker is one thread, so relaxed atomics cost what plain
-//! integers cost and keep this file free of `unsafe`.
+//! The counters behind `ase_status`. They live either in this process (one worker's view)
+//! or, with `ase_zone`, in a shared memory zone that every worker adds to and that
+//! survives reloads. Updates are relaxed atomic additions: no lock on the hot path, and no
+//! `unsafe` here (the zone glue is in `zone.rs`).
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed};
 
 use ngx_ase_shared::abi::{AseError, Verdict};
 
+/// Nodes the status page tracks (an `ase_server` list longer than this shows the first ones).
+pub const MAX_NODES: usize = 16;
+/// Latency window: `WINDOW_SLOTS` slots of `SLOT_MS` each (one minute).
+pub const WINDOW_SLOTS: usize = 6;
+pub const SLOT_MS: u64 = 10_000;
+/// Upper bounds (ms) of the latency histogram's buckets; the last one catches the rest.
+pub const BUCKET_BOUNDS_MS: [u64; 20] = [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, u64::MAX];
+
+/// The statuses counted one by one; everything else lands in "other".
+pub const STATUS_CODES: [u16; 6] = [200, 400, 401, 403, 503, 0];
+pub const STATUS_SLOTS: usize = STATUS_CODES.len();
+
+const N_ERRORS: usize = AseError::ALL.len();
+const N_VERDICTS: usize = Verdict::ALL.len();
+
+#[repr(C)]
+pub struct LatencySlot {
+    /// Which `SLOT_MS` period this slot holds (`now / SLOT_MS`).
+    epoch: AtomicU64,
+    buckets: [AtomicU64; BUCKET_BOUNDS_MS.len()],
+}
+
+#[repr(C)]
+pub struct NodeStats {
+    pub calls: AtomicU64,
+    pub failures: AtomicU64,
+    /// When a worker last marked the node down (nginx msec), 0 when up.
+    pub down_since_ms: AtomicU64,
+    window: [LatencySlot; WINDOW_SLOTS],
+}
+
+#[repr(C)]
 pub struct Counters {
-    /// Sideband calls started, by kind.
     pub checks: AtomicU64,
     pub reports: AtomicU64,
-    /// ASE answers by status class: index 0 = 2xx-other, see `status_slot`.
     pub status: [AtomicU64; STATUS_SLOTS],
-    /// Failed calls by cause (`AseError as usize`).
-    pub errors: [AtomicU64; AseError::ALL.len()],
-    /// Request verdicts (`Verdict as usize`).
-    pub verdicts: [AtomicU64; Verdict::ALL.len()],
-    /// Fail-opens by cause (`AseError as usize`; `None` = an ASE status that means error).
-    pub fail_open_by_cause: [AtomicU64; AseError::ALL.len()],
+    pub errors: [AtomicU64; N_ERRORS],
+    pub verdicts: [AtomicU64; N_VERDICTS],
+    /// Fail-opens (and fail-closes) by cause; `None` = an ASE status that means error.
+    pub fail_open_by_cause: [AtomicU64; N_ERRORS],
     pub breaker_trips: AtomicU64,
     pub connections_new: AtomicU64,
     pub connections_reused: AtomicU64,
     pub reports_sent: AtomicU64,
     pub reports_dropped_queue_full: AtomicU64,
     pub reports_dropped_unavailable: AtomicU64,
-}
-
-/// The statuses counted one by one; everything else lands in "other".
-pub const STATUS_CODES: [u16; 6] = [200, 400, 401, 403, 503, 0];
-pub const STATUS_SLOTS: usize = STATUS_CODES.len();
-
-pub fn status_slot(status: u16) -> usize {
-    STATUS_CODES.iter().position(|&s| s == status).unwrap_or(STATUS_SLOTS - 1)
+    pub nodes: [NodeStats; MAX_NODES],
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
-const ZERO: AtomicU64 = AtomicU64::new(0);
+const Z: AtomicU64 = AtomicU64::new(0);
 
-pub static COUNTERS: Counters = Counters {
-    checks: ZERO,
-    reports: ZERO,
-    status: [ZERO; STATUS_SLOTS],
-    errors: [ZERO; AseError::ALL.len()],
-    verdicts: [ZERO; Verdict::ALL.len()],
-    fail_open_by_cause: [ZERO; AseError::ALL.len()],
-    breaker_trips: ZERO,
-    connections_new: ZERO,
-    connections_reused: ZERO,
-    reports_sent: ZERO,
-    reports_dropped_queue_full: ZERO,
-    reports_dropped_unavailable: ZERO,
-};
+impl Counters {
+    pub const fn new() -> Counters {
+        const SLOT: LatencySlot = LatencySlot { epoch: Z, buckets: [Z; BUCKET_BOUNDS_MS.len()] };
+        const NODE: NodeStats = NodeStats { calls: Z, failures: Z, down_since_ms: Z, window: [SLOT; WINDOW_SLOTS] };
+        Counters {
+            checks: Z,
+            reports: Z,
+            status: [Z; STATUS_SLOTS],
+            errors: [Z; N_ERRORS],
+            verdicts: [Z; N_VERDICTS],
+            fail_open_by_cause: [Z; N_ERRORS],
+            breaker_trips: Z,
+            connections_new: Z,
+            connections_reused: Z,
+            reports_sent: Z,
+            reports_dropped_queue_full: Z,
+            reports_dropped_unavailable: Z,
+            nodes: [NODE; MAX_NODES],
+        }
+    }
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters::new()
+    }
+}
+
+static LOCAL: Counters = Counters::new();
+static ACTIVE: AtomicPtr<Counters> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The counters this process adds to.
+pub fn counters() -> &'static Counters {
+    // SAFETY: ACTIVE is null or points to counters in a shared zone mapped for the life of
+    // the process (set once in init_process).
+    unsafe { ACTIVE.load(Relaxed).as_ref() }.unwrap_or(&LOCAL)
+}
+
+/// Makes `shared` (in the `ase_zone`) the counters every update goes to.
+pub fn use_shared(shared: &'static Counters) {
+    ACTIVE.store(shared as *const Counters as *mut Counters, Relaxed);
+}
 
 pub fn bump(c: &AtomicU64) {
     c.fetch_add(1, Relaxed);
@@ -59,44 +110,56 @@ pub fn get(c: &AtomicU64) -> u64 {
     c.load(Relaxed)
 }
 
-/// The worker's counters as JSON (the status page's body).
-pub fn to_json(c: &Counters) -> String {
-    let mut s = String::from("{");
-    let field = |s: &mut String, k: &str, v: u64| {
-        if !s.ends_with('{') {
-            s.push(',');
+pub fn status_slot(status: u16) -> usize {
+    STATUS_CODES.iter().position(|&s| s == status).unwrap_or(STATUS_SLOTS - 1)
+}
+
+impl NodeStats {
+    /// Records one call's outcome and latency at time `now` (ms).
+    pub fn record(&self, now: u64, latency_ms: u64, failed: bool) {
+        bump(&self.calls);
+        if failed {
+            bump(&self.failures);
         }
-        s.push_str(&format!("\"{k}\":{v}"));
-    };
-    field(&mut s, "checks", get(&c.checks));
-    field(&mut s, "reports", get(&c.reports));
-    s.push_str(",\"ase_status\":{");
-    for (i, code) in STATUS_CODES.iter().enumerate() {
-        let name = if *code == 0 { "other".to_string() } else { code.to_string() };
-        field(&mut s, &name, get(&c.status[i]));
+        let epoch = now / SLOT_MS;
+        let slot = &self.window[(epoch % WINDOW_SLOTS as u64) as usize];
+        let seen = slot.epoch.load(Relaxed);
+        if seen != epoch && slot.epoch.compare_exchange(seen, epoch, Relaxed, Relaxed).is_ok() {
+            for b in &slot.buckets {
+                b.store(0, Relaxed);
+            }
+        }
+        let i = BUCKET_BOUNDS_MS.iter().position(|&ub| latency_ms <= ub).unwrap_or(BUCKET_BOUNDS_MS.len() - 1);
+        bump(&slot.buckets[i]);
     }
-    s.push_str("},\"errors\":{");
-    for e in AseError::ALL.iter().skip(1) {
-        field(&mut s, e.name(), get(&c.errors[*e as usize]));
+
+    /// The latency quantile `q` (0..1) over the last minute, as a bucket's upper bound in
+    /// ms; `None` without calls in the window.
+    pub fn quantile_ms(&self, now: u64, q: f64) -> Option<u64> {
+        let current = now / SLOT_MS;
+        let mut merged = [0u64; BUCKET_BOUNDS_MS.len()];
+        for slot in &self.window {
+            let e = slot.epoch.load(Relaxed);
+            if e + (WINDOW_SLOTS as u64) > current && e <= current {
+                for (m, b) in merged.iter_mut().zip(&slot.buckets) {
+                    *m += b.load(Relaxed);
+                }
+            }
+        }
+        let total: u64 = merged.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let want = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in merged.iter().enumerate() {
+            seen += n;
+            if seen >= want {
+                return Some(BUCKET_BOUNDS_MS[i].min(BUCKET_BOUNDS_MS[BUCKET_BOUNDS_MS.len() - 2] * 2));
+            }
+        }
+        None
     }
-    s.push_str("},\"verdicts\":{");
-    for v in Verdict::ALL {
-        field(&mut s, v.name(), get(&c.verdicts[v as usize]));
-    }
-    s.push_str("},\"fail_open_by_cause\":{");
-    for e in AseError::ALL {
-        let name = if e == AseError::None { "ase_status" } else { e.name() };
-        field(&mut s, name, get(&c.fail_open_by_cause[e as usize]));
-    }
-    s.push('}');
-    field(&mut s, "breaker_trips", get(&c.breaker_trips));
-    field(&mut s, "connections_new", get(&c.connections_new));
-    field(&mut s, "connections_reused", get(&c.connections_reused));
-    field(&mut s, "reports_sent", get(&c.reports_sent));
-    field(&mut s, "reports_dropped_queue_full", get(&c.reports_dropped_queue_full));
-    field(&mut s, "reports_dropped_unavailable", get(&c.reports_dropped_unavailable));
-    s.push('}');
-    s
 }
 
 #[cfg(test)]
@@ -104,26 +167,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_is_well_formed() {
-        let c = Counters {
-            checks: AtomicU64::new(3),
-            reports: ZERO,
-            status: [ZERO; STATUS_SLOTS],
-            errors: [ZERO; AseError::ALL.len()],
-            verdicts: [ZERO; Verdict::ALL.len()],
-            fail_open_by_cause: [ZERO; AseError::ALL.len()],
-            breaker_trips: ZERO,
-            connections_new: ZERO,
-            connections_reused: ZERO,
-            reports_sent: ZERO,
-            reports_dropped_queue_full: ZERO,
-            reports_dropped_unavailable: ZERO,
-        };
-        bump(&c.status[status_slot(403)]);
-        bump(&c.status[status_slot(302)]);
-        let json = to_json(&c);
-        assert!(json.starts_with("{\"checks\":3,"), "{json}");
-        assert!(json.contains("\"ase_status\":{\"200\":0,\"400\":0,\"401\":0,\"403\":1,\"503\":0,\"other\":1}"), "{json}");
-        assert!(json.contains("\"verdicts\":{\"allow\":0,\"block\":0,\"fail_open\":0,\"fail_closed\":0,\"skip\":0}"), "{json}");
+    fn statuses_have_slots() {
+        assert_eq!(STATUS_CODES[status_slot(403)], 403);
+        assert_eq!(status_slot(302), STATUS_SLOTS - 1);
+    }
+
+    #[test]
+    fn latency_quantiles_over_the_window() {
+        let c = Counters::new();
+        let n = &c.nodes[0];
+        for _ in 0..98 {
+            n.record(1_000, 2, false);
+        }
+        n.record(1_000, 40, false);
+        n.record(1_000, 400, true);
+        assert_eq!(n.quantile_ms(1_000, 0.5), Some(2));
+        assert_eq!(n.quantile_ms(1_000, 0.99), Some(50));
+        assert_eq!(n.quantile_ms(1_000, 1.0), Some(500));
+        assert_eq!((get(&n.calls), get(&n.failures)), (100, 1));
+        // a minute later the old slot no longer counts
+        assert_eq!(n.quantile_ms(1_000 + 60_000, 0.5), None);
+        n.record(75_000, 7, false);
+        assert_eq!(n.quantile_ms(75_000, 0.5), Some(7));
+    }
+
+    #[test]
+    fn shared_counters_take_over() {
+        static SHARED: Counters = Counters::new();
+        bump(&counters().checks);
+        use_shared(&SHARED);
+        bump(&counters().checks);
+        assert_eq!(get(&SHARED.checks), 1);
     }
 }

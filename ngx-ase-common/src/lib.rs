@@ -9,6 +9,7 @@ pub mod conf;
 pub mod counters;
 pub mod nodes;
 pub mod settings;
+pub mod status_json;
 #[cfg(not(test))]
 mod api;
 #[cfg(not(test))]
@@ -25,6 +26,8 @@ mod directives;
 mod status_page;
 #[cfg(not(test))]
 mod tls;
+#[cfg(not(test))]
+mod zone;
 #[cfg(not(test))]
 mod module;
 

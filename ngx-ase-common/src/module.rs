@@ -54,7 +54,7 @@ const fn command(name: ngx_str_t, type_: u32, set: SetFn, conf: usize, offset: u
     }
 }
 
-static mut COMMANDS: [ngx_command_t; 12] = [
+static mut COMMANDS: [ngx_command_t; 13] = [
     command(ngx_string!("ase_server"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
         crate::directives::set_server, NGX_HTTP_MAIN_CONF_OFFSET, 0),
     command(ngx_string!("ase_token_file"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
@@ -73,6 +73,8 @@ static mut COMMANDS: [ngx_command_t; 12] = [
         ngx_conf_set_str_slot, NGX_HTTP_MAIN_CONF_OFFSET, offset_of!(MainConf, ssl_trusted_certificate)),
     command(ngx_string!("ase_response_queue"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
         ngx_conf_set_num_slot, NGX_HTTP_MAIN_CONF_OFFSET, offset_of!(MainConf, response_queue)),
+    command(ngx_string!("ase_zone"), NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_TAKE2,
+        crate::zone::set_zone, NGX_HTTP_MAIN_CONF_OFFSET, 0),
     command(ngx_string!("ase_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
         crate::directives::set_status, NGX_HTTP_LOC_CONF_OFFSET, 0),
     // Sentinels: nginx stops at the first command with an empty name.

@@ -1,5 +1,6 @@
-//! The `ase_status` content handler (unsafe glue): answers with this worker's counters as
-//! JSON. (A view across all workers needs the shared zone of issue #8.)
+//! The `ase_status` content handler (unsafe glue): the counters (all workers' with
+//! `ase_zone`, else this worker's) and node health, as JSON or, with `?format=prometheus`,
+//! Prometheus text.
 
 use core::ptr;
 
@@ -10,7 +11,9 @@ use nginx_sys::{
 };
 use ngx_ase_glue::panic::guard;
 
-use crate::counters::{to_json, COUNTERS};
+use crate::channel::Channel;
+use crate::counters::counters;
+use crate::status_json::{to_json, to_prometheus, NodeView, PageInput};
 
 pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     let log = (*(*r).connection).log;
@@ -19,20 +22,36 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         if method & (nginx_sys::NGX_HTTP_GET | nginx_sys::NGX_HTTP_HEAD) == 0 {
             return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
         }
-        let body = to_json(&COUNTERS);
-        send_json(r, body.as_bytes())
+        let ch = Channel::get();
+        let conf = <crate::Module as ngx::http::HttpModuleMainConf>::main_conf(&*r);
+        let nodes = conf
+            .map(|c| c.servers.iter().map(|s| (s.url.to_string(), s.backup)).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let input = PageInput {
+            counters: counters(),
+            nodes: nodes.iter().map(|(u, b)| NodeView { url: u, backup: *b }).collect(),
+            breaker_open: ch.as_ref().is_some_and(|c| c.health.borrow().breaker_open()),
+            now_ms: crate::log::now_ms(),
+            shared: conf.is_some_and(|c| !c.zone.is_null()),
+        };
+        let args = (*r).args.as_bytes();
+        if args.split(|&b| b == b'&').any(|a| a == b"format=prometheus") {
+            send(r, to_prometheus(&input).as_bytes(), &ngx::ngx_string!("text/plain; version=0.0.4; charset=utf-8"))
+        } else {
+            send(r, to_json(&input).as_bytes(), &ngx::ngx_string!("application/json"))
+        }
     })
 }
 
-/// Sends a 200 `application/json` response with `body`.
-unsafe fn send_json(r: *mut ngx_http_request_t, body: &[u8]) -> ngx_int_t {
+/// Sends a 200 response with `body` of `content_type`.
+unsafe fn send(r: *mut ngx_http_request_t, body: &[u8], content_type: &nginx_sys::ngx_str_t) -> ngx_int_t {
     let rc = nginx_sys::ngx_http_discard_request_body(r);
     if rc != NGX_OK as ngx_int_t {
         return rc;
     }
     (*r).headers_out.status = 200;
     (*r).headers_out.content_length_n = body.len() as _;
-    (*r).headers_out.content_type = ngx::ngx_string!("application/json");
+    (*r).headers_out.content_type = *content_type;
     (*r).headers_out.content_type_len = (*r).headers_out.content_type.len;
     let rc = ngx_http_send_header(r);
     if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || (*r).header_only() != 0 {

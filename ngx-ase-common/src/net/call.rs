@@ -9,7 +9,7 @@ use hyper::client::conn::http1;
 use ngx_ase_shared::abi::AseError;
 
 use crate::channel::{Channel, Pooled};
-use crate::counters::{bump, status_slot, COUNTERS};
+use crate::counters::{bump, counters, status_slot};
 use crate::log;
 use crate::net::peer::{ConnectError, PeerIo};
 use crate::nodes::{Pick, Transition};
@@ -34,18 +34,26 @@ pub async fn call(ch: Rc<Channel>, spec: CallSpec) -> Result<u16, AseError> {
             Pick::Node { index, probe } => (index, probe),
             Pick::Unavailable { tripped } => {
                 if tripped {
-                    bump(&COUNTERS.breaker_trips);
+                    bump(&counters().breaker_trips);
                     log::warn("ase: every ASE node is down; answering \"unavailable\" at once until one comes back");
                 }
                 return Err(if tried.is_empty() { AseError::Unavailable } else { last_error });
             }
         };
         let guard = ProbeGuard { ch: &ch, index, armed: probe };
+        let started = log::now_ms();
         let outcome = exchange(&ch, index, &spec).await;
         guard.disarm();
+        if let Some(stats) = counters().nodes.get(index) {
+            let failed = match outcome {
+                Ok(status) => status >= 500 && status != 503,
+                Err(_) => true,
+            };
+            stats.record(log::now_ms(), log::now_ms().saturating_sub(started), failed);
+        }
         match outcome {
             Ok(status) => {
-                bump(&COUNTERS.status[status_slot(status)]);
+                bump(&counters().status[status_slot(status)]);
                 let node_failed = status >= 500 && status != 503;
                 let t = if node_failed {
                     ch.health.borrow_mut().failed(index, log::now_ms())
@@ -56,7 +64,7 @@ pub async fn call(ch: Rc<Channel>, spec: CallSpec) -> Result<u16, AseError> {
                 return Ok(status);
             }
             Err(e) => {
-                bump(&COUNTERS.errors[e as usize]);
+                bump(&counters().errors[e as usize]);
                 let t = ch.health.borrow_mut().failed(index, log::now_ms());
                 report_transition(&ch, index, t, e.name());
                 last_error = e;
@@ -68,9 +76,20 @@ pub async fn call(ch: Rc<Channel>, spec: CallSpec) -> Result<u16, AseError> {
 
 fn report_transition(ch: &Channel, index: usize, t: Transition, why: &str) {
     let name = &ch.nodes[index].display;
+    let down_since = counters().nodes.get(index).map(|n| &n.down_since_ms);
     match t {
-        Transition::WentDown => log::warn(&format!("ase: node {name} is down ({why})")),
-        Transition::CameBack => log::notice(&format!("ase: node {name} is back")),
+        Transition::WentDown => {
+            log::warn(&format!("ase: node {name} is down ({why})"));
+            if let Some(d) = down_since {
+                d.store(log::now_ms().max(1), std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Transition::CameBack => {
+            log::notice(&format!("ase: node {name} is back"));
+            if let Some(d) = down_since {
+                d.store(0, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         Transition::None => {}
     }
 }
@@ -103,7 +122,7 @@ async fn exchange(ch: &Channel, index: usize, spec: &CallSpec) -> Result<u16, As
     // failed for a connection the ASE closed while it was idle).
     let mut conn = match take_idle(ch, index).await {
         Some(mut p) => {
-            bump(&COUNTERS.connections_reused);
+            bump(&counters().connections_reused);
             match p.sender.try_send_request(build_request(ch, index, spec)).await {
                 Ok(resp) => return finish(ch, index, p, resp).await,
                 Err(_) => {
@@ -184,7 +203,7 @@ async fn connect(ch: &Channel, index: usize, spec: &CallSpec) -> Result<Pooled, 
         let _ = connection.await;
     })
     .detach();
-    bump(&COUNTERS.connections_new);
+    bump(&counters().connections_new);
     Ok(Pooled { sender, link })
 }
 

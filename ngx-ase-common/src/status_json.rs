@@ -1,0 +1,172 @@
+//! The status page's body: JSON (default) or Prometheus text, from the counters and this
+//! worker's view of the nodes. Safe Rust.
+
+use std::fmt::Write;
+
+use ngx_ase_shared::abi::{AseError, Verdict};
+
+use crate::counters::{get, Counters, MAX_NODES, STATUS_CODES};
+
+/// One node as the page shows it.
+pub struct NodeView<'a> {
+    pub url: &'a str,
+    pub backup: bool,
+}
+
+pub struct PageInput<'a> {
+    pub counters: &'a Counters,
+    pub nodes: Vec<NodeView<'a>>,
+    pub breaker_open: bool,
+    pub now_ms: u64,
+    /// Whether the counters are the zone's (all workers) or this worker's.
+    pub shared: bool,
+}
+
+fn status_name(code: u16) -> String {
+    if code == 0 { "other".to_string() } else { code.to_string() }
+}
+
+fn error_name(e: AseError) -> &'static str {
+    if e == AseError::None { "ase_status" } else { e.name() }
+}
+
+fn json_escape(s: &str) -> String {
+    let mut out = Vec::new();
+    ngx_ase_shared::json::write_str(&mut out, s.as_bytes());
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn to_json(p: &PageInput<'_>) -> String {
+    let c = p.counters;
+    let mut s = String::with_capacity(2048);
+    let _ = write!(s, "{{\"scope\":\"{}\",", if p.shared { "all_workers" } else { "this_worker" });
+    let _ = write!(s, "\"checks\":{},\"reports\":{},", get(&c.checks), get(&c.reports));
+    s.push_str("\"ase_status\":{");
+    let items: Vec<String> = STATUS_CODES.iter().enumerate()
+        .map(|(i, code)| format!("\"{}\":{}", status_name(*code), get(&c.status[i]))).collect();
+    s.push_str(&items.join(","));
+    s.push_str("},\"errors\":{");
+    let items: Vec<String> = AseError::ALL.iter().skip(1)
+        .map(|e| format!("\"{}\":{}", e.name(), get(&c.errors[*e as usize]))).collect();
+    s.push_str(&items.join(","));
+    s.push_str("},\"verdicts\":{");
+    let items: Vec<String> = Verdict::ALL.iter()
+        .map(|v| format!("\"{}\":{}", v.name(), get(&c.verdicts[*v as usize]))).collect();
+    s.push_str(&items.join(","));
+    s.push_str("},\"fail_open_by_cause\":{");
+    let items: Vec<String> = AseError::ALL.iter()
+        .map(|e| format!("\"{}\":{}", error_name(*e), get(&c.fail_open_by_cause[*e as usize]))).collect();
+    s.push_str(&items.join(","));
+    let _ = write!(
+        s,
+        "}},\"breaker\":\"{}\",\"breaker_trips\":{},\"connections_new\":{},\"connections_reused\":{},\
+         \"reports_sent\":{},\"reports_dropped_queue_full\":{},\"reports_dropped_unavailable\":{},\"nodes\":[",
+        if p.breaker_open { "open" } else { "closed" },
+        get(&c.breaker_trips), get(&c.connections_new), get(&c.connections_reused),
+        get(&c.reports_sent), get(&c.reports_dropped_queue_full), get(&c.reports_dropped_unavailable)
+    );
+    for (i, n) in p.nodes.iter().enumerate().take(MAX_NODES) {
+        let st = &c.nodes[i];
+        let q = |x| st.quantile_ms(p.now_ms, x).map(|v| v.to_string()).unwrap_or_else(|| "null".into());
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            "{{\"url\":{},\"backup\":{},\"state\":\"{}\",\"calls\":{},\"failures\":{},\"latency_ms\":{{\"p50\":{},\"p99\":{}}}}}",
+            json_escape(n.url), n.backup,
+            if get(&st.down_since_ms) != 0 { "down" } else { "up" },
+            get(&st.calls), get(&st.failures), q(0.5), q(0.99)
+        );
+    }
+    s.push_str("]}");
+    s
+}
+
+/// Prometheus text exposition, named like nginx-prometheus-exporter's metrics
+/// (`nginx_<module>_<what>_<unit>`, counters ending in `_total`).
+pub fn to_prometheus(p: &PageInput<'_>) -> String {
+    let c = p.counters;
+    let mut s = String::with_capacity(4096);
+    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, u64)>| {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(s, "{name}{labels} {v}");
+        }
+    };
+    let one = |v: u64| vec![(String::new(), v)];
+    family("nginx_ase_checks_total", "counter", "Request checks started (POST /ase/request).", one(get(&c.checks)));
+    family("nginx_ase_reports_total", "counter", "Response reports offered (POST /ase/response).", one(get(&c.reports)));
+    family("nginx_ase_responses_total", "counter", "ASE answers by status.",
+        STATUS_CODES.iter().enumerate().map(|(i, code)| (format!("{{status=\"{}\"}}", status_name(*code)), get(&c.status[i]))).collect());
+    family("nginx_ase_errors_total", "counter", "Sideband calls that got no usable answer, by cause.",
+        AseError::ALL.iter().skip(1).map(|e| (format!("{{cause=\"{}\"}}", e.name()), get(&c.errors[*e as usize]))).collect());
+    family("nginx_ase_verdicts_total", "counter", "Request verdicts.",
+        Verdict::ALL.iter().map(|v| (format!("{{verdict=\"{}\"}}", v.name()), get(&c.verdicts[*v as usize]))).collect());
+    family("nginx_ase_fail_open_total", "counter", "Requests let through (or refused, in fail-closed mode) because of an ASE error, by cause.",
+        AseError::ALL.iter().map(|e| (format!("{{cause=\"{}\"}}", error_name(*e)), get(&c.fail_open_by_cause[*e as usize]))).collect());
+    family("nginx_ase_breaker_trips_total", "counter", "Times every ASE node was found down.", one(get(&c.breaker_trips)));
+    family("nginx_ase_breaker_open", "gauge", "1 while this worker's circuit breaker is open.", one(p.breaker_open as u64));
+    family("nginx_ase_connections_total", "counter", "Sideband connections used, new or reused from the keep-alive pool.",
+        vec![("{kind=\"new\"}".into(), get(&c.connections_new)), ("{kind=\"reused\"}".into(), get(&c.connections_reused))]);
+    family("nginx_ase_reports_sent_total", "counter", "Response reports the ASE answered.", one(get(&c.reports_sent)));
+    family("nginx_ase_reports_dropped_total", "counter", "Response reports dropped, by reason.",
+        vec![("{reason=\"queue_full\"}".into(), get(&c.reports_dropped_queue_full)), ("{reason=\"unavailable\"}".into(), get(&c.reports_dropped_unavailable))]);
+    let node_label = |n: &NodeView<'_>| format!("node=\"{}\"", n.url.replace('\\', "\\\\").replace('"', "\\\""));
+    family("nginx_ase_node_up", "gauge", "1 when the ASE node is up.",
+        p.nodes.iter().enumerate().take(MAX_NODES).map(|(i, n)| (format!("{{{}}}", node_label(n)), (get(&c.nodes[i].down_since_ms) == 0) as u64)).collect());
+    family("nginx_ase_node_calls_total", "counter", "Sideband calls per ASE node.",
+        p.nodes.iter().enumerate().take(MAX_NODES).map(|(i, n)| (format!("{{{}}}", node_label(n)), get(&c.nodes[i].calls))).collect());
+    family("nginx_ase_node_failures_total", "counter", "Failed sideband calls per ASE node.",
+        p.nodes.iter().enumerate().take(MAX_NODES).map(|(i, n)| (format!("{{{}}}", node_label(n)), get(&c.nodes[i].failures))).collect());
+    let mut lat = Vec::new();
+    for (i, n) in p.nodes.iter().enumerate().take(MAX_NODES) {
+        for q in [0.5, 0.99] {
+            if let Some(ms) = c.nodes[i].quantile_ms(p.now_ms, q) {
+                lat.push((format!("{{{},quantile=\"{}\"}}", node_label(n), q), ms));
+            }
+        }
+    }
+    let _ = writeln!(s, "# HELP nginx_ase_node_latency_milliseconds Sideband call latency per node over the last minute (histogram bucket bounds).\n# TYPE nginx_ase_node_latency_milliseconds gauge");
+    for (labels, v) in lat {
+        let _ = writeln!(s, "nginx_ase_node_latency_milliseconds{labels} {v}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::bump;
+
+    fn page(c: &Counters) -> PageInput<'_> {
+        PageInput { counters: c, nodes: vec![NodeView { url: "http://a:1", backup: false }], breaker_open: false, now_ms: 5_000, shared: true }
+    }
+
+    #[test]
+    fn json_parses_and_counts() {
+        let c = Counters::new();
+        bump(&c.checks);
+        bump(&c.status[crate::counters::status_slot(403)]);
+        c.nodes[0].record(5_000, 3, false);
+        let v: serde_json::Value = serde_json::from_str(&to_json(&page(&c))).expect("valid JSON");
+        assert_eq!(v["checks"], 1);
+        assert_eq!(v["ase_status"]["403"], 1);
+        assert_eq!(v["nodes"][0]["url"], "http://a:1");
+        assert_eq!(v["nodes"][0]["latency_ms"]["p50"], 3);
+        assert_eq!(v["scope"], "all_workers");
+    }
+
+    #[test]
+    fn prometheus_lines_are_well_formed() {
+        let c = Counters::new();
+        bump(&c.verdicts[Verdict::Block as usize]);
+        let text = to_prometheus(&page(&c));
+        assert!(text.contains("nginx_ase_verdicts_total{verdict=\"block\"} 1\n"), "{text}");
+        assert!(text.contains("nginx_ase_node_up{node=\"http://a:1\"} 1\n"), "{text}");
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = line.rsplit_once(' ').expect("name and value");
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}
