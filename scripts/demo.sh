@@ -56,8 +56,14 @@ show "   ... while alice still passes." \
      "curl -s -o /dev/null -w '%{http_code}\n' -H 'Authorization: Bearer alice-token' $api/api/orders"
 show "4. What the ASE received (the double's records; request and response share a correlation ID):" \
      "curl -s http://$ADMIN/records | python3 -c 'import json,sys; [print(r[\"kind\"], r[\"status\"], r[\"correlation_id\"]) for r in json.load(sys.stdin)[\"records\"]]'"
-show "5. nginx's access log with \$ase_verdict, \$ase_correlation_id and \$ase_time:" \
+show "5. The ASE goes away (the double is stopped): calls fail open, quickly, and are counted ..." \
+     "kill ${pids[0]}; sleep 0.2; for i in 1 2 3; do curl -s -o /dev/null -w '%{http_code} in %{time_total}s\\n' -H 'Authorization: Bearer bob-token' $api/api/orders; done"
+show "   ... and nginx logged the node going down once, not once per request:" \
+     "grep -E 'node .* is down|every ASE node is down' $dir/logs/error.log | sed 's/^.*\\] //'"
+show "6. nginx's access log with \$ase_verdict, \$ase_correlation_id and \$ase_time:" \
      "cat $dir/logs/access.log"
+show "7. The status page (ase_status; counters of all workers through ase_zone):" \
+     "curl -s $api/ase-status | python3 -m json.tool | head -40"
 
 if [ $keep -eq 1 ]; then
     echo "Left running: API $api  ASE admin http://$ADMIN  prefix $dir"

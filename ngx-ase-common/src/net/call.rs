@@ -33,6 +33,7 @@ pub async fn call(ch: Rc<Channel>, spec: CallSpec) -> Result<u16, AseError> {
         let (index, probe) = match pick {
             Pick::Node { index, probe } => (index, probe),
             Pick::Unavailable { tripped } => {
+                bump(&counters().errors[AseError::Unavailable as usize]);
                 if tripped {
                     bump(&counters().breaker_trips);
                     log::warn("ase: every ASE node is down; answering \"unavailable\" at once until one comes back");
