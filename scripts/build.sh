@@ -6,21 +6,40 @@
 #                                       build/vendored/modules/
 #   scripts/build.sh --nginx system     against the nginx on PATH (Debian's, with nginx-dev);
 #                                       modules in build/system/modules/
+#   scripts/build.sh --static [FLAGS]   NGINX 1.28 from the nginx-src crate with the three
+#                                       modules compiled in (./configure --add-module), at
+#                                       build/static/sbin/nginx; no load_module needed.
+#                                       Also: --nginx static
 #   --debug                             cargo's dev profile instead of release
+#
+# Static build flags, added to ./configure's (--with-compat --with-http_ssl_module
+# --with-http_v2_module --with-http_realip_module --with-threads --prefix=build/static):
+#   --with-cc-opt=OPTS, --with-ld-opt=OPTS (or --with-cc-opt OPTS), any other --with-* or
+#   --without-* flag, and everything after `--`, e.g. a distribution's own flags:
+#   scripts/build.sh --static -- --prefix=/usr/share/nginx --conf-path=/etc/nginx/nginx.conf
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
 flavour=vendored
 profile=release
+configure_extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --nginx) flavour="${2:-}"; shift 2 ;;
         --nginx=*) flavour="${1#*=}"; shift ;;
+        --static) flavour=static; shift ;;
         --debug) profile=debug; shift ;;
-        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --with-cc-opt|--with-ld-opt)
+            [ $# -ge 2 ] || die "$1 needs a value"
+            configure_extra+=("$1=$2"); shift 2 ;;
+        --with-*|--without-*) configure_extra+=("$1"); shift ;;
+        --) shift; configure_extra+=("$@"); break ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
+[ ${#configure_extra[@]} -eq 0 ] || [ "$flavour" = static ] \
+    || die "configure flags (${configure_extra[*]}) apply to --static builds only"
 
 ensure_rust
 ensure_packages "${BUILD_PACKAGES[@]}"
@@ -69,7 +88,59 @@ case "$flavour" in
         mkdir -p "$out/sbin"
         ln -sfn "$nginx_bin" "$out/sbin/nginx"
         ;;
-    *) die "--nginx takes vendored or system, not '$flavour'" ;;
+    static)
+        # nginx-src's copy of the NGINX sources (downloaded by cargo like any crate); cargo
+        # metadata only lists it when the `vendored` features are on.
+        crate_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --all-features \
+            | grep -o '"manifest_path":"[^"]*/nginx-src-[^"/]*/Cargo.toml"' | head -n1 \
+            | sed -e 's/^"manifest_path":"//' -e 's|/Cargo.toml"$||')
+        [ -n "$crate_dir" ] && [ -f "$crate_dir/nginx/src/core/nginx.h" ] \
+            || die "the nginx-src crate's sources were not found (cargo metadata)"
+        version=$(sed -n 's/^#define NGINX_VERSION *"\(.*\)"/\1/p' "$crate_dir/nginx/src/core/nginx.h")
+        configure_args=(--with-compat --with-http_ssl_module --with-http_v2_module
+            --with-http_realip_module --with-threads)
+        case " ${configure_extra[*]} " in
+            *" --prefix="*) ;;
+            *) configure_args+=("--prefix=$out") ;;
+        esac
+        configure_args+=("${configure_extra[@]}")
+        # The common module first: the other two look it up and need it before them.
+        configure_args+=("--add-module=$ROOT/ngx-ase-common" "--add-module=$ROOT/ngx-ase-request"
+            "--add-module=$ROOT/ngx-ase-response")
+        cargo_profile=release
+        [ "$profile" = debug ] && cargo_profile=dev
+        # Read by ngx-ase-static/auto/ngx_ase when configure runs.
+        NGX_ASE_CARGO=$(command -v cargo)
+        export NGX_ASE_CARGO NGX_ASE_PROFILE="$cargo_profile" NGX_ASE_TARGET_DIR="$ROOT/target/static"
+        tree="$out/nginx-src"
+        stamp="nginx $version from $crate_dir; $NGX_ASE_CARGO $cargo_profile $NGX_ASE_TARGET_DIR; $(printf '%q ' "${configure_args[@]}")"
+        if [ ! -f "$tree/objs/Makefile" ] || [ "$(cat "$tree/.ngx-ase-configured" 2>/dev/null)" != "$stamp" ]; then
+            say "configuring a copy of NGINX $version with the modules compiled in"
+            # A fresh copy each time: the registry's copy stays untouched, and no object
+            # from another configuration survives.
+            rm -rf "$tree" && cp -a "$crate_dir/nginx" "$tree"
+            rm -f "$tree/Makefile"
+            (cd "$tree" && auto/configure "${configure_args[@]}" >"$out/configure.log" 2>&1) \
+                || { tail -n 20 "$out/configure.log" >&2; die "nginx configure failed; see $out/configure.log"; }
+            echo "$stamp" > "$tree/.ngx-ase-configured"
+        fi
+        say "building NGINX $version with the modules (cargo, then make; log: $out/make.log)"
+        make -C "$tree" -j"$(nproc)" >"$out/make.log" 2>&1 \
+            || { tail -n 40 "$out/make.log" >&2; die "the static build failed; see $out/make.log"; }
+        mkdir -p "$out/sbin"
+        install -m 0755 "$tree/objs/nginx" "$out/sbin/nginx.new.$$" && mv -f "$out/sbin/nginx.new.$$" "$out/sbin/nginx"
+        rmdir "$out/modules" 2>/dev/null || true
+        built_with=$("$out/sbin/nginx" -V 2>&1) || die "$out/sbin/nginx -V failed: $built_with"
+        for m in ngx-ase-common ngx-ase-request ngx-ase-response; do
+            case "$built_with" in
+                *"--add-module=$ROOT/$m"*) ;;
+                *) die "$out/sbin/nginx -V does not list $m" ;;
+            esac
+        done
+        say "built: $out/sbin/nginx (NGINX $version, the modules compiled in: see nginx -V)"
+        exit 0
+        ;;
+    *) die "--nginx takes vendored, system or static, not '$flavour'" ;;
 esac
 
 # Install with a new inode (write, then rename): replacing a loaded .so in place crashes

@@ -4,12 +4,12 @@
 # Installs what is missing (Debian packages) when run as root.
 #
 #   scripts/test.sh                 everything
-#   scripts/test.sh --flavour F     integration tests against one build only (vendored|system)
+#   scripts/test.sh --flavour F     integration tests against one build only (vendored|system|static)
 #   scripts/test.sh -- FILTER       passes FILTER to the integration tests (cargo test FILTER)
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
-flavours=(vendored system)
+flavours=(vendored system static)
 filter=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -38,7 +38,11 @@ run() {
 }
 
 for f in "${flavours[@]}"; do
-    "$ROOT/scripts/build.sh" --nginx "$f"
+    case "$f" in
+        # --with-debug, as the vendored build has it: the tests' debug-level checks run too.
+        static) "$ROOT/scripts/build.sh" --static --with-debug ;;
+        *) "$ROOT/scripts/build.sh" --nginx "$f" ;;
+    esac
 done
 say "building the ASE test double"
 (cd "$ROOT" && cargo build --release -p ase-double --target-dir "$ROOT/target/double")

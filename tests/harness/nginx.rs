@@ -22,8 +22,17 @@ pub fn binary_and_modules() -> (PathBuf, PathBuf) {
     (bin, dir.join("modules"))
 }
 
-/// The three `load_module` lines for the flavour under test.
+/// Whether the flavour under test has the modules compiled in (`scripts/build.sh
+/// --static`): then nginx must not be given `load_module` for them.
+pub fn modules_compiled_in() -> bool {
+    flavour() == "static"
+}
+
+/// The three `load_module` lines for the flavour under test (none for a static build).
 pub fn load_modules() -> String {
+    if modules_compiled_in() {
+        return String::new();
+    }
     let (_, modules) = binary_and_modules();
     MODULE_FILES
         .iter()
