@@ -152,5 +152,8 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 }
 
 pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
-    guard((*cycle).log, "exit_process", (), || Channel::shutdown())
+    guard((*cycle).log, "exit_process", (), || {
+        Channel::shutdown();
+        crate::net::peer::close_all();
+    })
 }

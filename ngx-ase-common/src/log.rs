@@ -11,6 +11,12 @@ pub fn now_ms() -> u64 {
     unsafe { ngx_current_msec as u64 }
 }
 
+/// Whether the worker is shutting down (graceful quit or reload) or terminating.
+pub fn worker_exiting() -> bool {
+    // SAFETY: plain flags nginx sets on this same thread.
+    unsafe { nginx_sys::ngx_exiting != 0 || nginx_sys::ngx_terminate != 0 }
+}
+
 fn at(level: u32, msg: &str) {
     // SAFETY: the cycle and its log live as long as the worker.
     unsafe {

@@ -46,6 +46,8 @@ pub enum Pick {
     /// Every node is down: answer "unavailable" without trying. `tripped` = this call
     /// opened the breaker (it was closed before).
     Unavailable { tripped: bool },
+    /// This call already tried every node it may use (the breaker is not involved).
+    Exhausted,
 }
 
 impl Nodes {
@@ -100,6 +102,9 @@ impl Nodes {
                 self.health[index].probing = true;
                 return Pick::Node { index, probe: true };
             }
+        }
+        if !tried.is_empty() {
+            return Pick::Exhausted;
         }
         let tripped = !self.breaker_open;
         self.breaker_open = true;
@@ -199,6 +204,13 @@ mod tests {
         assert!(!n.is_down(0, 20_200));
         assert_eq!(n.failed(0, 20_200), Transition::WentDown);
         assert!(n.is_down(0, 20_300));
+    }
+
+    #[test]
+    fn running_out_of_nodes_within_a_call_is_not_the_breaker() {
+        let mut n = Nodes::new(vec![policy(false, 0)]);
+        assert_eq!(n.pick(0, &[0]), Pick::Exhausted);
+        assert!(!n.breaker_open());
     }
 
     #[test]

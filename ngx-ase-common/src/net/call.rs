@@ -32,13 +32,14 @@ pub async fn call(ch: Rc<Channel>, spec: CallSpec) -> Result<u16, AseError> {
         let pick = ch.health.borrow_mut().pick(log::now_ms(), &tried);
         let (index, probe) = match pick {
             Pick::Node { index, probe } => (index, probe),
+            Pick::Exhausted => return Err(last_error),
             Pick::Unavailable { tripped } => {
                 bump(&counters().errors[AseError::Unavailable as usize]);
                 if tripped {
                     bump(&counters().breaker_trips);
                     log::warn("ase: every ASE node is down; answering \"unavailable\" at once until one comes back");
                 }
-                return Err(if tried.is_empty() { AseError::Unavailable } else { last_error });
+                return Err(AseError::Unavailable);
             }
         };
         let guard = ProbeGuard { ch: &ch, index, armed: probe };
@@ -149,10 +150,10 @@ async fn finish(
     resp: hyper::Response<hyper::body::Incoming>,
 ) -> Result<u16, AseError> {
     let status = resp.status().as_u16();
-    Limited::new(resp.into_body(), MAX_ANSWER_BODY)
-        .collect()
-        .await
-        .map_err(|_| AseError::BadAnswer)?;
+    Limited::new(resp.into_body(), MAX_ANSWER_BODY).collect().await.map_err(|e| {
+        // Too large is a bad answer; a body cut short is a connection that broke.
+        if e.is::<http_body_util::LengthLimitError>() { AseError::BadAnswer } else { AseError::Reset }
+    })?;
     give_back(ch, index, conn);
     Ok(status)
 }
@@ -172,7 +173,8 @@ async fn take_idle(ch: &Channel, index: usize) -> Option<Pooled> {
 }
 
 fn give_back(ch: &Channel, index: usize, p: Pooled) {
-    if ch.keepalive == 0 || p.sender.is_closed() || !p.link.is_open() {
+    if ch.keepalive == 0 || p.sender.is_closed() || !p.link.is_open() || log::worker_exiting() {
+        // Dropping it closes the connection (an exiting worker must leave no socket open).
         return;
     }
     let mut idle = ch.nodes[index].idle.borrow_mut();

@@ -25,9 +25,41 @@ use nginx_sys::{
 
 /// Shared between a pooled sender and its connection: lets the pool mark the socket idle
 /// (reusable) or busy without owning it. Null once the connection is closed.
-#[derive(Default)]
 pub struct ConnLink {
     conn: Cell<*mut ngx_connection_t>,
+    /// The connection's owner, so an exiting worker can close it (see `close_all`).
+    peer: Cell<*mut PeerConn>,
+}
+
+thread_local! {
+    /// Every connection this worker opened, to close what is left when it exits.
+    static OPEN: std::cell::RefCell<(Vec<std::rc::Weak<ConnLink>>, usize)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
+}
+
+fn register(link: &Rc<ConnLink>) {
+    OPEN.with(|o| {
+        let mut o = o.borrow_mut();
+        o.1 += 1;
+        if o.1 % 256 == 0 {
+            o.0.retain(|w| w.strong_count() > 0);
+        }
+        o.0.push(Rc::downgrade(link));
+    });
+}
+
+/// Closes every sideband connection still open (worker exit). nginx's event loop has
+/// stopped, so no task will touch them again; nginx would otherwise report each one as an
+/// "open socket left".
+pub fn close_all() {
+    let links: Vec<Rc<ConnLink>> = OPEN.with(|o| o.borrow_mut().0.drain(..).filter_map(|w| w.upgrade()).collect());
+    for link in links {
+        let peer = link.peer.get();
+        if !link.conn.get().is_null() && !peer.is_null() {
+            // SAFETY: the PeerConn is alive while its connection is open (close() clears
+            // `conn` before the PeerConn goes away).
+            unsafe { (*peer).close() };
+        }
+    }
 }
 
 impl ConnLink {
@@ -124,8 +156,11 @@ impl PeerConn {
             sockaddr: unsafe { core::mem::zeroed() },
             read_waker: None,
             write_waker: None,
-            link: Rc::new(ConnLink::default()),
+            link: Rc::new(ConnLink { conn: Cell::new(ptr::null_mut()), peer: Cell::new(ptr::null_mut()) }),
         });
+        let raw: *mut PeerConn = &mut *p;
+        p.link.peer.set(raw);
+        register(&p.link);
         let socklen = write_sockaddr(&addr, &mut p.sockaddr);
         p.name = ngx_str_t { len: p.name_bytes.len(), data: p.name_bytes.as_mut_ptr() };
         p.log.action = c"talking to the ASE".as_ptr() as *mut _;
@@ -269,6 +304,7 @@ impl PeerConn {
 impl Drop for PeerConn {
     fn drop(&mut self) {
         self.close();
+        self.link.peer.set(ptr::null_mut());
         if !self.pool.is_null() {
             // SAFETY: created in `new`, used only by this connection.
             unsafe { ngx_destroy_pool(self.pool) };
