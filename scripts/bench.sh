@@ -1,0 +1,580 @@
+#!/usr/bin/env bash
+# Benchmarks the ngx-ase modules on loopback and writes the results (BENCHMARKS.md).
+#
+#   scripts/bench.sh              the default run (10 alternating rounds of 5 s per
+#                                 configuration and phase, a million requests for the RSS
+#                                 figure, a profile; about 13 minutes on 2 cores once built);
+#                                 rewrites the generated part of BENCHMARKS.md
+#   scripts/bench.sh --quick      a smoke run (3 rounds of 3 s, 100,000 requests for RSS,
+#                                 no profile; about 3 minutes); writes only
+#                                 build/bench/latest/report.md
+#   --rounds N --duration S       rounds per configuration and seconds per round
+#   --rate N                      the fixed rate of the latency phase (2000 requests/s)
+#   --rss-requests N              requests of the long run for the RSS figure
+#   --profile | --no-profile      perf counts (syscalls, mallocs per request) and a CPU
+#                                 profile of the worker (default: on, off with --quick)
+#   --write | --no-write          rewrite BENCHMARKS.md or not (default: on, off with --quick)
+#   --port-base P                 loopback ports P..P+13 (default 18480)
+#   --nice N                      run everything at this nice level (default -10 as root,
+#                                 so that other work on a shared machine perturbs the
+#                                 figures less; 0 to leave it)
+#   --report-from DIR             only rewrite the report from an earlier run's figures
+#                                 (DIR = build/bench/run-*), e.g. after editing this script
+#
+# Every figure is a ratio against (or a difference from) a baseline measured in the same
+# run: the same gateway configuration with ase_request/ase_response off. Each configuration
+# is measured in alternating rounds (base, stub, refused, black-holed, base, ...) after one
+# warm-up each, and medians are reported. The gateway under test runs one worker; the
+# backend and the ASE stub run in a second nginx (one worker) so that the gateway worker's
+# CPU time (/proc/PID/stat) is its own. See BENCHMARKS.md.
+set -euo pipefail
+. "$(dirname "$0")/lib/common.sh"
+
+quick=0 rounds= duration= rate=2000 rss_requests= profile= write_md= port_base=18480 report_from= nice_level=
+args=("$@")
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=1; shift ;;
+        --rounds) rounds="$2"; shift 2 ;;
+        --duration) duration="$2"; shift 2 ;;
+        --rate) rate="$2"; shift 2 ;;
+        --rss-requests) rss_requests="$2"; shift 2 ;;
+        --profile) profile=1; shift ;;
+        --no-profile) profile=0; shift ;;
+        --write) write_md=1; shift ;;
+        --no-write) write_md=0; shift ;;
+        --port-base) port_base="$2"; shift 2 ;;
+        --report-from) report_from="$2"; shift 2 ;;
+        --nice) nice_level="$2"; shift 2 ;;
+        -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument: $1 (see --help)" ;;
+    esac
+done
+write_cli="$write_md"
+if [ "$quick" = 1 ]; then
+    : "${rounds:=3}" "${duration:=3}" "${rss_requests:=100000}" "${profile:=0}" "${write_md:=0}"
+    warmup=2
+else
+    : "${rounds:=10}" "${duration:=5}" "${rss_requests:=1000000}" "${profile:=1}" "${write_md:=1}"
+    warmup=5
+fi
+for v in rounds duration rate rss_requests port_base; do
+    [[ "${!v}" =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || die "--${v//_/-} needs a positive integer"
+done
+
+started_at=$(date +%s)
+if [ -z "$report_from" ]; then
+    if [ -z "$nice_level" ]; then
+        nice_level=0
+        [ "$(id -u)" = 0 ] && nice_level=-10
+    fi
+    [[ "$nice_level" =~ ^-?[0-9]+$ ]] || die "--nice needs an integer"
+    # Children (nginx, wrk, the load generator) inherit it.
+    [ "$nice_level" != 0 ] && { renice -n "$nice_level" -p $$ >/dev/null || warn "renice $nice_level failed"; }
+fi
+
+# ---------------------------------------------------------------------------- set-up
+if [ -z "$report_from" ]; then
+    "$ROOT/scripts/build.sh"
+    ensure_packages wrk
+fi
+NGINX="$ROOT/build/vendored/sbin/nginx"
+MODULES="$ROOT/build/vendored/modules"
+[ -x "$NGINX" ] || die "$NGINX not built"
+
+# The fixed-rate load generator and the black hole: one small std-only Rust program.
+LOADGEN="$ROOT/build/bench/loadgen"
+mkdir -p "$ROOT/build/bench"
+if [ ! -x "$LOADGEN" ] || [ "$ROOT/bench/loadgen.rs" -nt "$LOADGEN" ]; then
+    say "building build/bench/loadgen (bench/loadgen.rs)"
+    rustc -O --edition 2021 -o "$LOADGEN.new.$$" "$ROOT/bench/loadgen.rs" && mv -f "$LOADGEN.new.$$" "$LOADGEN"
+fi
+
+if [ -n "$report_from" ]; then
+    RUN=$(cd "$report_from" && pwd) || die "no directory $report_from"
+    # shellcheck disable=SC1091
+    . "$RUN/params.sh" || die "$RUN/params.sh: not a complete run"
+    # BENCHMARKS.md only from a default run, unless asked.
+    [ -n "$write_cli" ] || { write_md=1; [ "$quick" = 1 ] && write_md=0; }
+else
+    RUN="$ROOT/build/bench/run-$(date +%Y%m%d-%H%M%S)"
+    mkdir -p "$RUN"
+    ln -sfn "$RUN" "$ROOT/build/bench/latest"
+    : > "$RUN/results.tsv"
+    : > "$RUN/commands.txt"
+fi
+RES="$RUN/results.tsv"
+CMDS="$RUN/commands.txt"
+
+CONFIGS=(base stub refused blackhole)
+declare -A LABEL=(
+    [base]="baseline: modules off"
+    [stub]="modules on, fast ASE stub"
+    [refused]="modules on, ASE refused"
+    [blackhole]="modules on, ASE black-holed"
+)
+declare -A ASE_PORT PORT
+P_BACKEND=$((port_base + 1)) P_STUB=$((port_base + 2)) P_REFUSED=$((port_base + 3)) P_BLACKHOLE=$((port_base + 4))
+ASE_PORT=([base]=$P_STUB [stub]=$P_STUB [refused]=$P_REFUSED [blackhole]=$P_BLACKHOLE)
+PORT=([base]=$((port_base + 10)) [stub]=$((port_base + 11)) [refused]=$((port_base + 12)) [blackhole]=$((port_base + 13)))
+TOKEN=b3nchb3nchb3nchb3nchb3nchb3nch32
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+url() { echo "http://127.0.0.1:${PORT[$1]}$REQ_PATH"; }
+HEADERS=(-H "User-Agent: ngx-ase-bench/1.0" -H "Accept: application/json"
+         -H "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiZW5jaCIsImlhdCI6MTcwMDAwMDAwMH0.c2lnbmF0dXJlc2lnbmF0dXJl")
+REQ_PATH="/api/items?id=7&sort=asc"
+WRK_CONNS=32
+LAT_CONNS=64
+
+if [ -z "$report_from" ]; then
+for p in $P_BACKEND $P_STUB $P_REFUSED $P_BLACKHOLE "${PORT[@]}"; do
+    port_open "$p" && die "port $p is in use (choose others with --port-base)"
+done
+
+user_line=""
+[ "$(id -u)" = 0 ] && user_line="user root;"
+subst() { # subst TEMPLATE ASE_PORT ON|OFF PORT
+    sed -e "s|@USER@|$user_line|" -e "s|@MODULES@|$MODULES|g" -e "s|@BACKEND_PORT@|$P_BACKEND|g" \
+        -e "s|@STUB_PORT@|$P_STUB|g" -e "s|@ASE_PORT@|$2|g" -e "s|@ASE@|$3|g" -e "s|@PORT@|$4|g" \
+        -e "s|@TOKEN@|$TOKEN|g" "$1"
+}
+
+MASTERS=()
+BLACKHOLE_PID=
+cleanup() {
+    local m
+    for m in "${MASTERS[@]}"; do
+        kill -TERM "$m" 2>/dev/null || true
+    done
+    [ -n "$BLACKHOLE_PID" ] && kill -TERM "$BLACKHOLE_PID" 2>/dev/null || true
+    [ "${PROBES_ADDED:-0}" = 1 ] && perf probe -q -d 'ngxasebench:*' 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# start_nginx NAME CONF_TEXT PORT: a prefix under the run directory, nginx started (daemon).
+start_nginx() {
+    local dir="$RUN/$1"
+    mkdir -p "$dir/logs"
+    printf '%s\n' "$2" > "$dir/nginx.conf"
+    "$NGINX" -p "$dir" -c nginx.conf -t -q 2>"$dir/logs/t.log" || { cat "$dir/logs/t.log" >&2; die "nginx -t failed for $1"; }
+    "$NGINX" -p "$dir" -c nginx.conf 2>>"$dir/logs/error.log" || die "nginx $1 did not start (see $dir/logs/error.log)"
+    local i
+    for i in $(seq 100); do
+        [ -s "$dir/logs/nginx.pid" ] && port_open "$3" && break
+        sleep 0.05
+    done
+    port_open "$3" || die "nginx $1 does not listen on $3"
+    MASTERS+=("$(cat "$dir/logs/nginx.pid")")
+}
+
+# worker_pid NAME: the only worker of that nginx.
+worker_pid() {
+    local m w f
+    m=$(cat "$RUN/$1/logs/nginx.pid")
+    w=
+    for _ in $(seq 100); do
+        if [ -r "/proc/$m/task/$m/children" ]; then
+            w=$(awk '{print $1}' "/proc/$m/task/$m/children")
+        else
+            for f in /proc/[0-9]*/stat; do
+                [ "$(awk '{print $4}' "$f" 2>/dev/null)" = "$m" ] && { w=${f#/proc/}; w=${w%/stat}; break; }
+            done
+        fi
+        [ -n "$w" ] && break
+        sleep 0.05
+    done
+    [ -n "$w" ] || die "no worker for nginx $1"
+    echo "$w"
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+CLK_TCK=$(getconf CLK_TCK)
+
+rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RES"; }   # rec PHASE CFG ROUND KEY VALUE
+
+say "starting the backend + ASE stub nginx, the black hole, and 4 gateways (run directory $RUN)"
+start_nginx aux "$(subst "$ROOT/bench/aux.conf.in" 0 off 0)" "$P_STUB"
+AUX_WORKER=$(worker_pid aux)
+"$LOADGEN" blackhole "$P_BLACKHOLE" --max 1000 --lifetime 3600 &
+BLACKHOLE_PID=$!
+for i in $(seq 100); do port_open "$P_BLACKHOLE" && break; sleep 0.05; done
+declare -A WORKER
+for c in "${CONFIGS[@]}"; do
+    onoff=on
+    [ "$c" = base ] && onoff=off
+    start_nginx "gw-$c" "$(subst "$ROOT/bench/gateway.conf.in" "${ASE_PORT[$c]}" "$onoff" "${PORT[$c]}")" "${PORT[$c]}"
+    WORKER[$c]=$(worker_pid "gw-$c")
+    rec rss "$c" 0 cold_kib "$(rss_kib "${WORKER[$c]}")"
+done
+port_open "$P_REFUSED" && die "something listens on the 'refused' port $P_REFUSED"
+
+# run_wrk CFG SECONDS: prints "requests rps non2xx socket_errors wrk_cpu_ticks".
+run_wrk() {
+    local out
+    # wrk runs as the child of a shell that then reads its own cutime+cstime: wrk's CPU.
+    out=$(bash -c 'wrk "$@" 2>&1; rc=$?; echo "wrk-cpu-ticks: $(awk "{print \$16 + \$17}" /proc/$$/stat)"; exit $rc' \
+          wrk -t1 -c$WRK_CONNS -d"$2"s "${HEADERS[@]}" "$(url "$1")") || { echo "$out" >&2; die "wrk failed"; }
+    echo "$out" >> "$RUN/wrk.log"
+    awk '/requests in/ {n=$1} /Requests\/sec/ {r=$2} /Non-2xx/ {x=$NF}
+         /Socket errors/ {gsub(",", ""); e=$4+$6+$8+$10} /^wrk-cpu-ticks:/ {w=$2}
+         END {printf "%d %s %d %d %d\n", n, r, x, e, w}' <<<"$out"
+}
+
+# ---------------------------------------------------------------------------- warm-up
+say "warm-up: ${warmup} s per configuration (opens the breaker for refused/black-holed)"
+for c in "${CONFIGS[@]}"; do
+    run_wrk "$c" "$warmup" > /dev/null
+    rec rss "$c" 0 warm_kib "$(rss_kib "${WORKER[$c]}")"
+done
+echo "wrk -t1 -c$WRK_CONNS -d${warmup}s ${HEADERS[*]@Q} 'http://127.0.0.1:<gateway port>$REQ_PATH'   # warm-up, once per configuration" >> "$CMDS"
+
+# ---------------------------------------------------------------------------- throughput
+say "throughput: $rounds rounds x ${#CONFIGS[@]} configurations x ${duration} s (wrk -t1 -c$WRK_CONNS)"
+for r in $(seq "$rounds"); do
+    for c in "${CONFIGS[@]}"; do
+        t0=$(cpu_ticks "${WORKER[$c]}") a0=$(cpu_ticks "$AUX_WORKER")
+        read -r n rps non2xx errs wrk_ticks < <(run_wrk "$c" "$duration")
+        t1=$(cpu_ticks "${WORKER[$c]}") a1=$(cpu_ticks "$AUX_WORKER")
+        rec tput "$c" "$r" requests "$n"
+        rec tput "$c" "$r" rps "$rps"
+        rec tput "$c" "$r" non2xx "$non2xx"
+        rec tput "$c" "$r" errors "$errs"
+        rec tput "$c" "$r" cpu_ticks $((t1 - t0))
+        rec tput "$c" "$r" aux_cpu_ms_per_1k "$(awk -v t=$((a1 - a0)) -v n="$n" -v hz="$CLK_TCK" 'BEGIN {printf "%.4f", n ? t * 1000 / hz / n * 1000 : 0}')"
+        rec tput "$c" "$r" wrk_cpu_ms_per_1k "$(awk -v t="$wrk_ticks" -v n="$n" -v hz="$CLK_TCK" 'BEGIN {printf "%.4f", n ? t * 1000 / hz / n * 1000 : 0}')"
+        rec tput "$c" "$r" cpu_ms_per_1k "$(awk -v t=$((t1 - t0)) -v n="$n" -v hz="$CLK_TCK" 'BEGIN {printf "%.4f", n ? t * 1000 / hz / n * 1000 : 0}')"
+        printf '  round %d %-10s %9s req/s  (%d requests, %d non-2xx, %d socket errors)\n' "$r" "$c" "$rps" "$n" "$non2xx" "$errs" >&2
+    done
+done
+echo "wrk -t1 -c$WRK_CONNS -d${duration}s ${HEADERS[*]@Q} 'http://127.0.0.1:<gateway port>$REQ_PATH'   # throughput, $rounds rounds per configuration, alternating" >> "$CMDS"
+
+# ---------------------------------------------------------------------------- latency
+say "latency at $rate requests/s: $rounds rounds x ${#CONFIGS[@]} configurations x ${duration} s (loadgen, $LAT_CONNS connections)"
+for r in $(seq "$rounds"); do
+    for c in "${CONFIGS[@]}"; do
+        t0=$(cpu_ticks "${WORKER[$c]}")
+        line=$("$LOADGEN" rate "$(url "$c")" --rate "$rate" --duration "$duration" --conns "$LAT_CONNS" "${HEADERS[@]}")
+        t1=$(cpu_ticks "${WORKER[$c]}")
+        echo "$c round $r: $line" >> "$RUN/loadgen.log"
+        for kv in $line; do
+            rec lat "$c" "$r" "${kv%%=*}" "${kv#*=}"
+        done
+        rec lat "$c" "$r" cpu_ticks $((t1 - t0))
+        sent=$(sed -n 's/^sent=\([0-9]*\).*/\1/p' <<<"$line")
+        rec lat "$c" "$r" cpu_ms_per_1k "$(awk -v t=$((t1 - t0)) -v n="$sent" -v hz="$CLK_TCK" 'BEGIN {printf "%.4f", n ? t * 1000 / hz / n * 1000 : 0}')"
+        printf '  round %d %-10s %s\n' "$r" "$c" "$(grep -o 'p50_us=[0-9]* p90_us=[0-9]* p99_us=[0-9]* p999_us=[0-9]*' <<<"$line") $(grep -o 'unsent=[0-9]*' <<<"$line")" >&2
+    done
+done
+echo "build/bench/loadgen rate 'http://127.0.0.1:<gateway port>$REQ_PATH' --rate $rate --duration $duration --conns $LAT_CONNS ${HEADERS[*]@Q}   # latency, $rounds rounds per configuration, alternating" >> "$CMDS"
+
+# ---------------------------------------------------------------------------- RSS
+say "worker RSS: a long run of at least $rss_requests requests, modules on (stub), then the baseline"
+for c in stub base; do
+    before=$(rss_kib "${WORKER[$c]}")
+    total=0
+    while [ "$total" -lt "$rss_requests" ]; do
+        # Chunks sized from the measured throughput (+10%), at most 60 s each.
+        rps=$(awk -F'\t' -v c="$c" '$1=="tput" && $2==c && $4=="rps" {s+=$5; n++} END {print n ? s/n : 1000}' "$RES")
+        secs=$(awk -v left=$((rss_requests - total)) -v r="$rps" 'BEGIN {s=int(left / r * 1.1) + 1; if (s > 60) s = 60; if (s < 2) s = 2; print s}')
+        read -r n _ _ _ _ < <(run_wrk "$c" "$secs")
+        total=$((total + n))
+    done
+    rec rss "$c" 0 before_kib "$before"
+    rec rss "$c" 0 after_kib "$(rss_kib "${WORKER[$c]}")"
+    rec rss "$c" 0 long_requests "$total"
+    say "  $c: RSS $before KiB -> $(rss_kib "${WORKER[$c]}") KiB after $total requests"
+done
+for c in refused blackhole; do
+    rec rss "$c" 0 end_kib "$(rss_kib "${WORKER[$c]}")"
+done
+echo "wrk -t1 -c$WRK_CONNS -d<chunk>s ${HEADERS[*]@Q} 'http://127.0.0.1:<gateway port>$REQ_PATH'   # RSS long run, chunks of <= 60 s until >= $rss_requests requests" >> "$CMDS"
+
+# The gateways' own counters: did each configuration take the path it was meant to?
+for c in stub refused blackhole; do
+    "$LOADGEN" get "http://127.0.0.1:${PORT[$c]}/ase-status" > "$RUN/ase-status-$c.json" 2>/dev/null || true
+done
+
+# ---------------------------------------------------------------------------- profile
+PROFILE_MD=""
+if [ "$profile" = 1 ]; then
+    ensure_packages linux-perf
+    if ! perf stat -e task-clock true >/dev/null 2>&1; then
+        PROFILE_MD="perf does not work on this machine (perf stat failed); no profile."
+        warn "$PROFILE_MD"
+    else
+        say "profile: per-request counts at $rate requests/s (perf stat), CPU profile at saturation (perf record)"
+        libc=$(ldd "$NGINX" | awk '/libc\.so/ {print $3}')
+        PROBES_ADDED=0 have_probe=0
+        if perf probe -l 2>/dev/null | grep -q 'ngxasebench:malloc'; then
+            have_probe=1
+        elif perf probe -q -x "$libc" -a 'ngxasebench:malloc=malloc' >/dev/null 2>&1; then
+            PROBES_ADDED=1 have_probe=1
+        fi
+        events=task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_writev,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_connect
+        [ "$have_probe" = 1 ] && events="$events,ngxasebench:malloc"
+        window=4
+        for c in base stub refused; do
+            "$LOADGEN" rate "$(url "$c")" --rate "$rate" --duration $((window + 2)) --conns "$LAT_CONNS" "${HEADERS[@]}" > /dev/null &
+            lg=$!
+            sleep 1
+            perf stat -x, -e "$events" -p "${WORKER[$c]}" -o "$RUN/perf-stat-$c.csv" -- sleep "$window" >/dev/null 2>&1 || true
+            wait "$lg" || true
+            awk -F, -v c="$c" -v n=$((rate * window)) '$1 ~ /^[0-9.]+$/ {
+                    name=$3; sub(/^syscalls:sys_enter_/, "", name); sub(/^raw_syscalls:sys_enter/, "syscalls", name);
+                    sub(/^ngxasebench:/, "", name);
+                    printf "prof\t%s\t0\t%s\t%.3f\n", c, name, (name == "task-clock" ? $1 * 1000 / n : $1 / n) }' \
+                "$RUN/perf-stat-$c.csv" >> "$RES"
+        done
+        echo "perf stat -e $events -p <worker pid> -- sleep $window   # while build/bench/loadgen runs at $rate requests/s; counts divided by $((rate * window)) requests" >> "$CMDS"
+        # Who calls malloc, per request (a uprobe with DWARF call chains: slow, so at 200/s).
+        for c in stub refused; do
+            "$LOADGEN" rate "$(url "$c")" --rate 200 --duration 4 --conns 4 "${HEADERS[@]}" > /dev/null &
+            lg=$!
+            sleep 1
+            "$ROOT/bench/alloc-sites.sh" "${WORKER[$c]}" 1.5 300 20 > "$RUN/alloc-sites-$c.txt" 2>&1 || true
+            wait "$lg" || true
+        done
+        echo "bench/alloc-sites.sh <worker pid> 1.5 300 20   # while build/bench/loadgen runs at 200 requests/s (stub, then refused)" >> "$CMDS"
+        # Where the worker's time goes at saturation, modules on.
+        run_wrk stub 8 > /dev/null &
+        wk=$!
+        sleep 1
+        perf record -q -F 999 -g -p "${WORKER[stub]}" -o "$RUN/perf-stub.data" -- sleep 5 >/dev/null 2>&1 || true
+        wait "$wk" || true
+        echo "perf record -F 999 -g -p <stub gateway worker pid> -- sleep 5   # while wrk -t1 -c$WRK_CONNS runs against it" >> "$CMDS"
+        if [ -s "$RUN/perf-stub.data" ]; then
+            perf report -i "$RUN/perf-stub.data" --no-children -g none --sort dso --stdio 2>/dev/null \
+                | grep -v '^#' | grep -v '^$' > "$RUN/perf-stub-dso.txt" || true
+            perf report -i "$RUN/perf-stub.data" --no-children -g none --sort dso,sym --stdio 2>/dev/null \
+                | grep -v '^#' | grep -v '^$' > "$RUN/perf-stub-sym.txt" || true
+            perf report -i "$RUN/perf-stub.data" --children -g none --sort sym --stdio 2>/dev/null \
+                | grep -v '^#' | grep -v '^$' > "$RUN/perf-stub-children.txt" || true
+        fi
+    fi
+fi
+
+finished_at=$(date +%s)
+declare -p quick rounds duration rate rss_requests profile warmup port_base nice_level started_at finished_at args PROFILE_MD \
+    | sed 's/^declare -[a-zA-Z-]* //' > "$RUN/params.sh"
+fi   # measurement
+
+# ---------------------------------------------------------------------------- report
+jnum() { # jnum FILE KEY [SUBKEY]: a number from the flat ase_status JSON (0 if absent)
+    local f="$1" k="$2" s="${3:-}" v
+    if [ -n "$s" ]; then
+        v=$(grep -o "\"$k\":{[^}]*}" "$f" 2>/dev/null | grep -o "\"$s\":[0-9]*" | head -n1 | cut -d: -f2)
+    else
+        v=$(grep -o "\"$k\":[0-9]*" "$f" 2>/dev/null | head -n1 | cut -d: -f2)
+    fi
+    echo "${v:-0}"
+}
+wall=$((finished_at - started_at))
+
+# med PHASE CFG KEY: the median of that figure over the rounds.
+median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) {print "nan"; exit} print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+vals() { awk -F'\t' -v p="$1" -v c="$2" -v k="$3" '$1==p && $2==c && $4==k {print $5}' "$RES"; }
+med() { vals "$@" | median; }
+# per_round PHASE CFG KEY div|sub: each round's figure divided by (or minus) the baseline's
+# figure of the same round, in round order.
+per_round() {
+    awk -F'\t' -v p="$1" -v c="$2" -v k="$3" -v op="$4" '
+        $1==p && $4==k && ($2==c || $2=="base") {v[$2 "," $3]=$5; if ($3 > m) m=$3}
+        END {for (i = 1; i <= m; i++) if ((c "," i) in v && ("base," i) in v) {
+                 b=v["base," i]; x=v[c "," i]
+                 if (op == "div") print (b == 0 ? "nan" : x / b); else print x - b }}' "$RES"
+}
+fmt() { awk -v x="$1" -v f="$2" 'BEGIN {if (x == "nan" || x == "") print "n/a"; else printf f, x}'; }
+list() { awk -v f="$1" '{printf "%s" f, (NR > 1 ? " " : ""), $1}'; }
+ms() { awk -v x="$1" 'BEGIN {if (x == "nan" || x == "") print "n/a"; else printf "%.3f", x / 1000}'; }
+sms() { awk -v x="$1" 'BEGIN {if (x == "nan" || x == "") print "n/a"; else printf "%+.3f", x / 1000}'; }
+ge() { awk -v x="$1" -v y="$2" 'BEGIN {exit !(x != "nan" && x + 0 >= y + 0)}'; }
+le() { awk -v x="$1" -v y="$2" 'BEGIN {exit !(x != "nan" && x + 0 <= y + 0)}'; }
+yes_no() { if "$@"; then echo "**met**"; else echo "**missed**"; fi; }
+
+commit=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+dirty=""
+git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || dirty=" (with uncommitted changes in the work tree)"
+cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+nginx_version=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
+wrk_version=$( (wrk -v 2>&1 || true) | awk 'NR==1 {print $2}')
+os=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")
+mode="default"
+[ "$quick" = 1 ] && mode="--quick"
+
+tput_ratio() { per_round tput "$1" rps div | median; }
+# all3 CFG: the median over rounds of gateway + stub/backend + wrk CPU per 1,000 requests.
+all3() {
+    awk -F'\t' -v c="$1" '$1=="tput" && $2==c && ($4=="cpu_ms_per_1k" || $4=="aux_cpu_ms_per_1k" || $4=="wrk_cpu_ms_per_1k") {s[$3]+=$5}
+        END {for (r in s) print s[r]}' "$RES" | median
+}
+cpu_ratio() { per_round tput "$1" cpu_ms_per_1k div | median; }
+added() { per_round lat "$1" "$2" sub | median; }
+lat_ratio_cpu() { per_round lat "$1" cpu_ms_per_1k div | median; }
+
+stub_ratio=$(tput_ratio stub); refused_ratio=$(tput_ratio refused); blackhole_ratio=$(tput_ratio blackhole)
+added_p99=$(added stub p99_us)
+rss_growth=$(awk -v a="$(med rss stub after_kib)" -v b="$(med rss stub before_kib)" 'BEGIN {print a - b}')
+stub_long=$(med rss stub long_requests)
+
+{
+echo "<!-- BEGIN scripts/bench.sh output: generated, do not edit by hand -->"
+echo "## Results"
+echo
+echo "Generated by \`scripts/bench.sh\` (mode: $mode) on $(date -u '+%Y-%m-%d %H:%M UTC'), in $((wall / 60)) min $((wall % 60)) s."
+echo
+echo "| | |"
+echo "| --- | --- |"
+echo "| machine | $(nproc) CPUs ($cpu_model), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, $os, Linux $(uname -r) |"
+echo "| load | load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the cores are shared with whatever else runs) |"
+echo "| nginx | $nginx_version (build/vendored, \`--with-debug\`), one worker per instance |"
+echo "| modules | commit \`$commit\`$dirty, release profile |"
+echo "| load generators | wrk $wrk_version (throughput), build/bench/loadgen (fixed rate, bench/loadgen.rs), $(rustc --version | cut -d' ' -f1-2) |"
+echo "| priority | every process of the benchmark at nice ${nice_level:-0} |"
+echo "| rounds | $rounds per configuration, ${duration} s each, alternating (base, stub, refused, black-holed, base, ...), after one ${warmup} s warm-up each |"
+echo
+echo "### Throughput (wrk, closed loop, $WRK_CONNS keep-alive connections, saturation)"
+echo
+echo "Ratios are the median of the per-round ratios to the baseline round next to them."
+echo
+echo "CPU per 1,000 requests (medians): of the gateway worker (/proc/PID/stat utime+stime), and, for"
+echo "the record, of the stub-and-backend nginx worker and of wrk, which share the same cores."
+echo
+echo "| configuration | req/s (median) | × baseline | per-round ratios | gateway worker CPU per 1,000 req | × baseline | stub+backend CPU | wrk CPU | all three | non-2xx + errors |"
+echo "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+for c in "${CONFIGS[@]}"; do
+    if [ "$c" = base ]; then ratio="1" rl="" cr="1"; else
+        ratio=$(fmt "$(tput_ratio "$c")" "%.2f"); rl=$(per_round tput "$c" rps div | list "%.2f"); cr=$(fmt "$(cpu_ratio "$c")" "%.2f"); fi
+    bad=$(( $(vals tput "$c" non2xx | awk '{s+=$1} END {print s+0}') + $(vals tput "$c" errors | awk '{s+=$1} END {print s+0}') ))
+    echo "| ${LABEL[$c]} | $(fmt "$(med tput "$c" rps)" "%.0f") | $ratio | $rl | $(fmt "$(med tput "$c" cpu_ms_per_1k)" "%.1f ms") | $cr | $(fmt "$(med tput "$c" aux_cpu_ms_per_1k)" "%.1f ms") | $(fmt "$(med tput "$c" wrk_cpu_ms_per_1k)" "%.1f ms") | $(fmt "$(all3 "$c")" "%.1f ms") | $bad |"
+done
+echo
+b3=$(all3 base) s3=$(all3 stub)
+echo "With the cores saturated, throughput goes as 1 / (the CPU all three spend per request): the"
+echo "sums above predict $(awk -v b="$b3" -v s="$s3" 'BEGIN {if (s > 0) printf "%.2f", b / s; else print "n/a"}') × baseline for the stub configuration (baseline sum / stub sum)."
+echo
+echo "### Latency at a fixed rate of $rate requests/s (loadgen, $LAT_CONNS keep-alive connections)"
+echo
+echo "Latency is counted from each request's scheduled time (no coordinated omission). \"added\""
+echo "is the median over rounds of (this configuration's percentile − the baseline's, same round)."
+echo
+echo "| configuration | p50 ms | p99 ms | p99.9 ms | added p50 ms | added p99 ms | added p99.9 ms | worker CPU per 1,000 req | × baseline | unsent + errors |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for c in "${CONFIGS[@]}"; do
+    if [ "$c" = base ]; then a50="—" a99="—" a999="—" cr="1"; else
+        a50=$(sms "$(added "$c" p50_us)"); a99=$(sms "$(added "$c" p99_us)"); a999=$(sms "$(added "$c" p999_us)")
+        cr=$(fmt "$(lat_ratio_cpu "$c")" "%.2f"); fi
+    bad=$(( $(vals lat "$c" unsent | awk '{s+=$1} END {print s+0}') + $(vals lat "$c" errors | awk '{s+=$1} END {print s+0}') ))
+    echo "| ${LABEL[$c]} | $(ms "$(med lat "$c" p50_us)") | $(ms "$(med lat "$c" p99_us)") | $(ms "$(med lat "$c" p999_us)") | $a50 | $a99 | $a999 | $(fmt "$(med lat "$c" cpu_ms_per_1k)" "%.1f ms") | $cr | $bad |"
+done
+echo
+echo "### Worker RSS"
+echo
+echo "| configuration | at start | after warm-up | before the long run | after the long run | requests in the long run | growth |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+for c in stub base; do
+    echo "| ${LABEL[$c]} | $(med rss "$c" cold_kib) KiB | $(med rss "$c" warm_kib) KiB | $(med rss "$c" before_kib) KiB | $(med rss "$c" after_kib) KiB | $(med rss "$c" long_requests) | $(awk -v a="$(med rss "$c" after_kib)" -v b="$(med rss "$c" before_kib)" 'BEGIN {printf "%+d KiB", a - b}') |"
+done
+for c in refused blackhole; do
+    echo "| ${LABEL[$c]} | $(med rss "$c" cold_kib) KiB | $(med rss "$c" warm_kib) KiB | — | $(med rss "$c" end_kib) KiB (end of run) | — | — |"
+done
+echo
+echo "### What each configuration did (the gateway's \`ase_status\` at the end of the run)"
+echo
+echo "| configuration | checks | allow | fail_open (cause: refused / timeout / unavailable) | breaker trips | reports sent / dropped | connections new / reused |"
+echo "| --- | ---: | ---: | --- | ---: | --- | --- |"
+for c in stub refused blackhole; do
+    f="$RUN/ase-status-$c.json"
+    fo="$(jnum "$f" verdicts fail_open) ($(jnum "$f" fail_open_by_cause refused) / $(jnum "$f" fail_open_by_cause timeout) / $(jnum "$f" fail_open_by_cause unavailable))"
+    drops=$(( $(jnum "$f" reports_dropped_queue_full) + $(jnum "$f" reports_dropped_unavailable) ))
+    echo "| ${LABEL[$c]} | $(jnum "$f" checks) | $(jnum "$f" verdicts allow) | $fo | $(jnum "$f" breaker_trips) | $(jnum "$f" reports_sent) / $drops | $(jnum "$f" connections_new) / $(jnum "$f" connections_reused) |"
+done
+echo
+echo "### Targets"
+echo
+echo "| target | figure | |"
+echo "| --- | --- | --- |"
+echo "| throughput, modules on (stub) ≥ 0.50 × baseline | $(fmt "$stub_ratio" "%.2f") × | $(yes_no ge "$stub_ratio" 0.50) |"
+echo "| throughput, ASE refused, breaker open ≥ 0.90 × baseline | $(fmt "$refused_ratio" "%.2f") × | $(yes_no ge "$refused_ratio" 0.90) |"
+echo "| throughput, ASE black-holed, breaker open ≥ 0.90 × baseline | $(fmt "$blackhole_ratio" "%.2f") × (breaker trips: $(jnum "$RUN/ase-status-blackhole.json" breaker_trips)) | $(yes_no ge "$blackhole_ratio" 0.90) |"
+echo "| added p99 at $rate requests/s ≤ 1 ms | $(sms "$added_p99") ms | $(yes_no le "$added_p99" 1000) |"
+echo "| worker RSS growth after ≥ 1,000,000 requests ≤ 2 MiB | $(awk -v g="$rss_growth" 'BEGIN {printf "%+d KiB", g}') after $stub_long requests | $( if [ "${stub_long%.*}" -ge 1000000 ]; then yes_no le "$rss_growth" 2048; else echo "not measured ($stub_long < 1,000,000 requests)"; fi ) |"
+if [ "$profile" = 1 ] && [ -n "$(vals prof stub syscalls)" ]; then
+    echo
+    echo "### Profile: per request at $rate requests/s (perf stat on the worker)"
+    echo
+    echo "| configuration | worker CPU µs | syscalls | sendto | recvfrom | writev | epoll_wait | connect | malloc calls | context switches |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for c in base stub refused; do
+        pv() { fmt "$(med prof "$c" "$1")" "%.2f"; }
+        echo "| ${LABEL[$c]} | $(fmt "$(med prof "$c" task-clock)" "%.1f") | $(pv syscalls) | $(pv sendto) | $(pv recvfrom) | $(pv writev) | $(pv epoll_wait) | $(pv connect) | $(pv malloc) | $(pv context-switches) |"
+    done
+    if [ -s "$RUN/perf-stub-dso.txt" ]; then
+        echo
+        echo "CPU profile of the gateway worker at saturation, modules on (stub), \`perf record -g\`, by object:"
+        echo
+        echo '```'
+        head -n 8 "$RUN/perf-stub-dso.txt" | sed 's/ (deleted)//'
+        echo '```'
+        echo
+        echo "Top symbols (self time):"
+        echo
+        echo '```'
+        head -n 25 "$RUN/perf-stub-sym.txt" | sed 's/ (deleted)//'
+        echo '```'
+        echo
+        echo "Top symbols in the three modules (self time):"
+        echo
+        echo '```'
+        grep -E 'ngx_ase_common_module|ngx_http_ase_' "$RUN/perf-stub-sym.txt" | head -n 15 | sed 's/ (deleted)//' || true
+        echo '```'
+        echo
+        echo "Time under the system calls that carry the traffic (children included):"
+        echo
+        echo '```'
+        grep -E '\] (__GI___writev|__send|__libc_recv|epoll_wait|__GI___readv|__libc_read|__libc_write|__connect|__close)$' "$RUN/perf-stub-children.txt" | head -n 10 || true
+        echo '```'
+    fi
+    for c in stub refused; do
+        if [ -s "$RUN/alloc-sites-$c.txt" ]; then
+            echo
+            echo "malloc call sites per request, ${LABEL[$c]} (\`bench/alloc-sites.sh\`, at 200 requests/s):"
+            echo
+            echo '```'
+            cat "$RUN/alloc-sites-$c.txt"
+            echo '```'
+        fi
+    done
+elif [ -n "$PROFILE_MD" ]; then
+    echo
+    echo "$PROFILE_MD"
+fi
+echo
+echo "### Commands"
+echo
+echo "Ports: backend $P_BACKEND, ASE stub $P_STUB, refused $P_REFUSED (nothing listens), black hole $P_BLACKHOLE;"
+echo "gateways: base ${PORT[base]}, stub ${PORT[stub]}, refused ${PORT[refused]}, black-holed ${PORT[blackhole]}."
+echo "Configurations: \`bench/gateway.conf.in\` and \`bench/aux.conf.in\` (the generated files are in the run directory)."
+echo
+echo '```sh'
+echo "scripts/bench.sh ${args[*]}"
+cat "$CMDS"
+echo '```'
+echo "<!-- END scripts/bench.sh output -->"
+} > "$RUN/report.md"
+
+cat "$RUN/report.md" | sed -n '/^### Throughput/,/^### Commands/p' | grep -v '^### Commands' >&2
+say "results: $RUN/report.md (raw figures: $RES), in $((wall / 60)) min $((wall % 60)) s"
+
+if [ "$write_md" = 1 ]; then
+    md="$ROOT/BENCHMARKS.md"
+    if [ -f "$md" ] && grep -q '^<!-- BEGIN scripts/bench.sh output' "$md" && grep -q '^<!-- END scripts/bench.sh output' "$md"; then
+        awk -v rep="$RUN/report.md" '
+            /^<!-- BEGIN scripts\/bench.sh output/ {while ((getline l < rep) > 0) print l; skip=1; next}
+            /^<!-- END scripts\/bench.sh output/ {skip=0; next}
+            !skip {print}' "$md" > "$md.new.$$" && mv -f "$md.new.$$" "$md"
+    else
+        { echo "# Benchmarks"; echo; cat "$RUN/report.md"; } > "$md"
+    fi
+    say "BENCHMARKS.md updated"
+fi
