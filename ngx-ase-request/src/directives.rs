@@ -2,9 +2,9 @@
 
 use core::ffi::{c_char, c_void};
 
-use nginx_sys::{ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t};
+use nginx_sys::{ngx_command_t, ngx_conf_t};
 use ngx::http::HttpModuleMainConf;
-use ngx_ase_glue::conf::{conf_error, conf_ok, current_position, directive_args, emerg};
+use ngx_ase_glue::conf::{conf_error, directive_args, set_flag_noting_first_on, set_once};
 use ngx_ase_glue::panic::guard;
 
 use crate::conf::{parse_block_status, parse_fail_mode, parse_user_header, FailMode, LocConf, UNSET_UINT};
@@ -21,75 +21,31 @@ pub unsafe extern "C" fn set_request(
     conf: *mut c_void,
 ) -> *mut c_char {
     checked(cf, || {
-        let rv = ngx_conf_set_flag_slot(cf, cmd, conf);
-        if !rv.is_null() {
-            return rv;
-        }
-        if (*(conf as *mut LocConf)).is_enabled() {
-            if let Some(main) = Module::main_conf_mut(&*cf) {
-                main.first_enabled_at.get_or_insert_with(|| current_position(cf));
-            }
-        }
-        conf_ok()
+        let first_on = Module::main_conf_mut(&*cf).map(|m| &mut m.first_enabled_at);
+        set_flag_noting_first_on(cf, cmd, conf, first_on)
     })
 }
 
-pub unsafe extern "C" fn set_fail_mode(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_fail_mode(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     checked(cf, || {
         let conf = &mut *(conf as *mut LocConf);
-        if conf.fail_mode != FailMode::Unset {
-            return emerg(cf, "\"ase_fail_mode\" directive is duplicate");
-        }
-        match parse_fail_mode(directive_args(cf)[0]) {
-            Ok(m) => {
-                conf.fail_mode = m;
-                conf_ok()
-            }
-            Err(e) => emerg(cf, &e),
-        }
+        let is_set = conf.fail_mode != FailMode::Unset;
+        set_once(cf, &mut conf.fail_mode, is_set, parse_fail_mode(directive_args(cf)[0]))
     })
 }
 
-pub unsafe extern "C" fn set_block_status(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_block_status(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     checked(cf, || {
         let conf = &mut *(conf as *mut LocConf);
-        if conf.block_status != UNSET_UINT {
-            return emerg(cf, "\"ase_block_status\" directive is duplicate");
-        }
-        match parse_block_status(directive_args(cf)[0]) {
-            Ok(s) => {
-                conf.block_status = s;
-                conf_ok()
-            }
-            Err(e) => emerg(cf, &e),
-        }
+        let is_set = conf.block_status != UNSET_UINT;
+        set_once(cf, &mut conf.block_status, is_set, parse_block_status(directive_args(cf)[0]))
     })
 }
 
-pub unsafe extern "C" fn set_user_header(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_user_header(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     checked(cf, || {
         let conf = &mut *(conf as *mut LocConf);
-        if conf.user_header.is_some() {
-            return emerg(cf, "\"ase_user_header\" directive is duplicate");
-        }
-        match parse_user_header(directive_args(cf)[0]) {
-            Ok(h) => {
-                conf.user_header = Some(h);
-                conf_ok()
-            }
-            Err(e) => emerg(cf, &e),
-        }
+        let is_set = conf.user_header.is_some();
+        set_once(cf, &mut conf.user_header, is_set, parse_user_header(directive_args(cf)[0]).map(Some))
     })
 }

@@ -1,7 +1,7 @@
 //! The `POST /ase/request` body, built straight into one buffer from borrowed request
 //! parts (see ase-protocol.md). Safe Rust; header bytes of any kind give valid JSON.
 
-use ngx_ase_shared::json::{write_header_pair, write_str, write_uint};
+use ngx_ase_shared::json::{write_header_pair, write_headers_field, write_str, write_uint};
 
 pub struct RequestMeta<'a> {
     pub source_ip: &'a [u8],
@@ -45,14 +45,9 @@ pub fn build(meta: &RequestMeta<'_>) -> Vec<u8> {
         write_header_pair(&mut out, b"username", user);
         out.push(b']');
     }
-    out.extend_from_slice(b",\"headers\":[");
-    for (i, (name, value)) in meta.headers.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_header_pair(&mut out, name, value);
-    }
-    out.extend_from_slice(b"]}");
+    out.push(b',');
+    write_headers_field(&mut out, meta.headers.iter().copied());
+    out.push(b'}');
     out
 }
 

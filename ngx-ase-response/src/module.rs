@@ -6,13 +6,13 @@ use core::mem::offset_of;
 use core::ptr::{addr_of, null_mut};
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t,
+    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t,
     ngx_uint_t, NGX_CONF_FLAG, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
     NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_ERROR, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
-use ngx_ase_glue::conf::{conf_error, conf_ok, current_position};
+use ngx_ase_glue::conf::{conf_error, set_flag_noting_first_on};
 use ngx_ase_glue::panic::guard;
 
 use crate::MODULE_NAME;
@@ -62,16 +62,8 @@ unsafe extern "C" fn set_response(
     conf: *mut c_void,
 ) -> *mut c_char {
     guard((*cf).log, "configuration", conf_error(), || {
-        let rv = ngx_conf_set_flag_slot(cf, cmd, conf);
-        if !rv.is_null() {
-            return rv;
-        }
-        if (*(conf as *mut LocConf)).is_enabled() {
-            if let Some(main) = Module::main_conf_mut(&*cf) {
-                main.first_enabled_at.get_or_insert_with(|| current_position(cf));
-            }
-        }
-        conf_ok()
+        let first_on = Module::main_conf_mut(&*cf).map(|m| &mut m.first_enabled_at);
+        set_flag_noting_first_on(cf, cmd, conf, first_on)
     })
 }
 

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use ngx_ase_shared::json::{write_header_pair, write_str, write_uint};
+use ngx_ase_shared::json::{write_headers_field, write_str, write_uint};
 
 /// The reason phrase for `code`: what nginx's own HTTP/1 header filter writes after the code
 /// (so the report matches the status line the client reads; note `302 Moved Temporarily`,
@@ -266,14 +266,9 @@ pub fn to_json(s: &Snapshot<'_>) -> Vec<u8> {
     write_str(&mut out, s.reason);
     out.extend_from_slice(b",\"http_version\":");
     write_str(&mut out, http_version(s.http_version).as_bytes());
-    out.extend_from_slice(b",\"headers\":[");
-    for (i, (name, value)) in s.headers.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_header_pair(&mut out, name, value);
-    }
-    out.extend_from_slice(b"]}");
+    out.push(b',');
+    write_headers_field(&mut out, s.headers.iter().map(|(n, v)| (n, v)));
+    out.push(b'}');
     out
 }
 

@@ -105,6 +105,18 @@ pub fn write_header_pair(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.push(b'}');
 }
 
+/// Appends `"headers":[{"name":"value"},...]`, one object per header line, in order.
+pub fn write_headers_field<N: AsRef<[u8]>, V: AsRef<[u8]>>(out: &mut Vec<u8>, headers: impl IntoIterator<Item = (N, V)>) {
+    out.extend_from_slice(b"\"headers\":[");
+    for (i, (name, value)) in headers.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_header_pair(out, name.as_ref(), value.as_ref());
+    }
+    out.push(b']');
+}
+
 /// Appends an unsigned integer.
 pub fn write_uint(out: &mut Vec<u8>, n: u64) {
     let mut buf = [0u8; 20];
@@ -160,6 +172,13 @@ mod tests {
         let mut out = Vec::new();
         write_header_pair(&mut out, b"X-Api-Key", b"K1");
         assert_eq!(out, b"{\"x-api-key\":\"K1\"}");
+    }
+
+    #[test]
+    fn headers_field() {
+        let mut out = Vec::new();
+        write_headers_field(&mut out, [(b"A", b"1"), (b"a", b"2")]);
+        assert_eq!(out, b"\"headers\":[{\"a\":\"1\"},{\"a\":\"2\"}]");
     }
 
     #[test]
