@@ -50,13 +50,13 @@ say "building the ASE test double"
 status=0
 cd "$ROOT"
 run "unit tests: shared code and the three modules" \
-    cargo test --release -p ngx-ase-shared -p ngx-ase-common -p ngx-ase-request -p ngx-ase-response \
+    cargo test --release --no-fail-fast -p ngx-ase-shared -p ngx-ase-common -p ngx-ase-request -p ngx-ase-response \
     --features ngx/vendored --target-dir "$ROOT/target/vendored" || status=1
 run "unit tests: the ASE test double" \
     cargo test --release -p ase-double --target-dir "$ROOT/target/double" || status=1
 for f in "${flavours[@]}"; do
     run "integration tests against the $f nginx" \
-        env NGX_ASE_FLAVOUR="$f" cargo test --release -p ngx-ase-tests --target-dir "$ROOT/target/tests" \
+        env NGX_ASE_FLAVOUR="$f" cargo test --release --no-fail-fast -p ngx-ase-tests --target-dir "$ROOT/target/tests" \
         -- "${filter[@]}" || status=1
 done
 if [ -x "$ROOT/scripts/test-install.sh" ] && [ ${#filter[@]} -eq 0 ]; then

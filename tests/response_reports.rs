@@ -502,6 +502,10 @@ fn http2_responses_are_reported_as_2_0() {
 /// with a correlation ID of its own.
 #[test]
 fn works_without_the_request_module() {
+    if ngx_ase_tests::flavour() == "static" {
+        eprintln!("skipped: the static build has the request module compiled in; it cannot be left out");
+        return;
+    }
     let (_, modules) = ngx_ase_tests::nginx::binary_and_modules();
     let port = free_port();
     let full = ngx_ase_tests::nginx::config_with_http(&format!(
