@@ -59,6 +59,22 @@ for f in "${flavours[@]}"; do
         env NGX_ASE_FLAVOUR="$f" cargo test --release --no-fail-fast -p ngx-ase-tests --target-dir "$ROOT/target/tests" \
         -- "${filter[@]}" || status=1
 done
+if [ ${#filter[@]} -eq 0 ]; then
+    # The demo runs to the end and shows each of its steps.
+    say "the demo (scripts/demo.sh), non-interactively"
+    log="$(mktemp)"
+    if "$ROOT/scripts/demo.sh" </dev/null >"$log" 2>&1 \
+        && grep -q '^403$' "$log" && grep -q 'ase=block' "$log" && grep -q 'ase=fail_open' "$log" \
+        && grep -q 'is down' "$log" && grep -q '"scope": "all_workers"' "$log"; then
+        echo "demo: every step shown"
+        echo "test result: ok. 1 passed; 0 failed;" >> "$results"
+    else
+        cat "$log"
+        echo "test result: FAILED. 0 passed; 1 failed;" >> "$results"
+        status=1
+    fi
+    rm -f "$log"
+fi
 if [ -x "$ROOT/scripts/test-install.sh" ] && [ ${#filter[@]} -eq 0 ]; then
     say "install script tests"
     log="$(mktemp)"

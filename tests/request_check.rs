@@ -202,3 +202,28 @@ fn worker_serves_others_while_checks_wait() {
     assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
     let _ = Value::Null;
 }
+
+#[test]
+fn subrequests_are_not_checked() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {ase};
+    ase_request on;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location /api {{ mirror /mirror; proxy_pass http://{b}; }}
+        location = /mirror {{ internal; proxy_pass http://{b}/mirrored; }}
+    }}
+"#,
+        ase = double.url(),
+        b = backend.addr()
+    ));
+    assert_eq!(get(&n, "/api/x", &[]).status(), 200);
+    ngx_ase_tests::wait_for("the mirror subrequest at the backend", Duration::from_secs(5), || (backend.hits() >= 2).then_some(()));
+    assert!(backend.paths().contains(&"/mirrored".to_string()), "{:?}", backend.paths());
+    std::thread::sleep(Duration::from_millis(200));
+    let recs = double.records_of("request");
+    assert_eq!(recs.len(), 1, "only the main request is checked: {recs:?}");
+    assert_eq!(recs[0]["body"]["url"], "/api/x");
+}
