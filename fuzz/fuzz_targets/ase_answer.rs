@@ -1,0 +1,6 @@
+#![no_main]
+//! See `src/targets/answer.rs` for what this target checks.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    ngx_ase_fuzz::targets::answer::check(data);
+});

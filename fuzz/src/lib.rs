@@ -1,0 +1,54 @@
+//! The checks behind the fuzz targets (`targets::*::check`, one per target, each taking
+//! the fuzzer's raw bytes). They live here, not in `fuzz_targets/`, so that `cargo test`
+//! replays the committed corpus through the same code on a plain stable toolchain.
+//! Every check panics (= a crash for libFuzzer) when the code under test panics or breaks
+//! one of the stated properties.
+//!
+//! The code under test is compiled here from the module crates' own source files (the
+//! `#[path]` modules below), not linked from their rlibs: those rlibs carry the nginx glue
+//! (module tables, handlers: `#[no_mangle]` items the linker keeps), whose references to
+//! nginx's own symbols no binary but nginx can satisfy. The files included are the safe,
+//! nginx-free parts, each with its own unit tests (which `cargo test` here runs too).
+
+// ngx-ase-request: `conf.rs` must sit at the crate root, `verdict.rs` says `crate::conf`.
+#[path = "../../ngx-ase-request/src/conf.rs"]
+pub mod conf;
+#[path = "../../ngx-ase-request/src/payload.rs"]
+pub mod request_payload;
+#[path = "../../ngx-ase-request/src/verdict.rs"]
+pub mod verdict;
+// ngx-ase-common
+#[path = "../../ngx-ase-common/src/settings.rs"]
+pub mod settings;
+// ngx-ase-response
+#[path = "../../ngx-ase-response/src/report.rs"]
+pub mod report;
+
+/// The modules under the names of the crates they come from.
+pub mod ngx_ase_request {
+    pub use crate::{conf, request_payload as payload, verdict};
+}
+pub mod ngx_ase_common {
+    pub use crate::settings;
+}
+pub mod ngx_ase_response {
+    pub use crate::report;
+}
+pub use ngx_ase_shared::abi as ngx_ase_shared_abi;
+
+pub mod targets;
+
+use arbitrary::{Arbitrary, Unstructured};
+
+/// The targets by name, as `fuzz_targets/<name>.rs` and `corpus/<name>/` spell them.
+pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+    ("request_payload", targets::payload::check),
+    ("ase_answer", targets::answer::check),
+    ("directive_values", targets::directives::check),
+    ("response_report", targets::report::check),
+];
+
+/// Reads a `T` from the fuzzer's bytes (short inputs give defaults, never an error).
+pub fn take<'a, T: Arbitrary<'a> + Default>(u: &mut Unstructured<'a>) -> T {
+    T::arbitrary(u).unwrap_or_default()
+}

@@ -1,0 +1,96 @@
+//! Target `directive_values`: every directive value parser with the same arbitrary bytes
+//! (`ase_server` gets them split at NUL bytes into arguments). None may panic, and what
+//! each accepts must be what its directive allows:
+//! - `parse_url`: a host of allowed characters, a port > 0; what it accepts prints (Display)
+//!   as a URL that parses back to the same value (see `url_round_trips` for the one
+//!   exception, host names with `:`);
+//! - `parse_server`: its URL is `parse_url` of the first argument;
+//! - `parse_time_ms`: a value it gives back reads again as `<value>ms`;
+//! - `parse_token`: the trimmed bytes, all sendable in a header; its errors and `Debug`
+//!   never contain the token;
+//! - `parse_fail_mode`, `parse_block_status` (400..=599), `parse_user_header`.
+
+use std::net::Ipv6Addr;
+
+use crate::ngx_ase_common::settings::{
+    parse_server, parse_time_ms, parse_token, parse_url, token_looks_like_ase, AseUrl, TimeUnit,
+};
+use crate::ngx_ase_request::conf::{parse_block_status, parse_fail_mode, parse_user_header, FailMode};
+
+pub fn check(data: &[u8]) {
+    check_url(data);
+    let args: Vec<&[u8]> = data.split(|&b| b == 0).collect();
+    check_server(&args);
+    for unit in [TimeUnit::Milliseconds, TimeUnit::Seconds] {
+        check_time(data, unit);
+    }
+    check_token(data);
+    check_request_values(data);
+}
+
+fn check_url(raw: &[u8]) {
+    let Ok(u) = parse_url(raw) else { return };
+    assert!(u.port > 0);
+    assert!(!u.host.is_empty());
+    assert!(u.host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:_".contains(&b)), "{:?}", u.host);
+    let _ = (u.authority(), u.host_is_name());
+    if url_round_trips(&u) {
+        let shown = u.to_string();
+        assert_eq!(parse_url(shown.as_bytes()).as_ref(), Ok(&u), "{shown}");
+    }
+}
+
+/// Whether `u` should read back from its own `Display`. A host with a `:` that is not an
+/// IPv6 address (`http://a:b:80` reads as host `a:b`, port 80) prints as `[a:b]`, which is
+/// (rightly) not a valid bracketed address: that input is accepted at parse time and fails
+/// at resolve time ("host not found"), which is acceptable for a configuration value.
+fn url_round_trips(u: &AseUrl) -> bool {
+    !u.host.contains(':') || u.host.parse::<Ipv6Addr>().is_ok()
+}
+
+fn check_server(args: &[&[u8]]) {
+    let Ok(s) = parse_server(args) else { return };
+    assert_eq!(Ok(&s.url), parse_url(args[0]).as_ref());
+}
+
+fn check_time(raw: &[u8], unit: TimeUnit) {
+    let Some(ms) = parse_time_ms(raw, unit) else { return };
+    assert_eq!(parse_time_ms(format!("{ms}ms").as_bytes(), TimeUnit::Seconds), Some(ms));
+}
+
+fn check_token(raw: &[u8]) {
+    match parse_token(raw) {
+        Ok(t) => {
+            assert_eq!(t.as_bytes(), raw.trim_ascii());
+            assert!(!t.as_bytes().is_empty());
+            assert!(t.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b)));
+            assert_eq!(format!("{t:?}"), format!("Token(<{} bytes, hidden>)", t.as_bytes().len()));
+            let _ = token_looks_like_ase(&t);
+        }
+        Err(e) => {
+            // Only the two fixed messages: no byte of the token can be in them.
+            let positional = e
+                .strip_prefix("the token has a character that cannot be sent in an HTTP header (at byte ")
+                .and_then(|rest| rest.strip_suffix(')'))
+                .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n >= 1 && n <= raw.len()));
+            assert!(e == "the token is empty" || positional, "{e}");
+        }
+    }
+}
+
+fn check_request_values(raw: &[u8]) {
+    match parse_fail_mode(raw) {
+        Ok(FailMode::Open) => assert!(raw.eq_ignore_ascii_case(b"open")),
+        Ok(FailMode::Closed) => assert!(raw.eq_ignore_ascii_case(b"closed")),
+        Ok(FailMode::Unset) => panic!("parse_fail_mode gave Unset"),
+        Err(_) => assert!(!raw.eq_ignore_ascii_case(b"open") && !raw.eq_ignore_ascii_case(b"closed")),
+    }
+    if let Ok(n) = parse_block_status(raw) {
+        assert!((400..=599).contains(&n), "{n}");
+    }
+    if let Ok(h) = parse_user_header(raw) {
+        assert!(!h.is_empty());
+        assert_eq!(h, raw.to_ascii_lowercase());
+        assert!(h.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'));
+    }
+}
