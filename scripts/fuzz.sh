@@ -49,7 +49,19 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked || die "cargo install cargo-fuzz failed"
 fi
 
-say "building the fuzz targets (sanitizer: $sanitizer; the first build also builds nginx's headers, a few minutes)"
+# nginx-sys needs NGINX's headers and configure output: reuse those of the vendored build
+# (scripts/build.sh) when there is one, instead of building NGINX once more (minutes).
+if [ -z "${NGINX_BUILD_DIR:-}" ]; then
+    for objs in $(ls -dt "$ROOT"/target/vendored/*/build/nginx-sys-*/out/objs 2>/dev/null); do
+        src="$(cut -d'"' -f2 "$objs/last-build-info" 2>/dev/null || true)"
+        if [ -f "$objs/ngx_auto_config.h" ] && [ -f "$src/src/core/nginx.h" ]; then
+            export NGINX_BUILD_DIR="$objs" NGINX_SOURCE_DIR="$src"
+            break
+        fi
+    done
+fi
+
+say "building the fuzz targets (sanitizer: $sanitizer; nginx headers from ${NGINX_BUILD_DIR:-a vendored NGINX build, a few minutes the first time})"
 # cargo-fuzz adds -Cdebug-assertions (overflow checks too) and --cfg fuzzing.
 (cd "$ROOT" && RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir "$FUZZ" -O -s "$sanitizer" --features libfuzzer) \
     || die "cargo fuzz build failed (FUZZ_SANITIZER=none builds without AddressSanitizer)"
