@@ -3,7 +3,8 @@
 //! each in its own temporary directory, and tears them down when dropped (a failing test
 //! unwinds and drops them too).
 //!
-//! The nginx flavour comes from `NGX_ASE_FLAVOUR` (`vendored`, the default, or `system`).
+//! The nginx flavour comes from `NGX_ASE_FLAVOUR`: `vendored` (the default), `system` or
+//! `static` (modules compiled in, no load_module).
 
 pub mod backend;
 pub mod double;
