@@ -54,6 +54,9 @@ run "unit tests: shared code and the three modules" \
     --features ngx/vendored --target-dir "$ROOT/target/vendored" || status=1
 run "unit tests: the ASE test double" \
     cargo test --release -p ase-double --target-dir "$ROOT/target/double" || status=1
+if [ ${#filter[@]} -eq 0 ]; then
+    run "fuzzing: every target for 20 s (scripts/fuzz.sh)" "$ROOT/scripts/fuzz.sh" 20 || status=1
+fi
 for f in "${flavours[@]}"; do
     run "integration tests against the $f nginx" \
         env NGX_ASE_FLAVOUR="$f" cargo test --release --no-fail-fast -p ngx-ase-tests --target-dir "$ROOT/target/tests" \

@@ -101,7 +101,8 @@ pub fn parse_url(raw: &[u8]) -> Result<AseUrl, String> {
         }
         (host.to_string(), port)
     } else {
-        match authority.rsplit_once(':') {
+        match authority.split_once(':') {
+            Some((_, p)) if p.contains(':') => return Err(bad("an IPv6 address must be in brackets: http://[::1]:8000")),
             Some((h, p)) => (h.to_string(), parse_port(p).ok_or_else(|| bad("invalid port"))?),
             None => (authority.to_string(), default_port),
         }
@@ -142,9 +143,10 @@ pub fn parse_server(args: &[&[u8]]) -> Result<ServerSpec, String> {
     for param in params {
         let text = String::from_utf8_lossy(param);
         if let Some(v) = text.strip_prefix("max_fails=") {
-            spec.max_fails = v
-                .parse::<u32>()
-                .map_err(|_| format!("invalid max_fails value \"{v}\""))?;
+            spec.max_fails = Some(v)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u32>().ok())
+                .ok_or_else(|| format!("invalid max_fails value \"{v}\""))?;
         } else if let Some(v) = text.strip_prefix("fail_timeout=") {
             spec.fail_timeout_ms = parse_time_ms(v.as_bytes(), TimeUnit::Seconds)
                 .ok_or_else(|| format!("invalid fail_timeout value \"{v}\""))?;
@@ -273,6 +275,8 @@ mod tests {
             (b"http://[::1", "unterminated"),
             (b"http://[zz]:1", "invalid IPv6"),
             (b"http://h!st", "invalid host"),
+            (b"http://::1", "must be in brackets"),
+            (b"http://a:b:80", "must be in brackets"),
         ] {
             let err = parse_url(raw).unwrap_err();
             assert!(err.contains(why), "{:?}: {err}", String::from_utf8_lossy(raw));
@@ -288,6 +292,7 @@ mod tests {
         assert_eq!((s.backup, s.max_fails, s.fail_timeout_ms), (false, 1, 10_000));
         assert!(parse_server(&[b"http://a:1", b"weight=2"]).unwrap_err().contains("invalid parameter \"weight=2\""));
         assert!(parse_server(&[b"http://a:1", b"max_fails=x"]).unwrap_err().contains("max_fails"));
+        assert!(parse_server(&[b"http://a:1", b"max_fails=+3"]).unwrap_err().contains("max_fails"));
         assert!(parse_server(&[b"http://a:1", b"fail_timeout=1x"]).unwrap_err().contains("fail_timeout"));
         assert!(parse_server(&[]).is_err());
     }

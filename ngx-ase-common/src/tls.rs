@@ -34,7 +34,15 @@ pub unsafe fn create_client_ssl(cf: *mut ngx_conf_t, verify: bool, trusted: &str
     (*cln).handler = Some(ngx_ssl_cleanup_ctx);
     (*cln).data = ssl.cast();
     if verify {
-        let mut path = ngx_str_t { len: trusted.len(), data: trusted.as_ptr() as *mut u8 };
+        // nginx opens the file by `data` as a C string: give it a NUL-terminated copy that
+        // lives as long as the configuration.
+        let data = nginx_sys::ngx_pnalloc((*cf).pool, trusted.len() + 1) as *mut u8;
+        if data.is_null() {
+            return Err("out of memory".into());
+        }
+        ptr::copy_nonoverlapping(trusted.as_ptr(), data, trusted.len());
+        *data.add(trusted.len()) = 0;
+        let mut path = ngx_str_t { len: trusted.len(), data };
         // Sets nginx's verify callback and depth; loads the CA file when one is given.
         if ngx_ssl_trusted_certificate(cf, ssl, &mut path, 9) != NGX_OK as isize {
             return Err(format!("cannot load ase_ssl_trusted_certificate \"{trusted}\""));

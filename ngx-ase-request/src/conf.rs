@@ -33,8 +33,9 @@ pub fn parse_fail_mode(raw: &[u8]) -> Result<FailMode, String> {
 /// `ase_block_status`: a 4xx or 5xx status, as nginx's `return` would send it.
 pub fn parse_block_status(raw: &[u8]) -> Result<ngx_uint_t, String> {
     let text = String::from_utf8_lossy(raw);
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
     match text.parse::<ngx_uint_t>() {
-        Ok(n) if (400..=599).contains(&n) => Ok(n),
+        Ok(n) if digits && (400..=599).contains(&n) => Ok(n),
         _ => Err(format!(
             "invalid value \"{text}\" in \"ase_block_status\" directive, it must be a status code from 400 to 599"
         )),
@@ -113,7 +114,7 @@ mod tests {
         assert_eq!(parse_fail_mode(b"closed"), Ok(FailMode::Closed));
         assert!(parse_fail_mode(b"shut").unwrap_err().contains("\"shut\""));
         assert_eq!(parse_block_status(b"429"), Ok(429));
-        for bad in [&b"200"[..], b"600", b"x", b"-403", b""] {
+        for bad in [&b"200"[..], b"600", b"x", b"-403", b"+403", b""] {
             assert!(parse_block_status(bad).is_err());
         }
         assert_eq!(parse_user_header(b"X-User").unwrap(), b"x-user");

@@ -127,9 +127,18 @@ async fn exchange(ch: &Channel, index: usize, spec: &CallSpec) -> Result<u16, As
             bump(&counters().connections_reused);
             match p.sender.try_send_request(build_request(ch, index, spec)).await {
                 Ok(resp) => return finish(ch, index, p, resp).await,
-                Err(_) => {
-                    drop(p);
-                    connect(ch, index, spec).await?
+                // The ASE closed the idle connection as we used it: hyper hands the request
+                // back when it never went out, or the connection ended before a single byte
+                // of answer. Either way the ASE did not answer it: send it on a new
+                // connection. Any other failure is an error (the ASE never sees a call twice
+                // that it answered in part).
+                Err(mut e) => {
+                    if e.take_message().is_some() || e.error().is_incomplete_message() {
+                        drop(p);
+                        connect(ch, index, spec).await?
+                    } else {
+                        return Err(classify(e.error()));
+                    }
                 }
             }
         }
