@@ -183,3 +183,25 @@ fn reload_under_load_loses_no_request() {
     assert!(n.crashed_workers().is_empty(), "{:?}", n.crashed_workers());
     assert!(!n.error_log().contains("open socket"), "a worker left a socket open at exit");
 }
+
+#[test]
+fn a_black_holed_ase_is_marked_down_by_its_timeouts_and_the_breaker_opens() {
+    let (double, backend) = (AseDouble::start(&["--keepalive"]), Backend::start());
+    let n = start(&format!("ase_server {} max_fails=2 fail_timeout=30s;", double.url()), &backend, "");
+    double.fault(json!({"kind": "hang"}));
+    for i in 0..2 {
+        assert_eq!(get_status(&n, &format!("/slow{i}")), 200, "fails open after ase_timeout");
+    }
+    // Give the calls' own deadlines (the same ase_timeout) a moment to record the failures.
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    for i in 0..20 {
+        assert_eq!(get_status(&n, &format!("/fast{i}")), 200);
+    }
+    assert!(t.elapsed() < Duration::from_secs(3), "the breaker answers without waiting: {:?}", t.elapsed());
+    let c = counters(&n);
+    assert_eq!(c["errors"]["timeout"].as_u64(), Some(2), "{c}");
+    assert_eq!(c["breaker_trips"].as_u64(), Some(1), "{c}");
+    assert_eq!(c["fail_open_by_cause"]["unavailable"].as_u64(), Some(20), "{c}");
+    assert!(n.error_log().contains("is down (timeout)"), "the node-down line names the cause");
+}

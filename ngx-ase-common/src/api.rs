@@ -3,7 +3,6 @@
 //! `check.rs` and `net/`).
 
 use core::ffi::c_void;
-use std::time::Duration;
 
 use bytes::Bytes as Buf;
 use nginx_sys::{ngx_cycle_t, ngx_http_request_t, ngx_int_t, ngx_process, NGX_OK};
@@ -52,6 +51,7 @@ unsafe extern "C" fn start_check(
             correlation_id: Buf::copy_from_slice(correlation_id.as_slice()),
             body: Buf::copy_from_slice(body.as_slice()),
             connect_timeout_ms: lc.connect_timeout.min(lc.timeout),
+            timeout_ms: lc.timeout as u64,
         };
         let (handle, task_check) = Check::start(done, data, lc.timeout);
         ngx::async_::spawn(async move {
@@ -101,12 +101,13 @@ unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: By
             correlation_id: Buf::copy_from_slice(correlation_id.as_slice()),
             body: Buf::copy_from_slice(body.as_slice()),
             connect_timeout_ms: lc.connect_timeout.min(lc.timeout),
+            timeout_ms: lc.timeout as u64,
         };
-        let timeout = Duration::from_millis(lc.timeout as u64);
         ch.reports_in_flight.set(ch.reports_in_flight.get() + 1);
         ngx::async_::spawn(async move {
             let in_flight = InFlight(ch.clone());
-            if let Some(Ok(_)) = unless(call(ch, spec), ngx::async_::sleep(timeout)).await {
+            // call() bounds itself by ase_timeout.
+            if call(ch, spec).await.is_ok() {
                 bump(&counters().reports_sent);
             }
             drop(in_flight);

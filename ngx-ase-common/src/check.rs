@@ -93,10 +93,11 @@ impl Check {
     }
 }
 
-/// The check's timer fired: the ASE took longer than `ase_timeout`.
+/// The check's timer fired: the ASE took longer than `ase_timeout`. The request gets its
+/// answer now; the call's task is left to end by its own deadline (the same `ase_timeout`,
+/// a moment later at most), which records the timeout against the node so that a
+/// black-holed ASE is marked down and the breaker opens.
 unsafe extern "C" fn on_timeout(ev: *mut ngx_event_t) {
     let handle = (*ev).data as *const Check;
-    // Stop the call first (its task may hold a pooled connection), then answer.
-    (*handle).cancel.cancel();
     Check::deliver(handle, 0, AseError::Timeout);
 }

@@ -10,18 +10,23 @@
 
 /// Appends `bytes` as a quoted JSON string.
 pub fn write_str(out: &mut Vec<u8>, bytes: &[u8]) {
+    write_str_cased(out, bytes, false);
+}
+
+/// `write_str`, with ASCII letters lower-cased on the way (header names), without a copy.
+fn write_str_cased(out: &mut Vec<u8>, bytes: &[u8], lower: bool) {
     out.push(b'"');
     let mut rest = bytes;
     while !rest.is_empty() {
         match core::str::from_utf8(rest) {
             Ok(valid) => {
-                write_escaped_utf8(out, valid);
+                write_escaped_utf8(out, valid, lower);
                 break;
             }
             Err(e) => {
                 let (valid, after) = rest.split_at(e.valid_up_to());
                 // SAFETY-free: `valid_up_to` guarantees this prefix is UTF-8.
-                write_escaped_utf8(out, core::str::from_utf8(valid).unwrap_or_default());
+                write_escaped_utf8(out, core::str::from_utf8(valid).unwrap_or_default(), lower);
                 let bad = e.error_len().unwrap_or(after.len()).max(1);
                 for &b in &after[..bad] {
                     write_latin1_byte(out, b);
@@ -33,7 +38,14 @@ pub fn write_str(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
-fn write_escaped_utf8(out: &mut Vec<u8>, s: &str) {
+fn write_escaped_utf8(out: &mut Vec<u8>, s: &str, lower: bool) {
+    let copy = |out: &mut Vec<u8>, run: &[u8]| {
+        if lower {
+            out.extend(run.iter().map(u8::to_ascii_lowercase));
+        } else {
+            out.extend_from_slice(run);
+        }
+    };
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -46,14 +58,14 @@ fn write_escaped_utf8(out: &mut Vec<u8>, s: &str) {
             0x00..=0x1f | 0x7f => None,
             _ => continue,
         };
-        out.extend_from_slice(&bytes[start..i]);
+        copy(out, &bytes[start..i]);
         match escape {
             Some(e) => out.extend_from_slice(e),
             None => write_unicode_escape(out, b),
         }
         start = i + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
+    copy(out, &bytes[start..]);
 }
 
 /// A byte that is not part of valid UTF-8: U+00XX, written as the two UTF-8 bytes of
@@ -95,11 +107,7 @@ pub fn decode_like_writer(bytes: &[u8]) -> String {
 /// Appends `{"name":"value"}` with both parts from raw bytes; names are lower-cased.
 pub fn write_header_pair(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.push(b'{');
-    if name.iter().any(u8::is_ascii_uppercase) {
-        write_str(out, &name.to_ascii_lowercase());
-    } else {
-        write_str(out, name);
-    }
+    write_str_cased(out, name, true);
     out.push(b':');
     write_str(out, value);
     out.push(b'}');

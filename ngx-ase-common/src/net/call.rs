@@ -2,6 +2,7 @@
 //! POST, read the status and a bounded body, give the connection back to the pool.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -12,6 +13,7 @@ use crate::channel::{Channel, Pooled};
 use crate::counters::{bump, counters, status_slot};
 use crate::log;
 use crate::net::peer::{ConnectError, PeerIo};
+use crate::net::select::unless;
 use crate::nodes::{Pick, Transition};
 
 /// The largest answer body read from the ASE; a larger one is a bad answer.
@@ -22,10 +24,14 @@ pub struct CallSpec {
     pub correlation_id: Bytes,
     pub body: Bytes,
     pub connect_timeout_ms: usize,
+    /// The whole call's time limit (`ase_timeout`); an exchange still running then is a
+    /// timeout, and counts against its node.
+    pub timeout_ms: u64,
 }
 
 /// Runs a call with failover; the caller bounds its total time.
 pub async fn call(ch: Rc<Channel>, spec: CallSpec) -> Result<u16, AseError> {
+    let deadline = log::now_ms() + spec.timeout_ms;
     let mut tried: Vec<usize> = Vec::new();
     let mut last_error = AseError::Unavailable;
     loop {
@@ -44,7 +50,8 @@ pub async fn call(ch: Rc<Channel>, spec: CallSpec) -> Result<u16, AseError> {
         };
         let guard = ProbeGuard { ch: &ch, index, armed: probe };
         let started = log::now_ms();
-        let outcome = exchange(&ch, index, &spec).await;
+        let left = Duration::from_millis(deadline.saturating_sub(log::now_ms()).max(1));
+        let outcome = unless(exchange(&ch, index, &spec), ngx::async_::sleep(left)).await.unwrap_or(Err(AseError::Timeout));
         guard.disarm();
         if let Some(stats) = counters().nodes.get(index) {
             let failed = match outcome {
@@ -62,7 +69,9 @@ pub async fn call(ch: Rc<Channel>, spec: CallSpec) -> Result<u16, AseError> {
                 } else {
                     ch.health.borrow_mut().succeeded(index)
                 };
-                report_transition(&ch, index, t, &format!("it answered {status}"));
+                if t != Transition::None {
+                    report_transition(&ch, index, t, &format!("it answered {status}"));
+                }
                 return Ok(status);
             }
             Err(e) => {
