@@ -63,7 +63,7 @@ show "   ... and nginx logged the node going down once, not once per request:" \
 show "6. nginx's access log with \$ase_verdict, \$ase_correlation_id and \$ase_time:" \
      "cat $dir/logs/access.log"
 show "7. The status page (ase_status; counters of all workers through ase_zone):" \
-     "curl -s $api/ase-status | python3 -m json.tool | head -40"
+     "curl -s $api/ase-status | python3 -m json.tool"
 
 if [ $keep -eq 1 ]; then
     echo "Left running: API $api  ASE admin http://$ADMIN  prefix $dir"
