@@ -33,6 +33,21 @@ unsafe fn request_log(r: *mut c_void) -> *mut nginx_sys::ngx_log_t {
     (*(*r).connection).log
 }
 
+/// What a call sends and its limits (this location's); the caller's bytes are copied, as
+/// the ABI requires.
+///
+/// # Safety
+/// `correlation_id` and `body` must be valid for the duration of the call.
+unsafe fn call_spec(path: &'static str, lc: &crate::conf::LocConf, correlation_id: Bytes, body: Bytes) -> CallSpec {
+    CallSpec {
+        path,
+        correlation_id: Buf::copy_from_slice(correlation_id.as_slice()),
+        body: Buf::copy_from_slice(body.as_slice()),
+        connect_timeout_ms: lc.connect_timeout.min(lc.timeout),
+        timeout_ms: lc.timeout as u64,
+    }
+}
+
 unsafe extern "C" fn start_check(
     r: *mut c_void,
     correlation_id: Bytes,
@@ -46,13 +61,7 @@ unsafe extern "C" fn start_check(
             bump(&counters().errors[AseError::NotStarted as usize]);
             return core::ptr::null_mut();
         };
-        let spec = CallSpec {
-            path: "/ase/request",
-            correlation_id: Buf::copy_from_slice(correlation_id.as_slice()),
-            body: Buf::copy_from_slice(body.as_slice()),
-            connect_timeout_ms: lc.connect_timeout.min(lc.timeout),
-            timeout_ms: lc.timeout as u64,
-        };
+        let spec = call_spec("/ase/request", lc, correlation_id, body);
         let (handle, task_check) = Check::start(done, data, lc.timeout);
         ngx::async_::spawn(async move {
             let outcome = unless(call(ch, spec), task_check.cancel.wait()).await;
@@ -96,13 +105,7 @@ unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: By
             bump(&counters().reports_dropped_queue_full);
             return ReportQueued::DroppedQueueFull;
         }
-        let spec = CallSpec {
-            path: "/ase/response",
-            correlation_id: Buf::copy_from_slice(correlation_id.as_slice()),
-            body: Buf::copy_from_slice(body.as_slice()),
-            connect_timeout_ms: lc.connect_timeout.min(lc.timeout),
-            timeout_ms: lc.timeout as u64,
-        };
+        let spec = call_spec("/ase/response", lc, correlation_id, body);
         ch.reports_in_flight.set(ch.reports_in_flight.get() + 1);
         ngx::async_::spawn(async move {
             let in_flight = InFlight(ch.clone());
