@@ -2,8 +2,11 @@
 //! request and response modules (which call it).
 //!
 //! Each module is its own shared object with its own copy of Rust's runtime, so only
-//! `#[repr(C)]` values and plain function pointers cross between them, and every byte
-//! buffer is copied by the callee before the call returns.
+//! `#[repr(C)]` structs, integers and plain function pointers cross between them, and every
+//! byte buffer is copied by the callee before the call returns. Enums cross as `u8` and are
+//! read back with `from_u8`, which maps a value it does not know (a build of another
+//! version) to a safe one: a Rust enum holding an unknown value would be undefined
+//! behaviour.
 //!
 //! How a caller finds the table: the common module's http main configuration begins with a
 //! [`CommonMainHeader`]; the caller looks the common module up by its name in
@@ -13,7 +16,7 @@
 use core::ffi::c_void;
 
 /// Bumped whenever the layout of anything in this file changes.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// The nginx module name of the common module, as `cycle->modules[i]->name` spells it.
 pub const COMMON_MODULE_NAME: &str = "ngx_ase_common_module";
@@ -79,6 +82,11 @@ impl AseError {
         AseError::NotStarted,
     ];
 
+    /// The error a `u8` from the other side of the ABI names; an unknown value is `Internal`.
+    pub fn from_u8(v: u8) -> AseError {
+        AseError::ALL.get(usize::from(v)).copied().unwrap_or(AseError::Internal)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             AseError::None => "none",
@@ -100,24 +108,58 @@ impl AseError {
 pub struct CheckResult {
     /// The ASE's HTTP status, or 0 when `error` is not `None`.
     pub status: u16,
-    pub error: AseError,
+    /// An [`AseError`] as `u8` (read it with [`CheckResult::error`]).
+    pub error: u8,
     /// Milliseconds from the start of the check to this result.
     pub elapsed_ms: u64,
 }
 
-/// Called exactly once per started check, on the worker's event loop, unless the check was
-/// cancelled first. `data` is what the caller passed to `start_check`.
+impl CheckResult {
+    pub fn new(status: u16, error: AseError, elapsed_ms: u64) -> Self {
+        CheckResult { status, error: error as u8, elapsed_ms }
+    }
+
+    pub fn error(&self) -> AseError {
+        AseError::from_u8(self.error)
+    }
+}
+
+/// Called exactly once per check that `start_check` was asked for, unless the caller
+/// cancelled it first. `data` is what the caller passed to `start_check`. It runs on the
+/// worker's event loop, either later (the ASE answered, or the check timed out) or *before
+/// `start_check` returns*, when the outcome is known at once (no node can be used, the
+/// channel cannot take the call); `start_check` then returns null.
 pub type CheckDone = unsafe extern "C" fn(data: *mut c_void, result: CheckResult);
 
-/// What `send_report` did with a response report.
+/// Which kind of call [`ChannelApi::admit`] is asked about.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReportQueued {
-    Queued = 0,
-    /// `ase_response_queue` reports are already in flight on this worker.
-    DroppedQueueFull = 1,
-    /// No usable ASE node (breaker open) or the channel is not running.
-    DroppedUnavailable = 2,
+pub enum CallKind {
+    Check = 0,
+    Report = 1,
+}
+
+/// What `admit` and `send_report` say about a call.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Go ahead (from `send_report`: queued).
+    Go = 0,
+    /// `ase_response_queue` reports are already in flight on this worker (reports only).
+    QueueFull = 1,
+    /// Every ASE node is down (the breaker is open) or the channel is not running.
+    Unavailable = 2,
+}
+
+impl Admission {
+    /// An unknown value is `Unavailable`: nothing is sent.
+    pub fn from_u8(v: u8) -> Admission {
+        match v {
+            0 => Admission::Go,
+            1 => Admission::QueueFull,
+            _ => Admission::Unavailable,
+        }
+    }
 }
 
 /// The functions the common module offers. `r` is always an `ngx_http_request_t *`: the
@@ -125,9 +167,15 @@ pub enum ReportQueued {
 #[repr(C)]
 pub struct ChannelApi {
     pub abi_version: u32,
-    /// Starts `POST /ase/request`. Returns a handle for `cancel_check`, or null when the
-    /// check could not start; then `done` is never called and the caller treats it as an
-    /// ASE error of kind `NotStarted`.
+    /// Asked before a payload is built: may a call of `kind` (a [`CallKind`] as `u8`) go out
+    /// now? Returns an [`Admission`] as `u8`. Anything but `Go` is counted by the channel as
+    /// that call's outcome (a check answered `Unavailable`, a report dropped), so the caller
+    /// builds nothing, calls nothing more, and acts on it: a check takes the fail mode with
+    /// error `Unavailable`.
+    pub admit: unsafe extern "C" fn(r: *mut c_void, kind: u8) -> u8,
+    /// Starts `POST /ase/request`. `done` is called exactly once unless the caller cancels
+    /// first: maybe before this returns (see [`CheckDone`]), and then the result is null.
+    /// Otherwise the result is the handle for `cancel_check`.
     pub start_check: unsafe extern "C" fn(
         r: *mut c_void,
         correlation_id: Bytes,
@@ -135,13 +183,14 @@ pub struct ChannelApi {
         done: CheckDone,
         data: *mut c_void,
     ) -> *mut c_void,
-    /// Cancels a pending check: `done` will not be called. The handle is invalid after.
+    /// Cancels a pending check: `done` will not be called. The handle is invalid after; a
+    /// handle that is no longer pending is ignored.
     pub cancel_check: unsafe extern "C" fn(handle: *mut c_void),
-    /// Queues `POST /ase/response`, fire-and-forget.
-    pub send_report:
-        unsafe extern "C" fn(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> ReportQueued,
-    /// Adds one to the status page's verdict counters (see `Verdict`).
-    pub count_verdict: unsafe extern "C" fn(verdict: Verdict, error: AseError),
+    /// Queues `POST /ase/response`, fire-and-forget. Returns an [`Admission`] as `u8`.
+    pub send_report: unsafe extern "C" fn(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> u8,
+    /// Adds one to the status page's verdict counters: a [`Verdict`] and an [`AseError`],
+    /// each as `u8`.
+    pub count_verdict: unsafe extern "C" fn(verdict: u8, error: u8),
 }
 
 /// The outcome of a request check as the request module decided it.
@@ -158,6 +207,11 @@ pub enum Verdict {
 impl Verdict {
     pub const ALL: [Verdict; 5] =
         [Verdict::Allow, Verdict::Block, Verdict::FailOpen, Verdict::FailClosed, Verdict::Skip];
+
+    /// The verdict a `u8` from the other side of the ABI names, if it is one.
+    pub fn from_u8(v: u8) -> Option<Verdict> {
+        Verdict::ALL.get(usize::from(v)).copied()
+    }
 
     /// The value of `$ase_verdict`.
     pub fn name(self) -> &'static str {
@@ -178,4 +232,23 @@ pub struct CommonMainHeader {
     pub api: *const ChannelApi,
     /// How many `ase_server` lines the http block has.
     pub server_count: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_cross_as_u8_and_unknown_values_are_safe() {
+        for e in AseError::ALL {
+            assert_eq!(AseError::from_u8(e as u8), e);
+        }
+        assert_eq!(AseError::from_u8(200), AseError::Internal);
+        for v in Verdict::ALL {
+            assert_eq!(Verdict::from_u8(v as u8), Some(v));
+        }
+        assert_eq!(Verdict::from_u8(99), None);
+        assert_eq!(Admission::from_u8(Admission::QueueFull as u8), Admission::QueueFull);
+        assert_eq!(Admission::from_u8(7), Admission::Unavailable);
+    }
 }
