@@ -1,24 +1,23 @@
 //! The C ABI table the request and response modules call, and the worker's lifecycle
-//! hooks that build and tear down the channel (unsafe glue over `channel.rs`,
-//! `check.rs` and `net/`).
+//! hooks that build and tear down the channel (unsafe glue over `worker.rs`).
 
 use core::ffi::c_void;
 
-use bytes::Bytes as Buf;
 use nginx_sys::{ngx_cycle_t, ngx_http_request_t, ngx_int_t, ngx_process, NGX_OK};
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 use ngx_ase_glue::panic::guard;
-use ngx_ase_shared::abi::{AseError, Bytes, ChannelApi, CheckDone, ReportQueued, Verdict, ABI_VERSION};
+use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckDone, Verdict, ABI_VERSION};
 
-use crate::channel::Channel;
-use crate::check::Check;
 use crate::counters::{bump, counters};
-use crate::net::call::{call, CallSpec};
-use crate::net::select::unless;
+use crate::engine::{Engine, Limits, NodeSpec};
+use crate::ngx_io::{NgxIo, NodeAddr};
+use crate::nodes::NodePolicy;
+use crate::worker::{self, Worker};
 use crate::Module;
 
 pub static CHANNEL_API: ChannelApi = ChannelApi {
     abi_version: ABI_VERSION,
+    admit,
     start_check,
     cancel_check,
     send_report,
@@ -33,106 +32,62 @@ unsafe fn request_log(r: *mut c_void) -> *mut nginx_sys::ngx_log_t {
     (*(*r).connection).log
 }
 
-/// What a call sends and its limits (this location's); the caller's bytes are copied, as
-/// the ABI requires.
-///
-/// # Safety
-/// `correlation_id` and `body` must be valid for the duration of the call.
-unsafe fn call_spec(path: &'static str, lc: &crate::conf::LocConf, correlation_id: Bytes, body: Bytes) -> CallSpec {
-    CallSpec {
-        path,
-        correlation_id: Buf::copy_from_slice(correlation_id.as_slice()),
-        body: Buf::copy_from_slice(body.as_slice()),
-        connect_timeout_ms: lc.connect_timeout.min(lc.timeout),
-        timeout_ms: lc.timeout as u64,
-    }
+/// This location's time limits.
+unsafe fn limits(r: *mut c_void) -> Option<Limits> {
+    let lc = Module::location_conf(&*(r as *mut ngx_http_request_t))?;
+    Some(Limits { timeout_ms: lc.timeout as u64, connect_timeout_ms: lc.connect_timeout.min(lc.timeout) as u64 })
 }
 
-unsafe extern "C" fn start_check(
-    r: *mut c_void,
-    correlation_id: Bytes,
-    body: Bytes,
-    done: CheckDone,
-    data: *mut c_void,
-) -> *mut c_void {
-    guard(request_log(r), "start_check", core::ptr::null_mut(), || {
-        bump(&counters().checks);
-        let (Some(ch), Some(lc)) = (Channel::get(), Module::location_conf(&*(r as *mut ngx_http_request_t))) else {
-            bump(&counters().errors[AseError::NotStarted as usize]);
-            return core::ptr::null_mut();
-        };
-        let spec = call_spec("/ase/request", lc, correlation_id, body);
-        let (handle, task_check) = Check::start(done, data, lc.timeout);
-        ngx::async_::spawn(async move {
-            let outcome = unless(call(ch, spec), task_check.cancel.wait()).await;
-            if let Some(result) = outcome {
-                if task_check.is_pending() {
-                    let (status, error) = match result {
-                        Ok(s) => (s, AseError::None),
-                        Err(e) => (0, e),
-                    };
-                    // The handle is still held (pending), so the pointer is valid.
-                    Check::deliver(std::rc::Rc::as_ptr(&task_check), status, error);
-                }
-            }
-        })
-        .detach();
-        handle as *mut c_void
+unsafe extern "C" fn admit(r: *mut c_void, kind: u8) -> u8 {
+    guard(request_log(r), "admit", Admission::Unavailable as u8, || {
+        let kind = if kind == CallKind::Report as u8 { CallKind::Report } else { CallKind::Check };
+        worker::with(|w| w.engine.admit(kind, &mut w.io)).unwrap_or(Admission::Unavailable) as u8
     })
+}
+
+unsafe extern "C" fn start_check(r: *mut c_void, correlation_id: Bytes, body: Bytes, done: CheckDone, data: *mut c_void) -> *mut c_void {
+    let Some(limits) = guard(request_log(r), "start_check", None, || limits(r)) else {
+        bump(&counters().errors[AseError::NotStarted as usize]);
+        done(data, ngx_ase_shared::abi::CheckResult::new(0, AseError::NotStarted, 0));
+        return core::ptr::null_mut();
+    };
+    worker::start_check(
+        |w, waiter| {
+            // SAFETY: the caller's bytes are valid for this call; the engine copies them.
+            let (cid, body) = unsafe { (correlation_id.as_slice(), body.as_slice()) };
+            w.engine.start_check(waiter, cid, body, limits, &mut w.io).map(|id| id.to_bits())
+        },
+        done,
+        data,
+    )
 }
 
 unsafe extern "C" fn cancel_check(handle: *mut c_void) {
     guard((*nginx_sys::ngx_cycle).log, "cancel_check", (), || {
-        if !handle.is_null() {
-            Check::cancel(handle as *const Check);
+        if let Some(id) = crate::engine::CallId::from_bits(handle as usize) {
+            worker::with(|w| w.engine.cancel(id, &mut w.io));
         }
     })
 }
 
-unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> ReportQueued {
-    guard(request_log(r), "send_report", ReportQueued::DroppedUnavailable, || {
-        bump(&counters().reports);
-        let (Some(ch), Some(lc)) = (Channel::get(), Module::location_conf(&*(r as *mut ngx_http_request_t))) else {
+unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> u8 {
+    guard(request_log(r), "send_report", Admission::Unavailable as u8, || {
+        let sent = limits(r).and_then(|limits| {
+            worker::with(|w| w.engine.send_report(correlation_id.as_slice(), body.as_slice(), limits, &mut w.io))
+        });
+        sent.unwrap_or_else(|| {
+            bump(&counters().reports);
             bump(&counters().reports_dropped_unavailable);
-            return ReportQueued::DroppedUnavailable;
-        };
-        // Reports never probe: while every node is down, only checks test for a node's return.
-        if ch.health.borrow().breaker_open() {
-            bump(&counters().reports_dropped_unavailable);
-            return ReportQueued::DroppedUnavailable;
-        }
-        if ch.reports_in_flight.get() >= ch.response_queue {
-            bump(&counters().reports_dropped_queue_full);
-            return ReportQueued::DroppedQueueFull;
-        }
-        let spec = call_spec("/ase/response", lc, correlation_id, body);
-        ch.reports_in_flight.set(ch.reports_in_flight.get() + 1);
-        ngx::async_::spawn(async move {
-            let in_flight = InFlight(ch.clone());
-            // call() bounds itself by ase_timeout.
-            if call(ch, spec).await.is_ok() {
-                bump(&counters().reports_sent);
-            }
-            drop(in_flight);
-        })
-        .detach();
-        ReportQueued::Queued
+            Admission::Unavailable
+        }) as u8
     })
 }
 
-/// Counts a report in flight until its task ends, however it ends.
-struct InFlight(std::rc::Rc<Channel>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.reports_in_flight.set(self.0.reports_in_flight.get().saturating_sub(1));
-    }
-}
-
-unsafe extern "C" fn count_verdict(verdict: Verdict, error: AseError) {
+unsafe extern "C" fn count_verdict(verdict: u8, error: u8) {
+    let Some(verdict) = Verdict::from_u8(verdict) else { return };
     bump(&counters().verdicts[verdict as usize]);
     if verdict == Verdict::FailOpen || verdict == Verdict::FailClosed {
-        bump(&counters().fail_open_by_cause[error as usize]);
+        bump(&counters().fail_open_by_cause[AseError::from_u8(error) as usize]);
     }
 }
 
@@ -148,16 +103,41 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
                 crate::counters::use_shared(shared);
             }
             if !conf.servers.is_empty() {
-                Channel::install(Channel::from_conf(conf));
+                worker::install(build_worker(conf));
             }
         }
         NGX_OK as ngx_int_t
     })
 }
 
+/// The engine and its nginx side for the configured nodes (those whose address resolved).
+fn build_worker(conf: &crate::conf::MainConf) -> Worker {
+    let (specs, addrs): (Vec<NodeSpec>, Vec<NodeAddr>) = conf
+        .servers
+        .iter()
+        .zip(&conf.addresses)
+        .filter_map(|(s, addrs)| {
+            let spec = NodeSpec {
+                display: s.url.to_string(),
+                authority: s.url.authority(),
+                policy: NodePolicy { backup: s.backup, max_fails: s.max_fails, fail_timeout_ms: s.fail_timeout_ms },
+            };
+            let addr = NodeAddr {
+                addr: *addrs.first()?,
+                display: s.url.to_string(),
+                tls: s.url.tls,
+                tls_name: s.url.host_is_name().then(|| std::ffi::CString::new(s.url.host.clone()).ok()).flatten(),
+            };
+            Some((spec, addr))
+        })
+        .unzip();
+    let token = conf.token.as_ref().map(|(t, _)| t.as_bytes());
+    Worker {
+        engine: Engine::new(specs, token, conf.keepalive, conf.response_queue),
+        io: NgxIo::new(addrs, conf.ssl, conf.ssl_verify == 1),
+    }
+}
+
 pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
-    guard((*cycle).log, "exit_process", (), || {
-        Channel::shutdown();
-        crate::net::peer::close_all();
-    })
+    guard((*cycle).log, "exit_process", (), worker::uninstall)
 }

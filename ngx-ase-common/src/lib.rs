@@ -2,24 +2,26 @@
 //! directives that configure it. The request and response modules reach the channel
 //! through the C ABI table in `api.rs`.
 //!
+//! The channel's logic is `engine/` (plain Rust, unit-tested over a fake); `ngx_io.rs` runs
+//! it on nginx's event loop over nginx peer connections, and `worker.rs` holds it per worker.
+//!
 //! The nginx module declaration is in `module.rs` (unsafe glue); see `conf.rs`,
 //! `settings.rs` and the channel modules for the logic.
 
 pub mod conf;
 pub mod counters;
+pub mod engine;
 pub mod nodes;
 pub mod settings;
 pub mod status_json;
 #[cfg(not(test))]
 mod api;
 #[cfg(not(test))]
-mod channel;
-#[cfg(not(test))]
-mod check;
-#[cfg(not(test))]
 mod log;
 #[cfg(not(test))]
-mod net;
+mod ngx_io;
+#[cfg(not(test))]
+mod worker;
 #[cfg(not(test))]
 mod directives;
 #[cfg(not(test))]

@@ -1,9 +1,9 @@
-//! Logging to the worker's error log, and nginx's cached clock.
+//! nginx's cached clock, the "worker is exiting" flag, and a log line said once per worker.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
 
-use nginx_sys::{ngx_current_msec, ngx_cycle, NGX_LOG_ERR, NGX_LOG_NOTICE, NGX_LOG_WARN};
+use nginx_sys::{ngx_current_msec, ngx_cycle, NGX_LOG_ERR};
 
 /// nginx's cached monotonic time in milliseconds (updated once per event loop turn).
 pub fn now_ms() -> u64 {
@@ -25,14 +25,6 @@ fn at(level: u32, msg: &str) {
             ngx::ngx_log_error!(level, log, "{}", msg);
         }
     }
-}
-
-pub fn warn(msg: &str) {
-    at(NGX_LOG_WARN, msg);
-}
-
-pub fn notice(msg: &str) {
-    at(NGX_LOG_NOTICE, msg);
 }
 
 thread_local! {

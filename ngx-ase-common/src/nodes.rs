@@ -72,8 +72,36 @@ impl Nodes {
         self.breaker_open
     }
 
-    /// Chooses a node for a call, skipping `tried` (nodes this call already failed on).
-    pub fn pick(&mut self, now: u64, tried: &[usize]) -> Pick {
+    /// Whether a check started now would find a node (up, or due for its probe). When none
+    /// would, the breaker opens here as `pick` would open it: `Err(tripped)`.
+    pub fn admit_check(&mut self, now: u64) -> Result<(), bool> {
+        let usable = (0..self.len()).any(|i| {
+            let h = &self.health[i];
+            !h.probing && (h.down_until == 0 || h.down_until <= now)
+        });
+        if usable {
+            return Ok(());
+        }
+        let tripped = !self.breaker_open;
+        self.breaker_open = true;
+        Err(tripped)
+    }
+
+    /// The node a response report goes to: one that is up (primaries first, backups while
+    /// no primary is up), never one that is down or being probed. Reports never change a
+    /// node's health, so they never test one.
+    pub fn pick_settled(&self, tried: u64) -> Option<usize> {
+        let up = |i: usize| self.health[i].down_until == 0 && !self.health[i].probing;
+        let primary = (0..self.len()).find(|&i| !self.policies[i].backup && up(i));
+        let any_primary_up = primary.is_some();
+        let usable = |i: usize| !is_tried(tried, i) && up(i) && (!self.policies[i].backup || !any_primary_up);
+        (0..self.len()).filter(|&i| !self.policies[i].backup).find(|&i| usable(i))
+            .or_else(|| (0..self.len()).filter(|&i| self.policies[i].backup).find(|&i| usable(i)))
+    }
+
+    /// Chooses a node for a check, skipping `tried` (a bit per node this call already
+    /// failed on).
+    pub fn pick(&mut self, now: u64, tried: u64) -> Pick {
         for want_backup in [false, true] {
             if want_backup && self.any_primary_usable(now, tried) {
                 break;
@@ -81,7 +109,7 @@ impl Nodes {
             // A node that is up.
             let up = (0..self.len()).find(|&i| {
                 self.policies[i].backup == want_backup
-                    && !tried.contains(&i)
+                    && !is_tried(tried, i)
                     && self.health[i].down_until == 0
                     && !self.health[i].probing
             });
@@ -93,7 +121,7 @@ impl Nodes {
             let retry = (0..self.len()).find(|&i| {
                 let h = &self.health[i];
                 self.policies[i].backup == want_backup
-                    && !tried.contains(&i)
+                    && !is_tried(tried, i)
                     && h.down_until != 0
                     && h.down_until <= now
                     && !h.probing
@@ -103,7 +131,7 @@ impl Nodes {
                 return Pick::Node { index, probe: true };
             }
         }
-        if !tried.is_empty() {
+        if tried != 0 {
             return Pick::Exhausted;
         }
         let tripped = !self.breaker_open;
@@ -111,9 +139,9 @@ impl Nodes {
         Pick::Unavailable { tripped }
     }
 
-    fn any_primary_usable(&self, now: u64, tried: &[usize]) -> bool {
+    fn any_primary_usable(&self, now: u64, tried: u64) -> bool {
         (0..self.len()).any(|i| {
-            !self.policies[i].backup && !tried.contains(&i) && {
+            !self.policies[i].backup && !is_tried(tried, i) && {
                 let h = &self.health[i];
                 !h.probing && (h.down_until == 0 || h.down_until <= now)
             }
@@ -167,6 +195,19 @@ impl Nodes {
     }
 }
 
+/// The most nodes a channel takes (a call marks the nodes it tried in a `u64`).
+pub const MAX_NODES: usize = 64;
+
+/// Whether bit `i` of `tried` is set; nodes past `MAX_NODES` do not exist.
+pub fn is_tried(tried: u64, i: usize) -> bool {
+    i >= MAX_NODES || tried & (1 << i) != 0
+}
+
+/// `tried` with node `i` added.
+pub fn with_tried(tried: u64, i: usize) -> u64 {
+    if i < MAX_NODES { tried | (1 << i) } else { tried }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,9 +219,9 @@ mod tests {
     #[test]
     fn primary_first_then_backup_when_primary_down() {
         let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
-        assert_eq!(n.pick(0, &[]), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick(0, 0), Pick::Node { index: 0, probe: false });
         assert_eq!(n.failed(0, 0), Transition::WentDown);
-        assert_eq!(n.pick(1, &[]), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(1, 0), Pick::Node { index: 1, probe: false });
         assert!(n.is_down(0, 1));
     }
 
@@ -188,8 +229,8 @@ mod tests {
     fn backup_is_not_used_while_a_primary_is_up() {
         let mut n = Nodes::new(vec![policy(false, 1), policy(false, 1), policy(true, 1)]);
         n.failed(0, 0);
-        assert_eq!(n.pick(1, &[]), Pick::Node { index: 1, probe: false });
-        assert_eq!(n.pick(1, &[1]), Pick::Node { index: 2, probe: false }, "failover within a call");
+        assert_eq!(n.pick(1, 0), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(1, 1 << 1), Pick::Node { index: 2, probe: false }, "failover within a call");
     }
 
     #[test]
@@ -197,7 +238,7 @@ mod tests {
         let mut n = Nodes::new(vec![policy(false, 3)]);
         n.failed(0, 0);
         n.failed(0, 100);
-        assert_eq!(n.pick(200, &[]), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick(200, 0), Pick::Node { index: 0, probe: false });
         // the window (10 s) passed: counting starts again
         n.failed(0, 20_000);
         n.failed(0, 20_100);
@@ -209,7 +250,7 @@ mod tests {
     #[test]
     fn running_out_of_nodes_within_a_call_is_not_the_breaker() {
         let mut n = Nodes::new(vec![policy(false, 0)]);
-        assert_eq!(n.pick(0, &[0]), Pick::Exhausted);
+        assert_eq!(n.pick(0, 1 << 0), Pick::Exhausted);
         assert!(!n.breaker_open());
     }
 
@@ -219,7 +260,7 @@ mod tests {
         for t in 0..10 {
             assert_eq!(n.failed(0, t), Transition::None);
         }
-        assert_eq!(n.pick(10, &[]), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick(10, 0), Pick::Node { index: 0, probe: false });
     }
 
     #[test]
@@ -227,8 +268,8 @@ mod tests {
         let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
         n.failed(0, 0);
         n.failed(1, 0);
-        assert_eq!(n.pick(1, &[]), Pick::Unavailable { tripped: true });
-        assert_eq!(n.pick(2, &[]), Pick::Unavailable { tripped: false });
+        assert_eq!(n.pick(1, 0), Pick::Unavailable { tripped: true });
+        assert_eq!(n.pick(2, 0), Pick::Unavailable { tripped: false });
         assert!(n.breaker_open());
     }
 
@@ -236,15 +277,15 @@ mod tests {
     fn one_probe_at_a_time_after_the_down_time() {
         let mut n = Nodes::new(vec![policy(false, 1)]);
         n.failed(0, 0);
-        assert_eq!(n.pick(5_000, &[]), Pick::Unavailable { tripped: true });
-        assert_eq!(n.pick(10_000, &[]), Pick::Node { index: 0, probe: true });
-        assert_eq!(n.pick(10_001, &[]), Pick::Unavailable { tripped: false }, "second caller waits");
+        assert_eq!(n.pick(5_000, 0), Pick::Unavailable { tripped: true });
+        assert_eq!(n.pick(10_000, 0), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick(10_001, 0), Pick::Unavailable { tripped: false }, "second caller waits");
         // the probe fails: down for another fail_timeout
         assert_eq!(n.failed(0, 10_002), Transition::None);
-        assert_eq!(n.pick(15_000, &[]), Pick::Unavailable { tripped: false });
-        assert_eq!(n.pick(20_002, &[]), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick(15_000, 0), Pick::Unavailable { tripped: false });
+        assert_eq!(n.pick(20_002, 0), Pick::Node { index: 0, probe: true });
         assert_eq!(n.succeeded(0), Transition::CameBack);
-        assert_eq!(n.pick(20_003, &[]), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick(20_003, 0), Pick::Node { index: 0, probe: false });
         assert!(!n.breaker_open());
     }
 
@@ -252,18 +293,46 @@ mod tests {
     fn primary_back_takes_traffic_from_backup() {
         let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
         n.failed(0, 0);
-        assert_eq!(n.pick(1, &[]), Pick::Node { index: 1, probe: false });
-        assert_eq!(n.pick(10_000, &[]), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick(1, 0), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(10_000, 0), Pick::Node { index: 0, probe: true });
         n.succeeded(0);
-        assert_eq!(n.pick(10_001, &[]), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick(10_001, 0), Pick::Node { index: 0, probe: false });
+    }
+
+    #[test]
+    fn admit_check_agrees_with_pick() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
+        assert_eq!(n.admit_check(0), Ok(()));
+        n.failed(0, 0);
+        assert_eq!(n.admit_check(1), Ok(()), "the backup is up");
+        n.failed(1, 0);
+        assert_eq!(n.admit_check(1), Err(true));
+        assert_eq!(n.admit_check(2), Err(false), "the breaker opened once");
+        assert_eq!(n.pick(3, 0), Pick::Unavailable { tripped: false });
+        assert_eq!(n.admit_check(10_000), Ok(()), "a probe is due");
+    }
+
+    #[test]
+    fn reports_use_only_nodes_that_are_up() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
+        assert_eq!(n.pick_settled(0), Some(0));
+        assert_eq!(n.pick_settled(1 << 0), None, "no backup while a primary is up");
+        n.failed(0, 0);
+        assert_eq!(n.pick_settled(0), Some(1));
+        // The primary's down time ran out, but only a check may probe it.
+        assert_eq!(n.pick_settled(0), Some(1));
+        assert_eq!(n.pick(10_000, 0), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick_settled(0), Some(1), "a node being probed gets no report");
+        n.failed(1, 10_000);
+        assert_eq!(n.pick_settled(0), None);
     }
 
     #[test]
     fn abandoned_probe_frees_the_node_for_another() {
         let mut n = Nodes::new(vec![policy(false, 1)]);
         n.failed(0, 0);
-        assert_eq!(n.pick(10_000, &[]), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick(10_000, 0), Pick::Node { index: 0, probe: true });
         n.abandoned(0);
-        assert_eq!(n.pick(10_001, &[]), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick(10_001, 0), Pick::Node { index: 0, probe: true });
     }
 }

@@ -11,7 +11,6 @@ use nginx_sys::{
 };
 use ngx_ase_glue::panic::guard;
 
-use crate::channel::Channel;
 use crate::counters::counters;
 use crate::status_json::{to_json, to_prometheus, NodeView, PageInput};
 
@@ -22,7 +21,6 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         if method & (nginx_sys::NGX_HTTP_GET | nginx_sys::NGX_HTTP_HEAD) == 0 {
             return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
         }
-        let ch = Channel::get();
         let conf = <crate::Module as ngx::http::HttpModuleMainConf>::main_conf(&*r);
         let nodes = conf
             .map(|c| c.servers.iter().map(|s| (s.url.to_string(), s.backup)).collect::<Vec<_>>())
@@ -30,7 +28,7 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         let input = PageInput {
             counters: counters(),
             nodes: nodes.iter().map(|(u, b)| NodeView { url: u, backup: *b }).collect(),
-            breaker_open: ch.as_ref().is_some_and(|c| c.health.borrow().breaker_open()),
+            breaker_open: crate::worker::with(|w| w.engine.breaker_open()).unwrap_or(false),
             now_ms: crate::log::now_ms(),
             shared: conf.is_some_and(|c| !c.zone.is_null()),
         };

@@ -1,0 +1,274 @@
+//! Reads the ASE's answer: an HTTP/1.x response with a bounded body, parsed from the bytes
+//! received so far (`httparse` for the status line and headers). The channel only needs
+//! the status, where the answer ends, and whether the connection may be used again.
+
+/// The largest answer body read from the ASE; a larger one is a bad answer.
+pub const MAX_ANSWER_BODY: usize = 64 * 1024;
+/// The largest status line plus headers.
+pub const MAX_ANSWER_HEAD: usize = 16 * 1024;
+/// Header lines read in one answer; more is a bad answer.
+const MAX_HEADERS: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// More bytes are needed.
+    Partial,
+    /// A whole answer: its status, how many bytes of the buffer it took, and whether the
+    /// connection may carry another exchange.
+    Done { status: u16, len: usize, keep_alive: bool },
+    /// Not HTTP/1.x, or larger than the limits.
+    Bad,
+}
+
+/// Parses `buf` (everything received for this exchange). `eof` = the ASE closed the
+/// connection after these bytes: an answer without a length ends there.
+pub fn parse(buf: &[u8], eof: bool) -> Parsed {
+    let mut start = 0;
+    loop {
+        match parse_one(&buf[start..], eof) {
+            // An interim answer (100 Continue and the like): the real one follows.
+            One::Interim(len) => start += len,
+            One::Final(Parsed::Done { status, len, keep_alive }) => {
+                return Parsed::Done { status, len: start + len, keep_alive };
+            }
+            One::Final(p) => return p,
+        }
+    }
+}
+
+enum One {
+    Interim(usize),
+    Final(Parsed),
+}
+
+fn parse_one(buf: &[u8], eof: bool) -> One {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_ANSWER_HEAD => return One::Final(Parsed::Bad),
+        Ok(httparse::Status::Partial) => return One::Final(Parsed::Partial),
+        Err(_) => return One::Final(Parsed::Bad),
+    };
+    let status = resp.code.unwrap_or(0);
+    if status == 101 {
+        return One::Final(Parsed::Bad);
+    }
+    if (100..200).contains(&status) {
+        return One::Interim(head_len);
+    }
+    let Some(framing) = Framing::of(resp.version.unwrap_or(0), resp.headers) else {
+        return One::Final(Parsed::Bad);
+    };
+    let body = &buf[head_len..];
+    let body_result = if status == 204 || status == 304 {
+        Body::Complete(0)
+    } else if framing.chunked {
+        chunked_len(body)
+    } else if let Some(n) = framing.content_length {
+        if n > MAX_ANSWER_BODY as u64 {
+            Body::Bad
+        } else if body.len() as u64 >= n {
+            Body::Complete(n as usize)
+        } else {
+            Body::Partial
+        }
+    } else if body.len() > MAX_ANSWER_BODY {
+        Body::Bad
+    } else if eof {
+        // Delimited by the end of the connection.
+        return One::Final(Parsed::Done { status, len: buf.len(), keep_alive: false });
+    } else {
+        Body::Partial
+    };
+    One::Final(match body_result {
+        Body::Complete(n) => Parsed::Done { status, len: head_len + n, keep_alive: framing.keep_alive },
+        Body::Partial => Parsed::Partial,
+        Body::Bad => Parsed::Bad,
+    })
+}
+
+/// How the answer's body is delimited and whether the connection stays open.
+struct Framing {
+    content_length: Option<u64>,
+    chunked: bool,
+    keep_alive: bool,
+}
+
+impl Framing {
+    /// `None` when the headers contradict each other or name a coding we cannot read.
+    fn of(minor_version: u8, headers: &[httparse::Header<'_>]) -> Option<Framing> {
+        let mut content_length = None;
+        let mut chunked = false;
+        let (mut close, mut keep_alive) = (false, false);
+        for h in headers {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                let n = parse_decimal(h.value)?;
+                if content_length.is_some_and(|m| m != n) {
+                    return None;
+                }
+                content_length = Some(n);
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                // Only `chunked` (alone) is something a small JSON answer would use.
+                if !trim(h.value).eq_ignore_ascii_case(b"chunked") || chunked {
+                    return None;
+                }
+                chunked = true;
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                for token in h.value.split(|&b| b == b',') {
+                    let token = trim(token);
+                    close |= token.eq_ignore_ascii_case(b"close");
+                    keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+        }
+        if chunked && content_length.is_some() {
+            return None;
+        }
+        let keep_alive = if minor_version >= 1 { !close } else { keep_alive && !close };
+        Some(Framing { content_length, chunked, keep_alive })
+    }
+}
+
+enum Body {
+    Complete(usize),
+    Partial,
+    Bad,
+}
+
+/// The length of a complete chunked body at the start of `buf`, trailers included.
+fn chunked_len(buf: &[u8]) -> Body {
+    let mut pos = 0;
+    let mut total: u64 = 0;
+    loop {
+        let (consumed, size) = match httparse::parse_chunk_size(&buf[pos..]) {
+            Ok(httparse::Status::Complete(v)) => v,
+            Ok(httparse::Status::Partial) => return Body::Partial,
+            Err(_) => return Body::Bad,
+        };
+        pos += consumed;
+        total = total.saturating_add(size);
+        if total > MAX_ANSWER_BODY as u64 {
+            return Body::Bad;
+        }
+        if size == 0 {
+            // Trailer lines, then an empty line.
+            let mut trailers = [httparse::EMPTY_HEADER; 8];
+            return match httparse::parse_headers(&buf[pos..], &mut trailers) {
+                Ok(httparse::Status::Complete((n, _))) => Body::Complete(pos + n),
+                Ok(httparse::Status::Partial) => Body::Partial,
+                Err(_) => Body::Bad,
+            };
+        }
+        let end = pos + size as usize;
+        if buf.len() < end + 2 {
+            return Body::Partial;
+        }
+        if &buf[end..end + 2] != b"\r\n" {
+            return Body::Bad;
+        }
+        pos = end + 2;
+    }
+}
+
+fn parse_decimal(v: &[u8]) -> Option<u64> {
+    let v = trim(v);
+    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(status: u16, len: usize, keep_alive: bool) -> Parsed {
+        Parsed::Done { status, len, keep_alive }
+    }
+
+    #[test]
+    fn a_plain_answer_with_a_length() {
+        let a = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+        assert_eq!(parse(a, false), done(200, a.len(), true));
+        assert_eq!(parse(&a[..a.len() - 1], false), Parsed::Partial);
+        let blocked = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(parse(blocked, false), done(403, blocked.len(), true));
+    }
+
+    #[test]
+    fn every_prefix_is_partial() {
+        let a = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello";
+        for n in 0..a.len() {
+            assert_eq!(parse(&a[..n], false), Parsed::Partial, "prefix of {n} bytes");
+        }
+        assert_eq!(parse(a, false), done(200, a.len(), true));
+    }
+
+    #[test]
+    fn bytes_after_the_answer_are_not_part_of_it() {
+        let a = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n";
+        assert_eq!(parse(a, false), done(200, 38, true));
+    }
+
+    #[test]
+    fn connection_close_and_http_1_0() {
+        let a = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(parse(a, false), done(200, a.len(), false));
+        let b = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(parse(b, false), done(200, b.len(), false));
+        let c = b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(parse(c, false), done(200, c.len(), true));
+    }
+
+    #[test]
+    fn an_answer_without_length_ends_with_the_connection() {
+        let a = b"HTTP/1.1 200 OK\r\n\r\n{\"a\":1}";
+        assert_eq!(parse(a, false), Parsed::Partial);
+        assert_eq!(parse(a, true), done(200, a.len(), false));
+    }
+
+    #[test]
+    fn chunked_bodies() {
+        let a = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+        assert_eq!(parse(a, false), done(200, a.len(), true));
+        assert_eq!(parse(&a[..a.len() - 2], false), Parsed::Partial);
+        let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n";
+        assert_eq!(parse(bad, false), Parsed::Bad);
+        let gzip = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+        assert_eq!(parse(gzip, false), Parsed::Bad);
+    }
+
+    #[test]
+    fn interim_answers_are_skipped() {
+        let a = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(parse(a, false), done(403, a.len(), true));
+    }
+
+    #[test]
+    fn garbage_and_oversize_are_bad() {
+        assert_eq!(parse(b"SSH-2.0-OpenSSH\r\n", false), Parsed::Bad);
+        assert_eq!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false), Parsed::Bad);
+        assert_eq!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", false), Parsed::Bad);
+        assert_eq!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n", false), Parsed::Bad);
+        let mut huge_head = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+        huge_head.resize(MAX_ANSWER_HEAD + 10, b'a');
+        assert_eq!(parse(&huge_head, false), Parsed::Bad);
+        let mut endless = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        endless.resize(MAX_ANSWER_BODY + 100, b'a');
+        assert_eq!(parse(&endless, false), Parsed::Bad);
+        assert_eq!(parse(b"HTTP/1.1 101 Switching\r\n\r\n", false), Parsed::Bad);
+    }
+
+    #[test]
+    fn no_body_for_204_and_304() {
+        let a = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(parse(a, false), done(204, a.len(), true));
+    }
+}

@@ -1,0 +1,61 @@
+//! What the engine asks of the world: connections, timers, the clock and the log. nginx
+//! provides them in the worker (`ngx_io.rs`); the unit tests provide a scripted fake.
+
+use core::fmt;
+
+use ngx_ase_shared::abi::AseError;
+
+/// A connection's index in the engine's table.
+pub type ConnId = usize;
+
+/// How starting a connection went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connect {
+    /// Usable now (TLS included).
+    Ready,
+    /// Under way: `Engine::on_connected` or `Engine::on_connect_failed` follows.
+    Pending,
+    Failed(AseError),
+}
+
+/// How a read or write went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Xfer {
+    /// This many bytes moved; 0 from a read is the end of the stream.
+    Done(usize),
+    /// Nothing can move now; the next readiness event says when.
+    WouldBlock,
+    /// The connection broke (or the worker is closing it).
+    Failed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Alert,
+    Error,
+    Warn,
+    Notice,
+    Debug,
+}
+
+pub trait Io {
+    /// Milliseconds on a monotonic clock.
+    fn now(&self) -> u64;
+    /// Starts connection `conn` to node `node`.
+    fn connect(&mut self, conn: ConnId, node: usize) -> Connect;
+    fn send(&mut self, conn: ConnId, data: &[u8]) -> Xfer;
+    fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Xfer;
+    /// Closes the connection; its id may be given to a new one afterwards.
+    fn close(&mut self, conn: ConnId);
+    /// An idle pooled connection, or one lent to a call.
+    fn set_idle(&mut self, conn: ConnId, idle: bool);
+    /// (Re)arms the timer of call slot `slot` to fire at `at_ms`.
+    fn arm(&mut self, slot: usize, at_ms: u64);
+    fn disarm(&mut self, slot: usize);
+    /// Whether the worker is shutting down: keep no connection.
+    fn exiting(&self) -> bool;
+    /// Whether messages at `level` are logged at all (so that nothing is formatted for
+    /// nothing).
+    fn logs(&self, level: Level) -> bool;
+    fn log(&mut self, level: Level, args: fmt::Arguments<'_>);
+}

@@ -1,0 +1,769 @@
+//! The sideband channel's logic, in plain Rust over the `Io` trait: each call is a small
+//! state machine driven by connection and timer events, as nginx's own upstream module
+//! drives a proxied request. Nothing here blocks, allocates per call in the steady state
+//! (call slots, their request buffers and the connections' read buffers are reused), or
+//! touches nginx; `ngx_io.rs` runs it on the worker's event loop and the unit tests run it
+//! over a scripted fake.
+//!
+//! The rules (README, "Node health"):
+//! - A call tries nodes in order (backups only while every primary is down); the breaker
+//!   answers at once when every node is down, and lets one check at a time probe a node
+//!   whose down time has passed.
+//! - A call has one deadline, `ase_timeout` from its start. A failover attempt does not
+//!   start with less than `ase_connect_timeout` left.
+//! - A node is charged with a failure only for what it did: refused, reset, a bad answer,
+//!   a 5xx other than 503, a connect that took longer than `ase_connect_timeout`, or no
+//!   answer within a whole `ase_timeout` of its own. A timeout that came because earlier
+//!   attempts used up the call's time is not the node's failure.
+//! - Only request checks change a node's health. Response reports go to nodes that are up,
+//!   never probe, and never mark a node down or up.
+
+pub mod answer;
+pub mod io;
+pub mod wire;
+#[cfg(test)]
+mod tests;
+
+use core::fmt;
+
+use ngx_ase_shared::abi::{Admission, AseError, CallKind, CheckResult};
+
+use crate::counters::{bump, counters, status_slot};
+use crate::nodes::{with_tried, NodePolicy, Nodes, Pick, Transition};
+pub use io::{ConnId, Connect, Io, Level, Xfer};
+use wire::NodeHeads;
+
+/// One `ase_server` as the engine needs it.
+pub struct NodeSpec {
+    /// `http://host:port`, for logs.
+    pub display: String,
+    /// The `Host` header.
+    pub authority: String,
+    pub policy: NodePolicy,
+}
+
+/// A call's time limits (the location's `ase_timeout` and `ase_connect_timeout`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Limits {
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+}
+
+/// A pending call as the caller holds it: its slot and that slot's generation, so a stale
+/// handle is recognised instead of touching another call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallId {
+    slot: usize,
+    gen: u32,
+}
+
+const HALF: u32 = usize::BITS / 2;
+const LOW: usize = (1 << HALF) - 1;
+
+impl CallId {
+    /// A non-zero integer for the C handle.
+    pub fn to_bits(self) -> usize {
+        ((self.gen as usize & LOW) << HALF) | (self.slot + 1)
+    }
+
+    pub fn from_bits(bits: usize) -> Option<CallId> {
+        let slot = (bits & LOW).checked_sub(1)?;
+        Some(CallId { slot, gen: (bits >> HALF) as u32 })
+    }
+}
+
+struct CallSlot<D> {
+    gen: u32,
+    live: bool,
+    kind: Option<CallKind>,
+    /// Who gets the answer of a check; `None` for reports and cancelled checks.
+    waiter: Option<D>,
+    node: usize,
+    conn: Option<ConnId>,
+    /// Nodes this call failed on (bit per node).
+    tried: u64,
+    /// This call is the one testing a node that was down.
+    probe: bool,
+    started: u64,
+    deadline: u64,
+    attempt_started: u64,
+    /// While connecting: when `ase_connect_timeout` runs out.
+    connect_deadline: Option<u64>,
+    limits: Limits,
+    /// A pooled connection the ASE had closed was replaced once already.
+    stale_retry_used: bool,
+    last_error: Option<AseError>,
+    /// The whole request; its first `head_len` bytes are the node's fixed part.
+    wire: Vec<u8>,
+    head_len: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConnState {
+    Connecting,
+    Sending,
+    Reading,
+    Idle,
+}
+
+struct ConnSlot {
+    live: bool,
+    node: usize,
+    state: ConnState,
+    /// The call it serves (not while idle).
+    call: usize,
+    reused: bool,
+    written: usize,
+    /// The answer so far: `buf[..filled]` (the buffer is kept for the next exchange).
+    buf: Vec<u8>,
+    filled: usize,
+}
+
+/// The first size of a connection's read buffer; an ASE answer is usually far smaller.
+const READ_BUFFER: usize = 1024;
+
+pub struct Engine<D> {
+    nodes: Nodes,
+    names: Vec<String>,
+    heads: Vec<NodeHeads>,
+    keepalive: usize,
+    response_queue: usize,
+    reports_in_flight: usize,
+    calls: Vec<CallSlot<D>>,
+    free_calls: Vec<usize>,
+    conns: Vec<ConnSlot>,
+    free_conns: Vec<ConnId>,
+    /// Idle connections per node, most recently used last.
+    idle: Vec<Vec<ConnId>>,
+    /// Checks answered, for the caller to deliver outside the engine.
+    finished: Vec<(D, CheckResult)>,
+}
+
+impl<D> Engine<D> {
+    pub fn new(nodes: Vec<NodeSpec>, token: Option<&[u8]>, keepalive: usize, response_queue: usize) -> Self {
+        let heads = nodes.iter().map(|n| NodeHeads::new(&n.authority, token)).collect();
+        let idle = nodes.iter().map(|_| Vec::new()).collect();
+        let names = nodes.iter().map(|n| n.display.clone()).collect();
+        Engine {
+            nodes: Nodes::new(nodes.into_iter().map(|n| n.policy).collect()),
+            names,
+            heads,
+            keepalive,
+            response_queue,
+            reports_in_flight: 0,
+            calls: Vec::new(),
+            free_calls: Vec::new(),
+            conns: Vec::new(),
+            free_conns: Vec::new(),
+            idle,
+            finished: Vec::new(),
+        }
+    }
+
+    pub fn breaker_open(&self) -> bool {
+        self.nodes.breaker_open()
+    }
+
+    /// Whether a call of `kind` may go out now. A refusal is counted as the call's outcome.
+    pub fn admit(&mut self, kind: CallKind, io: &mut impl Io) -> Admission {
+        match kind {
+            CallKind::Check => match self.nodes.admit_check(io.now()) {
+                Ok(()) => Admission::Go,
+                Err(tripped) => {
+                    bump(&counters().checks);
+                    self.unavailable(tripped, io);
+                    Admission::Unavailable
+                }
+            },
+            CallKind::Report => {
+                let verdict = self.report_admission();
+                if verdict != Admission::Go {
+                    bump(&counters().reports);
+                    count_dropped(verdict);
+                }
+                verdict
+            }
+        }
+    }
+
+    fn report_admission(&self) -> Admission {
+        if self.nodes.pick_settled(0).is_none() {
+            Admission::Unavailable
+        } else if self.reports_in_flight >= self.response_queue {
+            Admission::QueueFull
+        } else {
+            Admission::Go
+        }
+    }
+
+    /// Starts a check (`waiter` gets its answer) or a report. `None`: the call already
+    /// ended (a check's answer is then in `take_finished`).
+    pub fn start_check(&mut self, waiter: D, correlation_id: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Option<CallId> {
+        bump(&counters().checks);
+        self.start(CallKind::Check, Some(waiter), correlation_id, body, limits, io)
+    }
+
+    /// Queues a report; fire-and-forget.
+    pub fn send_report(&mut self, correlation_id: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Admission {
+        bump(&counters().reports);
+        let verdict = self.report_admission();
+        if verdict != Admission::Go {
+            count_dropped(verdict);
+            return verdict;
+        }
+        self.reports_in_flight += 1;
+        self.start(CallKind::Report, None, correlation_id, body, limits, io);
+        Admission::Go
+    }
+
+    fn start(&mut self, kind: CallKind, waiter: Option<D>, cid: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Option<CallId> {
+        let now = io.now();
+        let slot = self.alloc_call();
+        let c = &mut self.calls[slot];
+        c.live = true;
+        c.kind = Some(kind);
+        c.waiter = waiter;
+        c.conn = None;
+        c.tried = 0;
+        c.probe = false;
+        c.started = now;
+        c.deadline = now + limits.timeout_ms.max(1);
+        c.connect_deadline = None;
+        c.limits = limits;
+        c.last_error = None;
+        // Written for the first node; failover replaces the node's part only.
+        let head = self.heads.first().map_or(&[][..], |h| h.get(kind));
+        c.head_len = wire::write_request(&mut c.wire, head, cid, body);
+        let id = CallId { slot, gen: c.gen };
+        self.attempt(slot, io);
+        self.calls[slot].live.then_some(id).filter(|id| self.calls[slot].gen == id.gen)
+    }
+
+    /// Cancels a check: its answer is not delivered and its connection is closed.
+    pub fn cancel(&mut self, id: CallId, io: &mut impl Io) {
+        if !self.is_current(id) {
+            return;
+        }
+        let c = &mut self.calls[id.slot];
+        c.waiter = None;
+        if let Some(conn) = c.conn.take() {
+            self.close_conn(conn, io);
+        }
+        let c = &mut self.calls[id.slot];
+        if c.probe {
+            c.probe = false;
+            self.nodes.abandoned(c.node);
+        }
+        self.release(id.slot, io);
+    }
+
+    /// A check's answer, for the caller to deliver.
+    pub fn take_finished(&mut self) -> Option<(D, CheckResult)> {
+        self.finished.pop()
+    }
+
+    fn is_current(&self, id: CallId) -> bool {
+        self.calls.get(id.slot).is_some_and(|c| c.live && c.gen == id.gen)
+    }
+
+    // ------------------------------------------------------------------ attempts
+
+    /// Sends the call to the next node, or ends it when there is none (or too little time).
+    fn attempt(&mut self, slot: usize, io: &mut impl Io) {
+        let now = io.now();
+        let c = &self.calls[slot];
+        let kind = c.kind.unwrap_or(CallKind::Check);
+        let floor = c.limits.connect_timeout_ms.min(c.limits.timeout_ms);
+        if c.tried != 0 && c.deadline.saturating_sub(now) < floor.max(1) {
+            let e = c.last_error.unwrap_or(AseError::Timeout);
+            return self.finish(slot, 0, e, io);
+        }
+        let (node, probe) = match kind {
+            CallKind::Check => match self.nodes.pick(now, c.tried) {
+                Pick::Node { index, probe } => (index, probe),
+                Pick::Exhausted => {
+                    let e = c.last_error.unwrap_or(AseError::Unavailable);
+                    return self.finish(slot, 0, e, io);
+                }
+                Pick::Unavailable { tripped } => {
+                    self.unavailable(tripped, io);
+                    return self.finish(slot, 0, AseError::Unavailable, io);
+                }
+            },
+            CallKind::Report => match self.nodes.pick_settled(c.tried) {
+                Some(index) => (index, false),
+                None => {
+                    let e = c.last_error.unwrap_or(AseError::Unavailable);
+                    if c.tried == 0 {
+                        bump(&counters().reports_dropped_unavailable);
+                    }
+                    return self.finish(slot, 0, e, io);
+                }
+            },
+        };
+        let c = &mut self.calls[slot];
+        c.head_len = wire::switch_node(&mut c.wire, c.head_len, self.heads[node].get(kind));
+        c.node = node;
+        c.probe = probe;
+        c.attempt_started = now;
+        c.stale_retry_used = false;
+        if let Some(conn) = self.idle[node].pop() {
+            bump(&counters().connections_reused);
+            io.set_idle(conn, false);
+            self.bind(conn, slot, true, ConnState::Sending);
+            io.arm(slot, self.calls[slot].deadline);
+            return self.send(conn, io);
+        }
+        self.connect_new(slot, io);
+    }
+
+    fn connect_new(&mut self, slot: usize, io: &mut impl Io) {
+        let node = self.calls[slot].node;
+        let conn = self.alloc_conn(node);
+        self.bind(conn, slot, false, ConnState::Connecting);
+        match io.connect(conn, node) {
+            Connect::Ready => self.on_connected(conn, io),
+            Connect::Pending => {
+                let c = &mut self.calls[slot];
+                let at = (io.now() + c.limits.connect_timeout_ms.max(1)).min(c.deadline);
+                c.connect_deadline = Some(at);
+                io.arm(slot, at);
+            }
+            Connect::Failed(e) => {
+                // Nothing is open: just forget the connection.
+                self.forget_conn(conn);
+                self.calls[slot].conn = None;
+                self.attempt_failed(slot, e, io);
+            }
+        }
+    }
+
+    /// The attempt on the call's node failed with `e`: charge the node (checks only), then
+    /// the next node.
+    fn attempt_failed(&mut self, slot: usize, e: AseError, io: &mut impl Io) {
+        self.count_attempt_failure(slot, e, true, io);
+        let c = &mut self.calls[slot];
+        c.tried = with_tried(c.tried, c.node);
+        c.last_error = Some(e);
+        self.attempt(slot, io);
+    }
+
+    fn count_attempt_failure(&mut self, slot: usize, e: AseError, node_at_fault: bool, io: &mut impl Io) {
+        let now = io.now();
+        bump(&counters().errors[e as usize]);
+        let c = &mut self.calls[slot];
+        if let Some(stats) = counters().nodes.get(c.node) {
+            stats.record(now, now.saturating_sub(c.attempt_started), true);
+        }
+        let probe = core::mem::take(&mut c.probe);
+        let (node, kind) = (c.node, c.kind);
+        if kind == Some(CallKind::Check) && node_at_fault {
+            let t = self.nodes.failed(node, now);
+            self.log_transition(node, t, e.name(), io);
+        } else if probe {
+            self.nodes.abandoned(node);
+        }
+    }
+
+    // ------------------------------------------------------------------ events
+
+    /// A connection finished connecting (and its TLS handshake).
+    pub fn on_connected(&mut self, conn: ConnId, io: &mut impl Io) {
+        let Some(cs) = self.conns.get_mut(conn).filter(|c| c.live && c.state == ConnState::Connecting) else { return };
+        cs.state = ConnState::Sending;
+        let slot = cs.call;
+        bump(&counters().connections_new);
+        let c = &mut self.calls[slot];
+        c.connect_deadline = None;
+        io.arm(slot, c.deadline);
+        self.send(conn, io);
+    }
+
+    /// Connecting failed (refused, TLS); the connection is already closed.
+    pub fn on_connect_failed(&mut self, conn: ConnId, e: AseError, io: &mut impl Io) {
+        let Some(cs) = self.conns.get(conn).filter(|c| c.live && c.state == ConnState::Connecting) else { return };
+        let slot = cs.call;
+        self.forget_conn(conn);
+        self.calls[slot].conn = None;
+        self.attempt_failed(slot, e, io);
+    }
+
+    pub fn on_writable(&mut self, conn: ConnId, io: &mut impl Io) {
+        if self.conns.get(conn).is_some_and(|c| c.live && c.state == ConnState::Sending) {
+            self.send(conn, io);
+        }
+    }
+
+    pub fn on_readable(&mut self, conn: ConnId, io: &mut impl Io) {
+        match self.conns.get(conn).filter(|c| c.live).map(|c| c.state) {
+            Some(ConnState::Reading) => self.read(conn, io),
+            Some(ConnState::Idle) => self.check_idle(conn, io),
+            // An early answer or a hang-up shows when the request is written.
+            _ => {}
+        }
+    }
+
+    /// The timer of call slot `slot` fired.
+    pub fn on_timer(&mut self, slot: usize, io: &mut impl Io) {
+        let now = io.now();
+        let Some(c) = self.calls.get_mut(slot).filter(|c| c.live) else { return };
+        if now < c.deadline {
+            if c.connect_deadline.is_some_and(|at| now >= at) {
+                // The node did not accept within ase_connect_timeout: its failure.
+                c.connect_deadline = None;
+                if let Some(conn) = c.conn.take() {
+                    self.close_conn(conn, io);
+                }
+                return self.attempt_failed(slot, AseError::Timeout, io);
+            }
+            let at = c.connect_deadline.unwrap_or(c.deadline);
+            return io.arm(slot, at);
+        }
+        // The call's time is up. The node is at fault only if it had the whole time.
+        if let Some(conn) = c.conn.take() {
+            self.close_conn(conn, io);
+        }
+        let c = &self.calls[slot];
+        let had_whole_time = c.attempt_started == c.started;
+        self.count_attempt_failure(slot, AseError::Timeout, had_whole_time, io);
+        self.finish(slot, 0, AseError::Timeout, io);
+    }
+
+    // ------------------------------------------------------------------ one exchange
+
+    fn send(&mut self, conn: ConnId, io: &mut impl Io) {
+        loop {
+            let cs = &mut self.conns[conn];
+            let wire = &self.calls[cs.call].wire;
+            if cs.written >= wire.len() {
+                cs.state = ConnState::Reading;
+                return self.read(conn, io);
+            }
+            match io.send(conn, &wire[cs.written..]) {
+                Xfer::Done(n) if n > 0 => cs.written += n,
+                Xfer::WouldBlock => return,
+                Xfer::Done(_) | Xfer::Failed => return self.exchange_failed(conn, AseError::Reset, io),
+            }
+        }
+    }
+
+    fn read(&mut self, conn: ConnId, io: &mut impl Io) {
+        loop {
+            let cs = &mut self.conns[conn];
+            if cs.filled == cs.buf.len() {
+                let limit = answer::MAX_ANSWER_HEAD + answer::MAX_ANSWER_BODY;
+                if cs.buf.len() >= limit {
+                    return self.exchange_failed(conn, AseError::BadAnswer, io);
+                }
+                let grown = (cs.buf.len() * 2).clamp(READ_BUFFER, limit);
+                cs.buf.resize(grown, 0);
+            }
+            let eof = match io.recv(conn, &mut cs.buf[cs.filled..]) {
+                Xfer::WouldBlock => return,
+                Xfer::Failed => return self.exchange_failed(conn, AseError::Reset, io),
+                Xfer::Done(0) => true,
+                Xfer::Done(n) => {
+                    cs.filled += n;
+                    false
+                }
+            };
+            #[cfg(feature = "fault-injection")]
+            inject_panic(&cs.buf[..cs.filled]);
+            match answer::parse(&cs.buf[..cs.filled], eof) {
+                answer::Parsed::Done { status, len, keep_alive } => {
+                    let reusable = keep_alive && !eof && len == cs.filled;
+                    return self.answered(conn, status, reusable, io);
+                }
+                answer::Parsed::Bad => return self.exchange_failed(conn, AseError::BadAnswer, io),
+                // The connection ended before a whole answer.
+                answer::Parsed::Partial if eof => return self.exchange_failed(conn, AseError::Reset, io),
+                answer::Parsed::Partial => {}
+            }
+        }
+    }
+
+    /// The ASE answered `status`.
+    fn answered(&mut self, conn: ConnId, status: u16, reusable: bool, io: &mut impl Io) {
+        let slot = self.conns[conn].call;
+        self.calls[slot].conn = None;
+        self.give_back(conn, reusable, io);
+        let now = io.now();
+        let c = &mut self.calls[slot];
+        let node_failed = status >= 500 && status != 503;
+        if let Some(stats) = counters().nodes.get(c.node) {
+            stats.record(now, now.saturating_sub(c.attempt_started), node_failed);
+        }
+        bump(&counters().status[status_slot(status)]);
+        c.probe = false;
+        if c.kind == Some(CallKind::Check) {
+            let node = c.node;
+            let t = if node_failed { self.nodes.failed(node, now) } else { self.nodes.succeeded(node) };
+            self.log_transition(node, t, StatusWhy(status), io);
+        }
+        self.finish(slot, status, AseError::None, io);
+    }
+
+    /// The exchange on `conn` broke with `e`.
+    fn exchange_failed(&mut self, conn: ConnId, e: AseError, io: &mut impl Io) {
+        let cs = &self.conns[conn];
+        let (slot, unanswered_reuse) = (cs.call, cs.reused && cs.filled == 0 && e == AseError::Reset);
+        self.close_conn(conn, io);
+        let c = &mut self.calls[slot];
+        c.conn = None;
+        if unanswered_reuse && !c.stale_retry_used {
+            // The ASE had closed this idle connection and sent nothing: the call was not
+            // answered, in part or whole, so it goes once more on a new connection.
+            c.stale_retry_used = true;
+            return self.connect_new(slot, io);
+        }
+        self.attempt_failed(slot, e, io);
+    }
+
+    /// Ends a call: a check's answer goes to `finished`, the slot is free again.
+    fn finish(&mut self, slot: usize, status: u16, e: AseError, io: &mut impl Io) {
+        let now = io.now();
+        let c = &mut self.calls[slot];
+        if let Some(conn) = c.conn.take() {
+            self.close_conn(conn, io);
+        }
+        let c = &mut self.calls[slot];
+        match c.kind {
+            Some(CallKind::Check) => {
+                if let Some(w) = c.waiter.take() {
+                    self.finished.push((w, CheckResult::new(status, e, now.saturating_sub(c.started))));
+                }
+            }
+            Some(CallKind::Report) => {
+                self.reports_in_flight = self.reports_in_flight.saturating_sub(1);
+                if e == AseError::None {
+                    bump(&counters().reports_sent);
+                }
+            }
+            None => {}
+        }
+        if io.logs(Level::Debug) {
+            let c = &self.calls[slot];
+            let node = self.names.get(c.node).map_or("-", String::as_str);
+            io.log(Level::Debug, format_args!(
+                "ase: {} to {node}: status {status}, error {}, {} ms",
+                if c.kind == Some(CallKind::Report) { "report" } else { "check" }, e.name(), now.saturating_sub(c.started)));
+        }
+        self.release(slot, io);
+    }
+
+    fn release(&mut self, slot: usize, io: &mut impl Io) {
+        io.disarm(slot);
+        let c = &mut self.calls[slot];
+        c.live = false;
+        c.waiter = None;
+        c.gen = c.gen.wrapping_add(1);
+        self.free_calls.push(slot);
+    }
+
+    // ------------------------------------------------------------------ connections
+
+    /// After an answer: back to the pool, or closed.
+    fn give_back(&mut self, conn: ConnId, reusable: bool, io: &mut impl Io) {
+        let node = self.conns[conn].node;
+        let pool = &mut self.idle[node];
+        if !reusable || io.exiting() || pool.len() >= self.keepalive {
+            return self.close_conn(conn, io);
+        }
+        let cs = &mut self.conns[conn];
+        cs.state = ConnState::Idle;
+        cs.filled = 0;
+        cs.written = 0;
+        pool.push(conn);
+        io.set_idle(conn, true);
+    }
+
+    /// An idle connection became readable: the ASE closed it (or sent what nobody asked
+    /// for, or the worker is closing idle connections). It goes.
+    fn check_idle(&mut self, conn: ConnId, io: &mut impl Io) {
+        let mut scratch = [0u8; 64];
+        if io.recv(conn, &mut scratch) != Xfer::WouldBlock {
+            self.close_conn(conn, io);
+        }
+    }
+
+    fn bind(&mut self, conn: ConnId, slot: usize, reused: bool, state: ConnState) {
+        let cs = &mut self.conns[conn];
+        cs.call = slot;
+        cs.reused = reused;
+        cs.state = state;
+        cs.written = 0;
+        cs.filled = 0;
+        self.calls[slot].conn = Some(conn);
+    }
+
+    fn close_conn(&mut self, conn: ConnId, io: &mut impl Io) {
+        if !self.conns.get(conn).is_some_and(|c| c.live) {
+            return;
+        }
+        io.close(conn);
+        self.forget_conn(conn);
+    }
+
+    /// Drops a connection from the tables (it is closed already, or was never open).
+    fn forget_conn(&mut self, conn: ConnId) {
+        let cs = &mut self.conns[conn];
+        if !cs.live {
+            return;
+        }
+        cs.live = false;
+        if cs.state == ConnState::Idle {
+            let pool = &mut self.idle[cs.node];
+            if let Some(i) = pool.iter().position(|&c| c == conn) {
+                pool.remove(i);
+            }
+        }
+        self.free_conns.push(conn);
+    }
+
+    fn alloc_conn(&mut self, node: usize) -> ConnId {
+        let conn = self.free_conns.pop().unwrap_or_else(|| {
+            self.conns.push(ConnSlot {
+                live: false,
+                node,
+                state: ConnState::Connecting,
+                call: 0,
+                reused: false,
+                written: 0,
+                buf: Vec::new(),
+                filled: 0,
+            });
+            self.conns.len() - 1
+        });
+        let cs = &mut self.conns[conn];
+        cs.live = true;
+        cs.node = node;
+        if cs.buf.is_empty() {
+            cs.buf.resize(READ_BUFFER, 0);
+        }
+        conn
+    }
+
+    fn alloc_call(&mut self) -> usize {
+        self.free_calls.pop().unwrap_or_else(|| {
+            self.calls.push(CallSlot {
+                gen: 0,
+                live: false,
+                kind: None,
+                waiter: None,
+                node: 0,
+                conn: None,
+                tried: 0,
+                probe: false,
+                started: 0,
+                deadline: 0,
+                attempt_started: 0,
+                connect_deadline: None,
+                limits: Limits::default(),
+                stale_retry_used: false,
+                last_error: None,
+                wire: Vec::with_capacity(2048),
+                head_len: 0,
+            });
+            self.calls.len() - 1
+        })
+    }
+
+    // ------------------------------------------------------------------ shutdown, panics
+
+    /// Closes every connection (the worker exits).
+    pub fn close_all(&mut self, io: &mut impl Io) {
+        for conn in 0..self.conns.len() {
+            self.close_conn(conn, io);
+        }
+    }
+
+    /// After a panic while handling `conn`: end its call as an internal error and close it.
+    pub fn abort_conn(&mut self, conn: ConnId, io: &mut impl Io) {
+        let Some(cs) = self.conns.get(conn).filter(|c| c.live) else { return };
+        let slot = (cs.state != ConnState::Idle).then_some(cs.call);
+        self.close_conn(conn, io);
+        if let Some(slot) = slot {
+            self.abort_slot(slot, io);
+        }
+    }
+
+    /// After a panic while handling call slot `slot`: end it as an internal error.
+    pub fn abort_slot(&mut self, slot: usize, io: &mut impl Io) {
+        if self.calls.get(slot).is_some_and(|c| c.live) {
+            bump(&counters().errors[AseError::Internal as usize]);
+            let c = &mut self.calls[slot];
+            if core::mem::take(&mut c.probe) {
+                self.nodes.abandoned(c.node);
+            }
+            self.finish(slot, 0, AseError::Internal, io);
+        }
+    }
+
+    /// After a panic while starting a check: cancels every call (and drops every answer not
+    /// yet delivered) whose waiter matches, so nothing is left to fire for it.
+    pub fn forget_waiter(&mut self, matches: impl Fn(&D) -> bool, io: &mut impl Io) {
+        self.finished.retain(|(w, _)| !matches(w));
+        for slot in 0..self.calls.len() {
+            let c = &self.calls[slot];
+            if c.live && c.waiter.as_ref().is_some_and(&matches) {
+                self.cancel(CallId { slot, gen: c.gen }, io);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ counting, logging
+
+    fn unavailable(&mut self, tripped: bool, io: &mut impl Io) {
+        bump(&counters().errors[AseError::Unavailable as usize]);
+        if tripped {
+            bump(&counters().breaker_trips);
+            io.log(Level::Warn, format_args!("ase: every ASE node is down; answering \"unavailable\" at once until one comes back"));
+        }
+    }
+
+    fn log_transition(&self, node: usize, t: Transition, why: impl fmt::Display, io: &mut impl Io) {
+        let name = &self.names[node];
+        let down_since = counters().nodes.get(node).map(|n| &n.down_since_ms);
+        match t {
+            Transition::WentDown => {
+                io.log(Level::Warn, format_args!("ase: node {name} is down ({why})"));
+                if let Some(d) = down_since {
+                    d.store(io.now().max(1), std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            Transition::CameBack => {
+                io.log(Level::Notice, format_args!("ase: node {name} is back"));
+                if let Some(d) = down_since {
+                    d.store(0, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            Transition::None => {}
+        }
+    }
+}
+
+fn count_dropped(a: Admission) {
+    match a {
+        Admission::QueueFull => bump(&counters().reports_dropped_queue_full),
+        _ => bump(&counters().reports_dropped_unavailable),
+    }
+}
+
+/// "it answered 502", for the node-down log line.
+struct StatusWhy(u16);
+
+impl fmt::Display for StatusWhy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "it answered {}", self.0)
+    }
+}
+
+/// Test builds only: an answer carrying this header panics inside the channel, so the
+/// integration tests can prove a panic fails one call and nothing else.
+#[cfg(feature = "fault-injection")]
+fn inject_panic(answer: &[u8]) {
+    const MARK: &[u8] = b"X-Ngx-Ase-Test-Panic";
+    if answer.windows(MARK.len()).any(|w| w.eq_ignore_ascii_case(MARK)) {
+        panic!("injected panic (fault-injection build)");
+    }
+}

@@ -1,0 +1,1 @@
+//! Unit tests of the engine over a scripted fake `Io` (see tests below).

@@ -1,0 +1,162 @@
+//! The bytes of one sideband request. The fixed part (request line, Host, Content-Type,
+//! ASE-Token) is written once per node and path when the worker starts; a call adds its
+//! correlation ID, length and body behind it, in one buffer that is sent with one write.
+
+use ngx_ase_shared::abi::CallKind;
+
+/// The request line and fixed headers for each path, for one node.
+pub struct NodeHeads {
+    check: Vec<u8>,
+    report: Vec<u8>,
+}
+
+impl NodeHeads {
+    /// `authority` is the `Host` value; `token` the `ASE-Token` (bytes checked at
+    /// configuration; anything that could end a header line is left out here too).
+    pub fn new(authority: &str, token: Option<&[u8]>) -> NodeHeads {
+        NodeHeads { check: head("/ase/request", authority, token), report: head("/ase/response", authority, token) }
+    }
+
+    pub fn get(&self, kind: CallKind) -> &[u8] {
+        match kind {
+            CallKind::Check => &self.check,
+            CallKind::Report => &self.report,
+        }
+    }
+}
+
+impl Drop for NodeHeads {
+    /// The token is in these bytes: do not leave it in freed memory.
+    fn drop(&mut self) {
+        for b in [&mut self.check, &mut self.report] {
+            b.iter_mut().for_each(|x| *x = 0);
+            std::hint::black_box(&b);
+        }
+    }
+}
+
+fn head(path: &str, authority: &str, token: Option<&[u8]>) -> Vec<u8> {
+    let mut h = Vec::with_capacity(160);
+    h.extend_from_slice(b"POST ");
+    h.extend_from_slice(path.as_bytes());
+    h.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    h.extend_from_slice(header_safe(authority.as_bytes()).unwrap_or(b"ase"));
+    h.extend_from_slice(b"\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n");
+    if let Some(t) = token.and_then(header_safe) {
+        h.extend_from_slice(b"ASE-Token: ");
+        h.extend_from_slice(t);
+        h.extend_from_slice(b"\r\n");
+    }
+    h
+}
+
+/// `v` when it can be a header value on one line (visible ASCII and spaces), else `None`.
+fn header_safe(v: &[u8]) -> Option<&[u8]> {
+    v.iter().all(|&b| b == b' ' || b.is_ascii_graphic()).then_some(v)
+}
+
+/// The longest correlation ID sent as it is; a longer or unsafe one is replaced.
+const MAX_CORRELATION_ID: usize = 128;
+
+/// Writes the whole request into `out` (cleared first; its capacity is reused). Returns the
+/// length of the node's part, which `switch_node` replaces on failover.
+pub fn write_request(out: &mut Vec<u8>, head: &[u8], correlation_id: &[u8], body: &[u8]) -> usize {
+    out.clear();
+    out.reserve(head.len() + correlation_id.len() + body.len() + 64);
+    out.extend_from_slice(head);
+    out.extend_from_slice(b"X-CorrelationID: ");
+    let id = match header_safe(correlation_id) {
+        Some(id) if !id.is_empty() && id.len() <= MAX_CORRELATION_ID && !id.contains(&b' ') => id,
+        _ => b"invalid",
+    };
+    out.extend_from_slice(id);
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    let mut digits = [0u8; 20];
+    out.extend_from_slice(decimal(body.len(), &mut digits));
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+    head.len()
+}
+
+/// Replaces the node part (the first `old_len` bytes) of a written request with `head`.
+/// Returns the new length of the node part.
+pub fn switch_node(out: &mut Vec<u8>, old_len: usize, head: &[u8]) -> usize {
+    if out.get(..old_len) != Some(head) {
+        out.splice(..old_len.min(out.len()), head.iter().copied());
+    }
+    head.len()
+}
+
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_request_byte_for_byte() {
+        let heads = NodeHeads::new("ase.example:8000", Some(b"tok123"));
+        let mut out = Vec::new();
+        let head_len = write_request(&mut out, heads.get(CallKind::Check), b"abc-1", b"{\"a\":1}");
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "POST /ase/request HTTP/1.1\r\nHost: ase.example:8000\r\nContent-Type: application/json\r\n\
+             Connection: keep-alive\r\nASE-Token: tok123\r\nX-CorrelationID: abc-1\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
+        );
+        assert_eq!(head_len, heads.get(CallKind::Check).len());
+    }
+
+    #[test]
+    fn reports_go_to_ase_response_and_no_token_means_no_header() {
+        let heads = NodeHeads::new("a:1", None);
+        let mut out = Vec::new();
+        write_request(&mut out, heads.get(CallKind::Report), b"id", b"");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("POST /ase/response HTTP/1.1\r\n"));
+        assert!(!text.contains("ASE-Token"));
+        assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_correlation_id_cannot_add_headers() {
+        let heads = NodeHeads::new("a:1", None);
+        let mut out = Vec::new();
+        write_request(&mut out, heads.get(CallKind::Check), b"x\r\nASE-Token: evil", b"");
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.contains("X-CorrelationID: invalid\r\n"));
+        assert!(!text.contains("evil"));
+        write_request(&mut out, heads.get(CallKind::Check), &[b'a'; 200], b"");
+        assert!(String::from_utf8(out).unwrap().contains("X-CorrelationID: invalid\r\n"));
+    }
+
+    #[test]
+    fn failover_replaces_only_the_node_part() {
+        let a = NodeHeads::new("primary:1", Some(b"t"));
+        let b = NodeHeads::new("backup.example:2", Some(b"t"));
+        let mut out = Vec::new();
+        let len = write_request(&mut out, a.get(CallKind::Check), b"id", b"{}");
+        let len = switch_node(&mut out, len, b.get(CallKind::Check));
+        let mut expected = Vec::new();
+        write_request(&mut expected, b.get(CallKind::Check), b"id", b"{}");
+        assert_eq!(out, expected);
+        assert_eq!(len, b.get(CallKind::Check).len());
+    }
+
+    #[test]
+    fn lengths_in_decimal() {
+        let mut d = [0u8; 20];
+        assert_eq!(decimal(0, &mut d), b"0");
+        assert_eq!(decimal(1234567, &mut d), b"1234567");
+        assert_eq!(decimal(usize::MAX, &mut d), usize::MAX.to_string().as_bytes());
+    }
+}

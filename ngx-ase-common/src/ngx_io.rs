@@ -1,0 +1,421 @@
+//! The engine's `Io` on nginx (the unsafe layer under the channel): peer connections made
+//! with `ngx_event_connect_peer`, read and write through `c->recv`/`c->send` (so TLS is
+//! nginx's own), one non-cancelable nginx timer per call slot, nginx's clock and log.
+//!
+//! nginx keeps a pointer to each connection's `Peer` in `c->data`; the event handlers at the
+//! bottom turn nginx events into engine events through `worker::dispatch`.
+//!
+//! An idle pooled connection is marked `c->idle` only, as nginx's upstream keep-alive pool
+//! does: a gracefully exiting worker then closes it (`ngx_close_idle_connections` sets
+//! `c->close` and calls the read handler), and `stub_status` does not count it as a
+//! waiting client connection.
+
+use core::ffi::{c_void, CStr};
+use core::fmt;
+use core::ptr;
+use std::ffi::CString;
+use std::net::SocketAddr;
+
+use nginx_sys::{
+    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_create_pool, ngx_cycle, ngx_del_timer,
+    ngx_destroy_pool, ngx_event_connect_peer, ngx_event_get_peer, ngx_event_t, ngx_handle_read_event,
+    ngx_handle_write_event, ngx_log_t, ngx_peer_connection_t, ngx_pool_t, ngx_ssl_create_connection,
+    ngx_ssl_handshake, ngx_ssl_shutdown, ngx_ssl_t, ngx_str_t, SSL_ctrl, NGX_AGAIN, NGX_ERROR, NGX_OK,
+    NGX_SSL_BUFFER, NGX_SSL_CLIENT,
+};
+use ngx_ase_shared::abi::AseError;
+
+use crate::engine::{ConnId, Connect, Io, Level, Xfer};
+use crate::worker;
+
+/// Where a node is and how to talk to it.
+pub struct NodeAddr {
+    pub addr: SocketAddr,
+    /// `http://host:port`, for logs and `$upstream_addr`-like connection names.
+    pub display: String,
+    pub tls: bool,
+    /// The name sent as SNI and checked against the certificate; none for an IP address.
+    pub tls_name: Option<CString>,
+}
+
+pub struct NgxIo {
+    nodes: Vec<NodeAddr>,
+    /// The client TLS context (null when no node is `https://`).
+    ssl: *mut ngx_ssl_t,
+    ssl_verify: bool,
+    /// By `ConnId`; `None` once closed.
+    peers: Vec<Option<Box<Peer>>>,
+    /// By call slot; an event never moves once made (nginx's timer tree points into it).
+    timers: Vec<Box<ngx_event_t>>,
+}
+
+/// One connection: what `ngx_event_connect_peer` needs, kept at a stable address.
+pub struct Peer {
+    pc: ngx_peer_connection_t,
+    log: ngx_log_t,
+    name: ngx_str_t,
+    sockaddr: libc::sockaddr_storage,
+    pool: *mut ngx_pool_t,
+    pub id: ConnId,
+    node: usize,
+    /// Still connecting (TCP or the TLS handshake).
+    pub connecting: bool,
+}
+
+impl NgxIo {
+    pub fn new(nodes: Vec<NodeAddr>, ssl: *mut ngx_ssl_t, ssl_verify: bool) -> NgxIo {
+        NgxIo { nodes, ssl, ssl_verify, peers: Vec::new(), timers: Vec::new() }
+    }
+
+    fn conn(&self, id: ConnId) -> *mut ngx_connection_t {
+        self.peers.get(id).and_then(|p| p.as_ref()).map_or(ptr::null_mut(), |p| p.pc.connection)
+    }
+
+    /// A connecting peer's socket became ready: connected, refused, or the TLS handshake
+    /// moved. `Some(result)` once connecting is over.
+    ///
+    /// # Safety
+    /// `id` must name an open connection.
+    pub unsafe fn continue_connect(&mut self, id: ConnId) -> Option<Result<(), AseError>> {
+        let c = self.conn(id);
+        if c.is_null() {
+            return Some(Err(AseError::Internal));
+        }
+        let rc = if (*c).ssl.is_null() {
+            // TCP connect finished (or failed).
+            if let Err(e) = socket_error(c) {
+                return Some(Err(e));
+            }
+            let node = &self.nodes[self.peers[id].as_ref()?.node];
+            if !node.tls {
+                return Some(Ok(()));
+            }
+            if let Err(why) = start_tls(c, self.ssl, node.tls_name.as_deref()) {
+                crate::log::error_once(&format!("ase: TLS to {} failed: {why}", node.display));
+                return Some(Err(AseError::Tls));
+            }
+            let rc = ngx_ssl_handshake(c);
+            if rc == NGX_AGAIN as isize {
+                // nginx's handshake handlers run until it is done, then call on_handshake.
+                (*(*c).ssl).handler = Some(on_handshake);
+                return None;
+            }
+            rc
+        } else if (*(*c).ssl).handshaked() != 0 {
+            NGX_OK as isize
+        } else {
+            NGX_ERROR as isize
+        };
+        // The handshake handlers replaced ours: put them back.
+        (*(*c).read).handler = Some(on_read);
+        (*(*c).write).handler = Some(on_write);
+        let node = &self.nodes[self.peers[id].as_ref()?.node];
+        let verified = if rc != NGX_OK as isize {
+            Err("TLS handshake failed".to_string())
+        } else if self.ssl_verify {
+            crate::tls::verify_peer(c, node.tls_name.as_deref().map(CStr::to_bytes))
+        } else {
+            Ok(())
+        };
+        Some(verified.map_err(|why| {
+            crate::log::error_once(&format!("ase: TLS to {} failed: {why}", node.display));
+            AseError::Tls
+        }))
+    }
+
+    /// Marks a peer connected (its events now go to the engine).
+    pub fn connected(&mut self, id: ConnId) {
+        if let Some(Some(p)) = self.peers.get_mut(id) {
+            p.connecting = false;
+        }
+    }
+
+    fn timer(&mut self, slot: usize) -> *mut ngx_event_t {
+        while self.timers.len() <= slot {
+            // SAFETY: ngx_event_t is a plain C struct; zero is its idle state.
+            let mut ev: Box<ngx_event_t> = Box::new(unsafe { core::mem::zeroed() });
+            ev.handler = Some(on_timer);
+            ev.data = self.timers.len() as *mut c_void;
+            // SAFETY: the cycle's log lives as long as the worker.
+            ev.log = unsafe { (*ngx_cycle).log };
+            // Non-cancelable: a gracefully exiting worker waits for its calls to end.
+            ev.set_cancelable(0);
+            self.timers.push(ev);
+        }
+        &mut *self.timers[slot]
+    }
+}
+
+impl Io for NgxIo {
+    fn now(&self) -> u64 {
+        crate::log::now_ms()
+    }
+
+    fn connect(&mut self, id: ConnId, node: usize) -> Connect {
+        let Some(addr) = self.nodes.get(node) else { return Connect::Failed(AseError::Internal) };
+        let mut p = Box::new(Peer {
+            // SAFETY: plain C structs; zero is their empty state.
+            pc: unsafe { core::mem::zeroed() },
+            log: unsafe { *(*ngx_cycle).log },
+            name: ngx_str_t { len: addr.display.len(), data: addr.display.as_ptr() as *mut u8 },
+            sockaddr: unsafe { core::mem::zeroed() },
+            pool: ptr::null_mut(),
+            id,
+            node,
+            connecting: true,
+        });
+        p.log.action = c"talking to the ASE".as_ptr() as *mut _;
+        p.pc.socklen = write_sockaddr(&addr.addr, &mut p.sockaddr);
+        p.pc.sockaddr = ptr::addr_of_mut!(p.sockaddr).cast();
+        p.pc.name = ptr::addr_of_mut!(p.name);
+        p.pc.get = Some(ngx_event_get_peer);
+        p.pc.log = ptr::addr_of_mut!(p.log);
+        p.pc.set_log_error(nginx_sys::ngx_connection_log_error_e_NGX_ERROR_INFO as _);
+        // SAFETY: pc is set up; nginx fills pc.connection.
+        let rc = unsafe { ngx_event_connect_peer(&mut p.pc) };
+        let c = p.pc.connection;
+        if c.is_null() {
+            return Connect::Failed(AseError::Refused);
+        }
+        // SAFETY: c is the live connection nginx just made for us; `p` is boxed, so the
+        // pointer in c->data stays valid until `close` drops it.
+        unsafe {
+            (*c).data = ptr::from_mut(&mut *p).cast();
+            (*(*c).read).handler = Some(on_read);
+            (*(*c).write).handler = Some(on_write);
+            if addr.tls {
+                // TLS keeps its state in c->pool.
+                p.pool = ngx_create_pool(1024, (*ngx_cycle).log);
+                (*c).pool = p.pool;
+            }
+        }
+        if self.peers.len() <= id {
+            self.peers.resize_with(id + 1, || None);
+        }
+        self.peers[id] = Some(p);
+        if addr.tls && self.peers[id].as_ref().is_some_and(|p| p.pool.is_null()) {
+            self.close(id);
+            return Connect::Failed(AseError::Internal);
+        }
+        if rc == NGX_AGAIN as isize {
+            return Connect::Pending;
+        }
+        if rc != NGX_OK as isize {
+            // NGX_DECLINED / NGX_BUSY: refused at once.
+            self.close(id);
+            return Connect::Failed(AseError::Refused);
+        }
+        // Connected at once (a local socket): the handshake may still be needed.
+        // SAFETY: c is open.
+        match unsafe { self.continue_connect(id) } {
+            None => Connect::Pending,
+            Some(Ok(())) => {
+                self.connected(id);
+                Connect::Ready
+            }
+            Some(Err(e)) => {
+                self.close(id);
+                Connect::Failed(e)
+            }
+        }
+    }
+
+    fn send(&mut self, id: ConnId, data: &[u8]) -> Xfer {
+        let c = self.conn(id);
+        // SAFETY: c is open (or null); send only reads `data`.
+        unsafe {
+            let Some(send) = c.as_ref().and_then(|c| c.send) else { return Xfer::Failed };
+            let n = send(c, data.as_ptr() as *mut u8, data.len());
+            if n == NGX_AGAIN as isize {
+                return if ngx_handle_write_event((*c).write, 0) == NGX_OK as isize { Xfer::WouldBlock } else { Xfer::Failed };
+            }
+            if n < 0 { Xfer::Failed } else { Xfer::Done(n as usize) }
+        }
+    }
+
+    fn recv(&mut self, id: ConnId, buf: &mut [u8]) -> Xfer {
+        let c = self.conn(id);
+        // SAFETY: c is open (or null); recv writes at most buf.len() bytes into buf.
+        unsafe {
+            let Some(recv) = c.as_ref().and_then(|c| c.recv) else { return Xfer::Failed };
+            if (*c).close() != 0 {
+                // The worker is shutting down and closes idle connections.
+                return Xfer::Failed;
+            }
+            // Nothing has arrived since the last read: no system call for nothing.
+            let n = if (*(*c).read).ready() == 0 { NGX_AGAIN as isize } else { recv(c, buf.as_mut_ptr(), buf.len()) };
+            if n == NGX_AGAIN as isize {
+                return if ngx_handle_read_event((*c).read, 0) == NGX_OK as isize { Xfer::WouldBlock } else { Xfer::Failed };
+            }
+            if n < 0 { Xfer::Failed } else { Xfer::Done(n as usize) }
+        }
+    }
+
+    fn close(&mut self, id: ConnId) {
+        let Some(mut p) = self.peers.get_mut(id).and_then(Option::take) else { return };
+        let c = p.pc.connection;
+        p.pc.connection = ptr::null_mut();
+        // SAFETY: c is open and ours; nothing refers to it after this.
+        unsafe {
+            if !c.is_null() {
+                if !(*c).ssl.is_null() {
+                    (*(*c).ssl).set_no_wait_shutdown(1);
+                    let _ = ngx_ssl_shutdown(c);
+                }
+                ngx_close_connection(c);
+            }
+            if !p.pool.is_null() {
+                ngx_destroy_pool(p.pool);
+            }
+        }
+    }
+
+    fn set_idle(&mut self, id: ConnId, idle: bool) {
+        let c = self.conn(id);
+        // SAFETY: c is open (or null).
+        if let Some(c) = unsafe { c.as_mut() } {
+            c.set_idle(idle as _);
+        }
+    }
+
+    fn arm(&mut self, slot: usize, at_ms: u64) {
+        let ev = self.timer(slot);
+        let delay = at_ms.saturating_sub(self.now()).max(1);
+        // SAFETY: the event is ours and never moves. Deleted first: ngx_add_timer would keep
+        // an old time that is close to the new one.
+        unsafe {
+            if (*ev).timer_set() != 0 {
+                ngx_del_timer(ev);
+            }
+            ngx_add_timer(ev, delay as _);
+        }
+    }
+
+    fn disarm(&mut self, slot: usize) {
+        if let Some(ev) = self.timers.get_mut(slot) {
+            if ev.timer_set() != 0 {
+                // SAFETY: the event is ours and set.
+                unsafe { ngx_del_timer(&mut **ev) };
+            }
+        }
+    }
+
+    fn exiting(&self) -> bool {
+        crate::log::worker_exiting()
+    }
+
+    fn logs(&self, level: Level) -> bool {
+        // SAFETY: the cycle's log lives as long as the worker.
+        unsafe { (*(*ngx_cycle).log).log_level >= ngx_level(level) as usize }
+    }
+
+    fn log(&mut self, level: Level, args: fmt::Arguments<'_>) {
+        // SAFETY: as above.
+        let log = unsafe { (*ngx_cycle).log };
+        if !log.is_null() {
+            ngx::ngx_log_error!(ngx_level(level), log, "{}", args);
+        }
+    }
+}
+
+fn ngx_level(level: Level) -> u32 {
+    match level {
+        Level::Alert => nginx_sys::NGX_LOG_ALERT,
+        Level::Error => nginx_sys::NGX_LOG_ERR,
+        Level::Warn => nginx_sys::NGX_LOG_WARN,
+        Level::Notice => nginx_sys::NGX_LOG_NOTICE,
+        Level::Debug => nginx_sys::NGX_LOG_DEBUG,
+    }
+}
+
+/// The outcome of a non-blocking connect, as `SO_ERROR` tells it.
+unsafe fn socket_error(c: *mut ngx_connection_t) -> Result<(), AseError> {
+    let mut err: libc::c_int = 0;
+    let mut len = core::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let rc = libc::getsockopt((*c).fd, libc::SOL_SOCKET, libc::SO_ERROR, ptr::addr_of_mut!(err).cast(), &mut len);
+    if rc == -1 || err != 0 {
+        return Err(AseError::Refused);
+    }
+    Ok(())
+}
+
+unsafe fn start_tls(c: *mut ngx_connection_t, ssl: *mut ngx_ssl_t, sni: Option<&CStr>) -> Result<(), String> {
+    if ssl.is_null() {
+        return Err("no TLS context".into());
+    }
+    let flags = (NGX_SSL_BUFFER | NGX_SSL_CLIENT) as usize;
+    if ngx_ssl_create_connection(ssl, c, flags) != NGX_OK as isize {
+        return Err("cannot create a TLS connection".into());
+    }
+    if let Some(name) = sni {
+        // SSL_set_tlsext_host_name is a macro over SSL_ctrl.
+        const SSL_CTRL_SET_TLSEXT_HOSTNAME: i32 = 55;
+        const TLSEXT_NAMETYPE_HOST_NAME: i64 = 0;
+        SSL_ctrl((*(*c).ssl).connection.cast(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_HOST_NAME as _,
+            name.as_ptr() as *mut c_void);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------- nginx's handlers
+
+unsafe fn peer_of(c: *mut ngx_connection_t) -> Option<(ConnId, bool)> {
+    let p = (*c).data as *const Peer;
+    p.as_ref().map(|p| (p.id, p.connecting))
+}
+
+/// Read event: the answer (or, for an idle connection, a hang-up or the worker's close).
+unsafe extern "C" fn on_read(ev: *mut ngx_event_t) {
+    let c: *mut ngx_connection_t = (*ev).data.cast();
+    match peer_of(c) {
+        Some((id, true)) => worker::dispatch_connecting(id),
+        Some((id, false)) => worker::dispatch_conn(id, "ASE read event", |w| w.engine.on_readable(id, &mut w.io)),
+        None => {}
+    }
+}
+
+/// Write event: connected, or room to write the rest of the request.
+unsafe extern "C" fn on_write(ev: *mut ngx_event_t) {
+    let c: *mut ngx_connection_t = (*ev).data.cast();
+    match peer_of(c) {
+        Some((id, true)) => worker::dispatch_connecting(id),
+        Some((id, false)) => worker::dispatch_conn(id, "ASE write event", |w| w.engine.on_writable(id, &mut w.io)),
+        None => {}
+    }
+}
+
+/// The TLS handshake ended, either way.
+unsafe extern "C" fn on_handshake(c: *mut ngx_connection_t) {
+    if let Some((id, true)) = peer_of(c) {
+        worker::dispatch_connecting(id);
+    }
+}
+
+/// A call's timer: its connect timeout or its deadline.
+unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
+    let slot = (*ev).data as usize;
+    worker::dispatch_timer(slot);
+}
+
+/// Fills a C sockaddr from a Rust address; returns its length.
+fn write_sockaddr(addr: &SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
+    match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
+            let sin = unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_scope_id = a.scope_id();
+            core::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
