@@ -5,22 +5,30 @@
 //! internal redirect (`index`, `try_files`, `error_page`) clears `r->ctx` and runs the
 //! access phase again, and the cleanup is how we still find "already checked". The same
 //! cleanup cancels a pending check when the request ends early (client went away).
+//!
+//! ABI v2: `admit` is asked before the payload is built (a refusal takes the fail mode at
+//! once, as an `Unavailable` error); `done` may run inside `start_check`, and then the
+//! handler decides in the same call instead of posting an event. Per request nothing is
+//! allocated on the heap: the header list is walked in place and the payload is built in a
+//! reused per-thread buffer (`with_scratch`), which the channel copies.
 
 use core::ffi::c_void;
+use core::marker::PhantomData;
 use core::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use nginx_sys::{
     ngx_http_core_run_phases, ngx_http_request_t, ngx_http_test_reading, ngx_int_t,
-    ngx_pool_cleanup_add, ngx_pool_cleanup_t, ngx_post_event, ngx_posted_events,
+    ngx_list_part_t, ngx_pool_cleanup_add, ngx_pool_cleanup_t, ngx_post_event, ngx_posted_events,
     ngx_table_elt_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_LOG_ERR,
 };
 use ngx::http::HttpModuleLocationConf;
 use ngx_ase_glue::panic::guard;
-use ngx_ase_shared::abi::{AseError, Bytes, ChannelApi, CheckResult, Verdict};
+use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckResult, Verdict};
 use ngx_ase_shared::correlation::{new_id, ID_LEN};
+use ngx_ase_shared::json::with_scratch;
 
-use crate::payload::{build, http_version_name, RequestMeta};
+use crate::payload::{build_into, http_version_name, RequestMeta};
 use crate::verdict::{decide, Complaint, Decision};
 use crate::Module;
 
@@ -39,6 +47,9 @@ pub struct Ctx {
     r: *mut ngx_http_request_t,
     state: State,
     handle: *mut c_void,
+    /// `start_check` is running: a `done` called now is inside our own handler call, which
+    /// finishes the request itself, so it must not post the write event.
+    in_start: bool,
     result: CheckResult,
     pub correlation_id: [u8; ID_LEN],
     pub verdict: Verdict,
@@ -107,42 +118,71 @@ unsafe fn access(r: *mut ngx_http_request_t) -> ngx_int_t {
         r,
         state: State::Pending,
         handle: ptr::null_mut(),
-        result: CheckResult { status: 0, error: AseError::None, elapsed_ms: 0 },
+        in_start: false,
+        result: CheckResult::new(0, AseError::None, 0),
         correlation_id: new_id(),
         verdict: Verdict::Skip,
         elapsed_ms: None,
     });
     (*cl).handler = Some(CLEANUP);
-    let ctx = &mut *ctx_ptr;
 
-    let body = build(&request_meta(r, lc.user_header.as_deref()));
-    let handle = (api.start_check)(r.cast(), Bytes::new(&ctx.correlation_id), Bytes::new(&body), on_done, ctx_ptr.cast());
-    if handle.is_null() {
-        if ctx.state == State::Pending {
-            ctx.result = CheckResult { status: 0, error: AseError::NotStarted, elapsed_ms: 0 };
-            ctx.state = State::Answered;
-        }
+    // Asked before anything is built: when the channel cannot take the check (breaker
+    // open), it has counted it already, and the request takes the fail mode at once.
+    if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
+        let ctx = &mut *ctx_ptr;
+        ctx.result = CheckResult::new(0, AseError::Unavailable, 0);
+        ctx.state = State::Answered;
         return finish(r, ctx, lc);
     }
-    if ctx.state == State::Pending {
-        ctx.handle = handle;
-        // Notice a client that goes away while we wait.
-        (*r).read_event_handler = Some(ngx_http_test_reading);
+
+    // `done` may run inside `start_check` (an outcome known at once); it reaches the state
+    // through `ctx_ptr`, so no reference to it is held across the call.
+    (*ctx_ptr).in_start = true;
+    let meta = request_meta(r, lc.user_header.as_deref());
+    let cid = (*ctx_ptr).correlation_id;
+    // The channel copies the body before `start_check` returns: one reused buffer will do.
+    let handle = with_scratch(|body| {
+        build_into(body, &meta);
+        (api.start_check)(r.cast(), Bytes::new(&cid), Bytes::new(body), on_done, ctx_ptr.cast())
+    });
+    let ctx = &mut *ctx_ptr;
+    ctx.in_start = false;
+    match ctx.state {
+        // `done` already ran: decide now, in this handler call (no event was posted).
+        State::Answered => finish(r, ctx, lc),
+        State::Pending if handle.is_null() => {
+            // v2's channel always calls `done`; an older or broken one may not.
+            ctx.result = CheckResult::new(0, AseError::NotStarted, 0);
+            ctx.state = State::Answered;
+            finish(r, ctx, lc)
+        }
+        _ => {
+            ctx.handle = handle;
+            // Notice a client that goes away while we wait.
+            (*r).read_event_handler = Some(ngx_http_test_reading);
+            NGX_AGAIN as ngx_int_t
+        }
     }
-    NGX_AGAIN as ngx_int_t
 }
 
-/// The channel's answer (on the event loop): note it and resume the request's phases
-/// from a posted event, outside the channel's task.
+/// The channel's answer (on the event loop): note it and, when it comes later, resume the
+/// request's phases from a posted event, outside the channel's task. Inside `start_check`
+/// it only notes it: the handler that called `start_check` decides.
 unsafe extern "C" fn on_done(data: *mut c_void, result: CheckResult) {
     let ctx = &mut *(data as *mut Ctx);
     let r = ctx.r;
     guard((*(*r).connection).log, "check callback", (), || {
         ctx.handle = ptr::null_mut();
+        if ctx.state != State::Pending {
+            // Never for a well-behaved channel (once per check); keep the first outcome.
+            return;
+        }
         ctx.result = result;
         ctx.state = State::Answered;
-        (*r).write_event_handler = Some(ngx_http_core_run_phases);
-        ngx_post_event((*(*r).connection).write, ptr::addr_of_mut!(ngx_posted_events));
+        if !ctx.in_start {
+            (*r).write_event_handler = Some(ngx_http_core_run_phases);
+            ngx_post_event((*(*r).connection).write, ptr::addr_of_mut!(ngx_posted_events));
+        }
     })
 }
 
@@ -158,7 +198,7 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &crate::conf::Lo
     };
     ctx.verdict = verdict;
     if let Some(api) = api() {
-        (api.count_verdict)(verdict, ctx.result.error);
+        (api.count_verdict)(verdict as u8, ctx.result.error() as u8);
     }
     rc
 }
@@ -169,17 +209,11 @@ unsafe fn complain(r: *mut ngx_http_request_t, c: Complaint, result: &CheckResul
     static LAST_BAD_TOKEN: AtomicU64 = AtomicU64::new(0);
     static LAST_MALFORMED: AtomicU64 = AtomicU64::new(0);
     static LAST_ERROR: AtomicU64 = AtomicU64::new(0);
-    let (last, level, msg): (&AtomicU64, u32, String) = match c {
+    let (last, level) = match c {
         Complaint::None => return,
-        Complaint::BadToken => (&LAST_BAD_TOKEN, NGX_LOG_ERR,
-            "ase: the ASE answered 401: the ASE-Token is missing or wrong; check ase_token_file against the ASE's sideband tokens".into()),
-        Complaint::Malformed => (&LAST_MALFORMED, NGX_LOG_ERR,
-            "ase: the ASE answered 400 (malformed request) to our request metadata".into()),
-        Complaint::AseError => (&LAST_ERROR, nginx_sys::NGX_LOG_WARN, if result.error == AseError::None {
-            format!("ase: the ASE answered {}, which the protocol does not define; treated as an ASE error", result.status)
-        } else {
-            format!("ase: request check failed: {}; treated as an ASE error", result.error.name())
-        }),
+        Complaint::BadToken => (&LAST_BAD_TOKEN, NGX_LOG_ERR),
+        Complaint::Malformed => (&LAST_MALFORMED, NGX_LOG_ERR),
+        Complaint::AseError => (&LAST_ERROR, nginx_sys::NGX_LOG_WARN),
     };
     let now = nginx_sys::ngx_current_msec as u64;
     let prev = last.load(Ordering::Relaxed);
@@ -187,27 +221,63 @@ unsafe fn complain(r: *mut ngx_http_request_t, c: Complaint, result: &CheckResul
         return;
     }
     last.store(now.max(1), Ordering::Relaxed);
-    ngx::ngx_log_error!(level, (*(*r).connection).log, "{}", msg);
+    // Formatted into the log macro's stack buffer, and only when logged: no `String`.
+    ngx::ngx_log_error!(level, (*(*r).connection).log, "{}", Message(c, result));
+}
+
+/// The log line for a complaint.
+struct Message<'a>(Complaint, &'a CheckResult);
+
+impl core::fmt::Display for Message<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Complaint::None => Ok(()),
+            Complaint::BadToken => f.write_str(
+                "ase: the ASE answered 401: the ASE-Token is missing or wrong; check ase_token_file against the ASE's sideband tokens"),
+            Complaint::Malformed => f.write_str("ase: the ASE answered 400 (malformed request) to our request metadata"),
+            Complaint::AseError => match self.1.error() {
+                AseError::None => write!(f,
+                    "ase: the ASE answered {}, which the protocol does not define; treated as an ASE error", self.1.status),
+                e => write!(f, "ase: request check failed: {}; treated as an ASE error", e.name()),
+            },
+        }
+    }
+}
+
+/// The request's header lines, walked in place in nginx's list (no copy, no `Vec`).
+#[derive(Clone, Copy)]
+struct HeaderLines<'a> {
+    part: *const ngx_list_part_t,
+    i: usize,
+    _list: PhantomData<&'a ngx_table_elt_t>,
+}
+
+impl<'a> Iterator for HeaderLines<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            // SAFETY: the parts of `r->headers_in.headers` and their `nelts` entries live as
+            // long as the request ('a).
+            let p = unsafe { self.part.as_ref()? };
+            if self.i < p.nelts {
+                let h = unsafe { &*(p.elts as *const ngx_table_elt_t).add(self.i) };
+                self.i += 1;
+                return Some((h.key.as_bytes(), h.value.as_bytes()));
+            }
+            self.part = p.next;
+            self.i = 0;
+        }
+    }
 }
 
 /// Borrows what the payload needs from the request.
-unsafe fn request_meta<'a>(r: *mut ngx_http_request_t, user_header: Option<&[u8]>) -> RequestMeta<'a> {
+unsafe fn request_meta<'a>(r: *mut ngx_http_request_t, user_header: Option<&[u8]>) -> RequestMeta<'a, HeaderLines<'a>> {
     let c = (*r).connection;
-    let mut headers: Vec<(&[u8], &[u8])> = Vec::with_capacity(16);
-    let mut username = None;
-    let mut part = ptr::addr_of!((*r).headers_in.headers.part);
-    while let Some(p) = part.as_ref() {
-        let elts = p.elts as *const ngx_table_elt_t;
-        for i in 0..p.nelts {
-            let h = &*elts.add(i);
-            let (name, value) = (h.key.as_bytes(), h.value.as_bytes());
-            if username.is_none() && user_header.is_some_and(|u| u.eq_ignore_ascii_case(name)) {
-                username = Some(value);
-            }
-            headers.push((name, value));
-        }
-        part = p.next;
-    }
+    let headers = HeaderLines { part: ptr::addr_of!((*r).headers_in.headers.part), i: 0, _list: PhantomData };
+    let username = user_header.and_then(|u| {
+        headers.clone().find(|(name, _)| u.eq_ignore_ascii_case(name)).map(|(_, value)| value)
+    });
     RequestMeta {
         source_ip: (*c).addr_text.as_bytes(),
         source_port: nginx_sys::ngx_inet_get_port((*c).sockaddr) as u16,

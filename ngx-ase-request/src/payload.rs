@@ -1,9 +1,15 @@
 //! The `POST /ase/request` body, built straight into one buffer from borrowed request
 //! parts (see ase-protocol.md). Safe Rust; header bytes of any kind give valid JSON.
+//!
+//! Nothing here allocates but the output buffer: the headers are any cloneable iterator of
+//! borrowed pairs (the handler walks nginx's header list in place, no `Vec` of pairs), and
+//! [`build_into`] appends to a buffer the caller reuses.
 
 use ngx_ase_shared::json::{write_header_pair, write_headers_field, write_str, write_uint};
 
-pub struct RequestMeta<'a> {
+/// The request's metadata. `H` yields every header line; it is walked once per
+/// [`build_into`] (from a clone), so an iterator over nginx's list costs nothing to clone.
+pub struct RequestMeta<'a, H = Vec<(&'a [u8], &'a [u8])>> {
     pub source_ip: &'a [u8],
     pub source_port: u16,
     pub method: &'a [u8],
@@ -12,7 +18,7 @@ pub struct RequestMeta<'a> {
     /// `1.0`, `1.1`, `2.0` or `3.0`.
     pub http_version: &'a str,
     /// Every header line in order, as received.
-    pub headers: Vec<(&'a [u8], &'a [u8])>,
+    pub headers: H,
     /// `user_info.username`, when `ase_user_header` names a header that is present.
     pub username: Option<&'a [u8]>,
 }
@@ -27,28 +33,39 @@ pub fn http_version_name(v: usize) -> &'static str {
     }
 }
 
-pub fn build(meta: &RequestMeta<'_>) -> Vec<u8> {
-    let size = 128 + meta.url.len() + meta.headers.iter().map(|(n, v)| n.len() + v.len() + 8).sum::<usize>();
-    let mut out = Vec::with_capacity(size);
+/// The payload in a new buffer (tests, fuzzing); the handler uses [`build_into`].
+pub fn build<'a, H>(meta: &RequestMeta<'a, H>) -> Vec<u8>
+where
+    H: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let mut out = Vec::new();
+    build_into(&mut out, meta);
+    out
+}
+
+/// Appends the payload to `out`.
+pub fn build_into<'a, H>(out: &mut Vec<u8>, meta: &RequestMeta<'a, H>)
+where
+    H: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
     out.extend_from_slice(b"{\"source_ip\":");
-    write_str(&mut out, meta.source_ip);
+    write_str(out, meta.source_ip);
     out.extend_from_slice(b",\"source_port\":");
-    write_uint(&mut out, u64::from(meta.source_port));
+    write_uint(out, u64::from(meta.source_port));
     out.extend_from_slice(b",\"method\":");
-    write_str(&mut out, meta.method);
+    write_str(out, meta.method);
     out.extend_from_slice(b",\"url\":");
-    write_str(&mut out, meta.url);
+    write_str(out, meta.url);
     out.extend_from_slice(b",\"http_version\":");
-    write_str(&mut out, meta.http_version.as_bytes());
+    write_str(out, meta.http_version.as_bytes());
     if let Some(user) = meta.username {
         out.extend_from_slice(b",\"user_info\":[");
-        write_header_pair(&mut out, b"username", user);
+        write_header_pair(out, b"username", user);
         out.push(b']');
     }
     out.push(b',');
-    write_headers_field(&mut out, meta.headers.iter().copied());
+    write_headers_field(out, meta.headers.clone());
     out.push(b'}');
-    out
 }
 
 #[cfg(test)]
@@ -87,6 +104,83 @@ mod tests {
         m.username = Some(b"alice");
         let v: Value = serde_json::from_slice(&build(&m)).unwrap();
         assert_eq!(v["user_info"], json!([{"username": "alice"}]));
+    }
+
+    #[test]
+    fn build_into_appends_the_same_bytes_from_any_header_iterator() {
+        let pairs: [(&[u8], &[u8]); 2] = [(b"Host", b"h"), (b"X-A", b"\xff\"")];
+        let m = meta(pairs.to_vec());
+        let expected = build(&m);
+        let lazy = RequestMeta {
+            source_ip: m.source_ip,
+            source_port: m.source_port,
+            method: m.method,
+            url: m.url,
+            http_version: m.http_version,
+            headers: pairs.iter().copied(),
+            username: None,
+        };
+        let mut out = b"old".to_vec();
+        build_into(&mut out, &lazy);
+        assert_eq!(&out[..3], b"old");
+        assert_eq!(&out[3..], &expected[..]);
+    }
+
+    #[test]
+    fn building_into_the_scratch_buffer_allocates_nothing_once_warm() {
+        let pairs: Vec<(&[u8], &[u8])> = (0..30).map(|_| (&b"X-Header-Name"[..], &b"some value \xff\" here"[..])).collect();
+        let run = || {
+            let m = RequestMeta {
+                source_ip: b"203.0.113.7",
+                source_port: 52144,
+                method: b"GET",
+                url: b"/shop/items?id=7&sort=asc",
+                http_version: "1.1",
+                headers: pairs.iter().copied(),
+                username: Some(&b"alice"[..]),
+            };
+            ngx_ase_shared::json::with_scratch(|buf| build_into(buf, &m));
+        };
+        run();
+        assert_eq!(counting::allocations(run), 0);
+        // the counter does count
+        assert!(counting::allocations(|| drop(std::hint::black_box(vec![1u8; 8]))) > 0);
+    }
+
+    /// Counts this thread's heap allocations (the test harness allocates on other threads).
+    mod counting {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        thread_local! {
+            static COUNT: Cell<usize> = const { Cell::new(0) };
+        }
+
+        pub struct Counting;
+
+        unsafe impl GlobalAlloc for Counting {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+                System.alloc(layout)
+            }
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                System.dealloc(ptr, layout)
+            }
+            unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+                let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+                System.realloc(ptr, layout, new_size)
+            }
+        }
+
+        #[global_allocator]
+        static GLOBAL: Counting = Counting;
+
+        /// How many allocations `f` made on this thread.
+        pub fn allocations(f: impl FnOnce()) -> usize {
+            let before = COUNT.with(Cell::get);
+            f();
+            COUNT.with(Cell::get) - before
+        }
     }
 
     #[test]

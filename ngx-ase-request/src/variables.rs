@@ -64,7 +64,21 @@ unsafe extern "C" fn get_correlation_id(r: *mut ngx_http_request_t, v: *mut ngx_
 
 unsafe extern "C" fn get_time(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, _: usize) -> ngx_int_t {
     match find_ctx(r).and_then(|c| c.elapsed_ms) {
-        Some(ms) => set(r, v, ms.to_string().as_bytes()),
+        Some(ms) => {
+            // Digits on the stack: no `String` per request.
+            let mut buf = [0u8; 20];
+            let mut i = buf.len();
+            let mut n = ms;
+            loop {
+                i -= 1;
+                buf[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            set(r, v, &buf[i..])
+        }
         None => set(r, v, b"-"),
     }
 }

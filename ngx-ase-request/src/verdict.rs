@@ -29,7 +29,7 @@ pub fn decide(result: &CheckResult, fail_mode: FailMode, block_status: u16) -> (
         FailMode::Closed => (Decision::Finalize(503, Verdict::FailClosed), c),
         _ => (Decision::Continue(Verdict::FailOpen), c),
     };
-    if result.error != AseError::None {
+    if result.error() != AseError::None {
         return fail(Complaint::AseError);
     }
     match result.status {
@@ -48,7 +48,7 @@ mod tests {
     use super::*;
 
     fn answer(status: u16) -> CheckResult {
-        CheckResult { status, error: AseError::None, elapsed_ms: 1 }
+        CheckResult::new(status, AseError::None, 1)
     }
 
     #[test]
@@ -65,10 +65,16 @@ mod tests {
 
     #[test]
     fn errors_follow_the_fail_mode() {
-        let timeout = CheckResult { status: 0, error: AseError::Timeout, elapsed_ms: 500 };
+        let timeout = CheckResult::new(0, AseError::Timeout, 500);
         assert_eq!(decide(&timeout, FailMode::Open, 403).0, Decision::Continue(Verdict::FailOpen));
         assert_eq!(decide(&timeout, FailMode::Closed, 403).0, Decision::Finalize(503, Verdict::FailClosed));
         assert_eq!(decide(&answer(401), FailMode::Closed, 403).0, Decision::Finalize(503, Verdict::FailClosed));
+        let unavailable = CheckResult::new(0, AseError::Unavailable, 0);
+        assert_eq!(decide(&unavailable, FailMode::Open, 403), (Decision::Continue(Verdict::FailOpen), Complaint::AseError));
+        assert_eq!(decide(&unavailable, FailMode::Closed, 403).0, Decision::Finalize(503, Verdict::FailClosed));
+        // an error value from another build is an error, never an answer
+        let unknown = CheckResult { status: 200, error: 200, elapsed_ms: 1 };
+        assert_eq!(decide(&unknown, FailMode::Open, 403).0, Decision::Continue(Verdict::FailOpen));
         // a block is a block whatever the fail mode
         assert_eq!(decide(&answer(403), FailMode::Closed, 403).0, Decision::Finalize(403, Verdict::Block));
     }

@@ -16,14 +16,18 @@
 //!   `ngx_http_filter_finalize_request` zero `r->ctx`, and the latter runs the whole header
 //!   chain again from inside it (e.g. the range filter's 416). The nested call sees
 //!   `in_progress` and passes; the outer call then reports the final header once.
+//! - Asked first: `admit` says whether a report may go out at all (queue full, breaker
+//!   open); when not, nothing is built (the channel has counted the drop).
+//! - Nothing is allocated per response: the header list is walked in place, and the JSON
+//!   is written into one reused per-thread buffer (the channel copies it).
 //! - `error_page`: the original error never reaches the header filters (nginx redirects
 //!   before sending a header), so the one report is the error page's, with the status the
 //!   client got. Whether it is reported is decided by `ase_response` in the location that
 //!   sends the header.
 
 use core::ffi::c_void;
+use core::marker::PhantomData;
 use core::ptr::null_mut;
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use nginx_sys::{
@@ -32,11 +36,12 @@ use nginx_sys::{
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf};
 use ngx_ase_glue::panic::guard;
-use ngx_ase_shared::abi::{Bytes, ChannelApi};
+use ngx_ase_shared::abi::{Admission, Bytes, CallKind, ChannelApi};
 use ngx_ase_shared::correlation::new_id;
+use ngx_ase_shared::json::with_scratch;
 
 use crate::module::Module;
-use crate::report::{client_headers, reason_for, to_json, Dedicated, ListHeader, Snapshot};
+use crate::report::{client_headers, reason_for, write_json, Dedicated, ListHeader, Snapshot};
 
 /// The next header filter in nginx's chain, saved when ours is installed.
 static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
@@ -161,39 +166,58 @@ fn str_bytes<'a>(s: &ngx_str_t) -> &'a [u8] {
     }
 }
 
-/// The live and dead entries of `r->headers_out.headers`, in order.
-unsafe fn list_headers<'a>(r: *mut ngx_http_request_t) -> Vec<ListHeader<'a>> {
-    let mut out = Vec::new();
-    let mut part: *const ngx_list_part_t = &(*r).headers_out.headers.part;
-    while !part.is_null() {
-        let elts = (*part).elts as *const ngx_table_elt_t;
-        for i in 0..(*part).nelts {
-            let h = &*elts.add(i);
-            out.push(ListHeader { hash: h.hash, name: str_bytes(&h.key), value: str_bytes(&h.value) });
-        }
-        part = (*part).next;
-    }
-    out
+/// The live and dead entries of `r->headers_out.headers`, in order, walked in place.
+#[derive(Clone, Copy)]
+struct ListEntries<'a> {
+    part: *const ngx_list_part_t,
+    i: usize,
+    _list: PhantomData<&'a ngx_table_elt_t>,
 }
 
-/// `$ase_correlation_id` when the request module set it, else a new ID.
-unsafe fn correlation_id(r: *mut ngx_http_request_t) -> Cow<'static, [u8]> {
-    let mut name = ngx_str_t { len: CID_VARIABLE.len(), data: CID_VARIABLE.as_ptr() as *mut u8 };
-    let v = ngx_http_get_variable(r, &mut name, CID_HASH.load(Ordering::Relaxed));
-    if let Some(v) = v.as_ref() {
-        if v.not_found() == 0 && v.valid() != 0 && v.len() > 0 && !v.data.is_null() {
-            let id = core::slice::from_raw_parts(v.data, v.len() as usize);
-            return Cow::Owned(id.to_vec());
+impl<'a> Iterator for ListEntries<'a> {
+    type Item = ListHeader<'a>;
+
+    fn next(&mut self) -> Option<ListHeader<'a>> {
+        loop {
+            // SAFETY: the list's parts and their `nelts` entries live as long as the
+            // request ('a), and nothing changes them while the report is built.
+            let p = unsafe { self.part.as_ref()? };
+            if self.i < p.nelts {
+                let h = unsafe { &*(p.elts as *const ngx_table_elt_t).add(self.i) };
+                self.i += 1;
+                return Some(ListHeader { hash: h.hash, name: str_bytes(&h.key), value: str_bytes(&h.value) });
+            }
+            self.part = p.next;
+            self.i = 0;
         }
     }
-    Cow::Owned(new_id().to_vec())
+}
+
+/// `$ase_correlation_id` when the request module set it (in the request's pool).
+unsafe fn correlation_var<'a>(r: *mut ngx_http_request_t) -> Option<&'a [u8]> {
+    let mut name = ngx_str_t { len: CID_VARIABLE.len(), data: CID_VARIABLE.as_ptr() as *mut u8 };
+    let v = ngx_http_get_variable(r, &mut name, CID_HASH.load(Ordering::Relaxed));
+    let v = v.as_ref()?;
+    if v.not_found() == 0 && v.valid() != 0 && v.len() > 0 && !v.data.is_null() {
+        Some(core::slice::from_raw_parts(v.data, v.len() as usize))
+    } else {
+        None
+    }
 }
 
 // `off_t` and `time_t` are not i64 on every platform nginx builds on.
 #[allow(clippy::useless_conversion)]
 unsafe fn report(r: *mut ngx_http_request_t) {
+    let Some(api) = API.load(Ordering::Relaxed).as_ref() else { return };
+    let log = (*(*r).connection).log;
+    // Asked before anything is built; a refusal is counted by the channel as a drop.
+    let admission = Admission::from_u8((api.admit)(r as *mut c_void, CallKind::Report as u8));
+    if admission != Admission::Go {
+        ngx::ngx_log_debug_mask!(DebugMask::Http, log, "ase: response report not sent: {:?}", admission);
+        return;
+    }
     let out = &(*r).headers_out;
-    let list = list_headers(r);
+    let list = ListEntries { part: &out.headers.part, i: 0, _list: PhantomData };
     let location = out.location.as_ref().map(|l| (l.hash, str_bytes(&l.value)));
     let dedicated = Dedicated {
         content_type: str_bytes(&out.content_type),
@@ -205,24 +229,36 @@ unsafe fn report(r: *mut ngx_http_request_t) {
         last_modified_time: i64::from(out.last_modified_time),
         location,
     };
-    let headers = client_headers(&list, &dedicated);
     let code = u16::try_from(out.status).unwrap_or(0);
-    let reason = reason_for(code, str_bytes(&out.status_line));
-    let json = to_json(&Snapshot { code, reason: &reason, http_version: (*r).http_version, headers: &headers });
-    let cid = correlation_id(r);
-
-    let api = API.load(Ordering::Relaxed);
-    let Some(api) = api.as_ref() else { return };
-    let queued = (api.send_report)(r as *mut c_void, Bytes::new(&cid), Bytes::new(&json));
+    let snapshot = Snapshot {
+        code,
+        reason: reason_for(code, str_bytes(&out.status_line)),
+        http_version: (*r).http_version,
+        headers: client_headers(list, &dedicated),
+    };
+    let fresh_id;
+    let cid: &[u8] = match correlation_var(r) {
+        Some(id) => id,
+        None => {
+            fresh_id = new_id();
+            &fresh_id
+        }
+    };
+    // The channel copies the body before `send_report` returns: one reused buffer will do.
+    let (queued, len) = with_scratch(|json| {
+        write_json(json, snapshot);
+        let queued = (api.send_report)(r as *mut c_void, Bytes::new(cid), Bytes::new(json));
+        (Admission::from_u8(queued), json.len())
+    });
     // Drops are counted by the common module (status page), and logged at debug level
     // only, so that an unavailable ASE does not write one error line per response.
     ngx::ngx_log_debug_mask!(
         DebugMask::Http,
-        (*(*r).connection).log,
+        log,
         "ase: response report {} {:?} ({} bytes, X-CorrelationID {})",
         code,
         queued,
-        json.len(),
-        String::from_utf8_lossy(&cid)
+        len,
+        core::str::from_utf8(cid).unwrap_or("?")
     );
 }

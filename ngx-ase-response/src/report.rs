@@ -4,10 +4,54 @@
 //!
 //! The glue in `filter.rs` copies plain slices and numbers out of `r->headers_out` into a
 //! [`Snapshot`]; everything that decides what goes into the report is here, unit-tested.
+//!
+//! Nothing here allocates but the output buffer: headers are an iterator over borrowed
+//! list entries, values nginx would compute (`content-type` with its charset, the length,
+//! the date) are written straight into the JSON from stack buffers, and [`write_json`]
+//! appends to a buffer the caller reuses. (`http_version`, `http_date` and `to_json`
+//! return owned values for tests and fuzzing.)
 
-use std::borrow::Cow;
+use core::fmt::Write as _;
 
-use ngx_ase_shared::json::{write_headers_field, write_str, write_uint};
+use ngx_ase_shared::json::{write_header_pair_with, write_str, write_str_joined, write_uint};
+
+/// A few bytes formatted on the stack (`core::fmt::Write`); what does not fit is cut off
+/// and reported by `write!` as an error. `N` is chosen so that nothing here is ever cut.
+#[derive(Clone, Copy)]
+pub struct StackBuf<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackBuf<N> {
+    pub fn new() -> Self {
+        StackBuf { buf: [0; N], len: 0 }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl<const N: usize> Default for StackBuf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> core::fmt::Write for StackBuf<N> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let room = N - self.len;
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        if n < s.len() {
+            Err(core::fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
 
 /// The reason phrase for `code`: what nginx's own HTTP/1 header filter writes after the code
 /// (so the report matches the status line the client reads; note `302 Moved Temporarily`,
@@ -89,23 +133,24 @@ pub fn reason_phrase(code: u16) -> &'static str {
 /// The reason phrase for a response: taken from `status_line` (what an upstream sent, e.g.
 /// `"404 Nicht gefunden"`, which nginx relays verbatim over HTTP/1) when it is set and starts
 /// with `code`, else [`reason_phrase`].
-pub fn reason_for(code: u16, status_line: &[u8]) -> Cow<'_, [u8]> {
+pub fn reason_for(code: u16, status_line: &[u8]) -> &[u8] {
     if !status_line.is_empty() {
-        let digits = code.to_string();
+        let mut digits = StackBuf::<5>::new();
+        let _ = write!(digits, "{code}");
         if let Some(rest) = status_line.strip_prefix(digits.as_bytes()) {
             match rest.first() {
                 Some(b' ') => {
                     let reason = trim_ascii(&rest[1..]);
                     if !reason.is_empty() {
-                        return Cow::Borrowed(reason);
+                        return reason;
                     }
                 }
                 None => {}
-                Some(_) => return Cow::Borrowed(reason_phrase(code).as_bytes()),
+                Some(_) => return reason_phrase(code).as_bytes(),
             }
         }
     }
-    Cow::Borrowed(reason_phrase(code).as_bytes())
+    reason_phrase(code).as_bytes()
 }
 
 fn trim_ascii(s: &[u8]) -> &[u8] {
@@ -116,19 +161,36 @@ fn trim_ascii(s: &[u8]) -> &[u8] {
 
 /// `r->http_version` (`major * 1000 + minor`) as the protocol wants it: `"1.1"`, `"2.0"`.
 pub fn http_version(v: usize) -> String {
-    format!("{}.{}", v / 1000, v % 1000)
+    let mut out = Vec::new();
+    write_http_version(&mut out, v);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `major.minor` (digits and a dot: nothing a JSON string needs escaped).
+fn write_http_version(out: &mut Vec<u8>, v: usize) {
+    write_uint(out, (v / 1000) as u64);
+    out.push(b'.');
+    write_uint(out, (v % 1000) as u64);
 }
 
 /// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's IMF-fixdate, as nginx's
 /// `ngx_http_time` writes it) for a Unix time.
 pub fn http_date(t: i64) -> String {
+    String::from_utf8_lossy(http_date_buf(t).as_bytes()).into_owned()
+}
+
+/// [`http_date`] on the stack. 48 bytes hold the longest: a 12-digit year with its sign
+/// (any `i64` time) and the 25 other characters.
+pub fn http_date_buf(t: i64) -> StackBuf<48> {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] =
         ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
+    let mut out = StackBuf::new();
+    let _ = write!(
+        out,
         "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
         DAYS[days.rem_euclid(7) as usize],
         d,
@@ -137,7 +199,8 @@ pub fn http_date(t: i64) -> String {
         secs / 3600,
         secs % 3600 / 60,
         secs % 60
-    )
+    );
+    out
 }
 
 /// Howard Hinnant's days-to-civil: (year, month 1..=12, day 1..=31) of a day count since
@@ -203,72 +266,116 @@ impl Default for Dedicated<'_> {
     }
 }
 
-/// A header for the report: name and value, borrowed where possible.
-pub type Header<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+/// A header value for the report: borrowed bytes, or what nginx computes from a dedicated
+/// field, written into the JSON without building it first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Value<'a> {
+    Bytes(&'a [u8]),
+    /// The media type, `; charset=`, the charset.
+    WithCharset(&'a [u8], &'a [u8]),
+    /// `content_length_n`, in decimal.
+    Length(i64),
+    /// `last_modified_time`, as an HTTP date.
+    Date(i64),
+}
+
+impl Value<'_> {
+    /// Appends the value as a JSON string: the bytes [`Value::to_vec`] gives, as `write_str`
+    /// writes them.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match *self {
+            Value::Bytes(b) => write_str(out, b),
+            Value::WithCharset(t, c) => write_str_joined(out, t, b"; charset=", c),
+            Value::Length(n) => {
+                let mut digits = StackBuf::<20>::new();
+                let _ = write!(digits, "{n}");
+                write_str(out, digits.as_bytes());
+            }
+            Value::Date(t) => write_str(out, http_date_buf(t).as_bytes()),
+        }
+    }
+
+    /// The value's bytes (tests, fuzzing; allocates).
+    pub fn to_vec(&self) -> Vec<u8> {
+        match *self {
+            Value::Bytes(b) => b.to_vec(),
+            Value::WithCharset(t, c) => [t, b"; charset=", c].concat(),
+            Value::Length(n) => n.to_string().into_bytes(),
+            Value::Date(t) => http_date(t).into_bytes(),
+        }
+    }
+}
+
+/// A header for the report: its name and value.
+pub type Header<'a> = (&'a [u8], Value<'a>);
 
 /// The response headers as nginx writes them to the client: first the ones it writes from
 /// dedicated fields (content-type, content-length, last-modified, location), then every live
-/// list entry in order (repeated headers stay repeated).
+/// list entry in order (repeated headers stay repeated). An iterator: nothing is collected.
 ///
 /// Not reconstructed (nginx writes them itself, and they describe the connection or the
 /// server rather than the API's response): `server`, `date`, `connection`, `keep-alive`,
 /// `transfer-encoding: chunked` and `vary: accept-encoding` from `gzip_vary`.
-pub fn client_headers<'a>(list: &[ListHeader<'a>], d: &Dedicated<'a>) -> Vec<Header<'a>> {
-    let mut out: Vec<Header<'a>> = Vec::with_capacity(list.len() + 4);
-    if !d.content_type.is_empty() {
+pub fn client_headers<'a, L>(list: L, d: &Dedicated<'a>) -> impl Iterator<Item = Header<'a>> + Clone
+where
+    L: IntoIterator<Item = ListHeader<'a>>,
+    L::IntoIter: Clone,
+{
+    let content_type = (!d.content_type.is_empty()).then(|| {
         let value = if d.content_type_len == d.content_type.len() && !d.charset.is_empty() {
-            let mut v = Vec::with_capacity(d.content_type.len() + 10 + d.charset.len());
-            v.extend_from_slice(d.content_type);
-            v.extend_from_slice(b"; charset=");
-            v.extend_from_slice(d.charset);
-            Cow::Owned(v)
+            Value::WithCharset(d.content_type, d.charset)
         } else {
-            Cow::Borrowed(d.content_type)
+            Value::Bytes(d.content_type)
         };
-        out.push((Cow::Borrowed(b"content-type"), value));
-    }
-    if !d.has_content_length_entry && d.content_length_n >= 0 {
-        out.push((Cow::Borrowed(b"content-length"), Cow::Owned(d.content_length_n.to_string().into_bytes())));
-    }
-    if !d.has_last_modified_entry && d.last_modified_time != -1 {
-        out.push((Cow::Borrowed(b"last-modified"), Cow::Owned(http_date(d.last_modified_time).into_bytes())));
-    }
-    if let Some((0, value)) = d.location {
-        if !value.is_empty() {
-            out.push((Cow::Borrowed(b"location"), Cow::Borrowed(value)));
-        }
-    }
-    out.extend(
-        list.iter()
-            .filter(|h| h.hash != 0)
-            .map(|h| (Cow::Borrowed(h.name), Cow::Borrowed(h.value))),
-    );
-    out
+        (&b"content-type"[..], value)
+    });
+    let content_length = (!d.has_content_length_entry && d.content_length_n >= 0)
+        .then_some((&b"content-length"[..], Value::Length(d.content_length_n)));
+    let last_modified = (!d.has_last_modified_entry && d.last_modified_time != -1)
+        .then_some((&b"last-modified"[..], Value::Date(d.last_modified_time)));
+    let location = match d.location {
+        Some((0, value)) if !value.is_empty() => Some((&b"location"[..], Value::Bytes(value))),
+        _ => None,
+    };
+    [content_type, content_length, last_modified, location]
+        .into_iter()
+        .flatten()
+        .chain(list.into_iter().filter(|h| h.hash != 0).map(|h| (h.name, Value::Bytes(h.value))))
 }
 
 /// What the report says about one response.
-#[derive(Debug)]
-pub struct Snapshot<'a> {
+#[derive(Clone, Debug)]
+pub struct Snapshot<'a, H> {
     pub code: u16,
     pub reason: &'a [u8],
     /// `r->http_version`.
     pub http_version: usize,
-    pub headers: &'a [Header<'a>],
+    /// The headers (e.g. [`client_headers`]).
+    pub headers: H,
 }
 
-/// The `POST /ase/response` body, in the shape of ase-protocol.md.
-pub fn to_json(s: &Snapshot<'_>) -> Vec<u8> {
-    let size: usize = s.headers.iter().map(|(n, v)| n.len() + v.len() + 8).sum();
-    let mut out = Vec::with_capacity(96 + s.reason.len() + size);
+/// Appends the `POST /ase/response` body, in the shape of ase-protocol.md, to `out`.
+pub fn write_json<'a, H: IntoIterator<Item = Header<'a>>>(out: &mut Vec<u8>, s: Snapshot<'a, H>) {
     out.extend_from_slice(b"{\"response_code\":\"");
-    write_uint(&mut out, u64::from(s.code));
+    write_uint(out, u64::from(s.code));
     out.extend_from_slice(b"\",\"response_status\":");
-    write_str(&mut out, s.reason);
-    out.extend_from_slice(b",\"http_version\":");
-    write_str(&mut out, http_version(s.http_version).as_bytes());
-    out.push(b',');
-    write_headers_field(&mut out, s.headers.iter().map(|(n, v)| (n, v)));
-    out.push(b'}');
+    write_str(out, s.reason);
+    out.extend_from_slice(b",\"http_version\":\"");
+    write_http_version(out, s.http_version);
+    out.extend_from_slice(b"\",\"headers\":[");
+    for (i, (name, value)) in s.headers.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_header_pair_with(out, name, |out| value.write_json(out));
+    }
+    out.extend_from_slice(b"]}");
+}
+
+/// [`write_json`] into a new buffer (tests, fuzzing).
+pub fn to_json<'a, H: IntoIterator<Item = Header<'a>>>(s: Snapshot<'a, H>) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_json(&mut out, s);
     out
 }
 
@@ -297,17 +404,17 @@ mod tests {
 
     #[test]
     fn reason_from_status_line() {
-        assert_eq!(&*reason_for(200, b""), b"OK");
-        assert_eq!(&*reason_for(404, b"404 Nicht gefunden"), b"Nicht gefunden");
-        assert_eq!(&*reason_for(200, b"200 All Good \r"), b"All Good");
+        assert_eq!(reason_for(200, b""), b"OK");
+        assert_eq!(reason_for(404, b"404 Nicht gefunden"), b"Nicht gefunden");
+        assert_eq!(reason_for(200, b"200 All Good \r"), b"All Good");
         // a status line for another code (a filter changed the status) is ignored
-        assert_eq!(&*reason_for(304, b"200 OK"), b"Not Modified");
-        assert_eq!(&*reason_for(200, b"2000 OK"), b"OK");
+        assert_eq!(reason_for(304, b"200 OK"), b"Not Modified");
+        assert_eq!(reason_for(200, b"2000 OK"), b"OK");
         // code without a phrase
-        assert_eq!(&*reason_for(404, b"404"), b"Not Found");
-        assert_eq!(&*reason_for(404, b"404 "), b"Not Found");
-        assert_eq!(&*reason_for(299, b"299 "), b"");
-        assert_eq!(&*reason_for(299, b"299 Custom"), b"Custom");
+        assert_eq!(reason_for(404, b"404"), b"Not Found");
+        assert_eq!(reason_for(404, b"404 "), b"Not Found");
+        assert_eq!(reason_for(299, b"299 "), b"");
+        assert_eq!(reason_for(299, b"299 Custom"), b"Custom");
     }
 
     #[test]
@@ -328,11 +435,18 @@ mod tests {
         assert_eq!(http_date(4_107_542_399), "Sun, 28 Feb 2100 23:59:59 GMT");
         assert_eq!(http_date(4_133_980_799), "Fri, 31 Dec 2100 23:59:59 GMT");
         assert_eq!(http_date(-1), "Wed, 31 Dec 1969 23:59:59 GMT");
+        // the stack buffer holds any time, never cut short
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX, -62_167_219_201] {
+            let d = http_date(t);
+            assert!(d.ends_with(" GMT") && d.len() < 48, "{t}: {d}");
+        }
     }
 
-    fn names_values(h: &[Header<'_>]) -> Vec<(String, String)> {
-        h.iter()
-            .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()))
+    /// No list entries.
+    const NONE: [ListHeader<'static>; 0] = [];
+
+    fn names_values<'a>(h: impl Iterator<Item = Header<'a>>) -> Vec<(String, String)> {
+        h.map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(&v.to_vec()).into_owned()))
             .collect()
     }
 
@@ -348,45 +462,45 @@ mod tests {
             ListHeader { hash: 7, name: b"Set-Cookie", value: b"a=1" },
             ListHeader { hash: 7, name: b"Set-Cookie", value: b"b=2" },
         ];
-        let h = client_headers(&list, &Dedicated::default());
-        assert_eq!(names_values(&h), pairs(&[("X-Backend", "1"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]));
+        let h = client_headers(list, &Dedicated::default());
+        assert_eq!(names_values(h), pairs(&[("X-Backend", "1"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]));
     }
 
     #[test]
     fn content_type_gets_the_charset_once() {
         let mut d = Dedicated { content_type: b"text/html", content_type_len: 9, charset: b"utf-8", ..Default::default() };
-        assert_eq!(names_values(&client_headers(&[], &d)), pairs(&[("content-type", "text/html; charset=utf-8")]));
+        assert_eq!(names_values(client_headers(NONE, &d)), pairs(&[("content-type", "text/html; charset=utf-8")]));
         // after nginx's header filter rewrote content_type to include the charset
         d.content_type = b"text/html; charset=utf-8";
-        assert_eq!(names_values(&client_headers(&[], &d)), pairs(&[("content-type", "text/html; charset=utf-8")]));
+        assert_eq!(names_values(client_headers(NONE, &d)), pairs(&[("content-type", "text/html; charset=utf-8")]));
         // no charset
         let d = Dedicated { content_type: b"application/json", content_type_len: 16, ..Default::default() };
-        assert_eq!(names_values(&client_headers(&[], &d)), pairs(&[("content-type", "application/json")]));
+        assert_eq!(names_values(client_headers(NONE, &d)), pairs(&[("content-type", "application/json")]));
     }
 
     #[test]
     fn content_length_from_the_number_only_without_an_entry() {
         let d = Dedicated { content_length_n: 1432, ..Default::default() };
-        assert_eq!(names_values(&client_headers(&[], &d)), pairs(&[("content-length", "1432")]));
+        assert_eq!(names_values(client_headers(NONE, &d)), pairs(&[("content-length", "1432")]));
         let d = Dedicated { content_length_n: 0, ..Default::default() };
-        assert_eq!(names_values(&client_headers(&[], &d)), pairs(&[("content-length", "0")]));
+        assert_eq!(names_values(client_headers(NONE, &d)), pairs(&[("content-length", "0")]));
         let list = [ListHeader { hash: 1, name: b"Content-Length", value: b"17" }];
         let d = Dedicated { content_length_n: 17, has_content_length_entry: true, ..Default::default() };
-        assert_eq!(names_values(&client_headers(&list, &d)), pairs(&[("Content-Length", "17")]));
+        assert_eq!(names_values(client_headers(list, &d)), pairs(&[("Content-Length", "17")]));
         // unknown length (chunked)
-        assert!(client_headers(&[], &Dedicated::default()).is_empty());
+        assert!(client_headers(NONE, &Dedicated::default()).next().is_none());
     }
 
     #[test]
     fn last_modified_from_the_time_only_without_an_entry() {
         let d = Dedicated { last_modified_time: 784_111_777, ..Default::default() };
         assert_eq!(
-            names_values(&client_headers(&[], &d)),
+            names_values(client_headers(NONE, &d)),
             pairs(&[("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")])
         );
         let list = [ListHeader { hash: 1, name: b"Last-Modified", value: b"yesterday" }];
         let d = Dedicated { last_modified_time: 5, has_last_modified_entry: true, ..Default::default() };
-        assert_eq!(names_values(&client_headers(&list, &d)), pairs(&[("Last-Modified", "yesterday")]));
+        assert_eq!(names_values(client_headers(list, &d)), pairs(&[("Last-Modified", "yesterday")]));
     }
 
     #[test]
@@ -394,21 +508,20 @@ mod tests {
         // nginx's header filter made it absolute and set the entry's hash to 0
         let list = [ListHeader { hash: 0, name: b"Location", value: b"http://h:8080/x" }];
         let d = Dedicated { location: Some((0, b"http://h:8080/x")), ..Default::default() };
-        assert_eq!(names_values(&client_headers(&list, &d)), pairs(&[("location", "http://h:8080/x")]));
+        assert_eq!(names_values(client_headers(list, &d)), pairs(&[("location", "http://h:8080/x")]));
         // still a live list entry: written once, from the list
         let list = [ListHeader { hash: 1, name: b"Location", value: b"/x" }];
         let d = Dedicated { location: Some((1, b"/x")), ..Default::default() };
-        assert_eq!(names_values(&client_headers(&list, &d)), pairs(&[("Location", "/x")]));
+        assert_eq!(names_values(client_headers(list, &d)), pairs(&[("Location", "/x")]));
         let d = Dedicated { location: Some((0, b"")), ..Default::default() };
-        assert!(client_headers(&[], &d).is_empty());
+        assert!(client_headers(NONE, &d).next().is_none());
     }
 
     #[test]
     fn json_has_the_protocol_shape() {
         let list = [ListHeader { hash: 1, name: b"X-Backend", value: b"1" }];
         let d = Dedicated { content_type: b"application/json", content_type_len: 16, content_length_n: 1432, ..Default::default() };
-        let headers = client_headers(&list, &d);
-        let json = to_json(&Snapshot { code: 200, reason: b"OK", http_version: 1001, headers: &headers });
+        let json = to_json(Snapshot { code: 200, reason: b"OK", http_version: 1001, headers: client_headers(list, &d) });
         assert_eq!(
             String::from_utf8(json.clone()).unwrap(),
             r#"{"response_code":"200","response_status":"OK","http_version":"1.1","headers":[{"content-type":"application/json"},{"content-length":"1432"},{"x-backend":"1"}]}"#
@@ -422,8 +535,73 @@ mod tests {
     }
 
     #[test]
+    fn writing_into_the_scratch_buffer_allocates_nothing_once_warm() {
+        let list: Vec<ListHeader<'_>> = (0..30)
+            .map(|i| ListHeader { hash: i % 3, name: b"X-Header-Name", value: b"some value \xff\" here" })
+            .collect();
+        let d = Dedicated {
+            content_type: b"text/html",
+            content_type_len: 9,
+            charset: b"utf-8",
+            content_length_n: 1432,
+            last_modified_time: 784_111_777,
+            location: Some((0, b"http://h/x")),
+            ..Default::default()
+        };
+        let run = || {
+            let s = Snapshot {
+                code: 404,
+                reason: reason_for(404, b"404 Nicht gefunden"),
+                http_version: 1001,
+                headers: client_headers(list.iter().copied(), &d),
+            };
+            ngx_ase_shared::json::with_scratch(|buf| write_json(buf, s));
+        };
+        run();
+        assert_eq!(counting::allocations(run), 0);
+        // the counter does count
+        assert!(counting::allocations(|| drop(std::hint::black_box(vec![1u8; 8]))) > 0);
+    }
+
+    /// Counts this thread's heap allocations (the test harness allocates on other threads).
+    mod counting {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        thread_local! {
+            static COUNT: Cell<usize> = const { Cell::new(0) };
+        }
+
+        pub struct Counting;
+
+        unsafe impl GlobalAlloc for Counting {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+                System.alloc(layout)
+            }
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                System.dealloc(ptr, layout)
+            }
+            unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+                let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+                System.realloc(ptr, layout, new_size)
+            }
+        }
+
+        #[global_allocator]
+        static GLOBAL: Counting = Counting;
+
+        /// How many allocations `f` made on this thread.
+        pub fn allocations(f: impl FnOnce()) -> usize {
+            let before = COUNT.with(Cell::get);
+            f();
+            COUNT.with(Cell::get) - before
+        }
+    }
+
+    #[test]
     fn empty_headers_and_reason() {
-        let json = to_json(&Snapshot { code: 599, reason: b"", http_version: 2000, headers: &[] });
+        let json = to_json(Snapshot { code: 599, reason: b"", http_version: 2000, headers: client_headers(NONE, &Dedicated::default()) });
         assert_eq!(json, br#"{"response_code":"599","response_status":"","http_version":"2.0","headers":[]}"#);
     }
 
@@ -439,11 +617,29 @@ mod tests {
             ct in proptest::collection::vec(any::<u8>(), 0..30),
             charset in proptest::collection::vec(any::<u8>(), 0..10),
             cl in -1i64..100_000,
+            lm in prop_oneof![Just(-1i64), any::<i64>()],
+            location in proptest::option::of((0usize..2, proptest::collection::vec(any::<u8>(), 0..20))),
         ) {
             let list: Vec<ListHeader<'_>> = raw.iter().map(|(n, v, h)| ListHeader { hash: *h, name: n, value: v }).collect();
-            let d = Dedicated { content_type: &ct, content_type_len: ct.len(), charset: &charset, content_length_n: cl, ..Default::default() };
-            let headers = client_headers(&list, &d);
-            let json = to_json(&Snapshot { code, reason: &reason, http_version: version, headers: &headers });
+            let d = Dedicated {
+                content_type: &ct, content_type_len: ct.len(), charset: &charset, content_length_n: cl,
+                last_modified_time: lm, location: location.as_ref().map(|(h, v)| (*h, v.as_slice())), ..Default::default()
+            };
+            let headers: Vec<Header<'_>> = client_headers(list.iter().copied(), &d).collect();
+            let json = to_json(Snapshot { code, reason: &reason, http_version: version, headers: headers.iter().copied() });
+            // Byte for byte what writing each value's bytes as a plain string gives (the
+            // values computed on the stack and the joined content type change nothing).
+            let mut reference = Vec::new();
+            reference.extend_from_slice(b"{\"response_code\":\"");
+            reference.extend_from_slice(code.to_string().as_bytes());
+            reference.extend_from_slice(b"\",\"response_status\":");
+            write_str(&mut reference, &reason);
+            reference.extend_from_slice(b",\"http_version\":");
+            write_str(&mut reference, http_version(version).as_bytes());
+            reference.push(b',');
+            ngx_ase_shared::json::write_headers_field(&mut reference, headers.iter().map(|(n, v)| (n, v.to_vec())));
+            reference.push(b'}');
+            prop_assert_eq!(&json, &reference);
             let v: Value = serde_json::from_slice(&json).expect("invalid JSON");
             let code_str = code.to_string();
             prop_assert_eq!(v["response_code"].as_str(), Some(code_str.as_str()));
@@ -455,10 +651,11 @@ mod tests {
                 prop_assert_eq!(obj.len(), 1);
                 let (k, val) = obj.iter().next().unwrap();
                 prop_assert_eq!(k, &decode_like_writer(&name.to_ascii_lowercase()));
-                prop_assert_eq!(val.as_str().unwrap(), decode_like_writer(value));
+                prop_assert_eq!(val.as_str().unwrap(), decode_like_writer(&value.to_vec()));
             }
             let live = raw.iter().filter(|(_, _, h)| *h != 0).count();
-            let extra = usize::from(!ct.is_empty()) + usize::from(cl >= 0);
+            let extra = usize::from(!ct.is_empty()) + usize::from(cl >= 0) + usize::from(lm != -1)
+                + usize::from(matches!(&location, Some((0, v)) if !v.is_empty()));
             prop_assert_eq!(headers.len(), live + extra);
         }
     }

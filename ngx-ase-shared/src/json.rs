@@ -13,9 +13,35 @@ pub fn write_str(out: &mut Vec<u8>, bytes: &[u8]) {
     write_str_cased(out, bytes, false);
 }
 
+/// Appends `a`, `sep` and `b` as one quoted JSON string, the same bytes as `write_str` of
+/// their concatenation, without building it: `sep` is non-empty ASCII, and an ASCII byte
+/// never continues a UTF-8 sequence, so no sequence (valid or cut short) spans a part
+/// boundary. Any other `sep` takes a copy (correct, but it allocates).
+pub fn write_str_joined(out: &mut Vec<u8>, a: &[u8], sep: &[u8], b: &[u8]) {
+    if sep.is_empty() || !sep.is_ascii() {
+        let mut joined = Vec::with_capacity(a.len() + sep.len() + b.len());
+        joined.extend_from_slice(a);
+        joined.extend_from_slice(sep);
+        joined.extend_from_slice(b);
+        write_str(out, &joined);
+        return;
+    }
+    out.push(b'"');
+    write_str_body(out, a, false);
+    write_str_body(out, sep, false);
+    write_str_body(out, b, false);
+    out.push(b'"');
+}
+
 /// `write_str`, with ASCII letters lower-cased on the way (header names), without a copy.
 fn write_str_cased(out: &mut Vec<u8>, bytes: &[u8], lower: bool) {
     out.push(b'"');
+    write_str_body(out, bytes, lower);
+    out.push(b'"');
+}
+
+/// The inside of a JSON string for `bytes` (no quotes).
+fn write_str_body(out: &mut Vec<u8>, bytes: &[u8], lower: bool) {
     let mut rest = bytes;
     while !rest.is_empty() {
         match core::str::from_utf8(rest) {
@@ -35,7 +61,6 @@ fn write_str_cased(out: &mut Vec<u8>, bytes: &[u8], lower: bool) {
             }
         }
     }
-    out.push(b'"');
 }
 
 fn write_escaped_utf8(out: &mut Vec<u8>, s: &str, lower: bool) {
@@ -106,10 +131,15 @@ pub fn decode_like_writer(bytes: &[u8]) -> String {
 
 /// Appends `{"name":"value"}` with both parts from raw bytes; names are lower-cased.
 pub fn write_header_pair(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    write_header_pair_with(out, name, |out| write_str(out, value));
+}
+
+/// Appends `{"name":` + what `value` writes (one JSON value) + `}`; the name is lower-cased.
+pub fn write_header_pair_with(out: &mut Vec<u8>, name: &[u8], value: impl FnOnce(&mut Vec<u8>)) {
     out.push(b'{');
     write_str_cased(out, name, true);
     out.push(b':');
-    write_str(out, value);
+    value(out);
     out.push(b'}');
 }
 
@@ -139,6 +169,40 @@ pub fn write_uint(out: &mut Vec<u8>, n: u64) {
         }
     }
     out.extend_from_slice(&buf[i..]);
+}
+
+/// Buffers larger than this are freed after use instead of kept (a rare huge payload does
+/// not pin its memory in the worker for good).
+pub const SCRATCH_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: core::cell::RefCell<Vec<u8>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's reusable byte buffer, empty, and keeps its capacity for the
+/// next call: building a payload allocates nothing once the buffer has grown to the size
+/// payloads have. A nested call (the buffer is in use further up the stack) or a call
+/// during thread exit gets a fresh `Vec` instead. Each shared object (each module) has its
+/// own buffer; nginx runs a worker's requests on one thread, so it is never contended.
+pub fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut f = Some(f);
+    let reused = SCRATCH.try_with(|cell| {
+        let mut buf = cell.try_borrow_mut().ok()?;
+        buf.clear();
+        let r = (f.take()?)(&mut buf);
+        if buf.capacity() > SCRATCH_KEEP {
+            *buf = Vec::new();
+        } else {
+            buf.clear();
+        }
+        Some(r)
+    });
+    match (reused, f) {
+        (Ok(Some(r)), _) => r,
+        (_, Some(f)) => f(&mut Vec::new()),
+        // `f` ran but gave no result: impossible (it is taken only where its result is kept).
+        (_, None) => unreachable!("with_scratch: the closure ran without a result"),
+    }
 }
 
 #[cfg(test)]
@@ -198,7 +262,55 @@ mod tests {
         }
     }
 
+    #[test]
+    fn scratch_is_reused_and_nesting_gets_its_own_buffer() {
+        let first = with_scratch(|b| {
+            assert!(b.is_empty());
+            b.extend_from_slice(&[1; 1000]);
+            b.as_ptr() as usize
+        });
+        let (again, nested) = with_scratch(|b| {
+            assert!(b.is_empty());
+            assert!(b.capacity() >= 1000);
+            b.push(1);
+            let nested = with_scratch(|n| {
+                assert!(n.is_empty());
+                n.push(2);
+                n.as_ptr() as usize
+            });
+            assert_eq!(b, &[1]);
+            (b.as_ptr() as usize, nested)
+        });
+        assert_eq!(first, again);
+        assert_ne!(again, nested);
+        // a huge buffer is not kept
+        with_scratch(|b| b.resize(SCRATCH_KEEP + 1, 0));
+        with_scratch(|b| assert_eq!(b.capacity(), 0));
+    }
+
+    #[test]
+    fn joined_strings() {
+        let mut out = Vec::new();
+        write_str_joined(&mut out, b"text/html", b"; charset=", b"utf-8");
+        assert_eq!(out, b"\"text/html; charset=utf-8\"");
+        let mut out = Vec::new();
+        write_header_pair_with(&mut out, b"Content-Type", |o| write_str_joined(o, b"a\"", b"", b"\xff"));
+        assert_eq!(out, "{\"content-type\":\"a\\\"\u{ff}\"}".as_bytes());
+    }
+
     proptest! {
+        #[test]
+        fn joined_is_write_str_of_the_concatenation(a in proptest::collection::vec(any::<u8>(), 0..20),
+                                                    sep in proptest::collection::vec(any::<u8>(), 0..4),
+                                                    b in proptest::collection::vec(any::<u8>(), 0..20)) {
+            let mut joined = Vec::new();
+            write_str_joined(&mut joined, &a, &sep, &b);
+            prop_assert_eq!(joined, as_json(&[a.as_slice(), &sep, &b].concat()));
+            let mut joined = Vec::new();
+            write_str_joined(&mut joined, &a, b"; charset=", &b);
+            prop_assert_eq!(joined, as_json(&[a.as_slice(), b"; charset=", &b].concat()));
+        }
+
         #[test]
         fn any_bytes_give_json_that_parses_back(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let json = as_json(&bytes);

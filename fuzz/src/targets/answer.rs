@@ -252,10 +252,10 @@ pub fn exchange(answer: &[u8], piece: usize, split: usize) -> Vec<Result<u16, As
 /// What the request module decides for an outcome, checked against the protocol's table.
 pub fn check_decision(outcome: Result<u16, AseError>, block_status: u16) {
     let result = match outcome {
-        Ok(status) => CheckResult { status, error: AseError::None, elapsed_ms: 1 },
+        Ok(status) => CheckResult::new(status, AseError::None, 1),
         Err(error) => {
             assert_ne!(error, AseError::None);
-            CheckResult { status: 0, error, elapsed_ms: 1 }
+            CheckResult::new(0, error, 1)
         }
     };
     for mode in [FailMode::Open, FailMode::Closed] {

@@ -35,7 +35,8 @@ pub fn check_input(input: &Input) {
         method: &input.method,
         url: &input.url,
         http_version: version,
-        headers: input.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect(),
+        // A lazy iterator, as the handler passes nginx's header list (no `Vec` of pairs).
+        headers: input.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())),
         username: input.username.as_deref(),
     };
     let out = build(&meta);

@@ -1,11 +1,12 @@
 //! Target `response_report`: `ngx_ase_response::report` (the `POST /ase/response` body)
 //! with arbitrary status codes, upstream status lines, header list entries, dedicated
 //! `headers_out` fields (times and lengths of any value) and `r->http_version`. The JSON
-//! must parse, and say what `reason_for`, `http_version` and `client_headers` chose.
+//! must parse, say what `reason_for`, `http_version` and `client_headers` chose, and be
+//! byte for byte what writing each header value's bytes as a plain string gives.
 
 use arbitrary::{Arbitrary, Unstructured};
-use crate::ngx_ase_response::report::{client_headers, http_date, http_version, reason_for, to_json, Dedicated, ListHeader, Snapshot};
-use ngx_ase_shared::json::decode_like_writer;
+use crate::ngx_ase_response::report::{client_headers, http_date, http_version, reason_for, to_json, Dedicated, Header, ListHeader, Snapshot};
+use ngx_ase_shared::json::{decode_like_writer, write_headers_field, write_str};
 use serde_json::Value;
 
 #[derive(Arbitrary, Debug, Default)]
@@ -47,19 +48,31 @@ pub fn check_input(input: &Input) {
         last_modified_time: input.last_modified_time,
         location: input.location.as_ref().map(|(live, v)| (usize::from(*live), v.as_slice())),
     };
-    let headers = client_headers(&list, &d);
+    let headers: Vec<Header<'_>> = client_headers(list.iter().copied(), &d).collect();
     let live = input.list.iter().filter(|(l, _, _)| *l).count();
     assert!(headers.len() >= live && headers.len() <= live + 4);
     let reason = reason_for(input.code, &input.status_line);
     let version = http_version(input.http_version);
-    let json = to_json(&Snapshot { code: input.code, reason: &reason, http_version: input.http_version, headers: &headers });
+    let json = to_json(Snapshot { code: input.code, reason, http_version: input.http_version, headers: headers.iter().copied() });
+
+    let mut reference = Vec::new();
+    reference.extend_from_slice(b"{\"response_code\":\"");
+    reference.extend_from_slice(input.code.to_string().as_bytes());
+    reference.extend_from_slice(b"\",\"response_status\":");
+    write_str(&mut reference, reason);
+    reference.extend_from_slice(b",\"http_version\":");
+    write_str(&mut reference, version.as_bytes());
+    reference.push(b',');
+    write_headers_field(&mut reference, headers.iter().map(|(n, v)| (n, v.to_vec())));
+    reference.push(b'}');
+    assert_eq!(json, reference, "the streamed report differs from the reference");
 
     let v: Value = match serde_json::from_slice(&json) {
         Ok(v) => v,
         Err(e) => panic!("the report is not JSON ({e}): {}", String::from_utf8_lossy(&json)),
     };
     assert_eq!(v["response_code"].as_str(), Some(input.code.to_string().as_str()));
-    assert_eq!(v["response_status"].as_str(), Some(decode_like_writer(&reason).as_str()));
+    assert_eq!(v["response_status"].as_str(), Some(decode_like_writer(reason).as_str()));
     assert_eq!(v["http_version"].as_str(), Some(version.as_str()));
     let got = v["headers"].as_array().expect("headers is an array");
     assert_eq!(got.len(), headers.len());
@@ -68,6 +81,6 @@ pub fn check_input(input: &Input) {
         assert_eq!(obj.len(), 1);
         let (k, val) = obj.iter().next().expect("one pair");
         assert_eq!(k, &decode_like_writer(&name.to_ascii_lowercase()));
-        assert_eq!(val.as_str(), Some(decode_like_writer(value).as_str()));
+        assert_eq!(val.as_str(), Some(decode_like_writer(&value.to_vec()).as_str()));
     }
 }
