@@ -556,7 +556,11 @@ impl<D> Engine<D> {
         let c = &mut self.calls[slot];
         c.live = false;
         c.waiter = None;
-        c.gen = c.gen.wrapping_add(1);
+        // Fix (found while writing the engine tests): the generation must wrap within the bits a
+        // handle carries (`to_bits` keeps its low HALF bits). Where usize is 32 bits that
+        // is 16 bits, and a generation that grew past them never matched its own handle
+        // again: `cancel` ignored it and the answer went to a waiter that was gone.
+        c.gen = c.gen.wrapping_add(1) & (LOW as u32);
         self.free_calls.push(slot);
     }
 

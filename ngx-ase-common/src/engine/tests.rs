@@ -1,1 +1,970 @@
-//! Unit tests of the engine over a scripted fake `Io` (see tests below).
+//! Unit tests of the engine over a scripted fake `Io`: each node follows a `Script` (accept
+//! or refuse, answer these bytes after so many ms, in pieces, hang, close...), the clock is
+//! manual, and `advance` fires due connection events and timers in time order. The fake
+//! records what the engine did (connects, request bytes, closes, pool changes, timers, log
+//! lines), and panics when the engine uses a connection that is not open.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use ngx_ase_shared::abi::{Admission, AseError, CallKind, CheckResult};
+
+use super::*;
+use crate::nodes::NodePolicy;
+
+// ---------------------------------------------------------------------- the fake
+
+/// How a node takes a connection.
+#[derive(Clone, Copy, Debug)]
+enum Accept {
+    Now,
+    /// `Connect::Pending`, then `on_connected` after so many ms.
+    After(u64),
+    RefuseNow,
+    /// `Connect::Pending`, then `on_connect_failed(Refused)` after so many ms.
+    RefuseAfter(u64),
+    /// `Connect::Pending` forever.
+    Never,
+}
+
+/// What a node does, per connection and per request.
+#[derive(Clone, Debug)]
+struct Script {
+    accept: Accept,
+    /// Sent back after each request (nothing: no answer).
+    answer: Vec<u8>,
+    /// Milliseconds from the request to the answer.
+    after: u64,
+    /// Pieces of this many bytes, 1 ms apart (0: one piece).
+    piece: usize,
+    /// After the request (and the answer, if any): the stream ends (`Done(0)`) or breaks
+    /// (`Failed`) this many ms after the request.
+    end: Option<(u64, Xfer)>,
+    /// Takes at most this many bytes per write, then `WouldBlock` for 1 ms (0: all).
+    write_piece: usize,
+}
+
+fn answers(bytes: &[u8]) -> Script {
+    Script { accept: Accept::Now, answer: bytes.to_vec(), after: 0, piece: 0, end: None, write_piece: 0 }
+}
+fn hangs() -> Script {
+    answers(b"")
+}
+fn refuses() -> Script {
+    Script { accept: Accept::RefuseNow, ..hangs() }
+}
+fn refuses_after(ms: u64) -> Script {
+    Script { accept: Accept::RefuseAfter(ms), ..hangs() }
+}
+fn never_accepts() -> Script {
+    Script { accept: Accept::Never, ..hangs() }
+}
+/// Accepts, then closes the connection before answering.
+fn closes() -> Script {
+    Script { end: Some((0, Xfer::Done(0))), ..hangs() }
+}
+fn resets_after(ms: u64) -> Script {
+    Script { end: Some((ms, Xfer::Failed)), ..hangs() }
+}
+impl Script {
+    fn after(self, after: u64) -> Script {
+        Script { after, ..self }
+    }
+    fn pieces(self, piece: usize) -> Script {
+        Script { piece, ..self }
+    }
+    fn accepts_after(self, ms: u64) -> Script {
+        Script { accept: Accept::After(ms), ..self }
+    }
+    fn writes_in(self, write_piece: usize) -> Script {
+        Script { write_piece, ..self }
+    }
+}
+
+struct FakeConn {
+    node: usize,
+    open: bool,
+    /// Bytes the node sent, each available from its time on.
+    inbox: VecDeque<(u64, Vec<u8>)>,
+    end: Option<(u64, Xfer)>,
+    /// The ASE closed it while it sat in the pool: reads see the end, writes fail if set.
+    dead: bool,
+    send_fails: bool,
+    /// The request written so far.
+    req: Vec<u8>,
+    /// A partial write happened: writes would block until the `Writable` event.
+    blocked: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ev {
+    Connected(ConnId),
+    ConnectFailed(ConnId),
+    Readable(ConnId),
+    Writable(ConnId),
+}
+
+impl Ev {
+    fn conn(self) -> ConnId {
+        match self {
+            Ev::Connected(c) | Ev::ConnectFailed(c) | Ev::Readable(c) | Ev::Writable(c) => c,
+        }
+    }
+}
+
+#[derive(Default)]
+struct FakeIo {
+    now: u64,
+    nodes: Vec<Script>,
+    exiting: bool,
+    conns: BTreeMap<ConnId, FakeConn>,
+    events: Vec<(u64, Ev)>,
+    /// Armed timers: call slot -> when.
+    timers: BTreeMap<usize, u64>,
+    // records
+    connects: Vec<(ConnId, usize)>,
+    /// Every whole request written: (node, bytes).
+    sent: Vec<(usize, Vec<u8>)>,
+    closes: Vec<ConnId>,
+    set_idle: Vec<(ConnId, bool)>,
+    logs: Vec<String>,
+}
+
+impl FakeIo {
+    fn new(nodes: Vec<Script>) -> FakeIo {
+        FakeIo { nodes, ..FakeIo::default() }
+    }
+
+    fn connects_to(&self, node: usize) -> usize {
+        self.connects.iter().filter(|c| c.1 == node).count()
+    }
+
+    fn sends_to(&self, node: usize) -> usize {
+        self.sent.iter().filter(|s| s.0 == node).count()
+    }
+
+    fn logged(&self, needle: &str) -> usize {
+        self.logs.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    fn is_open(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.open)
+    }
+
+    /// The ASE closed pooled connection `conn`: reads see the end; writes fail if `send_fails`.
+    fn peer_closes(&mut self, conn: ConnId, send_fails: bool) {
+        let c = self.conns.get_mut(&conn).expect("known connection");
+        c.dead = true;
+        c.send_fails = send_fails;
+    }
+
+    fn conn(&mut self, conn: ConnId) -> &mut FakeConn {
+        let c = self.conns.get_mut(&conn).unwrap_or_else(|| panic!("unknown connection {conn}"));
+        assert!(c.open, "the engine used connection {conn}, which is not open");
+        c
+    }
+
+    fn schedule(&mut self, at: u64, ev: Ev) {
+        if at > self.now {
+            self.events.push((at, ev));
+        }
+    }
+}
+
+impl Io for FakeIo {
+    fn now(&self) -> u64 {
+        self.now
+    }
+
+    fn connect(&mut self, conn: ConnId, node: usize) -> Connect {
+        assert!(!self.is_open(conn), "connection id {conn} reused while open");
+        self.connects.push((conn, node));
+        let accept = self.nodes[node].accept;
+        let open = !matches!(accept, Accept::RefuseNow);
+        let fc = FakeConn {
+            node,
+            open,
+            inbox: VecDeque::new(),
+            end: None,
+            dead: false,
+            send_fails: false,
+            req: Vec::new(),
+            blocked: false,
+        };
+        self.conns.insert(conn, fc);
+        match accept {
+            Accept::Now => Connect::Ready,
+            Accept::After(ms) => {
+                self.events.push((self.now + ms, Ev::Connected(conn)));
+                Connect::Pending
+            }
+            Accept::RefuseNow => Connect::Failed(AseError::Refused),
+            Accept::RefuseAfter(ms) => {
+                self.events.push((self.now + ms, Ev::ConnectFailed(conn)));
+                Connect::Pending
+            }
+            Accept::Never => Connect::Pending,
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, data: &[u8]) -> Xfer {
+        let now = self.now;
+        let c = self.conns.get(&conn).expect("known connection");
+        let script = self.nodes[c.node].clone();
+        let c = self.conn(conn);
+        if c.send_fails {
+            return Xfer::Failed;
+        }
+        if c.blocked {
+            return Xfer::WouldBlock;
+        }
+        let n = if script.write_piece == 0 { data.len() } else { data.len().min(script.write_piece) };
+        c.req.extend_from_slice(&data[..n]);
+        if n < data.len() {
+            c.blocked = true;
+            self.schedule(now + 1, Ev::Writable(conn));
+        }
+        let c = self.conn(conn);
+        if !request_complete(&c.req) {
+            return Xfer::Done(n);
+        }
+        let (node, dead, req) = (c.node, c.dead, core::mem::take(&mut c.req));
+        self.sent.push((node, req));
+        if dead {
+            return Xfer::Done(n);
+        }
+        // The node answers this request as its script says now (a test may change a
+        // node's script between calls).
+        let at = now + script.after;
+        let piece = if script.piece == 0 { script.answer.len().max(1) } else { script.piece };
+        let mut times = Vec::new();
+        let c = self.conn(conn);
+        for (i, chunk) in script.answer.chunks(piece).enumerate() {
+            c.inbox.push_back((at + i as u64, chunk.to_vec()));
+            times.push(at + i as u64);
+        }
+        c.end = script.end.map(|(ms, x)| (now + ms, x));
+        times.extend(c.end.map(|e| e.0));
+        for t in times {
+            self.schedule(t, Ev::Readable(conn));
+        }
+        Xfer::Done(n)
+    }
+
+    fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Xfer {
+        let now = self.now;
+        let c = self.conn(conn);
+        if c.dead {
+            return Xfer::Done(0);
+        }
+        match c.inbox.front_mut() {
+            Some((at, bytes)) if *at <= now => {
+                let n = bytes.len().min(buf.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                bytes.drain(..n);
+                if bytes.is_empty() {
+                    c.inbox.pop_front();
+                }
+                Xfer::Done(n)
+            }
+            Some(_) => Xfer::WouldBlock,
+            None => match c.end {
+                Some((at, x)) if at <= now => x,
+                _ => Xfer::WouldBlock,
+            },
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.conn(conn).open = false;
+        self.closes.push(conn);
+        self.events.retain(|e| e.1.conn() != conn);
+    }
+
+    fn set_idle(&mut self, conn: ConnId, idle: bool) {
+        self.conn(conn);
+        self.set_idle.push((conn, idle));
+    }
+
+    fn arm(&mut self, slot: usize, at_ms: u64) {
+        self.timers.insert(slot, at_ms);
+    }
+
+    fn disarm(&mut self, slot: usize) {
+        self.timers.remove(&slot);
+    }
+
+    fn exiting(&self) -> bool {
+        self.exiting
+    }
+
+    fn logs(&self, _level: Level) -> bool {
+        true
+    }
+
+    fn log(&mut self, level: Level, args: fmt::Arguments<'_>) {
+        self.logs.push(format!("{level:?}: {args}"));
+    }
+}
+
+/// Whether `req` holds a whole request (head and `Content-Length` body).
+fn request_complete(req: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut r = httparse::Request::new(&mut headers);
+    let Ok(httparse::Status::Complete(head)) = r.parse(req) else { return false };
+    let len = r.headers.iter().find(|h| h.name.eq_ignore_ascii_case("content-length"));
+    let len: usize = len.map_or(0, |h| std::str::from_utf8(h.value).unwrap().parse().unwrap());
+    req.len() >= head + len
+}
+
+/// Moves the clock `ms` forward, firing connection events and timers as they fall due, in
+/// time order (events first at the same time).
+fn advance(e: &mut Engine<u32>, io: &mut FakeIo, ms: u64) {
+    let target = io.now + ms;
+    loop {
+        let ev = io.events.iter().enumerate().filter(|(_, x)| x.0 <= target).min_by_key(|(_, x)| x.0).map(|(i, x)| (i, x.0));
+        let timer = io.timers.iter().filter(|t| *t.1 <= target).min_by_key(|t| *t.1).map(|(&s, &at)| (s, at));
+        match (ev, timer) {
+            (Some((i, at)), t) if t.is_none_or(|t| at <= t.1) => {
+                let (at, ev) = io.events.remove(i);
+                io.now = io.now.max(at);
+                match ev {
+                    Ev::Connected(c) => e.on_connected(c, io),
+                    Ev::ConnectFailed(c) => {
+                        // The connection is closed when the engine hears of it.
+                        io.conn(c).open = false;
+                        e.on_connect_failed(c, AseError::Refused, io);
+                    }
+                    Ev::Readable(c) => e.on_readable(c, io),
+                    Ev::Writable(c) => {
+                        io.conn(c).blocked = false;
+                        e.on_writable(c, io);
+                    }
+                }
+            }
+            (_, Some((slot, at))) => {
+                io.timers.remove(&slot);
+                io.now = io.now.max(at);
+                e.on_timer(slot, io);
+            }
+            _ => break,
+        }
+    }
+    io.now = target;
+}
+
+// ---------------------------------------------------------------------- set-up
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+const BLOCK: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
+const LIMITS: Limits = Limits { timeout_ms: 500, connect_timeout_ms: 100 };
+const FAIL_TIMEOUT: u64 = 10_000;
+const CID: &[u8] = b"cid-1";
+const BODY: &[u8] = b"{\"a\":1}";
+
+fn node(name: &str, backup: bool, max_fails: u32) -> NodeSpec {
+    NodeSpec {
+        display: format!("http://{name}"),
+        authority: name.to_string(),
+        policy: NodePolicy { backup, max_fails, fail_timeout_ms: FAIL_TIMEOUT },
+    }
+}
+
+/// One primary ("primary:8000"), max_fails=1.
+fn one_node(script: Script) -> (Engine<u32>, FakeIo) {
+    (Engine::new(vec![node("primary:8000", false, 1)], Some(b"tok"), 4, 2), FakeIo::new(vec![script]))
+}
+
+/// A primary and a backup, both max_fails=1.
+fn two_nodes(primary: Script, backup: Script) -> (Engine<u32>, FakeIo) {
+    let nodes = vec![node("primary:8000", false, 1), node("backup:8000", true, 1)];
+    (Engine::new(nodes, Some(b"tok"), 4, 2), FakeIo::new(vec![primary, backup]))
+}
+
+fn check(e: &mut Engine<u32>, io: &mut FakeIo, waiter: u32) -> Option<CallId> {
+    e.start_check(waiter, CID, BODY, LIMITS, io)
+}
+
+fn report(e: &mut Engine<u32>, io: &mut FakeIo) -> Admission {
+    e.send_report(CID, BODY, LIMITS, io)
+}
+
+fn delivered(e: &mut Engine<u32>) -> Vec<(u32, CheckResult)> {
+    core::iter::from_fn(|| e.take_finished()).collect()
+}
+
+/// The one result delivered since the last look.
+fn result(e: &mut Engine<u32>) -> CheckResult {
+    let d = delivered(e);
+    assert_eq!(d.len(), 1, "one result expected: {d:?}");
+    d[0].1
+}
+
+fn ok(status: u16, elapsed_ms: u64) -> CheckResult {
+    CheckResult::new(status, AseError::None, elapsed_ms)
+}
+
+fn failed(error: AseError, elapsed_ms: u64) -> CheckResult {
+    CheckResult::new(0, error, elapsed_ms)
+}
+
+/// The request bytes the engine must send to `authority` (token "tok").
+fn request(kind: CallKind, authority: &str) -> Vec<u8> {
+    let heads = NodeHeads::new(authority, Some(b"tok"));
+    let mut out = Vec::new();
+    wire::write_request(&mut out, heads.get(kind), CID, BODY);
+    out
+}
+
+fn down(e: &Engine<u32>, io: &FakeIo, node: usize) -> bool {
+    e.nodes.is_down(node, io.now)
+}
+
+// ---------------------------------------------------------------------- tests
+
+#[test]
+fn a_check_is_answered_and_its_connection_pooled_and_reused() {
+    let (mut e, mut io) = one_node(answers(OK));
+    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go);
+    assert_eq!(check(&mut e, &mut io, 7), None, "answered at once");
+    assert_eq!(delivered(&mut e), vec![(7, ok(200, 0))]);
+    assert_eq!(io.connects, vec![(0, 0)]);
+    assert_eq!(io.sent, vec![(0, request(CallKind::Check, "primary:8000"))]);
+    assert_eq!(io.set_idle, vec![(0, true)], "pooled");
+    assert!(io.closes.is_empty());
+    assert!(io.timers.is_empty(), "the call's timer is disarmed");
+
+    io.nodes[0] = answers(BLOCK).after(20);
+    let id = check(&mut e, &mut io, 8);
+    assert!(id.is_some(), "pending until the answer");
+    assert_eq!(io.set_idle, vec![(0, true), (0, false)], "lent to the call");
+    assert_eq!(io.timers.get(&0), Some(&LIMITS.timeout_ms), "deadline armed");
+    advance(&mut e, &mut io, 20);
+    assert_eq!(result(&mut e), ok(403, 20));
+    assert_eq!(io.connects.len(), 1, "no new connection");
+    assert_eq!(io.sent.len(), 2);
+    assert_eq!(io.sent[1].1, request(CallKind::Check, "primary:8000"));
+    assert_eq!(io.set_idle.last(), Some(&(0, true)), "back in the pool");
+    assert_eq!(e.idle[0], vec![0]);
+    assert!(io.closes.is_empty() && io.timers.is_empty());
+}
+
+#[test]
+fn keep_alive_only_when_the_answer_allows_and_up_to_keepalive() {
+    // Connection: close
+    let (mut e, mut io) = one_node(answers(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(io.closes, vec![0]);
+    assert!(io.set_idle.is_empty() && e.idle[0].is_empty());
+
+    // Bytes after the answer: the connection is out of step.
+    let mut extra = OK.to_vec();
+    extra.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    let (mut e, mut io) = one_node(answers(&extra));
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(io.closes, vec![0]);
+    assert!(io.set_idle.is_empty() && e.idle[0].is_empty());
+
+    // At most `keepalive` idle connections per node.
+    let (mut e, mut io) = one_node(answers(OK).after(10));
+    e.keepalive = 2;
+    for w in 0..3 {
+        assert!(check(&mut e, &mut io, w).is_some());
+    }
+    assert_eq!(io.connects.len(), 3, "three calls at once, three connections");
+    advance(&mut e, &mut io, 10);
+    assert_eq!(delivered(&mut e).len(), 3);
+    assert_eq!(e.idle[0].len(), 2);
+    assert_eq!(io.set_idle.iter().filter(|s| s.1).count(), 2);
+    assert_eq!(io.closes.len(), 1);
+
+    // A worker that is exiting keeps nothing; close_all closes the pool.
+    io.exiting = true;
+    check(&mut e, &mut io, 9);
+    advance(&mut e, &mut io, 10);
+    assert_eq!(result(&mut e), ok(200, 10));
+    assert_eq!(e.idle[0].len(), 1, "the lent connection was closed, not pooled");
+    e.close_all(&mut io);
+    assert!(e.idle[0].is_empty());
+    assert!(io.conns.values().all(|c| !c.open));
+}
+
+#[test]
+fn a_pooled_connection_the_ase_closed_is_replaced_once_without_charge() {
+    for send_fails in [false, true] {
+        let (mut e, mut io) = one_node(answers(OK));
+        check(&mut e, &mut io, 1);
+        assert_eq!(result(&mut e), ok(200, 0));
+        io.peer_closes(0, send_fails);
+
+        check(&mut e, &mut io, 2);
+        assert_eq!(result(&mut e), ok(200, 0), "send_fails={send_fails}");
+        assert_eq!(io.connects, vec![(0, 0), (0, 0)], "a new connection to the same node");
+        assert_eq!(io.closes, vec![0], "the dead one closed");
+        assert!(!down(&e, &io, 0));
+        assert_eq!(io.logged("is down"), 0);
+        assert_eq!(e.idle[0].len(), 1, "the new connection is pooled");
+        // The node is still up and well: the next check goes out as usual.
+        check(&mut e, &mut io, 3);
+        assert_eq!(result(&mut e), ok(200, 0));
+    }
+}
+
+#[test]
+fn a_pooled_connection_is_replaced_only_once() {
+    // The fresh connection also closes before answering: that is the node's failure.
+    let (mut e, mut io) = one_node(answers(OK));
+    check(&mut e, &mut io, 1);
+    delivered(&mut e);
+    io.peer_closes(0, false);
+    io.nodes[0] = closes();
+    check(&mut e, &mut io, 2);
+    assert_eq!(result(&mut e), failed(AseError::Reset, 0));
+    assert_eq!(io.connects.len(), 2, "one replacement, not more");
+    assert!(down(&e, &io, 0));
+}
+
+#[test]
+fn failover_to_the_backup_when_the_primary_refuses() {
+    let (mut e, mut io) = two_nodes(refuses(), answers(OK));
+    assert_eq!(check(&mut e, &mut io, 1), None);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(io.connects, vec![(0, 0), (0, 1)]);
+    assert_eq!(io.sent, vec![(1, request(CallKind::Check, "backup:8000"))], "the backup's Host");
+    assert_eq!(io.logged("node http://primary:8000 is down (refused)"), 1);
+    assert!(down(&e, &io, 0) && !down(&e, &io, 1));
+
+    // The primary is down: the next check goes straight to the backup (its pooled connection).
+    advance(&mut e, &mut io, 1_000);
+    check(&mut e, &mut io, 2);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(io.connects_to(0), 1, "the primary is not tried");
+    assert_eq!(io.sends_to(1), 2);
+    assert_eq!(io.logged("is down"), 1);
+}
+
+#[test]
+fn a_node_that_hangs_for_the_whole_timeout_is_charged_and_no_failover_follows() {
+    let (mut e, mut io) = two_nodes(hangs(), answers(OK));
+    let id = check(&mut e, &mut io, 1);
+    assert!(id.is_some());
+    advance(&mut e, &mut io, LIMITS.timeout_ms - 1);
+    assert!(delivered(&mut e).is_empty());
+    advance(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), failed(AseError::Timeout, LIMITS.timeout_ms));
+    assert_eq!(io.connects_to(1), 0, "the backup is not tried");
+    assert_eq!(io.closes, vec![0]);
+    assert!(down(&e, &io, 0), "the primary had the whole timeout");
+    assert_eq!(io.logged("node http://primary:8000 is down (timeout)"), 1);
+    assert!(!down(&e, &io, 1), "the backup is not charged");
+    assert!(io.timers.is_empty());
+}
+
+#[test]
+fn no_failover_with_less_than_connect_timeout_left() {
+    // The primary resets after 450 ms of 500: 50 ms < ase_connect_timeout (100) remain.
+    let (mut e, mut io) = two_nodes(resets_after(450), answers(OK));
+    check(&mut e, &mut io, 1);
+    advance(&mut e, &mut io, 450);
+    assert_eq!(result(&mut e), failed(AseError::Reset, 450), "ends at once with the primary's error");
+    assert_eq!(io.connects_to(1), 0, "no attempt on the backup");
+    assert!(down(&e, &io, 0) && !down(&e, &io, 1));
+    assert!(io.timers.is_empty());
+
+    // With exactly ase_connect_timeout left, the backup is tried.
+    let (mut e, mut io) = two_nodes(resets_after(400), answers(OK));
+    check(&mut e, &mut io, 1);
+    advance(&mut e, &mut io, 400);
+    assert_eq!(result(&mut e), ok(200, 400));
+    assert_eq!(io.connects_to(1), 1);
+}
+
+#[test]
+fn a_timeout_from_the_calls_deadline_on_a_later_attempt_is_not_charged() {
+    // The primary refuses after 50 ms; the backup then hangs until the call's deadline.
+    let (mut e, mut io) = two_nodes(refuses_after(50), hangs());
+    check(&mut e, &mut io, 1);
+    assert_eq!(io.timers.get(&0), Some(&LIMITS.connect_timeout_ms), "connect timer");
+    advance(&mut e, &mut io, 50);
+    assert_eq!(io.connects, vec![(0, 0), (0, 1)], "failover at 50 ms");
+    assert_eq!(io.timers.get(&0), Some(&LIMITS.timeout_ms));
+    advance(&mut e, &mut io, 450);
+    assert_eq!(result(&mut e), failed(AseError::Timeout, 500));
+    assert!(down(&e, &io, 0), "the primary refused");
+    assert!(!down(&e, &io, 1), "the backup had 450 ms, not a whole ase_timeout");
+    assert_eq!(io.logged("backup:8000 is down"), 0);
+    // It is still in use: the next check goes to it.
+    io.nodes[1] = answers(OK);
+    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go);
+    check(&mut e, &mut io, 2);
+    assert_eq!(result(&mut e), ok(200, 0));
+}
+
+#[test]
+fn a_node_that_does_not_accept_within_connect_timeout_is_charged() {
+    let (mut e, mut io) = two_nodes(never_accepts(), answers(OK));
+    check(&mut e, &mut io, 1);
+    advance(&mut e, &mut io, LIMITS.connect_timeout_ms - 1);
+    assert_eq!(io.connects.len(), 1);
+    advance(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(200, LIMITS.connect_timeout_ms), "answered by the backup");
+    assert_eq!(io.closes, vec![0], "the pending connect is closed");
+    assert_eq!(io.connects, vec![(0, 0), (0, 1)]);
+    assert!(down(&e, &io, 0));
+    assert_eq!(io.logged("node http://primary:8000 is down (timeout)"), 1);
+}
+
+#[test]
+fn a_slow_connect_and_partial_writes_are_fine() {
+    // Accepts after 60 ms (within ase_connect_timeout), takes the request 50 bytes at a
+    // time (1 ms apart), answers 10 ms later.
+    let (mut e, mut io) = two_nodes(answers(OK).accepts_after(60).writes_in(50).after(10), answers(OK));
+    let want = request(CallKind::Check, "primary:8000");
+    let writes = want.len().div_ceil(50) as u64;
+    check(&mut e, &mut io, 1).unwrap();
+    assert_eq!(io.timers.get(&0), Some(&LIMITS.connect_timeout_ms));
+    advance(&mut e, &mut io, 60);
+    assert_eq!(io.timers.get(&0), Some(&LIMITS.timeout_ms), "connected: the call's deadline now");
+    advance(&mut e, &mut io, writes - 1);
+    assert_eq!(io.sent, vec![(0, want)], "the whole request, in order");
+    assert!(delivered(&mut e).is_empty());
+    advance(&mut e, &mut io, 10);
+    assert_eq!(result(&mut e), ok(200, 60 + writes - 1 + 10));
+    assert!(!down(&e, &io, 0));
+    assert_eq!(io.connects_to(1), 0);
+    assert_eq!(e.idle[0].len(), 1);
+}
+
+#[test]
+fn reports_never_change_health() {
+    // Refused, reset, a bad answer, a hang: the node stays up, and reports do not fail
+    // over to a backup while the primary is up.
+    for script in [refuses(), resets_after(10), answers(b"garbage\r\n\r\n"), hangs()] {
+        let (mut e, mut io) = two_nodes(script.clone(), answers(OK));
+        assert_eq!(report(&mut e, &mut io), Admission::Go);
+        advance(&mut e, &mut io, LIMITS.timeout_ms);
+        assert_eq!(e.reports_in_flight, 0, "{script:?}");
+        assert!(!down(&e, &io, 0), "{script:?}");
+        assert_eq!(io.logged("is down"), 0);
+        assert_eq!(io.connects_to(1), 0);
+        assert!(delivered(&mut e).is_empty(), "reports deliver nothing");
+    }
+}
+
+#[test]
+fn reports_do_not_bring_a_node_back_or_reset_its_failures() {
+    // max_fails=2 on the one node: one check failure, a report answered, one more check
+    // failure: down (a report must not have cleared the count).
+    let mut e = Engine::new(vec![node("primary:8000", false, 2)], None, 4, 2);
+    let mut io = FakeIo::new(vec![answers(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")]);
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(502, 0));
+    assert!(!down(&e, &io, 0));
+    io.nodes[0] = answers(OK);
+    report(&mut e, &mut io);
+    assert_eq!(io.sent.last().unwrap().1[..25], b"POST /ase/response HTTP/1"[..]);
+    io.nodes[0] = answers(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+    check(&mut e, &mut io, 2);
+    assert_eq!(result(&mut e), ok(502, 0));
+    assert!(down(&e, &io, 0), "two check failures in the window");
+}
+
+#[test]
+fn reports_never_probe_and_go_to_an_up_backup() {
+    let (mut e, mut io) = two_nodes(refuses(), answers(OK));
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert!(down(&e, &io, 0));
+    io.nodes[0] = answers(OK);
+    advance(&mut e, &mut io, FAIL_TIMEOUT + 1);
+    // The primary's down time ran out: a check could probe it, a report may not.
+    assert_eq!(e.admit(CallKind::Report, &mut io), Admission::Go);
+    assert_eq!(report(&mut e, &mut io), Admission::Go);
+    assert_eq!(io.connects_to(0), 1, "no report to the primary");
+    assert_eq!(io.sent.last().map(|s| s.0), Some(1));
+    assert_eq!(io.sent.last().unwrap().1, request(CallKind::Report, "backup:8000"));
+    assert_eq!(io.logged("is back"), 0);
+    // A check probes it and brings it back.
+    check(&mut e, &mut io, 2);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(io.connects_to(0), 2);
+    assert_eq!(io.logged("node http://primary:8000 is back"), 1);
+}
+
+#[test]
+fn reports_respect_the_response_queue() {
+    let (mut e, mut io) = one_node(answers(OK).after(100)); // response_queue = 2
+    assert_eq!(report(&mut e, &mut io), Admission::Go);
+    assert_eq!(report(&mut e, &mut io), Admission::Go);
+    assert_eq!(e.reports_in_flight, 2);
+    assert_eq!(e.admit(CallKind::Report, &mut io), Admission::QueueFull);
+    assert_eq!(report(&mut e, &mut io), Admission::QueueFull);
+    assert_eq!(io.sent.len(), 2, "the third was not sent");
+    advance(&mut e, &mut io, 100);
+    assert_eq!(e.reports_in_flight, 0);
+    assert_eq!(e.admit(CallKind::Report, &mut io), Admission::Go);
+    assert_eq!(report(&mut e, &mut io), Admission::Go);
+    assert_eq!(io.connects.len(), 2, "a pooled connection carried it");
+    // Every node down: reports are refused as unavailable.
+    let (mut e, mut io) = one_node(refuses());
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), failed(AseError::Refused, 0));
+    assert_eq!(e.admit(CallKind::Report, &mut io), Admission::Unavailable);
+    assert_eq!(report(&mut e, &mut io), Admission::Unavailable);
+    assert_eq!(e.reports_in_flight, 0);
+}
+
+#[test]
+fn the_breaker_answers_at_once_and_lets_one_probe_through() {
+    let (mut e, mut io) = two_nodes(refuses(), refuses());
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), failed(AseError::Refused, 0), "both refused");
+    assert!(down(&e, &io, 0) && down(&e, &io, 1));
+    assert_eq!(io.logged("is down"), 2);
+
+    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Unavailable);
+    assert!(e.breaker_open());
+    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Unavailable);
+    // A check started anyway is answered at once, without a connection.
+    assert_eq!(check(&mut e, &mut io, 2), None);
+    assert_eq!(result(&mut e), failed(AseError::Unavailable, 0));
+    assert_eq!(io.connects.len(), 2);
+    assert_eq!(io.logged("every ASE node is down"), 1, "logged once");
+
+    // After fail_timeout: one check probes the primary (it hangs), the rest wait...
+    advance(&mut e, &mut io, FAIL_TIMEOUT);
+    io.nodes = vec![hangs(), hangs()];
+    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go);
+    let probe = check(&mut e, &mut io, 3).expect("the probe is pending");
+    assert_eq!(io.connects.last(), Some(&(0, 0)));
+    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go, "the backup is due for its probe too");
+    let backup_probe = check(&mut e, &mut io, 4).expect("pending");
+    assert_eq!(io.connects.last().map(|c| c.1), Some(1));
+    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Unavailable, "both nodes are being probed");
+    assert_eq!(check(&mut e, &mut io, 5), None);
+    assert_eq!(result(&mut e), failed(AseError::Unavailable, 0));
+    assert_eq!(io.logged("every ASE node is down"), 1);
+
+    // ...and a cancelled probe lets another check probe that node.
+    e.cancel(probe, &mut io);
+    io.nodes[0] = answers(OK);
+    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go);
+    assert_eq!(check(&mut e, &mut io, 6), None);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(io.connects_to(0), 3);
+    assert_eq!(io.logged("node http://primary:8000 is back"), 1);
+    assert!(!e.breaker_open());
+    e.cancel(backup_probe, &mut io);
+    assert!(delivered(&mut e).is_empty());
+}
+
+#[test]
+fn a_probe_that_fails_keeps_the_node_down_for_another_fail_timeout() {
+    let (mut e, mut io) = one_node(refuses());
+    check(&mut e, &mut io, 1);
+    delivered(&mut e);
+    advance(&mut e, &mut io, FAIL_TIMEOUT);
+    check(&mut e, &mut io, 2);
+    assert_eq!(result(&mut e), failed(AseError::Refused, 0));
+    assert_eq!(io.connects.len(), 2);
+    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Unavailable);
+    advance(&mut e, &mut io, FAIL_TIMEOUT - 1);
+    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Unavailable);
+    advance(&mut e, &mut io, 1);
+    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go);
+}
+
+#[test]
+fn a_cancelled_check_is_not_delivered_and_its_connection_closed() {
+    let (mut e, mut io) = one_node(answers(OK).after(100));
+    let id = check(&mut e, &mut io, 1).unwrap();
+    assert!(io.timers.contains_key(&0));
+    e.cancel(id, &mut io);
+    assert_eq!(io.closes, vec![0]);
+    assert!(io.timers.is_empty(), "timer disarmed");
+    advance(&mut e, &mut io, 1_000);
+    assert!(delivered(&mut e).is_empty());
+    assert!(io.set_idle.is_empty() && e.idle[0].is_empty(), "not pooled");
+
+    // A stale id is ignored, even when its slot serves another call now.
+    e.cancel(id, &mut io);
+    let next = check(&mut e, &mut io, 2).unwrap();
+    assert_eq!(next.slot, id.slot);
+    assert_ne!(next, id);
+    e.cancel(id, &mut io);
+    assert_eq!(io.closes, vec![0]);
+    advance(&mut e, &mut io, 100);
+    assert_eq!(result(&mut e), ok(200, 100));
+    // After it finished, its id is stale too: the pooled connection stays.
+    e.cancel(next, &mut io);
+    assert_eq!(io.closes, vec![0]);
+    assert_eq!(e.idle[0].len(), 1);
+
+    // A cancel during a connect closes the pending connection.
+    io.nodes[0] = never_accepts();
+    e.close_all(&mut io);
+    let id = check(&mut e, &mut io, 3).unwrap();
+    let conn = io.connects.last().unwrap().0;
+    e.cancel(id, &mut io);
+    assert!(!io.is_open(conn));
+    assert!(io.timers.is_empty());
+    advance(&mut e, &mut io, 1_000);
+    assert!(delivered(&mut e).is_empty());
+    assert!(!down(&e, &io, 0), "a cancelled call charges nobody");
+}
+
+#[test]
+fn answers_bad_503_502_pieces_oversize() {
+    // Garbage: a bad answer, charged.
+    let (mut e, mut io) = one_node(answers(b"SSH-2.0-OpenSSH_9.6\r\n"));
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), failed(AseError::BadAnswer, 0));
+    assert!(down(&e, &io, 0));
+    assert_eq!(io.logged("is down (bad_answer)"), 1);
+    assert_eq!(io.closes, vec![0]);
+
+    // 503 (unknown API): delivered, not charged.
+    let (mut e, mut io) = one_node(answers(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"));
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(503, 0));
+    assert!(!down(&e, &io, 0));
+    assert_eq!(e.idle[0].len(), 1, "a 503 is a whole answer: pooled");
+
+    // 502: delivered, charged.
+    let (mut e, mut io) = one_node(answers(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"));
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(502, 0));
+    assert!(down(&e, &io, 0));
+    assert_eq!(io.logged("node http://primary:8000 is down (it answered 502)"), 1);
+
+    // In pieces of 3 bytes, 1 ms apart.
+    let (mut e, mut io) = one_node(answers(BLOCK).pieces(3).after(5));
+    check(&mut e, &mut io, 1);
+    let last = 5 + (BLOCK.len() as u64).div_ceil(3) - 1;
+    advance(&mut e, &mut io, last - 1);
+    assert!(delivered(&mut e).is_empty());
+    advance(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(403, last));
+    assert_eq!(e.idle[0].len(), 1);
+
+    // Too large: by its length, or read until the limit.
+    let big = b"HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n".to_vec();
+    let mut endless = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+    endless.resize(answer::MAX_ANSWER_BODY + 100, b'a');
+    for a in [big, endless] {
+        let (mut e, mut io) = one_node(answers(&a));
+        check(&mut e, &mut io, 1);
+        assert_eq!(result(&mut e), failed(AseError::BadAnswer, 0));
+        assert!(down(&e, &io, 0));
+    }
+
+    // Closed before answering on a fresh connection: reset, charged.
+    let (mut e, mut io) = one_node(closes());
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), failed(AseError::Reset, 0));
+    assert!(down(&e, &io, 0));
+}
+
+#[test]
+fn abort_conn_and_abort_slot_end_the_call_as_internal() {
+    let (mut e, mut io) = one_node(hangs());
+    check(&mut e, &mut io, 1).unwrap();
+    e.abort_conn(0, &mut io);
+    assert_eq!(result(&mut e), failed(AseError::Internal, 0));
+    assert_eq!(io.closes, vec![0]);
+    assert!(io.timers.is_empty());
+    assert!(!down(&e, &io, 0));
+
+    let id = check(&mut e, &mut io, 2).unwrap();
+    e.abort_slot(id.slot, &mut io);
+    assert_eq!(result(&mut e), failed(AseError::Internal, 0));
+    assert_eq!(io.closes, vec![0, 0]);
+    assert!(io.timers.is_empty());
+    // A free slot or a closed connection: nothing happens.
+    e.abort_slot(id.slot, &mut io);
+    e.abort_conn(0, &mut io);
+    e.abort_slot(99, &mut io);
+    assert!(delivered(&mut e).is_empty());
+    assert_eq!(io.closes.len(), 2);
+
+    // An idle connection: closed, no call touched.
+    io.nodes[0] = answers(OK);
+    check(&mut e, &mut io, 3);
+    delivered(&mut e);
+    assert_eq!(e.idle[0], vec![0]);
+    e.abort_conn(0, &mut io);
+    assert!(e.idle[0].is_empty());
+    assert!(delivered(&mut e).is_empty());
+
+    // An aborted probe frees the node for another probe.
+    io.nodes[0] = refuses();
+    check(&mut e, &mut io, 4);
+    delivered(&mut e);
+    advance(&mut e, &mut io, FAIL_TIMEOUT);
+    io.nodes[0] = hangs();
+    let probe = check(&mut e, &mut io, 5).unwrap();
+    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Unavailable);
+    e.abort_slot(probe.slot, &mut io);
+    assert_eq!(result(&mut e), failed(AseError::Internal, 0));
+    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go);
+}
+
+#[test]
+fn an_idle_connection_that_turns_readable_is_closed() {
+    let (mut e, mut io) = one_node(answers(OK));
+    check(&mut e, &mut io, 1);
+    delivered(&mut e);
+    e.on_readable(0, &mut io);
+    assert!(io.closes.is_empty(), "nothing to read: it stays");
+    io.peer_closes(0, false);
+    e.on_readable(0, &mut io);
+    assert_eq!(io.closes, vec![0]);
+    assert!(e.idle[0].is_empty());
+    check(&mut e, &mut io, 2);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(io.connects.len(), 2);
+}
+
+#[test]
+fn call_ids_round_trip_through_bits() {
+    for (slot, gen) in [(0, 0), (5, 7), (1234, u32::MAX), (LOW - 1, 1)] {
+        let id = CallId { slot, gen };
+        let bits = id.to_bits();
+        assert_ne!(bits, 0);
+        assert_eq!(CallId::from_bits(bits), Some(id), "{id:?}");
+    }
+    assert_eq!(CallId::from_bits(0), None);
+}
+
+#[test]
+fn a_slots_generation_wraps_within_the_handle() {
+    // Where usize is 32 bits a handle holds 16 bits of generation: the engine's ids must
+    // still round-trip after the generation wrapped (on 64 bits this is u32::MAX).
+    let (mut e, mut io) = one_node(answers(OK).after(1));
+    check(&mut e, &mut io, 1).unwrap();
+    advance(&mut e, &mut io, 1);
+    delivered(&mut e);
+    e.calls[0].gen = LOW as u32;
+    for w in 0..3 {
+        let id = check(&mut e, &mut io, w).unwrap();
+        assert_eq!(CallId::from_bits(id.to_bits()), Some(id));
+        e.cancel(CallId::from_bits(id.to_bits()).unwrap(), &mut io);
+        assert!(!e.calls[0].live, "cancelled through its handle");
+    }
+    assert!(delivered(&mut e).is_empty());
+}
+
+#[test]
+fn a_thousand_checks_use_one_call_slot_and_one_connection() {
+    let (mut e, mut io) = one_node(answers(OK).after(1));
+    for w in 0..1000 {
+        assert!(check(&mut e, &mut io, w).is_some());
+        advance(&mut e, &mut io, 1);
+        assert_eq!(result(&mut e), ok(200, 1));
+    }
+    assert_eq!(e.calls.len(), 1);
+    assert_eq!(e.conns.len(), 1);
+    assert_eq!(io.connects.len(), 1);
+    assert!(io.closes.is_empty());
+}
