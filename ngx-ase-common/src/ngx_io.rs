@@ -46,7 +46,16 @@ pub struct NgxIo {
     /// By `ConnId`; `None` once closed.
     peers: Vec<Option<Box<Peer>>>,
     /// By call slot; an event never moves once made (nginx's timer tree points into it).
-    timers: Vec<Box<ngx_event_t>>,
+    timers: Vec<Box<CallTimer>>,
+}
+
+/// A call slot's timer. `ev.data` points at the whole struct: nginx's debug log reads
+/// `ev->data` as a connection (`ngx_event_ident`), so it must point to readable memory
+/// at least as large as the start of one, never to a small integer.
+#[repr(C)]
+struct CallTimer {
+    ev: ngx_event_t,
+    slot: usize,
 }
 
 /// One connection: what `ngx_event_connect_peer` needs, kept at a stable address.
@@ -133,16 +142,16 @@ impl NgxIo {
     fn timer(&mut self, slot: usize) -> *mut ngx_event_t {
         while self.timers.len() <= slot {
             // SAFETY: ngx_event_t is a plain C struct; zero is its idle state.
-            let mut ev: Box<ngx_event_t> = Box::new(unsafe { core::mem::zeroed() });
-            ev.handler = Some(on_timer);
-            ev.data = self.timers.len() as *mut c_void;
+            let mut t = Box::new(CallTimer { ev: unsafe { core::mem::zeroed() }, slot: self.timers.len() });
+            t.ev.handler = Some(on_timer);
+            t.ev.data = ptr::addr_of_mut!(*t).cast();
             // SAFETY: the cycle's log lives as long as the worker.
-            ev.log = unsafe { (*ngx_cycle).log };
+            t.ev.log = unsafe { (*ngx_cycle).log };
             // Non-cancelable: a gracefully exiting worker waits for its calls to end.
-            ev.set_cancelable(0);
-            self.timers.push(ev);
+            t.ev.set_cancelable(0);
+            self.timers.push(t);
         }
-        &mut *self.timers[slot]
+        &mut self.timers[slot].ev
     }
 }
 
@@ -292,10 +301,10 @@ impl Io for NgxIo {
     }
 
     fn disarm(&mut self, slot: usize) {
-        if let Some(ev) = self.timers.get_mut(slot) {
-            if ev.timer_set() != 0 {
+        if let Some(t) = self.timers.get_mut(slot) {
+            if t.ev.timer_set() != 0 {
                 // SAFETY: the event is ours and set.
-                unsafe { ngx_del_timer(&mut **ev) };
+                unsafe { ngx_del_timer(&mut t.ev) };
             }
         }
     }
@@ -393,7 +402,7 @@ unsafe extern "C" fn on_handshake(c: *mut ngx_connection_t) {
 
 /// A call's timer: its connect timeout or its deadline.
 unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
-    let slot = (*ev).data as usize;
+    let slot = (*((*ev).data as *const CallTimer)).slot;
     worker::dispatch_timer(slot);
 }
 

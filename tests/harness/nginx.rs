@@ -185,7 +185,7 @@ impl Drop for Nginx {
             let _ = child.wait();
         }
         if std::thread::panicking() {
-            eprintln!("--- nginx error log ({}) ---\n{}", self.prefix.path().display(), tail(&self.error_log(), 60));
+            eprintln!("--- nginx error log ({}) ---\n{}", self.prefix.path().display(), tail(&self.error_log(), std::env::var("NGX_ASE_LOG_TAIL").ok().and_then(|v| v.parse().ok()).unwrap_or(60)));
         }
     }
 }

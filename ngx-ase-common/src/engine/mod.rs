@@ -90,8 +90,6 @@ struct CallSlot<D> {
     /// While connecting: when `ase_connect_timeout` runs out.
     connect_deadline: Option<u64>,
     limits: Limits,
-    /// A pooled connection the ASE had closed was replaced once already.
-    stale_retry_used: bool,
     last_error: Option<AseError>,
     /// The whole request; its first `head_len` bytes are the node's fixed part.
     wire: Vec<u8>,
@@ -306,7 +304,7 @@ impl<D> Engine<D> {
         c.node = node;
         c.probe = probe;
         c.attempt_started = now;
-        c.stale_retry_used = false;
+        c.connect_deadline = None;
         if let Some(conn) = self.idle[node].pop() {
             bump(&counters().connections_reused);
             io.set_idle(conn, false);
@@ -384,7 +382,9 @@ impl<D> Engine<D> {
         let Some(cs) = self.conns.get(conn).filter(|c| c.live && c.state == ConnState::Connecting) else { return };
         let slot = cs.call;
         self.forget_conn(conn);
-        self.calls[slot].conn = None;
+        let c = &mut self.calls[slot];
+        c.conn = None;
+        c.connect_deadline = None;
         self.attempt_failed(slot, e, io);
     }
 
@@ -510,10 +510,10 @@ impl<D> Engine<D> {
         self.close_conn(conn, io);
         let c = &mut self.calls[slot];
         c.conn = None;
-        if unanswered_reuse && !c.stale_retry_used {
+        if unanswered_reuse {
             // The ASE had closed this idle connection and sent nothing: the call was not
-            // answered, in part or whole, so it goes once more on a new connection.
-            c.stale_retry_used = true;
+            // answered, in part or whole, so it goes once more, on a new connection (which
+            // is not `reused`, so this happens once per attempt).
             return self.connect_new(slot, io);
         }
         self.attempt_failed(slot, e, io);
@@ -663,7 +663,6 @@ impl<D> Engine<D> {
                 attempt_started: 0,
                 connect_deadline: None,
                 limits: Limits::default(),
-                stale_retry_used: false,
                 last_error: None,
                 wire: Vec::with_capacity(2048),
                 head_len: 0,
