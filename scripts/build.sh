@@ -52,8 +52,9 @@ cargo_args=(build -p ngx-ase-common -p ngx-ase-request -p ngx-ase-response --tar
 case "$flavour" in
     vendored)
         # --with-debug so that `error_log ... debug` works in tests; it does not change the
-        # module ABI signature.
-        export NGX_CONFIGURE_ARGS="--with-debug"
+        # module ABI signature. --with-http_auth_request_module for the benchmark's "native
+        # floor" configuration (auth_request + mirror, scripts/bench.sh); mirror is built in.
+        export NGX_CONFIGURE_ARGS="--with-debug --with-http_auth_request_module"
         unset NGINX_BUILD_DIR NGINX_SOURCE_DIR
         say "building the modules and NGINX 1.28 (vendored)"
         (cd "$ROOT" && cargo "${cargo_args[@]}" --features ngx/vendored)
