@@ -70,7 +70,8 @@ started_at=$(date +%s)
 
 # ---------------------------------------------------------------------------- set-up
 if [ -z "$report_from" ]; then
-    "$ROOT/scripts/build.sh"
+    # nginx as users run it: no --with-debug, no test-only code.
+    "$ROOT/scripts/build.sh" --nginx release
     ensure_packages wrk
     if [ -z "$nice_level" ]; then
         nice_level=0
@@ -80,8 +81,8 @@ if [ -z "$report_from" ]; then
     # After the build; the measured processes (nginx, wrk, the load generator) inherit it.
     [ "$nice_level" != 0 ] && { renice -n "$nice_level" -p $$ >/dev/null || warn "renice $nice_level failed"; }
 fi
-NGINX="$ROOT/build/vendored/sbin/nginx"
-MODULES="$ROOT/build/vendored/modules"
+NGINX="$ROOT/build/release/sbin/nginx"
+MODULES="$ROOT/build/release/modules"
 [ -x "$NGINX" ] || die "$NGINX not built"
 # The native floor needs auth_request (mirror is always built in): scripts/build.sh adds it.
 [ -n "$report_from" ] || "$NGINX" -V 2>&1 | grep -q -- '--with-http_auth_request_module' \
@@ -455,7 +456,7 @@ echo "| | |"
 echo "| --- | --- |"
 echo "| machine | $(nproc) CPUs ($cpu_model), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, $os, Linux $(uname -r) |"
 echo "| load | load average at the end: ${end_loadavg:-$(cut -d' ' -f1-3 /proc/loadavg)} (the cores are shared with whatever else runs) |"
-echo "| nginx | $nginx_version (build/vendored, \`$nginx_flags\`), one worker per instance |"
+echo "| nginx | $nginx_version (build/release, \`$nginx_flags\`), one worker per instance |"
 echo "| modules | commit \`${commit:-unknown}\`${dirty:-}, release profile |"
 echo "| load generators | wrk $wrk_version (throughput), build/bench/loadgen (fixed rate, bench/loadgen.rs), $(rustc --version | cut -d' ' -f1-2) |"
 echo "| priority | every process of the benchmark at nice ${nice_level:-0} |"

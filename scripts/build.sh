@@ -4,6 +4,9 @@
 #   scripts/build.sh                    against NGINX 1.28 from the nginx-src crate (offline);
 #                                       nginx at build/vendored/sbin/nginx, modules in
 #                                       build/vendored/modules/
+#   scripts/build.sh --nginx release    the same NGINX 1.28 as users run it: no --with-debug
+#                                       and no test-only fault injection (the benchmark's);
+#                                       build/release/{sbin,modules}
 #   scripts/build.sh --nginx system     against the nginx on PATH (Debian's, with nginx-dev);
 #                                       modules in build/system/modules/
 #   scripts/build.sh --static [FLAGS]   NGINX 1.28 from the nginx-src crate with the three
@@ -50,15 +53,21 @@ cargo_args=(build -p ngx-ase-common -p ngx-ase-request -p ngx-ase-response --tar
 [ "$profile" = release ] && cargo_args+=(--release)
 
 case "$flavour" in
-    vendored)
-        # --with-debug so that `error_log ... debug` works in tests; it does not change the
-        # module ABI signature. --with-http_auth_request_module for the benchmark's "native
-        # floor" configuration (auth_request + mirror, scripts/bench.sh); mirror is built in.
-        export NGX_CONFIGURE_ARGS="--with-debug --with-http_auth_request_module"
+    vendored|release)
+        # vendored (the tests'): --with-debug so that `error_log ... debug` works, and the
+        # channel's test-only fault injection (a panic on demand). release (the benchmark's):
+        # neither. Both: --with-http_auth_request_module for the benchmark's "native floor"
+        # (auth_request + mirror, scripts/bench.sh); mirror is built in.
+        features=ngx/vendored
+        export NGX_CONFIGURE_ARGS="--with-http_auth_request_module"
+        if [ "$flavour" = vendored ]; then
+            NGX_CONFIGURE_ARGS="--with-debug $NGX_CONFIGURE_ARGS"
+            features="$features,ngx-ase-common/fault-injection"
+        fi
         unset NGINX_BUILD_DIR NGINX_SOURCE_DIR
-        say "building the modules and NGINX 1.28 (vendored)"
-        (cd "$ROOT" && cargo "${cargo_args[@]}" --features ngx/vendored)
-        objs=$(ls -dt "$ROOT"/target/vendored/"$profile"/build/nginx-sys-*/out/objs 2>/dev/null | head -n1)
+        say "building the modules and NGINX 1.28 ($flavour)"
+        (cd "$ROOT" && cargo "${cargo_args[@]}" --features "$features")
+        objs=$(ls -dt "$ROOT"/target/"$flavour"/"$profile"/build/nginx-sys-*/out/objs 2>/dev/null | head -n1)
         [ -x "$objs/nginx" ] || die "the vendored nginx binary was not built (looked in $objs)"
         mkdir -p "$out/sbin"
         install -m 0755 "$objs/nginx" "$out/sbin/nginx.new.$$" && mv -f "$out/sbin/nginx.new.$$" "$out/sbin/nginx"
@@ -141,7 +150,7 @@ case "$flavour" in
         say "built: $out/sbin/nginx (NGINX $version, the modules compiled in: see nginx -V)"
         exit 0
         ;;
-    *) die "--nginx takes vendored, system or static, not '$flavour'" ;;
+    *) die "--nginx takes vendored, release, system or static, not '$flavour'" ;;
 esac
 
 # Install with a new inode (write, then rename): replacing a loaded .so in place crashes
