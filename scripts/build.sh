@@ -59,9 +59,9 @@ case "$flavour" in
         # neither. Both: --with-http_auth_request_module for the benchmark's "native floor"
         # (auth_request + mirror, scripts/bench.sh); mirror is built in.
         features=ngx/vendored
-        export NGX_CONFIGURE_ARGS="--with-http_auth_request_module"
+        export NGX_CONFIGURE_ARGS="$RELEASE_CONFIGURE_ARGS"
         if [ "$flavour" = vendored ]; then
-            NGX_CONFIGURE_ARGS="--with-debug $NGX_CONFIGURE_ARGS"
+            NGX_CONFIGURE_ARGS="$VENDORED_CONFIGURE_ARGS"
             features="$features,ngx-ase-common/fault-injection"
         fi
         unset NGINX_BUILD_DIR NGINX_SOURCE_DIR

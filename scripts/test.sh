@@ -50,7 +50,7 @@ say "building the ASE test double"
 status=0
 cd "$ROOT"
 run "unit tests: shared code and the three modules" \
-    cargo test --release --no-fail-fast -p ngx-ase-shared -p ngx-ase-common -p ngx-ase-request -p ngx-ase-response \
+    env NGX_CONFIGURE_ARGS="$VENDORED_CONFIGURE_ARGS" cargo test --release --no-fail-fast -p ngx-ase-shared -p ngx-ase-common -p ngx-ase-request -p ngx-ase-response \
     --features ngx/vendored --target-dir "$ROOT/target/vendored" || status=1
 run "unit tests: the ASE test double" \
     cargo test --release -p ase-double --target-dir "$ROOT/target/double" || status=1

@@ -10,6 +10,13 @@ die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Debian packages every build needs (bindgen, nginx's configure, TLS, compression).
 BUILD_PACKAGES=(libclang-dev libpcre2-dev libssl-dev zlib1g-dev pkg-config make gcc)
+# ./configure flags of the vendored NGINX builds (the nginx-sys crate reads
+# NGX_CONFIGURE_ARGS and rebuilds NGINX whenever it changes, so every cargo command on a
+# target directory must use that directory's value). The tests' build has --with-debug;
+# the benchmark's (release) is NGINX as users run it. Both have auth_request for the
+# benchmark's native floor.
+VENDORED_CONFIGURE_ARGS="--with-debug --with-http_auth_request_module"
+RELEASE_CONFIGURE_ARGS="--with-http_auth_request_module"
 
 # ensure_packages PKG...: installs what is missing when root, else says what to install.
 ensure_packages() {
