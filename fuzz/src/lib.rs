@@ -8,7 +8,8 @@
 //! `#[path]` modules below), not linked from their rlibs: those rlibs carry the nginx glue
 //! (module tables, handlers: `#[no_mangle]` items the linker keeps), whose references to
 //! nginx's own symbols no binary but nginx can satisfy. The files included are the safe,
-//! nginx-free parts, each with its own unit tests (which `cargo test` here runs too).
+//! nginx-free parts, each with its own unit tests (run in the main workspace: this crate's
+//! lib has `test = false`).
 
 // ngx-ase-request: `conf.rs` must sit at the crate root, `verdict.rs` says `crate::conf`.
 #[path = "../../ngx-ase-request/src/conf.rs"]
@@ -17,9 +18,17 @@ pub mod conf;
 pub mod request_payload;
 #[path = "../../ngx-ase-request/src/verdict.rs"]
 pub mod verdict;
-// ngx-ase-common
+// ngx-ase-common: the channel's engine (its submodules `answer`, `io`, `wire` sit next to
+// its `mod.rs`; its unit tests are `#[cfg(test)]`, not built here); `counters` and `nodes`
+// must sit at the crate root, the engine says `crate::counters` and `crate::nodes`.
 #[path = "../../ngx-ase-common/src/settings.rs"]
 pub mod settings;
+#[path = "../../ngx-ase-common/src/engine/mod.rs"]
+pub mod engine;
+#[path = "../../ngx-ase-common/src/counters.rs"]
+pub mod counters;
+#[path = "../../ngx-ase-common/src/nodes.rs"]
+pub mod nodes;
 // ngx-ase-response
 #[path = "../../ngx-ase-response/src/report.rs"]
 pub mod report;
@@ -29,7 +38,7 @@ pub mod ngx_ase_request {
     pub use crate::{conf, request_payload as payload, verdict};
 }
 pub mod ngx_ase_common {
-    pub use crate::settings;
+    pub use crate::{counters, engine, nodes, settings};
 }
 pub mod ngx_ase_response {
     pub use crate::report;

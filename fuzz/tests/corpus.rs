@@ -47,32 +47,41 @@ fn pseudo_random_inputs() {
     }
 }
 
-/// The answer target reads what the channel would: a check that the in-memory harness
-/// (answers after requests, pieces, "not ready" in between, EOF) drives hyper to the
-/// channel's outcomes.
+/// The answer target drives the real engine to the channel's outcomes: a check that the
+/// fake world (pieces, `WouldBlock` in between, the stream's end, the manual clock) and the
+/// driver give what the engine's own unit tests say for these answers.
 #[test]
 fn the_answer_harness_gives_the_channels_outcomes() {
-    use ngx_ase_fuzz::ngx_ase_shared_abi::AseError;
-    use ngx_ase_fuzz::targets::answer::exchange;
+    use ngx_ase_fuzz::ngx_ase_shared_abi::AseError::{self, BadAnswer, Reset, Timeout};
+    use ngx_ase_fuzz::targets::answer::{exchange, outcome, End, Setup};
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
     let two = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
-    let cases: [(&[u8], usize, &[Result<u16, AseError>]); 10] = [
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 99, &[Ok(200)]),
-        (two, 38, &[Ok(200), Ok(403)]),
-        // the second answer before the second request: hyper drops the connection, the
-        // pool reconnects (no outcome)
-        (two, 99, &[Ok(200)]),
-        // the first answer not complete: the ASE stalls, the timer ends the call
-        (two, 10, &[Err(AseError::Timeout)]),
-        (b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 3\r\n\r\nxyz", 99, &[Ok(503)]),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 99, &[Ok(200)]),
-        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno", 99, &[Ok(401)]),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789", 99, &[Err(AseError::Reset)]),
-        (b"\x00\xffNOT HTTP\r\n\r\n", 99, &[Err(AseError::BadAnswer)]),
-        (b"", 0, &[Err(AseError::Reset)]),
+    type Case<'a> = (&'a [u8], usize, End, [Result<u16, AseError>; 2]);
+    let cases: [Case; 10] = [
+        // kept alive; the second check finds it closed (EOF, nothing read), retries once on
+        // a new connection, which ends too
+        (ok, 99, End::Hang, [Ok(200), Err(Reset)]),
+        // the second answer on the kept-alive connection
+        (two, 38, End::Hang, [Ok(200), Ok(403)]),
+        // the second answer came unasked: that connection is not used again
+        (two, 99, End::Hang, [Ok(200), Err(Reset)]),
+        // the first answer not complete: the check's timer ends it; the second check reads
+        // the rest on a new connection
+        (two, 10, End::Hang, [Err(Timeout), Err(BadAnswer)]),
+        (b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 3\r\n\r\nxyz", 99, End::Eof, [Ok(503), Err(Reset)]),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 99, End::Eof, [Ok(200), Err(Reset)]),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno", 99, End::Hang, [Ok(401), Err(Reset)]),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789", 99, End::Eof, [Err(Reset), Err(Reset)]),
+        (b"\x00\xffNOT HTTP\r\n\r\n", 99, End::Hang, [Err(BadAnswer), Err(Reset)]),
+        (b"", 0, End::Reset, [Err(Reset), Err(Reset)]),
     ];
-    for (answer, split, expected) in cases {
+    for (answer, split, end, expected) in cases {
         for piece in [1, 7, 4096] {
-            assert_eq!(exchange(answer, piece, split), expected, "{:?} in pieces of {piece}", String::from_utf8_lossy(answer));
+            for tick in [0, 1] {
+                let setup = Setup { pieces: [piece, piece], ends: [end, End::Eof], tick, ..Setup::default() };
+                let got = exchange(setup, answer, split).map(|r| outcome(&r));
+                assert_eq!(got, expected, "{:?} in pieces of {piece}, tick {tick}", String::from_utf8_lossy(answer));
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ BUILD_PACKAGES=(libclang-dev libpcre2-dev libssl-dev zlib1g-dev pkg-config make 
 # target directory must use that directory's value). The tests' build has --with-debug;
 # the benchmark's (release) is NGINX as users run it. Both have auth_request for the
 # benchmark's native floor.
-VENDORED_CONFIGURE_ARGS="--with-debug --with-http_auth_request_module"
+VENDORED_CONFIGURE_ARGS="--with-debug --with-http_auth_request_module --with-http_stub_status_module"
 RELEASE_CONFIGURE_ARGS="--with-http_auth_request_module"
 
 # ensure_packages PKG...: installs what is missing when root, else says what to install.

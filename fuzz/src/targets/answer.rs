@@ -1,252 +1,341 @@
-//! Target `ase_answer`: arbitrary bytes as the ASE's answer, read by hyper's HTTP/1 client
-//! as the channel reads it (`ngx-ase-common/src/net/call.rs`): `http1::handshake` over the
-//! connection, `send_request` with the channel's request, the status, then the body
-//! through `Limited::new(body, 64 KiB).collect()`, errors classified as the channel
-//! classifies them (kept in step with `call.rs` by hand: that file needs nginx); then a
-//! second call on the same connection when the first left it open (the keep-alive pool's
-//! `try_send_request`, whose failure is no outcome: the channel reconnects). Each outcome
-//! goes through `ngx_ase_request::verdict::decide`, which must follow the protocol's table.
+//! Target `ase_answer`: arbitrary bytes as the ASE's answers, read by the REAL channel
+//! engine (`ngx-ase-common/src/engine/`: the call state machine in `mod.rs`, the answer
+//! parser `answer.rs`, the request bytes `wire.rs`, with `counters.rs` and `nodes.rs`),
+//! compiled here from its own files (`src/lib.rs`) and driven through its `Io` trait by a
+//! fake world instead of nginx. Each outcome then goes through
+//! `ngx_ase_request::verdict::decide`, which must follow the protocol's table.
 //!
-//! The connection is an in-memory stream instead of an nginx peer connection (which needs
-//! a running nginx). Like a socket, it has nothing to read before a request was sent: the
-//! answer's first `split` bytes arrive once the first request is written, the rest once
-//! the second is (an ASE that answers early or twice is in the fuzzed bytes all the same);
-//! then EOF. Bytes come in pieces of a fuzzed size with "not ready" in between. Writes are
-//! all accepted.
+//! The fake ([`FuzzIo`]): one or two nodes (`ase_server`s); a connect is ready at once;
+//! every write is taken whole and recorded; reads hand out the answer bytes in pieces of
+//! fuzzed sizes with `WouldBlock` in between (the driver then delivers a readiness event),
+//! and when the bytes of the current check are used up, the stream ends as fuzzed: EOF
+//! (`Done(0)`), reset (`Failed`) or nothing more (the call's timer ends it). The clock is
+//! manual: it advances by a fuzzed tick per round, and jumps to the next armed timer when
+//! nothing else can happen. The bytes are one stream shared by the connections (a failover
+//! or reconnect reads on where the last connection stopped).
 //!
-//! The two futures (the connection task and the caller) are polled by a tiny executor
-//! whose waker counts wake-ups: a round in which nothing woke anything means no one would
-//! poll again (in nginx: the call waits until `ase_timeout` fires), which is the outcome
-//! `Timeout`; more than `MAX_ROUNDS` rounds in one call is a busy loop, a crash.
+//! Two checks run on one engine: the first over the answer's first `split` bytes, the
+//! second over the rest, after the first ended (so the kept-alive connection, if the first
+//! answer left one in the pool, carries the second: the reuse path; between the checks,
+//! an idle connection with bytes or an end pending is readable, as a socket would be).
+//!
+//! What must hold (a panic otherwise): no panic in the engine; every started check is
+//! delivered exactly once (`take_finished`), none twice, none for a check not started; a
+//! result without an error has a status in 100..=999 and one with an error status 0; no
+//! busy loop (more rounds than bytes plus a few is one); after each check no call is live,
+//! no timer is armed, and every connection still open is an idle pooled one (at most
+//! `keepalive` per node); the engine never reads from a connection that is not open, that
+//! ended, or that said `WouldBlock` with no readiness event since, never with an empty
+//! buffer, never writes to a connection not open, never connects an id that is open;
+//! `close_all` closes everything; the decision follows the protocol's table for both fail
+//! modes.
 
-use std::future::Future;
-use std::io;
-use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::collections::BTreeMap;
+use std::fmt;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1;
+use crate::engine::{ConnId, Connect, Engine, Io, Level, Limits, NodeSpec, Xfer};
 use crate::ngx_ase_request::conf::FailMode;
 use crate::ngx_ase_request::verdict::{decide, Decision};
+use crate::nodes::NodePolicy;
 use ngx_ase_shared::abi::{AseError, CheckResult, Verdict};
 
-/// As in `net/call.rs`.
-pub const MAX_ANSWER_BODY: usize = 64 * 1024;
+/// The call's limits (`ase_timeout`, `ase_connect_timeout`).
+pub const LIMITS: Limits = Limits { timeout_ms: 500, connect_timeout_ms: 100 };
 
-/// Polling rounds after which a call counts as a busy loop (each round moves at least one
-/// piece of at least one byte; the fuzzer's inputs are a few KiB).
-const MAX_ROUNDS: usize = 1 << 16;
+/// Rounds a check may take beyond one per byte (ends of stream, timers, failover).
+const SPARE_ROUNDS: usize = 16;
 
-const REQUEST_LINE: &[u8] = b"POST /ase/request HTTP/1.1\r\n";
+/// How the stream goes on once a check's bytes are used up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// `Done(0)`: the ASE closed the connection.
+    Eof,
+    /// `Failed`: the connection broke.
+    Reset,
+    /// `WouldBlock` forever: the ASE says nothing more.
+    Hang,
+}
 
-pub struct MemIo {
+/// The world the engine runs in, as the input's first bytes choose it.
+#[derive(Clone, Copy, Debug)]
+pub struct Setup {
+    /// Read pieces alternate between these sizes (each at least 1).
+    pub pieces: [usize; 2],
+    pub two_nodes: bool,
+    /// How the stream ends after the first check's bytes, and after the second's.
+    pub ends: [End; 2],
+    /// Milliseconds the clock moves per round.
+    pub tick: u64,
+    /// `max_fails` of every node (0: never marked down).
+    pub max_fails: u32,
+    /// `ase_keepalive`.
+    pub keepalive: usize,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup { pieces: [4096, 4096], two_nodes: false, ends: [End::Hang, End::Eof], tick: 0, max_fails: 0, keepalive: 1 }
+    }
+}
+
+#[derive(Default)]
+struct Conn {
+    open: bool,
+    node: usize,
+    /// Lent to the pool (`set_idle(true)`).
+    idle: bool,
+    /// A read returned the end (`Done(0)` or `Failed`).
+    ended: bool,
+    /// The last read gave a piece: the next one says `WouldBlock`.
+    owes_block: bool,
+    /// A read said `WouldBlock`; no readiness event since.
+    waiting: bool,
+    /// Bytes written.
+    sent: usize,
+}
+
+/// The fake `Io` (see the module's doc).
+pub struct FuzzIo {
+    now: u64,
+    nodes: usize,
     data: Vec<u8>,
-    /// Bytes readable once the first request is written; all of them after the second.
-    split: usize,
+    /// The next byte to hand out, and where the current check's bytes end.
     pos: usize,
-    piece: usize,
-    /// Say "not ready" before the next piece.
-    not_ready: bool,
-    written: Vec<u8>,
-    /// Requests in `written`.
-    requests: usize,
-    /// The reader waiting for the next request to be sent (a socket wakes it when the
-    /// answer arrives).
-    read_waker: Option<Waker>,
+    limit: usize,
+    end: End,
+    pieces: [usize; 2],
+    pieces_given: usize,
+    conns: Vec<Conn>,
+    /// Armed timers: call slot -> when.
+    timers: BTreeMap<usize, u64>,
+    scratch: String,
 }
 
-impl hyper::rt::Read for MemIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        mut buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        let available = match self.requests {
-            0 => 0,
-            1 => self.split,
-            _ => self.data.len(),
+impl FuzzIo {
+    fn conn(&mut self, conn: ConnId, what: &str) -> &mut Conn {
+        match self.conns.get_mut(conn) {
+            Some(c) if c.open => c,
+            _ => panic!("the engine {what} connection {conn}, which is not open"),
+        }
+    }
+
+    /// Whether a read on `conn` would give something (bytes, or the end).
+    fn readable(&self, conn: ConnId) -> bool {
+        let c = &self.conns[conn];
+        c.open && !c.ended && (self.pos < self.limit || self.end != End::Hang)
+    }
+
+    fn next_readable(&self, idle: bool) -> Option<ConnId> {
+        (0..self.conns.len()).find(|&c| self.readable(c) && (!idle || self.conns[c].idle))
+    }
+
+    fn next_timer(&self) -> Option<(usize, u64)> {
+        self.timers.iter().map(|(&s, &at)| (s, at)).min_by_key(|&(s, at)| (at, s))
+    }
+
+    /// A readiness event for `conn`.
+    fn ready(&mut self, conn: ConnId) {
+        let c = &mut self.conns[conn];
+        c.waiting = false;
+        c.owes_block = false;
+    }
+}
+
+impl Io for FuzzIo {
+    fn now(&self) -> u64 {
+        self.now
+    }
+
+    fn connect(&mut self, conn: ConnId, node: usize) -> Connect {
+        assert!(node < self.nodes, "the engine connects to node {node} of {}", self.nodes);
+        if self.conns.len() <= conn {
+            self.conns.resize_with(conn + 1, Conn::default);
+        }
+        assert!(!self.conns[conn].open, "the engine connects id {conn}, which is still open");
+        self.conns[conn] = Conn { open: true, node, ..Conn::default() };
+        Connect::Ready
+    }
+
+    fn send(&mut self, conn: ConnId, data: &[u8]) -> Xfer {
+        let c = self.conn(conn, "writes to");
+        assert!(!c.idle, "the engine writes to idle connection {conn}");
+        assert!(!c.ended, "the engine writes to connection {conn} after its end");
+        assert!(!data.is_empty(), "the engine writes nothing");
+        c.sent += data.len();
+        // A request was written: what follows is new.
+        c.waiting = false;
+        c.owes_block = false;
+        Xfer::Done(data.len())
+    }
+
+    fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Xfer {
+        let (pos, limit, end) = (self.pos, self.limit, self.end);
+        let piece = self.pieces[self.pieces_given % 2];
+        let c = self.conn(conn, "reads from");
+        assert!(!buf.is_empty(), "the engine reads into an empty buffer (it would see an end)");
+        assert!(!c.ended, "the engine reads from connection {conn} after its end");
+        assert!(!c.waiting, "the engine reads from connection {conn} again after WouldBlock, with no readiness event");
+        assert!(c.idle || c.sent > 0, "the engine reads from connection {conn} before writing a request");
+        if c.owes_block {
+            c.owes_block = false;
+            c.waiting = true;
+            return Xfer::WouldBlock;
+        }
+        if pos < limit {
+            let n = piece.min(limit - pos).min(buf.len());
+            c.owes_block = true;
+            buf[..n].copy_from_slice(&self.data[pos..pos + n]);
+            self.pos += n;
+            self.pieces_given += 1;
+            return Xfer::Done(n);
+        }
+        match end {
+            End::Hang => {
+                c.waiting = true;
+                Xfer::WouldBlock
+            }
+            End::Eof => {
+                c.ended = true;
+                Xfer::Done(0)
+            }
+            End::Reset => {
+                c.ended = true;
+                Xfer::Failed
+            }
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.conn(conn, "closes").open = false;
+    }
+
+    fn set_idle(&mut self, conn: ConnId, idle: bool) {
+        let c = self.conn(conn, "pools");
+        assert_ne!(c.idle, idle, "set_idle({conn}, {idle}) twice");
+        c.idle = idle;
+    }
+
+    fn arm(&mut self, slot: usize, at_ms: u64) {
+        self.timers.insert(slot, at_ms);
+    }
+
+    fn disarm(&mut self, slot: usize) {
+        self.timers.remove(&slot);
+    }
+
+    fn exiting(&self) -> bool {
+        false
+    }
+
+    fn logs(&self, _: Level) -> bool {
+        true
+    }
+
+    fn log(&mut self, _: Level, args: fmt::Arguments<'_>) {
+        // Formatted (that code runs too), then dropped.
+        self.scratch.clear();
+        let _ = fmt::write(&mut self.scratch, args);
+    }
+}
+
+/// One check on `engine`, over the stream up to `limit`, then `end`: its result.
+fn run_check(engine: &mut Engine<u32>, io: &mut FuzzIo, id: u32, limit: usize, end: End, setup: &Setup) -> CheckResult {
+    io.limit = limit;
+    io.end = end;
+    let started = io.now;
+    let budget = limit.saturating_sub(io.pos) + SPARE_ROUNDS;
+    engine.start_check(id, b"fuzz-correlation-id", b"{\"source_ip\":\"127.0.0.1\"}", LIMITS, io);
+    let mut rounds = 0;
+    while engine.live_calls() > 0 {
+        rounds += 1;
+        assert!(rounds <= budget, "check {id} still live after {rounds} rounds: a busy loop");
+        io.now += setup.tick;
+        // A timer that is due fires (nginx: it is no longer armed when its handler runs).
+        if let Some((slot, at)) = io.next_timer().filter(|&(_, at)| at <= io.now) {
+            let _ = at;
+            io.timers.remove(&slot);
+            engine.on_timer(slot, io);
+            continue;
+        }
+        if let Some(conn) = io.next_readable(false) {
+            io.ready(conn);
+            engine.on_readable(conn, io);
+            continue;
+        }
+        // Nothing to read: only a timer can move the call on.
+        let Some((_, at)) = io.next_timer() else {
+            panic!("check {id} is live with no readable connection and no timer: it would never end");
         };
-        if self.pos >= self.data.len() {
-            return Poll::Ready(Ok(())); // EOF
-        }
-        if self.pos >= available {
-            // Nothing to read until the next request is sent.
-            self.read_waker = Some(cx.waker().clone());
-            return Poll::Pending;
-        }
-        if self.not_ready {
-            self.not_ready = false;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        let n = self.piece.min(available - self.pos).min(buf.remaining());
-        let pos = self.pos;
-        buf.put_slice(&self.data[pos..pos + n]);
-        self.pos += n;
-        self.not_ready = true;
-        Poll::Ready(Ok(()))
+        io.now = io.now.max(at);
     }
-}
-
-impl hyper::rt::Write for MemIo {
-    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        // Count request lines that end in this write (one may span two writes).
-        let from = self.written.len().saturating_sub(REQUEST_LINE.len() - 1);
-        self.written.extend_from_slice(buf);
-        let new = self.written[from..].windows(REQUEST_LINE.len()).filter(|x| *x == REQUEST_LINE).count();
-        if new > 0 {
-            self.requests += new;
-            if let Some(waker) = self.read_waker.take() {
-                waker.wake();
-            }
-        }
-        Poll::Ready(Ok(buf.len()))
+    let mut results = Vec::new();
+    while let Some(r) = engine.take_finished() {
+        results.push(r);
     }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-struct WakeCount(AtomicUsize);
-
-impl Wake for WakeCount {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-type Side<'a> = Option<Pin<&'a mut dyn Future<Output = ()>>>;
-
-/// Polls `main` to completion, polling `side` (the connection task) alongside it; `None`
-/// when it stalls (no wake-up pending).
-fn drive<T>(side: &mut Side<'_>, main: Pin<&mut dyn Future<Output = T>>) -> Option<T> {
-    let mut main = main;
-    let count = Arc::new(WakeCount(AtomicUsize::new(0)));
-    let waker = Waker::from(count.clone());
-    let mut cx = Context::from_waker(&waker);
-    for _ in 0..MAX_ROUNDS {
-        let before = count.0.load(Ordering::Relaxed);
-        if let Some(s) = side.as_mut() {
-            if s.as_mut().poll(&mut cx).is_ready() {
-                *side = None;
-            }
-        }
-        if let Poll::Ready(v) = main.as_mut().poll(&mut cx) {
-            return Some(v);
-        }
-        if count.0.load(Ordering::Relaxed) == before {
-            return None;
-        }
-    }
-    panic!("a call still polling after {MAX_ROUNDS} rounds: hyper spins on this answer");
-}
-
-/// What `net/call.rs`'s `classify` makes of a hyper error.
-fn classify(e: &hyper::Error) -> AseError {
-    if e.is_parse() || e.is_parse_status() {
-        AseError::BadAnswer
+    assert!(results.len() == 1 && results[0].0 == id, "check {id} ended; delivered: {:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    let result = results[0].1;
+    assert!(io.timers.is_empty(), "timers armed after check {id} ended: {:?}", io.timers);
+    assert!(result.elapsed_ms <= io.now - started, "elapsed {} ms in {} ms", result.elapsed_ms, io.now - started);
+    if result.error() == AseError::None {
+        assert!((100..=999).contains(&result.status), "the engine gave status {}", result.status);
     } else {
-        AseError::Reset
+        assert_eq!(result.status, 0, "status {} with error {:?}", result.status, result.error());
     }
-}
-
-/// The request the channel sends (`build_request` in `net/call.rs`).
-fn request() -> hyper::Request<Full<Bytes>> {
-    hyper::Request::post("/ase/request")
-        .header(hyper::header::HOST, "127.0.0.1:8000")
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(hyper::header::CONNECTION, "keep-alive")
-        .header("x-correlationid", "AAAAAAAAAAAAAAAAAAAAAA")
-        .header("ase-token", "t0k3nt0k3nt0k3nt0k3nt0k3nt0k3n99")
-        .body(Full::new(Bytes::from_static(b"{\"source_ip\":\"127.0.0.1\"}")))
-        .expect("a valid request")
-}
-
-/// `finish` in `net/call.rs`: the status once the bounded body is read.
-async fn finish(resp: hyper::Response<hyper::body::Incoming>) -> Result<u16, AseError> {
-    let status = resp.status().as_u16();
-    Limited::new(resp.into_body(), MAX_ANSWER_BODY).collect().await.map_err(|e| {
-        // Too large is a bad answer; a body cut short is a connection that broke.
-        if e.is::<http_body_util::LengthLimitError>() { AseError::BadAnswer } else { AseError::Reset }
-    })?;
-    Ok(status)
-}
-
-/// Up to two calls on one connection over `answer` (`split`: see [`MemIo`]), read in
-/// pieces of `piece` bytes: the outcome of each call made.
-pub fn exchange(answer: &[u8], piece: usize, split: usize) -> Vec<Result<u16, AseError>> {
-    let io = MemIo {
-        data: answer.to_vec(),
-        split: split.min(answer.len()),
-        pos: 0,
-        piece: piece.max(1),
-        not_ready: true,
-        written: Vec::new(),
-        requests: 0,
-        read_waker: None,
-    };
-    let mut outcomes = Vec::new();
-    let mut none: Side<'_> = None;
-    let (mut sender, conn) = match drive(&mut none, pin!(http1::handshake(io))) {
-        Some(Ok(pair)) => pair,
-        Some(Err(e)) => {
-            outcomes.push(Err(classify(&e)));
-            return outcomes;
+    for node in 0..io.nodes {
+        let open: Vec<_> = (0..io.conns.len()).filter(|&c| io.conns[c].open && io.conns[c].node == node).collect();
+        for &c in &open {
+            assert!(io.conns[c].idle && !io.conns[c].ended, "connection {c} left open after check {id} (not pooled, or ended)");
         }
-        None => panic!("the handshake stalled"),
+        assert!(open.len() <= setup.keepalive, "{} connections to node {node} kept (keepalive {})", open.len(), setup.keepalive);
+    }
+    result
+}
+
+/// Both checks over `answer` (the first reads `answer[..split]`): their results.
+pub fn exchange(setup: Setup, answer: &[u8], split: usize) -> [CheckResult; 2] {
+    let split = split.min(answer.len());
+    let policy = NodePolicy { backup: false, max_fails: setup.max_fails, fail_timeout_ms: 10_000 };
+    let nodes = if setup.two_nodes { 2 } else { 1 };
+    let specs = (0..nodes)
+        .map(|i| NodeSpec { display: format!("http://127.0.0.{}:8000", i + 1), authority: format!("127.0.0.{}:8000", i + 1), policy: policy.clone() })
+        .collect();
+    let mut engine: Engine<u32> = Engine::new(specs, Some(b"t0k3nt0k3nt0k3nt0k3nt0k3nt0k3n99"), setup.keepalive, 8);
+    let mut io = FuzzIo {
+        now: 1_000,
+        nodes,
+        data: answer.to_vec(),
+        pos: 0,
+        limit: 0,
+        end: End::Hang,
+        pieces: [setup.pieces[0].max(1), setup.pieces[1].max(1)],
+        pieces_given: 0,
+        conns: Vec::new(),
+        timers: BTreeMap::new(),
+        scratch: String::new(),
     };
-    let conn = pin!(async move {
-        let _ = conn.await;
-    });
-    let mut side: Side<'_> = Some(conn);
-    // The first call, on a new connection.
-    let first = drive(
-        &mut side,
-        pin!(async {
-            match sender.send_request(request()).await {
-                Ok(resp) => finish(resp).await,
-                Err(e) => Err(classify(&e)),
-            }
-        }),
-    );
-    // A stalled call is one the check's timer ends.
-    let first = first.unwrap_or(Err(AseError::Timeout));
-    outcomes.push(first);
-    if first.is_err() {
-        return outcomes;
+    let first = run_check(&mut engine, &mut io, 1, split, setup.ends[0], &setup);
+    // Between the checks: a pooled connection with bytes or an end pending is readable.
+    for _ in 0..io.conns.len() + 2 {
+        let Some(conn) = io.next_readable(true) else { break };
+        io.ready(conn);
+        engine.on_readable(conn, &mut io);
     }
-    // The pool: a connection is reused only when open and ready; a failure to send on it
-    // is no outcome (the channel opens a new connection).
-    let second = drive(
-        &mut side,
-        pin!(async {
-            if sender.is_closed() || sender.ready().await.is_err() {
-                return None;
-            }
-            match sender.try_send_request(request()).await {
-                Ok(resp) => Some(finish(resp).await),
-                Err(_) => None,
-            }
-        }),
-    );
-    match second {
-        Some(Some(o)) => outcomes.push(o),
-        Some(None) => {}
-        None => outcomes.push(Err(AseError::Timeout)),
+    assert!(io.next_readable(true).is_none(), "a readable idle connection stays in the pool");
+    // The second check's bytes (a new connection does not see what the old one left).
+    io.pos = io.pos.max(split);
+    let second = run_check(&mut engine, &mut io, 2, answer.len(), setup.ends[1], &setup);
+    engine.close_all(&mut io);
+    assert!(io.conns.iter().all(|c| !c.open), "close_all left connections open");
+    assert!(engine.take_finished().is_none(), "a result after both checks were delivered");
+    [first, second]
+}
+
+/// A result as `Ok(status)` or `Err(error)`.
+pub fn outcome(r: &CheckResult) -> Result<u16, AseError> {
+    match r.error() {
+        AseError::None => Ok(r.status),
+        e => Err(e),
     }
-    outcomes
 }
 
 /// What the request module decides for an outcome, checked against the protocol's table.
@@ -273,32 +362,41 @@ pub fn check_decision(outcome: Result<u16, AseError>, block_status: u16) {
     }
 }
 
-/// The input's layout: `piece - 1` (1 byte), the block status (2 bytes, little-endian,
-/// 400 + n % 200), a flag (1 byte: odd = the whole answer comes after the first request),
-/// `split` (2 bytes, little-endian, modulo the answer's length + 1), then the answer.
-pub fn encode(piece: u8, block_status: u16, split: Option<u16>, answer: &[u8]) -> Vec<u8> {
-    let mut v = vec![piece.saturating_sub(1)];
-    v.extend_from_slice(&(block_status - 400).to_le_bytes());
-    v.push(if split.is_some() { 0 } else { 1 });
-    v.extend_from_slice(&split.unwrap_or(0).to_le_bytes());
-    v.extend_from_slice(answer);
-    v
+fn end_of(bits: u8) -> End {
+    match bits & 3 {
+        0 => End::Eof,
+        2 => End::Reset,
+        _ => End::Hang,
+    }
+}
+
+/// The input's layout (6 bytes, then the answer; missing bytes read as 0):
+/// - 0, 1: read piece sizes - 1 (pieces alternate between them);
+/// - 2: the block status, 400 + n % 200;
+/// - 3: flags: bit 0 two nodes; bits 1-2 and 3-4 how the stream ends after the first and
+///   the second check's bytes (0 EOF, 2 reset, 1 or 3 nothing more); bit 5 the clock
+///   moves 1 ms per round; bit 6 `max_fails` 1 (else 0); bit 7 `keepalive` 0 (else 1);
+/// - 4, 5: `split` (little-endian, modulo the answer's length + 1): the first check's bytes.
+pub fn decode(data: &[u8]) -> (Setup, u16, usize, &[u8]) {
+    let byte = |i: usize| data.get(i).copied().unwrap_or(0);
+    let flags = byte(3);
+    let setup = Setup {
+        pieces: [usize::from(byte(0)) + 1, usize::from(byte(1)) + 1],
+        two_nodes: flags & 1 != 0,
+        ends: [end_of(flags >> 1), end_of(flags >> 3)],
+        tick: u64::from(flags >> 5 & 1),
+        max_fails: u32::from(flags >> 6 & 1),
+        keepalive: if flags & 0x80 != 0 { 0 } else { 1 },
+    };
+    let block_status = 400 + u16::from(byte(2)) % 200;
+    let answer = data.get(6..).unwrap_or(&[]);
+    let split = usize::from(u16::from_le_bytes([byte(4), byte(5)])) % (answer.len() + 1);
+    (setup, block_status, split, answer)
 }
 
 pub fn check(data: &[u8]) {
-    let byte = |i: usize| data.get(i).copied().unwrap_or(0);
-    let piece = usize::from(byte(0)) + 1;
-    let block_status = 400 + u16::from_le_bytes([byte(1), byte(2)]) % 200;
-    let whole = byte(3) & 1 == 1;
-    let split_raw = usize::from(u16::from_le_bytes([byte(4), byte(5)]));
-    let answer = data.get(6..).unwrap_or(&[]);
-    let split = if whole { answer.len() } else { split_raw % (answer.len() + 1) };
-    let outcomes = exchange(answer, piece, split);
-    assert!(!outcomes.is_empty() && outcomes.len() <= 2);
-    for o in &outcomes {
-        if let Ok(status) = o {
-            assert!((100..=999).contains(status), "hyper gave status {status}");
-        }
-        check_decision(*o, block_status);
+    let (setup, block_status, split, answer) = decode(data);
+    for r in exchange(setup, answer, split) {
+        check_decision(outcome(&r), block_status);
     }
 }

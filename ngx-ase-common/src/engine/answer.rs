@@ -51,7 +51,9 @@ fn parse_one(buf: &[u8], eof: bool) -> One {
         Err(_) => return One::Final(Parsed::Bad),
     };
     let status = resp.code.unwrap_or(0);
-    if status == 101 {
+    // httparse takes any three digits; a status below 100 ("HTTP/1.1 020 OK") is no HTTP
+    // status (hyper, before, refused it too), and would count as a node's success.
+    if status < 100 || status == 101 {
         return One::Final(Parsed::Bad);
     }
     if (100..200).contains(&status) {
@@ -264,6 +266,10 @@ mod tests {
         endless.resize(MAX_ANSWER_BODY + 100, b'a');
         assert_eq!(parse(&endless, false), Parsed::Bad);
         assert_eq!(parse(b"HTTP/1.1 101 Switching\r\n\r\n", false), Parsed::Bad);
+        // Found by the fuzz target ase_answer: three digits, but no status.
+        assert_eq!(parse(b"HTTP/1.0 020 OK\r\n\r\n", true), Parsed::Bad);
+        assert_eq!(parse(b"HTTP/1.1 000 X\r\nContent-Length: 0\r\n\r\n", false), Parsed::Bad);
+        assert_eq!(parse(b"HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n", false), Parsed::Bad);
     }
 
     #[test]

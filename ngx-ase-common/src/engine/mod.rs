@@ -260,6 +260,12 @@ impl<D> Engine<D> {
         self.finished.pop()
     }
 
+    /// Calls not yet ended (checks and reports), for the fuzz harness's leak check.
+    #[doc(hidden)]
+    pub fn live_calls(&self) -> usize {
+        self.calls.iter().filter(|c| c.live).count()
+    }
+
     fn is_current(&self, id: CallId) -> bool {
         self.calls.get(id.slot).is_some_and(|c| c.live && c.gen == id.gen)
     }
