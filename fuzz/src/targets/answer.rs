@@ -251,8 +251,7 @@ fn run_check(engine: &mut Engine<u32>, io: &mut FuzzIo, id: u32, limit: usize, e
         assert!(rounds <= budget, "check {id} still live after {rounds} rounds: a busy loop");
         io.now += setup.tick;
         // A timer that is due fires (nginx: it is no longer armed when its handler runs).
-        if let Some((slot, at)) = io.next_timer().filter(|&(_, at)| at <= io.now) {
-            let _ = at;
+        if let Some((slot, _)) = io.next_timer().filter(|&(_, at)| at <= io.now) {
             io.timers.remove(&slot);
             engine.on_timer(slot, io);
             continue;
