@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes the request payload builder, the ASE answer parser (hyper's client side, as the
-# channel reads answers), the directive value parsers and the response report builder with
+# Fuzzes the request payload builder, the channel's engine reading an ASE answer (the real
+# engine code over an in-memory connection), the directive value parsers and the response report builder with
 # libFuzzer (cargo-fuzz, AddressSanitizer), each target for SECONDS (default 20).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   replay fuzz/corpus and fuzz/regressions, then fuzz
