@@ -147,41 +147,10 @@ mod tests {
         assert!(counting::allocations(|| drop(std::hint::black_box(vec![1u8; 8]))) > 0);
     }
 
-    /// Counts this thread's heap allocations (the test harness allocates on other threads).
-    mod counting {
-        use std::alloc::{GlobalAlloc, Layout, System};
-        use std::cell::Cell;
-
-        thread_local! {
-            static COUNT: Cell<usize> = const { Cell::new(0) };
-        }
-
-        pub struct Counting;
-
-        unsafe impl GlobalAlloc for Counting {
-            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-                let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-                System.alloc(layout)
-            }
-            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-                System.dealloc(ptr, layout)
-            }
-            unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-                let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-                System.realloc(ptr, layout, new_size)
-            }
-        }
-
-        #[global_allocator]
-        static GLOBAL: Counting = Counting;
-
-        /// How many allocations `f` made on this thread.
-        pub fn allocations(f: impl FnOnce()) -> usize {
-            let before = COUNT.with(Cell::get);
-            f();
-            COUNT.with(Cell::get) - before
-        }
-    }
+    // Counts this thread's heap allocations (the test harness allocates on other threads).
+    use ngx_ase_shared::alloc_count as counting;
+    #[global_allocator]
+    static COUNTING: counting::Counting = counting::Counting;
 
     #[test]
     fn versions() {

@@ -67,17 +67,7 @@ unsafe extern "C" fn get_time(r: *mut ngx_http_request_t, v: *mut ngx_http_varia
         Some(ms) => {
             // Digits on the stack: no `String` per request.
             let mut buf = [0u8; 20];
-            let mut i = buf.len();
-            let mut n = ms;
-            loop {
-                i -= 1;
-                buf[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            set(r, v, &buf[i..])
+            set(r, v, ngx_ase_shared::json::decimal(ms, &mut buf))
         }
         None => set(r, v, b"-"),
     }

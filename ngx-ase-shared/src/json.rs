@@ -158,17 +158,20 @@ pub fn write_headers_field<N: AsRef<[u8]>, V: AsRef<[u8]>>(out: &mut Vec<u8>, he
 /// Appends an unsigned integer.
 pub fn write_uint(out: &mut Vec<u8>, n: u64) {
     let mut buf = [0u8; 20];
+    out.extend_from_slice(decimal(n, &mut buf));
+}
+
+/// `n` in decimal digits, written at the end of `buf` (no allocation).
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
-    let mut n = n;
     loop {
         i -= 1;
         buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return &buf[i..];
         }
     }
-    out.extend_from_slice(&buf[i..]);
 }
 
 /// Buffers larger than this are freed after use instead of kept (a rare huge payload does
@@ -209,6 +212,14 @@ pub fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn decimals() {
+        let mut d = [0u8; 20];
+        assert_eq!(decimal(0, &mut d), b"0");
+        assert_eq!(decimal(1234567, &mut d), b"1234567");
+        assert_eq!(decimal(u64::MAX, &mut d), u64::MAX.to_string().as_bytes());
+    }
 
     fn as_json(bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -2,5 +2,6 @@
 //! unit-tested without a server.
 
 pub mod abi;
+pub mod alloc_count;
 pub mod correlation;
 pub mod json;

@@ -3,6 +3,7 @@
 //! correlation ID, length and body behind it, in one buffer that is sent with one write.
 
 use ngx_ase_shared::abi::CallKind;
+use ngx_ase_shared::json::decimal;
 
 /// The request line and fixed headers for each path, for one node.
 pub struct NodeHeads {
@@ -72,7 +73,7 @@ pub fn write_request(out: &mut Vec<u8>, head: &[u8], correlation_id: &[u8], body
     out.extend_from_slice(id);
     out.extend_from_slice(b"\r\nContent-Length: ");
     let mut digits = [0u8; 20];
-    out.extend_from_slice(decimal(body.len(), &mut digits));
+    out.extend_from_slice(decimal(body.len() as u64, &mut digits));
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
     head.len()
@@ -87,17 +88,6 @@ pub fn switch_node(out: &mut Vec<u8>, old_len: usize, head: &[u8]) -> usize {
     head.len()
 }
 
-fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -152,11 +142,4 @@ mod tests {
         assert_eq!(len, b.get(CallKind::Check).len());
     }
 
-    #[test]
-    fn lengths_in_decimal() {
-        let mut d = [0u8; 20];
-        assert_eq!(decimal(0, &mut d), b"0");
-        assert_eq!(decimal(1234567, &mut d), b"1234567");
-        assert_eq!(decimal(usize::MAX, &mut d), usize::MAX.to_string().as_bytes());
-    }
 }
