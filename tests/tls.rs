@@ -81,3 +81,71 @@ fn verify_off_works_and_warns_at_startup() {
     assert_eq!(double.records_of("request").len(), 1);
     assert!(n.error_log().contains("ase_ssl_verify is off"));
 }
+
+/// A CA and a certificate it signed for `san` (e.g. "DNS:other.example" or
+/// "IP:127.0.0.1"), in `dir`: (CA file, certificate, key).
+fn ca_signed(dir: &std::path::Path, san: &str) -> (String, String, String) {
+    let p = |n: &str| dir.join(n).display().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+          "-keyout", &p("ca.key"), "-out", &p("ca.crt")]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=ase", "-keyout", &p("ase.key"), "-out", &p("ase.csr")]);
+    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName={san}\n")).unwrap();
+    run(&["x509", "-req", "-in", &p("ase.csr"), "-CA", &p("ca.crt"), "-CAkey", &p("ca.key"), "-CAcreateserial",
+          "-days", "2", "-extfile", &p("ext.cnf"), "-out", &p("ase.crt")]);
+    (p("ca.crt"), p("ase.crt"), p("ase.key"))
+}
+
+/// nginx whose only ASE node is `scheme_host` (e.g. "https://127.0.0.1") on the double's
+/// port, trusting `ca`.
+fn with_node(double: &AseDouble, backend: &Backend, host: &str, ca: &str) -> Nginx {
+    let port = double.data.rsplit(':').next().unwrap().to_string();
+    Nginx::start(&format!(
+        r#"
+    ase_server https://{host}:{port};
+    ase_request on;
+    ase_timeout 2s;
+    ase_ssl_trusted_certificate {ca};
+    log_format ase '$ase_verdict';
+    access_log logs/ase.log ase;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{ proxy_pass http://{b}; }}
+    }}
+"#,
+        b = backend.addr()
+    ))
+}
+
+#[test]
+fn a_trusted_certificate_for_another_name_or_address_is_refused_before_any_request_byte() {
+    for (san, host) in [("DNS:other.example", "localhost"), ("IP:127.0.0.2", "127.0.0.1"), ("DNS:localhost", "127.0.0.1")] {
+        let certs = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = ca_signed(certs.path(), san);
+        let double = AseDouble::start(&["--tls-cert", &cert, "--tls-key", &key, "--keepalive"]);
+        let backend = Backend::start();
+        let n = with_node(&double, &backend, host, &ca);
+        assert_eq!(client().get(n.url("/x")).send().unwrap().status(), 200, "fails open ({san} for {host})");
+        assert_eq!(verdicts(&n, 1), vec!["fail_open"], "{san} for {host}");
+        assert!(double.records().is_empty(), "the ASE saw a request although its certificate names {san}, not {host}");
+        let log = n.error_log();
+        assert!(log.contains("certificate verify error") && log.contains("mismatch"), "the reason is logged ({san} for {host}): {log}");
+    }
+}
+
+#[test]
+fn a_node_given_by_ip_address_works_with_a_certificate_naming_that_address() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = ca_signed(certs.path(), "IP:127.0.0.1");
+    let double = AseDouble::start(&["--tls-cert", &cert, "--tls-key", &key, "--keepalive"]);
+    let backend = Backend::start();
+    let n = with_node(&double, &backend, "127.0.0.1", &ca);
+    for i in 0..2 {
+        assert_eq!(client().get(n.url(&format!("/ip{i}"))).send().unwrap().status(), 200);
+    }
+    assert_eq!(verdicts(&n, 2), vec!["allow"; 2]);
+    assert_eq!(double.records_of("request").len(), 2);
+}

@@ -127,6 +127,7 @@ fn build_worker(conf: &crate::conf::MainConf) -> Worker {
                 display: s.url.to_string(),
                 tls: s.url.tls,
                 tls_name: s.url.host_is_name().then(|| std::ffi::CString::new(s.url.host.clone()).ok()).flatten(),
+                tls_ip: (!s.url.host_is_name()).then(|| std::ffi::CString::new(addrs.first()?.ip().to_string()).ok()).flatten(),
             };
             Some((spec, addr))
         })

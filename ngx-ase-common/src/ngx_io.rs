@@ -36,6 +36,8 @@ pub struct NodeAddr {
     pub tls: bool,
     /// The name sent as SNI and checked against the certificate; none for an IP address.
     pub tls_name: Option<CString>,
+    /// For a node given by IP address: the address the certificate must name.
+    pub tls_ip: Option<CString>,
 }
 
 pub struct NgxIo {
@@ -99,7 +101,7 @@ impl NgxIo {
             if !node.tls {
                 return Some(Ok(()));
             }
-            if let Err(why) = start_tls(c, self.ssl, node.tls_name.as_deref()) {
+            if let Err(why) = start_tls(c, self.ssl, node, self.ssl_verify) {
                 crate::log::error_once(&format!("ase: TLS to {} failed: {why}", node.display));
                 return Some(Err(AseError::Tls));
             }
@@ -120,7 +122,7 @@ impl NgxIo {
         (*(*c).write).handler = Some(on_write);
         let node = &self.nodes[self.peers[id].as_ref()?.node];
         let verified = if rc != NGX_OK as isize {
-            Err("TLS handshake failed".to_string())
+            Err(crate::tls::handshake_failure(c))
         } else if self.ssl_verify {
             crate::tls::verify_peer(c, node.tls_name.as_deref().map(CStr::to_bytes))
         } else {
@@ -348,7 +350,11 @@ unsafe fn socket_error(c: *mut ngx_connection_t) -> Result<(), AseError> {
     Ok(())
 }
 
-unsafe fn start_tls(c: *mut ngx_connection_t, ssl: *mut ngx_ssl_t, sni: Option<&CStr>) -> Result<(), String> {
+/// Sets up TLS on a connected socket: SNI, and (verification on) the checks OpenSSL makes
+/// *during* the handshake, so a certificate that does not chain to a trusted CA or does not
+/// name the node (its host name, or its IP address for a node given by address) ends the
+/// handshake before a byte of request — or the token — is written.
+unsafe fn start_tls(c: *mut ngx_connection_t, ssl: *mut ngx_ssl_t, node: &NodeAddr, verify: bool) -> Result<(), String> {
     if ssl.is_null() {
         return Err("no TLS context".into());
     }
@@ -356,12 +362,27 @@ unsafe fn start_tls(c: *mut ngx_connection_t, ssl: *mut ngx_ssl_t, sni: Option<&
     if ngx_ssl_create_connection(ssl, c, flags) != NGX_OK as isize {
         return Err("cannot create a TLS connection".into());
     }
-    if let Some(name) = sni {
+    let conn = (*(*c).ssl).connection.cast::<nginx_sys::SSL>();
+    if let Some(name) = &node.tls_name {
         // SSL_set_tlsext_host_name is a macro over SSL_ctrl.
         const SSL_CTRL_SET_TLSEXT_HOSTNAME: i32 = 55;
         const TLSEXT_NAMETYPE_HOST_NAME: i64 = 0;
-        SSL_ctrl((*(*c).ssl).connection.cast(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_HOST_NAME as _,
-            name.as_ptr() as *mut c_void);
+        SSL_ctrl(conn.cast(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_HOST_NAME as _, name.as_ptr() as *mut c_void);
+    }
+    if verify {
+        let param = nginx_sys::SSL_get0_param(conn);
+        let named = match (&node.tls_name, &node.tls_ip) {
+            (Some(name), _) => nginx_sys::X509_VERIFY_PARAM_set1_host(param, name.as_ptr(), 0) == 1,
+            (None, Some(ip)) => nginx_sys::X509_VERIFY_PARAM_set1_ip_asc(param, ip.as_ptr()) == 1,
+            (None, None) => false,
+        };
+        if !named {
+            return Err("cannot set the name the certificate must match".into());
+        }
+        // OpenSSL's own verification, failing the handshake (nginx's context callback only
+        // records the result for a check after the handshake).
+        const SSL_VERIFY_PEER: i32 = 1;
+        nginx_sys::SSL_set_verify(conn, SSL_VERIFY_PEER, None);
     }
     Ok(())
 }

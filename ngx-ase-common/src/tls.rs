@@ -54,6 +54,20 @@ pub unsafe fn create_client_ssl(cf: *mut ngx_conf_t, verify: bool, trusted: &str
     Ok(ssl)
 }
 
+/// Why a handshake failed, for the log: the certificate's verification error when there
+/// was one (it ends the handshake: see `ngx_io::start_tls`).
+///
+/// # Safety
+/// `c` must be a connection with TLS set up.
+pub unsafe fn handshake_failure(c: *mut ngx_connection_t) -> String {
+    let rc = SSL_get_verify_result((*(*c).ssl).connection.cast());
+    if rc != 0 {
+        let why = CStr::from_ptr(X509_verify_cert_error_string(rc)).to_string_lossy().into_owned();
+        return format!("TLS handshake failed: certificate verify error: ({rc}:{why})");
+    }
+    "TLS handshake failed".to_string()
+}
+
 /// After the handshake: the certificate chain verified and, for a host name, matches it.
 /// `Err` carries a reason for the log.
 ///
