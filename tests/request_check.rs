@@ -227,3 +227,44 @@ fn subrequests_are_not_checked() {
     assert_eq!(recs.len(), 1, "only the main request is checked: {recs:?}");
     assert_eq!(recs[0]["body"]["url"], "/api/x");
 }
+
+/// `satisfy any` lets one access module's "yes" win over another's "no". The ASE's block
+/// must not be one of those "no"s: a client the ASE blocks gets the block status whatever
+/// `allow` or `auth_basic` say, and never reaches the backend.
+#[test]
+fn satisfy_any_cannot_overrule_the_ases_block() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(&htpasswd, "alice:{PLAIN}secret\n").unwrap();
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {ase};
+    ase_request on;
+    ase_timeout 400ms;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location /allowed {{ satisfy any; allow 127.0.0.1; deny all; proxy_pass http://{backend}; }}
+        location /basic {{
+            satisfy any;
+            auth_basic "api";
+            auth_basic_user_file {htpasswd};
+            deny all;
+            proxy_pass http://{backend};
+        }}
+    }}
+"#,
+        ase = double.url(),
+        backend = backend.addr(),
+        htpasswd = htpasswd.display()
+    ));
+    let basic = ("Authorization", "Basic YWxpY2U6c2VjcmV0"); // alice:secret
+    // Both locations let the client in while the ASE allows it...
+    assert_eq!(get(&n, "/allowed/1", &[]).status(), 200);
+    assert_eq!(get(&n, "/basic/1", &[basic]).status(), 200);
+    // ...and neither does once the ASE blocks it.
+    double.deny("ip", "127.0.0.1");
+    assert_eq!(get(&n, "/allowed/2", &[]).status(), 403, "allow under satisfy any overruled the ASE");
+    assert_eq!(get(&n, "/basic/2", &[basic]).status(), 403, "auth_basic under satisfy any overruled the ASE");
+    assert_eq!(backend.paths(), vec!["/allowed/1", "/basic/1"], "a blocked client reached the backend");
+}

@@ -49,6 +49,8 @@ pub struct NgxIo {
     peers: Vec<Option<Box<Peer>>>,
     /// By call slot; an event never moves once made (nginx's timer tree points into it).
     timers: Vec<Box<CallTimer>>,
+    /// Posted to run `Engine::flush` at the end of the event loop's turn.
+    flush: Box<CallTimer>,
 }
 
 /// A call slot's timer. `ev.data` points at the whole struct: nginx's debug log reads
@@ -75,7 +77,7 @@ pub struct Peer {
 
 impl NgxIo {
     pub fn new(nodes: Vec<NodeAddr>, ssl: *mut ngx_ssl_t, ssl_verify: bool) -> NgxIo {
-        NgxIo { nodes, ssl, ssl_verify, peers: Vec::new(), timers: Vec::new() }
+        NgxIo { nodes, ssl, ssl_verify, peers: Vec::new(), timers: Vec::new(), flush: event(on_flush, usize::MAX) }
     }
 
     fn conn(&self, id: ConnId) -> *mut ngx_connection_t {
@@ -143,17 +145,32 @@ impl NgxIo {
 
     fn timer(&mut self, slot: usize) -> *mut ngx_event_t {
         while self.timers.len() <= slot {
-            // SAFETY: ngx_event_t is a plain C struct; zero is its idle state.
-            let mut t = Box::new(CallTimer { ev: unsafe { core::mem::zeroed() }, slot: self.timers.len() });
-            t.ev.handler = Some(on_timer);
-            t.ev.data = ptr::addr_of_mut!(*t).cast();
-            // SAFETY: the cycle's log lives as long as the worker.
-            t.ev.log = unsafe { (*ngx_cycle).log };
-            // Non-cancelable: a gracefully exiting worker waits for its calls to end.
-            t.ev.set_cancelable(0);
-            self.timers.push(t);
+            self.timers.push(event(on_timer, self.timers.len()));
         }
         &mut self.timers[slot].ev
+    }
+}
+
+/// A boxed event whose `data` points at itself (see `CallTimer`).
+fn event(handler: unsafe extern "C" fn(*mut ngx_event_t), slot: usize) -> Box<CallTimer> {
+    // SAFETY: ngx_event_t is a plain C struct; zero is its idle state.
+    let mut t = Box::new(CallTimer { ev: unsafe { core::mem::zeroed() }, slot });
+    t.ev.handler = Some(handler);
+    t.ev.data = ptr::addr_of_mut!(*t).cast();
+    // SAFETY: the cycle's log lives as long as the worker.
+    t.ev.log = unsafe { (*ngx_cycle).log };
+    // Non-cancelable: a gracefully exiting worker waits for its calls to end.
+    t.ev.set_cancelable(0);
+    t
+}
+
+impl Drop for NgxIo {
+    fn drop(&mut self) {
+        // Nothing of ours may stay in nginx's queue of posted events.
+        if self.flush.ev.posted() != 0 {
+            // SAFETY: the event is ours and in the posted queue.
+            unsafe { nginx_sys::ngx_delete_posted_event(&mut self.flush.ev) };
+        }
     }
 }
 
@@ -199,6 +216,13 @@ impl Io for NgxIo {
                 p.pool = ngx_create_pool(1024, (*ngx_cycle).log);
                 (*c).pool = p.pool;
             }
+        }
+        // A request goes out in one write and waits for its answer: never hold it back
+        // for an ACK (Nagle), as nginx's upstream keep-alive connections do not either.
+        // SAFETY: c->fd is the connection's open socket.
+        unsafe {
+            let on: libc::c_int = 1;
+            libc::setsockopt((*c).fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, ptr::addr_of!(on).cast(), core::mem::size_of::<libc::c_int>() as _);
         }
         if self.peers.len() <= id {
             self.peers.resize_with(id + 1, || None);
@@ -309,6 +333,11 @@ impl Io for NgxIo {
                 unsafe { ngx_del_timer(&mut t.ev) };
             }
         }
+    }
+
+    fn schedule_flush(&mut self) {
+        // SAFETY: the event is ours, never moves, and is taken off the queue when dropped.
+        unsafe { nginx_sys::ngx_post_event(&mut self.flush.ev, ptr::addr_of_mut!(nginx_sys::ngx_posted_events)) };
     }
 
     fn exiting(&self) -> bool {
@@ -425,6 +454,11 @@ unsafe extern "C" fn on_handshake(c: *mut ngx_connection_t) {
 unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
     let slot = (*((*ev).data as *const CallTimer)).slot;
     worker::dispatch_timer(slot);
+}
+
+/// The end of the event loop's turn: the reports queued during it go out.
+unsafe extern "C" fn on_flush(_ev: *mut ngx_event_t) {
+    worker::dispatch_flush();
 }
 
 /// Fills a C sockaddr from a Rust address; returns its length.

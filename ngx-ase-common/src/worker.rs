@@ -110,6 +110,14 @@ pub fn dispatch_timer(slot: usize) {
     deliver_finished();
 }
 
+/// The reports queued during this turn of the event loop go out.
+pub fn dispatch_flush() {
+    guard(cycle_log(), "ASE flush", (), || {
+        with(|w| w.engine.flush(&mut w.io));
+    });
+    deliver_finished();
+}
+
 /// Starts a check. Returns the caller's handle, or null when `done` has already been
 /// called (the answer was known at once, or the check could not start).
 pub fn start_check(start: impl FnOnce(&mut Worker, Waiter) -> Option<usize>, done: CheckDone, data: *mut c_void) -> *mut c_void {

@@ -192,15 +192,25 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &crate::conf::Lo
     (*r).read_event_handler = Some(nginx_sys::ngx_http_block_reading);
     let (decision, complaint) = decide(&ctx.result, lc.fail_mode, lc.block_status as u16);
     complain(r, complaint, &ctx.result);
-    let (verdict, rc) = match decision {
-        Decision::Continue(v) => (v, NGX_DECLINED as ngx_int_t),
-        Decision::Finalize(status, v) => (v, status as ngx_int_t),
+    let verdict = match decision {
+        Decision::Continue(v) | Decision::Finalize(_, v) => v,
     };
+    // Recorded before the request may end below (its log phase reads $ase_verdict).
     ctx.verdict = verdict;
     if let Some(api) = api() {
         (api.count_verdict)(verdict as u8, ctx.result.error() as u8);
     }
-    rc
+    match decision {
+        Decision::Continue(_) => NGX_DECLINED as ngx_int_t,
+        // The ASE's block (or fail-closed) is final: answered here and now. Returned to the
+        // access phase as a status instead, `satisfy any` would take it for one access
+        // module's "no" and let an `allow` or `auth_basic` that says yes override it.
+        // (`ctx` lives in the request's pool: not touched after this.)
+        Decision::Finalize(status, _) => {
+            nginx_sys::ngx_http_finalize_request(r, status as ngx_int_t);
+            nginx_sys::NGX_DONE as ngx_int_t
+        }
+    }
 }
 
 /// 401 and 400 are configuration or software errors: logged at `error`, at most once a

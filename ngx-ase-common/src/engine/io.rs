@@ -52,6 +52,9 @@ pub trait Io {
     /// (Re)arms the timer of call slot `slot` to fire at `at_ms`.
     fn arm(&mut self, slot: usize, at_ms: u64);
     fn disarm(&mut self, slot: usize);
+    /// Calls `Engine::flush` once the current turn of the event loop has handled its events
+    /// (a posted event in nginx).
+    fn schedule_flush(&mut self);
     /// Whether the worker is shutting down: keep no connection.
     fn exiting(&self) -> bool;
     /// Whether messages at `level` are logged at all (so that nothing is formatted for

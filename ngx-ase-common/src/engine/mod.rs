@@ -135,6 +135,8 @@ pub struct Engine<D> {
     idle: Vec<Vec<ConnId>>,
     /// Checks answered, for the caller to deliver outside the engine.
     finished: Vec<(D, CheckResult)>,
+    /// Reports waiting for the end of this turn of the event loop (`flush`).
+    pending_reports: Vec<CallId>,
 }
 
 impl<D> Engine<D> {
@@ -155,6 +157,7 @@ impl<D> Engine<D> {
             free_conns: Vec::new(),
             idle,
             finished: Vec::new(),
+            pending_reports: Vec::new(),
         }
     }
 
@@ -210,11 +213,41 @@ impl<D> Engine<D> {
             return verdict;
         }
         self.reports_in_flight += 1;
-        self.start(CallKind::Report, None, correlation_id, body, limits, io);
+        let slot = self.prepare(CallKind::Report, None, correlation_id, body, limits, io);
+        // Sent once this turn of the event loop has answered its clients (`flush`): the
+        // report is no part of the client's wait, and the ASE gets the turn's reports
+        // together.
+        io.arm(slot, self.calls[slot].deadline);
+        if self.pending_reports.is_empty() {
+            io.schedule_flush();
+        }
+        self.pending_reports.push(CallId { slot, gen: self.calls[slot].gen });
         Admission::Go
     }
 
+    /// Sends the reports queued since the last flush.
+    pub fn flush(&mut self, io: &mut impl Io) {
+        let mut pending = core::mem::take(&mut self.pending_reports);
+        for id in pending.drain(..) {
+            if self.is_current(id) && self.calls[id.slot].conn.is_none() {
+                self.attempt(id.slot, io);
+            }
+        }
+        // The (now empty) vector keeps its capacity for the next turn.
+        if self.pending_reports.is_empty() {
+            self.pending_reports = pending;
+        }
+    }
+
     fn start(&mut self, kind: CallKind, waiter: Option<D>, cid: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Option<CallId> {
+        let slot = self.prepare(kind, waiter, cid, body, limits, io);
+        let id = CallId { slot, gen: self.calls[slot].gen };
+        self.attempt(slot, io);
+        self.is_current(id).then_some(id)
+    }
+
+    /// A call slot filled in for a new call (its request bytes written), not yet sent.
+    fn prepare(&mut self, kind: CallKind, waiter: Option<D>, cid: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> usize {
         let now = io.now();
         let slot = self.alloc_call();
         let c = &mut self.calls[slot];
@@ -225,6 +258,8 @@ impl<D> Engine<D> {
         c.tried = 0;
         c.probe = false;
         c.started = now;
+        c.attempt_started = now;
+        c.node = 0;
         c.deadline = now + limits.timeout_ms.max(1);
         c.connect_deadline = None;
         c.limits = limits;
@@ -232,9 +267,7 @@ impl<D> Engine<D> {
         // Written for the first node; failover replaces the node's part only.
         let head = self.heads.first().map_or(&[][..], |h| h.get(kind));
         c.head_len = wire::write_request(&mut c.wire, head, cid, body);
-        let id = CallId { slot, gen: c.gen };
-        self.attempt(slot, io);
-        self.calls[slot].live.then_some(id).filter(|id| self.calls[slot].gen == id.gen)
+        slot
     }
 
     /// Cancels a check: its answer is not delivered and its connection is closed.

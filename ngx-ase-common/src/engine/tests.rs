@@ -127,6 +127,7 @@ struct FakeIo {
     closes: Vec<ConnId>,
     set_idle: Vec<(ConnId, bool)>,
     logs: Vec<String>,
+    flushes_scheduled: usize,
 }
 
 impl FakeIo {
@@ -293,6 +294,10 @@ impl Io for FakeIo {
         self.timers.remove(&slot);
     }
 
+    fn schedule_flush(&mut self) {
+        self.flushes_scheduled += 1;
+    }
+
     fn exiting(&self) -> bool {
         self.exiting
     }
@@ -384,8 +389,27 @@ fn check(e: &mut Engine<u32>, io: &mut FakeIo, waiter: u32) -> Option<CallId> {
     e.start_check(waiter, CID, BODY, LIMITS, io)
 }
 
+/// A report, sent as the end of the event loop's turn sends it.
 fn report(e: &mut Engine<u32>, io: &mut FakeIo) -> Admission {
-    e.send_report(CID, BODY, LIMITS, io)
+    let a = e.send_report(CID, BODY, LIMITS, io);
+    e.flush(io);
+    a
+}
+
+#[test]
+fn reports_wait_for_the_end_of_the_turn_and_go_together() {
+    let (mut e, mut io) = one_node(answers(OK));
+    for _ in 0..2 {
+        assert_eq!(e.send_report(CID, BODY, LIMITS, &mut io), Admission::Go);
+    }
+    assert!(io.sent.is_empty() && io.connects.is_empty(), "nothing goes out before the flush");
+    assert_eq!(io.flushes_scheduled, 1, "one flush per turn, however many reports");
+    e.flush(&mut io);
+    assert_eq!(io.sent.len(), 2, "both reports went out at the flush");
+    e.flush(&mut io);
+    assert_eq!(io.sent.len(), 2, "a second flush sends nothing again");
+    assert_eq!(e.send_report(CID, BODY, LIMITS, &mut io), Admission::Go);
+    assert_eq!(io.flushes_scheduled, 2, "the next turn schedules its own flush");
 }
 
 fn delivered(e: &mut Engine<u32>) -> Vec<(u32, CheckResult)> {
