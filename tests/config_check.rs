@@ -48,12 +48,13 @@ const EVERY_DIRECTIVE: &str = r#"
     ase_fail_mode open;
     ase_block_status 403;
     ase_user_header X-User;
+    ase_request_max_size 32k;
     server {
         listen 127.0.0.1:1;
         ase_timeout 800ms;
         ase_fail_mode closed;
         location / { ase_request off; ase_response off; ase_connect_timeout 50ms; ase_block_status 429; return 200; }
-        location /api { ase_user_header X-Consumer; ase_fail_mode open; return 200; }
+        location /api { ase_user_header X-Consumer; ase_fail_mode open; ase_request_max_size 1m; return 200; }
         location = /ase-status { ase_status; }
     }
 "#;
@@ -125,6 +126,11 @@ fn bad_values_are_errors() {
     expect_error(&format!("{s}ase_block_status 200;"), "from 400 to 599", http_line(1));
     expect_error(&format!("{s}ase_user_header \"x user\";"), "invalid header name", http_line(1));
     expect_error(&format!("{s}ase_fail_mode open;\nase_fail_mode closed;"), "is duplicate", http_line(2));
+    expect_error(&format!("{s}ase_request_max_size lots;"), "\"ase_request_max_size\" directive invalid value", http_line(1));
+    expect_error(&format!("{s}ase_request_max_size -8k;"), "\"ase_request_max_size\" directive invalid value", http_line(1));
+    expect_error(&format!("{s}ase_request_max_size 512;"), "\"ase_request_max_size\" must be at least 1k", http_line(1));
+    expect_error(&format!("{s}server {{\n ase_request_max_size 8k;\n ase_request_max_size 16k;\n}}"),
+        "\"ase_request_max_size\" directive is duplicate", http_line(3));
     expect_error(&format!("{s}ase_ssl_trusted_certificate /nonexistent/ca.pem;"), "cannot read", http_line(2));
 }
 

@@ -1,6 +1,7 @@
 //! The exact JSON the ASE receives for `POST /ase/request`, for the shapes of request the
 //! issue names: GET with a query, POST with a body, HTTP/2, repeated headers, bytes that
-//! are not UTF-8, a long URL, 100 headers, and a client address rewritten by realip.
+//! are not UTF-8, a long URL, 100 headers, and a client address rewritten by realip; and
+//! the bound on it (`ase_request_max_size`): 32 KiB of control bytes in headers.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -132,4 +133,107 @@ fn source_ip_follows_the_realip_module() {
     assert_eq!(only_request_body(&double)["source_ip"], "198.51.100.4");
     let blocked = client().get(n.url("/rip2")).header("X-Forwarded-For", "198.51.100.9").send().unwrap();
     assert_eq!(blocked.status(), 403, "the deny list sees nginx's view of the client address");
+}
+
+/// About 32 KiB of headers whose values are control bytes (each one `\u0001` in JSON: about
+/// 190 KiB of payload), sent raw: Host, X-Fill-0..7 (4000 bytes of 0x01 each), Connection.
+fn control_byte_request(path: &str) -> Vec<u8> {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: a\r\n").into_bytes();
+    for i in 0..8 {
+        req.extend_from_slice(format!("X-Fill-{i}: ").as_bytes());
+        req.extend(std::iter::repeat(1u8).take(4000));
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"Connection: close\r\n\r\n");
+    req
+}
+
+fn fill_header(i: usize) -> Value {
+    let mut pair = serde_json::Map::new();
+    pair.insert(format!("x-fill-{i}"), Value::String("\u{1}".repeat(4000)));
+    Value::Object(pair)
+}
+
+/// The ASE double's records of request checks, each as (body length in bytes, body).
+fn request_bodies(double: &AseDouble, n: usize) -> Vec<(u64, Value)> {
+    double.wait_records("request", n).iter().map(|r| (r["body_len"].as_u64().expect("body_len"), r["body"].clone())).collect()
+}
+
+fn status_page(n: &Nginx) -> Value {
+    client().get(n.url("/status")).send().unwrap().json().unwrap()
+}
+
+const BIG_HEADERS: &str = "large_client_header_buffers 8 8k;";
+
+#[test]
+fn a_payload_larger_than_the_limit_is_sent_cut_short_and_counted() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {ase};
+    ase_request on;
+    {BIG_HEADERS}
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{ proxy_pass http://{backend}; }}
+        location = /status {{ ase_request off; ase_status; }}
+    }}
+"#,
+        ase = double.url(),
+        backend = backend.addr()
+    ));
+    assert_eq!(raw_request(n.port, &control_byte_request("/fill?x=1")), 200, "the client gets its answer");
+    let (len, body) = request_bodies(&double, 1).remove(0);
+    assert!(len <= 64 * 1024, "{len} bytes sent for ase_request_max_size 64k");
+    assert!(len > 40 * 1024, "as many headers as fit: {len}");
+    assert_eq!((body["url"].as_str(), body["method"].as_str()), (Some("/fill?x=1"), Some("GET")));
+    // the first headers, whole, in order: Host and two of the fillers (24 016 bytes each)
+    assert_eq!(headers_of(&body), vec![json!({"host": "a"}), fill_header(0), fill_header(1)]);
+    assert_eq!(backend.paths(), vec!["/fill?x=1"]);
+
+    // a request that fits is sent whole and not counted
+    assert_eq!(client().get(n.url("/small")).header("X-Small", "s").send().unwrap().status(), 200);
+    let (_, small) = request_bodies(&double, 2).remove(1);
+    assert!(headers_of(&small).contains(&json!({"x-small": "s"})), "{small}");
+
+    let s = status_page(&n);
+    assert_eq!((s["checks"].as_u64(), s["payload_truncated"].as_u64()), (Some(2), Some(1)), "{s}");
+    let text = client().get(n.url("/status?format=prometheus")).send().unwrap().text().unwrap();
+    assert!(text.contains("\nnginx_ase_payload_truncated_total 1\n"), "{text}");
+}
+
+#[test]
+fn a_smaller_limit_and_a_location_of_its_own() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {ase};
+    ase_request on;
+    ase_request_max_size 8k;
+    {BIG_HEADERS}
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{ proxy_pass http://{backend}; }}
+        location /roomy/ {{ ase_request_max_size 256k; proxy_pass http://{backend}; }}
+        location = /status {{ ase_request off; ase_status; }}
+    }}
+"#,
+        ase = double.url(),
+        backend = backend.addr()
+    ));
+    assert_eq!(raw_request(n.port, &control_byte_request("/eight")), 200);
+    let (len, body) = request_bodies(&double, 1).remove(0);
+    assert!(len <= 8 * 1024, "{len} bytes sent for ase_request_max_size 8k");
+    assert_eq!(body["url"], "/eight");
+    assert_eq!(headers_of(&body), vec![json!({"host": "a"})], "no filler fits in 8k");
+
+    assert_eq!(raw_request(n.port, &control_byte_request("/roomy/all")), 200);
+    let (len, body) = request_bodies(&double, 2).remove(1);
+    assert!(len > 190 * 1000 && len <= 256 * 1024, "{len}");
+    let hs = headers_of(&body);
+    assert_eq!(hs.len(), 10, "every header in 256k");
+    assert_eq!((&hs[8], &hs[9]), (&fill_header(7), &json!({"connection": "close"})));
+
+    let s = status_page(&n);
+    assert_eq!((s["checks"].as_u64(), s["payload_truncated"].as_u64()), (Some(2), Some(1)), "{s}");
 }

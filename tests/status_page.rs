@@ -75,6 +75,7 @@ fn totals_across_workers_equal_what_the_ase_saw() {
     assert_eq!(s["fail_open_by_cause"]["ase_status"].as_u64(), Some(5));
     assert_eq!(s["ase_status"]["403"].as_u64(), Some(10));
     assert_eq!(s["reports_sent"].as_u64(), Some(responses.len() as u64));
+    assert_eq!(s["payload_truncated"].as_u64(), Some(0), "every payload fits in 64k: {s}");
     let node = &s["nodes"][0];
     assert_eq!(node["url"].as_str(), Some(double.url().as_str()));
     assert_eq!(node["calls"].as_u64(), Some((requests.len() + responses.len()) as u64), "{s}");
@@ -105,6 +106,7 @@ fn prometheus_output_parses() {
     assert_eq!(by[&("nginx_ase_checks_total".into(), String::new())], 35.0);
     assert_eq!(by[&("nginx_ase_node_up".into(), format!("node={}", double.url()))], 1.0);
     assert!(scrape.docs.contains_key("nginx_ase_errors_total"));
+    assert_eq!(by[&("nginx_ase_payload_truncated_total".into(), String::new())], 0.0);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use core::ffi::c_void;
 use nginx_sys::{ngx_cycle_t, ngx_http_request_t, ngx_int_t, ngx_process, NGX_OK};
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 use ngx_ase_glue::panic::guard;
-use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckDone, Verdict, ABI_VERSION};
+use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckDone, Event, Verdict, ABI_VERSION};
 
 use crate::counters::{bump, counters};
 use crate::engine::{Engine, Limits, NodeSpec};
@@ -22,6 +22,7 @@ pub static CHANNEL_API: ChannelApi = ChannelApi {
     cancel_check,
     send_report,
     count_verdict,
+    count_event,
 };
 
 unsafe fn request_log(r: *mut c_void) -> *mut nginx_sys::ngx_log_t {
@@ -88,6 +89,13 @@ unsafe extern "C" fn count_verdict(verdict: u8, error: u8) {
     bump(&counters().verdicts[verdict as usize]);
     if verdict == Verdict::FailOpen || verdict == Verdict::FailClosed {
         bump(&counters().fail_open_by_cause[AseError::from_u8(error) as usize]);
+    }
+}
+
+/// ABI v3: one more of an [`Event`]; a value this build does not know is ignored.
+unsafe extern "C" fn count_event(event: u8) {
+    if let Some(Event::PayloadTruncated) = Event::from_u8(event) {
+        bump(&counters().payload_truncated);
     }
 }
 

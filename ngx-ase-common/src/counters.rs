@@ -53,6 +53,8 @@ pub struct Counters {
     pub reports_sent: AtomicU64,
     pub reports_dropped_queue_full: AtomicU64,
     pub reports_dropped_unavailable: AtomicU64,
+    /// Request checks whose payload was cut short to `ase_request_max_size`.
+    pub payload_truncated: AtomicU64,
     pub nodes: [NodeStats; MAX_NODES],
 }
 
@@ -76,6 +78,7 @@ impl Counters {
             reports_sent: Z,
             reports_dropped_queue_full: Z,
             reports_dropped_unavailable: Z,
+            payload_truncated: Z,
             nodes: [NODE; MAX_NODES],
         }
     }

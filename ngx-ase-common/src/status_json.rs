@@ -60,10 +60,12 @@ pub fn to_json(p: &PageInput<'_>) -> String {
     let _ = write!(
         s,
         "}},\"breaker\":\"{}\",\"breaker_trips\":{},\"connections_new\":{},\"connections_reused\":{},\
-         \"reports_sent\":{},\"reports_dropped_queue_full\":{},\"reports_dropped_unavailable\":{},\"nodes\":[",
+         \"reports_sent\":{},\"reports_dropped_queue_full\":{},\"reports_dropped_unavailable\":{},\
+         \"payload_truncated\":{},\"nodes\":[",
         if p.breaker_open { "open" } else { "closed" },
         get(&c.breaker_trips), get(&c.connections_new), get(&c.connections_reused),
-        get(&c.reports_sent), get(&c.reports_dropped_queue_full), get(&c.reports_dropped_unavailable)
+        get(&c.reports_sent), get(&c.reports_dropped_queue_full), get(&c.reports_dropped_unavailable),
+        get(&c.payload_truncated)
     );
     for (i, n) in p.nodes.iter().enumerate().take(MAX_NODES) {
         let st = &c.nodes[i];
@@ -112,6 +114,8 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
     family("nginx_ase_reports_sent_total", "counter", "Response reports the ASE answered.", one(get(&c.reports_sent)));
     family("nginx_ase_reports_dropped_total", "counter", "Response reports dropped, by reason.",
         vec![("{reason=\"queue_full\"}".into(), get(&c.reports_dropped_queue_full)), ("{reason=\"unavailable\"}".into(), get(&c.reports_dropped_unavailable))]);
+    family("nginx_ase_payload_truncated_total", "counter",
+        "Request checks whose metadata was larger than ase_request_max_size and was sent cut short.", one(get(&c.payload_truncated)));
     let node_label = |n: &NodeView<'_>| format!("node=\"{}\"", n.url.replace('\\', "\\\\").replace('"', "\\\""));
     family("nginx_ase_node_up", "gauge", "1 when the ASE node is up.",
         p.nodes.iter().enumerate().take(MAX_NODES).map(|(i, n)| (format!("{{{}}}", node_label(n)), (get(&c.nodes[i].down_since_ms) == 0) as u64)).collect());
@@ -147,10 +151,12 @@ mod tests {
     fn json_parses_and_counts() {
         let c = Counters::new();
         bump(&c.checks);
+        bump(&c.payload_truncated);
         bump(&c.status[crate::counters::status_slot(403)]);
         c.nodes[0].record(5_000, 3, false);
         let v: serde_json::Value = serde_json::from_str(&to_json(&page(&c))).expect("valid JSON");
         assert_eq!(v["checks"], 1);
+        assert_eq!(v["payload_truncated"], 1);
         assert_eq!(v["ase_status"]["403"], 1);
         assert_eq!(v["nodes"][0]["url"], "http://a:1");
         assert_eq!(v["nodes"][0]["latency_ms"]["p50"], 3);
@@ -164,6 +170,7 @@ mod tests {
         let text = to_prometheus(&page(&c));
         assert!(text.contains("nginx_ase_verdicts_total{verdict=\"block\"} 1\n"), "{text}");
         assert!(text.contains("nginx_ase_node_up{node=\"http://a:1\"} 1\n"), "{text}");
+        assert!(text.contains("# TYPE nginx_ase_payload_truncated_total counter\nnginx_ase_payload_truncated_total 0\n"), "{text}");
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').expect("name and value");
             assert!(value.parse::<f64>().is_ok(), "{line}");

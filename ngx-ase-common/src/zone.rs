@@ -15,8 +15,13 @@ use ngx_ase_glue::panic::guard;
 use crate::conf::MainConf;
 use crate::counters::Counters;
 
-/// Identifies counters of this exact layout, so a zone left by another build is not misread.
-const MAGIC: u64 = 0x6173_655f_7a6f_6e65 ^ (core::mem::size_of::<Counters>() as u64);
+/// The layout of [`Counters`]: bumped whenever a field is added, removed or moved (the size
+/// alone would not tell a reordering). 2: `payload_truncated`.
+const LAYOUT_VERSION: u64 = 2;
+
+/// Identifies counters of this exact layout, so a zone left by another build is not misread
+/// (a reload into a build with another layout starts the counters afresh).
+const MAGIC: u64 = (0x6173_655f_7a6f_6e65 ^ (core::mem::size_of::<Counters>() as u64)) ^ (LAYOUT_VERSION << 56);
 
 #[repr(C)]
 struct ZoneData {

@@ -6,6 +6,13 @@ use ngx::http::{Merge, MergeConfigError};
 pub const UNSET_FLAG: ngx_flag_t = -1;
 pub const UNSET_UINT: ngx_uint_t = ngx_uint_t::MAX;
 pub const DEFAULT_BLOCK_STATUS: ngx_uint_t = 403;
+/// nginx's `NGX_CONF_UNSET_SIZE`, which `ngx_conf_set_size_slot` expects in an unset field.
+pub const UNSET_SIZE: usize = usize::MAX;
+/// `ase_request_max_size`'s default: the most bytes of JSON a request's metadata takes.
+pub const DEFAULT_MAX_SIZE: usize = 64 * 1024;
+/// The smallest `ase_request_max_size`: room for every field but the headers, with a URL of
+/// several hundred bytes (see `payload.rs`).
+pub const MIN_MAX_SIZE: usize = 1024;
 
 /// What an ASE error (timeout, refused, bad answer, ...) means for the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +63,15 @@ pub fn parse_user_header(raw: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
+/// `ase_request_max_size`, once nginx's size parser has read it.
+pub fn check_max_size(size: usize) -> Result<usize, String> {
+    if size < MIN_MAX_SIZE {
+        Err(format!("\"ase_request_max_size\" must be at least 1k ({MIN_MAX_SIZE} bytes), not {size}"))
+    } else {
+        Ok(size)
+    }
+}
+
 /// http-level bookkeeping for checks that need the whole `http` block.
 #[derive(Debug, Default)]
 pub struct MainConf {
@@ -71,11 +87,19 @@ pub struct LocConf {
     pub block_status: ngx_uint_t,
     /// Lower-cased header name; `None` = unset, `Some(empty)` never happens.
     pub user_header: Option<Vec<u8>>,
+    /// `ase_request_max_size` in bytes (`UNSET_SIZE` until merged).
+    pub max_size: usize,
 }
 
 impl Default for LocConf {
     fn default() -> Self {
-        LocConf { enabled: UNSET_FLAG, fail_mode: FailMode::Unset, block_status: UNSET_UINT, user_header: None }
+        LocConf {
+            enabled: UNSET_FLAG,
+            fail_mode: FailMode::Unset,
+            block_status: UNSET_UINT,
+            user_header: None,
+            max_size: UNSET_SIZE,
+        }
     }
 }
 
@@ -100,6 +124,9 @@ impl Merge for LocConf {
         if self.user_header.is_none() {
             self.user_header = prev.user_header.clone();
         }
+        if self.max_size == UNSET_SIZE {
+            self.max_size = if prev.max_size == UNSET_SIZE { DEFAULT_MAX_SIZE } else { prev.max_size };
+        }
         Ok(())
     }
 }
@@ -120,11 +147,19 @@ mod tests {
         assert_eq!(parse_user_header(b"X-User").unwrap(), b"x-user");
         assert!(parse_user_header(b"x user").is_err());
         assert!(parse_user_header(b"").is_err());
+        assert_eq!(check_max_size(1024), Ok(1024));
+        assert!(check_max_size(1023).unwrap_err().contains("at least 1k"));
     }
 
     #[test]
     fn inheritance() {
-        let http = LocConf { enabled: 1, fail_mode: FailMode::Closed, block_status: UNSET_UINT, user_header: Some(b"x-user".to_vec()) };
+        let http = LocConf {
+            enabled: 1,
+            fail_mode: FailMode::Closed,
+            block_status: UNSET_UINT,
+            user_header: Some(b"x-user".to_vec()),
+            max_size: 8 * 1024,
+        };
         let mut server = LocConf::default();
         server.merge(&http).unwrap();
         let mut location = LocConf { enabled: 0, ..LocConf::default() };
@@ -134,8 +169,13 @@ mod tests {
         assert_eq!(location.fail_mode, FailMode::Closed);
         assert_eq!(location.block_status, DEFAULT_BLOCK_STATUS);
         assert_eq!(location.user_header.as_deref(), Some(&b"x-user"[..]));
+        assert_eq!(location.max_size, 8 * 1024);
+        let mut own = LocConf { max_size: 2048, ..LocConf::default() };
+        own.merge(&server).unwrap();
+        assert_eq!(own.max_size, 2048);
         let mut bare = LocConf::default();
         bare.merge(&LocConf::default()).unwrap();
         assert_eq!((bare.enabled, bare.fail_mode, bare.user_header), (0, FailMode::Open, None));
+        assert_eq!(bare.max_size, DEFAULT_MAX_SIZE);
     }
 }

@@ -2,12 +2,12 @@
 
 use core::ffi::{c_char, c_void};
 
-use nginx_sys::{ngx_command_t, ngx_conf_t};
+use nginx_sys::{ngx_command_t, ngx_conf_set_size_slot, ngx_conf_t};
 use ngx::http::HttpModuleMainConf;
-use ngx_ase_glue::conf::{conf_error, directive_args, set_flag_noting_first_on, set_once};
+use ngx_ase_glue::conf::{conf_error, conf_ok, directive_args, emerg, set_flag_noting_first_on, set_once};
 use ngx_ase_glue::panic::guard;
 
-use crate::conf::{parse_block_status, parse_fail_mode, parse_user_header, FailMode, LocConf, UNSET_UINT};
+use crate::conf::{check_max_size, parse_block_status, parse_fail_mode, parse_user_header, FailMode, LocConf, UNSET_UINT};
 use crate::Module;
 
 unsafe fn checked(cf: *mut ngx_conf_t, f: impl FnOnce() -> *mut c_char) -> *mut c_char {
@@ -47,5 +47,20 @@ pub unsafe extern "C" fn set_user_header(cf: *mut ngx_conf_t, _cmd: *mut ngx_com
         let conf = &mut *(conf as *mut LocConf);
         let is_set = conf.user_header.is_some();
         set_once(cf, &mut conf.user_header, is_set, parse_user_header(directive_args(cf)[0]).map(Some))
+    })
+}
+
+/// `ase_request_max_size SIZE`: nginx's own size parser (its syntax, its "invalid value"
+/// and "is duplicate" messages), then the smallest size the payload needs.
+pub unsafe extern "C" fn set_max_size(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    checked(cf, || {
+        let rv = ngx_conf_set_size_slot(cf, cmd, conf);
+        if !rv.is_null() {
+            return rv;
+        }
+        match check_max_size((*(conf as *mut LocConf)).max_size) {
+            Ok(_) => conf_ok(),
+            Err(e) => emerg(cf, &e),
+        }
     })
 }

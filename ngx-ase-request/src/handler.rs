@@ -11,6 +11,9 @@
 //! handler decides in the same call instead of posting an event. Per request nothing is
 //! allocated on the heap: the header list is walked in place and the payload is built in a
 //! reused per-thread buffer (`with_scratch`), which the channel copies.
+//!
+//! The payload is held to `ase_request_max_size` (`payload.rs` says what is left out); a
+//! payload cut short is counted (ABI v3's `count_event`) and the check goes on as usual.
 
 use core::ffi::c_void;
 use core::marker::PhantomData;
@@ -24,7 +27,7 @@ use nginx_sys::{
 };
 use ngx::http::HttpModuleLocationConf;
 use ngx_ase_glue::panic::guard;
-use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckResult, Verdict};
+use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckResult, Event, Verdict};
 use ngx_ase_shared::correlation::{new_id, ID_LEN};
 use ngx_ase_shared::json::with_scratch;
 
@@ -142,7 +145,9 @@ unsafe fn access(r: *mut ngx_http_request_t) -> ngx_int_t {
     let cid = (*ctx_ptr).correlation_id;
     // The channel copies the body before `start_check` returns: one reused buffer will do.
     let handle = with_scratch(|body| {
-        build_into(body, &meta);
+        if build_into(body, &meta, lc.max_size) {
+            (api.count_event)(Event::PayloadTruncated as u8);
+        }
         (api.start_check)(r.cast(), Bytes::new(&cid), Bytes::new(body), on_done, ctx_ptr.cast())
     });
     let ctx = &mut *ctx_ptr;

@@ -79,12 +79,14 @@ const fn command(name: ngx_str_t, type_: u32, set: SetFn, offset: usize) -> ngx_
     }
 }
 
-static mut COMMANDS: [ngx_command_t; 5] = [
+static mut COMMANDS: [ngx_command_t; 6] = [
     command(ngx_string!("ase_request"), ANY_LEVEL | NGX_CONF_FLAG, crate::directives::set_request,
         offset_of!(LocConf, enabled)),
     command(ngx_string!("ase_fail_mode"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_fail_mode, 0),
     command(ngx_string!("ase_block_status"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_block_status, 0),
     command(ngx_string!("ase_user_header"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_user_header, 0),
+    command(ngx_string!("ase_request_max_size"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_max_size,
+        offset_of!(LocConf, max_size)),
     ngx_command_t::empty(),
 ];
 

@@ -16,7 +16,7 @@
 use core::ffi::c_void;
 
 /// Bumped whenever the layout of anything in this file changes.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The nginx module name of the common module, as `cycle->modules[i]->name` spells it.
 pub const COMMON_MODULE_NAME: &str = "ngx_ase_common_module";
@@ -191,6 +191,27 @@ pub struct ChannelApi {
     /// Adds one to the status page's verdict counters: a [`Verdict`] and an [`AseError`],
     /// each as `u8`.
     pub count_verdict: unsafe extern "C" fn(verdict: u8, error: u8),
+    /// Adds one to the status page's counter for an [`Event`] (as `u8`); a value the
+    /// channel does not know is ignored. Never fails, never affects the request. (ABI v3)
+    pub count_event: unsafe extern "C" fn(event: u8),
+}
+
+/// Something a module counts on the status page through [`ChannelApi::count_event`].
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// A request's metadata was larger than `ase_request_max_size`: the payload was sent cut
+    /// short (headers left out, or the URL cut).
+    PayloadTruncated = 0,
+}
+
+impl Event {
+    pub const ALL: [Event; 1] = [Event::PayloadTruncated];
+
+    /// The event a `u8` from the other side of the ABI names, if it is one.
+    pub fn from_u8(v: u8) -> Option<Event> {
+        Event::ALL.get(usize::from(v)).copied()
+    }
 }
 
 /// The outcome of a request check as the request module decided it.
@@ -248,6 +269,10 @@ mod tests {
             assert_eq!(Verdict::from_u8(v as u8), Some(v));
         }
         assert_eq!(Verdict::from_u8(99), None);
+        for e in Event::ALL {
+            assert_eq!(Event::from_u8(e as u8), Some(e));
+        }
+        assert_eq!(Event::from_u8(Event::ALL.len() as u8), None);
         assert_eq!(Admission::from_u8(Admission::QueueFull as u8), Admission::QueueFull);
         assert_eq!(Admission::from_u8(7), Admission::Unavailable);
     }

@@ -107,6 +107,70 @@ fn write_unicode_escape(out: &mut Vec<u8>, b: u8) {
     out.push(HEX[(b & 0xf) as usize]);
 }
 
+/// An upper bound of what [`write_str`] appends for `bytes`, in O(1): no byte takes more
+/// than six (`\u00XX`), plus the quotes.
+pub fn str_len_bound(bytes: &[u8]) -> usize {
+    bytes.len().saturating_mul(6).saturating_add(2)
+}
+
+/// Exactly what [`write_str`] appends for `bytes` (quotes included), without writing it.
+pub fn str_len(bytes: &[u8]) -> usize {
+    body_prefix(bytes, usize::MAX).1 + 2
+}
+
+/// The longest prefix of `bytes` whose [`write_str`] takes at most `max` bytes, quotes
+/// included: `(prefix length in bytes, what writing it takes)`. It is cut only between the
+/// characters the writer reads (a whole UTF-8 sequence, or one byte outside valid UTF-8),
+/// so it says a prefix of what the whole string says. With `max` below 2 (no room for the
+/// quotes) the prefix is empty and still takes 2.
+pub fn str_prefix_within(bytes: &[u8], max: usize) -> (usize, usize) {
+    let (n, body) = body_prefix(bytes, max.saturating_sub(2));
+    (n, body + 2)
+}
+
+/// The longest prefix of `bytes` whose string body (no quotes) takes at most `budget`
+/// bytes: `(its length in bytes, its body length)`. Walks the bytes as `write_str_body` does.
+fn body_prefix(bytes: &[u8], budget: usize) -> (usize, usize) {
+    let (mut taken, mut used) = (0usize, 0usize);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (valid, bad) = match core::str::from_utf8(rest) {
+            Ok(valid) => (valid, 0),
+            Err(e) => {
+                let valid = core::str::from_utf8(&rest[..e.valid_up_to()]).unwrap_or_default();
+                (valid, e.error_len().unwrap_or(rest.len() - e.valid_up_to()).max(1))
+            }
+        };
+        for c in valid.chars() {
+            let w = escaped_len(c);
+            if used + w > budget {
+                return (taken, used);
+            }
+            used += w;
+            taken += c.len_utf8();
+        }
+        for &b in &rest[valid.len()..valid.len() + bad] {
+            let w = char::from(b).len_utf8();
+            if used + w > budget {
+                return (taken, used);
+            }
+            used += w;
+            taken += 1;
+        }
+        rest = &rest[valid.len() + bad..];
+    }
+    (taken, used)
+}
+
+/// What `write_escaped_utf8` writes for `c`.
+fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' => 2,
+        '\0'..='\x1f' | '\x7f' => 6,
+        _ => c.len_utf8(),
+    }
+}
+
 /// What a JSON parser reads back from `write_str(bytes)`: the reference for tests.
 pub fn decode_like_writer(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len());
@@ -309,6 +373,21 @@ mod tests {
         assert_eq!(out, "{\"content-type\":\"a\\\"\u{ff}\"}".as_bytes());
     }
 
+    #[test]
+    fn lengths_without_writing() {
+        for bytes in [&b""[..], b"plain", b"a\"b\\c\nd\x01\x7f", b"caf\xc3\xa9 \xff\xfe", b"ok\xe2\x82"] {
+            assert_eq!(str_len(bytes), as_json(bytes).len(), "{bytes:?}");
+            assert!(str_len_bound(bytes) >= str_len(bytes));
+        }
+        // \x01 takes six, "é" two, an invalid byte two; never half a character
+        assert_eq!(str_prefix_within(b"ab\x01c", 5), (2, 4));
+        assert_eq!(str_prefix_within(b"ab\x01c", 10), (3, 10));
+        assert_eq!(str_prefix_within(b"\xc3\xa9\xc3\xa9", 5), (2, 4));
+        assert_eq!(str_prefix_within(b"\xff\xfe", 5), (1, 4));
+        assert_eq!(str_prefix_within(b"abc", 1), (0, 2));
+        assert_eq!(str_prefix_within(b"abc", usize::MAX), (3, 5));
+    }
+
     proptest! {
         #[test]
         fn joined_is_write_str_of_the_concatenation(a in proptest::collection::vec(any::<u8>(), 0..20),
@@ -327,6 +406,26 @@ mod tests {
             let json = as_json(&bytes);
             let back: String = serde_json::from_slice(&json).expect("writer produced invalid JSON");
             prop_assert_eq!(back, decode_like_writer(&bytes));
+        }
+
+        #[test]
+        fn prefixes_within_a_budget(bytes in proptest::collection::vec(any::<u8>(), 0..120), max in 0usize..800) {
+            prop_assert_eq!(str_len(&bytes), as_json(&bytes).len());
+            let (n, len) = str_prefix_within(&bytes, max);
+            let json = as_json(&bytes[..n]);
+            prop_assert_eq!(json.len(), len);
+            prop_assert!(len <= max.max(2));
+            // what the prefix says is a prefix of what the whole says
+            let (part, whole) = (decode_like_writer(&bytes[..n]), decode_like_writer(&bytes));
+            prop_assert!(whole.starts_with(&part), "{:?} / {:?}", part, whole);
+            // and it is the longest: one more character would not fit
+            if n < bytes.len() {
+                let next = (n + 1..=bytes.len())
+                    .find(|&k| decode_like_writer(&bytes[..k]).chars().count() > part.chars().count()
+                        && whole.starts_with(&decode_like_writer(&bytes[..k])))
+                    .unwrap_or(bytes.len());
+                prop_assert!(as_json(&bytes[..next]).len() > max, "{} more bytes would fit", next - n);
+            }
         }
 
         #[test]

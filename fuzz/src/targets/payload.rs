@@ -3,6 +3,12 @@
 //! output must parse as JSON (serde_json), have exactly the protocol's fields, and give
 //! back every byte string as `ngx_ase_shared::json::decode_like_writer` says (header names
 //! lower-cased, repeated headers kept, in order).
+//!
+//! With a limit (`ase_request_max_size`, any value up to 64k; none in most corpus inputs) a
+//! payload that fits is the whole one, and one cut short says so, is valid JSON no longer
+//! than the limit (once the limit holds the skeleton, every string empty), has a prefix of
+//! each string (a character prefix, never half a character), `user_info` whole or not at
+//! all, and the first header lines, whole.
 
 use arbitrary::{Arbitrary, Unstructured};
 use crate::ngx_ase_request::payload::{build, http_version_name, RequestMeta};
@@ -19,6 +25,8 @@ pub struct Input {
     pub http_version: usize,
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
     pub username: Option<Vec<u8>>,
+    /// The payload's limit; `None` = unlimited (short inputs, the older corpus).
+    pub limit: Option<u16>,
 }
 
 pub fn check(data: &[u8]) {
@@ -39,7 +47,12 @@ pub fn check_input(input: &Input) {
         headers: input.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())),
         username: input.username.as_deref(),
     };
-    let out = build(&meta);
+    let limit = input.limit.map_or(usize::MAX, usize::from);
+    let (out, truncated) = build(&meta, limit);
+    if truncated {
+        return check_cut_short(input, &meta, &out, limit);
+    }
+    assert!(out.len() <= limit, "{} bytes for a limit of {limit}", out.len());
     let v: Value = match serde_json::from_slice(&out) {
         Ok(v) => v,
         Err(e) => panic!("the payload is not JSON ({e}): {}", String::from_utf8_lossy(&out)),
@@ -69,6 +82,51 @@ pub fn check_input(input: &Input) {
 
     let headers = obj["headers"].as_array().expect("headers is an array");
     assert_eq!(headers.len(), input.headers.len(), "one entry per header line");
+    for ((name, value), got) in input.headers.iter().zip(headers) {
+        assert_pair(got, &name.to_ascii_lowercase(), value);
+    }
+}
+
+fn check_cut_short<'a, H>(input: &Input, meta: &RequestMeta<'a, H>, out: &[u8], limit: usize)
+where
+    H: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let (whole, cut_short) = build(meta, usize::MAX);
+    assert!(!cut_short && whole.len() > limit, "cut short, but the whole payload takes {} of {limit}", whole.len());
+    let skeleton = RequestMeta {
+        source_ip: b"",
+        source_port: meta.source_port,
+        method: b"",
+        url: b"",
+        http_version: meta.http_version,
+        headers: Vec::new(),
+        username: None,
+    };
+    if limit >= build(&skeleton, usize::MAX).0.len() {
+        assert!(out.len() <= limit, "{} bytes for a limit of {limit}", out.len());
+    }
+    let v: Value = match serde_json::from_slice(out) {
+        Ok(v) => v,
+        Err(e) => panic!("the cut payload is not JSON ({e}): {}", String::from_utf8_lossy(out)),
+    };
+    let obj = v.as_object().expect("the payload is a JSON object");
+    let has_user = obj.contains_key("user_info");
+    assert!(!has_user || input.username.is_some());
+    assert_eq!(obj.len(), 6 + usize::from(has_user), "{v}");
+    for (key, of) in [("source_ip", &input.source_ip), ("method", &input.method), ("url", &input.url)] {
+        let got = obj[key].as_str().unwrap_or_else(|| panic!("{key} is not a string"));
+        let of = decode_like_writer(of);
+        assert!(of.starts_with(got), "{key}: {got:?} is not a prefix of {of:?}");
+    }
+    assert_eq!(obj["source_port"].as_u64(), Some(u64::from(input.source_port)));
+    assert_eq!(obj["http_version"].as_str(), Some(meta.http_version));
+    if let (true, Some(user)) = (has_user, &input.username) {
+        let info = obj["user_info"].as_array().expect("user_info is an array");
+        assert_eq!(info.len(), 1);
+        assert_pair(&info[0], b"username", user);
+    }
+    let headers = obj["headers"].as_array().expect("headers is an array");
+    assert!(headers.len() <= input.headers.len());
     for ((name, value), got) in input.headers.iter().zip(headers) {
         assert_pair(got, &name.to_ascii_lowercase(), value);
     }

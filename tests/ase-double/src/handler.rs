@@ -46,6 +46,7 @@ pub fn handle(state: &State, req: &WireRequest, connection: u64) -> Outcome {
         token: token.name(),
         status: None,
         body,
+        body_len: req.body.len(),
         method: req.method.clone(),
         path: req.path().to_string(),
         error: None,

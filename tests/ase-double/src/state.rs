@@ -41,6 +41,8 @@ pub struct Record {
     pub status: Option<u16>,
     /// The parsed JSON body, or the raw body as a (lossy) string when it is not JSON.
     pub body: Value,
+    /// The body's length in bytes, as received.
+    pub body_len: usize,
     pub method: String,
     pub path: String,
     /// Why the call was answered 400, if it was.
@@ -198,6 +200,7 @@ mod tests {
             token: "ok",
             status,
             body: json!({}),
+            body_len: 2,
             method: "POST".into(),
             path: "/ase/request".into(),
             error: None,
