@@ -185,3 +185,72 @@ fn wrong_load_order_fails_with_the_fix() {
     let (ok, err, _n) = nginx_t(&config, None);
     assert!(!ok && err.contains("before \"load_module modules/ngx_http_ase_request_module.so;\""), "{err}");
 }
+
+#[test]
+fn a_token_to_an_http_node_off_this_host_warns_naming_the_line() {
+    // 192.0.2.1 (TEST-NET-1) is never contacted: nginx -t does not connect.
+    let http = "ase_server http://127.0.0.1:18000;\nase_server http://192.0.2.1:8000 backup;\nase_token_file ase.token;";
+    let (ok, err, n) = nginx_t(&config_with_http(http), Some((TEST_TOKEN, 0o600)));
+    assert!(ok, "{err}");
+    let warn = err.lines().find(|l| l.contains("clear text")).unwrap_or_else(|| panic!("no clear-text warning:\n{err}"));
+    assert!(warn.contains("[warn]") && warn.contains("http://192.0.2.1:8000"), "{warn}");
+    let place = format!("{}:{}", n.path("conf/nginx.conf").display(), http_line(1));
+    assert!(warn.contains(&place), "expected {place} in {warn}");
+    assert_eq!(err.matches("clear text").count(), 1, "only the node off this host:\n{err}");
+    assert!(!err.contains(TEST_TOKEN), "{err}");
+
+    // No token, nothing to leak; https:// is encrypted.
+    for http in ["ase_server http://192.0.2.1:8000;", "ase_server https://192.0.2.1:8443;\nase_token_file ase.token;"] {
+        let (ok, err, _n) = nginx_t(&config_with_http(http), Some((TEST_TOKEN, 0o600)));
+        assert!(ok && !err.contains("clear text"), "{http}:\n{err}");
+    }
+}
+
+#[test]
+fn client_certificate_and_key_go_together_and_are_checked_with_file_and_line() {
+    let s = "ase_server https://127.0.0.1:18443;\n";
+    expect_error(&format!("{s}ase_ssl_certificate /nonexistent/client.crt;"), "ase_ssl_certificate: cannot read \"/nonexistent/client.crt\"", http_line(1));
+    expect_error(&format!("{s}ase_ssl_certificate_key /nonexistent/client.key;"), "ase_ssl_certificate_key: cannot read", http_line(1));
+    // ase.token exists in these configurations' conf/: any readable file passes the first check.
+    expect_error(&format!("{s}\nase_ssl_certificate ase.token;"), "no \"ase_ssl_certificate_key\" is defined for certificate", http_line(2));
+    expect_error(&format!("{s}ase_ssl_certificate_key ase.token;"), "no \"ase_ssl_certificate\" is defined for key", http_line(1));
+    expect_error(&format!("{s}ase_ssl_certificate ase.token;\nase_ssl_certificate ase.token;"), "\"ase_ssl_certificate\" directive is duplicate", http_line(2));
+    expect_error("server { ase_ssl_certificate ase.token; }", "\"ase_ssl_certificate\" directive is not allowed here", http_line(0));
+    // Not a certificate: nginx's OpenSSL says why, and the place of the directive is named.
+    expect_error(&format!("{s}ase_ssl_certificate ase.token;\nase_ssl_certificate_key ase.token;"), "ase_ssl_certificate: cannot use the certificate", http_line(1));
+}
+
+#[test]
+fn a_client_certificate_without_an_https_node_warns() {
+    let http = "ase_server http://127.0.0.1:18000;\nase_ssl_certificate ase.token;\nase_ssl_certificate_key ase.token;";
+    let (ok, err, n) = nginx_t(&config_with_http(http), Some((TEST_TOKEN, 0o600)));
+    assert!(ok, "{err}");
+    let place = format!("{}:{}", n.path("conf/nginx.conf").display(), http_line(1));
+    assert!(err.contains("[warn]") && err.contains("ase_ssl_certificate is not used") && err.contains(&place), "{err}");
+}
+
+#[test]
+fn directives_without_the_common_module_name_the_missing_load_module_line() {
+    if ngx_ase_tests::nginx::modules_compiled_in() {
+        eprintln!("skipped: the static build has all three modules compiled in, common first; there is no load_module to leave out");
+        return;
+    }
+    let (_, modules) = binary_and_modules();
+    for module in &MODULE_FILES[1..] {
+        let config = format!(
+            "load_module {};\nerror_log logs/error.log;\npid logs/nginx.pid;\nevents {{}}\nhttp {{\n    ase_server http://127.0.0.1:18000;\n    ase_timeout 1s;\n}}\n",
+            modules.join(module).display()
+        );
+        let (ok, err, n) = nginx_t(&config, None);
+        assert!(!ok, "{config}");
+        let name = module.trim_end_matches(".so");
+        let expected = format!(
+            "{name} needs ngx_ase_common_module: add \"load_module modules/ngx_ase_common_module.so;\" before \"load_module modules/{name}.so;\""
+        );
+        assert!(err.contains(&expected), "expected {expected:?} in:\n{err}");
+        assert!(!err.contains("unknown directive"), "the clear message comes before the http block's directives are read:\n{err}");
+        let place = format!("{}:5", n.path("conf/nginx.conf").display());
+        assert!(err.contains(&place), "expected the http block's place {place} in:\n{err}");
+        assert_eq!(err.lines().filter(|l| l.contains("[emerg]")).count(), 1, "one clear line:\n{err}");
+    }
+}

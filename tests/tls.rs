@@ -1,6 +1,7 @@
 //! TLS to an `https://` ASE (the double with a self-signed certificate): verification on
 //! refuses it with a clear log line, a trusted CA file makes it work, `ase_ssl_verify off`
-//! works and warns.
+//! works and warns; a node requiring a client certificate (mutual TLS) accepts the one
+//! `ase_ssl_certificate` gives and refuses nginx without it.
 
 use std::process::Command;
 
@@ -148,4 +149,73 @@ fn a_node_given_by_ip_address_works_with_a_certificate_naming_that_address() {
     }
     assert_eq!(verdicts(&n, 2), vec!["allow"; 2]);
     assert_eq!(double.records_of("request").len(), 2);
+}
+
+/// A client certificate (for nginx) signed by the CA that `ca_signed` made in `dir`:
+/// (certificate, key).
+fn client_signed(dir: &std::path::Path) -> (String, String) {
+    let p = |n: &str| dir.join(n).display().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=nginx", "-keyout", &p("client.key"), "-out", &p("client.csr")]);
+    std::fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
+    run(&["x509", "-req", "-in", &p("client.csr"), "-CA", &p("ca.crt"), "-CAkey", &p("ca.key"), "-CAcreateserial",
+          "-days", "2", "-extfile", &p("client.cnf"), "-out", &p("client.crt")]);
+    (p("client.crt"), p("client.key"))
+}
+
+#[test]
+fn a_node_requiring_a_client_certificate_accepts_ours_and_refuses_us_without_it() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = ca_signed(certs.path(), "IP:127.0.0.1");
+    let (client_cert, client_key) = client_signed(certs.path());
+    let double = AseDouble::start(&["--tls-cert", &cert, "--tls-key", &key, "--tls-client-ca", &ca, "--keepalive"]);
+    let backend = Backend::start();
+    let port = double.data.rsplit(':').next().unwrap().to_string();
+    let http = |extra: &str| {
+        format!(
+            r#"
+    ase_server https://127.0.0.1:{port};
+    ase_request on;
+    ase_timeout 2s;
+    ase_ssl_trusted_certificate {ca};
+    {extra}
+    log_format ase '$ase_verdict';
+    access_log logs/ase.log ase;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{ proxy_pass http://{b}; }}
+    }}
+"#,
+            b = backend.addr()
+        )
+    };
+
+    // Without a client certificate: the handshake fails, nothing reaches the ASE.
+    let n = Nginx::start(&http(""));
+    assert_eq!(client().get(n.url("/no-cert")).send().unwrap().status(), 200, "fails open");
+    assert_eq!(verdicts(&n, 1), vec!["fail_open"]);
+    assert!(double.records().is_empty(), "the double served a client without a certificate");
+    // TLS 1.3: the node's refusal arrives as an alert after nginx's side of the handshake.
+    assert!(n.error_log().contains("certificate required"), "nginx logged why:\n{}", n.error_log());
+    drop(n);
+
+    // With it, given by paths relative to the configuration prefix (conf/), which nginx
+    // resolves as for its own file directives.
+    let port_n = ngx_ase_tests::free_port();
+    let config = ngx_ase_tests::nginx::config_with_http(
+        &http("ase_ssl_certificate client.crt;\n    ase_ssl_certificate_key client.key;").replace("{port}", &port_n.to_string()),
+    );
+    let mut n = Nginx::prepare(&config);
+    std::fs::copy(&client_cert, n.path("conf/client.crt")).unwrap();
+    std::fs::copy(&client_key, n.path("conf/client.key")).unwrap();
+    n.port = port_n;
+    n.launch();
+    for i in 0..2 {
+        assert_eq!(client().get(n.url(&format!("/cert{i}"))).send().unwrap().status(), 200);
+    }
+    assert_eq!(verdicts(&n, 2), vec!["allow"; 2]);
+    assert_eq!(double.records_of("request").len(), 2, "the double recorded both checks");
 }

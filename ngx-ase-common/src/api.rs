@@ -6,7 +6,8 @@ use core::ffi::c_void;
 use nginx_sys::{ngx_cycle_t, ngx_http_request_t, ngx_int_t, ngx_process, NGX_OK};
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 use ngx_ase_glue::panic::guard;
-use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckDone, Event, Verdict, ABI_VERSION};
+use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckDone, Event, Verdict, ABI_VERSION,
+    CHANNEL_API_SIZE};
 
 use crate::counters::{bump, counters};
 use crate::engine::{Engine, Limits, NodeSpec};
@@ -17,6 +18,7 @@ use crate::Module;
 
 pub static CHANNEL_API: ChannelApi = ChannelApi {
     abi_version: ABI_VERSION,
+    size: CHANNEL_API_SIZE,
     admit,
     start_check,
     cancel_check,

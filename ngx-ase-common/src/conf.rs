@@ -24,6 +24,14 @@ pub enum TokenSource {
     Inline,
 }
 
+/// A file named by a directive: its path made absolute, and where the directive is
+/// ("FILE:LINE") for messages about it after the http block is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfFile {
+    pub path: String,
+    pub position: String,
+}
+
 /// http-level settings. `#[repr(C)]` because other modules read `header` (see the ABI).
 #[repr(C)]
 pub struct MainConf {
@@ -31,10 +39,16 @@ pub struct MainConf {
     pub servers: Vec<ServerSpec>,
     /// Resolved addresses of each server, same order as `servers`.
     pub addresses: Vec<Vec<std::net::SocketAddr>>,
+    /// Where each `ase_server` line is ("FILE:LINE"), same order as `servers`.
+    pub server_positions: Vec<String>,
     pub token: Option<(Token, TokenSource)>,
     pub keepalive: ngx_uint_t,
     pub ssl_verify: ngx_flag_t,
     pub ssl_trusted_certificate: ngx_str_t,
+    /// `ase_ssl_certificate`: the client certificate for nodes that require one.
+    pub ssl_certificate: Option<ConfFile>,
+    /// `ase_ssl_certificate_key`: its key.
+    pub ssl_certificate_key: Option<ConfFile>,
     pub response_queue: ngx_uint_t,
     /// The client TLS context for `https://` nodes (null when none is needed).
     pub ssl: *mut nginx_sys::ngx_ssl_t,
@@ -48,10 +62,13 @@ impl Default for MainConf {
             header: CommonMainHeader { api: channel_api(), server_count: 0 },
             servers: Vec::new(),
             addresses: Vec::new(),
+            server_positions: Vec::new(),
             token: None,
             keepalive: UNSET_UINT,
             ssl_verify: UNSET_FLAG,
             ssl_trusted_certificate: ngx_str_t::empty(),
+            ssl_certificate: None,
+            ssl_certificate_key: None,
             response_queue: UNSET_UINT,
             ssl: core::ptr::null_mut(),
             zone: core::ptr::null_mut(),
@@ -78,6 +95,38 @@ impl MainConf {
 
     pub fn uses_tls(&self) -> bool {
         self.servers.iter().any(|s| s.url.tls)
+    }
+
+    /// The client certificate and key, once both are known to be given together: `Err`
+    /// names the one that is missing, with where the other one is.
+    pub fn client_certificate(&self) -> Result<Option<(&ConfFile, &ConfFile)>, (String, &str)> {
+        match (&self.ssl_certificate, &self.ssl_certificate_key) {
+            (Some(c), Some(k)) => Ok(Some((c, k))),
+            (None, None) => Ok(None),
+            (Some(c), None) => Err((
+                format!("no \"ase_ssl_certificate_key\" is defined for certificate \"{}\"", c.path),
+                &c.position,
+            )),
+            (None, Some(k)) => Err((
+                format!("no \"ase_ssl_certificate\" is defined for key \"{}\"", k.path),
+                &k.position,
+            )),
+        }
+    }
+
+    /// The `ase_server` lines (indices) to which an `ASE-Token` would go in clear text over
+    /// a network: `http://` nodes with an address off this host.
+    pub fn clear_text_token_nodes(&self) -> Vec<usize> {
+        if self.token.is_none() {
+            return Vec::new();
+        }
+        self.servers
+            .iter()
+            .zip(&self.addresses)
+            .enumerate()
+            .filter(|(_, (s, addrs))| !s.url.tls && !crate::settings::all_loopback(addrs))
+            .map(|(i, _)| i)
+            .collect()
     }
 }
 
@@ -129,6 +178,44 @@ mod tests {
         location.merge(&server).unwrap();
         assert_eq!((server.connect_timeout, server.timeout), (DEFAULT_CONNECT_TIMEOUT_MS, 900));
         assert_eq!((location.connect_timeout, location.timeout), (50, 900));
+    }
+
+    fn with_servers(urls: &[&str], token: bool) -> MainConf {
+        let mut m = MainConf::default();
+        for u in urls {
+            let spec = crate::settings::parse_server(&[u.as_bytes()]).unwrap();
+            let ip: std::net::IpAddr = spec.url.host.parse().unwrap();
+            m.addresses.push(vec![std::net::SocketAddr::new(ip, spec.url.port)]);
+            m.servers.push(spec);
+            m.server_positions.push(format!("nginx.conf:{}", m.servers.len()));
+        }
+        if token {
+            let t = crate::settings::parse_token(b"abcdefghij0123456789abcdefghij01").unwrap();
+            m.token = Some((t, TokenSource::Inline));
+        }
+        m
+    }
+
+    #[test]
+    fn a_token_to_an_http_node_off_this_host_is_found() {
+        let urls = ["http://127.0.0.1:8000", "http://192.0.2.1:8000", "https://192.0.2.2", "http://[::1]:1", "http://[2001:db8::1]:1"];
+        assert_eq!(with_servers(&urls, true).clear_text_token_nodes(), vec![1, 4]);
+        assert!(with_servers(&urls, false).clear_text_token_nodes().is_empty(), "no token, nothing to leak");
+    }
+
+    #[test]
+    fn certificate_and_key_go_together() {
+        let f = |p: &str| Some(ConfFile { path: p.into(), position: format!("{p}.conf:7") });
+        let mut m = MainConf::default();
+        assert_eq!(m.client_certificate(), Ok(None));
+        m.ssl_certificate = f("/c.pem");
+        let (msg, at) = m.client_certificate().unwrap_err();
+        assert!(msg.contains("no \"ase_ssl_certificate_key\" is defined for certificate \"/c.pem\""), "{msg}");
+        assert_eq!(at, "/c.pem.conf:7");
+        m.ssl_certificate_key = f("/k.pem");
+        assert_eq!(m.client_certificate().unwrap().map(|(c, k)| (c.path.as_str(), k.path.as_str())), Some(("/c.pem", "/k.pem")));
+        m.ssl_certificate = None;
+        assert!(m.client_certificate().unwrap_err().0.contains("no \"ase_ssl_certificate\" is defined for key \"/k.pem\""));
     }
 
     #[test]

@@ -6,10 +6,10 @@ use core::ffi::{c_char, c_void};
 
 use nginx_sys::{ngx_command_t, ngx_conf_full_name, ngx_conf_t, ngx_str_t, NGX_LOG_WARN, NGX_OK};
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
-use ngx_ase_glue::conf::{conf_ok, directive_args, emerg, log_conf};
+use ngx_ase_glue::conf::{conf_ok, current_position, directive_args, emerg, log_at, log_conf, log_emerg_at};
 use ngx_ase_glue::panic::guard;
 
-use crate::conf::{MainConf, TokenSource};
+use crate::conf::{ConfFile, MainConf, TokenSource};
 use crate::settings::{parse_server, parse_token, token_looks_like_ase};
 
 /// Runs a directive body with panics turned into a configuration error.
@@ -37,6 +37,7 @@ pub unsafe extern "C" fn set_server(
         }
         conf.servers.push(spec);
         conf.addresses.push(addrs);
+        conf.server_positions.push(current_position(cf));
         conf_ok()
     })
 }
@@ -55,11 +56,13 @@ pub unsafe extern "C" fn set_token_file(
         let Some(path) = full_name(cf, args[0]) else {
             return emerg(cf, "ase_token_file: cannot build the file's full path");
         };
-        let content = match std::fs::read(&path) {
+        let mut content = match std::fs::read(&path) {
             Ok(c) => c,
             Err(e) => return emerg(cf, &format!("ase_token_file: cannot read \"{path}\": {e}")),
         };
-        let token = match parse_token(&content) {
+        let parsed = parse_token(&content);
+        crate::secret::zeroize_vec(&mut content);
+        let token = match parsed {
             Ok(t) => t,
             Err(e) => return emerg(cf, &format!("ase_token_file: \"{path}\": {e}")),
         };
@@ -91,6 +94,48 @@ pub unsafe extern "C" fn set_token_inline(
             Err(e) => emerg(cf, &format!("ase_token: {e}")),
         }
     })
+}
+
+/// `ase_ssl_certificate FILE;`
+pub unsafe extern "C" fn set_ssl_certificate(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    checked(cf, || {
+        let conf = &mut *(conf as *mut MainConf);
+        set_conf_file(cf, "ase_ssl_certificate", &mut conf.ssl_certificate)
+    })
+}
+
+/// `ase_ssl_certificate_key FILE;`
+pub unsafe extern "C" fn set_ssl_certificate_key(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    checked(cf, || {
+        let conf = &mut *(conf as *mut MainConf);
+        set_conf_file(cf, "ase_ssl_certificate_key", &mut conf.ssl_certificate_key)
+    })
+}
+
+/// A file directive given once: the path made absolute against the configuration prefix
+/// (as nginx does for `proxy_ssl_certificate`), and a file that cannot be opened reported
+/// here, at its line. nginx's OpenSSL reads it once the http block is read.
+unsafe fn set_conf_file(cf: *mut ngx_conf_t, name: &str, slot: &mut Option<ConfFile>) -> *mut c_char {
+    if slot.is_some() {
+        return emerg(cf, &format!("\"{name}\" directive is duplicate"));
+    }
+    let args = directive_args(cf);
+    let Some(path) = full_name(cf, args[0]) else {
+        return emerg(cf, &format!("{name}: cannot build the file's full path"));
+    };
+    if let Err(e) = std::fs::File::open(&path) {
+        return emerg(cf, &format!("{name}: cannot read \"{path}\": {e}"));
+    }
+    *slot = Some(ConfFile { path, position: current_position(cf) });
+    conf_ok()
 }
 
 pub unsafe extern "C" fn set_status(
@@ -127,10 +172,32 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
             }
             trusted = path;
         }
+        for i in conf.clear_text_token_nodes() {
+            log_at(cf, NGX_LOG_WARN, &format!(
+                "ase_server {}: the ASE-Token would travel in clear text to a node that is not on this host (loopback); use https://",
+                conf.servers[i].url), &conf.server_positions[i]);
+        }
+        let client_cert = match conf.client_certificate() {
+            Ok(c) => c.map(|(c, k)| (c.clone(), k.clone())),
+            Err((msg, at)) => {
+                log_emerg_at(cf, &msg, at);
+                return ngx_ase_glue::conf::conf_error();
+            }
+        };
+        if let (Some((cert, _)), false) = (&client_cert, conf.uses_tls()) {
+            log_at(cf, NGX_LOG_WARN,
+                "ase_ssl_certificate is not used: no \"ase_server\" is https://", &cert.position);
+        }
         if conf.uses_tls() {
             match crate::tls::create_client_ssl(cf, conf.ssl_verify == 1, &trusted) {
                 Ok(ssl) => conf.ssl = ssl,
                 Err(e) => return emerg(cf, &format!("ase_server: {e}")),
+            }
+            if let Some((cert, key)) = &client_cert {
+                if let Err(e) = crate::tls::use_client_certificate(cf, conf.ssl, &cert.path, &key.path) {
+                    log_emerg_at(cf, &format!("ase_ssl_certificate: {e}"), &cert.position);
+                    return ngx_ase_glue::conf::conf_error();
+                }
             }
         }
         conf_ok()

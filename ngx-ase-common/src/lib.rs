@@ -12,6 +12,7 @@ pub mod conf;
 pub mod counters;
 pub mod engine;
 pub mod nodes;
+pub mod secret;
 pub mod settings;
 pub mod status_json;
 #[cfg(not(test))]

@@ -54,7 +54,7 @@ const fn command(name: ngx_str_t, type_: u32, set: SetFn, conf: usize, offset: u
     }
 }
 
-static mut COMMANDS: [ngx_command_t; 13] = [
+static mut COMMANDS: [ngx_command_t; 15] = [
     command(ngx_string!("ase_server"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
         crate::directives::set_server, NGX_HTTP_MAIN_CONF_OFFSET, 0),
     command(ngx_string!("ase_token_file"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
@@ -71,6 +71,10 @@ static mut COMMANDS: [ngx_command_t; 13] = [
         ngx_conf_set_flag_slot, NGX_HTTP_MAIN_CONF_OFFSET, offset_of!(MainConf, ssl_verify)),
     command(ngx_string!("ase_ssl_trusted_certificate"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
         ngx_conf_set_str_slot, NGX_HTTP_MAIN_CONF_OFFSET, offset_of!(MainConf, ssl_trusted_certificate)),
+    command(ngx_string!("ase_ssl_certificate"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        crate::directives::set_ssl_certificate, NGX_HTTP_MAIN_CONF_OFFSET, 0),
+    command(ngx_string!("ase_ssl_certificate_key"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        crate::directives::set_ssl_certificate_key, NGX_HTTP_MAIN_CONF_OFFSET, 0),
     command(ngx_string!("ase_response_queue"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
         ngx_conf_set_num_slot, NGX_HTTP_MAIN_CONF_OFFSET, offset_of!(MainConf, response_queue)),
     command(ngx_string!("ase_zone"), NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_TAKE2,

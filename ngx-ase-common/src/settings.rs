@@ -217,6 +217,13 @@ impl Token {
     }
 }
 
+impl Drop for Token {
+    /// The token's bytes are zeroed before its memory is freed.
+    fn drop(&mut self) {
+        crate::secret::zeroize_vec(&mut self.0);
+    }
+}
+
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Token(<{} bytes, hidden>)", self.0.len())
@@ -237,6 +244,15 @@ pub fn parse_token(raw: &[u8]) -> Result<Token, String> {
         ));
     }
     Ok(Token(trimmed.to_vec()))
+}
+
+/// Whether every address is on this host (127.0.0.0/8, ::1, or 127.x as an IPv4-mapped
+/// IPv6 address): what is sent there in clear text does not cross a network.
+pub fn all_loopback(addrs: &[SocketAddr]) -> bool {
+    addrs.iter().all(|a| match a.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    })
 }
 
 /// Whether the token has the shape ASE's `create_sideband_token` produces (32 × `a-z0-9`).
@@ -317,6 +333,16 @@ mod tests {
         let err = parse_token(b"secret with space").unwrap_err();
         assert!(!err.contains("secret"), "{err}");
         assert!(!token_looks_like_ase(&parse_token(b"short").unwrap()));
+    }
+
+    #[test]
+    fn loopback_addresses() {
+        let a = |s: &str| -> SocketAddr { s.parse().unwrap() };
+        assert!(all_loopback(&[a("127.0.0.1:80"), a("127.9.9.9:1"), a("[::1]:80"), a("[::ffff:127.0.0.1]:80")]));
+        assert!(!all_loopback(&[a("127.0.0.1:80"), a("192.0.2.1:80")]));
+        assert!(!all_loopback(&[a("[2001:db8::1]:80")]));
+        assert!(!all_loopback(&[a("[::ffff:10.0.0.1]:80")]));
+        assert!(!all_loopback(&[a("0.0.0.0:80")]));
     }
 
     #[test]

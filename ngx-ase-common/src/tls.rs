@@ -6,7 +6,7 @@ use core::ffi::CStr;
 use core::ptr;
 
 use nginx_sys::{
-    ngx_conf_t, ngx_connection_t, ngx_pool_cleanup_add, ngx_ssl_check_host, ngx_ssl_cleanup_ctx,
+    ngx_conf_t, ngx_connection_t, ngx_pool_cleanup_add, ngx_ssl_certificate, ngx_ssl_check_host, ngx_ssl_cleanup_ctx,
     ngx_ssl_create, ngx_ssl_t, ngx_ssl_trusted_certificate, ngx_str_t, SSL_CTX_set_default_verify_paths,
     SSL_get_verify_result, X509_verify_cert_error_string, NGX_OK, NGX_SSL_TLSv1_2, NGX_SSL_TLSv1_3,
 };
@@ -34,15 +34,7 @@ pub unsafe fn create_client_ssl(cf: *mut ngx_conf_t, verify: bool, trusted: &str
     (*cln).handler = Some(ngx_ssl_cleanup_ctx);
     (*cln).data = ssl.cast();
     if verify {
-        // nginx opens the file by `data` as a C string: give it a NUL-terminated copy that
-        // lives as long as the configuration.
-        let data = nginx_sys::ngx_pnalloc((*cf).pool, trusted.len() + 1) as *mut u8;
-        if data.is_null() {
-            return Err("out of memory".into());
-        }
-        ptr::copy_nonoverlapping(trusted.as_ptr(), data, trusted.len());
-        *data.add(trusted.len()) = 0;
-        let mut path = ngx_str_t { len: trusted.len(), data };
+        let mut path = conf_cstr(cf, trusted).ok_or("out of memory")?;
         // Sets nginx's verify callback and depth; loads the CA file when one is given.
         if ngx_ssl_trusted_certificate(cf, ssl, &mut path, 9) != NGX_OK as isize {
             return Err(format!("cannot load ase_ssl_trusted_certificate \"{trusted}\""));
@@ -52,6 +44,36 @@ pub unsafe fn create_client_ssl(cf: *mut ngx_conf_t, verify: bool, trusted: &str
         }
     }
     Ok(ssl)
+}
+
+/// Loads the client certificate and its key (paths already made absolute) into the
+/// context, for nodes that require mutual TLS: nginx's `ngx_ssl_certificate`, as the proxy
+/// module does for `proxy_ssl_certificate` (no key passwords). nginx logs what OpenSSL
+/// said; the caller adds where the directive is.
+///
+/// # Safety
+/// `cf` must be the live `ngx_conf_t` of the http block; `ssl` a context from
+/// [`create_client_ssl`].
+pub unsafe fn use_client_certificate(cf: *mut ngx_conf_t, ssl: *mut ngx_ssl_t, cert: &str, key: &str) -> Result<(), String> {
+    let (Some(mut c), Some(mut k)) = (conf_cstr(cf, cert), conf_cstr(cf, key)) else {
+        return Err("out of memory".into());
+    };
+    if ngx_ssl_certificate(cf, ssl, &mut c, &mut k, ptr::null_mut()) != NGX_OK as isize {
+        return Err(format!("cannot use the certificate \"{cert}\" with the key \"{key}\""));
+    }
+    Ok(())
+}
+
+/// A NUL-terminated copy of `s` in the configuration's pool (it lives as long as the
+/// configuration): nginx opens files by `data` as a C string.
+unsafe fn conf_cstr(cf: *mut ngx_conf_t, s: &str) -> Option<ngx_str_t> {
+    let data = nginx_sys::ngx_pnalloc((*cf).pool, s.len() + 1) as *mut u8;
+    if data.is_null() {
+        return None;
+    }
+    ptr::copy_nonoverlapping(s.as_ptr(), data, s.len());
+    *data.add(s.len()) = 0;
+    Some(ngx_str_t { len: s.len(), data })
 }
 
 /// Why a handshake failed, for the log: the certificate's verification error when there

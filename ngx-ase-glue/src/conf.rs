@@ -6,7 +6,7 @@ use nginx_sys::{
     ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_flag_t, ngx_http_conf_ctx_t, ngx_module_t, ngx_str_t,
     NGX_LOG_EMERG,
 };
-use ngx_ase_shared::abi::{CommonMainHeader, ABI_VERSION, COMMON_MODULE_NAME};
+use ngx_ase_shared::abi::{api_mismatch, CommonMainHeader, COMMON_MODULE_NAME};
 
 /// nginx's "configuration error" return value for directive callbacks.
 pub fn conf_error() -> *mut c_char {
@@ -123,12 +123,35 @@ pub unsafe fn common_header<'a>(
     let Some(header) = main.as_ref() else {
         return Err(missing_common_message(module_name));
     };
-    match header.api.as_ref() {
-        Some(api) if api.abi_version == ABI_VERSION => Ok(header),
-        _ => Err(format!(
-            "{module_name} and {COMMON_MODULE_NAME} come from different ngx-ase builds: \
-             install all three modules from the same build"
-        )),
+    let why = match header.api.as_ref() {
+        // The version is the table's first field in every build; the size follows it.
+        Some(api) => match api_mismatch(api.abi_version, api.size) {
+            None => return Ok(header),
+            Some(why) => why,
+        },
+        None => "no function table".to_string(),
+    };
+    Err(format!(
+        "{module_name} and {COMMON_MODULE_NAME} come from different ngx-ase builds ({why}): \
+         install all three modules from the same build"
+    ))
+}
+
+/// For the preconfiguration hook of a module that sends through the common module: nginx
+/// runs it at the start of the `http` block, after every module created its main
+/// configuration and before the block's directives are read. Checking here gives the
+/// clear message (which `load_module` line is missing, or that the builds differ), naming
+/// the `http` block's file and line, instead of nginx's `unknown directive "ase_server"`.
+///
+/// # Safety
+/// `cf` must be the `ngx_conf_t` of a preconfiguration callback.
+pub unsafe fn check_common_first(cf: *mut ngx_conf_t, module_name: &str) -> Result<(), ()> {
+    match common_header(cf, module_name) {
+        Ok(_) => Ok(()),
+        Err(msg) => {
+            log_conf(cf, NGX_LOG_EMERG, &msg);
+            Err(())
+        }
     }
 }
 
@@ -138,7 +161,16 @@ pub unsafe fn common_header<'a>(
 /// # Safety
 /// `cf` must be a live `ngx_conf_t`.
 pub unsafe fn log_emerg_at(cf: *mut ngx_conf_t, msg: &str, position: &str) {
-    ngx::ngx_log_error!(NGX_LOG_EMERG, (*cf).log, "{} in {}", msg, position);
+    log_at(cf, NGX_LOG_EMERG, msg, position);
+}
+
+/// Logs `msg` at `level` naming the place it refers to (" in FILE:LINE"), for a problem
+/// found after the directive there was read.
+///
+/// # Safety
+/// `cf` must be a live `ngx_conf_t`.
+pub unsafe fn log_at(cf: *mut ngx_conf_t, level: u32, msg: &str, position: &str) {
+    ngx::ngx_log_error!(level, (*cf).log, "{} in {}", msg, position);
 }
 
 /// The checks every module that sends through the common module makes once the `http`

@@ -29,7 +29,14 @@ impl HttpModule for Module {
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        guard((*cf).log, "preconfiguration", NGX_ERROR as ngx_int_t, || crate::variables::register(cf))
+        guard((*cf).log, "preconfiguration", NGX_ERROR as ngx_int_t, || {
+            // Before the http block's directives are read: a missing common module is
+            // named here, not reported as an unknown "ase_server".
+            if ngx_ase_glue::conf::check_common_first(cf, MODULE_NAME).is_err() {
+                return NGX_ERROR as ngx_int_t;
+            }
+            crate::variables::register(cf)
+        })
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {

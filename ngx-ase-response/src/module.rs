@@ -29,6 +29,17 @@ impl HttpModule for Module {
         unsafe { &*addr_of!(ngx_http_ase_response_module) }
     }
 
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        // Before the http block's directives are read: a missing common module is named
+        // here, not reported as an unknown "ase_server".
+        guard((*cf).log, "preconfiguration", NGX_ERROR as ngx_int_t, || {
+            match ngx_ase_glue::conf::check_common_first(cf, MODULE_NAME) {
+                Ok(()) => NGX_OK as ngx_int_t,
+                Err(()) => NGX_ERROR as ngx_int_t,
+            }
+        })
+    }
+
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         guard((*cf).log, "postconfiguration", NGX_ERROR as ngx_int_t, || {
             let enabled_at = Module::main_conf(&*cf).and_then(|m| m.first_enabled_at.clone());
@@ -80,7 +91,7 @@ static mut COMMANDS: [ngx_command_t; 2] = [
 ];
 
 static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: None,
+    preconfiguration: Some(Module::preconfiguration),
     postconfiguration: Some(Module::postconfiguration),
     create_main_conf: Some(Module::create_main_conf),
     init_main_conf: None,

@@ -16,7 +16,7 @@
 use core::ffi::c_void;
 
 /// Bumped whenever the layout of anything in this file changes.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// The nginx module name of the common module, as `cycle->modules[i]->name` spells it.
 pub const COMMON_MODULE_NAME: &str = "ngx_ase_common_module";
@@ -167,6 +167,9 @@ impl Admission {
 #[repr(C)]
 pub struct ChannelApi {
     pub abi_version: u32,
+    /// `size_of::<ChannelApi>()` in the build that made the table: a caller refuses a table
+    /// whose version or size is not its own, so it never calls past the table's end.
+    pub size: u32,
     /// Asked before a payload is built: may a call of `kind` (a [`CallKind`] as `u8`) go out
     /// now? Returns an [`Admission`] as `u8`. Anything but `Go` is counted by the channel as
     /// that call's outcome (a check answered `Unavailable`, a report dropped), so the caller
@@ -255,9 +258,32 @@ pub struct CommonMainHeader {
     pub server_count: usize,
 }
 
+/// The size a [`ChannelApi`] of this build has, as its `size` field gives it.
+pub const CHANNEL_API_SIZE: u32 = core::mem::size_of::<ChannelApi>() as u32;
+
+/// Why a function table (its `abi_version` and `size` fields) cannot be used by this
+/// build, if it cannot. The version is read first: a table of any version begins with it.
+pub fn api_mismatch(abi_version: u32, size: u32) -> Option<String> {
+    if abi_version != ABI_VERSION {
+        return Some(format!("ABI version {abi_version} where {ABI_VERSION} is expected"));
+    }
+    if size != CHANNEL_API_SIZE {
+        return Some(format!("a function table of {size} bytes where {CHANNEL_API_SIZE} are expected"));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_of_another_version_or_size_is_refused() {
+        assert_eq!(api_mismatch(ABI_VERSION, CHANNEL_API_SIZE), None);
+        assert!(api_mismatch(ABI_VERSION, CHANNEL_API_SIZE - 8).unwrap().contains("bytes"));
+        assert!(api_mismatch(ABI_VERSION - 1, CHANNEL_API_SIZE).unwrap().contains("ABI version"));
+        assert!(api_mismatch(ABI_VERSION - 1, 0).unwrap().contains("ABI version"), "the version is checked first");
+    }
 
     #[test]
     fn enums_cross_as_u8_and_unknown_values_are_safe() {

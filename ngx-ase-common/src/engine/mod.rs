@@ -139,6 +139,16 @@ pub struct Engine<D> {
     pending_reports: Vec<CallId>,
 }
 
+impl<D> Drop for Engine<D> {
+    /// Each call's buffer holds a whole request, `ASE-Token` included: zeroed before the
+    /// memory is freed (the worker exits, or a reload replaces the channel).
+    fn drop(&mut self) {
+        for c in &mut self.calls {
+            crate::secret::zeroize_vec(&mut c.wire);
+        }
+    }
+}
+
 impl<D> Engine<D> {
     pub fn new(nodes: Vec<NodeSpec>, token: Option<&[u8]>, keepalive: usize, response_queue: usize) -> Self {
         let heads = nodes.iter().map(|n| NodeHeads::new(&n.authority, token)).collect();

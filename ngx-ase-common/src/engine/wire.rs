@@ -29,10 +29,8 @@ impl NodeHeads {
 impl Drop for NodeHeads {
     /// The token is in these bytes: do not leave it in freed memory.
     fn drop(&mut self) {
-        for b in [&mut self.check, &mut self.report] {
-            b.iter_mut().for_each(|x| *x = 0);
-            std::hint::black_box(&b);
-        }
+        crate::secret::zeroize_vec(&mut self.check);
+        crate::secret::zeroize_vec(&mut self.report);
     }
 }
 
@@ -60,10 +58,11 @@ fn header_safe(v: &[u8]) -> Option<&[u8]> {
 const MAX_CORRELATION_ID: usize = 128;
 
 /// Writes the whole request into `out` (cleared first; its capacity is reused). Returns the
-/// length of the node's part, which `switch_node` replaces on failover.
+/// length of the node's part, which `switch_node` replaces on failover. `out` holds the
+/// token: when it must grow, its old allocation is zeroed before it is freed.
 pub fn write_request(out: &mut Vec<u8>, head: &[u8], correlation_id: &[u8], body: &[u8]) -> usize {
     out.clear();
-    out.reserve(head.len() + correlation_id.len() + body.len() + 64);
+    crate::secret::reserve(out, head.len() + correlation_id.len().min(MAX_CORRELATION_ID) + body.len() + 96);
     out.extend_from_slice(head);
     out.extend_from_slice(b"X-CorrelationID: ");
     let id = match header_safe(correlation_id) {
@@ -83,6 +82,8 @@ pub fn write_request(out: &mut Vec<u8>, head: &[u8], correlation_id: &[u8], body
 /// Returns the new length of the node part.
 pub fn switch_node(out: &mut Vec<u8>, old_len: usize, head: &[u8]) -> usize {
     if out.get(..old_len) != Some(head) {
+        // Grown first (old allocation zeroed), so that the splice does not reallocate.
+        crate::secret::reserve(out, head.len().saturating_sub(old_len));
         out.splice(..old_len.min(out.len()), head.iter().copied());
     }
     head.len()

@@ -52,6 +52,11 @@ pub struct Cli {
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Require every client on the TLS data port to present a certificate signed by a CA
+    /// in this PEM file (mutual TLS); a client without one fails the handshake.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// Once both ports listen, also write the ready JSON line to this file (atomically).
     #[arg(long, value_name = "FILE")]
     pub ready_file: Option<PathBuf>,

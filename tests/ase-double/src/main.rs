@@ -57,7 +57,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         None => vec![apis::Api::builtin()],
     };
     let tls = match (&cli.tls_cert, &cli.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key, cli.tls_client_ca.as_deref())?),
         _ => None,
     };
     let log = match &cli.log {
