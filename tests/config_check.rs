@@ -94,6 +94,28 @@ fn bad_urls_are_errors_with_file_and_line() {
     expect_error("ase_server http://127.0.0.1:8000;\nase_server http://127.0.0.1:8000;", "is listed twice", http_line(1));
 }
 
+/// `count` `ase_server` lines, each a different loopback port (one address each).
+fn many_servers(count: usize) -> String {
+    (0..count).map(|i| format!("ase_server http://127.0.0.1:{};\n", 20_000 + i)).collect()
+}
+
+#[test]
+fn more_than_64_node_addresses_is_an_error_at_the_line_that_goes_over() {
+    let (ok, err, _n) = nginx_t(&config_with_http(&format!("{}ase_token_file ase.token;", many_servers(64))), Some((TEST_TOKEN, 0o600)));
+    assert!(ok, "64 nodes are allowed:\n{err}");
+    expect_error(&many_servers(65), "http://127.0.0.1:20064: this makes 65 ASE node addresses; at most 64 are supported", http_line(64));
+}
+
+#[test]
+fn nodes_past_the_status_pages_16_draw_a_warning() {
+    let http = format!("{}ase_token_file ase.token;", many_servers(17));
+    let (ok, err, _n) = nginx_t(&config_with_http(&http), Some((TEST_TOKEN, 0o600)));
+    assert!(ok, "{err}");
+    assert!(err.contains("[warn]") && err.contains("keeps statistics for the first 16 of the 17 ASE node addresses"), "{err}");
+    let (ok, err, _n) = nginx_t(&config_with_http(&format!("{}ase_token_file ase.token;", many_servers(16))), Some((TEST_TOKEN, 0o600)));
+    assert!(ok && !err.contains("[warn]"), "{err}");
+}
+
 #[test]
 fn token_file_problems_are_errors() {
     expect_error("ase_token_file /nonexistent/ase.token;", "cannot read \"/nonexistent/ase.token\"", http_line(0));

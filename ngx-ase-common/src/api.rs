@@ -120,26 +120,27 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     })
 }
 
-/// The engine and its nginx side for the configured nodes (those whose address resolved).
+/// The engine and its nginx side for the configured nodes: one per address each
+/// `ase_server` resolved to (see `settings::expand_nodes`).
 fn build_worker(conf: &crate::conf::MainConf) -> Worker {
     let (specs, addrs): (Vec<NodeSpec>, Vec<NodeAddr>) = conf
-        .servers
-        .iter()
-        .zip(&conf.addresses)
-        .filter_map(|(s, addrs)| {
+        .nodes()
+        .into_iter()
+        .map(|n| {
+            let (s, display) = (&n.server, n.display());
             let spec = NodeSpec {
-                display: s.url.to_string(),
+                display: display.clone(),
                 authority: s.url.authority(),
                 policy: NodePolicy { backup: s.backup, max_fails: s.max_fails, fail_timeout_ms: s.fail_timeout_ms },
             };
             let addr = NodeAddr {
-                addr: *addrs.first()?,
-                display: s.url.to_string(),
+                addr: n.addr,
+                display,
                 tls: s.url.tls,
                 tls_name: s.url.host_is_name().then(|| std::ffi::CString::new(s.url.host.clone()).ok()).flatten(),
-                tls_ip: (!s.url.host_is_name()).then(|| std::ffi::CString::new(addrs.first()?.ip().to_string()).ok()).flatten(),
+                tls_ip: (!s.url.host_is_name()).then(|| std::ffi::CString::new(n.addr.ip().to_string()).ok()).flatten(),
             };
-            Some((spec, addr))
+            (spec, addr)
         })
         .unzip();
     let token = conf.token.as_ref().map(|(t, _)| t.as_bytes());

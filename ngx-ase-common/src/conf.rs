@@ -5,7 +5,7 @@ use nginx_sys::{ngx_flag_t, ngx_msec_t, ngx_str_t, ngx_uint_t};
 use ngx::http::{Merge, MergeConfigError};
 use ngx_ase_shared::abi::CommonMainHeader;
 
-use crate::settings::{ServerSpec, Token};
+use crate::settings::{expand_nodes, Node, ServerSpec, Token};
 
 pub const DEFAULT_CONNECT_TIMEOUT_MS: ngx_msec_t = 200;
 pub const DEFAULT_TIMEOUT_MS: ngx_msec_t = 500;
@@ -91,6 +91,16 @@ impl MainConf {
         init(&mut self.ssl_verify, UNSET_FLAG, 1);
         init(&mut self.response_queue, UNSET_UINT, DEFAULT_RESPONSE_QUEUE);
         self.header.server_count = self.servers.len();
+    }
+
+    /// The ASE nodes in failover order: one per address each `ase_server` resolved to.
+    pub fn nodes(&self) -> Vec<Node> {
+        expand_nodes(&self.servers, &self.addresses)
+    }
+
+    /// How many nodes `nodes()` gives.
+    pub fn node_count(&self) -> usize {
+        self.addresses.iter().map(Vec::len).sum()
     }
 
     pub fn uses_tls(&self) -> bool {

@@ -10,7 +10,7 @@ use ngx_ase_glue::conf::{conf_ok, current_position, directive_args, emerg, log_a
 use ngx_ase_glue::panic::guard;
 
 use crate::conf::{ConfFile, MainConf, TokenSource};
-use crate::settings::{parse_server, parse_token, token_looks_like_ase};
+use crate::settings::{check_node_count, parse_server, parse_token, token_looks_like_ase};
 
 /// Runs a directive body with panics turned into a configuration error.
 unsafe fn checked(cf: *mut ngx_conf_t, f: impl FnOnce() -> *mut c_char) -> *mut c_char {
@@ -34,6 +34,9 @@ pub unsafe extern "C" fn set_server(
         };
         if conf.servers.iter().any(|s| s.url == spec.url) {
             return emerg(cf, &format!("ase_server: \"{}\" is listed twice", spec.url));
+        }
+        if let Err(e) = check_node_count(&spec.url, conf.node_count(), addrs.len()) {
+            return emerg(cf, &format!("ase_server: {e}"));
         }
         conf.servers.push(spec);
         conf.addresses.push(addrs);
@@ -157,6 +160,12 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
     checked(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         conf.finish();
+        let nodes = conf.node_count();
+        if nodes > crate::counters::MAX_NODES {
+            log_conf(cf, NGX_LOG_WARN, &format!(
+                "ase_server: the status page keeps statistics for the first {} of the {nodes} ASE node addresses; it lists the others as \"untracked\"",
+                crate::counters::MAX_NODES));
+        }
         if conf.uses_tls() && conf.ssl_verify == 0 {
             log_conf(cf, NGX_LOG_WARN,
                 "ase_ssl_verify is off: the ASE's certificate is not checked, so anyone on the path can pose as the ASE");

@@ -31,7 +31,8 @@ use crate::worker;
 /// Where a node is and how to talk to it.
 pub struct NodeAddr {
     pub addr: SocketAddr,
-    /// `http://host:port`, for logs and `$upstream_addr`-like connection names.
+    /// The node's name (as `NodeSpec::display`), for logs and `$upstream_addr`-like
+    /// connection names.
     pub display: String,
     pub tls: bool,
     /// The name sent as SNI and checked against the certificate; none for an IP address.

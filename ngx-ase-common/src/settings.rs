@@ -46,17 +46,76 @@ impl AseUrl {
     }
 
     /// Resolves the host with the system resolver, as nginx does for upstream servers at
-    /// configuration time.
+    /// configuration time: every address, in the resolver's order, each once.
     pub fn resolve(&self) -> Result<Vec<SocketAddr>, String> {
-        let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port)
+        let addrs = unique((self.host.as_str(), self.port)
             .to_socket_addrs()
-            .map_err(|e| format!("host not found in \"{}\": {e}", self.host))?
-            .collect();
+            .map_err(|e| format!("host not found in \"{}\": {e}", self.host))?);
         if addrs.is_empty() {
             return Err(format!("host not found in \"{}\"", self.host));
         }
         Ok(addrs)
     }
+}
+
+/// The addresses in their order, each kept once (a hosts file may list one twice).
+pub fn unique(addrs: impl IntoIterator<Item = SocketAddr>) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for a in addrs {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// One ASE node: one address of an `ase_server` line. A host name that resolves to several
+/// addresses gives one node per address, in the resolver's order, as nginx upstream servers
+/// do; they share the line's role, `max_fails` and `fail_timeout`, and its host name for
+/// the `Host` header, SNI and the certificate check, but each has its own health.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub server: ServerSpec,
+    pub addr: SocketAddr,
+}
+
+impl Node {
+    /// The name in logs and on the status page: the URL, and for a host name the address
+    /// too (`http://ase.example:8000 (127.0.0.1:8000)`). A URL with an IP address is the
+    /// address already, so it is shown alone.
+    pub fn display(&self) -> String {
+        if self.server.url.host_is_name() {
+            format!("{} ({})", self.server.url, self.addr)
+        } else {
+            self.server.url.to_string()
+        }
+    }
+}
+
+/// The nodes of the `ase_server` lines (`addresses[i]` are those `servers[i]` resolved to),
+/// in failover order: line by line, and within a line in the resolver's order.
+pub fn expand_nodes(servers: &[ServerSpec], addresses: &[Vec<SocketAddr>]) -> Vec<Node> {
+    servers
+        .iter()
+        .zip(addresses)
+        .flat_map(|(s, addrs)| addrs.iter().map(move |a| Node { server: s.clone(), addr: *a }))
+        .collect()
+}
+
+/// Checks that `url`, resolving to `adding` addresses after `so_far` node addresses, keeps
+/// the channel within `MAX_NODES` (a call marks the nodes it tried in a `u64`).
+pub fn check_node_count(url: &AseUrl, so_far: usize, adding: usize) -> Result<(), String> {
+    let max = crate::nodes::MAX_NODES;
+    let total = so_far + adding;
+    if total <= max {
+        return Ok(());
+    }
+    let what = if url.host_is_name() {
+        format!("\"{}\" resolves to {adding} address{}, which makes", url.host, if adding == 1 { "" } else { "es" })
+    } else {
+        "this makes".to_string()
+    };
+    Err(format!("{url}: {what} {total} ASE node addresses; at most {max} are supported (every address a host name resolves to is a node)"))
 }
 
 impl fmt::Display for AseUrl {
@@ -333,6 +392,53 @@ mod tests {
         let err = parse_token(b"secret with space").unwrap_err();
         assert!(!err.contains("secret"), "{err}");
         assert!(!token_looks_like_ase(&parse_token(b"short").unwrap()));
+    }
+
+    fn server(url: &str, backup: bool) -> ServerSpec {
+        ServerSpec { url: parse_url(url.as_bytes()).unwrap(), backup, max_fails: 3, fail_timeout_ms: 30_000 }
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_name_with_two_addresses_is_two_nodes_in_order() {
+        let servers = [server("http://ase.example:8000", false), server("http://10.0.0.9:8000", true)];
+        let addresses = [vec![addr("[::1]:8000"), addr("127.0.0.1:8000")], vec![addr("10.0.0.9:8000")]];
+        let nodes = expand_nodes(&servers, &addresses);
+        assert_eq!(nodes.len(), 3);
+        assert_eq!(nodes.iter().map(|n| n.addr).collect::<Vec<_>>(),
+                   [addr("[::1]:8000"), addr("127.0.0.1:8000"), addr("10.0.0.9:8000")]);
+        // Both addresses of the name keep its role, limits and name.
+        for n in &nodes[..2] {
+            assert_eq!(n.server, servers[0]);
+            assert_eq!(n.server.url.authority(), "ase.example:8000");
+        }
+        assert!(nodes[2].server.backup);
+        assert_eq!(nodes[0].display(), "http://ase.example:8000 ([::1]:8000)");
+        assert_eq!(nodes[1].display(), "http://ase.example:8000 (127.0.0.1:8000)");
+        assert_eq!(nodes[2].display(), "http://10.0.0.9:8000", "an IP URL is shown as it was");
+        assert!(expand_nodes(&[], &[]).is_empty());
+    }
+
+    #[test]
+    fn repeated_addresses_are_one_node() {
+        let a = addr("127.0.0.1:1");
+        let b = addr("[::1]:1");
+        assert_eq!(unique([b, a, b, a]), [b, a]);
+    }
+
+    #[test]
+    fn more_than_64_node_addresses_is_an_error() {
+        let name = parse_url(b"http://ase.example:8000").unwrap();
+        assert!(check_node_count(&name, 62, 2).is_ok());
+        let err = check_node_count(&name, 62, 3).unwrap_err();
+        assert!(err.contains("\"ase.example\" resolves to 3 addresses") && err.contains("65 ASE node addresses")
+            && err.contains("at most 64"), "{err}");
+        let ip = parse_url(b"http://10.0.0.1:8000").unwrap();
+        let err = check_node_count(&ip, 64, 1).unwrap_err();
+        assert!(err.starts_with("http://10.0.0.1:8000: this makes 65"), "{err}");
     }
 
     #[test]

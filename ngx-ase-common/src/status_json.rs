@@ -7,9 +7,15 @@ use ngx_ase_shared::abi::{AseError, Verdict};
 
 use crate::counters::{get, Counters, MAX_NODES, STATUS_CODES};
 
-/// One node as the page shows it.
+/// One node (one address of an `ase_server` line) as the page shows it.
 pub struct NodeView<'a> {
+    /// The `ase_server` URL; every address of a host name has the same one.
     pub url: &'a str,
+    /// The address this node connects to (`127.0.0.1:8000`, `[::1]:8000`).
+    pub address: &'a str,
+    /// Its name in logs and the Prometheus `node` label: the URL, plus the address in
+    /// parentheses for a host name (see `settings::Node::display`).
+    pub name: &'a str,
     pub backup: bool,
 }
 
@@ -67,22 +73,31 @@ pub fn to_json(p: &PageInput<'_>) -> String {
         get(&c.reports_sent), get(&c.reports_dropped_queue_full), get(&c.reports_dropped_unavailable),
         get(&c.payload_truncated)
     );
-    for (i, n) in p.nodes.iter().enumerate().take(MAX_NODES) {
-        let st = &c.nodes[i];
-        let q = |x| st.quantile_ms(p.now_ms, x).map(|v| v.to_string()).unwrap_or_else(|| "null".into());
+    for (i, n) in p.nodes.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
+        let _ = write!(s, "{{\"url\":{},\"address\":{},\"backup\":{},", json_escape(n.url), json_escape(n.address), n.backup);
+        let Some(st) = c.nodes.get(i) else {
+            // Past the counters' MAX_NODES: the channel uses the node, the page has no numbers.
+            s.push_str("\"state\":\"untracked\"}");
+            continue;
+        };
+        let q = |x| st.quantile_ms(p.now_ms, x).map(|v| v.to_string()).unwrap_or_else(|| "null".into());
         let _ = write!(
             s,
-            "{{\"url\":{},\"backup\":{},\"state\":\"{}\",\"calls\":{},\"failures\":{},\"latency_ms\":{{\"p50\":{},\"p99\":{}}}}}",
-            json_escape(n.url), n.backup,
+            "\"state\":\"{}\",\"calls\":{},\"failures\":{},\"latency_ms\":{{\"p50\":{},\"p99\":{}}}}}",
             if get(&st.down_since_ms) != 0 { "down" } else { "up" },
             get(&st.calls), get(&st.failures), q(0.5), q(0.99)
         );
     }
-    s.push_str("]}");
+    let _ = write!(s, "],\"nodes_untracked\":{}}}", untracked(p));
     s
+}
+
+/// Nodes past the first `MAX_NODES`, for which the page keeps no statistics.
+fn untracked(p: &PageInput<'_>) -> usize {
+    p.nodes.len().saturating_sub(MAX_NODES)
 }
 
 /// Prometheus text exposition, named like nginx-prometheus-exporter's metrics
@@ -116,13 +131,15 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
         vec![("{reason=\"queue_full\"}".into(), get(&c.reports_dropped_queue_full)), ("{reason=\"unavailable\"}".into(), get(&c.reports_dropped_unavailable))]);
     family("nginx_ase_payload_truncated_total", "counter",
         "Request checks whose metadata was larger than ase_request_max_size and was sent cut short.", one(get(&c.payload_truncated)));
-    let node_label = |n: &NodeView<'_>| format!("node=\"{}\"", n.url.replace('\\', "\\\\").replace('"', "\\\""));
-    family("nginx_ase_node_up", "gauge", "1 when the ASE node is up.",
+    let node_label = |n: &NodeView<'_>| format!("node=\"{}\"", n.name.replace('\\', "\\\\").replace('"', "\\\""));
+    family("nginx_ase_node_up", "gauge", "1 when the ASE node (one address of an ase_server) is up.",
         p.nodes.iter().enumerate().take(MAX_NODES).map(|(i, n)| (format!("{{{}}}", node_label(n)), (get(&c.nodes[i].down_since_ms) == 0) as u64)).collect());
     family("nginx_ase_node_calls_total", "counter", "Sideband calls per ASE node.",
         p.nodes.iter().enumerate().take(MAX_NODES).map(|(i, n)| (format!("{{{}}}", node_label(n)), get(&c.nodes[i].calls))).collect());
     family("nginx_ase_node_failures_total", "counter", "Failed sideband calls per ASE node.",
         p.nodes.iter().enumerate().take(MAX_NODES).map(|(i, n)| (format!("{{{}}}", node_label(n)), get(&c.nodes[i].failures))).collect());
+    family("nginx_ase_nodes_untracked", "gauge",
+        &format!("ASE node addresses past the first {MAX_NODES}, which have no per-node metrics here."), one(untracked(p) as u64));
     let mut lat = Vec::new();
     for (i, n) in p.nodes.iter().enumerate().take(MAX_NODES) {
         for q in [0.5, 0.99] {
@@ -144,7 +161,54 @@ mod tests {
     use crate::counters::bump;
 
     fn page(c: &Counters) -> PageInput<'_> {
-        PageInput { counters: c, nodes: vec![NodeView { url: "http://a:1", backup: false }], breaker_open: false, now_ms: 5_000, shared: true }
+        PageInput { counters: c, nodes: vec![NodeView { url: "http://a:1", address: "10.0.0.1:1", name: "http://a:1 (10.0.0.1:1)", backup: false }],
+                    breaker_open: false, now_ms: 5_000, shared: true }
+    }
+
+    fn view<'a>(url: &'a str, address: &'a str, name: &'a str) -> NodeView<'a> {
+        NodeView { url, address, name, backup: false }
+    }
+
+    #[test]
+    fn every_address_of_a_name_is_its_own_node() {
+        let c = Counters::new();
+        c.nodes[0].down_since_ms.store(4_000, std::sync::atomic::Ordering::Relaxed);
+        bump(&c.nodes[0].failures);
+        bump(&c.nodes[1].calls);
+        let mut p = page(&c);
+        p.nodes = vec![
+            view("http://localhost:1", "[::1]:1", "http://localhost:1 ([::1]:1)"),
+            view("http://localhost:1", "127.0.0.1:1", "http://localhost:1 (127.0.0.1:1)"),
+        ];
+        let v: serde_json::Value = serde_json::from_str(&to_json(&p)).expect("valid JSON");
+        assert_eq!(v["nodes"][0]["url"], "http://localhost:1");
+        assert_eq!((&v["nodes"][0]["address"], &v["nodes"][0]["state"], &v["nodes"][0]["failures"]),
+                   (&serde_json::json!("[::1]:1"), &serde_json::json!("down"), &serde_json::json!(1)));
+        assert_eq!((&v["nodes"][1]["address"], &v["nodes"][1]["state"], &v["nodes"][1]["calls"]),
+                   (&serde_json::json!("127.0.0.1:1"), &serde_json::json!("up"), &serde_json::json!(1)));
+        assert_eq!(v["nodes_untracked"], 0);
+        let text = to_prometheus(&p);
+        assert!(text.contains("nginx_ase_node_up{node=\"http://localhost:1 ([::1]:1)\"} 0\n"), "{text}");
+        assert!(text.contains("nginx_ase_node_up{node=\"http://localhost:1 (127.0.0.1:1)\"} 1\n"), "{text}");
+    }
+
+    #[test]
+    fn nodes_past_the_tracked_ones_are_listed_as_untracked() {
+        let c = Counters::new();
+        let addrs: Vec<String> = (0..MAX_NODES + 2).map(|i| format!("10.0.0.{i}:1")).collect();
+        let mut p = page(&c);
+        p.nodes = addrs.iter().map(|a| view("http://many:1", a, a)).collect();
+        let v: serde_json::Value = serde_json::from_str(&to_json(&p)).expect("valid JSON");
+        let nodes = v["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), MAX_NODES + 2);
+        assert_eq!(nodes[MAX_NODES - 1]["state"], "up");
+        assert_eq!(nodes[MAX_NODES]["state"], "untracked");
+        assert_eq!(nodes[MAX_NODES + 1]["address"], addrs[MAX_NODES + 1].as_str());
+        assert!(nodes[MAX_NODES].get("calls").is_none());
+        assert_eq!(v["nodes_untracked"], 2);
+        let text = to_prometheus(&p);
+        assert!(text.contains("nginx_ase_nodes_untracked 2\n"), "{text}");
+        assert_eq!(text.matches("nginx_ase_node_up{").count(), MAX_NODES);
     }
 
     #[test]
@@ -159,6 +223,7 @@ mod tests {
         assert_eq!(v["payload_truncated"], 1);
         assert_eq!(v["ase_status"]["403"], 1);
         assert_eq!(v["nodes"][0]["url"], "http://a:1");
+        assert_eq!(v["nodes"][0]["address"], "10.0.0.1:1");
         assert_eq!(v["nodes"][0]["latency_ms"]["p50"], 3);
         assert_eq!(v["scope"], "all_workers");
     }
@@ -169,8 +234,9 @@ mod tests {
         bump(&c.verdicts[Verdict::Block as usize]);
         let text = to_prometheus(&page(&c));
         assert!(text.contains("nginx_ase_verdicts_total{verdict=\"block\"} 1\n"), "{text}");
-        assert!(text.contains("nginx_ase_node_up{node=\"http://a:1\"} 1\n"), "{text}");
+        assert!(text.contains("nginx_ase_node_up{node=\"http://a:1 (10.0.0.1:1)\"} 1\n"), "{text}");
         assert!(text.contains("# TYPE nginx_ase_payload_truncated_total counter\nnginx_ase_payload_truncated_total 0\n"), "{text}");
+        assert!(text.contains("nginx_ase_nodes_untracked 0\n"), "{text}");
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').expect("name and value");
             assert!(value.parse::<f64>().is_ok(), "{line}");

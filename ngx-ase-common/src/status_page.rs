@@ -22,12 +22,15 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
         }
         let conf = <crate::Module as ngx::http::HttpModuleMainConf>::main_conf(&*r);
+        // One entry per node address, in the channel's order (api.rs build_worker).
         let nodes = conf
-            .map(|c| c.servers.iter().map(|s| (s.url.to_string(), s.backup)).collect::<Vec<_>>())
+            .map(|c| {
+                c.nodes().iter().map(|n| (n.server.url.to_string(), n.addr.to_string(), n.display(), n.server.backup)).collect::<Vec<_>>()
+            })
             .unwrap_or_default();
         let input = PageInput {
             counters: counters(),
-            nodes: nodes.iter().map(|(u, b)| NodeView { url: u, backup: *b }).collect(),
+            nodes: nodes.iter().map(|(url, address, name, backup)| NodeView { url, address, name, backup: *backup }).collect(),
             breaker_open: crate::worker::with(|w| w.engine.breaker_open()).unwrap_or(false),
             now_ms: crate::log::now_ms(),
             shared: conf.is_some_and(|c| !c.zone.is_null()),

@@ -106,8 +106,23 @@ impl Nginx {
     /// Starts the prepared configuration in the foreground (`daemon off`) and waits until
     /// `self.port` accepts connections.
     pub fn launch(&mut self) {
-        let child = self
-            .command()
+        self.launch_wrapped(&[]);
+    }
+
+    /// Like `launch`, with nginx's command line run by `wrapper` (program and arguments,
+    /// nginx's own command line appended), e.g. in a private mount namespace; the wrapper
+    /// must end by exec'ing nginx, so that the process started is nginx's master.
+    pub fn launch_wrapped(&mut self, wrapper: &[&str]) {
+        let mut cmd = match wrapper.split_first() {
+            None => self.command(),
+            Some((program, args)) => {
+                let direct = self.command();
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(direct.get_program()).args(direct.get_args());
+                cmd
+            }
+        };
+        let child = cmd
             .args(["-g", "daemon off;"])
             .stdout(Stdio::null())
             .stderr(Stdio::from(fs::File::create(self.path("logs/stderr.log")).expect("stderr log")))

@@ -35,7 +35,8 @@ use wire::NodeHeads;
 
 /// One `ase_server` as the engine needs it.
 pub struct NodeSpec {
-    /// `http://host:port`, for logs.
+    /// The node's name in logs: `http://host:port`, with the address for a host name
+    /// (`http://ase.example:8000 (127.0.0.1:8000)`; see `settings::Node::display`).
     pub display: String,
     /// The `Host` header.
     pub authority: String,
