@@ -20,7 +20,10 @@ pub mod request_payload;
 pub mod verdict;
 // ngx-ase-common: the channel's engine (its submodules `answer`, `io`, `wire` sit next to
 // its `mod.rs`; its unit tests are `#[cfg(test)]`, not built here); `counters` and `nodes`
-// must sit at the crate root, the engine says `crate::counters` and `crate::nodes`.
+// must sit at the crate root, the engine says `crate::counters` and `crate::nodes`; so
+// must `secret` (zeroizing the token's bytes), used by the engine and settings.rs.
+#[path = "../../ngx-ase-common/src/secret.rs"]
+pub mod secret;
 #[path = "../../ngx-ase-common/src/settings.rs"]
 pub mod settings;
 #[path = "../../ngx-ase-common/src/engine/mod.rs"]
