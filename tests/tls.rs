@@ -103,13 +103,19 @@ fn ca_signed(dir: &std::path::Path, san: &str) -> (String, String, String) {
 /// nginx whose only ASE node is `scheme_host` (e.g. "https://127.0.0.1") on the double's
 /// port, trusting `ca`.
 fn with_node(double: &AseDouble, backend: &Backend, host: &str, ca: &str) -> Nginx {
+    Nginx::start(&node_http(double, backend, host, ca, ""))
+}
+
+/// The http block of `with_node`, with `extra` directives.
+fn node_http(double: &AseDouble, backend: &Backend, host: &str, ca: &str, extra: &str) -> String {
     let port = double.data.rsplit(':').next().unwrap().to_string();
-    Nginx::start(&format!(
+    format!(
         r#"
     ase_server https://{host}:{port};
     ase_request on;
     ase_timeout 2s;
     ase_ssl_trusted_certificate {ca};
+    {extra}
     log_format ase '$ase_verdict';
     access_log logs/ase.log ase;
     server {{
@@ -118,7 +124,7 @@ fn with_node(double: &AseDouble, backend: &Backend, host: &str, ca: &str) -> Ngi
     }}
 "#,
         b = backend.addr()
-    ))
+    )
 }
 
 #[test]
@@ -173,25 +179,7 @@ fn a_node_requiring_a_client_certificate_accepts_ours_and_refuses_us_without_it(
     let (client_cert, client_key) = client_signed(certs.path());
     let double = AseDouble::start(&["--tls-cert", &cert, "--tls-key", &key, "--tls-client-ca", &ca, "--keepalive"]);
     let backend = Backend::start();
-    let port = double.data.rsplit(':').next().unwrap().to_string();
-    let http = |extra: &str| {
-        format!(
-            r#"
-    ase_server https://127.0.0.1:{port};
-    ase_request on;
-    ase_timeout 2s;
-    ase_ssl_trusted_certificate {ca};
-    {extra}
-    log_format ase '$ase_verdict';
-    access_log logs/ase.log ase;
-    server {{
-        listen 127.0.0.1:{{port}};
-        location / {{ proxy_pass http://{b}; }}
-    }}
-"#,
-            b = backend.addr()
-        )
-    };
+    let http = |extra: &str| node_http(&double, &backend, "127.0.0.1", &ca, extra);
 
     // Without a client certificate: the handshake fails, nothing reaches the ASE.
     let n = Nginx::start(&http(""));

@@ -64,18 +64,24 @@ pub fn deliver_finished() {
     }
 }
 
-/// Runs an engine event for connection `id`; after a panic, ends what it was doing.
-pub fn dispatch_conn(id: ConnId, what: &str, f: impl FnOnce(&mut Worker)) {
+/// Runs one engine event under a panic guard; after a panic, `recover` ends what the event
+/// was doing. Then hands out the answers it produced.
+fn dispatch(what: &str, run: impl FnOnce(&mut Worker), recover: impl FnOnce(&mut Worker)) {
     let ok = guard(cycle_log(), what, false, || {
-        with(f);
+        with(run);
         true
     });
     if !ok {
         guard(cycle_log(), what, (), || {
-            with(|w| w.engine.abort_conn(id, &mut w.io));
+            with(recover);
         });
     }
     deliver_finished();
+}
+
+/// Runs an engine event for connection `id`; after a panic, ends its call.
+pub fn dispatch_conn(id: ConnId, what: &str, f: impl FnOnce(&mut Worker)) {
+    dispatch(what, f, |w| w.engine.abort_conn(id, &mut w.io));
 }
 
 /// A connecting peer's socket (or TLS handshake) moved.
@@ -98,24 +104,13 @@ pub fn dispatch_connecting(id: ConnId) {
 
 /// Call slot `slot`'s timer fired.
 pub fn dispatch_timer(slot: usize) {
-    let ok = guard(cycle_log(), "ASE timer", false, || {
-        with(|w| w.engine.on_timer(slot, &mut w.io));
-        true
-    });
-    if !ok {
-        guard(cycle_log(), "ASE timer", (), || {
-            with(|w| w.engine.abort_slot(slot, &mut w.io));
-        });
-    }
-    deliver_finished();
+    dispatch("ASE timer", |w| w.engine.on_timer(slot, &mut w.io), |w| w.engine.abort_slot(slot, &mut w.io));
 }
 
-/// The reports queued during this turn of the event loop go out.
+/// The reports queued during this turn of the event loop go out (a report left unsent by
+/// a panic ends at its own timer).
 pub fn dispatch_flush() {
-    guard(cycle_log(), "ASE flush", (), || {
-        with(|w| w.engine.flush(&mut w.io));
-    });
-    deliver_finished();
+    dispatch("ASE flush", |w| w.engine.flush(&mut w.io), |_| {});
 }
 
 /// Starts a check. Returns the caller's handle, or null when `done` has already been
