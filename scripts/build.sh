@@ -7,8 +7,14 @@
 #   scripts/build.sh --nginx release    the same NGINX 1.28 as users run it: no --with-debug
 #                                       and no test-only fault injection (the benchmark's);
 #                                       build/release/{sbin,modules}
-#   scripts/build.sh --nginx system     against the nginx on PATH (Debian's, with nginx-dev);
-#                                       modules in build/system/modules/
+#   scripts/build.sh --nginx system     against the nginx on PATH (Debian's, with nginx-dev):
+#                                       --nginx-src /usr/share/nginx/src; build/system/modules/
+#   scripts/build.sh --nginx-src DIR [--nginx BINARY] [--name NAME]
+#                                       for the nginx at BINARY (default: the one on PATH) from
+#                                       an nginx source tree DIR of the same version, configured
+#                                       as BINARY was (nginx -V), in a copy; DIR is not written.
+#                                       Modules in build/NAME/modules/ (default NAME:
+#                                       nginx-VERSION), build/NAME/sbin/nginx links to BINARY
 #   scripts/build.sh --static [FLAGS]   NGINX 1.28 from the nginx-src crate with the three
 #                                       modules compiled in (./configure --add-module), at
 #                                       build/static/sbin/nginx; no load_module needed.
@@ -22,14 +28,19 @@
 #   scripts/build.sh --static -- --prefix=/usr/share/nginx --conf-path=/etc/nginx/nginx.conf
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
+. "$(dirname "$0")/lib/nginx-tree.sh"
 
 flavour=vendored
 profile=release
 configure_extra=()
+nginx_src="" nginx_opt="" name=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --nginx) flavour="${2:-}"; shift 2 ;;
-        --nginx=*) flavour="${1#*=}"; shift ;;
+        --nginx) [ $# -ge 2 ] || die "--nginx needs a value"; nginx_opt="$2"; shift 2 ;;
+        --nginx=*) nginx_opt="${1#*=}"; shift ;;
+        --nginx-src) [ $# -ge 2 ] || die "--nginx-src needs a directory"; nginx_src="$2"; shift 2 ;;
+        --nginx-src=*) nginx_src="${1#*=}"; shift ;;
+        --name) [ $# -ge 2 ] || die "--name needs a value"; name="$2"; shift 2 ;;
         --static) flavour=static; shift ;;
         --debug) profile=debug; shift ;;
         --with-cc-opt|--with-ld-opt)
@@ -37,19 +48,47 @@ while [ $# -gt 0 ]; do
             configure_extra+=("$1=$2"); shift 2 ;;
         --with-*|--without-*) configure_extra+=("$1"); shift ;;
         --) shift; configure_extra+=("$@"); break ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
+# --nginx names a flavour, or with --nginx-src the nginx binary to build for.
+if [ -n "$nginx_src" ]; then
+    flavour=source
+    nginx_bin=${nginx_opt:-$(command -v nginx || true)}
+    [ -n "$nginx_bin" ] || die "no nginx on PATH: say which one with --nginx BINARY"
+elif [ "$nginx_opt" = system ]; then
+    # Debian's nginx-dev holds the source tree Debian's nginx was built from.
+    ensure_packages nginx nginx-dev
+    flavour=source nginx_src=/usr/share/nginx/src name=${name:-system}
+    nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+elif [ -n "$nginx_opt" ]; then
+    flavour="$nginx_opt"
+fi
+[ -z "$name" ] || [ "$flavour" = source ] || die "--name goes with --nginx-src"
 [ ${#configure_extra[@]} -eq 0 ] || [ "$flavour" = static ] \
     || die "configure flags (${configure_extra[*]}) apply to --static builds only"
 
 ensure_rust
 ensure_packages "${BUILD_PACKAGES[@]}"
 
-out="$ROOT/build/$flavour"
+if [ "$flavour" = source ]; then
+    [ -x "$nginx_bin" ] || die "$nginx_bin: no such nginx binary"
+    [ -d "$nginx_src" ] || die "$nginx_src: no such directory"
+    check_source_for "$nginx_src" "$nginx_bin"
+    version=$(nginx_version "$nginx_bin")
+    name=${name:-nginx-$version}
+    case "$name" in
+        vendored|release|static|*/*|.*|'') die "--name $name: choose another name (it becomes build/NAME)" ;;
+    esac
+    out="$ROOT/build/$name"
+    target="$ROOT/target/$name"
+else
+    out="$ROOT/build/$flavour"
+    target="$ROOT/target/$flavour"
+fi
 mkdir -p "$out/modules"
-cargo_args=(build -p ngx-ase-common -p ngx-ase-request -p ngx-ase-response --target-dir "$ROOT/target/$flavour")
+cargo_args=(build -p ngx-ase-common -p ngx-ase-request -p ngx-ase-response --target-dir "$target")
 [ "$profile" = release ] && cargo_args+=(--release)
 
 case "$flavour" in
@@ -72,41 +111,18 @@ case "$flavour" in
         mkdir -p "$out/sbin"
         install -m 0755 "$objs/nginx" "$out/sbin/nginx.new.$$" && mv -f "$out/sbin/nginx.new.$$" "$out/sbin/nginx"
         ;;
-    system)
-        ensure_packages nginx nginx-dev
-        nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-        [ -x "$nginx_bin" ] || die "no nginx on PATH"
-        src=/usr/share/nginx/src
-        [ -f "$src/conf_flags" ] || die "$src/conf_flags not found: install nginx-dev"
-        version=$("$nginx_bin" -v 2>&1 | sed -n 's|.*nginx/\([0-9.]*\).*|\1|p')
-        dev_version=$(dpkg-query -W -f='${Version}' nginx-dev 2>/dev/null | sed 's/-.*//')
-        [ -z "$dev_version" ] || [ "$dev_version" = "$version" ] \
-            || die "nginx is $version but nginx-dev is $dev_version: the modules would not load"
+    source)
+        configure_tree_for "$nginx_src" "$nginx_bin" "$out"
         tree="$out/nginx-src"
-        if [ ! -f "$tree/objs/ngx_auto_config.h" ] || [ "$(cat "$tree/.version" 2>/dev/null)" != "$version" ]; then
-            say "configuring a copy of $src (nginx $version) for its headers"
-            rm -rf "$tree" && cp -a "$src" "$tree"
-            # shellcheck disable=SC1091
-            . "$src/conf_flags"
-            (cd "$tree" && ./configure "${NGX_CONF_FLAGS[@]}" >"$out/configure.log" 2>&1) \
-                || die "nginx configure failed; see $out/configure.log"
-            echo "$version" > "$tree/.version"
-        fi
         export NGINX_BUILD_DIR="$tree/objs" NGINX_SOURCE_DIR="$tree"
-        say "building the modules for the system nginx $version"
+        say "building the modules for $nginx_bin (nginx $version)"
         (cd "$ROOT" && cargo "${cargo_args[@]}")
         mkdir -p "$out/sbin"
-        ln -sfn "$nginx_bin" "$out/sbin/nginx"
+        ln -sfn "$(readlink -f "$nginx_bin")" "$out/sbin/nginx"
         ;;
     static)
-        # nginx-src's copy of the NGINX sources (downloaded by cargo like any crate); cargo
-        # metadata only lists it when the `vendored` features are on.
-        crate_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --all-features \
-            | grep -o '"manifest_path":"[^"]*/nginx-src-[^"/]*/Cargo.toml"' | head -n1 \
-            | sed -e 's/^"manifest_path":"//' -e 's|/Cargo.toml"$||')
-        [ -n "$crate_dir" ] && [ -f "$crate_dir/nginx/src/core/nginx.h" ] \
-            || die "the nginx-src crate's sources were not found (cargo metadata)"
-        version=$(sed -n 's/^#define NGINX_VERSION *"\(.*\)"/\1/p' "$crate_dir/nginx/src/core/nginx.h")
+        crate_dir=$(nginx_src_crate_dir)
+        version=$(tree_version "$crate_dir/nginx")
         configure_args=(--with-compat --with-http_ssl_module --with-http_v2_module
             --with-http_realip_module --with-threads)
         case " ${configure_extra[*]} " in
@@ -150,13 +166,13 @@ case "$flavour" in
         say "built: $out/sbin/nginx (NGINX $version, the modules compiled in: see nginx -V)"
         exit 0
         ;;
-    *) die "--nginx takes vendored, release, system or static, not '$flavour'" ;;
+    *) die "--nginx takes vendored, release, system or static (or a binary, with --nginx-src), not '$flavour'" ;;
 esac
 
 # Install with a new inode (write, then rename): replacing a loaded .so in place crashes
 # the workers that have it mapped.
 for i in "${!MODULE_FILES[@]}"; do
-    install -m 0644 "$ROOT/target/$flavour/$profile/${CRATE_LIBS[$i]}" "$out/modules/${MODULE_FILES[$i]}.new.$$"
+    install -m 0644 "$target/$profile/${CRATE_LIBS[$i]}" "$out/modules/${MODULE_FILES[$i]}.new.$$"
     mv -f "$out/modules/${MODULE_FILES[$i]}.new.$$" "$out/modules/${MODULE_FILES[$i]}"
 done
 say "built: $out/modules/{$(IFS=,; echo "${MODULE_FILES[*]}")}"

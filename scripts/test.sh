@@ -78,13 +78,20 @@ if [ ${#filter[@]} -eq 0 ]; then
     fi
     rm -f "$log"
 fi
-if [ -x "$ROOT/scripts/test-install.sh" ] && [ ${#filter[@]} -eq 0 ]; then
-    say "install script tests"
+# run_script LABEL SCRIPT: runs a test script whose last line is "N passed, N failed".
+run_script() {
+    say "$1"
+    local log rc=0
     log="$(mktemp)"
-    "$ROOT/scripts/test-install.sh" 2>&1 | tee "$log" || status=1
-    # its last line is "N passed, N failed"
+    "$2" 2>&1 | tee "$log" || rc=$?
     tail -n1 "$log" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/test result: x. \1 passed; \2 failed;/p' >> "$results"
+    grep -q '^[0-9]* passed, [0-9]* failed' <(tail -n1 "$log") || echo "test result: FAILED. 0 passed; 1 failed;" >> "$results"
     rm -f "$log"
+    return $rc
+}
+if [ ${#filter[@]} -eq 0 ]; then
+    run_script "install script tests" "$ROOT/scripts/test-install.sh" || status=1
+    run_script "building for a user's nginx (scripts/build.sh --nginx-src)" "$ROOT/scripts/test-nginx-src.sh" || status=1
 fi
 
 passed=$(awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^passed;/) n += $(i-1) } END { print n + 0 }' "$results")

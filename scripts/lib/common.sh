@@ -45,3 +45,16 @@ ensure_rust() {
 MODULE_FILES=(ngx_ase_common_module.so ngx_http_ase_request_module.so ngx_http_ase_response_module.so)
 # The cargo library names they are built as, same order.
 CRATE_LIBS=(libngx_ase_common.so libngx_ase_request.so libngx_ase_response.so)
+
+# nginx_src_crate_dir: the nginx-src crate's directory (its NGINX sources are in nginx/),
+# downloaded by cargo like any crate; cargo metadata only lists it with the `vendored`
+# features on.
+nginx_src_crate_dir() {
+    local dir
+    dir=$(cd "$ROOT" && cargo metadata --format-version 1 --all-features \
+        | grep -o '"manifest_path":"[^"]*/nginx-src-[^"/]*/Cargo.toml"' | head -n1 \
+        | sed -e 's/^"manifest_path":"//' -e 's|/Cargo.toml"$||')
+    [ -n "$dir" ] && [ -f "$dir/nginx/src/core/nginx.h" ] \
+        || die "the nginx-src crate's sources were not found (cargo metadata)"
+    echo "$dir"
+}
