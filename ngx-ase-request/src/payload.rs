@@ -1,5 +1,5 @@
 //! The `POST /ase/request` body, built straight into one buffer from borrowed request
-//! parts (see docs/ase-protocol.md). Safe Rust; header bytes of any kind give valid JSON.
+//! parts (see docs/protocol.md). Safe Rust; header bytes of any kind give valid JSON.
 //!
 //! Nothing here allocates but the output buffer: the headers are any cloneable iterator of
 //! borrowed pairs (the handler walks nginx's header list in place, no `Vec` of pairs), and

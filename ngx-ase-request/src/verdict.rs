@@ -1,4 +1,4 @@
-//! What the ASE's answer means for the request (the table in docs/ase-protocol.md), in safe Rust.
+//! What the ASE's answer means for the request (the table in docs/protocol.md), in safe Rust.
 
 use ngx_ase_shared::abi::{AseError, CheckResult, Verdict};
 

@@ -354,7 +354,7 @@ pub struct Snapshot<'a, H> {
     pub headers: H,
 }
 
-/// Appends the `POST /ase/response` body, in the shape of docs/ase-protocol.md, to `out`.
+/// Appends the `POST /ase/response` body, in the shape of docs/protocol.md, to `out`.
 pub fn write_json<'a, H: IntoIterator<Item = Header<'a>>>(out: &mut Vec<u8>, s: Snapshot<'a, H>) {
     out.extend_from_slice(b"{\"response_code\":\"");
     write_uint(out, u64::from(s.code));
