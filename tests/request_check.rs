@@ -95,6 +95,21 @@ fn denied_ip_is_blocked_with_the_configured_status() {
     assert_eq!(backend.hits(), 0);
 }
 
+/// Behind a load balancer, nginx's realip module makes the client's address the one the
+/// ASE sees and blocks; only from the balancer's address is the header believed.
+#[test]
+fn behind_a_load_balancer_the_ase_sees_the_client_named_by_realip() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = start(&double, &backend, "set_real_ip_from 127.0.0.1; real_ip_header X-Forwarded-For;");
+    double.deny("ip", "198.51.100.66");
+    assert_eq!(get(&n, "/lb", &[("X-Forwarded-For", "198.51.100.7")]).status(), 200);
+    assert_eq!(get(&n, "/lb", &[("X-Forwarded-For", "198.51.100.66")]).status(), 403);
+    let recs = double.wait_records("request", 2);
+    assert_eq!(recs[0]["body"]["source_ip"], "198.51.100.7");
+    assert_eq!(recs[1]["body"]["source_ip"], "198.51.100.66");
+    assert_eq!(backend.hits(), 1);
+}
+
 #[test]
 fn user_header_becomes_user_info() {
     let (double, backend) = (AseDouble::start(&[]), Backend::start());

@@ -14,8 +14,8 @@ BUILD_PACKAGES=(libclang-dev libpcre2-dev libssl-dev zlib1g-dev pkg-config make 
 # NGX_CONFIGURE_ARGS and rebuilds NGINX whenever it changes, so every cargo command on a
 # target directory must use that directory's value). The tests' build has --with-debug;
 # the benchmark's (release) is NGINX as users run it. Both have auth_request for the
-# benchmark's native floor.
-VENDORED_CONFIGURE_ARGS="--with-debug --with-http_auth_request_module --with-http_stub_status_module"
+# benchmark's native floor. The tests' has realip for the load-balancer test.
+VENDORED_CONFIGURE_ARGS="--with-debug --with-http_auth_request_module --with-http_stub_status_module --with-http_realip_module"
 RELEASE_CONFIGURE_ARGS="--with-http_auth_request_module"
 
 # ensure_packages PKG...: installs what is missing when root, else says what to install.
