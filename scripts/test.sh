@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
 done
 
 ensure_rust
-ensure_packages "${BUILD_PACKAGES[@]}" nginx nginx-dev curl openssl python3
+ensure_packages "${BUILD_PACKAGES[@]}" nginx nginx-dev curl openssl python3 lintian dpkg-dev
 
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
@@ -83,6 +83,15 @@ if [ -x "$ROOT/scripts/test-install.sh" ] && [ ${#filter[@]} -eq 0 ]; then
     log="$(mktemp)"
     "$ROOT/scripts/test-install.sh" 2>&1 | tee "$log" || status=1
     # its last line is "N passed, N failed"
+    tail -n1 "$log" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/test result: x. \1 passed; \2 failed;/p' >> "$results"
+    rm -f "$log"
+fi
+
+if [ ${#filter[@]} -eq 0 ]; then
+    say "Debian package tests (scripts/test-package.sh)"
+    log="$(mktemp)"
+    "$ROOT/scripts/test-package.sh" 2>&1 | tee "$log" || status=1
+    # its last line is "N passed, N failed[, N skipped]"
     tail -n1 "$log" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/test result: x. \1 passed; \2 failed;/p' >> "$results"
     rm -f "$log"
 fi
