@@ -55,6 +55,7 @@ bad()  {
 }
 skip() { skipped=$((skipped + 1)); printf 'skip  %s\n' "$1"; }
 # check NAME COMMAND...: passes when COMMAND succeeds; on failure shows $out.
+refused() { [ "$rc" -ne 0 ] && grep -q -- "$1" <<<"$out"; }   # the last package.sh failed, saying $1
 check() { local name="$1"; shift; if "$@" >/dev/null 2>&1; then ok "$name"; else bad "$name" "${out:-}"; fi; }
 finish() {
     trap - ERR EXIT
@@ -104,6 +105,25 @@ printf '%s\n' "${out:-(no tags)}" | sed 's/^/      lintian: /'
 errors=$(grep -c '^E:' <<<"$out" || true) warnings=$(grep -c '^W:' <<<"$out" || true)
 out=$(grep '^E:' <<<"$out" || true)
 check "lintian: no errors ($warnings warnings, shown above)" [ "$errors" -eq 0 ]
+
+say "refusals"
+if [ -f "$ROOT/build/vendored/modules/${MODULE_FILES[0]}" ]; then
+    out=$("$ROOT/scripts/package.sh" --modules "$ROOT/build/vendored/modules" --nginx "$NGINX" 2>&1) && rc=0 || rc=$?
+    check "modules built for nginx 1.28 with the system nginx $nginx_version: refused, nginx's reason given" \
+        refused "do not load into .*version 1028"
+else
+    skip "modules built for another nginx: refused (no build/vendored/modules; run scripts/build.sh)"
+fi
+if [ -x "$ROOT/build/vendored/sbin/nginx" ]; then
+    out=$("$ROOT/scripts/package.sh" --modules "$ROOT/build/vendored/modules" --nginx "$ROOT/build/vendored/sbin/nginx" 2>&1) \
+        && rc=0 || rc=$?
+    check "an nginx no Debian package owns: refused (no nginx-abi to depend on)" \
+        refused "belongs to no Debian package"
+else
+    skip "an nginx no Debian package owns: refused (no build/vendored/sbin/nginx; run scripts/build.sh)"
+fi
+out=$("$ROOT/scripts/package.sh" --modules "$ROOT/build/system/modules" 2>&1) && rc=0 || rc=$?
+check "--modules without --nginx: refused" refused "--modules goes with --nginx"
 
 # --- the life of the package on this machine ------------------------------------------------------
 if [ "$(id -u)" -ne 0 ]; then
@@ -249,10 +269,18 @@ purge_check() {
 }
 purge_check "purge after remove"
 
-say "dpkg -i, dpkg -r, dpkg -i again, then dpkg -P"
-DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >/dev/null 2>&1 || true
-dpkg -r "$PKG" >/dev/null 2>&1 || true
-out=$(DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" 2>&1) && rc=0 || rc=$?
+say "the administrator's choice: disabled stays disabled on upgrade; dpkg -r, dpkg -i enables again"
+dpkg_i() { out=$(DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" 2>&1) && rc=0 || rc=$?; }
+dpkg_i
+check "dpkg -i" [ "$rc" -eq 0 ]
+rm -f "$LINK"
+dpkg_i
+check "dpkg -i over the installed package (the upgrade path) succeeds" [ "$rc" -eq 0 ]
+check "it keeps the modules disabled when the administrator deleted the link" [ ! -e "$LINK" -a ! -L "$LINK" ]
+ln -s "$AVAILABLE" "$LINK"
+out=$(dpkg -r "$PKG" 2>&1) && rc=0 || rc=$?
+check "dpkg -r (enabled again by hand before)" [ "$rc" -eq 0 ]
+dpkg_i
 check "dpkg -i after a remove succeeds" [ "$rc" -eq 0 ]
 out=$(changes)
 check "after a remove, a new install enables the modules again (no .removed link left)" \
