@@ -7,7 +7,7 @@ use core::ptr::{addr_of, null_mut};
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_uint_t,
-    NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    NGX_CONF_1MORE, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
     NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_ERROR, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
@@ -86,12 +86,14 @@ const fn command(name: ngx_str_t, type_: u32, set: SetFn, offset: usize) -> ngx_
     }
 }
 
-static mut COMMANDS: [ngx_command_t; 6] = [
-    command(ngx_string!("ase_request"), ANY_LEVEL | NGX_CONF_FLAG, crate::directives::set_request,
-        offset_of!(LocConf, enabled)),
+static mut COMMANDS: [ngx_command_t; 9] = [
+    command(ngx_string!("ase_request"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_request, 0),
     command(ngx_string!("ase_fail_mode"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_fail_mode, 0),
     command(ngx_string!("ase_block_status"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_block_status, 0),
     command(ngx_string!("ase_user_header"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_user_header, 0),
+    command(ngx_string!("ase_user"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_user, 0),
+    command(ngx_string!("ase_client_id"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_client_id, 0),
+    command(ngx_string!("ase_hide_header"), ANY_LEVEL | NGX_CONF_1MORE, crate::directives::set_hide_header, 0),
     command(ngx_string!("ase_request_max_size"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_max_size,
         offset_of!(LocConf, max_size)),
     ngx_command_t::empty(),
