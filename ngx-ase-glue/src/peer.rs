@@ -50,3 +50,27 @@ pub unsafe fn check_request_module_first(cf: *mut ngx_conf_t, module_name: &str)
         _ => Ok(()),
     }
 }
+
+/// Whether requests are served with the settings of the level being merged: any location
+/// (nested ones, `if` and `limit_except` blocks too), and a server only when it has no
+/// location of its own (else every request matches one of them). The http level itself is
+/// never merged. For warnings that should name only places requests really get.
+///
+/// # Safety
+/// As for [`request_loc_shared`].
+pub unsafe fn merging_a_serving_level(cf: *mut ngx_conf_t) -> bool {
+    let Some(ctx) = ((*cf).ctx as *const ngx_http_conf_ctx_t).as_ref() else { return true };
+    if ctx.loc_conf.is_null() {
+        return true;
+    }
+    let index = (*core::ptr::addr_of!(nginx_sys::ngx_http_core_module)).ctx_index;
+    let Some(clcf) = (*ctx.loc_conf.add(index) as *const nginx_sys::ngx_http_core_loc_conf_t).as_ref() else {
+        return true;
+    };
+    if clcf.name.len > 0 {
+        return true;
+    }
+    // A server level: nginx keeps its locations in a queue until after the merge.
+    let locations = clcf.locations;
+    locations.is_null() || (*locations).prev == locations
+}

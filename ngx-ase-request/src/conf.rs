@@ -1,6 +1,6 @@
 //! The request module's settings: parsing, defaults and inheritance, in safe Rust.
 
-use nginx_sys::{ngx_http_complex_value_t, ngx_uint_t};
+use nginx_sys::{ngx_flag_t, ngx_http_complex_value_t, ngx_uint_t};
 use ngx::http::{Merge, MergeConfigError};
 use ngx_ase_shared::abi::{Bytes, RequestLocShared, RequestMode};
 
@@ -8,6 +8,8 @@ pub const UNSET_UINT: ngx_uint_t = ngx_uint_t::MAX;
 pub const DEFAULT_BLOCK_STATUS: ngx_uint_t = 403;
 /// nginx's `NGX_CONF_UNSET_SIZE`, which `ngx_conf_set_size_slot` expects in an unset field.
 pub const UNSET_SIZE: usize = usize::MAX;
+/// nginx's `NGX_CONF_UNSET`, which `ngx_conf_set_flag_slot` expects in an unset flag.
+pub const UNSET_FLAG: ngx_flag_t = -1;
 /// `ase_request_max_size`'s default: the most bytes of JSON a request's metadata takes.
 pub const DEFAULT_MAX_SIZE: usize = 64 * 1024;
 /// The smallest `ase_request_max_size`: room for every field but the headers, with a URL of
@@ -141,6 +143,9 @@ pub struct LocConf {
     pub hidden: Option<Vec<u8>>,
     /// `ase_request_max_size` in bytes (`UNSET_SIZE` until merged).
     pub max_size: usize,
+    /// `ase_request_after_access on|off`: check in the precontent phase, after the access
+    /// modules, instead of first in the access phase (`UNSET_FLAG` until merged).
+    pub after_access: ngx_flag_t,
 }
 
 impl Default for LocConf {
@@ -155,6 +160,7 @@ impl Default for LocConf {
             client_id: None,
             hidden: None,
             max_size: UNSET_SIZE,
+            after_access: UNSET_FLAG,
         }
     }
 }
@@ -162,6 +168,11 @@ impl Default for LocConf {
 impl LocConf {
     pub fn mode(&self) -> RequestMode {
         self.mode.unwrap_or(RequestMode::Off)
+    }
+
+    /// Whether the check waits for the access modules (`ase_request_after_access on`).
+    pub fn after_access(&self) -> bool {
+        self.after_access == 1
     }
 
     /// The header names never sent to the ASE here (packed).
@@ -205,6 +216,9 @@ impl Merge for LocConf {
         }
         if self.max_size == UNSET_SIZE {
             self.max_size = if prev.max_size == UNSET_SIZE { DEFAULT_MAX_SIZE } else { prev.max_size };
+        }
+        if self.after_access == UNSET_FLAG {
+            self.after_access = if prev.after_access == UNSET_FLAG { 0 } else { prev.after_access };
         }
         self.fill_shared();
         Ok(())
@@ -258,6 +272,12 @@ mod tests {
         assert_eq!(location.user.map(|u| u.directive), Some("ase_user"));
         assert!(location.client_id.is_none());
         assert_eq!(location.max_size, 8 * 1024);
+        assert!(!location.after_access());
+        let mut late = LocConf { after_access: 1, ..LocConf::default() };
+        late.merge(&server).unwrap();
+        let mut below = LocConf::default();
+        below.merge(&late).unwrap();
+        assert!(late.after_access() && below.after_access());
         // the shared part says what the response module needs, as merged
         assert!(server.shared.is_compatible());
         assert_eq!(RequestMode::from_u8(server.shared.mode), RequestMode::On);

@@ -98,12 +98,22 @@ unsafe extern "C" fn cleanup(data: *mut c_void) {
     }
 }
 
+/// First in the access phase: checks where `ase_request_after_access` is off.
 pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     let log = (*(*r).connection).log;
-    guard(log, "access handler", NGX_DECLINED as ngx_int_t, || access(r))
+    guard(log, "access handler", NGX_DECLINED as ngx_int_t, || access(r, false))
 }
 
-unsafe fn access(r: *mut ngx_http_request_t) -> ngx_int_t {
+/// In the precontent phase, once every access module let the request through: checks
+/// where `ase_request_after_access` is on (so `auth_request_set` values are known).
+pub unsafe extern "C" fn after_access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    let log = (*(*r).connection).log;
+    guard(log, "precontent handler", NGX_DECLINED as ngx_int_t, || access(r, true))
+}
+
+/// `late`: whether this is the precontent phase's call. A check in progress is always
+/// resumed by the handler that started it (nginx re-runs the same phase handler).
+unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
     if (*r).main != r {
         return NGX_DECLINED as ngx_int_t;
     }
@@ -117,7 +127,7 @@ unsafe fn access(r: *mut ngx_http_request_t) -> ngx_int_t {
         };
     }
     let mode = lc.mode();
-    if mode == RequestMode::Off {
+    if mode == RequestMode::Off || lc.after_access() != late {
         return NGX_DECLINED as ngx_int_t;
     }
     let Some(api) = api() else { return NGX_DECLINED as ngx_int_t };

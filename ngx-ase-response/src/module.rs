@@ -14,7 +14,7 @@ use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, Merge};
 use ngx::ngx_string;
 use ngx_ase_glue::conf::{conf_error, conf_ok, current_position, log_at, log_conf, set_flag_noting_first_on};
 use ngx_ase_glue::panic::guard;
-use ngx_ase_glue::peer::{check_request_module_first, request_loc_shared, request_module_loaded};
+use ngx_ase_glue::peer::{check_request_module_first, merging_a_serving_level, request_loc_shared, request_module_loaded};
 use ngx_ase_shared::abi::{RequestMode, REQUEST_MODULE_NAME};
 
 use crate::MODULE_NAME;
@@ -111,7 +111,8 @@ unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf
         let Some(peer) = request_loc_shared(cf, MODULE_NAME) else { return conf_ok() };
         conf.hidden = peer.hidden.as_slice().to_vec();
         let request_at = core::str::from_utf8(peer.mode_at.as_slice()).ok();
-        let warning = no_request_warning(conf.is_enabled(), conf.enabled_at.as_deref(), RequestMode::from_u8(peer.mode), request_at);
+        let serving = merging_a_serving_level(cf);
+        let warning = no_request_warning(serving && conf.is_enabled(), conf.enabled_at.as_deref(), RequestMode::from_u8(peer.mode), request_at);
         if let (Some((msg, at)), Some(main)) = (warning, Module::main_conf_mut(&*cf)) {
             if !main.warned_at.contains(&at) {
                 log_at(cf, nginx_sys::NGX_LOG_WARN, &msg, &at);
