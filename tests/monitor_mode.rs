@@ -138,3 +138,40 @@ fn no_report_without_a_request_call() {
     let (_, verdict, unchecked_cid, _) = logged(&n, "/unchecked/a");
     assert_eq!((verdict.as_str(), unchecked_cid.as_str()), ("skip", "-"));
 }
+
+/// `nginx-conf/ase-log-format-json.conf`, included as shipped: each line parses as JSON
+/// with the ASE's fields, whatever bytes the client put in the request line.
+#[test]
+fn the_json_log_format_example_writes_json() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let example = ngx_ase_tests::repo_root().join("nginx-conf/ase-log-format-json.conf");
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {ase};
+    include {example};
+    server {{
+        listen 127.0.0.1:{{port}};
+        access_log logs/ase.json ase_json;
+        location /learn/ {{ ase_request monitor; proxy_pass http://{backend}; }}
+        location /enforce/ {{ ase_request on; proxy_pass http://{backend}; }}
+        location /plain/ {{ proxy_pass http://{backend}; }}
+    }}
+"#,
+        ase = double.url(),
+        example = example.display(),
+        backend = backend.addr()
+    ));
+    double.deny("ip", "127.0.0.1");
+    assert_eq!(get(&n, "/learn/a?q=%22quoted%5C").status(), 200);
+    assert_eq!(get(&n, "/enforce/b").status(), 403);
+    assert_eq!(get(&n, "/plain/c").status(), 200);
+    let lines = n.log_lines("logs/ase.json", 3);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let parsed: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let verdicts: Vec<&str> = parsed.iter().map(|v| v["ase_verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["monitor", "block", "skip"]);
+    assert_eq!((parsed[1]["status"].as_u64(), parsed[2]["ase_time"].as_str()), (Some(403), Some("-")));
+    assert_eq!(parsed[0]["ase_correlation_id"].as_str().map(str::len), Some(22));
+    assert!(parsed[0]["request"].as_str().unwrap().contains("/learn/a?q=%22quoted%5C"), "{}", lines[0]);
+    assert!(parsed[1]["ase_time"].as_str().unwrap().parse::<u64>().is_ok(), "{}", lines[1]);
+}
