@@ -38,7 +38,6 @@ use ngx_ase_shared::header_names::visible;
 use ngx_ase_shared::json::with_scratch;
 
 use crate::conf::{LocConf, PerRequestValue};
-
 use crate::payload::{build_into, http_version_name, RequestMeta};
 use crate::verdict::{decide, Complaint, Decision};
 use crate::Module;
