@@ -234,3 +234,39 @@ fn hidden_headers_never_reach_the_ase_in_either_call() {
     assert!(sent.contains(&"cookie".to_string()) && !sent.contains(&"x-other".to_string()), "{sent:?}");
     assert!(names(&resp[0]).contains(&"x-backend".to_string()), "{}", resp[0]["body"]);
 }
+
+/// Checked after the access phase, the check still runs when `satisfy any` lets an earlier
+/// access module's "yes" skip the others, and the ASE's block still keeps the backend out.
+#[test]
+fn after_access_checks_are_not_skipped_by_satisfy_any() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {ase};
+    ase_request on;
+    ase_request_after_access on;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location /any/ {{
+            satisfy any;
+            allow 127.0.0.1;
+            deny all;
+            auth_basic "api";
+            auth_basic_user_file htpasswd;
+            ase_user $remote_user;
+            proxy_pass http://{backend};
+        }}
+    }}
+"#,
+        ase = double.url(),
+        backend = backend.addr()
+    ));
+    n.write_file("conf/htpasswd", "alice:{PLAIN}wonderland\n");
+    assert_eq!(get(&n, "/any/a", &[]).status(), 200, "allow let the client in");
+    assert_eq!(only_user_info(&double), Value::Null);
+    double.clear_records();
+    double.deny("ip", "127.0.0.1");
+    assert_eq!(get(&n, "/any/b", &[]).status(), 403, "the ASE's block after satisfy any's yes");
+    assert_eq!(double.wait_records("request", 1)[0]["status"], 403);
+    assert_eq!(backend.paths(), vec!["/any/a"]);
+}
