@@ -48,13 +48,19 @@ const EVERY_DIRECTIVE: &str = r#"
     ase_fail_mode open;
     ase_block_status 403;
     ase_user_header X-User;
+    ase_client_id $http_x_client_id;
+    ase_hide_header Cookie Authorization;
+    ase_hide_header X-Secret;
     ase_request_max_size 32k;
     server {
         listen 127.0.0.1:1;
         ase_timeout 800ms;
         ase_fail_mode closed;
+        ase_request_after_access off;
         location / { ase_request off; ase_response off; ase_connect_timeout 50ms; ase_block_status 429; return 200; }
         location /api { ase_user_header X-Consumer; ase_fail_mode open; ase_request_max_size 1m; return 200; }
+        location /learn { ase_request monitor; ase_user "$remote_user"; ase_client_id ""; ase_hide_header x-api-key; return 200; }
+        location /late { ase_request_after_access on; ase_user $remote_user; return 200; }
         location = /ase-status { ase_status; }
     }
 "#;
@@ -140,7 +146,7 @@ fn token_file_unreadable_is_an_error() {
 fn bad_values_are_errors() {
     let s = "ase_server http://127.0.0.1:18000;\n";
     expect_error(&format!("{s}ase_fail_mode maybe;"), "it must be \"open\" or \"closed\"", http_line(1));
-    expect_error(&format!("{s}ase_request yes;"), "it must be \"on\" or \"off\"", http_line(1));
+    expect_error(&format!("{s}ase_request yes;"), "it must be \"on\", \"off\" or \"monitor\"", http_line(1));
     expect_error(&format!("{s}ase_response 1;"), "it must be \"on\" or \"off\"", http_line(1));
     expect_error(&format!("{s}ase_timeout 5parsecs;"), "\"ase_timeout\" directive invalid value", http_line(1));
     expect_error(&format!("{s}ase_connect_timeout -1;"), "\"ase_connect_timeout\" directive invalid value", http_line(1));
@@ -154,6 +160,78 @@ fn bad_values_are_errors() {
     expect_error(&format!("{s}server {{\n ase_request_max_size 8k;\n ase_request_max_size 16k;\n}}"),
         "\"ase_request_max_size\" directive is duplicate", http_line(3));
     expect_error(&format!("{s}ase_ssl_trusted_certificate /nonexistent/ca.pem;"), "cannot read", http_line(2));
+}
+
+#[test]
+fn identity_and_hidden_header_mistakes_are_errors_with_file_and_line() {
+    let s = "ase_server http://127.0.0.1:18000;\n";
+    expect_error(&format!("{s}server {{\n ase_user $remote_user;\n ase_user_header X-User;\n}}"),
+        "\"ase_user_header\" and \"ase_user\" in one block", http_line(3));
+    expect_error(&format!("{s}ase_user_header X-User;\nase_user $remote_user;"),
+        "\"ase_user\" and \"ase_user_header\" in one block", http_line(2));
+    expect_error(&format!("{s}ase_user $remote_user;\nase_user $http_x;"), "\"ase_user\" directive is duplicate", http_line(2));
+    expect_error(&format!("{s}ase_client_id a;\nase_client_id b;"), "\"ase_client_id\" directive is duplicate", http_line(2));
+    // nginx itself finds unknown variables once the whole configuration is read, and names
+    // no line for them (as for proxy_set_header's); the message names the variable.
+    let (ok, err, _n) = nginx_t(&config_with_http(&format!("{s}ase_user $no_such_variable;")), None);
+    assert!(!ok && err.contains("unknown \"no_such_variable\" variable"), "{err}");
+    expect_error(&format!("{s}ase_hide_header Cookie \"X Bad\";"), "invalid header name \"X Bad\" in \"ase_hide_header\" directive", http_line(1));
+    expect_error(&format!("{s}ase_hide_header;"), "invalid number of arguments in \"ase_hide_header\"", http_line(1));
+    expect_error(&format!("{s}ase_request_after_access maybe;"), "it must be \"on\" or \"off\"", http_line(1));
+    expect_error(&format!("{s}ase_request on;\nase_request monitor;"), "\"ase_request\" directive is duplicate", http_line(2));
+}
+
+/// The `[warn]` lines of `nginx -t`'s output that mention `needle`.
+fn warnings<'a>(err: &'a str, needle: &str) -> Vec<&'a str> {
+    err.lines().filter(|l| l.contains("[warn]") && l.contains(needle)).collect()
+}
+
+#[test]
+fn reports_where_no_request_goes_to_the_ase_draw_a_warning_naming_the_line() {
+    let s = "ase_server http://127.0.0.1:18000;\nase_token_file ase.token;\n";
+    // ase_request off in one location, under an http-level ase_response on: that line
+    let http = format!("{s}ase_request on;\nase_response on;\nserver {{\n listen 127.0.0.1:1;\n location /a {{ return 200; }}\n \
+                        location /static/ {{\n  ase_request off;\n }}\n}}");
+    let (ok, err, n) = nginx_t(&config_with_http(&http), Some((TEST_TOKEN, 0o600)));
+    assert!(ok, "{err}");
+    let conf = n.path("conf/nginx.conf").display().to_string();
+    let found = warnings(&err, "no response is reported there");
+    assert_eq!(found.len(), 1, "{err}");
+    assert!(found[0].contains("\"ase_request off\"") && found[0].contains(&format!("{conf}:{}", http_line(8))), "{err}");
+    assert!(found[0].contains(&format!("(from {conf}:{})", http_line(3))), "{err}");
+
+    // ase_request never on: the ase_response line, named once for all the places it applies
+    let http = format!("{s}server {{\n listen 127.0.0.1:1;\n ase_response on;\n location /a {{ }}\n location /b {{ }}\n}}");
+    let (ok, err, _n) = nginx_t(&config_with_http(&http), Some((TEST_TOKEN, 0o600)));
+    assert!(ok, "{err}");
+    let found = warnings(&err, "no response is reported there");
+    assert_eq!(found.len(), 1, "{err}");
+    assert!(found[0].contains("its default") && found[0].contains(&format!("{conf_other}:{}", http_line(4), conf_other = _n.path("conf/nginx.conf").display())), "{err}");
+
+    // on or monitor with ase_response on: nothing to say
+    for mode in ["on", "monitor"] {
+        let http = format!("{s}ase_response on;\nserver {{ listen 127.0.0.1:1; location / {{ ase_request {mode}; }} location = /x {{ ase_request off; ase_response off; }} }}");
+        let (ok, err, _n) = nginx_t(&config_with_http(&http), Some((TEST_TOKEN, 0o600)));
+        assert!(ok && !err.contains("[warn]"), "{mode}:\n{err}");
+    }
+}
+
+#[test]
+fn the_response_module_before_the_request_module_fails_with_the_fix() {
+    if ngx_ase_tests::nginx::modules_compiled_in() {
+        eprintln!("skipped: the static build's module order is fixed at ./configure time (request before response)");
+        return;
+    }
+    let (_, modules) = binary_and_modules();
+    let config = format!(
+        "load_module {};\nload_module {};\nload_module {};\nerror_log logs/error.log;\npid logs/nginx.pid;\nevents {{}}\nhttp {{ }}\n",
+        modules.join(MODULE_FILES[0]).display(),
+        modules.join(MODULE_FILES[2]).display(),
+        modules.join(MODULE_FILES[1]).display()
+    );
+    let (ok, err, _n) = nginx_t(&config, None);
+    assert!(!ok, "{err}");
+    assert!(err.contains("ngx_http_ase_response_module must be loaded after ngx_http_ase_request_module"), "{err}");
 }
 
 #[test]

@@ -1,7 +1,10 @@
-//! `ase_response on`: every client response of a main request is reported to the ASE once
-//! (`POST /ase/response`), with the status code, reason phrase, HTTP version and the headers
-//! the client got, and the response itself reaches the client normally, without waiting for
-//! the ASE.
+//! `ase_response on`: every client response of a main request whose metadata went to the
+//! ASE (`ase_request on` or `monitor`) is reported to the ASE once (`POST /ase/response`),
+//! with the status code, reason phrase, HTTP version and the headers the client got, and the
+//! response itself reaches the client normally, without waiting for the ASE. A response
+//! whose request was not checked (`ase_request off`, or a `return`, which runs before the
+//! access phase) is not reported: the ASE could not pair it with anything. The locations
+//! below therefore make their statuses after the access phase (static files, `error_page`).
 //!
 //! The record-checking tests use the ASE test double; the first test runs with no ASE at all
 //! and checks, through the filter's debug log line, that each client response was handed to
@@ -37,21 +40,22 @@ fn start(ase_url: &str) -> Env {
         r#"
     ase_server {ase_url};
     ase_token {TEST_TOKEN};
+    ase_request on;
     ase_response on;
     server {{
         listen 127.0.0.1:{{port}};
         root html;
         charset utf-8;
         location /api/ {{ proxy_pass http://{backend}; }}
-        location = /missing {{ return 404; }}
+        location = /missing {{ }}
         location /static/ {{ }}
         location = /dead {{ proxy_pass http://127.0.0.1:{dead}; }}
-        location = /err-page {{ error_page 404 /errors/404.html; return 404; }}
-        location = /err-redirect {{ error_page 404 = /api/fallback; return 404; }}
+        location = /err-page {{ error_page 404 /errors/404.html; }}
+        location = /err-redirect {{ error_page 404 = /api/fallback; }}
         location = /err-dead {{ error_page 502 /errors/502.html; proxy_pass http://127.0.0.1:{dead}; }}
         location /errors/ {{ internal; }}
-        location = /redirect {{ return 302 /api/elsewhere; }}
-        location = /barrier {{ return 204; }}
+        location = /redirect {{ error_page 404 http://127.0.0.1:{{port}}/api/elsewhere; }}
+        location = /barrier {{ add_header X-Barrier yes; try_files /static/hello.txt =404; }}
         location /off/ {{ ase_response off; return 200 "not reported\n"; }}
     }}
 "#,
@@ -142,28 +146,34 @@ fn report_headers(body: &Value) -> BTreeMap<String, Vec<String>> {
     map
 }
 
-/// Sends one request, then a barrier request (`/barrier`, 204), and returns the reports the
-/// double received for the first one (all reports except the barrier's). Exactly-once is
-/// checked by the callers on the length.
+/// Whether a report is the barrier's (its response has `X-Barrier`).
+fn is_barrier(record: &Value) -> bool {
+    report_headers(body_of(record)).contains_key("x-barrier")
+}
+
+/// Sends one request, then a barrier request (`/barrier`, a static file with `X-Barrier`),
+/// and returns the reports the double received for the first one (all reports except the
+/// barrier's). Exactly-once is checked by the callers on the length.
 fn reports_for(env: &Env, ase: &AseDouble, send: impl FnOnce(&Env) -> Response) -> (Response, Vec<Value>) {
     ase.clear_records();
     let resp = send(env);
     // Let the request's report(s) be queued and sent before the barrier's.
     std::thread::sleep(Duration::from_millis(100));
     let barrier = env.get("/barrier");
-    assert_eq!(barrier.status().as_u16(), 204);
+    assert_eq!(barrier.status().as_u16(), 200);
+    assert_eq!(barrier.headers()["x-barrier"], "yes");
     let records = ngx_ase_tests::wait_for("the barrier's report", Duration::from_secs(10), || {
         let r = ase.records_of("response");
-        r.iter().any(|rec| body_of(rec)["response_code"] == "204").then_some(r)
+        r.iter().any(is_barrier).then_some(r)
     });
     std::thread::sleep(Duration::from_millis(200));
     let records = {
         let again = ase.records_of("response");
         if again.len() > records.len() { again } else { records }
     };
-    let barriers = records.iter().filter(|r| body_of(r)["response_code"] == "204").count();
+    let barriers = records.iter().filter(|r| is_barrier(r)).count();
     assert_eq!(barriers, 1, "the barrier was reported {barriers} times: {records:?}");
-    let ours = records.into_iter().filter(|r| body_of(r)["response_code"] != "204").collect();
+    let ours = records.into_iter().filter(|r| !is_barrier(r)).collect();
     (resp, ours)
 }
 
@@ -317,16 +327,20 @@ fn the_report_carries_the_request_checks_correlation_id() {
         assert_eq!(responses[0]["correlation_id"], cid, "the two calls of one API call differ");
         assert_eq!(body_of(&responses[0])["response_code"], "200");
     }
-    // without a check, the response module makes its own ID, one per response
+    // Without a check, no report: the ASE could not pair one with any request call. A
+    // checked request after them is the barrier: once its report is in, theirs would be too.
     ase.clear_records();
     for _ in 0..2 {
         let r = ngx_ase_tests::client().get(nginx.url("/unchecked/x")).send().expect("request");
         assert_eq!(r.status().as_u16(), 200);
     }
-    let responses = ase.wait_records("response", 2);
-    assert!(ase.records_of("request").is_empty());
-    let ids: Vec<&str> = responses.iter().map(|r| r["correlation_id"].as_str().unwrap_or_default()).collect();
-    assert!(ids.iter().all(|id| id.len() == 22) && ids[0] != ids[1], "{ids:?}");
+    let r = ngx_ase_tests::client().get(nginx.url("/api/after")).send().expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+    ase.wait_records("response", 1);
+    std::thread::sleep(Duration::from_millis(300));
+    let (requests, responses) = (ase.records_of("request"), ase.records_of("response"));
+    assert_eq!((requests.len(), responses.len()), (1, 1), "orphan reports: {responses:?}");
+    assert_eq!(responses[0]["correlation_id"], requests[0]["correlation_id"]);
 }
 
 fn with_double() -> (AseDouble, Env) {
@@ -350,12 +364,12 @@ fn proxied_response_is_reported_once_with_the_clients_headers() {
 }
 
 #[test]
-fn return_404_and_502_are_reported_with_their_reasons() {
+fn a_404_and_a_502_are_reported_with_their_reasons() {
     let (ase, env) = with_double();
 
     let (resp, reports) = reports_for(&env, &ase, |e| e.get("/missing"));
     assert_eq!(resp.status().as_u16(), 404);
-    let body = assert_one_report("return 404", &resp, &reports, "Not Found");
+    let body = assert_one_report("static 404", &resp, &reports, "Not Found");
     assert_eq!(single_header(&body, "content-type"), "text/html; charset=utf-8");
 
     let (resp, reports) = reports_for(&env, &ase, |e| e.get("/dead"));
@@ -462,10 +476,10 @@ fn http2_responses_are_reported_as_2_0() {
     let ase = AseDouble::start(&["--keepalive"]);
     let backend = Backend::start();
     let nginx = Nginx::start(&format!(
-        "ase_server {url};\nase_token {TEST_TOKEN};\nase_response on;\n\
-         server {{ listen 127.0.0.1:{{port}} http2;\n\
+        "ase_server {url};\nase_token {TEST_TOKEN};\nase_request on;\nase_response on;\n\
+         server {{ listen 127.0.0.1:{{port}} http2; root html;\n\
            location /api/ {{ proxy_pass http://{backend}; }}\n\
-           location = /redirect {{ return 301 /api/moved; }} }}",
+           location = /redirect {{ error_page 404 =301 http://127.0.0.1:{{port}}/api/moved; }} }}",
         url = ase.url(),
         backend = backend.addr()
     ));
@@ -501,10 +515,10 @@ fn http2_responses_are_reported_as_2_0() {
     assert!(crashed.is_empty(), "{crashed:?}");
 }
 
-/// Without the request module loaded, the response module still reports, each response
-/// with a correlation ID of its own.
+/// Without the request module loaded, no request metadata goes to the ASE, so no response
+/// is reported (nothing the ASE could pair), and `nginx -t` says so at start.
 #[test]
-fn works_without_the_request_module() {
+fn reports_nothing_without_the_request_module() {
     if ngx_ase_tests::flavour() == "static" {
         eprintln!("skipped: the static build has the request module compiled in; it cannot be left out");
         return;
@@ -520,6 +534,10 @@ fn works_without_the_request_module() {
     assert!(full.contains(&request_module));
     let mut nginx = Nginx::prepare(&full.replace(&request_module, ""));
     nginx.port = port;
+    let out = nginx.test_config();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("[warn]") && err.contains("ngx_http_ase_request_module is not loaded: no response is reported"), "{err}");
     nginx.launch();
     for _ in 0..3 {
         let r = ngx_ase_tests::client().get(nginx.url("/x")).send().expect("request");
@@ -530,14 +548,9 @@ fn works_without_the_request_module() {
     assert!(crashed.is_empty(), "{crashed:?}");
     if nginx_has_debug() {
         let log = nginx.error_log();
-        let ids: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains("ase: response report 200 "))
-            .filter_map(|l| l.rsplit_once("X-CorrelationID ").map(|(_, id)| id.trim_end_matches(')')))
-            .collect();
-        assert_eq!(ids.len(), 3, "{log}");
-        assert!(ids.iter().all(|id| id.len() == 22), "{ids:?}");
-        assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "{ids:?}");
+        let skipped = log.lines().filter(|l| l.contains("ase: response report 200 not sent: no request metadata went to the ASE")).count();
+        assert_eq!(skipped, 3, "{log}");
+        assert!(!log.contains("X-CorrelationID"), "a report was handed to the channel:\n{log}");
         assert!(!log.contains("unknown \"ase_correlation_id\""), "{log}");
     }
 }

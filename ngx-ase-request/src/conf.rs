@@ -1,13 +1,15 @@
 //! The request module's settings: parsing, defaults and inheritance, in safe Rust.
 
-use nginx_sys::{ngx_flag_t, ngx_uint_t};
+use nginx_sys::{ngx_flag_t, ngx_http_complex_value_t, ngx_uint_t};
 use ngx::http::{Merge, MergeConfigError};
+use ngx_ase_shared::abi::{Bytes, RequestLocShared, RequestMode};
 
-pub const UNSET_FLAG: ngx_flag_t = -1;
 pub const UNSET_UINT: ngx_uint_t = ngx_uint_t::MAX;
 pub const DEFAULT_BLOCK_STATUS: ngx_uint_t = 403;
 /// nginx's `NGX_CONF_UNSET_SIZE`, which `ngx_conf_set_size_slot` expects in an unset field.
 pub const UNSET_SIZE: usize = usize::MAX;
+/// nginx's `NGX_CONF_UNSET`, which `ngx_conf_set_flag_slot` expects in an unset flag.
+pub const UNSET_FLAG: ngx_flag_t = -1;
 /// `ase_request_max_size`'s default: the most bytes of JSON a request's metadata takes.
 pub const DEFAULT_MAX_SIZE: usize = 64 * 1024;
 /// The smallest `ase_request_max_size`: room for every field but the headers, with a URL of
@@ -49,17 +51,57 @@ pub fn parse_block_status(raw: &[u8]) -> Result<ngx_uint_t, String> {
     }
 }
 
-/// `ase_user_header`: a header name (compared case-insensitively, stored lower-case).
-pub fn parse_user_header(raw: &[u8]) -> Result<Vec<u8>, String> {
+/// `ase_request on|off|monitor`.
+pub fn parse_request_mode(raw: &[u8]) -> Result<RequestMode, String> {
+    if raw.eq_ignore_ascii_case(b"on") {
+        Ok(RequestMode::On)
+    } else if raw.eq_ignore_ascii_case(b"off") {
+        Ok(RequestMode::Off)
+    } else if raw.eq_ignore_ascii_case(b"monitor") {
+        Ok(RequestMode::Monitor)
+    } else {
+        Err(format!(
+            "invalid value \"{}\" in \"ase_request\" directive, it must be \"on\", \"off\" or \"monitor\"",
+            String::from_utf8_lossy(raw)
+        ))
+    }
+}
+
+/// `ase_user_header NAME`: the value `ase_user $http_NAME` would take, as nginx names the
+/// variable (lower case, `-` as `_`). The name is checked as before (letters, digits, `-`, `_`).
+pub fn user_header_variable(raw: &[u8]) -> Result<String, String> {
     let valid = !raw.is_empty()
         && raw.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if valid {
-        Ok(raw.to_ascii_lowercase())
+        let name: String = raw.iter().map(|&b| if b == b'-' { '_' } else { b.to_ascii_lowercase() as char }).collect();
+        Ok(format!("$http_{name}"))
     } else {
         Err(format!(
             "invalid header name \"{}\" in \"ase_user_header\" directive",
             String::from_utf8_lossy(raw)
         ))
+    }
+}
+
+/// A value evaluated per request (`ase_user`, `ase_client_id`): nginx's compiled complex
+/// value, and which directive set it (for the "both in one block" message).
+#[derive(Clone, Copy, Debug)]
+pub struct PerRequestValue {
+    pub cv: *mut ngx_http_complex_value_t,
+    pub directive: &'static str,
+}
+
+/// Whether `directive` may set `slot` at this level: once, and `ase_user` and
+/// `ase_user_header` (which set the same value) not both.
+pub fn check_value_slot(slot: &Option<PerRequestValue>, directive: &str) -> Result<(), String> {
+    match slot {
+        None => Ok(()),
+        Some(v) if v.directive == directive => Err(format!("\"{directive}\" directive is duplicate")),
+        Some(v) => Err(format!(
+            "\"{directive}\" and \"{}\" in one block: both set the username sent to the ASE \
+             (\"ase_user_header NAME\" is \"ase_user $http_NAME\"); keep one",
+            v.directive
+        )),
     }
 }
 
@@ -79,40 +121,81 @@ pub struct MainConf {
     pub first_enabled_at: Option<String>,
 }
 
-/// http/server/location settings.
+/// http/server/location settings. `repr(C)` with [`RequestLocShared`] first: the response
+/// module reads that part (see `ngx_ase_shared::abi`).
 #[derive(Debug)]
+#[repr(C)]
 pub struct LocConf {
-    pub enabled: ngx_flag_t,
+    /// Filled from the fields below when merged.
+    pub shared: RequestLocShared,
+    /// `ase_request`; `None` = unset (off by default).
+    pub mode: Option<RequestMode>,
+    /// "FILE:LINE" of the `ase_request` line that set `mode`.
+    pub mode_at: Option<String>,
     pub fail_mode: FailMode,
     pub block_status: ngx_uint_t,
-    /// Lower-cased header name; `None` = unset, `Some(empty)` never happens.
-    pub user_header: Option<Vec<u8>>,
+    /// `ase_user` or `ase_user_header`; `None` = unset.
+    pub user: Option<PerRequestValue>,
+    /// `ase_client_id`; `None` = unset.
+    pub client_id: Option<PerRequestValue>,
+    /// `ase_hide_header` names set at this level (see `ngx_ase_shared::header_names`);
+    /// `None` = unset: the level above's list applies, as with nginx's `proxy_hide_header`.
+    pub hidden: Option<Vec<u8>>,
     /// `ase_request_max_size` in bytes (`UNSET_SIZE` until merged).
     pub max_size: usize,
+    /// `ase_request_after_access on|off`: check in the precontent phase, after the access
+    /// modules, instead of first in the access phase (`UNSET_FLAG` until merged).
+    pub after_access: ngx_flag_t,
 }
 
 impl Default for LocConf {
     fn default() -> Self {
         LocConf {
-            enabled: UNSET_FLAG,
+            shared: RequestLocShared::new(),
+            mode: None,
+            mode_at: None,
             fail_mode: FailMode::Unset,
             block_status: UNSET_UINT,
-            user_header: None,
+            user: None,
+            client_id: None,
+            hidden: None,
             max_size: UNSET_SIZE,
+            after_access: UNSET_FLAG,
         }
     }
 }
 
 impl LocConf {
-    pub fn is_enabled(&self) -> bool {
-        self.enabled == 1
+    pub fn mode(&self) -> RequestMode {
+        self.mode.unwrap_or(RequestMode::Off)
+    }
+
+    /// Whether the check waits for the access modules (`ase_request_after_access on`).
+    pub fn after_access(&self) -> bool {
+        self.after_access == 1
+    }
+
+    /// The header names never sent to the ASE here (packed).
+    pub fn hidden(&self) -> &[u8] {
+        self.hidden.as_deref().unwrap_or(b"")
+    }
+
+    /// Points the shared part at this level's merged values.
+    fn fill_shared(&mut self) {
+        self.shared = RequestLocShared {
+            mode: self.mode() as u8,
+            mode_at: Bytes::new(self.mode_at.as_deref().unwrap_or("").as_bytes()),
+            hidden: Bytes::new(self.hidden()),
+            ..RequestLocShared::new()
+        };
     }
 }
 
 impl Merge for LocConf {
     fn merge(&mut self, prev: &LocConf) -> Result<(), MergeConfigError> {
-        if self.enabled == UNSET_FLAG {
-            self.enabled = if prev.enabled == UNSET_FLAG { 0 } else { prev.enabled };
+        if self.mode.is_none() {
+            self.mode = prev.mode;
+            self.mode_at = prev.mode_at.clone();
         }
         if self.fail_mode == FailMode::Unset {
             self.fail_mode = if prev.fail_mode == FailMode::Unset { FailMode::Open } else { prev.fail_mode };
@@ -121,12 +204,23 @@ impl Merge for LocConf {
             self.block_status =
                 if prev.block_status == UNSET_UINT { DEFAULT_BLOCK_STATUS } else { prev.block_status };
         }
-        if self.user_header.is_none() {
-            self.user_header = prev.user_header.clone();
+        if self.user.is_none() {
+            self.user = prev.user;
+        }
+        if self.client_id.is_none() {
+            self.client_id = prev.client_id;
+        }
+        // A level with its own list replaces the one above (nginx's array directives).
+        if self.hidden.is_none() {
+            self.hidden = prev.hidden.clone();
         }
         if self.max_size == UNSET_SIZE {
             self.max_size = if prev.max_size == UNSET_SIZE { DEFAULT_MAX_SIZE } else { prev.max_size };
         }
+        if self.after_access == UNSET_FLAG {
+            self.after_access = if prev.after_access == UNSET_FLAG { 0 } else { prev.after_access };
+        }
+        self.fill_shared();
         Ok(())
     }
 }
@@ -144,38 +238,76 @@ mod tests {
         for bad in [&b"200"[..], b"600", b"x", b"-403", b"+403", b""] {
             assert!(parse_block_status(bad).is_err());
         }
-        assert_eq!(parse_user_header(b"X-User").unwrap(), b"x-user");
-        assert!(parse_user_header(b"x user").is_err());
-        assert!(parse_user_header(b"").is_err());
+        assert_eq!(user_header_variable(b"X-User").unwrap(), "$http_x_user");
+        assert!(user_header_variable(b"x user").is_err());
+        assert!(user_header_variable(b"").is_err());
+        assert_eq!(parse_request_mode(b"MONITOR"), Ok(RequestMode::Monitor));
+        assert_eq!(parse_request_mode(b"on"), Ok(RequestMode::On));
+        assert_eq!(parse_request_mode(b"off"), Ok(RequestMode::Off));
+        assert!(parse_request_mode(b"yes").unwrap_err().contains("\"monitor\""));
         assert_eq!(check_max_size(1024), Ok(1024));
         assert!(check_max_size(1023).unwrap_err().contains("at least 1k"));
     }
 
     #[test]
     fn inheritance() {
+        let user = PerRequestValue { cv: core::ptr::null_mut(), directive: "ase_user" };
         let http = LocConf {
-            enabled: 1,
+            mode: Some(RequestMode::On),
+            mode_at: Some("nginx.conf:3".into()),
             fail_mode: FailMode::Closed,
-            block_status: UNSET_UINT,
-            user_header: Some(b"x-user".to_vec()),
+            user: Some(user),
+            hidden: Some(b"cookie ".to_vec()),
             max_size: 8 * 1024,
+            ..LocConf::default()
         };
         let mut server = LocConf::default();
         server.merge(&http).unwrap();
-        let mut location = LocConf { enabled: 0, ..LocConf::default() };
+        let mut location = LocConf { mode: Some(RequestMode::Off), mode_at: Some("nginx.conf:9".into()), ..LocConf::default() };
         location.merge(&server).unwrap();
-        assert!(server.is_enabled());
-        assert!(!location.is_enabled());
+        assert_eq!(server.mode(), RequestMode::On);
+        assert_eq!(location.mode(), RequestMode::Off);
         assert_eq!(location.fail_mode, FailMode::Closed);
         assert_eq!(location.block_status, DEFAULT_BLOCK_STATUS);
-        assert_eq!(location.user_header.as_deref(), Some(&b"x-user"[..]));
+        assert_eq!(location.user.map(|u| u.directive), Some("ase_user"));
+        assert!(location.client_id.is_none());
         assert_eq!(location.max_size, 8 * 1024);
+        assert!(!location.after_access());
+        let mut late = LocConf { after_access: 1, ..LocConf::default() };
+        late.merge(&server).unwrap();
+        let mut below = LocConf::default();
+        below.merge(&late).unwrap();
+        assert!(late.after_access() && below.after_access());
+        // the shared part says what the response module needs, as merged
+        assert!(server.shared.is_compatible());
+        assert_eq!(RequestMode::from_u8(server.shared.mode), RequestMode::On);
+        assert_eq!(unsafe { server.shared.mode_at.as_slice() }, b"nginx.conf:3");
+        assert_eq!(unsafe { location.shared.mode_at.as_slice() }, b"nginx.conf:9");
+        assert_eq!(unsafe { location.shared.hidden.as_slice() }, b"cookie ");
+        // a level with its own hidden list replaces the inherited one
+        let mut own_list = LocConf { hidden: Some(b"x-secret ".to_vec()), ..LocConf::default() };
+        own_list.merge(&server).unwrap();
+        assert_eq!(own_list.hidden(), b"x-secret ");
+        assert_eq!(unsafe { own_list.shared.hidden.as_slice() }, b"x-secret ");
+        let mut monitor = LocConf { mode: Some(RequestMode::Monitor), ..LocConf::default() };
+        monitor.merge(&server).unwrap();
+        assert_eq!(RequestMode::from_u8(monitor.shared.mode), RequestMode::Monitor);
         let mut own = LocConf { max_size: 2048, ..LocConf::default() };
         own.merge(&server).unwrap();
         assert_eq!(own.max_size, 2048);
         let mut bare = LocConf::default();
         bare.merge(&LocConf::default()).unwrap();
-        assert_eq!((bare.enabled, bare.fail_mode, bare.user_header), (0, FailMode::Open, None));
+        assert_eq!((bare.mode(), bare.fail_mode), (RequestMode::Off, FailMode::Open));
+        assert!(bare.user.is_none() && bare.hidden().is_empty() && bare.shared.mode_at.len == 0);
         assert_eq!(bare.max_size, DEFAULT_MAX_SIZE);
+    }
+
+    #[test]
+    fn one_username_source_per_block() {
+        let set = |directive| Some(PerRequestValue { cv: core::ptr::null_mut(), directive });
+        assert!(check_value_slot(&None, "ase_user").is_ok());
+        assert!(check_value_slot(&set("ase_user"), "ase_user").unwrap_err().contains("is duplicate"));
+        let both = check_value_slot(&set("ase_user"), "ase_user_header").unwrap_err();
+        assert!(both.contains("\"ase_user_header\" and \"ase_user\" in one block"), "{both}");
     }
 }

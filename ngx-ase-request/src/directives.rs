@@ -2,27 +2,116 @@
 
 use core::ffi::{c_char, c_void};
 
-use nginx_sys::{ngx_command_t, ngx_conf_set_size_slot, ngx_conf_t};
+use nginx_sys::{
+    ngx_command_t, ngx_conf_set_size_slot, ngx_conf_t, ngx_http_compile_complex_value,
+    ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_pcalloc, ngx_pnalloc, ngx_str_t, NGX_OK,
+};
 use ngx::http::HttpModuleMainConf;
-use ngx_ase_glue::conf::{conf_error, conf_ok, directive_args, emerg, set_flag_noting_first_on, set_once};
+use ngx_ase_glue::conf::{conf_error, conf_ok, current_position, directive_args, emerg, set_once};
 use ngx_ase_glue::panic::guard;
+use ngx_ase_shared::header_names;
 
-use crate::conf::{check_max_size, parse_block_status, parse_fail_mode, parse_user_header, FailMode, LocConf, UNSET_UINT};
+use crate::conf::{
+    check_max_size, check_value_slot, parse_block_status, parse_fail_mode, parse_request_mode, user_header_variable,
+    FailMode, LocConf, PerRequestValue, UNSET_UINT,
+};
 use crate::Module;
 
 unsafe fn checked(cf: *mut ngx_conf_t, f: impl FnOnce() -> *mut c_char) -> *mut c_char {
     guard((*cf).log, "configuration", conf_error(), f)
 }
 
-/// `ase_request on|off`: nginx's own flag parser, plus a note of where it was first on.
-pub unsafe extern "C" fn set_request(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+/// `ase_request on|off|monitor`, noting where it is (for the response module's warning)
+/// and where it was first on or monitor (for the "no ase_server" error).
+pub unsafe extern "C" fn set_request(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     checked(cf, || {
-        let first_on = Module::main_conf_mut(&*cf).map(|m| &mut m.first_enabled_at);
-        set_flag_noting_first_on(cf, cmd, conf, first_on)
+        let conf = &mut *(conf as *mut LocConf);
+        let is_set = conf.mode.is_some();
+        let parsed = parse_request_mode(directive_args(cf)[0]);
+        let rv = set_once(cf, &mut conf.mode, is_set, parsed.map(Some));
+        if !rv.is_null() {
+            return rv;
+        }
+        let here = current_position(cf);
+        if conf.mode().sends_metadata() {
+            if let Some(main) = Module::main_conf_mut(&*cf) {
+                main.first_enabled_at.get_or_insert_with(|| here.clone());
+            }
+        }
+        conf.mode_at = Some(here);
+        conf_ok()
+    })
+}
+
+/// Compiles `value` (which may hold variables) as nginx's `proxy_set_header` values are.
+unsafe fn compile(cf: *mut ngx_conf_t, value: &[u8]) -> Result<*mut ngx_http_complex_value_t, ()> {
+    let pool = (*cf).pool;
+    let cv = ngx_pcalloc(pool, core::mem::size_of::<ngx_http_complex_value_t>()) as *mut ngx_http_complex_value_t;
+    // The text lives in the configuration's pool: the compiled value refers to it.
+    let data = ngx_pnalloc(pool, value.len().max(1)) as *mut u8;
+    let text = ngx_pcalloc(pool, core::mem::size_of::<ngx_str_t>()) as *mut ngx_str_t;
+    if cv.is_null() || data.is_null() || text.is_null() {
+        return Err(());
+    }
+    core::ptr::copy_nonoverlapping(value.as_ptr(), data, value.len());
+    *text = ngx_str_t { len: value.len(), data };
+    let mut ccv: ngx_http_compile_complex_value_t = core::mem::zeroed();
+    ccv.cf = cf;
+    ccv.value = text;
+    ccv.complex_value = cv;
+    // nginx logs its own message ("unknown variable" ...) naming the line.
+    if ngx_http_compile_complex_value(&mut ccv) != NGX_OK as nginx_sys::ngx_int_t {
+        return Err(());
+    }
+    Ok(cv)
+}
+
+/// Sets a per-request value slot from `value`, or says why not.
+unsafe fn set_value(
+    cf: *mut ngx_conf_t,
+    slot: &mut Option<PerRequestValue>,
+    directive: &'static str,
+    value: &[u8],
+) -> *mut c_char {
+    if let Err(e) = check_value_slot(slot, directive) {
+        return emerg(cf, &e);
+    }
+    match compile(cf, value) {
+        Ok(cv) => {
+            *slot = Some(PerRequestValue { cv, directive });
+            conf_ok()
+        }
+        Err(()) => conf_error(),
+    }
+}
+
+/// `ase_user VALUE`: the username sent in `user_info` (variables allowed).
+pub unsafe extern "C" fn set_user(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    checked(cf, || {
+        let conf = &mut *(conf as *mut LocConf);
+        set_value(cf, &mut conf.user, "ase_user", directive_args(cf)[0])
+    })
+}
+
+/// `ase_client_id VALUE`: the OAuth client ID sent in `user_info` (variables allowed).
+pub unsafe extern "C" fn set_client_id(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    checked(cf, || {
+        let conf = &mut *(conf as *mut LocConf);
+        set_value(cf, &mut conf.client_id, "ase_client_id", directive_args(cf)[0])
+    })
+}
+
+/// `ase_hide_header NAME ...`: repeatable; the names add to this level's list.
+pub unsafe extern "C" fn set_hide_header(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    checked(cf, || {
+        let conf = &mut *(conf as *mut LocConf);
+        let list = conf.hidden.get_or_insert_with(Vec::new);
+        for name in directive_args(cf) {
+            if let Err(e) = header_names::add_name(list, name) {
+                return emerg(cf, &format!("{e} in \"ase_hide_header\" directive"));
+            }
+        }
+        conf_ok()
     })
 }
 
@@ -42,11 +131,14 @@ pub unsafe extern "C" fn set_block_status(cf: *mut ngx_conf_t, _cmd: *mut ngx_co
     })
 }
 
+/// `ase_user_header NAME`: shorthand for `ase_user $http_NAME`.
 pub unsafe extern "C" fn set_user_header(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     checked(cf, || {
         let conf = &mut *(conf as *mut LocConf);
-        let is_set = conf.user_header.is_some();
-        set_once(cf, &mut conf.user_header, is_set, parse_user_header(directive_args(cf)[0]).map(Some))
+        match user_header_variable(directive_args(cf)[0]) {
+            Ok(variable) => set_value(cf, &mut conf.user, "ase_user_header", variable.as_bytes()),
+            Err(e) => emerg(cf, &e),
+        }
     })
 }
 

@@ -14,6 +14,11 @@
 //!
 //! The payload is held to `ase_request_max_size` (`payload.rs` says what is left out); a
 //! payload cut short is counted (ABI v3's `count_event`) and the check goes on as usual.
+//!
+//! `ase_request monitor`: the check is started as with `on`, but with a callback that
+//! ignores its outcome and no pointer to the request: the request is decided (`monitor`) at
+//! once and goes on, the check is never cancelled, and it may outlive the request. The state
+//! is kept all the same: it holds the correlation ID the response report carries.
 
 use core::ffi::c_void;
 use core::marker::PhantomData;
@@ -27,10 +32,12 @@ use nginx_sys::{
 };
 use ngx::http::HttpModuleLocationConf;
 use ngx_ase_glue::panic::guard;
-use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckResult, Event, Verdict};
+use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckResult, Event, RequestMode, Verdict};
 use ngx_ase_shared::correlation::{new_id, ID_LEN};
+use ngx_ase_shared::header_names::visible;
 use ngx_ase_shared::json::with_scratch;
 
+use crate::conf::{LocConf, PerRequestValue};
 use crate::payload::{build_into, http_version_name, RequestMeta};
 use crate::verdict::{decide, Complaint, Decision};
 use crate::Module;
@@ -90,12 +97,22 @@ unsafe extern "C" fn cleanup(data: *mut c_void) {
     }
 }
 
+/// First in the access phase: checks where `ase_request_after_access` is off.
 pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     let log = (*(*r).connection).log;
-    guard(log, "access handler", NGX_DECLINED as ngx_int_t, || access(r))
+    guard(log, "access handler", NGX_DECLINED as ngx_int_t, || access(r, false))
 }
 
-unsafe fn access(r: *mut ngx_http_request_t) -> ngx_int_t {
+/// In the precontent phase, once every access module let the request through: checks
+/// where `ase_request_after_access` is on (so `auth_request_set` values are known).
+pub unsafe extern "C" fn after_access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    let log = (*(*r).connection).log;
+    guard(log, "precontent handler", NGX_DECLINED as ngx_int_t, || access(r, true))
+}
+
+/// `late`: whether this is the precontent phase's call. A check in progress is always
+/// resumed by the handler that started it (nginx re-runs the same phase handler).
+unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
     if (*r).main != r {
         return NGX_DECLINED as ngx_int_t;
     }
@@ -108,7 +125,8 @@ unsafe fn access(r: *mut ngx_http_request_t) -> ngx_int_t {
             State::Decided => NGX_DECLINED as ngx_int_t,
         };
     }
-    if !lc.is_enabled() {
+    let mode = lc.mode();
+    if mode == RequestMode::Off || lc.after_access() != late {
         return NGX_DECLINED as ngx_int_t;
     }
     let Some(api) = api() else { return NGX_DECLINED as ngx_int_t };
@@ -128,6 +146,10 @@ unsafe fn access(r: *mut ngx_http_request_t) -> ngx_int_t {
         elapsed_ms: None,
     });
     (*cl).handler = Some(CLEANUP);
+    if mode == RequestMode::Monitor {
+        monitor(r, &mut *ctx_ptr, lc, api);
+        return NGX_DECLINED as ngx_int_t;
+    }
 
     // Asked before anything is built: when the channel cannot take the check (breaker
     // open), it has counted it already, and the request takes the fail mode at once.
@@ -141,15 +163,8 @@ unsafe fn access(r: *mut ngx_http_request_t) -> ngx_int_t {
     // `done` may run inside `start_check` (an outcome known at once); it reaches the state
     // through `ctx_ptr`, so no reference to it is held across the call.
     (*ctx_ptr).in_start = true;
-    let meta = request_meta(r, lc.user_header.as_deref());
     let cid = (*ctx_ptr).correlation_id;
-    // The channel copies the body before `start_check` returns: one reused buffer will do.
-    let handle = with_scratch(|body| {
-        if build_into(body, &meta, lc.max_size) {
-            (api.count_event)(Event::PayloadTruncated as u8);
-        }
-        (api.start_check)(r.cast(), Bytes::new(&cid), Bytes::new(body), on_done, ctx_ptr.cast())
-    });
+    let handle = send_metadata(r, lc, api, &cid, on_done, ctx_ptr.cast());
     let ctx = &mut *ctx_ptr;
     ctx.in_start = false;
     match ctx.state {
@@ -169,6 +184,42 @@ unsafe fn access(r: *mut ngx_http_request_t) -> ngx_int_t {
         }
     }
 }
+
+/// Builds the payload and starts the check; the channel copies the body before
+/// `start_check` returns, so one reused buffer will do.
+unsafe fn send_metadata(
+    r: *mut ngx_http_request_t,
+    lc: &LocConf,
+    api: &ChannelApi,
+    cid: &[u8],
+    done: ngx_ase_shared::abi::CheckDone,
+    data: *mut c_void,
+) -> *mut c_void {
+    let meta = request_meta(r, lc);
+    with_scratch(|body| {
+        if build_into(body, &meta, lc.max_size) {
+            (api.count_event)(Event::PayloadTruncated as u8);
+        }
+        (api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data)
+    })
+}
+
+/// `ase_request monitor`: decided at once; the metadata goes out when the channel takes
+/// it, and whatever the ASE answers changes nothing.
+unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: &ChannelApi) {
+    ctx.state = State::Decided;
+    ctx.verdict = Verdict::Monitor;
+    (api.count_verdict)(Verdict::Monitor as u8, AseError::None as u8);
+    if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
+        return;
+    }
+    // No handle is kept: nothing cancels a monitor check, and its callback needs no data.
+    let cid = ctx.correlation_id;
+    send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut());
+}
+
+/// A monitor check's outcome: nothing to do (the channel has counted it).
+unsafe extern "C" fn on_monitor_done(_data: *mut c_void, _result: CheckResult) {}
 
 /// The channel's answer (on the event loop): note it and, when it comes later, resume the
 /// request's phases from a posted event, outside the channel's task. Inside `start_check`
@@ -191,7 +242,7 @@ unsafe extern "C" fn on_done(data: *mut c_void, result: CheckResult) {
     })
 }
 
-unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &crate::conf::LocConf) -> ngx_int_t {
+unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx_int_t {
     ctx.state = State::Decided;
     ctx.elapsed_ms = Some(ctx.result.elapsed_ms);
     (*r).read_event_handler = Some(nginx_sys::ngx_http_block_reading);
@@ -286,13 +337,34 @@ impl<'a> Iterator for HeaderLines<'a> {
     }
 }
 
-/// Borrows what the payload needs from the request.
-unsafe fn request_meta<'a>(r: *mut ngx_http_request_t, user_header: Option<&[u8]>) -> RequestMeta<'a, HeaderLines<'a>> {
+/// `ase_user` or `ase_client_id` for this request: `None` when unset, empty, or not
+/// computable (nginx's own complex-value evaluation, in the request's pool).
+unsafe fn evaluate<'a>(r: *mut ngx_http_request_t, value: Option<PerRequestValue>) -> Option<&'a [u8]> {
+    let cv = value?.cv;
+    if cv.is_null() {
+        return None;
+    }
+    let mut out = nginx_sys::ngx_str_t { len: 0, data: ptr::null_mut() };
+    if nginx_sys::ngx_http_complex_value(r, cv, &mut out) != nginx_sys::NGX_OK as ngx_int_t {
+        return None;
+    }
+    if out.data.is_null() || out.len == 0 {
+        return None;
+    }
+    // SAFETY: nginx wrote `len` bytes in the request's pool, alive as long as the request.
+    Some(core::slice::from_raw_parts(out.data, out.len))
+}
+
+/// Borrows what the payload needs from the request; hidden header lines are left out.
+unsafe fn request_meta<'a>(
+    r: *mut ngx_http_request_t,
+    lc: &'a LocConf,
+) -> RequestMeta<'a, impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone + 'a> {
     let c = (*r).connection;
-    let headers = HeaderLines { part: ptr::addr_of!((*r).headers_in.headers.part), i: 0, _list: PhantomData };
-    let username = user_header.and_then(|u| {
-        headers.clone().find(|(name, _)| u.eq_ignore_ascii_case(name)).map(|(_, value)| value)
-    });
+    let lines = HeaderLines { part: ptr::addr_of!((*r).headers_in.headers.part), i: 0, _list: PhantomData };
+    let headers = visible(lines, lc.hidden(), |h: &(&[u8], &[u8])| h.0);
+    let username = evaluate(r, lc.user);
+    let client_id = evaluate(r, lc.client_id);
     RequestMeta {
         source_ip: (*c).addr_text.as_bytes(),
         source_port: nginx_sys::ngx_inet_get_port((*c).sockaddr) as u16,
@@ -301,5 +373,6 @@ unsafe fn request_meta<'a>(r: *mut ngx_http_request_t, user_header: Option<&[u8]
         http_version: http_version_name((*r).http_version),
         headers,
         username,
+        client_id,
     }
 }

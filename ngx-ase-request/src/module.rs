@@ -7,7 +7,7 @@ use core::ptr::{addr_of, null_mut};
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_uint_t,
-    NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
     NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_ERROR, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
@@ -47,17 +47,25 @@ impl HttpModule for Module {
                 Err(()) => return NGX_ERROR as ngx_int_t,
             };
             crate::handler::API.store(header.api as *mut _, core::sync::atomic::Ordering::Relaxed);
-            // Register the access-phase handler.
+            // The check's two places: the access phase (first of its handlers, before
+            // `auth_basic`, `auth_request`, `allow`/`deny`) and, with
+            // `ase_request_after_access on`, the precontent phase (after every access
+            // module let the request through). Each acts only where its location says.
             let Some(cmcf) = ngx::http::NgxHttpCoreModule::main_conf_mut(&*cf) else {
                 return NGX_ERROR as ngx_int_t;
             };
-            let h = nginx_sys::ngx_array_push(
-                &mut cmcf.phases[nginx_sys::ngx_http_phases_NGX_HTTP_ACCESS_PHASE as usize].handlers,
-            ) as *mut nginx_sys::ngx_http_handler_pt;
-            if h.is_null() {
-                return NGX_ERROR as ngx_int_t;
+            let phases = [
+                (nginx_sys::ngx_http_phases_NGX_HTTP_ACCESS_PHASE, crate::handler::access_handler as Handler),
+                (nginx_sys::ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, crate::handler::after_access_handler),
+            ];
+            for (phase, handler) in phases {
+                let h = nginx_sys::ngx_array_push(&mut cmcf.phases[phase as usize].handlers)
+                    as *mut nginx_sys::ngx_http_handler_pt;
+                if h.is_null() {
+                    return NGX_ERROR as ngx_int_t;
+                }
+                *h = Some(handler);
             }
-            *h = Some(crate::handler::access_handler);
             NGX_OK as ngx_int_t
         })
     }
@@ -73,6 +81,8 @@ unsafe impl HttpModuleLocationConf for Module {
 
 const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
+type Handler = unsafe extern "C" fn(*mut nginx_sys::ngx_http_request_t) -> ngx_int_t;
+
 type SetFn = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
 
 const fn command(name: ngx_str_t, type_: u32, set: SetFn, offset: usize) -> ngx_command_t {
@@ -86,12 +96,16 @@ const fn command(name: ngx_str_t, type_: u32, set: SetFn, offset: usize) -> ngx_
     }
 }
 
-static mut COMMANDS: [ngx_command_t; 6] = [
-    command(ngx_string!("ase_request"), ANY_LEVEL | NGX_CONF_FLAG, crate::directives::set_request,
-        offset_of!(LocConf, enabled)),
+static mut COMMANDS: [ngx_command_t; 10] = [
+    command(ngx_string!("ase_request"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_request, 0),
     command(ngx_string!("ase_fail_mode"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_fail_mode, 0),
     command(ngx_string!("ase_block_status"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_block_status, 0),
     command(ngx_string!("ase_user_header"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_user_header, 0),
+    command(ngx_string!("ase_user"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_user, 0),
+    command(ngx_string!("ase_client_id"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_client_id, 0),
+    command(ngx_string!("ase_request_after_access"), ANY_LEVEL | NGX_CONF_FLAG, nginx_sys::ngx_conf_set_flag_slot,
+        offset_of!(LocConf, after_access)),
+    command(ngx_string!("ase_hide_header"), ANY_LEVEL | NGX_CONF_1MORE, crate::directives::set_hide_header, 0),
     command(ngx_string!("ase_request_max_size"), ANY_LEVEL | NGX_CONF_TAKE1, crate::directives::set_max_size,
         offset_of!(LocConf, max_size)),
     ngx_command_t::empty(),

@@ -41,8 +41,33 @@ pub struct RequestMeta<'a, H = Vec<(&'a [u8], &'a [u8])>> {
     pub http_version: &'a str,
     /// Every header line in order, as received.
     pub headers: H,
-    /// `user_info.username`, when `ase_user_header` names a header that is present.
+    /// `user_info`'s `username` (`ase_user`, `ase_user_header`), when known and not empty.
     pub username: Option<&'a [u8]>,
+    /// `user_info`'s `client_id` (`ase_client_id`), when known and not empty.
+    pub client_id: Option<&'a [u8]>,
+}
+
+impl<H> RequestMeta<'_, H> {
+    /// Whether the payload has a `user_info` (one object with the keys that are known).
+    fn has_user_info(&self) -> bool {
+        self.username.is_some() || self.client_id.is_some()
+    }
+
+    /// The two `user_info` strings that are there.
+    fn user_strings(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.username.into_iter().chain(self.client_id)
+    }
+
+    /// `user_info`'s bytes but for its strings.
+    fn user_frame(&self) -> usize {
+        if !self.has_user_info() {
+            return 0;
+        }
+        let both = self.username.is_some() && self.client_id.is_some();
+        K_USER.len() + K_USER_END.len() + usize::from(both)
+            + self.username.map_or(0, |_| K_USERNAME.len())
+            + self.client_id.map_or(0, |_| K_CLIENT_ID.len())
+    }
 }
 
 /// nginx's `r->http_version` (major * 1000 + minor) as the protocol spells it.
@@ -71,7 +96,9 @@ const K_PORT: &[u8] = b",\"source_port\":";
 const K_METHOD: &[u8] = b",\"method\":";
 const K_URL: &[u8] = b",\"url\":";
 const K_VERSION: &[u8] = b",\"http_version\":";
-const K_USER: &[u8] = b",\"user_info\":[{\"username\":";
+const K_USER: &[u8] = b",\"user_info\":[{";
+const K_USERNAME: &[u8] = b"\"username\":";
+const K_CLIENT_ID: &[u8] = b"\"client_id\":";
 const K_USER_END: &[u8] = b"}]";
 const K_HEADERS: &[u8] = b",\"headers\":[";
 const K_END: &[u8] = b"]}";
@@ -84,7 +111,8 @@ struct Fixed<'a> {
     source_ip: &'a [u8],
     method: &'a [u8],
     url: &'a [u8],
-    username: Option<&'a [u8]>,
+    /// Whether `user_info` is written (whole, or not at all).
+    user_info: bool,
     truncated: bool,
 }
 
@@ -97,33 +125,32 @@ fn digits(n: u16) -> usize {
 fn fit_fixed<'a, H>(meta: &RequestMeta<'a, H>, limit: usize) -> Fixed<'a> {
     let frame = K_IP.len() + K_PORT.len() + K_METHOD.len() + K_URL.len() + K_VERSION.len()
         + K_HEADERS.len() + K_END.len() + digits(meta.source_port) + str_len(meta.http_version.as_bytes());
-    let user_frame = K_USER.len() + K_USER_END.len();
     let whole = Fixed {
         source_ip: meta.source_ip,
         method: meta.method,
         url: meta.url,
-        username: meta.username,
+        user_info: meta.has_user_info(),
         truncated: false,
     };
     // The usual case, in O(1): even at six bytes a byte, everything fits.
     let bound = [meta.source_ip, meta.method, meta.url]
-        .iter()
-        .chain(meta.username.as_ref())
-        .fold(frame + meta.username.map_or(0, |_| user_frame), |sum, s| sum.saturating_add(str_len_bound(s)));
+        .into_iter()
+        .chain(meta.user_strings())
+        .fold(frame + meta.user_frame(), |sum, s| sum.saturating_add(str_len_bound(s)));
     if bound <= limit {
         return whole;
     }
     let (ip, method, url) = (str_len(meta.source_ip), str_len(meta.method), str_len(meta.url));
-    let user = meta.username.map_or(0, |u| user_frame + str_len(u));
+    let user = meta.user_frame() + meta.user_strings().map(str_len).sum::<usize>();
     if frame + ip + method + url + user <= limit {
         return whole;
     }
     let mut cut = Fixed { truncated: true, ..whole };
     // The URL gets the room the rest leaves; when the rest leaves not even "", the
-    // username goes first, whole.
+    // user_info goes first, whole.
     let mut rest = frame + ip + method + user;
-    if rest + 2 > limit && cut.username.is_some() {
-        cut.username = None;
+    if rest + 2 > limit && cut.user_info {
+        cut.user_info = false;
         rest -= user;
     }
     let (n, url_len) = str_prefix_within(meta.url, limit.saturating_sub(rest));
@@ -160,9 +187,19 @@ where
     write_str(out, fixed.url);
     out.extend_from_slice(K_VERSION);
     write_str(out, meta.http_version.as_bytes());
-    if let Some(user) = fixed.username {
+    if fixed.user_info {
         out.extend_from_slice(K_USER);
-        write_str(out, user);
+        if let Some(name) = meta.username {
+            out.extend_from_slice(K_USERNAME);
+            write_str(out, name);
+        }
+        if let Some(client) = meta.client_id {
+            if meta.username.is_some() {
+                out.push(b',');
+            }
+            out.extend_from_slice(K_CLIENT_ID);
+            write_str(out, client);
+        }
         out.extend_from_slice(K_USER_END);
     }
     out.extend_from_slice(K_HEADERS);
@@ -205,6 +242,7 @@ mod tests {
             http_version: "1.1",
             headers,
             username: None,
+            client_id: None,
         }
     }
 
@@ -226,6 +264,17 @@ mod tests {
         m.username = Some(b"alice");
         let v: Value = serde_json::from_slice(&build(&m, usize::MAX).0).unwrap();
         assert_eq!(v["user_info"], json!([{"username": "alice"}]));
+        m.client_id = Some(b"app-7\"");
+        let v: Value = serde_json::from_slice(&build(&m, usize::MAX).0).unwrap();
+        assert_eq!(v["user_info"], json!([{"username": "alice", "client_id": "app-7\""}]));
+        m.username = None;
+        let v: Value = serde_json::from_slice(&build(&m, usize::MAX).0).unwrap();
+        assert_eq!(v["user_info"], json!([{"client_id": "app-7\""}]));
+        // user_info sits between http_version and headers, as in docs/ase-protocol.md
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert!(keys.contains(&&"user_info".to_string()));
+        let text = String::from_utf8(build(&m, usize::MAX).0).unwrap();
+        assert!(text.find("\"http_version\"") < text.find("\"user_info\"") && text.find("\"user_info\"") < text.find("\"headers\""));
     }
 
     #[test]
@@ -241,6 +290,7 @@ mod tests {
             http_version: m.http_version,
             headers: pairs.iter().copied(),
             username: None,
+            client_id: None,
         };
         let mut out = b"old".to_vec();
         assert!(!build_into(&mut out, &lazy, usize::MAX));
@@ -260,6 +310,7 @@ mod tests {
                 http_version: "1.1",
                 headers: pairs.iter().copied(),
                 username: Some(&b"alice"[..]),
+                client_id: Some(&b"app"[..]),
             };
             ngx_ase_shared::json::with_scratch(|buf| build_into(buf, &m, DEFAULT_MAX_SIZE));
         };
@@ -305,7 +356,7 @@ mod tests {
 
     /// The payload with every string empty and no user_info: what any limit must hold.
     fn skeleton_len(m: &RequestMeta<'_>) -> usize {
-        let empty = RequestMeta { source_ip: b"", method: b"", url: b"", headers: vec![], username: None, ..*m };
+        let empty = RequestMeta { source_ip: b"", method: b"", url: b"", headers: vec![], username: None, client_id: None, ..*m };
         build(&empty, usize::MAX).0.len()
     }
 
@@ -423,9 +474,10 @@ mod tests {
             url in proptest::collection::vec(any::<u8>(), 0..1500),
             method in proptest::collection::vec(any::<u8>(), 1..12),
             username in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..400)),
+            client_id in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
             limit in prop_oneof![MIN_MAX_SIZE..6000usize, 0..MIN_MAX_SIZE]) {
             let hs: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
-            let m = RequestMeta { url: &url, method: &method, username: username.as_deref(), ..meta(hs) };
+            let m = RequestMeta { url: &url, method: &method, username: username.as_deref(), client_id: client_id.as_deref(), ..meta(hs) };
             let (v, truncated) = check_bounded(&m, limit);
             let whole = build(&m, usize::MAX).0;
             prop_assert_eq!(truncated, whole.len() > limit);

@@ -2,6 +2,7 @@
 
 use nginx_sys::ngx_flag_t;
 use ngx::http::{Merge, MergeConfigError};
+use ngx_ase_shared::abi::RequestMode;
 
 pub const UNSET_FLAG: ngx_flag_t = -1;
 
@@ -10,6 +11,8 @@ pub const UNSET_FLAG: ngx_flag_t = -1;
 pub struct MainConf {
     /// "FILE:LINE" of the first `ase_response on`, for the "no ase_server" error.
     pub first_enabled_at: Option<String>,
+    /// The lines already named by a "reports nothing here" warning (one warning per line).
+    pub warned_at: Vec<String>,
 }
 
 /// http/server/location settings.
@@ -17,12 +20,48 @@ pub struct MainConf {
 pub struct LocConf {
     /// `ase_response on|off`; unset inherits, and off by default.
     pub enabled: ngx_flag_t,
+    /// "FILE:LINE" of the `ase_response` line that set `enabled`.
+    pub enabled_at: Option<String>,
+    /// The request module's `ase_hide_header` list for this level (packed, see
+    /// `ngx_ase_shared::header_names`), copied when merged.
+    pub hidden: Vec<u8>,
 }
 
 impl Default for LocConf {
     fn default() -> Self {
-        LocConf { enabled: UNSET_FLAG }
+        LocConf { enabled: UNSET_FLAG, enabled_at: None, hidden: Vec::new() }
     }
+}
+
+/// Where `ase_response on` meets `ase_request off` (no report can go out: reports go only
+/// with requests whose metadata went to the ASE), the warning and the line it names: the
+/// `ase_request off` line when there is one, else the `ase_response on` line.
+/// `None` when reports do go out here.
+pub fn no_request_warning(
+    response_on: bool,
+    response_at: Option<&str>,
+    request_mode: RequestMode,
+    request_at: Option<&str>,
+) -> Option<(String, String)> {
+    if !response_on || request_mode.sends_metadata() {
+        return None;
+    }
+    let response_at = response_at.unwrap_or("(unknown)");
+    Some(match request_at.filter(|at| !at.is_empty()) {
+        Some(at) => (
+            format!(
+                "\"ase_request off\" where \"ase_response on\" (from {response_at}) applies: no response is \
+                 reported there, as reports go only with requests whose metadata went to the ASE"
+            ),
+            at.to_string(),
+        ),
+        None => (
+            "\"ase_response on\" applies where \"ase_request\" is off (its default): no response is reported \
+             there, as reports go only with requests whose metadata went to the ASE"
+                .to_string(),
+            response_at.to_string(),
+        ),
+    })
 }
 
 impl LocConf {
@@ -35,6 +74,7 @@ impl Merge for LocConf {
     fn merge(&mut self, prev: &LocConf) -> Result<(), MergeConfigError> {
         if self.enabled == UNSET_FLAG {
             self.enabled = if prev.enabled == UNSET_FLAG { 0 } else { prev.enabled };
+            self.enabled_at = prev.enabled_at.clone();
         }
         Ok(())
     }
@@ -47,11 +87,25 @@ mod tests {
     #[test]
     fn inheritance() {
         let mut server = LocConf::default();
-        server.merge(&LocConf { enabled: 1 }).unwrap();
-        let mut location = LocConf { enabled: 0 };
+        server.merge(&LocConf { enabled: 1, enabled_at: Some("a.conf:2".into()), ..LocConf::default() }).unwrap();
+        let mut location = LocConf { enabled: 0, ..LocConf::default() };
         location.merge(&server).unwrap();
         let mut bare = LocConf::default();
         bare.merge(&LocConf::default()).unwrap();
         assert!(server.is_enabled() && !location.is_enabled() && !bare.is_enabled());
+        assert_eq!(server.enabled_at.as_deref(), Some("a.conf:2"));
+    }
+
+    #[test]
+    fn reports_without_requests_are_named() {
+        assert_eq!(no_request_warning(true, Some("a:1"), RequestMode::On, Some("a:2")), None);
+        assert_eq!(no_request_warning(true, Some("a:1"), RequestMode::Monitor, None), None);
+        assert_eq!(no_request_warning(false, None, RequestMode::Off, None), None);
+        let (msg, at) = no_request_warning(true, Some("a:1"), RequestMode::Off, Some("a:7")).unwrap();
+        assert_eq!(at, "a:7");
+        assert!(msg.contains("\"ase_request off\"") && msg.contains("(from a:1)"), "{msg}");
+        let (msg, at) = no_request_warning(true, Some("a:1"), RequestMode::Off, Some("")).unwrap();
+        assert_eq!(at, "a:1");
+        assert!(msg.contains("its default"), "{msg}");
     }
 }

@@ -16,8 +16,13 @@
 //!   `ngx_http_filter_finalize_request` zero `r->ctx`, and the latter runs the whole header
 //!   chain again from inside it (e.g. the range filter's 416). The nested call sees
 //!   `in_progress` and passes; the outer call then reports the final header once.
+//! - Only for a request whose metadata went to the ASE (`ase_request on` or `monitor`, so
+//!   `$ase_correlation_id` is set): the report carries that request's correlation ID, and
+//!   the ASE never gets a report it cannot pair. Other responses are not reported at all.
 //! - Asked first: `admit` says whether a report may go out at all (queue full, breaker
 //!   open); when not, nothing is built (the channel has counted the drop).
+//! - Header lines named by `ase_hide_header` (as the request module has it for the
+//!   location) are left out, whichever way nginx holds them.
 //! - Nothing is allocated per response: the header list is walked in place, and the JSON
 //!   is written into one reused per-thread buffer (the channel copies it).
 //! - `error_page`: the original error never reaches the header filters (nginx redirects
@@ -37,11 +42,11 @@ use nginx_sys::{
 use ngx::http::{HttpModule, HttpModuleLocationConf};
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{Admission, Bytes, CallKind, ChannelApi};
-use ngx_ase_shared::correlation::new_id;
+use ngx_ase_shared::header_names::visible;
 use ngx_ase_shared::json::with_scratch;
 
 use crate::module::Module;
-use crate::report::{client_headers, reason_for, write_json, Dedicated, ListHeader, Snapshot};
+use crate::report::{client_headers, reason_for, write_json, Dedicated, Header, ListHeader, Snapshot};
 
 /// The next header filter in nginx's chain, saved when ours is installed.
 static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
@@ -210,13 +215,20 @@ unsafe fn correlation_var<'a>(r: *mut ngx_http_request_t) -> Option<&'a [u8]> {
 unsafe fn report(r: *mut ngx_http_request_t) {
     let Some(api) = API.load(Ordering::Relaxed).as_ref() else { return };
     let log = (*(*r).connection).log;
+    let out = &(*r).headers_out;
+    let code = u16::try_from(out.status).unwrap_or(0);
+    // No request call, no report: the ASE could not pair it with anything.
+    let Some(cid) = correlation_var(r) else {
+        ngx::ngx_log_debug_mask!(DebugMask::Http, log, "ase: response report {} not sent: no request metadata went to the ASE", code);
+        return;
+    };
     // Asked before anything is built; a refusal is counted by the channel as a drop.
     let admission = Admission::from_u8((api.admit)(r as *mut c_void, CallKind::Report as u8));
     if admission != Admission::Go {
-        ngx::ngx_log_debug_mask!(DebugMask::Http, log, "ase: response report not sent: {:?}", admission);
+        ngx::ngx_log_debug_mask!(DebugMask::Http, log, "ase: response report {} not sent: {:?}", code, admission);
         return;
     }
-    let out = &(*r).headers_out;
+    let Some(conf) = Module::location_conf(&*r) else { return };
     let list = ListEntries { part: &out.headers.part, i: 0, _list: PhantomData };
     let location = out.location.as_ref().map(|l| (l.hash, str_bytes(&l.value)));
     let dedicated = Dedicated {
@@ -229,20 +241,11 @@ unsafe fn report(r: *mut ngx_http_request_t) {
         last_modified_time: i64::from(out.last_modified_time),
         location,
     };
-    let code = u16::try_from(out.status).unwrap_or(0);
     let snapshot = Snapshot {
         code,
         reason: reason_for(code, str_bytes(&out.status_line)),
         http_version: (*r).http_version,
-        headers: client_headers(list, &dedicated),
-    };
-    let fresh_id;
-    let cid: &[u8] = match correlation_var(r) {
-        Some(id) => id,
-        None => {
-            fresh_id = new_id();
-            &fresh_id
-        }
+        headers: visible(client_headers(list, &dedicated), &conf.hidden, |h: &Header<'_>| h.0),
     };
     // The channel copies the body before `send_report` returns: one reused buffer will do.
     let (queued, len) = with_scratch(|json| {

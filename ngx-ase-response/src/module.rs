@@ -10,15 +10,17 @@ use nginx_sys::{
     ngx_uint_t, NGX_CONF_FLAG, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
     NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_ERROR, NGX_OK,
 };
-use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, Merge};
 use ngx::ngx_string;
-use ngx_ase_glue::conf::{conf_error, set_flag_noting_first_on};
+use ngx_ase_glue::conf::{conf_error, conf_ok, current_position, log_at, log_conf, set_flag_noting_first_on};
 use ngx_ase_glue::panic::guard;
+use ngx_ase_glue::peer::{check_request_module_first, merging_a_serving_level, request_loc_shared, request_module_loaded};
+use ngx_ase_shared::abi::{RequestMode, REQUEST_MODULE_NAME};
 
 use crate::MODULE_NAME;
 
 
-use crate::conf::{LocConf, MainConf};
+use crate::conf::{no_request_warning, LocConf, MainConf};
 
 
 pub struct Module;
@@ -33,9 +35,16 @@ impl HttpModule for Module {
         // Before the http block's directives are read: a missing common module is named
         // here, not reported as an unknown "ase_server".
         guard((*cf).log, "preconfiguration", NGX_ERROR as ngx_int_t, || {
-            match ngx_ase_glue::conf::check_common_first(cf, MODULE_NAME) {
+            if ngx_ase_glue::conf::check_common_first(cf, MODULE_NAME).is_err() {
+                return NGX_ERROR as ngx_int_t;
+            }
+            // Our merge reads the request module's merged settings: it must be merged first.
+            match check_request_module_first(cf, MODULE_NAME) {
                 Ok(()) => NGX_OK as ngx_int_t,
-                Err(()) => NGX_ERROR as ngx_int_t,
+                Err(msg) => {
+                    log_conf(cf, nginx_sys::NGX_LOG_EMERG, &msg);
+                    NGX_ERROR as ngx_int_t
+                }
             }
         })
     }
@@ -47,8 +56,15 @@ impl HttpModule for Module {
                 Ok(header) => {
                     // Only where some location reports: the chain is rebuilt for every
                     // cycle, so a configuration without `ase_response on` costs nothing.
-                    if enabled_at.is_some() {
+                    if let Some(at) = enabled_at.as_deref() {
                         crate::filter::install(header.api);
+                        if !request_module_loaded(cf) {
+                            let msg = format!(
+                                "\"ase_response\" is on but {REQUEST_MODULE_NAME} is not loaded: no response is \
+                                 reported, as reports go only with requests whose metadata went to the ASE"
+                            );
+                            log_at(cf, nginx_sys::NGX_LOG_WARN, &msg, at);
+                        }
                     }
                     NGX_OK as ngx_int_t
                 }
@@ -74,7 +90,36 @@ unsafe extern "C" fn set_response(
 ) -> *mut c_char {
     guard((*cf).log, "configuration", conf_error(), || {
         let first_on = Module::main_conf_mut(&*cf).map(|m| &mut m.first_enabled_at);
-        set_flag_noting_first_on(cf, cmd, conf, first_on)
+        let rv = set_flag_noting_first_on(cf, cmd, conf, first_on);
+        if rv.is_null() {
+            (*(conf as *mut LocConf)).enabled_at = Some(current_position(cf));
+        }
+        rv
+    })
+}
+
+/// Merges as `LocConf::merge`, then takes the request module's settings for the same level:
+/// its `ase_hide_header` list, and a warning where `ase_response on` meets `ase_request off`
+/// (one per configuration line it names).
+unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
+    guard((*cf).log, "configuration", conf_error(), || {
+        let prev = &*(prev as *const LocConf);
+        let conf = &mut *(conf as *mut LocConf);
+        if conf.merge(prev).is_err() {
+            return conf_error();
+        }
+        let Some(peer) = request_loc_shared(cf, MODULE_NAME) else { return conf_ok() };
+        conf.hidden = peer.hidden.as_slice().to_vec();
+        let request_at = core::str::from_utf8(peer.mode_at.as_slice()).ok();
+        let serving = merging_a_serving_level(cf);
+        let warning = no_request_warning(serving && conf.is_enabled(), conf.enabled_at.as_deref(), RequestMode::from_u8(peer.mode), request_at);
+        if let (Some((msg, at)), Some(main)) = (warning, Module::main_conf_mut(&*cf)) {
+            if !main.warned_at.contains(&at) {
+                log_at(cf, nginx_sys::NGX_LOG_WARN, &msg, &at);
+                main.warned_at.push(at);
+            }
+        }
+        conf_ok()
     })
 }
 
@@ -98,7 +143,7 @@ static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     create_srv_conf: None,
     merge_srv_conf: None,
     create_loc_conf: Some(Module::create_loc_conf),
-    merge_loc_conf: Some(Module::merge_loc_conf),
+    merge_loc_conf: Some(merge_loc_conf),
 };
 
 #[cfg(feature = "export-modules")]

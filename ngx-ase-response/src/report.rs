@@ -382,6 +382,7 @@ pub fn to_json<'a, H: IntoIterator<Item = Header<'a>>>(s: Snapshot<'a, H>) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ngx_ase_shared::header_names::visible;
     use ngx_ase_shared::json::decode_like_writer;
     use proptest::prelude::*;
     use serde_json::{json, Value};
@@ -535,6 +536,21 @@ mod tests {
     }
 
     #[test]
+    fn hidden_headers_are_left_out_dedicated_ones_too() {
+        let list = [
+            ListHeader { hash: 1, name: b"X-Backend", value: b"1" },
+            ListHeader { hash: 1, name: b"Set-Cookie", value: b"a=1" },
+            ListHeader { hash: 1, name: b"set-cookie", value: b"b=2" },
+        ];
+        let d = Dedicated { content_type: b"application/json", content_type_len: 16, content_length_n: 7, ..Default::default() };
+        let hidden = b"set-cookie content-type ";
+        let s = Snapshot { code: 200, reason: b"OK", http_version: 1001,
+                           headers: visible(client_headers(list.iter().copied(), &d), hidden, |h: &Header<'_>| h.0) };
+        let v: serde_json::Value = serde_json::from_slice(&to_json(s)).unwrap();
+        assert_eq!(v["headers"], json!([{"content-length": "7"}, {"x-backend": "1"}]));
+    }
+
+    #[test]
     fn writing_into_the_scratch_buffer_allocates_nothing_once_warm() {
         let list: Vec<ListHeader<'_>> = (0..30)
             .map(|i| ListHeader { hash: i % 3, name: b"X-Header-Name", value: b"some value \xff\" here" })
@@ -548,12 +564,14 @@ mod tests {
             location: Some((0, b"http://h/x")),
             ..Default::default()
         };
+        // with ase_hide_header's filter, as the header filter writes it
+        let hidden = b"content-type x-other ";
         let run = || {
             let s = Snapshot {
                 code: 404,
                 reason: reason_for(404, b"404 Nicht gefunden"),
                 http_version: 1001,
-                headers: client_headers(list.iter().copied(), &d),
+                headers: visible(client_headers(list.iter().copied(), &d), hidden, |h: &Header<'_>| h.0),
             };
             ngx_ase_shared::json::with_scratch(|buf| write_json(buf, s));
         };

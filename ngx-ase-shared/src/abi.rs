@@ -16,7 +16,7 @@
 use core::ffi::c_void;
 
 /// Bumped whenever the layout of anything in this file changes.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// The nginx module name of the common module, as `cycle->modules[i]->name` spells it.
 pub const COMMON_MODULE_NAME: &str = "ngx_ase_common_module";
@@ -226,11 +226,14 @@ pub enum Verdict {
     FailOpen = 2,
     FailClosed = 3,
     Skip = 4,
+    /// `ase_request monitor`: the metadata went to the ASE and the request went on at once,
+    /// whatever the ASE says. (ABI v5)
+    Monitor = 5,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 5] =
-        [Verdict::Allow, Verdict::Block, Verdict::FailOpen, Verdict::FailClosed, Verdict::Skip];
+    pub const ALL: [Verdict; 6] =
+        [Verdict::Allow, Verdict::Block, Verdict::FailOpen, Verdict::FailClosed, Verdict::Skip, Verdict::Monitor];
 
     /// The verdict a `u8` from the other side of the ABI names, if it is one.
     pub fn from_u8(v: u8) -> Option<Verdict> {
@@ -245,7 +248,85 @@ impl Verdict {
             Verdict::FailOpen => "fail_open",
             Verdict::FailClosed => "fail_closed",
             Verdict::Skip => "skip",
+            Verdict::Monitor => "monitor",
         }
+    }
+}
+
+/// The nginx module name of the request module.
+pub const REQUEST_MODULE_NAME: &str = "ngx_http_ase_request_module";
+
+/// `ase_request`'s value, as it crosses to the response module (`u8`).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestMode {
+    Off = 0,
+    /// Check each request and act on the answer.
+    On = 1,
+    /// Send each request's metadata, never wait for or act on the answer.
+    Monitor = 2,
+}
+
+impl RequestMode {
+    /// An unknown value is `Off`: nothing is assumed to have been sent.
+    pub fn from_u8(v: u8) -> RequestMode {
+        match v {
+            1 => RequestMode::On,
+            2 => RequestMode::Monitor,
+            _ => RequestMode::Off,
+        }
+    }
+
+    /// Whether a request's metadata goes to the ASE in this mode.
+    pub fn sends_metadata(self) -> bool {
+        self != RequestMode::Off
+    }
+}
+
+/// The start of the request module's location configuration, as the response module reads
+/// it while it merges its own (ABI v5): the response module needs the request module's
+/// merged `ase_request` (to warn where reports would have no request) and `ase_hide_header`
+/// list, and a directive belongs to one module only. Filled by the request module's merge;
+/// the byte strings point into that configuration and live as long as it does.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RequestLocShared {
+    /// [`ABI_VERSION`] of the build that filled it.
+    pub abi_version: u32,
+    /// `size_of::<RequestLocShared>()` in that build.
+    pub size: u32,
+    /// The merged `ase_request`, a [`RequestMode`] as `u8`.
+    pub mode: u8,
+    /// "FILE:LINE" of the `ase_request` line that set `mode`; empty for the default.
+    pub mode_at: Bytes,
+    /// The merged `ase_hide_header` names, lower-cased, each followed by one space
+    /// (see `header_names`); empty when none.
+    pub hidden: Bytes,
+}
+
+/// The size a [`RequestLocShared`] of this build has.
+pub const REQUEST_LOC_SHARED_SIZE: u32 = core::mem::size_of::<RequestLocShared>() as u32;
+
+impl RequestLocShared {
+    pub fn new() -> Self {
+        RequestLocShared {
+            abi_version: ABI_VERSION,
+            size: REQUEST_LOC_SHARED_SIZE,
+            mode: RequestMode::Off as u8,
+            mode_at: Bytes::new(b""),
+            hidden: Bytes::new(b""),
+        }
+    }
+
+    /// Whether this build can read it (same version and size).
+    pub fn is_compatible(&self) -> bool {
+        self.abi_version == ABI_VERSION && self.size == REQUEST_LOC_SHARED_SIZE
+    }
+}
+
+impl Default for RequestLocShared {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -301,5 +382,20 @@ mod tests {
         assert_eq!(Event::from_u8(Event::ALL.len() as u8), None);
         assert_eq!(Admission::from_u8(Admission::QueueFull as u8), Admission::QueueFull);
         assert_eq!(Admission::from_u8(7), Admission::Unavailable);
+        for m in [RequestMode::Off, RequestMode::On, RequestMode::Monitor] {
+            assert_eq!(RequestMode::from_u8(m as u8), m);
+        }
+        assert_eq!(RequestMode::from_u8(9), RequestMode::Off);
+        assert!(RequestMode::Monitor.sends_metadata() && RequestMode::On.sends_metadata());
+        assert!(!RequestMode::Off.sends_metadata());
+        assert_eq!(Verdict::Monitor.name(), "monitor");
+    }
+
+    #[test]
+    fn the_request_location_header_says_which_build_filled_it() {
+        let mut h = RequestLocShared::new();
+        assert!(h.is_compatible());
+        h.size -= 1;
+        assert!(!h.is_compatible());
     }
 }

@@ -8,14 +8,18 @@
 //! - `parse_time_ms`: a value it gives back reads again as `<value>ms`;
 //! - `parse_token`: the trimmed bytes, all sendable in a header; its errors and `Debug`
 //!   never contain the token;
-//! - `parse_fail_mode`, `parse_block_status` (400..=599), `parse_user_header`.
+//! - `parse_fail_mode`, `parse_block_status` (400..=599), `user_header_variable` (the
+//!   `$http_` variable of a header name), `parse_request_mode`, and
+//!   `header_names::add_name` (`ase_hide_header`: what it takes is found again in any case).
 
 use std::net::Ipv6Addr;
 
 use crate::ngx_ase_common::settings::{
     parse_server, parse_time_ms, parse_token, parse_url, token_looks_like_ase, AseUrl, TimeUnit,
 };
-use crate::ngx_ase_request::conf::{parse_block_status, parse_fail_mode, parse_user_header, FailMode};
+use crate::ngx_ase_request::conf::{parse_block_status, parse_fail_mode, parse_request_mode, user_header_variable, FailMode};
+use ngx_ase_shared::abi::RequestMode;
+use ngx_ase_shared::header_names;
 
 pub fn check(data: &[u8]) {
     check_url(data);
@@ -88,9 +92,20 @@ fn check_request_values(raw: &[u8]) {
     if let Ok(n) = parse_block_status(raw) {
         assert!((400..=599).contains(&n), "{n}");
     }
-    if let Ok(h) = parse_user_header(raw) {
-        assert!(!h.is_empty());
-        assert_eq!(h, raw.to_ascii_lowercase());
-        assert!(h.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'));
+    if let Ok(v) = user_header_variable(raw) {
+        let name = v.strip_prefix("$http_").expect("a $http_ variable");
+        assert_eq!(name.len(), raw.len());
+        assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{v}");
+    }
+    match parse_request_mode(raw) {
+        Ok(RequestMode::On) => assert!(raw.eq_ignore_ascii_case(b"on")),
+        Ok(RequestMode::Off) => assert!(raw.eq_ignore_ascii_case(b"off")),
+        Ok(RequestMode::Monitor) => assert!(raw.eq_ignore_ascii_case(b"monitor")),
+        Err(_) => assert!(![&b"on"[..], b"off", b"monitor"].iter().any(|w| raw.eq_ignore_ascii_case(w))),
+    }
+    let mut list = Vec::new();
+    if header_names::add_name(&mut list, raw).is_ok() {
+        assert!(header_names::is_listed(&list, raw) && header_names::is_listed(&list, &raw.to_ascii_uppercase()));
+        assert_eq!(header_names::names(&list).count(), 1);
     }
 }

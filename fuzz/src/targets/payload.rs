@@ -1,5 +1,6 @@
 //! Target `request_payload`: `ngx_ase_request::payload::build` with arbitrary bytes for
-//! the client address, method, URL, every header name and value, and the username. The
+//! the client address, method, URL, every header name and value, the username and the
+//! client ID (`user_info`: one object with the keys known). The
 //! output must parse as JSON (serde_json), have exactly the protocol's fields, and give
 //! back every byte string as `ngx_ase_shared::json::decode_like_writer` says (header names
 //! lower-cased, repeated headers kept, in order).
@@ -27,6 +28,8 @@ pub struct Input {
     pub username: Option<Vec<u8>>,
     /// The payload's limit; `None` = unlimited (short inputs, the older corpus).
     pub limit: Option<u16>,
+    /// Last, so that the older corpus reads as before (without one).
+    pub client_id: Option<Vec<u8>>,
 }
 
 pub fn check(data: &[u8]) {
@@ -46,6 +49,7 @@ pub fn check_input(input: &Input) {
         // A lazy iterator, as the handler passes nginx's header list (no `Vec` of pairs).
         headers: input.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())),
         username: input.username.as_deref(),
+        client_id: input.client_id.as_deref(),
     };
     let limit = input.limit.map_or(usize::MAX, usize::from);
     let (out, truncated) = build(&meta, limit);
@@ -61,7 +65,7 @@ pub fn check_input(input: &Input) {
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     keys.sort_unstable();
     let mut expected = vec!["headers", "http_version", "method", "source_ip", "source_port", "url"];
-    if input.username.is_some() {
+    if input.username.is_some() || input.client_id.is_some() {
         expected.push("user_info");
     }
     expected.sort_unstable();
@@ -74,10 +78,8 @@ pub fn check_input(input: &Input) {
     assert_eq!(text("url"), decode_like_writer(&input.url));
     assert_eq!(text("http_version"), version);
 
-    if let Some(user) = &input.username {
-        let info = obj["user_info"].as_array().expect("user_info is an array");
-        assert_eq!(info.len(), 1);
-        assert_pair(&info[0], b"username", user);
+    if let Some(info) = obj.get("user_info") {
+        assert_user_info(info, input);
     }
 
     let headers = obj["headers"].as_array().expect("headers is an array");
@@ -101,6 +103,7 @@ where
         http_version: meta.http_version,
         headers: Vec::new(),
         username: None,
+        client_id: None,
     };
     if limit >= build(&skeleton, usize::MAX).0.len() {
         assert!(out.len() <= limit, "{} bytes for a limit of {limit}", out.len());
@@ -111,7 +114,7 @@ where
     };
     let obj = v.as_object().expect("the payload is a JSON object");
     let has_user = obj.contains_key("user_info");
-    assert!(!has_user || input.username.is_some());
+    assert!(!has_user || input.username.is_some() || input.client_id.is_some());
     assert_eq!(obj.len(), 6 + usize::from(has_user), "{v}");
     for (key, of) in [("source_ip", &input.source_ip), ("method", &input.method), ("url", &input.url)] {
         let got = obj[key].as_str().unwrap_or_else(|| panic!("{key} is not a string"));
@@ -120,15 +123,27 @@ where
     }
     assert_eq!(obj["source_port"].as_u64(), Some(u64::from(input.source_port)));
     assert_eq!(obj["http_version"].as_str(), Some(meta.http_version));
-    if let (true, Some(user)) = (has_user, &input.username) {
-        let info = obj["user_info"].as_array().expect("user_info is an array");
-        assert_eq!(info.len(), 1);
-        assert_pair(&info[0], b"username", user);
+    if has_user {
+        assert_user_info(&obj["user_info"], input);
     }
     let headers = obj["headers"].as_array().expect("headers is an array");
     assert!(headers.len() <= input.headers.len());
     for ((name, value), got) in input.headers.iter().zip(headers) {
         assert_pair(got, &name.to_ascii_lowercase(), value);
+    }
+}
+
+/// `user_info` is one object with exactly the keys the input has, whole.
+fn assert_user_info(info: &Value, input: &Input) {
+    let info = info.as_array().expect("user_info is an array");
+    assert_eq!(info.len(), 1, "one object");
+    let obj = info[0].as_object().expect("an object");
+    let expected = [("username", &input.username), ("client_id", &input.client_id)];
+    assert_eq!(obj.len(), expected.iter().filter(|(_, v)| v.is_some()).count(), "{obj:?}");
+    for (key, value) in expected {
+        if let Some(value) = value {
+            assert_eq!(obj.get(key).and_then(Value::as_str), Some(decode_like_writer(value).as_str()), "{key}");
+        }
     }
 }
 

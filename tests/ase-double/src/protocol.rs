@@ -101,6 +101,36 @@ fn pairs(value: &Value, key: &str) -> Result<Vec<(String, Value)>, String> {
         .collect()
 }
 
+/// `user_info`: an array of objects. The object ngx-ase sends holds `username` and/or
+/// `client_id`, both strings; single-pair objects (`[{"username": ...}, {"client_id": ...}]`)
+/// are read as well. An object of several pairs with any other key, or a non-string value
+/// for a known key, is malformed. Returned flat, in order.
+fn user_info_field(value: &Value) -> Result<Vec<(String, Value)>, String> {
+    let Value::Array(items) = value else {
+        return Err("user_info must be an array".to_string());
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(o) = item else {
+            return Err(format!("user_info[{i}] must be an object"));
+        };
+        if o.is_empty() {
+            return Err(format!("user_info[{i}] is empty"));
+        }
+        for (k, v) in o {
+            let known = k == "username" || k == "client_id";
+            if o.len() > 1 && !known {
+                return Err(format!("user_info[{i}] has an unknown key {k:?}"));
+            }
+            if known && !v.is_string() {
+                return Err(format!("user_info[{i}].{k} must be a string"));
+            }
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    Ok(out)
+}
+
 fn headers_field(obj: &Obj) -> Result<Vec<(String, String)>, String> {
     let value = obj.get("headers").ok_or("headers is missing")?;
     pairs(value, "headers")?
@@ -130,7 +160,7 @@ pub fn parse_request_call(body: &Value) -> Result<RequestCall, String> {
     };
     let user_info = match obj.get("user_info") {
         None => Vec::new(),
-        Some(v) => pairs(v, "user_info")?,
+        Some(v) => user_info_field(v)?,
     };
     Ok(RequestCall {
         source_ip: string_field(obj, "source_ip")?,
@@ -383,6 +413,11 @@ mod tests {
             ("accept".to_string(), "application/json".to_string())
         );
         assert_eq!(c.user_info.len(), 2);
+        // the one object ngx-ase sends, with the keys it knows
+        let c = call(json!({"user_info": [{"username": "alice", "client_id": "app"}]}));
+        let mut got = c.user_info.clone();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got, vec![("client_id".to_string(), json!("app")), ("username".to_string(), json!("alice"))]);
         assert!(call(json!({"headers": []})).headers.is_empty());
         // unknown fields are ignored
         assert!(parse_request_call(&request(json!({"extra": 1}))).is_ok());
@@ -413,6 +448,9 @@ mod tests {
             json!({"user_info": {"username": "alice"}}),
             json!({"user_info": [{"username": "alice", "x": "y"}]}),
             json!({"user_info": Value::Array(vec![json!("alice")])}),
+            json!({"user_info": [{}]}),
+            json!({"user_info": [{"username": 7}]}),
+            json!({"user_info": [{"username": "alice", "client_id": null}]}),
         ];
         for extra in bad {
             assert!(
@@ -563,6 +601,8 @@ mod tests {
         assert_eq!(decide_default(&c, &deny).status, 403);
         let c = call(json!({"user_info": [{"client_id": "alice"}]}));
         assert_eq!(decide_default(&c, &deny).status, 200);
+        let c = call(json!({"user_info": [{"client_id": "app", "username": "alice"}]}));
+        assert_eq!(decide_default(&c, &deny).status, 403);
         assert_eq!(decide_default(&call(json!({})), &deny).status, 200);
     }
 
