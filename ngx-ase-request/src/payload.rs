@@ -270,7 +270,7 @@ mod tests {
         m.username = None;
         let v: Value = serde_json::from_slice(&build(&m, usize::MAX).0).unwrap();
         assert_eq!(v["user_info"], json!([{"client_id": "app-7\""}]));
-        // user_info sits between http_version and headers, as in docs/ase-protocol.md
+        // user_info sits between http_version and headers, as in docs/protocol.md
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert!(keys.contains(&&"user_info".to_string()));
         let text = String::from_utf8(build(&m, usize::MAX).0).unwrap();
