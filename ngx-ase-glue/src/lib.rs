@@ -2,4 +2,5 @@
 //! what it assumes; the modules' logic stays in safe Rust.
 
 pub mod conf;
+pub mod headers;
 pub mod panic;

@@ -16,16 +16,16 @@
 //! payload cut short is counted (ABI v3's `count_event`) and the check goes on as usual.
 
 use core::ffi::c_void;
-use core::marker::PhantomData;
 use core::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use nginx_sys::{
     ngx_http_core_run_phases, ngx_http_request_t, ngx_http_test_reading, ngx_int_t,
-    ngx_list_part_t, ngx_pool_cleanup_add, ngx_pool_cleanup_t, ngx_post_event, ngx_posted_events,
-    ngx_table_elt_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_LOG_ERR,
+    ngx_pool_cleanup_add, ngx_pool_cleanup_t, ngx_post_event, ngx_posted_events,
+    NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_LOG_ERR,
 };
 use ngx::http::HttpModuleLocationConf;
+use ngx_ase_glue::headers::{request_headers, HeaderLines};
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckResult, Event, Verdict};
 use ngx_ase_shared::correlation::{new_id, ID_LEN};
@@ -259,37 +259,10 @@ impl core::fmt::Display for Message<'_> {
     }
 }
 
-/// The request's header lines, walked in place in nginx's list (no copy, no `Vec`).
-#[derive(Clone, Copy)]
-struct HeaderLines<'a> {
-    part: *const ngx_list_part_t,
-    i: usize,
-    _list: PhantomData<&'a ngx_table_elt_t>,
-}
-
-impl<'a> Iterator for HeaderLines<'a> {
-    type Item = (&'a [u8], &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            // SAFETY: the parts of `r->headers_in.headers` and their `nelts` entries live as
-            // long as the request ('a).
-            let p = unsafe { self.part.as_ref()? };
-            if self.i < p.nelts {
-                let h = unsafe { &*(p.elts as *const ngx_table_elt_t).add(self.i) };
-                self.i += 1;
-                return Some((h.key.as_bytes(), h.value.as_bytes()));
-            }
-            self.part = p.next;
-            self.i = 0;
-        }
-    }
-}
-
 /// Borrows what the payload needs from the request.
 unsafe fn request_meta<'a>(r: *mut ngx_http_request_t, user_header: Option<&[u8]>) -> RequestMeta<'a, HeaderLines<'a>> {
     let c = (*r).connection;
-    let headers = HeaderLines { part: ptr::addr_of!((*r).headers_in.headers.part), i: 0, _list: PhantomData };
+    let headers = request_headers(r);
     let username = user_header.and_then(|u| {
         headers.clone().find(|(name, _)| u.eq_ignore_ascii_case(name)).map(|(_, value)| value)
     });
