@@ -21,7 +21,8 @@ while [ $# -gt 0 ]; do
 done
 
 ensure_rust
-ensure_packages "${BUILD_PACKAGES[@]}" nginx nginx-dev curl openssl python3
+# chromium: the status page's browser test (tests/status_browser.rs) runs it headless.
+ensure_packages "${BUILD_PACKAGES[@]}" nginx nginx-dev curl openssl python3 chromium
 
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
