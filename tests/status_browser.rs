@@ -200,3 +200,56 @@ fn the_page_answers_with_its_security_policy() {
     assert!(!without_ns.contains("http://") && !without_ns.contains("https://") && !without_ns.contains("//cdn"), "the page refers to another origin");
     assert!(!body.contains(" src=") && !body.contains("@import") && !body.contains("url("), "the page loads a resource");
 }
+
+/// JSON from a later version (ASE groups, a `monitor` verdict, counters the page has never
+/// heard of), served by nginx at `?format=json` where the page polls: nodes are grouped,
+/// every figure is shown as the JSON has it, nothing breaks.
+const FUTURE: &str = r#"{"scope":"all_workers","checks":43,"reports":40,"ase_status":{"200":30,"403":10,"other":1},
+"errors":{"timeout":1},"verdicts":{"allow":20,"block":10,"fail_open":2,"fail_closed":0,"monitor":8,"skip":0,"shadow":3},
+"fail_open_by_cause":{"ase_status":1,"timeout":1},"breaker":"closed","breaker_trips":1,"reports_sent":38,
+"reports_dropped_queue_full":1,"reports_dropped_unavailable":1,"payload_truncated":0,"nodes":[
+{"url":"http://10.0.0.1:8000","address":"10.0.0.1:8000","backup":false,"group":"payments","state":"up","calls":50,"failures":0,"latency_ms":{"p50":2,"p99":7}},
+{"url":"http://10.0.0.2:8000","address":"10.0.0.2:8000","backup":true,"group":"payments","state":"down","calls":5,"failures":5,"latency_ms":{"p50":null,"p99":null}},
+{"url":"http://10.0.0.3:8000","address":"10.0.0.3:8000","backup":false,"group":"public","state":"up","calls":30,"failures":1,"latency_ms":{"p50":1,"p99":3}}],
+"nodes_untracked":0,"groups_reloaded":4,"monitor_sessions":{"open":2,"closed":5}}"#;
+
+#[test]
+fn the_page_groups_nodes_and_shows_counters_it_does_not_know() {
+    let port = free_port();
+    let future = FUTURE.replace('\n', "");
+    let http = format!(
+        r#"
+    ase_server http://127.0.0.1:1;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /ase-status {{
+            default_type application/json;
+            if ($arg_format = json) {{ return 200 '{future}'; }}
+            ase_status;
+        }}
+    }}
+"#
+    );
+    let mut n = Nginx::prepare(&config_with_http(&http));
+    n.port = port;
+    n.launch();
+    let json: Value = serde_json::from_str(&future).expect("the future JSON parses");
+
+    let mut b = Browser::launch();
+    b.viewport(1200, 900, false);
+    b.navigate(&n.url("/ase-status"));
+    b.wait_until("two polls", PAGE_LIMIT, "Number(document.body.dataset.polls) >= 2");
+    let figures: Value = serde_json::from_str(b.eval(FIGURES).as_str().unwrap()).unwrap();
+    assert_eq!(mismatches(&figures, &json), Vec::<String>::new());
+    let keys: Vec<&str> = figures.as_array().unwrap().iter().filter_map(|f| f[0].as_str()).collect();
+    for want in ["verdicts.monitor", "verdicts.shadow", "groups_reloaded", "monitor_sessions.open", "nodes.2.latency_ms.p99", "nodes.1.state"] {
+        assert!(keys.contains(&want), "the page does not show {want}: {keys:?}");
+    }
+    let groups = b.eval("[...document.querySelectorAll('#nodes h3')].map(h => [h.textContent, \
+        [...h.nextElementSibling.querySelectorAll('tr[data-node]')].map(r => Number(r.dataset.node))])");
+    assert_eq!(groups, json!([["group payments", [0, 1]], ["group public", [2]]]));
+    assert_eq!(b.eval("!!document.querySelector('#chart-verdicts path[data-series=\"v:monitor\"]')"), json!(true));
+    assert_eq!(b.eval("document.getElementById('error').hidden && document.getElementById('lost').hidden"), json!(true));
+    assert_eq!(b.problems(), Vec::<String>::new(), "the page logged errors");
+    b.screenshot(&repo_root().join("build/status-page-groups.png"));
+}

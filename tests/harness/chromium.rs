@@ -35,6 +35,8 @@ pub struct Browser {
     ws: WebSocket<MaybeTlsStream<TcpStream>>,
     next_id: u64,
     session: String,
+    /// The viewport set last: width, height, mobile.
+    viewport: (u32, u32, bool),
     /// Every event the page's session sent, in order.
     pub events: Vec<Value>,
 }
@@ -76,7 +78,7 @@ impl Browser {
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
             s.set_read_timeout(Some(CALL_LIMIT)).expect("read timeout");
         }
-        let mut b = Browser { child, profile, ws, next_id: 0, session: String::new(), events: Vec::new() };
+        let mut b = Browser { child, profile, ws, next_id: 0, session: String::new(), viewport: (800, 600, false), events: Vec::new() };
         let target = b.call_browser("Target.createTarget", json!({"url": "about:blank"}));
         let target = target["targetId"].as_str().expect("targetId").to_string();
         let attached = b.call_browser("Target.attachToTarget", json!({"targetId": target, "flatten": true}));
@@ -129,6 +131,9 @@ impl Browser {
     pub fn navigate(&mut self, url: &str) {
         let r = self.call("Page.navigate", json!({"url": url}));
         assert!(r.get("errorText").is_none(), "navigating to {url}: {r}");
+        // Page.navigate answers once the load has begun: wait until it has ended.
+        let url_js = serde_json::to_string(url).expect("URL as JSON");
+        self.wait_until(&format!("{url} to load"), CALL_LIMIT, &format!("location.href === {url_js} && document.readyState === 'complete'"));
     }
 
     /// The value of a JavaScript expression evaluated in the page; panics on an exception.
@@ -157,6 +162,11 @@ impl Browser {
 
     /// Sets the viewport (CSS pixels); `mobile` also makes it a touch phone's.
     pub fn viewport(&mut self, width: u32, height: u32, mobile: bool) {
+        self.viewport = (width, height, mobile);
+        self.set_metrics(width, height, mobile);
+    }
+
+    fn set_metrics(&mut self, width: u32, height: u32, mobile: bool) {
         let scale = if mobile { 2 } else { 1 };
         self.call(
             "Emulation.setDeviceMetricsOverride",
@@ -164,9 +174,14 @@ impl Browser {
         );
     }
 
-    /// Saves a PNG of the whole page (beyond the viewport too) at `path`.
+    /// Saves a PNG of the whole page at `path`: the viewport is made as tall as the page
+    /// for the shot (so the layout is the one at this width), then set back.
     pub fn screenshot(&mut self, path: &Path) {
-        let r = self.call("Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": true}));
+        let (width, height, mobile) = self.viewport;
+        let full = self.eval("document.documentElement.scrollHeight").as_u64().unwrap_or(height.into());
+        self.set_metrics(width, full.clamp(height.into(), 16_000) as u32, mobile);
+        let r = self.call("Page.captureScreenshot", json!({"format": "png"}));
+        self.set_metrics(width, height, mobile);
         let png = base64::engine::general_purpose::STANDARD.decode(r["data"].as_str().expect("screenshot data")).expect("base64");
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).expect("screenshot directory");
