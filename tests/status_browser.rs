@@ -193,6 +193,8 @@ fn the_page_answers_with_its_security_policy() {
         assert!(csp.contains(directive), "{csp}");
     }
     assert!(!csp.contains("http:") && !csp.contains("https:") && !csp.contains('*'), "the policy names another origin: {csp}");
+    // Only the page's own script and style, by hash: an injected one would not run.
+    assert!(csp.contains("script-src 'sha256-") && csp.contains("style-src 'sha256-") && !csp.contains("unsafe"), "{csp}");
     let body = page.text().unwrap();
     assert!(body.len() < 64 * 1024, "the page is {} bytes", body.len());
     // Self-contained: no URL of any other place in it (the SVG namespace is a name, not a fetch).

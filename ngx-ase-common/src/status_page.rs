@@ -14,6 +14,7 @@ use ngx_ase_glue::headers::{add_response_header, request_headers};
 use ngx_ase_glue::panic::guard;
 
 use crate::counters::counters;
+use crate::status_csp::{policy, POLICY_LEN};
 use crate::status_format::{choose, Format};
 use crate::status_json::{to_json, to_prometheus, NodeView, PageInput};
 
@@ -62,14 +63,16 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
 /// The page: one file, nothing outside it (it must work on an air-gapped gateway).
 const PAGE: &str = include_str!("status_page.html");
 
-/// The page's headers. The policy lets the browser load nothing but the page itself and
-/// its JSON from this nginx: inline script and style, no other origin, no framing.
+/// Its Content-Security-Policy (`status_csp.rs`): only its own inline script and style, only
+/// this nginx to fetch from, nothing else.
+const POLICY_BYTES: [u8; POLICY_LEN] = policy(PAGE.as_bytes());
+const POLICY: &str = match core::str::from_utf8(&POLICY_BYTES) {
+    Ok(p) => p,
+    Err(_) => panic!("the policy is ASCII"),
+};
+
 const PAGE_HEADERS: [(&str, &str); 4] = [
-    (
-        "Content-Security-Policy",
-        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; \
-         img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    ),
+    ("Content-Security-Policy", POLICY),
     ("Cache-Control", "no-store"),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
