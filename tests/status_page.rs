@@ -327,8 +327,11 @@ mod dashboard {
         assert!(stack.is_empty() && !quoted, "unbalanced {expr}");
     }
 
-    /// Each `nginx_ase_*` selector of `expr`: (metric, [(label, operator, value)]).
-    pub fn selectors(expr: &str) -> Vec<(String, Vec<(String, String, String)>)> {
+    /// A label matcher: (label, operator, value).
+    pub type Matcher = (String, String, String);
+
+    /// Each `nginx_ase_*` selector of `expr`: its metric and label matchers.
+    pub fn selectors(expr: &str) -> Vec<(String, Vec<Matcher>)> {
         let mut out = Vec::new();
         let mut rest = expr;
         while let Some(at) = rest.find("nginx_ase_") {
