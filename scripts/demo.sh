@@ -67,5 +67,6 @@ show "7. The status page (ase_status; counters of all workers through ase_zone):
 
 if [ $keep -eq 1 ]; then
     echo "Left running: API $api  ASE admin http://$ADMIN  prefix $dir"
+    echo "Status page: open $api/ase-status in a browser (curl gets the JSON)"
     echo "Stop: kill \$(cat $dir/logs/nginx.pid) ${pids[*]}"
 fi

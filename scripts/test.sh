@@ -21,7 +21,9 @@ while [ $# -gt 0 ]; do
 done
 
 ensure_rust
-ensure_packages "${BUILD_PACKAGES[@]}" nginx nginx-dev curl openssl python3 lintian dpkg-dev
+# chromium: the status page's browser test (tests/status_browser.rs) runs it headless;
+# lintian and dpkg-dev: the Debian package's test.
+ensure_packages "${BUILD_PACKAGES[@]}" nginx nginx-dev curl openssl python3 lintian dpkg-dev chromium
 
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT

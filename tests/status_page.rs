@@ -148,3 +148,218 @@ fn zone_mistakes_are_configuration_errors() {
         assert!(!out.status.success() && err.contains(needle) && err.contains("nginx.conf:"), "{zone}: {err}");
     }
 }
+
+#[test]
+fn machines_keep_getting_json_and_prometheus_text() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = start(&double, &backend, 1, true);
+    client().get(n.url("/j")).send().unwrap();
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let get = |path: &str, accept: Option<&str>| {
+        let mut req = client().get(n.url(path));
+        if let Some(a) = accept {
+            req = req.header("Accept", a);
+        }
+        let r = req.send().unwrap();
+        let h = r.headers().clone();
+        (h["content-type"].to_str().unwrap().to_string(), h.get("vary").map(|v| v.to_str().unwrap().to_string()), r.text().unwrap())
+    };
+    // curl's */*, no Accept at all, or asking for JSON: the JSON, as before the page existed.
+    for accept in [Some("*/*"), None, Some("application/json"), Some("application/json, text/html;q=0.5")] {
+        let (ctype, vary, body) = get("/status", accept);
+        assert_eq!(ctype, "application/json", "{accept:?}");
+        assert_eq!(vary.as_deref(), Some("Accept"), "a negotiated answer says so to caches");
+        let v: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(v["checks"].as_u64(), Some(1), "{body}");
+    }
+    // An explicit format wins over a browser's Accept header.
+    let (ctype, vary, body) = get("/status?format=json", Some(browser));
+    assert_eq!((ctype.as_str(), vary), ("application/json", None));
+    assert!(serde_json::from_str::<Value>(&body).is_ok(), "{body}");
+    let (ctype, _, body) = get("/status?format=prometheus", Some(browser));
+    assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(body.contains("nginx_ase_checks_total 1\n"), "{body}");
+    // A browser gets the page.
+    let (ctype, vary, body) = get("/status", Some(browser));
+    assert_eq!((ctype.as_str(), vary.as_deref()), ("text/html; charset=utf-8", Some("Accept")));
+    assert!(body.starts_with("<!doctype html>") && body.contains("?format=json"), "{}", &body[..body.len().min(200)]);
+}
+
+/// Every panel query of `nginx-conf/grafana-ase-dashboard.json` against a real scrape: each
+/// metric exists, each label it selects on or sums by exists on it (or is added by
+/// Prometheus: `instance`, `job`; or by ASE groups: `group`), each fixed label value is in
+/// the output; every `nginx_ase_*` family has a panel; the file is dashboard JSON Grafana
+/// imports as is (panels on the 24-column grid without overlaps, targets with a refId and
+/// the `${datasource}` variable, the variables the queries use).
+#[test]
+fn the_grafana_dashboard_queries_metrics_that_exist() {
+    let path = ngx_ase_tests::repo_root().join("nginx-conf/grafana-ase-dashboard.json");
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("dashboard file")).expect("valid JSON");
+    let exprs = dashboard::check_structure(&dash);
+    assert!(exprs.len() >= 10, "{exprs:?}");
+
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = start(&double, &backend, 1, true);
+    mixed_load(&n, &double);
+    let text = client().get(n.url("/status?format=prometheus")).send().unwrap().text().unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text");
+    let mut labels: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for s in &scrape.samples {
+        labels.entry(s.metric.clone()).or_default().extend(s.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let mut used = std::collections::HashSet::new();
+    for expr in &exprs {
+        let selectors = dashboard::selectors(expr);
+        assert!(!selectors.is_empty(), "no nginx_ase_ metric in {expr}");
+        let mut known = vec!["instance".to_string(), "job".to_string(), "group".to_string()];
+        for (metric, matchers) in selectors {
+            let have = labels.get(&metric).unwrap_or_else(|| panic!("{metric} (in {expr}) is not in the Prometheus output"));
+            used.insert(metric.clone());
+            known.extend(have.iter().map(|(k, _)| k.clone()));
+            for (label, op, value) in matchers {
+                if ["instance", "job", "group"].contains(&label.as_str()) {
+                    continue;
+                }
+                assert!(have.iter().any(|(k, _)| *k == label), "{metric} has no label {label} (in {expr})");
+                if op == "=" {
+                    assert!(have.iter().any(|(k, v)| *k == label && *v == value), "{metric} never has {label}=\"{value}\" (in {expr})");
+                }
+            }
+        }
+        for label in dashboard::by_labels(expr) {
+            assert!(known.contains(&label), "sum by ({label}): no metric of {expr} has that label");
+        }
+    }
+    let families: Vec<&String> = scrape.docs.keys().filter(|k| k.starts_with("nginx_ase_")).collect();
+    assert!(families.len() >= 15, "{families:?}");
+    for f in families {
+        assert!(used.contains(f), "the dashboard has no panel for {f}");
+    }
+}
+
+/// Reading the dashboard file and its PromQL, just enough for the test above.
+mod dashboard {
+    use serde_json::Value;
+
+    const PANEL_TYPES: [&str; 7] = ["row", "stat", "timeseries", "table", "state-timeline", "gauge", "bargauge"];
+
+    /// Checks the dashboard's shape; returns every query of its panels.
+    pub fn check_structure(d: &Value) -> Vec<String> {
+        assert!(d["title"].as_str().is_some_and(|t| !t.is_empty()), "title");
+        assert!(d["uid"].as_str().is_some_and(|u| !u.is_empty() && u.len() <= 40), "uid");
+        assert!(d["schemaVersion"].as_u64().is_some_and(|v| v >= 30), "schemaVersion");
+        assert!(d.get("id").is_none_or(Value::is_null), "an id would tie the file to one Grafana database");
+        let vars = d["templating"]["list"].as_array().expect("templating.list");
+        let var = |name: &str| vars.iter().find(|v| v["name"] == name).unwrap_or_else(|| panic!("no ${name} variable"));
+        let ds = var("datasource");
+        assert_eq!((ds["type"].as_str(), ds["query"].as_str()), (Some("datasource"), Some("prometheus")));
+        for name in ["instance", "group"] {
+            let v = var(name);
+            assert_eq!(v["type"], "query", "{name}");
+            assert_eq!(v["datasource"]["uid"], "${datasource}", "{name}");
+            let q = v["query"]["query"].as_str().or(v["query"].as_str()).unwrap_or_default();
+            assert!(q.starts_with("label_values(nginx_ase_") && q.ends_with(&format!(", {name})")), "{name}: {q}");
+            // Without ASE groups there is no group label: "All" must then match every node.
+            assert_eq!((v["includeAll"].as_bool(), v["allValue"].as_str()), (Some(true), Some(".*")), "{name}");
+        }
+
+        let mut panels: Vec<&Value> = Vec::new();
+        for p in d["panels"].as_array().expect("panels") {
+            panels.push(p);
+            panels.extend(p["panels"].as_array().into_iter().flatten());
+        }
+        let mut ids = Vec::new();
+        let mut boxes: Vec<(u64, u64, u64, u64, String)> = Vec::new();
+        let mut exprs = Vec::new();
+        for p in panels {
+            let title = p["title"].as_str().unwrap_or_else(|| panic!("a panel without a title: {p}")).to_string();
+            let kind = p["type"].as_str().unwrap_or_default();
+            assert!(PANEL_TYPES.contains(&kind), "{title}: panel type {kind:?}");
+            let id = p["id"].as_u64().unwrap_or_else(|| panic!("{title}: no id"));
+            assert!(!ids.contains(&id), "{title}: id {id} is used twice");
+            ids.push(id);
+            let g = &p["gridPos"];
+            let (x, y, w, h) = (g["x"].as_u64(), g["y"].as_u64(), g["w"].as_u64(), g["h"].as_u64());
+            let (Some(x), Some(y), Some(w), Some(h)) = (x, y, w, h) else { panic!("{title}: gridPos {g}") };
+            assert!(w > 0 && h > 0 && x + w <= 24, "{title}: gridPos {g} is off the 24-column grid");
+            for (bx, by, bw, bh, other) in &boxes {
+                assert!(x >= bx + bw || bx >= &(x + w) || y >= by + bh || by >= &(y + h), "{title} overlaps {other}");
+            }
+            boxes.push((x, y, w, h, title.clone()));
+            if kind == "row" {
+                continue;
+            }
+            assert_eq!(p["datasource"]["uid"], "${datasource}", "{title}");
+            let targets = p["targets"].as_array().filter(|t| !t.is_empty()).unwrap_or_else(|| panic!("{title}: no targets"));
+            let mut refs = Vec::new();
+            for t in targets {
+                let r = t["refId"].as_str().unwrap_or_else(|| panic!("{title}: a target without refId"));
+                assert!(!refs.contains(&r), "{title}: refId {r} twice");
+                refs.push(r);
+                assert_eq!(t["datasource"]["uid"], "${datasource}", "{title}");
+                let expr = t["expr"].as_str().filter(|e| !e.is_empty()).unwrap_or_else(|| panic!("{title}: a target without expr"));
+                check_balanced(expr);
+                for var in expr.split('$').skip(1).map(|s| s.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or("")) {
+                    let builtin = var.starts_with("__");
+                    assert!(builtin || vars.iter().any(|v| v["name"] == var), "{title}: ${var} is not a variable of the dashboard");
+                }
+                exprs.push(expr.to_string());
+            }
+        }
+        exprs
+    }
+
+    fn check_balanced(expr: &str) {
+        let mut stack = Vec::new();
+        let mut quoted = false;
+        for c in expr.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                _ if quoted => {}
+                '(' | '{' | '[' => stack.push(c),
+                ')' | '}' | ']' => {
+                    let open = stack.pop();
+                    assert_eq!(open, Some(match c { ')' => '(', '}' => '{', _ => '[' }), "unbalanced {expr}");
+                }
+                _ => {}
+            }
+        }
+        assert!(stack.is_empty() && !quoted, "unbalanced {expr}");
+    }
+
+    /// A label matcher: (label, operator, value).
+    pub type Matcher = (String, String, String);
+
+    /// Each `nginx_ase_*` selector of `expr`: its metric and label matchers.
+    pub fn selectors(expr: &str) -> Vec<(String, Vec<Matcher>)> {
+        let mut out = Vec::new();
+        let mut rest = expr;
+        while let Some(at) = rest.find("nginx_ase_") {
+            let tail = &rest[at..];
+            let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+            let metric = tail[..end].to_string();
+            let mut matchers = Vec::new();
+            let after = &tail[end..];
+            if let Some(body) = after.strip_prefix('{') {
+                let close = body.find('}').expect("closing brace");
+                for m in body[..close].split(',').map(str::trim).filter(|m| !m.is_empty()) {
+                    let op_at = m.find(['=', '!']).unwrap_or_else(|| panic!("matcher {m} in {expr}"));
+                    let op_len = if m[op_at..].starts_with("=~") || m[op_at..].starts_with("!=") || m[op_at..].starts_with("!~") { 2 } else { 1 };
+                    let value = m[op_at + op_len..].trim().trim_matches('"').to_string();
+                    matchers.push((m[..op_at].trim().to_string(), m[op_at..op_at + op_len].to_string(), value));
+                }
+            }
+            out.push((metric, matchers));
+            rest = &tail[end..];
+        }
+        out
+    }
+
+    /// The labels of every `by (...)` clause of `expr`.
+    pub fn by_labels(expr: &str) -> Vec<String> {
+        expr.split("by (")
+            .skip(1)
+            .flat_map(|s| s.split(')').next().unwrap_or("").split(',').map(|l| l.trim().to_string()).collect::<Vec<_>>())
+            .collect()
+    }
+}

@@ -14,6 +14,8 @@ pub mod engine;
 pub mod nodes;
 pub mod secret;
 pub mod settings;
+pub mod status_csp;
+pub mod status_format;
 pub mod status_json;
 #[cfg(not(test))]
 mod api;

@@ -1,6 +1,7 @@
 //! The `ase_status` content handler (unsafe glue): the counters (all workers' with
 //! `ase_zone`, else this worker's) and node health, as JSON or, with `?format=prometheus`,
-//! Prometheus text.
+//! Prometheus text; a browser (or `?format=html`) gets `status_page.html`, a page that
+//! polls the JSON and draws it (`status_format.rs` decides which).
 
 use core::ptr;
 
@@ -9,9 +10,12 @@ use nginx_sys::{
     ngx_http_send_header, ngx_int_t, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR,
     NGX_HTTP_NOT_ALLOWED, NGX_OK,
 };
+use ngx_ase_glue::headers::{add_response_header, request_headers};
 use ngx_ase_glue::panic::guard;
 
 use crate::counters::counters;
+use crate::status_csp::{policy, POLICY_LEN};
+use crate::status_format::{choose, Format};
 use crate::status_json::{to_json, to_prometheus, NodeView, PageInput};
 
 pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
@@ -20,6 +24,19 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         let method = (*r).method as u32;
         if method & (nginx_sys::NGX_HTTP_GET | nginx_sys::NGX_HTTP_HEAD) == 0 {
             return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
+        }
+        let accept = request_headers(r).filter(|(name, _)| name.eq_ignore_ascii_case(b"accept")).map(|(_, v)| v);
+        let choice = choose((*r).args.as_bytes(), accept);
+        if choice.negotiated && !add_response_header(r, "Vary", "Accept") {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        }
+        if choice.format == Format::Html {
+            for (name, value) in PAGE_HEADERS {
+                if !add_response_header(r, name, value) {
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+                }
+            }
+            return send(r, PAGE.as_bytes(), &ngx::ngx_string!("text/html; charset=utf-8"));
         }
         let conf = <crate::Module as ngx::http::HttpModuleMainConf>::main_conf(&*r);
         // One entry per node address, in the channel's order (api.rs build_worker).
@@ -35,14 +52,31 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             now_ms: crate::log::now_ms(),
             shared: conf.is_some_and(|c| !c.zone.is_null()),
         };
-        let args = (*r).args.as_bytes();
-        if args.split(|&b| b == b'&').any(|a| a == b"format=prometheus") {
+        if choice.format == Format::Prometheus {
             send(r, to_prometheus(&input).as_bytes(), &ngx::ngx_string!("text/plain; version=0.0.4; charset=utf-8"))
         } else {
             send(r, to_json(&input).as_bytes(), &ngx::ngx_string!("application/json"))
         }
     })
 }
+
+/// The page: one file, nothing outside it (it must work on an air-gapped gateway).
+const PAGE: &str = include_str!("status_page.html");
+
+/// Its Content-Security-Policy (`status_csp.rs`): only its own inline script and style, only
+/// this nginx to fetch from, nothing else.
+const POLICY_BYTES: [u8; POLICY_LEN] = policy(PAGE.as_bytes());
+const POLICY: &str = match core::str::from_utf8(&POLICY_BYTES) {
+    Ok(p) => p,
+    Err(_) => panic!("the policy is ASCII"),
+};
+
+const PAGE_HEADERS: [(&str, &str); 4] = [
+    ("Content-Security-Policy", POLICY),
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+];
 
 /// Sends a 200 response with `body` of `content_type`.
 unsafe fn send(r: *mut ngx_http_request_t, body: &[u8], content_type: &nginx_sys::ngx_str_t) -> ngx_int_t {

@@ -2,5 +2,6 @@
 //! what it assumes; the modules' logic stays in safe Rust.
 
 pub mod conf;
+pub mod headers;
 pub mod panic;
 pub mod peer;

@@ -21,16 +21,16 @@
 //! is kept all the same: it holds the correlation ID the response report carries.
 
 use core::ffi::c_void;
-use core::marker::PhantomData;
 use core::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use nginx_sys::{
     ngx_http_core_run_phases, ngx_http_request_t, ngx_http_test_reading, ngx_int_t,
-    ngx_list_part_t, ngx_pool_cleanup_add, ngx_pool_cleanup_t, ngx_post_event, ngx_posted_events,
-    ngx_table_elt_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_LOG_ERR,
+    ngx_pool_cleanup_add, ngx_pool_cleanup_t, ngx_post_event, ngx_posted_events,
+    NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_LOG_ERR,
 };
 use ngx::http::HttpModuleLocationConf;
+use ngx_ase_glue::headers::request_headers;
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckResult, Event, RequestMode, Verdict};
 use ngx_ase_shared::correlation::{new_id, ID_LEN};
@@ -310,33 +310,6 @@ impl core::fmt::Display for Message<'_> {
     }
 }
 
-/// The request's header lines, walked in place in nginx's list (no copy, no `Vec`).
-#[derive(Clone, Copy)]
-struct HeaderLines<'a> {
-    part: *const ngx_list_part_t,
-    i: usize,
-    _list: PhantomData<&'a ngx_table_elt_t>,
-}
-
-impl<'a> Iterator for HeaderLines<'a> {
-    type Item = (&'a [u8], &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            // SAFETY: the parts of `r->headers_in.headers` and their `nelts` entries live as
-            // long as the request ('a).
-            let p = unsafe { self.part.as_ref()? };
-            if self.i < p.nelts {
-                let h = unsafe { &*(p.elts as *const ngx_table_elt_t).add(self.i) };
-                self.i += 1;
-                return Some((h.key.as_bytes(), h.value.as_bytes()));
-            }
-            self.part = p.next;
-            self.i = 0;
-        }
-    }
-}
-
 /// `ase_user` or `ase_client_id` for this request: `None` when unset, empty, or not
 /// computable (nginx's own complex-value evaluation, in the request's pool).
 unsafe fn evaluate<'a>(r: *mut ngx_http_request_t, value: Option<PerRequestValue>) -> Option<&'a [u8]> {
@@ -361,7 +334,7 @@ unsafe fn request_meta<'a>(
     lc: &'a LocConf,
 ) -> RequestMeta<'a, impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone + 'a> {
     let c = (*r).connection;
-    let lines = HeaderLines { part: ptr::addr_of!((*r).headers_in.headers.part), i: 0, _list: PhantomData };
+    let lines = request_headers(r);
     let headers = visible(lines, lc.hidden(), |h: &(&[u8], &[u8])| h.0);
     let username = evaluate(r, lc.user);
     let client_id = evaluate(r, lc.client_id);

@@ -7,6 +7,7 @@
 //! `static` (modules compiled in, no load_module).
 
 pub mod backend;
+pub mod chromium;
 pub mod double;
 pub mod nginx;
 

@@ -1,0 +1,257 @@
+//! The status page in a real browser: headless Chromium opens `ase_status` as a browser
+//! does (it gets the HTML page), the page polls the JSON and draws it; every figure the page
+//! shows equals the JSON's, the rates add up to the counters' increase, it fits a phone's
+//! width, says when it lost contact with nginx, and requests nothing but this nginx.
+
+use std::time::Duration;
+
+use ngx_ase_tests::chromium::Browser;
+use ngx_ase_tests::nginx::config_with_http;
+use ngx_ase_tests::{client, free_port, repo_root, wait_for, AseDouble, Backend, Nginx};
+use serde_json::{json, Value};
+
+const PAGE_LIMIT: Duration = Duration::from_secs(90);
+
+fn start(double: &AseDouble, backend: &Backend) -> Nginx {
+    let port = free_port();
+    let http = format!(
+        r#"
+    ase_server {ase};
+    ase_zone ase 1m;
+    ase_request on;
+    ase_response on;
+    ase_timeout 2s;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://{backend}; }}
+        location = /ase-status {{ ase_request off; ase_response off; ase_status; }}
+    }}
+"#,
+        ase = double.url(),
+        backend = backend.addr()
+    );
+    let mut n = Nginx::prepare(&config_with_http(&http));
+    n.port = port;
+    n.launch();
+    n
+}
+
+/// `allowed` plain requests, `blocked` ones with a denied token, `failed_open` ones while
+/// the ASE answers a status that means error.
+fn drive(n: &Nginx, double: &AseDouble, allowed: usize, blocked: usize, failed_open: usize) {
+    for i in 0..allowed {
+        assert_eq!(client().get(n.url(&format!("/a{i}"))).send().unwrap().status(), 200);
+    }
+    for i in 0..blocked {
+        let r = client().get(n.url(&format!("/b{i}"))).header("Authorization", "Bearer blocked-token").send().unwrap();
+        assert_eq!(r.status(), 403);
+    }
+    double.fault(json!({"kind": "status", "status": 418, "calls": "request"}));
+    for i in 0..failed_open {
+        assert_eq!(client().get(n.url(&format!("/f{i}"))).send().unwrap().status(), 200);
+    }
+    double.clear_fault();
+}
+
+/// The JSON once every response report offered has been answered (the counters then stay put).
+fn settled(n: &Nginx) -> Value {
+    wait_for("the response reports to settle", Duration::from_secs(20), || {
+        let s: Value = client().get(n.url("/ase-status?format=json")).send().ok()?.json().ok()?;
+        let done = s["reports_sent"].as_u64()? + s["reports_dropped_queue_full"].as_u64()? + s["reports_dropped_unavailable"].as_u64()?;
+        (done == s["reports"].as_u64()?).then_some(s)
+    })
+}
+
+/// What the page must show for a JSON value: the number or string as is, "–" for null.
+fn shown(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => Some("–".into()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn at<'a>(json: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(json, |v, k| match k.parse::<usize>() {
+        Ok(i) if v.is_array() => v.get(i),
+        _ => v.get(k),
+    })
+}
+
+/// The figures the page shows (`data-k` = their JSON path) that differ from `json`.
+fn mismatches(figures: &Value, json: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in figures.as_array().expect("figures") {
+        let (path, text) = (f[0].as_str().unwrap_or_default(), f[1].as_str().unwrap_or_default());
+        match at(json, path).and_then(shown) {
+            Some(want) if want == text => {}
+            want => out.push(format!("{path}: page shows {text:?}, JSON has {want:?}")),
+        }
+    }
+    out
+}
+
+const FIGURES: &str = "JSON.stringify([...document.querySelectorAll('[data-k]')].map(e => [e.dataset.k, e.textContent]))";
+
+#[test]
+fn the_page_shows_what_the_json_says() {
+    let (double, backend) = (AseDouble::start(&["--keepalive"]), Backend::start());
+    double.deny("token", "blocked-token");
+    let n = start(&double, &backend);
+    drive(&n, &double, 6, 3, 2);
+    let first = settled(&n);
+    let origin = n.url("");
+
+    let mut b = Browser::launch();
+    b.viewport(1200, 900, false);
+    b.navigate(&n.url("/ase-status"));
+    assert_eq!(b.eval("document.contentType"), json!("text/html"), "a browser's Accept header gets the page");
+    b.wait_until("the page's first figures", PAGE_LIMIT, "Number(document.body.dataset.polls) >= 2");
+
+    // More traffic while the page watches, in rounds a poll apart (so the charts have a
+    // shape): its rates must account for exactly this much.
+    for round in 0..6 {
+        let polls = b.eval("Number(document.body.dataset.polls)").as_u64().unwrap();
+        drive(&n, &double, 2 + round, round % 3, usize::from(round == 2 || round == 3));
+        b.wait_until("the next poll", PAGE_LIMIT, &format!("Number(document.body.dataset.polls) > {polls}"));
+    }
+    let mut last = Value::Null;
+    let mut diff = Vec::new();
+    let agreed = ngx_ase_tests::wait_for_quiet(PAGE_LIMIT, || {
+        last = settled(&n);
+        let figures: Value = serde_json::from_str(b.eval(FIGURES).as_str().unwrap_or("[]")).unwrap_or_default();
+        diff = mismatches(&figures, &last);
+        diff.is_empty() && figures.as_array().is_some_and(|f| !f.is_empty())
+    });
+    assert!(agreed, "the page's figures never matched the JSON:\n{}", diff.join("\n"));
+
+    let figures: Value = serde_json::from_str(b.eval(FIGURES).as_str().unwrap()).unwrap();
+    let keys: Vec<&str> = figures.as_array().unwrap().iter().filter_map(|f| f[0].as_str()).collect();
+    for want in [
+        "checks", "verdicts.allow", "verdicts.block", "verdicts.fail_open", "verdicts.fail_closed", "reports_sent",
+        "reports_dropped_queue_full", "reports_dropped_unavailable", "breaker", "breaker_trips",
+        "fail_open_by_cause.ase_status", "nodes.0.state", "nodes.0.calls", "nodes.0.failures", "nodes.0.latency_ms.p50",
+        "nodes.0.latency_ms.p99", "ase_status.403", "errors.timeout", "payload_truncated",
+    ] {
+        assert!(keys.contains(&want), "the page does not show {want}: {keys:?}");
+    }
+    assert_eq!((last["verdicts"]["block"].as_u64(), last["verdicts"]["fail_open"].as_u64()), (Some(3 + 6), Some(2 + 2)), "{last}");
+
+    // The charts: points drawn, and each verdict's rates add up to its counter's increase.
+    b.wait_until("the charts", PAGE_LIMIT, "Number(document.getElementById('chart-verdicts').dataset.samples) >= 3");
+    for verdict in ["allow", "block", "fail_open"] {
+        let want = last["verdicts"][verdict].as_u64().unwrap() - first["verdicts"][verdict].as_u64().unwrap();
+        let expr = format!("Number(document.querySelector('#legend-verdicts [data-series=\"v:{verdict}\"]').dataset.delta)");
+        assert_eq!(b.eval(&expr).as_u64(), Some(want), "{verdict}: the rates drawn do not add up to the counter's increase");
+        let path = format!("document.querySelector('#chart-verdicts path[data-series=\"v:{verdict}\"]').getAttribute('d')");
+        assert!(b.eval(&path).as_str().is_some_and(|d| d.starts_with('M') && d.contains('L')), "{verdict}: no line drawn");
+    }
+    let reports = last["reports_sent"].as_u64().unwrap() - first["reports_sent"].as_u64().unwrap();
+    let expr = "Number(document.querySelector('#legend-reports [data-series=\"r:sent\"]').dataset.delta)";
+    assert_eq!(b.eval(expr).as_u64(), Some(reports), "reports sent: the rates do not add up");
+
+    assert_eq!(b.eval("document.getElementById('error').hidden && document.getElementById('lost').hidden"), json!(true),
+        "the page shows an error: {}", b.eval("document.getElementById('error').textContent + document.getElementById('lost').textContent"));
+    assert_eq!(b.problems(), Vec::<String>::new(), "the page logged errors");
+    b.screenshot(&repo_root().join("build/status-page.png"));
+
+    // A phone: nothing wider than the screen (tables scroll inside their card).
+    b.viewport(390, 844, true);
+    let polls = b.eval("Number(document.body.dataset.polls)").as_u64().unwrap();
+    b.wait_until("a poll at phone width", PAGE_LIMIT, &format!("Number(document.body.dataset.polls) > {polls}"));
+    assert_eq!(b.eval("document.documentElement.scrollWidth <= window.innerWidth"), json!(true),
+        "the page is wider than a phone: {} > {}", b.eval("document.documentElement.scrollWidth"), b.eval("window.innerWidth"));
+    b.screenshot(&repo_root().join("build/status-page-phone.png"));
+    b.viewport(1200, 900, false);
+
+    // nginx goes away: the page says so, and keeps the last figures.
+    n.signal("stop");
+    let banner = b.wait_until("the lost-contact banner", PAGE_LIMIT,
+        "document.body.dataset.contact === 'lost' && !document.getElementById('lost').hidden && document.getElementById('lost').textContent");
+    assert!(banner.as_str().is_some_and(|t| t.starts_with("Lost contact with nginx")), "{banner}");
+    b.screenshot(&repo_root().join("build/status-page-lost.png"));
+
+    // Every request the page made went to the nginx it came from (the document and its JSON).
+    let urls = b.requested_urls();
+    assert!(urls.iter().any(|u| u == &format!("{origin}/ase-status?format=json")), "{urls:?}");
+    let outside: Vec<&String> = urls.iter().filter(|u| !u.starts_with(&format!("{origin}/")) && !u.starts_with("data:")).collect();
+    assert!(outside.is_empty(), "the page requested something outside nginx: {outside:?}");
+}
+
+#[test]
+fn the_page_answers_with_its_security_policy() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = start(&double, &backend);
+    let page = client().get(n.url("/ase-status?format=html")).send().unwrap();
+    assert_eq!(page.status(), 200);
+    let h = page.headers().clone();
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    for directive in ["default-src 'none'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'none'"] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("http:") && !csp.contains("https:") && !csp.contains('*'), "the policy names another origin: {csp}");
+    // Only the page's own script and style, by hash: an injected one would not run.
+    assert!(csp.contains("script-src 'sha256-") && csp.contains("style-src 'sha256-") && !csp.contains("unsafe"), "{csp}");
+    let body = page.text().unwrap();
+    assert!(body.len() < 64 * 1024, "the page is {} bytes", body.len());
+    // Self-contained: no URL of any other place in it (the SVG namespace is a name, not a fetch).
+    let without_ns = body.replace("http://www.w3.org/2000/svg", "");
+    assert!(!without_ns.contains("http://") && !without_ns.contains("https://") && !without_ns.contains("//cdn"), "the page refers to another origin");
+    assert!(!body.contains(" src=") && !body.contains("@import") && !body.contains("url("), "the page loads a resource");
+}
+
+/// JSON from a later version (ASE groups, a `monitor` verdict, counters the page has never
+/// heard of), served by nginx at `?format=json` where the page polls: nodes are grouped,
+/// every figure is shown as the JSON has it, nothing breaks.
+const FUTURE: &str = r#"{"scope":"all_workers","checks":43,"reports":40,"ase_status":{"200":30,"403":10,"other":1},
+"errors":{"timeout":1},"verdicts":{"allow":20,"block":10,"fail_open":2,"fail_closed":0,"monitor":8,"skip":0,"shadow":3},
+"fail_open_by_cause":{"ase_status":1,"timeout":1},"breaker":"closed","breaker_trips":1,"reports_sent":38,
+"reports_dropped_queue_full":1,"reports_dropped_unavailable":1,"payload_truncated":0,"nodes":[
+{"url":"http://10.0.0.1:8000","address":"10.0.0.1:8000","backup":false,"group":"payments","state":"up","calls":50,"failures":0,"latency_ms":{"p50":2,"p99":7}},
+{"url":"http://10.0.0.2:8000","address":"10.0.0.2:8000","backup":true,"group":"payments","state":"down","calls":5,"failures":5,"latency_ms":{"p50":null,"p99":null}},
+{"url":"http://10.0.0.3:8000","address":"10.0.0.3:8000","backup":false,"group":"public","state":"up","calls":30,"failures":1,"latency_ms":{"p50":1,"p99":3}}],
+"nodes_untracked":0,"groups_reloaded":4,"monitor_sessions":{"open":2,"closed":5}}"#;
+
+#[test]
+fn the_page_groups_nodes_and_shows_counters_it_does_not_know() {
+    let port = free_port();
+    let future = FUTURE.replace('\n', "");
+    let http = format!(
+        r#"
+    ase_server http://127.0.0.1:1;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /ase-status {{
+            default_type application/json;
+            if ($arg_format = json) {{ return 200 '{future}'; }}
+            ase_status;
+        }}
+    }}
+"#
+    );
+    let mut n = Nginx::prepare(&config_with_http(&http));
+    n.port = port;
+    n.launch();
+    let json: Value = serde_json::from_str(&future).expect("the future JSON parses");
+
+    let mut b = Browser::launch();
+    b.viewport(1200, 900, false);
+    b.navigate(&n.url("/ase-status"));
+    b.wait_until("two polls", PAGE_LIMIT, "Number(document.body.dataset.polls) >= 2");
+    let figures: Value = serde_json::from_str(b.eval(FIGURES).as_str().unwrap()).unwrap();
+    assert_eq!(mismatches(&figures, &json), Vec::<String>::new());
+    let keys: Vec<&str> = figures.as_array().unwrap().iter().filter_map(|f| f[0].as_str()).collect();
+    for want in ["verdicts.monitor", "verdicts.shadow", "groups_reloaded", "monitor_sessions.open", "nodes.2.latency_ms.p99", "nodes.1.state"] {
+        assert!(keys.contains(&want), "the page does not show {want}: {keys:?}");
+    }
+    let groups = b.eval("[...document.querySelectorAll('#nodes h3')].map(h => [h.textContent, \
+        [...h.nextElementSibling.querySelectorAll('tr[data-node]')].map(r => Number(r.dataset.node))])");
+    assert_eq!(groups, json!([["group payments", [0, 1]], ["group public", [2]]]));
+    assert_eq!(b.eval("!!document.querySelector('#chart-verdicts path[data-series=\"v:monitor\"]')"), json!(true));
+    assert_eq!(b.eval("document.getElementById('error').hidden && document.getElementById('lost').hidden"), json!(true));
+    assert_eq!(b.problems(), Vec::<String>::new(), "the page logged errors");
+    b.screenshot(&repo_root().join("build/status-page-groups.png"));
+}
