@@ -10,7 +10,7 @@ use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, Chec
     CHANNEL_API_SIZE};
 
 use crate::counters::{bump, counters};
-use crate::engine::{Engine, Limits, NodeSpec};
+use crate::engine::{Engine, GroupSpec, Limits, NodeSpec};
 use crate::ngx_io::{NgxIo, NodeAddr};
 use crate::nodes::NodePolicy;
 use crate::worker::{self, Worker};
@@ -35,21 +35,23 @@ unsafe fn request_log(r: *mut c_void) -> *mut nginx_sys::ngx_log_t {
     (*(*r).connection).log
 }
 
-/// This location's time limits.
-unsafe fn limits(r: *mut c_void) -> Option<Limits> {
+/// This location's time limits, and the group its calls go to (`ase_pass`, resolved when
+/// the configuration was read).
+unsafe fn limits(r: *mut c_void) -> Option<(Limits, usize)> {
     let lc = Module::location_conf(&*(r as *mut ngx_http_request_t))?;
-    Some(Limits { timeout_ms: lc.timeout as u64, connect_timeout_ms: lc.connect_timeout.min(lc.timeout) as u64 })
+    Some((Limits { timeout_ms: lc.timeout as u64, connect_timeout_ms: lc.connect_timeout.min(lc.timeout) as u64 }, lc.group))
 }
 
 unsafe extern "C" fn admit(r: *mut c_void, kind: u8) -> u8 {
     guard(request_log(r), "admit", Admission::Unavailable as u8, || {
         let kind = if kind == CallKind::Report as u8 { CallKind::Report } else { CallKind::Check };
-        worker::with(|w| w.engine.admit(kind, &mut w.io)).unwrap_or(Admission::Unavailable) as u8
+        let group = limits(r).map_or(0, |(_, g)| g);
+        worker::with(|w| w.engine.admit(kind, group, &mut w.io)).unwrap_or(Admission::Unavailable) as u8
     })
 }
 
 unsafe extern "C" fn start_check(r: *mut c_void, correlation_id: Bytes, body: Bytes, done: CheckDone, data: *mut c_void) -> *mut c_void {
-    let Some(limits) = guard(request_log(r), "start_check", None, || limits(r)) else {
+    let Some((limits, group)) = guard(request_log(r), "start_check", None, || limits(r)) else {
         bump(&counters().errors[AseError::NotStarted as usize]);
         done(data, ngx_ase_shared::abi::CheckResult::new(0, AseError::NotStarted, 0));
         return core::ptr::null_mut();
@@ -58,7 +60,7 @@ unsafe extern "C" fn start_check(r: *mut c_void, correlation_id: Bytes, body: By
         |w, waiter| {
             // SAFETY: the caller's bytes are valid for this call; the engine copies them.
             let (cid, body) = unsafe { (correlation_id.as_slice(), body.as_slice()) };
-            w.engine.start_check(waiter, cid, body, limits, &mut w.io).map(|id| id.to_bits())
+            w.engine.start_check(waiter, group, cid, body, limits, &mut w.io).map(|id| id.to_bits())
         },
         done,
         data,
@@ -75,8 +77,8 @@ unsafe extern "C" fn cancel_check(handle: *mut c_void) {
 
 unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> u8 {
     guard(request_log(r), "send_report", Admission::Unavailable as u8, || {
-        let sent = limits(r).and_then(|limits| {
-            worker::with(|w| w.engine.send_report(correlation_id.as_slice(), body.as_slice(), limits, &mut w.io))
+        let sent = limits(r).and_then(|(limits, group)| {
+            worker::with(|w| w.engine.send_report(group, correlation_id.as_slice(), body.as_slice(), limits, &mut w.io))
         });
         sent.unwrap_or_else(|| {
             bump(&counters().reports);
@@ -112,7 +114,7 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
             if let Some(shared) = crate::zone::shared_counters(conf.zone) {
                 crate::counters::use_shared(shared);
             }
-            if !conf.servers.is_empty() {
+            if conf.node_count() > 0 {
                 worker::install(build_worker(conf));
             }
         }
@@ -120,11 +122,23 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     })
 }
 
-/// The engine and its nginx side for the configured nodes: one per address each
-/// `ase_server` resolved to (see `settings::expand_nodes`).
+/// The engine and its nginx side for the configured groups and their nodes: one per
+/// address each server line resolved to (see `settings::expand_nodes`), numbered through
+/// the groups in order (`MainConf::nodes` gives the status page the same order).
 fn build_worker(conf: &crate::conf::MainConf) -> Worker {
-    let (specs, addrs): (Vec<NodeSpec>, Vec<NodeAddr>) = conf
-        .nodes()
+    let mut groups = Vec::new();
+    let mut all_addrs = Vec::new();
+    for g in conf.group_views() {
+        let (specs, addrs) = node_specs(g.nodes());
+        groups.push(GroupSpec { name: g.name.to_string(), nodes: specs, token: g.token.map(|t| t.as_bytes()), keepalive: g.keepalive });
+        all_addrs.extend(addrs);
+    }
+    Worker { engine: Engine::with_groups(groups, conf.response_queue), io: NgxIo::new(all_addrs, conf.ssl, conf.ssl_verify == 1) }
+}
+
+/// What the engine and the nginx side each need of a group's nodes.
+fn node_specs(nodes: Vec<crate::settings::Node>) -> (Vec<NodeSpec>, Vec<NodeAddr>) {
+    nodes
         .into_iter()
         .map(|n| {
             let (s, display) = (&n.server, n.display());
@@ -142,12 +156,7 @@ fn build_worker(conf: &crate::conf::MainConf) -> Worker {
             };
             (spec, addr)
         })
-        .unzip();
-    let token = conf.token.as_ref().map(|(t, _)| t.as_bytes());
-    Worker {
-        engine: Engine::new(specs, token, conf.keepalive, conf.response_queue),
-        io: NgxIo::new(addrs, conf.ssl, conf.ssl_verify == 1),
-    }
+        .unzip()
 }
 
 pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {

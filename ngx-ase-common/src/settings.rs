@@ -218,6 +218,20 @@ pub fn parse_server(args: &[&[u8]]) -> Result<ServerSpec, String> {
     Ok(spec)
 }
 
+/// Checks an `ase_upstream` name: letters, digits, `_`, `-` and `.` (it appears in the
+/// status page's JSON keys and Prometheus labels), and not `default`, which names the
+/// http-level `ase_server` lines.
+pub fn parse_group_name(raw: &[u8]) -> Result<String, String> {
+    let text = String::from_utf8_lossy(raw);
+    if text.is_empty() || !raw.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+        return Err(format!("invalid group name \"{text}\" (letters, digits, \"_\", \"-\" and \".\" only)"));
+    }
+    if text == crate::conf::DEFAULT_GROUP {
+        return Err(format!("the name \"{text}\" is reserved for the http-level \"ase_server\" lines"));
+    }
+    Ok(text.into_owned())
+}
+
 /// The unit a bare number means, as in nginx (`fail_timeout=10` is seconds).
 #[derive(Clone, Copy)]
 pub enum TimeUnit {
@@ -370,6 +384,15 @@ mod tests {
         assert!(parse_server(&[b"http://a:1", b"max_fails=+3"]).unwrap_err().contains("max_fails"));
         assert!(parse_server(&[b"http://a:1", b"fail_timeout=1x"]).unwrap_err().contains("fail_timeout"));
         assert!(parse_server(&[]).is_err());
+    }
+
+    #[test]
+    fn group_names() {
+        assert_eq!(parse_group_name(b"eu-west_1.a").unwrap(), "eu-west_1.a");
+        assert!(parse_group_name(b"default").unwrap_err().contains("reserved"));
+        for bad in [&b""[..], b"a b", b"a\"b", b"a{"] {
+            assert!(parse_group_name(bad).unwrap_err().contains("invalid group name"), "{bad:?}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use nginx_sys::{
 use ngx_ase_glue::panic::guard;
 
 use crate::counters::counters;
-use crate::status_json::{to_json, to_prometheus, NodeView, PageInput};
+use crate::status_json::{to_json, to_prometheus, GroupPageView, NodeView, PageInput};
 
 pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     let log = (*(*r).connection).log;
@@ -25,13 +25,20 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         // One entry per node address, in the channel's order (api.rs build_worker).
         let nodes = conf
             .map(|c| {
-                c.nodes().iter().map(|n| (n.server.url.to_string(), n.addr.to_string(), n.display(), n.server.backup)).collect::<Vec<_>>()
+                c.nodes().iter().map(|(g, n)| (n.server.url.to_string(), n.addr.to_string(), n.display(), n.server.backup, *g)).collect::<Vec<_>>()
             })
             .unwrap_or_default();
+        let groups: Vec<(&str, usize)> =
+            conf.map(|c| c.group_views().iter().map(|g| (g.name, g.nodes().len())).collect()).unwrap_or_default();
+        let name = |g: usize| groups.get(g).map_or("-", |(n, _)| *n);
         let input = PageInput {
             counters: counters(),
-            nodes: nodes.iter().map(|(url, address, name, backup)| NodeView { url, address, name, backup: *backup }).collect(),
-            breaker_open: crate::worker::with(|w| w.engine.breaker_open()).unwrap_or(false),
+            nodes: nodes.iter().map(|(url, address, nm, backup, g)| NodeView { url, address, name: nm, backup: *backup, group: name(*g) }).collect(),
+            groups: groups.iter().enumerate().map(|(i, (n, count))| GroupPageView {
+                name: n,
+                breaker_open: crate::worker::with(|w| w.engine.breaker_open(i)).unwrap_or(false),
+                nodes: *count,
+            }).collect(),
             now_ms: crate::log::now_ms(),
             shared: conf.is_some_and(|c| !c.zone.is_null()),
         };
