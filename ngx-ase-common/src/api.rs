@@ -46,8 +46,28 @@ unsafe extern "C" fn admit(r: *mut c_void, kind: u8) -> u8 {
     guard(request_log(r), "admit", Admission::Unavailable as u8, || {
         let kind = if kind == CallKind::Report as u8 { CallKind::Report } else { CallKind::Check };
         let group = limits(r).map_or(0, |(_, g)| g);
-        worker::with(|w| w.engine.admit(kind, group, &mut w.io)).unwrap_or(Admission::Unavailable) as u8
+        let admitted = worker::with(|w| {
+            let a = w.engine.admit(kind, group, &mut w.io);
+            if a != Admission::Go {
+                trace_refused(r, kind, a, w.engine.group_name(group));
+            }
+            a
+        });
+        admitted.unwrap_or(Admission::Unavailable) as u8
     })
+}
+
+/// The trace line of a call refused before it started (no payload was built, so there is
+/// no correlation ID yet): the breaker is open, or the report queue is full.
+unsafe fn trace_refused(r: *mut c_void, kind: CallKind, a: Admission, group: &str) {
+    let Some(mut log) = crate::ngx_io::trace_log(request_log(r)) else { return };
+    let why = if a == Admission::QueueFull { "queue_full" } else { "unavailable" };
+    let log: *mut nginx_sys::ngx_log_t = &mut log;
+    if kind == CallKind::Check {
+        ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "ase: check group={group} node=- error={why} ms=0 cid=- verdict=fail");
+    } else {
+        ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "ase: report group={group} node=- error={why} ms=0 cid=- (not sent)");
+    }
 }
 
 unsafe extern "C" fn start_check(r: *mut c_void, correlation_id: Bytes, body: Bytes, done: CheckDone, data: *mut c_void) -> *mut c_void {
@@ -60,7 +80,11 @@ unsafe extern "C" fn start_check(r: *mut c_void, correlation_id: Bytes, body: By
         |w, waiter| {
             // SAFETY: the caller's bytes are valid for this call; the engine copies them.
             let (cid, body) = unsafe { (correlation_id.as_slice(), body.as_slice()) };
-            w.engine.start_check(waiter, group, cid, body, limits, &mut w.io).map(|id| id.to_bits())
+            // SAFETY: r is the caller's live request.
+            w.io.trace_next = unsafe { crate::ngx_io::trace_log(request_log(r)) };
+            let id = w.engine.start_check(waiter, group, cid, body, limits, &mut w.io);
+            w.io.trace_next = None;
+            id.map(|id| id.to_bits())
         },
         done,
         data,
@@ -78,7 +102,15 @@ unsafe extern "C" fn cancel_check(handle: *mut c_void) {
 unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> u8 {
     guard(request_log(r), "send_report", Admission::Unavailable as u8, || {
         let sent = limits(r).and_then(|(limits, group)| {
-            worker::with(|w| w.engine.send_report(group, correlation_id.as_slice(), body.as_slice(), limits, &mut w.io))
+            worker::with(|w| {
+                w.io.trace_next = crate::ngx_io::trace_log(request_log(r));
+                let a = w.engine.send_report(group, correlation_id.as_slice(), body.as_slice(), limits, &mut w.io);
+                w.io.trace_next = None;
+                if a != Admission::Go {
+                    trace_refused(r, CallKind::Report, a, w.engine.group_name(group));
+                }
+                a
+            })
         });
         sent.unwrap_or_else(|| {
             bump(&counters().reports);

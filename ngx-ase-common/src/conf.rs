@@ -5,10 +5,8 @@ use nginx_sys::{ngx_flag_t, ngx_msec_t, ngx_str_t, ngx_uint_t};
 use ngx::http::{Merge, MergeConfigError};
 use ngx_ase_shared::abi::CommonMainHeader;
 
+pub use crate::settings::DEFAULT_GROUP;
 use crate::settings::{expand_nodes, Node, ServerSpec, Token};
-
-/// The name of the group the http-level `ase_server` lines make (`ase_pass default;`).
-pub const DEFAULT_GROUP: &str = "default";
 
 pub const DEFAULT_CONNECT_TIMEOUT_MS: ngx_msec_t = 200;
 pub const DEFAULT_TIMEOUT_MS: ngx_msec_t = 500;

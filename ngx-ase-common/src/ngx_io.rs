@@ -52,6 +52,30 @@ pub struct NgxIo {
     timers: Vec<Box<CallTimer>>,
     /// Posted to run `Engine::flush` at the end of the event loop's turn.
     flush: Box<CallTimer>,
+    /// The debug trace: the log of the request whose call starts next (set by the ABI entry
+    /// around the engine call), and per call slot the log its trace lines go to.
+    pub trace_next: Option<ngx_log_t>,
+    trace_logs: Vec<Option<ngx_log_t>>,
+}
+
+/// A request's log as the trace keeps it, when it is at debug for HTTP (`error_log ...
+/// debug`, or `debug_connection` for this client): a copy, because a report outlives its
+/// request, and without the request's context handler, whose data is in the request's
+/// pool. Only nginx built `--with-debug` writes debug lines; elsewhere this is `None` at
+/// no cost, as nginx's own `ngx_log_debug`.
+///
+/// # Safety
+/// `log` must be null or a live `ngx_log_t`.
+pub unsafe fn trace_log(log: *const ngx_log_t) -> Option<ngx_log_t> {
+    let l = log.as_ref()?;
+    if !ngx::log::DEBUG || !ngx::log::check_mask(ngx::log::DebugMask::Http, l.log_level) {
+        return None;
+    }
+    let mut copy = *l;
+    copy.handler = None;
+    copy.data = ptr::null_mut();
+    copy.action = ptr::null_mut();
+    Some(copy)
 }
 
 /// A call slot's timer. `ev.data` points at the whole struct: nginx's debug log reads
@@ -78,7 +102,16 @@ pub struct Peer {
 
 impl NgxIo {
     pub fn new(nodes: Vec<NodeAddr>, ssl: *mut ngx_ssl_t, ssl_verify: bool) -> NgxIo {
-        NgxIo { nodes, ssl, ssl_verify, peers: Vec::new(), timers: Vec::new(), flush: event(on_flush, usize::MAX) }
+        NgxIo {
+            nodes,
+            ssl,
+            ssl_verify,
+            peers: Vec::new(),
+            timers: Vec::new(),
+            flush: event(on_flush, usize::MAX),
+            trace_next: None,
+            trace_logs: Vec::new(),
+        }
     }
 
     fn conn(&self, id: ConnId) -> *mut ngx_connection_t {
@@ -355,6 +388,37 @@ impl Io for NgxIo {
         let log = unsafe { (*ngx_cycle).log };
         if !log.is_null() {
             ngx::ngx_log_error!(ngx_level(level), log, "{}", args);
+        }
+    }
+
+    fn trace_begin(&mut self, slot: usize) -> bool {
+        let log = self.trace_next;
+        if self.trace_logs.len() <= slot {
+            if log.is_none() {
+                return false;
+            }
+            self.trace_logs.resize(slot + 1, None);
+        }
+        self.trace_logs[slot] = log;
+        log.is_some()
+    }
+
+    fn traces(&self) -> bool {
+        // SAFETY: the cycle's log lives as long as the worker.
+        unsafe { trace_log((*ngx_cycle).log).is_some() }
+    }
+
+    fn trace(&mut self, slot: Option<usize>, args: fmt::Arguments<'_>) {
+        let log: *mut ngx_log_t = match slot {
+            Some(s) => match self.trace_logs.get_mut(s).and_then(Option::as_mut) {
+                Some(l) => l,
+                None => return,
+            },
+            // SAFETY: as above.
+            None => unsafe { (*ngx_cycle).log },
+        };
+        if !log.is_null() {
+            ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "{}", args);
         }
     }
 }

@@ -218,6 +218,9 @@ pub fn parse_server(args: &[&[u8]]) -> Result<ServerSpec, String> {
     Ok(spec)
 }
 
+/// The name of the group the http-level `ase_server` lines make (`ase_pass default;`).
+pub const DEFAULT_GROUP: &str = "default";
+
 /// Checks an `ase_upstream` name: letters, digits, `_`, `-` and `.` (it appears in the
 /// status page's JSON keys and Prometheus labels), and not `default`, which names the
 /// http-level `ase_server` lines.
@@ -226,7 +229,7 @@ pub fn parse_group_name(raw: &[u8]) -> Result<String, String> {
     if text.is_empty() || !raw.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
         return Err(format!("invalid group name \"{text}\" (letters, digits, \"_\", \"-\" and \".\" only)"));
     }
-    if text == crate::conf::DEFAULT_GROUP {
+    if text == DEFAULT_GROUP {
         return Err(format!("the name \"{text}\" is reserved for the http-level \"ase_server\" lines"));
     }
     Ok(text.into_owned())

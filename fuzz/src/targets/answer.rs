@@ -239,6 +239,18 @@ impl Io for FuzzIo {
         self.scratch.clear();
         let _ = fmt::write(&mut self.scratch, args);
     }
+
+    fn trace_begin(&mut self, _: usize) -> bool {
+        true
+    }
+
+    fn traces(&self) -> bool {
+        true
+    }
+
+    fn trace(&mut self, _: Option<usize>, args: fmt::Arguments<'_>) {
+        self.log(Level::Debug, args);
+    }
 }
 
 /// One check on `engine`, over the stream up to `limit`, then `end`: its result.

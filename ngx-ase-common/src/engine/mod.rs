@@ -96,6 +96,8 @@ struct CallSlot<D> {
     tried: u64,
     /// This call is the one testing a node that was down.
     probe: bool,
+    /// Its caller's log is at debug: trace lines are written for it.
+    trace: bool,
     started: u64,
     deadline: u64,
     attempt_started: u64,
@@ -313,7 +315,8 @@ impl<D> Engine<D> {
         c.probe = false;
         c.started = now;
         c.attempt_started = now;
-        c.node = 0;
+        // No node yet (the trace shows "-" for a call that never got one).
+        c.node = NO_NODE;
         c.deadline = now + limits.timeout_ms.max(1);
         c.connect_deadline = None;
         c.limits = limits;
@@ -322,6 +325,7 @@ impl<D> Engine<D> {
         // Written for the group's first node; failover replaces the node's part only.
         let head = self.heads.get(first).map_or(&[][..], |h| h.get(kind));
         c.head_len = wire::write_request(&mut c.wire, head, cid, body);
+        c.trace = io.trace_begin(slot);
         slot
     }
 
@@ -402,6 +406,9 @@ impl<D> Engine<D> {
         c.connect_deadline = None;
         if let Some(conn) = self.idle[node].pop() {
             bump(&counters().connections_reused);
+            if self.calls[slot].trace {
+                io.trace(Some(slot), format_args!("ase: connection reused to {}{}", self.names[node], self.group_of_node(node)));
+            }
             io.set_idle(conn, false);
             self.bind(conn, slot, true, ConnState::Sending);
             io.arm(slot, self.calls[slot].deadline);
@@ -467,6 +474,10 @@ impl<D> Engine<D> {
         cs.state = ConnState::Sending;
         let slot = cs.call;
         bump(&counters().connections_new);
+        if self.calls[slot].trace {
+            let node = cs.node;
+            io.trace(Some(slot), format_args!("ase: connection opened to {}{}", self.names[node], self.group_of_node(node)));
+        }
         let c = &mut self.calls[slot];
         c.connect_deadline = None;
         io.arm(slot, c.deadline);
@@ -638,14 +649,26 @@ impl<D> Engine<D> {
             }
             None => {}
         }
-        if io.logs(Level::Debug) {
-            let c = &self.calls[slot];
-            let node = self.names.get(c.node).map_or("-", String::as_str);
-            io.log(Level::Debug, format_args!(
-                "ase: {} to {node}: status {status}, error {}, {} ms",
-                if c.kind == Some(CallKind::Report) { "report" } else { "check" }, e.name(), now.saturating_sub(c.started)));
+        if self.calls[slot].trace {
+            self.trace_call(slot, status, e, now, io);
         }
         self.release(slot, io);
+    }
+
+    /// The trace line of a call that ended: one per check and per report.
+    fn trace_call(&self, slot: usize, status: u16, e: AseError, now: u64, io: &mut impl Io) {
+        let c = &self.calls[slot];
+        let node = self.names.get(c.node).map_or("-", String::as_str);
+        let cid = String::from_utf8_lossy(wire::correlation_id(&c.wire, c.head_len));
+        let outcome = Outcome(status, e);
+        let ms = now.saturating_sub(c.started);
+        let group = self.group_name(c.group);
+        if c.kind == Some(CallKind::Report) {
+            io.trace(Some(slot), format_args!("ase: report group={group} node={node} {outcome} ms={ms} cid={cid}"));
+        } else {
+            io.trace(Some(slot), format_args!(
+                "ase: check group={group} node={node} {outcome} ms={ms} cid={cid} verdict={}", outcome.verdict()));
+        }
     }
 
     fn release(&mut self, slot: usize, io: &mut impl Io) {
@@ -698,8 +721,11 @@ impl<D> Engine<D> {
     }
 
     fn close_conn(&mut self, conn: ConnId, io: &mut impl Io) {
-        if !self.conns.get(conn).is_some_and(|c| c.live) {
-            return;
+        let Some(cs) = self.conns.get(conn).filter(|c| c.live) else { return };
+        // A connection serving a call is traced with it; an idle one with the worker.
+        let slot = (cs.state != ConnState::Idle).then_some(cs.call);
+        if slot.map_or_else(|| io.traces(), |s| self.calls[s].trace) {
+            io.trace(slot, format_args!("ase: connection closed to {}{}", self.names[cs.node], self.group_of_node(cs.node)));
         }
         io.close(conn);
         self.forget_conn(conn);
@@ -755,6 +781,7 @@ impl<D> Engine<D> {
                 conn: None,
                 tried: 0,
                 probe: false,
+                trace: false,
                 started: 0,
                 deadline: 0,
                 attempt_started: 0,
@@ -827,8 +854,14 @@ impl<D> Engine<D> {
     }
 
     /// Group `g`'s name (`-` for a group that does not exist).
-    fn group_name(&self, g: usize) -> &str {
+    pub fn group_name(&self, g: usize) -> &str {
         self.group_names.get(g).map_or("-", String::as_str)
+    }
+
+    /// ` (group NAME)` for node `node`, for the connection trace lines.
+    fn group_of_node(&self, node: usize) -> GroupOf<'_> {
+        let g = (0..self.group_names.len()).find(|&g| self.nodes.group(g).contains(&node)).unwrap_or(0);
+        GroupOf(self.group_name(g))
     }
 
     fn log_transition(&self, node: usize, t: Transition, why: impl fmt::Display, io: &mut impl Io) {
@@ -864,6 +897,43 @@ fn count_dropped(group: usize, a: Admission) {
 fn bump_group(g: usize, which: impl Fn(&GroupStats) -> &core::sync::atomic::AtomicU64) {
     if let Some(s) = crate::counters::group(g) {
         bump(which(s));
+    }
+}
+
+/// A call slot's node before the call picked one.
+const NO_NODE: usize = usize::MAX;
+
+/// How a call ended, for the trace: `status=403` or `error=timeout`.
+struct Outcome(u16, AseError);
+
+impl Outcome {
+    /// What the answer means for the request, as the protocol table says (the request
+    /// module decides the same way): `fail` is an ASE error, which the location's
+    /// `ase_fail_mode` turns into `fail_open` or `fail_closed` (`$ase_verdict` tells).
+    fn verdict(&self) -> &'static str {
+        match (self.1, self.0) {
+            (AseError::None, 200 | 503) => "allow",
+            (AseError::None, 403) => "block",
+            _ => "fail",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            AseError::None => write!(f, "status={}", self.0),
+            e => write!(f, "error={}", e.name()),
+        }
+    }
+}
+
+/// ` (group NAME)`, for the connection trace lines.
+struct GroupOf<'a>(&'a str);
+
+impl fmt::Display for GroupOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, " (group {})", self.0)
     }
 }
 

@@ -128,6 +128,10 @@ struct FakeIo {
     set_idle: Vec<(ConnId, bool)>,
     logs: Vec<String>,
     flushes_scheduled: usize,
+    /// Whether calls are traced (the caller's log at debug), and the trace lines written.
+    tracing: bool,
+    trace_begun: Vec<usize>,
+    traces: Vec<(Option<usize>, String)>,
 }
 
 impl FakeIo {
@@ -308,6 +312,20 @@ impl Io for FakeIo {
 
     fn log(&mut self, level: Level, args: fmt::Arguments<'_>) {
         self.logs.push(format!("{level:?}: {args}"));
+    }
+
+    fn trace_begin(&mut self, slot: usize) -> bool {
+        self.trace_begun.push(slot);
+        self.tracing
+    }
+
+    fn traces(&self) -> bool {
+        self.tracing
+    }
+
+    fn trace(&mut self, slot: Option<usize>, args: fmt::Arguments<'_>) {
+        assert!(self.tracing, "a trace line for a call that is not traced");
+        self.traces.push((slot, args.to_string()));
     }
 }
 
@@ -1047,4 +1065,55 @@ fn each_group_keeps_its_own_keepalive() {
     assert_eq!(delivered(&mut e).len(), 2);
     assert_eq!(io.connects_to(2), 2);
     assert_eq!(io.closes.len(), 1, "one of the two is over group two's keepalive");
+}
+
+#[test]
+fn the_trace_has_one_line_per_call_and_per_connection_event_and_nothing_when_off() {
+    let (mut e, mut io) = two_nodes(refuses(), answers(BLOCK));
+    io.tracing = true;
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(403, 0));
+    check(&mut e, &mut io, 2);
+    delivered(&mut e);
+    report(&mut e, &mut io);
+    let lines: Vec<&str> = io.traces.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(lines, vec![
+        "ase: connection opened to http://backup:8000 (group default)",
+        "ase: check group=default node=http://backup:8000 status=403 ms=0 cid=cid-1 verdict=block",
+        "ase: connection reused to http://backup:8000 (group default)",
+        "ase: check group=default node=http://backup:8000 status=403 ms=0 cid=cid-1 verdict=block",
+        "ase: connection reused to http://backup:8000 (group default)",
+        "ase: report group=default node=http://backup:8000 status=403 ms=0 cid=cid-1",
+    ]);
+    assert!(io.traces.iter().all(|(slot, _)| slot.is_some()), "every line went to its call's log");
+
+    // The breaker answers: no node, an error, the verdict the fail mode decides.
+    let (mut e, mut io) = one_node(refuses());
+    io.tracing = true;
+    check(&mut e, &mut io, 1);
+    check(&mut e, &mut io, 2);
+    delivered(&mut e);
+    let lines: Vec<&str> = io.traces.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(lines, vec![
+        "ase: check group=default node=http://primary:8000 error=refused ms=0 cid=cid-1 verdict=fail",
+        "ase: check group=default node=- error=unavailable ms=0 cid=cid-1 verdict=fail",
+    ]);
+
+    // Off: the engine asks once per call and writes nothing (FakeIo::trace would panic).
+    let (mut e, mut io) = two_nodes(answers(OK), answers(OK));
+    check(&mut e, &mut io, 1);
+    report(&mut e, &mut io);
+    assert_eq!(io.trace_begun.len(), 2);
+    assert!(io.traces.is_empty());
+}
+
+#[test]
+fn an_idle_connection_closed_by_the_ase_is_traced_with_the_worker() {
+    let (mut e, mut io) = one_node(answers(OK));
+    io.tracing = true;
+    check(&mut e, &mut io, 1);
+    delivered(&mut e);
+    io.peer_closes(0, false);
+    e.on_readable(0, &mut io);
+    assert_eq!(io.traces.last(), Some(&(None, "ase: connection closed to http://primary:8000 (group default)".to_string())));
 }
