@@ -148,6 +148,10 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
             }
             if conf.node_count() > 0 {
                 worker::install(build_worker(conf));
+                let names = resolve_names(conf);
+                if !names.is_empty() && !conf.resolver.is_null() {
+                    crate::resolve::start(conf.resolver, conf.resolver_timeout, names);
+                }
             }
         }
         NGX_OK as ngx_int_t
@@ -168,6 +172,22 @@ fn build_worker(conf: &crate::conf::MainConf) -> Worker {
     Worker { engine: Engine::with_groups(groups, conf.response_queue), io: NgxIo::new(all_addrs, conf.ssl, conf.ssl_verify == 1) }
 }
 
+/// The `resolve` servers' names and the node slots each one's addresses take (the node
+/// numbers `build_worker` gives).
+fn resolve_names(conf: &crate::conf::MainConf) -> Vec<crate::resolve::Name> {
+    let mut names = Vec::new();
+    let mut first = 0;
+    for g in conf.group_views() {
+        for (s, addrs) in g.servers.iter().zip(g.addresses) {
+            if s.resolve {
+                names.push(crate::resolve::Name { url: s.url.clone(), first, slots: addrs.len() });
+            }
+            first += addrs.len();
+        }
+    }
+    names
+}
+
 /// What the engine and the nginx side each need of a group's nodes.
 fn node_specs(nodes: Vec<crate::settings::Node>) -> (Vec<NodeSpec>, Vec<NodeAddr>) {
     nodes
@@ -178,6 +198,8 @@ fn node_specs(nodes: Vec<crate::settings::Node>) -> (Vec<NodeSpec>, Vec<NodeAddr
                 display: display.clone(),
                 authority: s.url.authority(),
                 policy: NodePolicy { backup: s.backup, max_fails: s.max_fails, fail_timeout_ms: s.fail_timeout_ms },
+                // A `resolve` server's slots wait for the resolver's answer.
+                active: !s.resolve,
             };
             let addr = NodeAddr {
                 addr: n.addr,
@@ -192,5 +214,8 @@ fn node_specs(nodes: Vec<crate::settings::Node>) -> (Vec<NodeSpec>, Vec<NodeAddr
 }
 
 pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
-    guard((*cycle).log, "exit_process", (), worker::uninstall)
+    guard((*cycle).log, "exit_process", (), || {
+        crate::resolve::stop();
+        worker::uninstall();
+    })
 }

@@ -12,6 +12,8 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: ngx_msec_t = 200;
 pub const DEFAULT_TIMEOUT_MS: ngx_msec_t = 500;
 pub const DEFAULT_KEEPALIVE: ngx_uint_t = 32;
 pub const DEFAULT_RESPONSE_QUEUE: ngx_uint_t = 256;
+/// nginx's `resolver_timeout` default.
+pub const DEFAULT_RESOLVER_TIMEOUT_MS: ngx_msec_t = 30_000;
 
 // nginx's "not set" markers, as the slot functions expect them.
 pub const UNSET_FLAG: ngx_flag_t = -1;
@@ -91,6 +93,9 @@ pub struct MainConf {
     pub zone: *mut nginx_sys::ngx_shm_zone_t,
     /// The `ase_upstream` blocks, in order: group `i + 1`.
     pub groups: Vec<GroupConf>,
+    /// The http block's `resolver`, for `resolve` servers (null when none is needed).
+    pub resolver: *mut nginx_sys::ngx_resolver_t,
+    pub resolver_timeout: ngx_msec_t,
 }
 
 impl Default for MainConf {
@@ -110,6 +115,8 @@ impl Default for MainConf {
             ssl: core::ptr::null_mut(),
             zone: core::ptr::null_mut(),
             groups: Vec::new(),
+            resolver: core::ptr::null_mut(),
+            resolver_timeout: DEFAULT_RESOLVER_TIMEOUT_MS,
         }
     }
 }
@@ -173,6 +180,14 @@ impl MainConf {
     pub fn node_count(&self) -> usize {
         let groups = self.groups.iter().flat_map(|g| &g.addresses);
         self.addresses.iter().chain(groups).map(Vec::len).sum()
+    }
+
+    /// Where the first server line with `resolve` is ("FILE:LINE"), if any.
+    pub fn first_resolve_server(&self) -> Option<String> {
+        self.group_views()
+            .into_iter()
+            .flat_map(|g| g.servers.iter().zip(g.server_positions).filter(|(s, _)| s.resolve).map(|(_, at)| at.clone()).collect::<Vec<_>>())
+            .next()
     }
 
     pub fn uses_tls(&self) -> bool {

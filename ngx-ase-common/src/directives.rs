@@ -42,7 +42,7 @@ unsafe fn add_server(
     positions: &mut Vec<String>,
 ) -> Result<(), String> {
     let spec = parse_server(&directive_args(cf))?;
-    let addrs = spec.url.resolve()?;
+    let addrs = spec.config_addresses()?;
     if servers.iter().any(|s| s.url == spec.url) {
         return Err(format!("\"{}\" is listed twice", spec.url));
     }
@@ -318,6 +318,20 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
             log_conf(cf, NGX_LOG_WARN, &format!(
                 "ase_server: the status page keeps statistics for the first {} of the {nodes} ASE node addresses; it lists the others as \"untracked\"",
                 crate::counters::MAX_NODES));
+        }
+        if let Some(at) = conf.first_resolve_server() {
+            // The http level's own `resolver` (not yet merged: unset is null, and its
+            // timeout nginx's "unset").
+            let core = NgxHttpCoreModule::location_conf(&*cf);
+            let resolver = core.map_or(core::ptr::null_mut(), |c| c.resolver);
+            if resolver.is_null() || (*resolver).connections.nelts == 0 {
+                log_emerg_at(cf, "\"resolve\" needs nginx's \"resolver\" directive in the http block", &at);
+                return ngx_ase_glue::conf::conf_error();
+            }
+            conf.resolver = resolver;
+            if let Some(t) = core.map(|c| c.resolver_timeout).filter(|&t| t != crate::conf::UNSET_MSEC) {
+                conf.resolver_timeout = t;
+            }
         }
         let groups = conf.groups.len() + 1;
         if groups > crate::counters::MAX_GROUPS {

@@ -91,6 +91,9 @@ struct CallTimer {
 pub struct Peer {
     pc: ngx_peer_connection_t,
     log: ngx_log_t,
+    /// The node's name when it connected (`name` points into it): a `resolve` node's name
+    /// changes with its address while a connection to the old one may still be open.
+    name_buf: String,
     name: ngx_str_t,
     sockaddr: libc::sockaddr_storage,
     pool: *mut ngx_pool_t,
@@ -111,6 +114,19 @@ impl NgxIo {
             flush: event(on_flush, usize::MAX),
             trace_next: None,
             trace_logs: Vec::new(),
+        }
+    }
+
+    /// Node `node`'s address (for a `resolve` node: its current one).
+    pub fn address(&self, node: usize) -> Option<SocketAddr> {
+        self.nodes.get(node).map(|n| n.addr)
+    }
+
+    /// A `resolve` node's new address and name. Connections already open keep theirs.
+    pub fn set_address(&mut self, node: usize, addr: SocketAddr, display: String) {
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.addr = addr;
+            n.display = display;
         }
     }
 
@@ -219,7 +235,8 @@ impl Io for NgxIo {
             // SAFETY: plain C structs; zero is their empty state.
             pc: unsafe { core::mem::zeroed() },
             log: unsafe { *(*ngx_cycle).log },
-            name: ngx_str_t { len: addr.display.len(), data: addr.display.as_ptr() as *mut u8 },
+            name_buf: addr.display.clone(),
+            name: ngx_str_t::empty(),
             sockaddr: unsafe { core::mem::zeroed() },
             pool: ptr::null_mut(),
             id,
@@ -229,6 +246,7 @@ impl Io for NgxIo {
         p.log.action = c"talking to the ASE".as_ptr() as *mut _;
         p.pc.socklen = write_sockaddr(&addr.addr, &mut p.sockaddr);
         p.pc.sockaddr = ptr::addr_of_mut!(p.sockaddr).cast();
+        p.name = ngx_str_t { len: p.name_buf.len(), data: p.name_buf.as_ptr() as *mut u8 };
         p.pc.name = ptr::addr_of_mut!(p.name);
         p.pc.get = Some(ngx_event_get_peer);
         p.pc.log = ptr::addr_of_mut!(p.log);

@@ -44,6 +44,9 @@ pub struct Nodes {
     groups: Vec<Range<usize>>,
     /// Per group: whether the last `pick` found every node down (to count trips once).
     breaker_open: Vec<bool>,
+    /// Whether a node is in use: a `resolve` server's slot without an address (or whose
+    /// address vanished from the DNS) takes no call.
+    active: Vec<bool>,
 }
 
 /// The result of `pick`.
@@ -69,7 +72,20 @@ impl Nodes {
     pub fn with_groups(policies: Vec<NodePolicy>, groups: Vec<Range<usize>>) -> Self {
         let health = vec![Health::default(); policies.len()];
         let breaker_open = vec![false; groups.len()];
-        Nodes { policies, health, groups, breaker_open }
+        let active = vec![true; policies.len()];
+        Nodes { policies, health, groups, breaker_open, active }
+    }
+
+    pub fn is_active(&self, i: usize) -> bool {
+        self.active.get(i).copied().unwrap_or(false)
+    }
+
+    /// Takes node `i` into use (with fresh health: it may be a new address) or out of it.
+    pub fn set_active(&mut self, i: usize, active: bool) {
+        if let Some(a) = self.active.get_mut(i) {
+            *a = active;
+            self.health[i] = Health::default();
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -118,7 +134,7 @@ impl Nodes {
     pub fn admit_check(&mut self, g: usize, now: u64) -> Result<(), bool> {
         let usable = self.group(g).any(|i| {
             let h = &self.health[i];
-            !h.probing && (h.down_until == 0 || h.down_until <= now)
+            self.active[i] && !h.probing && (h.down_until == 0 || h.down_until <= now)
         });
         if usable {
             return Ok(());
@@ -130,7 +146,7 @@ impl Nodes {
     /// no primary is up), never one that is down or being probed. Reports never change a
     /// node's health, so they never test one.
     pub fn pick_settled(&self, g: usize, tried: u64) -> Option<usize> {
-        let up = |i: usize| self.health[i].down_until == 0 && !self.health[i].probing;
+        let up = |i: usize| self.active[i] && self.health[i].down_until == 0 && !self.health[i].probing;
         let primary = self.group(g).find(|&i| !self.policies[i].backup && up(i));
         let any_primary_up = primary.is_some();
         let usable = |i: usize| !is_tried(tried, i) && up(i) && (!self.policies[i].backup || !any_primary_up);
@@ -148,6 +164,7 @@ impl Nodes {
             // A node that is up.
             let up = self.group(g).find(|&i| {
                 self.policies[i].backup == want_backup
+                    && self.active[i]
                     && !is_tried(tried, i)
                     && self.health[i].down_until == 0
                     && !self.health[i].probing
@@ -160,6 +177,7 @@ impl Nodes {
             let retry = self.group(g).find(|&i| {
                 let h = &self.health[i];
                 self.policies[i].backup == want_backup
+                    && self.active[i]
                     && !is_tried(tried, i)
                     && h.down_until != 0
                     && h.down_until <= now
@@ -178,7 +196,7 @@ impl Nodes {
 
     fn any_primary_usable(&self, g: usize, now: u64, tried: u64) -> bool {
         self.group(g).any(|i| {
-            !self.policies[i].backup && !is_tried(tried, i) && {
+            !self.policies[i].backup && self.active[i] && !is_tried(tried, i) && {
                 let h = &self.health[i];
                 !h.probing && (h.down_until == 0 || h.down_until <= now)
             }
@@ -390,5 +408,22 @@ mod tests {
         assert_eq!(n.succeeded(2), Transition::CameBack);
         assert!(!n.breaker_open(1));
         assert_eq!(n.pick(7, 0, 0), Pick::Unavailable { tripped: false }, "a group that does not exist has no node");
+    }
+
+    #[test]
+    fn a_node_out_of_use_takes_no_call_and_comes_back_fresh() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(false, 1), policy(true, 1)]);
+        n.set_active(0, false);
+        assert_eq!(n.pick(0, 0, 0), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick_settled(0, 0), Some(1));
+        n.set_active(1, false);
+        assert_eq!(n.pick(0, 0, 0), Pick::Node { index: 2, probe: false }, "the backup, while no primary is in use");
+        n.set_active(2, false);
+        assert_eq!(n.admit_check(0, 0), Err(true));
+        assert_eq!(n.pick_settled(0, 0), None);
+        n.failed(0, 0);
+        n.set_active(0, true);
+        assert!(!n.is_down(0, 1), "a node taken into use starts with fresh health");
+        assert_eq!(n.pick(0, 1, 0), Pick::Node { index: 0, probe: false });
     }
 }

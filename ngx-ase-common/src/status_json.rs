@@ -9,6 +9,9 @@ use crate::counters::{get, Counters, MAX_GROUPS, MAX_NODES, STATUS_CODES};
 
 /// One node (one address of an `ase_server` line) as the page shows it.
 pub struct NodeView<'a> {
+    /// Its number in the channel (its counters' index). A `resolve` server's slots that have
+    /// no address are not shown, so the numbers of the nodes listed may have gaps.
+    pub index: usize,
     /// The `ase_server` URL; every address of a host name has the same one.
     pub url: &'a str,
     /// The address this node connects to (`127.0.0.1:8000`, `[::1]:8000`).
@@ -90,7 +93,7 @@ pub fn to_json(p: &PageInput<'_>) -> String {
         }
         let _ = write!(s, "{{\"url\":{},\"address\":{},\"backup\":{},\"group\":{},",
             json_escape(n.url), json_escape(n.address), n.backup, json_escape(n.group));
-        let Some(st) = c.nodes.get(i) else {
+        let Some(st) = c.nodes.get(n.index) else {
             // Past the counters' MAX_NODES: the channel uses the node, the page has no numbers.
             s.push_str("\"state\":\"untracked\"}");
             continue;
@@ -132,7 +135,12 @@ fn breaker(open: bool) -> &'static str {
 
 /// Nodes past the first `MAX_NODES`, for which the page keeps no statistics.
 fn untracked(p: &PageInput<'_>) -> usize {
-    p.nodes.len().saturating_sub(MAX_NODES)
+    p.nodes.iter().filter(|n| n.index >= MAX_NODES).count()
+}
+
+/// The nodes with statistics, and their counters.
+fn tracked<'a, 'b>(p: &'a PageInput<'b>) -> impl Iterator<Item = (&'a NodeView<'b>, &'a crate::counters::NodeStats)> {
+    p.nodes.iter().filter_map(|n| p.counters.nodes.get(n.index).map(|st| (n, st)))
 }
 
 /// Prometheus text exposition, named like nginx-prometheus-exporter's metrics
@@ -172,30 +180,30 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
         format!("node=\"{}\",{}", n.name.replace('\\', "\\\\").replace('"', "\\\""), group_label(n.group))
     };
     family("nginx_ase_node_up", "gauge", "1 when the ASE node (one address of an ase_server) is up.",
-        p.nodes.iter().enumerate().take(MAX_NODES).map(|(i, n)| (format!("{{{}}}", node_label(n)), (get(&c.nodes[i].down_since_ms) == 0) as u64)).collect());
+        tracked(p).map(|(n, st)| (format!("{{{}}}", node_label(n)), (get(&st.down_since_ms) == 0) as u64)).collect());
     family("nginx_ase_node_calls_total", "counter", "Sideband calls per ASE node.",
-        p.nodes.iter().enumerate().take(MAX_NODES).map(|(i, n)| (format!("{{{}}}", node_label(n)), get(&c.nodes[i].calls))).collect());
+        tracked(p).map(|(n, st)| (format!("{{{}}}", node_label(n)), get(&st.calls))).collect());
     family("nginx_ase_node_failures_total", "counter", "Failed sideband calls per ASE node.",
-        p.nodes.iter().enumerate().take(MAX_NODES).map(|(i, n)| (format!("{{{}}}", node_label(n)), get(&c.nodes[i].failures))).collect());
+        tracked(p).map(|(n, st)| (format!("{{{}}}", node_label(n)), get(&st.failures))).collect());
     family("nginx_ase_nodes_untracked", "gauge",
         &format!("ASE node addresses past the first {MAX_NODES}, which have no per-node metrics here."), one(untracked(p) as u64));
-    let tracked = || p.groups.iter().enumerate().take(MAX_GROUPS);
+    let tracked_groups = || p.groups.iter().enumerate().take(MAX_GROUPS);
     let per_group = |f: &dyn Fn(&crate::counters::GroupStats) -> u64| -> Vec<(String, u64)> {
-        tracked().map(|(i, g)| (format!("{{{}}}", group_label(g.name)), f(&c.groups[i]))).collect()
+        tracked_groups().map(|(i, g)| (format!("{{{}}}", group_label(g.name)), f(&c.groups[i]))).collect()
     };
     family("nginx_ase_group_checks_total", "counter", "Request checks started, per ASE group.", per_group(&|g| get(&g.checks)));
     family("nginx_ase_group_reports_total", "counter", "Response reports offered, per ASE group.", per_group(&|g| get(&g.reports)));
     family("nginx_ase_group_errors_total", "counter", "Sideband calls that got no usable answer, per ASE group, by cause.",
-        tracked().flat_map(|(i, g)| AseError::ALL.iter().skip(1).map(move |e| {
+        tracked_groups().flat_map(|(i, g)| AseError::ALL.iter().skip(1).map(move |e| {
             (format!("{{{},cause=\"{}\"}}", group_label(g.name), e.name()), get(&c.groups[i].errors[*e as usize]))
         })).collect());
     family("nginx_ase_group_breaker_trips_total", "counter", "Times every ASE node of the group was found down.", per_group(&|g| get(&g.breaker_trips)));
     family("nginx_ase_group_reports_sent_total", "counter", "Response reports the ASE answered, per ASE group.", per_group(&|g| get(&g.reports_sent)));
     family("nginx_ase_group_reports_dropped_total", "counter", "Response reports dropped, per ASE group.", per_group(&|g| get(&g.reports_dropped)));
     let mut lat = Vec::new();
-    for (i, n) in p.nodes.iter().enumerate().take(MAX_NODES) {
+    for (n, st) in tracked(p) {
         for q in [0.5, 0.99] {
-            if let Some(ms) = c.nodes[i].quantile_ms(p.now_ms, q) {
+            if let Some(ms) = st.quantile_ms(p.now_ms, q) {
                 lat.push((format!("{{{},quantile=\"{}\"}}", node_label(n), q), ms));
             }
         }
@@ -213,12 +221,12 @@ mod tests {
     use crate::counters::bump;
 
     fn page(c: &Counters) -> PageInput<'_> {
-        PageInput { counters: c, nodes: vec![NodeView { url: "http://a:1", address: "10.0.0.1:1", name: "http://a:1 (10.0.0.1:1)", backup: false, group: "default" }],
+        PageInput { counters: c, nodes: vec![NodeView { index: 0, url: "http://a:1", address: "10.0.0.1:1", name: "http://a:1 (10.0.0.1:1)", backup: false, group: "default" }],
                     groups: vec![GroupPageView { name: "default", breaker_open: false, nodes: 1 }], now_ms: 5_000, shared: true }
     }
 
     fn view<'a>(url: &'a str, address: &'a str, name: &'a str) -> NodeView<'a> {
-        NodeView { url, address, name, backup: false, group: "default" }
+        NodeView { index: 0, url, address, name, backup: false, group: "default" }
     }
 
     #[test]
@@ -230,7 +238,7 @@ mod tests {
         let mut p = page(&c);
         p.nodes = vec![
             view("http://localhost:1", "[::1]:1", "http://localhost:1 ([::1]:1)"),
-            view("http://localhost:1", "127.0.0.1:1", "http://localhost:1 (127.0.0.1:1)"),
+            NodeView { index: 1, ..view("http://localhost:1", "127.0.0.1:1", "http://localhost:1 (127.0.0.1:1)") },
         ];
         let v: serde_json::Value = serde_json::from_str(&to_json(&p)).expect("valid JSON");
         assert_eq!(v["nodes"][0]["url"], "http://localhost:1");
@@ -249,7 +257,7 @@ mod tests {
         let c = Counters::new();
         let addrs: Vec<String> = (0..MAX_NODES + 2).map(|i| format!("10.0.0.{i}:1")).collect();
         let mut p = page(&c);
-        p.nodes = addrs.iter().map(|a| view("http://many:1", a, a)).collect();
+        p.nodes = addrs.iter().enumerate().map(|(i, a)| NodeView { index: i, ..view("http://many:1", a, a) }).collect();
         let v: serde_json::Value = serde_json::from_str(&to_json(&p)).expect("valid JSON");
         let nodes = v["nodes"].as_array().unwrap();
         assert_eq!(nodes.len(), MAX_NODES + 2);
@@ -303,7 +311,7 @@ mod tests {
         bump(&c.groups[1].errors[AseError::Refused as usize]);
         bump(&c.checks);
         let mut p = page(&c);
-        p.nodes.push(NodeView { url: "http://b:1", address: "10.0.0.2:1", name: "http://b:1", backup: false, group: "eu" });
+        p.nodes.push(NodeView { index: 1, url: "http://b:1", address: "10.0.0.2:1", name: "http://b:1", backup: false, group: "eu" });
         p.groups.push(GroupPageView { name: "eu", breaker_open: true, nodes: 1 });
         let v: serde_json::Value = serde_json::from_str(&to_json(&p)).expect("valid JSON");
         assert_eq!(v["breaker"], "closed", "the top-level breaker is the default group's");
@@ -321,5 +329,17 @@ mod tests {
         assert!(text.contains("nginx_ase_node_up{node=\"http://b:1\",group=\"eu\"} 1\n"), "{text}");
         assert!(text.contains("nginx_ase_group_checks_total{group=\"eu\"} 1\n"), "{text}");
         assert!(text.contains("nginx_ase_group_errors_total{group=\"eu\",cause=\"refused\"} 1\n"), "{text}");
+    }
+
+    #[test]
+    fn nodes_are_counted_by_their_channel_number() {
+        let c = Counters::new();
+        bump(&c.nodes[5].calls);
+        let mut p = page(&c);
+        // A resolve server's slots 0..5 have no address: only slot 5 is listed.
+        p.nodes = vec![NodeView { index: 5, ..view("http://ase.example:1", "10.0.0.7:1", "http://ase.example:1 (10.0.0.7:1)") }];
+        let v: serde_json::Value = serde_json::from_str(&to_json(&p)).expect("valid JSON");
+        assert_eq!(v["nodes"][0]["calls"], 1);
+        assert!(to_prometheus(&p).contains("nginx_ase_node_calls_total{node=\"http://ase.example:1 (10.0.0.7:1)\",group=\"default\"} 1\n"));
     }
 }

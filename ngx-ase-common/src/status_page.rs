@@ -22,18 +22,27 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
         }
         let conf = <crate::Module as ngx::http::HttpModuleMainConf>::main_conf(&*r);
-        // One entry per node address, in the channel's order (api.rs build_worker).
-        let nodes = conf
-            .map(|c| {
-                c.nodes().iter().map(|(g, n)| (n.server.url.to_string(), n.addr.to_string(), n.display(), n.server.backup, *g)).collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
+        // One entry per node address, in the channel's order (api.rs build_worker); a
+        // `resolve` server's slots as this worker has them (its current addresses).
+        let mut nodes = Vec::new();
+        for (i, (g, mut n)) in conf.map(|c| c.nodes()).unwrap_or_default().into_iter().enumerate() {
+            if n.server.resolve {
+                match crate::worker::with(|w| (w.engine.node_active(i), w.io.address(i))) {
+                    Some((true, Some(addr))) => n.addr = addr,
+                    _ => continue,
+                }
+            }
+            nodes.push((i, n.server.url.to_string(), n.addr.to_string(), n.display(), n.server.backup, g));
+        }
         let groups: Vec<(&str, usize)> =
             conf.map(|c| c.group_views().iter().map(|g| (g.name, g.nodes().len())).collect()).unwrap_or_default();
         let name = |g: usize| groups.get(g).map_or("-", |(n, _)| *n);
         let input = PageInput {
             counters: counters(),
-            nodes: nodes.iter().map(|(url, address, nm, backup, g)| NodeView { url, address, name: nm, backup: *backup, group: name(*g) }).collect(),
+            nodes: nodes
+                .iter()
+                .map(|(i, url, address, nm, backup, g)| NodeView { index: *i, url, address, name: nm, backup: *backup, group: name(*g) })
+                .collect(),
             groups: groups.iter().enumerate().map(|(i, (n, count))| GroupPageView {
                 name: n,
                 breaker_open: crate::worker::with(|w| w.engine.breaker_open(i)).unwrap_or(false),

@@ -7,6 +7,7 @@
 //! `static` (modules compiled in, no load_module).
 
 pub mod backend;
+pub mod dns;
 pub mod double;
 pub mod nginx;
 
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use backend::Backend;
+pub use dns::Dns;
 pub use double::AseDouble;
 pub use nginx::Nginx;
 

@@ -311,7 +311,7 @@ pub fn exchange(setup: Setup, answer: &[u8], split: usize) -> [CheckResult; 2] {
     let policy = NodePolicy { backup: false, max_fails: setup.max_fails, fail_timeout_ms: 10_000 };
     let nodes = if setup.two_nodes { 2 } else { 1 };
     let specs = (0..nodes)
-        .map(|i| NodeSpec { display: format!("http://127.0.0.{}:8000", i + 1), authority: format!("127.0.0.{}:8000", i + 1), policy: policy.clone() })
+        .map(|i| NodeSpec { display: format!("http://127.0.0.{}:8000", i + 1), authority: format!("127.0.0.{}:8000", i + 1), policy: policy.clone(), active: true })
         .collect();
     let mut engine: Engine<u32> = Engine::new(specs, Some(b"t0k3nt0k3nt0k3nt0k3nt0k3nt0k3n99"), setup.keepalive, 8);
     let mut io = FuzzIo {

@@ -41,6 +41,8 @@ pub struct NodeSpec {
     /// The `Host` header.
     pub authority: String,
     pub policy: NodePolicy,
+    /// In use from the start; a `resolve` server's slots wait for an address.
+    pub active: bool,
 }
 
 /// One group of nodes (the http-level `ase_server` lines, or one `ase_upstream` block):
@@ -177,7 +179,7 @@ impl<D> Engine<D> {
     /// groups in order (the `Io`'s and the status page's node numbers).
     pub fn with_groups(groups: Vec<GroupSpec<'_>>, response_queue: usize) -> Self {
         let (mut heads, mut keepalive, mut names, mut policies, mut ranges) = (vec![], vec![], vec![], vec![], vec![]);
-        let mut group_names = Vec::new();
+        let (mut group_names, mut inactive) = (Vec::new(), Vec::new());
         for g in groups {
             let start = policies.len();
             for n in g.nodes {
@@ -185,13 +187,20 @@ impl<D> Engine<D> {
                 keepalive.push(g.keepalive);
                 names.push(n.display);
                 policies.push(n.policy);
+                if !n.active {
+                    inactive.push(policies.len() - 1);
+                }
             }
             ranges.push(start..policies.len());
             group_names.push(g.name);
         }
         let idle = names.iter().map(|_| Vec::new()).collect();
+        let mut nodes = Nodes::with_groups(policies, ranges);
+        for i in inactive {
+            nodes.set_active(i, false);
+        }
         Engine {
-            nodes: Nodes::with_groups(policies, ranges),
+            nodes,
             names,
             group_names,
             heads,
@@ -205,6 +214,40 @@ impl<D> Engine<D> {
             idle,
             finished: Vec::new(),
             pending_reports: Vec::new(),
+        }
+    }
+
+    /// Whether node `node` takes calls (see `activate` and `drain`).
+    pub fn node_active(&self, node: usize) -> bool {
+        self.nodes.is_active(node)
+    }
+
+    /// Whether a connection to node `node` is still open (a drained node's calls in flight).
+    pub fn node_busy(&self, node: usize) -> bool {
+        self.conns.iter().any(|c| c.live && c.node == node)
+    }
+
+    /// A `resolve` server's new address took node slot `node` (named `display` now): calls
+    /// may go to it, with fresh health.
+    pub fn activate(&mut self, node: usize, display: String) {
+        if let Some(name) = self.names.get_mut(node) {
+            *name = display;
+            self.nodes.set_active(node, true);
+            if let Some(d) = counters().nodes.get(node) {
+                d.down_since_ms.store(0, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A `resolve` server's address vanished from the DNS: node `node` takes no new call;
+    /// calls in flight finish on their connections, which then close; idle ones close now.
+    pub fn drain(&mut self, node: usize, io: &mut impl Io) {
+        if node >= self.names.len() {
+            return;
+        }
+        self.nodes.set_active(node, false);
+        while let Some(&conn) = self.idle[node].last() {
+            self.close_conn(conn, io);
         }
     }
 
@@ -690,7 +733,7 @@ impl<D> Engine<D> {
     fn give_back(&mut self, conn: ConnId, reusable: bool, io: &mut impl Io) {
         let node = self.conns[conn].node;
         let pool = &mut self.idle[node];
-        if !reusable || io.exiting() || pool.len() >= self.keepalive[node] {
+        if !reusable || io.exiting() || pool.len() >= self.keepalive[node] || !self.nodes.is_active(node) {
             return self.close_conn(conn, io);
         }
         let cs = &mut self.conns[conn];

@@ -389,6 +389,7 @@ fn node(name: &str, backup: bool, max_fails: u32) -> NodeSpec {
         display: format!("http://{name}"),
         authority: name.to_string(),
         policy: NodePolicy { backup, max_fails, fail_timeout_ms: FAIL_TIMEOUT },
+        active: true,
     }
 }
 
@@ -1116,4 +1117,42 @@ fn an_idle_connection_closed_by_the_ase_is_traced_with_the_worker() {
     io.peer_closes(0, false);
     e.on_readable(0, &mut io);
     assert_eq!(io.traces.last(), Some(&(None, "ase: connection closed to http://primary:8000 (group default)".to_string())));
+}
+
+#[test]
+fn a_drained_node_takes_no_new_call_and_its_connections_go() {
+    let (mut e, mut io) = two_nodes(answers(OK).after(5), answers(OK));
+    // One connection pooled, one call in flight on a second.
+    check(&mut e, &mut io, 1);
+    advance(&mut e, &mut io, 5);
+    delivered(&mut e);
+    check(&mut e, &mut io, 2).expect("pending");
+    check(&mut e, &mut io, 3).expect("pending");
+    assert_eq!(io.connects_to(0), 2, "the pooled one and a new one");
+    e.drain(0, &mut io);
+    assert!(!e.node_active(0) && e.node_busy(0));
+    assert_eq!(check(&mut e, &mut io, 4), None, "the next check goes to the backup");
+    assert_eq!(io.connects_to(1), 1);
+    advance(&mut e, &mut io, 10);
+    let done: Vec<u32> = delivered(&mut e).into_iter().map(|(w, r)| { assert_eq!(r.status, 200); w }).collect();
+    assert_eq!(done.len(), 3, "the calls in flight finished: {done:?}");
+    assert!(!e.node_busy(0), "and their connections closed instead of going back to the pool");
+    assert!(e.idle[0].is_empty());
+    e.activate(0, "http://primary:8000 (10.0.0.9:8000)".into());
+    check(&mut e, &mut io, 5);
+    assert_eq!(io.connects_to(0), 3, "back in use");
+}
+
+#[test]
+fn a_node_that_starts_without_an_address_takes_no_call() {
+    let mut slot = node("named:8000", false, 1);
+    slot.active = false;
+    let mut e: Engine<u32> = Engine::new(vec![slot], None, 4, 2);
+    let mut io = FakeIo::new(vec![answers(OK)]);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
+    assert_eq!(e.admit(CallKind::Report, 0, &mut io), Admission::Unavailable);
+    e.activate(0, "http://named:8000 (10.0.0.1:8000)".into());
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
+    assert_eq!(check(&mut e, &mut io, 1), None);
+    assert_eq!(result(&mut e), ok(200, 0));
 }
