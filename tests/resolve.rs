@@ -112,6 +112,42 @@ fn a_quitting_worker_does_not_wait_for_the_next_resolution() {
     });
 }
 
+/// A DNS query for `name` of type `qtype` (1 = A, 28 = AAAA).
+fn query(name: &str, qtype: u16) -> Vec<u8> {
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in name.split('.') {
+        q.push(l.len() as u8);
+        q.extend_from_slice(l.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
+    q
+}
+
+#[test]
+fn the_test_dns_server_answers_from_its_table() {
+    let dns = Dns::start();
+    dns.set(NAME, &["127.0.0.2", "127.0.0.3"]);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let ask = |name: &str, qtype: u16| {
+        sock.send_to(&query(name, qtype), dns.addr()).unwrap();
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).expect("an answer");
+        buf[..n].to_vec()
+    };
+    let a = ask("ASE.test", 1);
+    assert_eq!(&a[..2], &[0x12, 0x34]);
+    assert_eq!((a[3] & 0x0f, u16::from_be_bytes([a[6], a[7]])), (0, 2), "NOERROR, two answers");
+    assert_eq!(&a[a.len() - 4..], &[127, 0, 0, 3]);
+    let aaaa = ask(NAME, 28);
+    assert_eq!((aaaa[3] & 0x0f, u16::from_be_bytes([aaaa[6], aaaa[7]])), (0, 0));
+    assert_eq!(ask("other.test", 1)[3] & 0x0f, 3, "NXDOMAIN");
+    dns.set(NAME, &[]);
+    assert_eq!(ask(NAME, 1)[3] & 0x0f, 3, "a name taken away is gone");
+}
+
 #[test]
 fn resolve_needs_a_resolver_and_a_host_name() {
     for (http, needle) in [
