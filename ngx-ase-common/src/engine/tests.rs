@@ -1156,3 +1156,71 @@ fn a_node_that_starts_without_an_address_takes_no_call() {
     assert_eq!(check(&mut e, &mut io, 1), None);
     assert_eq!(result(&mut e), ok(200, 0));
 }
+
+/// An `Io` that allocates nothing itself: connects at once, takes every write whole and
+/// answers each request with `OK`, so the engine's own allocations can be counted.
+#[derive(Default)]
+struct QuietIo {
+    answer_due: bool,
+}
+
+impl Io for QuietIo {
+    fn now(&self) -> u64 {
+        0
+    }
+    fn connect(&mut self, _: ConnId, _: usize) -> Connect {
+        Connect::Ready
+    }
+    fn send(&mut self, _: ConnId, data: &[u8]) -> Xfer {
+        self.answer_due = true;
+        Xfer::Done(data.len())
+    }
+    fn recv(&mut self, _: ConnId, buf: &mut [u8]) -> Xfer {
+        if !core::mem::take(&mut self.answer_due) {
+            return Xfer::WouldBlock;
+        }
+        buf[..OK.len()].copy_from_slice(OK);
+        Xfer::Done(OK.len())
+    }
+    fn close(&mut self, _: ConnId) {}
+    fn set_idle(&mut self, _: ConnId, _: bool) {}
+    fn arm(&mut self, _: usize, _: u64) {}
+    fn disarm(&mut self, _: usize) {}
+    fn schedule_flush(&mut self) {}
+    fn exiting(&self) -> bool {
+        false
+    }
+    fn logs(&self, _: Level) -> bool {
+        false
+    }
+    fn log(&mut self, _: Level, _: fmt::Arguments<'_>) {}
+    fn trace_begin(&mut self, _: usize) -> bool {
+        false
+    }
+    fn traces(&self) -> bool {
+        false
+    }
+    fn trace(&mut self, _: Option<usize>, _: fmt::Arguments<'_>) {}
+}
+
+// Counts this thread's heap allocations (the test harness allocates on other threads).
+use ngx_ase_shared::alloc_count as counting;
+#[global_allocator]
+static COUNTING: counting::Counting = counting::Counting;
+
+#[test]
+fn a_check_and_a_report_of_a_named_group_allocate_nothing_once_warm() {
+    let (mut e, _) = two_groups(answers(OK), answers(OK), answers(OK));
+    let mut io = QuietIo::default();
+    let mut round = || {
+        assert_eq!(e.admit(CallKind::Check, 1, &mut io), Admission::Go);
+        assert_eq!(e.start_check(7, 1, CID, BODY, LIMITS, &mut io), None);
+        assert_eq!(e.take_finished().map(|(w, r)| (w, r.status)), Some((7, 200)));
+        assert_eq!(e.send_report(1, CID, BODY, LIMITS, &mut io), Admission::Go);
+        e.flush(&mut io);
+    };
+    round();
+    round();
+    assert_eq!(counting::allocations(&mut round), 0);
+    assert!(counting::allocations(|| drop(std::hint::black_box(vec![1u8; 8]))) > 0, "the counter counts");
+}
