@@ -52,8 +52,16 @@ const EVERY_DIRECTIVE: &str = r#"
     ase_hide_header Cookie Authorization;
     ase_hide_header X-Secret;
     ase_request_max_size 32k;
+    ase_upstream eu {
+        server http://127.0.0.1:18002 max_fails=2 fail_timeout=5s;
+        server http://127.0.0.1:18003 backup;
+        keepalive 8;
+        token_file ase.token;
+    }
+    ase_pass default;
     server {
         listen 127.0.0.1:1;
+        ase_pass eu;
         ase_timeout 800ms;
         ase_fail_mode closed;
         ase_request_after_access off;

@@ -102,14 +102,14 @@ fn checks_pass_with_one_node_per_address(n: &Nginx, double: &AseDouble, url: &st
     assert_eq!(s["nodes_untracked"], 0);
 
     let text = prometheus(n);
-    assert!(text.contains(&format!("nginx_ase_node_up{{node=\"{url} ({v4})\"}} 1\n")), "{text}");
+    assert!(text.contains(&format!("nginx_ase_node_up{{node=\"{url} ({v4})\",group=\"default\"}} 1\n")), "{text}");
     let log = n.error_log();
     // The addresses before 127.0.0.1 refuse: each is marked down after its one failure
     // (max_fails=1) and then skipped; the checks moved on to the next address within the call.
     for (node, addr) in nodes.iter().zip(addrs).take(v4_at) {
         assert_eq!((node["state"].as_str(), node["failures"].as_u64()), (Some("down"), Some(1)), "{addr}: {s}");
         assert_eq!(log.matches(&format!("node {url} ({addr}) is down")).count(), 1, "{log}");
-        assert!(text.contains(&format!("nginx_ase_node_up{{node=\"{url} ({addr})\"}} 0\n")), "{text}");
+        assert!(text.contains(&format!("nginx_ase_node_up{{node=\"{url} ({addr})\",group=\"default\"}} 0\n")), "{text}");
     }
     for (node, addr) in nodes.iter().zip(addrs).skip(v4_at + 1) {
         assert_eq!((node["state"].as_str(), node["calls"].as_u64()), (Some("up"), Some(0)), "{addr} is never needed: {s}");
@@ -197,5 +197,5 @@ fn an_ase_listening_on_ipv6_only() {
     assert_eq!((node["url"].as_str(), node["address"].as_str()), (Some(url.as_str()), Some(&url["http://".len()..])), "{s}");
     assert_eq!((node["state"].as_str(), node["calls"].as_u64()), (Some("up"), Some(5)), "{s}");
     // Given by address, the node keeps its plain URL as its name.
-    assert!(prometheus(&n).contains(&format!("nginx_ase_node_up{{node=\"{url}\"}} 1\n")));
+    assert!(prometheus(&n).contains(&format!("nginx_ase_node_up{{node=\"{url}\",group=\"default\"}} 1\n")));
 }

@@ -95,7 +95,9 @@ fn prometheus_output_parses() {
     let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text");
     let mut by: HashMap<(String, String), f64> = HashMap::new();
     for s in &scrape.samples {
-        let label = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let mut labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        labels.sort();
+        let label = labels.join(",");
         let v = match s.value {
             prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
             _ => f64::NAN,
@@ -104,7 +106,9 @@ fn prometheus_output_parses() {
     }
     assert_eq!(by[&("nginx_ase_verdicts_total".into(), "verdict=block".into())], 10.0);
     assert_eq!(by[&("nginx_ase_checks_total".into(), String::new())], 35.0);
-    assert_eq!(by[&("nginx_ase_node_up".into(), format!("node={}", double.url()))], 1.0);
+    assert_eq!(by[&("nginx_ase_node_up".into(), format!("group=default,node={}", double.url()))], 1.0);
+    assert_eq!(by[&("nginx_ase_breaker_open".into(), "group=default".into())], 0.0);
+    assert_eq!(by[&("nginx_ase_group_checks_total".into(), "group=default".into())], 35.0);
     assert!(scrape.docs.contains_key("nginx_ase_errors_total"));
     assert_eq!(by[&("nginx_ase_payload_truncated_total".into(), String::new())], 0.0);
 }

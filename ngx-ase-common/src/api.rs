@@ -10,7 +10,7 @@ use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, Chec
     CHANNEL_API_SIZE};
 
 use crate::counters::{bump, counters};
-use crate::engine::{Engine, Limits, NodeSpec};
+use crate::engine::{Engine, GroupSpec, Limits, NodeSpec};
 use crate::ngx_io::{NgxIo, NodeAddr};
 use crate::nodes::NodePolicy;
 use crate::worker::{self, Worker};
@@ -35,21 +35,43 @@ unsafe fn request_log(r: *mut c_void) -> *mut nginx_sys::ngx_log_t {
     (*(*r).connection).log
 }
 
-/// This location's time limits.
-unsafe fn limits(r: *mut c_void) -> Option<Limits> {
+/// This location's time limits, and the group its calls go to (`ase_pass`, resolved when
+/// the configuration was read).
+unsafe fn limits(r: *mut c_void) -> Option<(Limits, usize)> {
     let lc = Module::location_conf(&*(r as *mut ngx_http_request_t))?;
-    Some(Limits { timeout_ms: lc.timeout as u64, connect_timeout_ms: lc.connect_timeout.min(lc.timeout) as u64 })
+    Some((Limits { timeout_ms: lc.timeout as u64, connect_timeout_ms: lc.connect_timeout.min(lc.timeout) as u64 }, lc.group))
 }
 
 unsafe extern "C" fn admit(r: *mut c_void, kind: u8) -> u8 {
     guard(request_log(r), "admit", Admission::Unavailable as u8, || {
         let kind = if kind == CallKind::Report as u8 { CallKind::Report } else { CallKind::Check };
-        worker::with(|w| w.engine.admit(kind, &mut w.io)).unwrap_or(Admission::Unavailable) as u8
+        let group = limits(r).map_or(0, |(_, g)| g);
+        let admitted = worker::with(|w| {
+            let a = w.engine.admit(kind, group, &mut w.io);
+            if a != Admission::Go {
+                trace_refused(r, kind, a, w.engine.group_name(group));
+            }
+            a
+        });
+        admitted.unwrap_or(Admission::Unavailable) as u8
     })
 }
 
+/// The trace line of a call refused before it started (no payload was built, so there is
+/// no correlation ID yet): the breaker is open, or the report queue is full.
+unsafe fn trace_refused(r: *mut c_void, kind: CallKind, a: Admission, group: &str) {
+    let Some(mut log) = crate::ngx_io::trace_log(request_log(r)) else { return };
+    let why = if a == Admission::QueueFull { "queue_full" } else { "unavailable" };
+    let log: *mut nginx_sys::ngx_log_t = &mut log;
+    if kind == CallKind::Check {
+        ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "ase: check group={group} node=- error={why} ms=0 cid=- verdict=fail");
+    } else {
+        ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "ase: report group={group} node=- error={why} ms=0 cid=- (not sent)");
+    }
+}
+
 unsafe extern "C" fn start_check(r: *mut c_void, correlation_id: Bytes, body: Bytes, done: CheckDone, data: *mut c_void) -> *mut c_void {
-    let Some(limits) = guard(request_log(r), "start_check", None, || limits(r)) else {
+    let Some((limits, group)) = guard(request_log(r), "start_check", None, || limits(r)) else {
         bump(&counters().errors[AseError::NotStarted as usize]);
         done(data, ngx_ase_shared::abi::CheckResult::new(0, AseError::NotStarted, 0));
         return core::ptr::null_mut();
@@ -58,7 +80,11 @@ unsafe extern "C" fn start_check(r: *mut c_void, correlation_id: Bytes, body: By
         |w, waiter| {
             // SAFETY: the caller's bytes are valid for this call; the engine copies them.
             let (cid, body) = unsafe { (correlation_id.as_slice(), body.as_slice()) };
-            w.engine.start_check(waiter, cid, body, limits, &mut w.io).map(|id| id.to_bits())
+            // SAFETY: r is the caller's live request.
+            w.io.trace_next = unsafe { crate::ngx_io::trace_log(request_log(r)) };
+            let id = w.engine.start_check(waiter, group, cid, body, limits, &mut w.io);
+            w.io.trace_next = None;
+            id.map(|id| id.to_bits())
         },
         done,
         data,
@@ -75,8 +101,16 @@ unsafe extern "C" fn cancel_check(handle: *mut c_void) {
 
 unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> u8 {
     guard(request_log(r), "send_report", Admission::Unavailable as u8, || {
-        let sent = limits(r).and_then(|limits| {
-            worker::with(|w| w.engine.send_report(correlation_id.as_slice(), body.as_slice(), limits, &mut w.io))
+        let sent = limits(r).and_then(|(limits, group)| {
+            worker::with(|w| {
+                w.io.trace_next = crate::ngx_io::trace_log(request_log(r));
+                let a = w.engine.send_report(group, correlation_id.as_slice(), body.as_slice(), limits, &mut w.io);
+                w.io.trace_next = None;
+                if a != Admission::Go {
+                    trace_refused(r, CallKind::Report, a, w.engine.group_name(group));
+                }
+                a
+            })
         });
         sent.unwrap_or_else(|| {
             bump(&counters().reports);
@@ -112,19 +146,51 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
             if let Some(shared) = crate::zone::shared_counters(conf.zone) {
                 crate::counters::use_shared(shared);
             }
-            if !conf.servers.is_empty() {
+            if conf.node_count() > 0 {
                 worker::install(build_worker(conf));
+                let names = resolve_names(conf);
+                if !names.is_empty() && !conf.resolver.is_null() {
+                    crate::resolve::start(conf.resolver, conf.resolver_timeout, names);
+                }
             }
         }
         NGX_OK as ngx_int_t
     })
 }
 
-/// The engine and its nginx side for the configured nodes: one per address each
-/// `ase_server` resolved to (see `settings::expand_nodes`).
+/// The engine and its nginx side for the configured groups and their nodes: one per
+/// address each server line resolved to (see `settings::expand_nodes`), numbered through
+/// the groups in order (`MainConf::nodes` gives the status page the same order).
 fn build_worker(conf: &crate::conf::MainConf) -> Worker {
-    let (specs, addrs): (Vec<NodeSpec>, Vec<NodeAddr>) = conf
-        .nodes()
+    let mut groups = Vec::new();
+    let mut all_addrs = Vec::new();
+    for g in conf.group_views() {
+        let (specs, addrs) = node_specs(g.nodes());
+        groups.push(GroupSpec { name: g.name.to_string(), nodes: specs, token: g.token.map(|t| t.as_bytes()), keepalive: g.keepalive });
+        all_addrs.extend(addrs);
+    }
+    Worker { engine: Engine::with_groups(groups, conf.response_queue), io: NgxIo::new(all_addrs, conf.ssl, conf.ssl_verify == 1) }
+}
+
+/// The `resolve` servers' names and the node slots each one's addresses take (the node
+/// numbers `build_worker` gives).
+fn resolve_names(conf: &crate::conf::MainConf) -> Vec<crate::resolve::Name> {
+    let mut names = Vec::new();
+    let mut first = 0;
+    for g in conf.group_views() {
+        for (s, addrs) in g.servers.iter().zip(g.addresses) {
+            if s.resolve {
+                names.push(crate::resolve::Name { url: s.url.clone(), first, slots: addrs.len() });
+            }
+            first += addrs.len();
+        }
+    }
+    names
+}
+
+/// What the engine and the nginx side each need of a group's nodes.
+fn node_specs(nodes: Vec<crate::settings::Node>) -> (Vec<NodeSpec>, Vec<NodeAddr>) {
+    nodes
         .into_iter()
         .map(|n| {
             let (s, display) = (&n.server, n.display());
@@ -132,6 +198,8 @@ fn build_worker(conf: &crate::conf::MainConf) -> Worker {
                 display: display.clone(),
                 authority: s.url.authority(),
                 policy: NodePolicy { backup: s.backup, max_fails: s.max_fails, fail_timeout_ms: s.fail_timeout_ms },
+                // A `resolve` server's slots wait for the resolver's answer.
+                active: !s.resolve,
             };
             let addr = NodeAddr {
                 addr: n.addr,
@@ -142,14 +210,12 @@ fn build_worker(conf: &crate::conf::MainConf) -> Worker {
             };
             (spec, addr)
         })
-        .unzip();
-    let token = conf.token.as_ref().map(|(t, _)| t.as_bytes());
-    Worker {
-        engine: Engine::new(specs, token, conf.keepalive, conf.response_queue),
-        io: NgxIo::new(addrs, conf.ssl, conf.ssl_verify == 1),
-    }
+        .unzip()
 }
 
 pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
-    guard((*cycle).log, "exit_process", (), worker::uninstall)
+    guard((*cycle).log, "exit_process", (), || {
+        crate::resolve::stop();
+        worker::uninstall();
+    })
 }

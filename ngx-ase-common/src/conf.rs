@@ -5,12 +5,15 @@ use nginx_sys::{ngx_flag_t, ngx_msec_t, ngx_str_t, ngx_uint_t};
 use ngx::http::{Merge, MergeConfigError};
 use ngx_ase_shared::abi::CommonMainHeader;
 
+pub use crate::settings::DEFAULT_GROUP;
 use crate::settings::{expand_nodes, Node, ServerSpec, Token};
 
 pub const DEFAULT_CONNECT_TIMEOUT_MS: ngx_msec_t = 200;
 pub const DEFAULT_TIMEOUT_MS: ngx_msec_t = 500;
 pub const DEFAULT_KEEPALIVE: ngx_uint_t = 32;
 pub const DEFAULT_RESPONSE_QUEUE: ngx_uint_t = 256;
+/// nginx's `resolver_timeout` default.
+pub const DEFAULT_RESOLVER_TIMEOUT_MS: ngx_msec_t = 30_000;
 
 // nginx's "not set" markers, as the slot functions expect them.
 pub const UNSET_FLAG: ngx_flag_t = -1;
@@ -32,10 +35,44 @@ pub struct ConfFile {
     pub position: String,
 }
 
+/// One `ase_upstream NAME { ... }` block: a group of ASE nodes with its own pool, health and
+/// breaker, and optionally its own token and keep-alive.
+#[derive(Debug, Default)]
+pub struct GroupConf {
+    pub name: String,
+    /// Where the block starts ("FILE:LINE").
+    pub position: String,
+    pub servers: Vec<ServerSpec>,
+    pub addresses: Vec<Vec<std::net::SocketAddr>>,
+    pub server_positions: Vec<String>,
+    /// `token_file` in the block; without it the http-level token is sent.
+    pub token: Option<(Token, TokenSource)>,
+    /// `keepalive N` in the block; without it `ase_keepalive`.
+    pub keepalive: Option<usize>,
+}
+
+/// A group's servers and settings as the channel uses them, the default group (the
+/// http-level `ase_server` lines) and `ase_upstream` blocks alike.
+pub struct GroupView<'a> {
+    pub name: &'a str,
+    pub servers: &'a [ServerSpec],
+    pub addresses: &'a [Vec<std::net::SocketAddr>],
+    pub server_positions: &'a [String],
+    pub token: Option<&'a Token>,
+    pub keepalive: usize,
+}
+
+impl GroupView<'_> {
+    pub fn nodes(&self) -> Vec<Node> {
+        expand_nodes(self.servers, self.addresses)
+    }
+}
+
 /// http-level settings. `#[repr(C)]` because other modules read `header` (see the ABI).
 #[repr(C)]
 pub struct MainConf {
     pub header: CommonMainHeader,
+    /// The http-level `ase_server` lines: the default group.
     pub servers: Vec<ServerSpec>,
     /// Resolved addresses of each server, same order as `servers`.
     pub addresses: Vec<Vec<std::net::SocketAddr>>,
@@ -54,6 +91,11 @@ pub struct MainConf {
     pub ssl: *mut nginx_sys::ngx_ssl_t,
     /// `ase_zone`: counters shared by all workers (null without it).
     pub zone: *mut nginx_sys::ngx_shm_zone_t,
+    /// The `ase_upstream` blocks, in order: group `i + 1`.
+    pub groups: Vec<GroupConf>,
+    /// The http block's `resolver`, for `resolve` servers (null when none is needed).
+    pub resolver: *mut nginx_sys::ngx_resolver_t,
+    pub resolver_timeout: ngx_msec_t,
 }
 
 impl Default for MainConf {
@@ -72,6 +114,9 @@ impl Default for MainConf {
             response_queue: UNSET_UINT,
             ssl: core::ptr::null_mut(),
             zone: core::ptr::null_mut(),
+            groups: Vec::new(),
+            resolver: core::ptr::null_mut(),
+            resolver_timeout: DEFAULT_RESOLVER_TIMEOUT_MS,
         }
     }
 }
@@ -90,21 +135,63 @@ impl MainConf {
         init(&mut self.keepalive, UNSET_UINT, DEFAULT_KEEPALIVE);
         init(&mut self.ssl_verify, UNSET_FLAG, 1);
         init(&mut self.response_queue, UNSET_UINT, DEFAULT_RESPONSE_QUEUE);
-        self.header.server_count = self.servers.len();
+        // Other modules check that a module turned on has some ASE node to talk to.
+        self.header.server_count = self.servers.len() + self.groups.iter().map(|g| g.servers.len()).sum::<usize>();
     }
 
-    /// The ASE nodes in failover order: one per address each `ase_server` resolved to.
-    pub fn nodes(&self) -> Vec<Node> {
-        expand_nodes(&self.servers, &self.addresses)
+    /// Every group: the default one (index 0, maybe without servers), then the
+    /// `ase_upstream` blocks in order. Call after `finish` (the keep-alive default).
+    pub fn group_views(&self) -> Vec<GroupView<'_>> {
+        let http_token = self.token.as_ref().map(|(t, _)| t);
+        let mut out = vec![GroupView {
+            name: DEFAULT_GROUP,
+            servers: &self.servers,
+            addresses: &self.addresses,
+            server_positions: &self.server_positions,
+            token: http_token,
+            keepalive: self.keepalive,
+        }];
+        out.extend(self.groups.iter().map(|g| GroupView {
+            name: &g.name,
+            servers: &g.servers,
+            addresses: &g.addresses,
+            server_positions: &g.server_positions,
+            token: g.token.as_ref().map(|(t, _)| t).or(http_token),
+            keepalive: g.keepalive.unwrap_or(self.keepalive),
+        }));
+        out
     }
 
-    /// How many nodes `nodes()` gives.
+    /// The group `ase_pass NAME` chooses: 0 for `default`, `i + 1` for the `i`th block.
+    pub fn group_index(&self, name: &str) -> Option<usize> {
+        if name == DEFAULT_GROUP {
+            return Some(0);
+        }
+        self.groups.iter().position(|g| g.name == name).map(|i| i + 1)
+    }
+
+    /// Every ASE node in the channel's order, with its group: the default group's nodes
+    /// (one per address each `ase_server` resolved to), then each block's.
+    pub fn nodes(&self) -> Vec<(usize, Node)> {
+        self.group_views().iter().enumerate().flat_map(|(g, v)| v.nodes().into_iter().map(move |n| (g, n))).collect()
+    }
+
+    /// How many nodes `nodes()` gives (every group).
     pub fn node_count(&self) -> usize {
-        self.addresses.iter().map(Vec::len).sum()
+        let groups = self.groups.iter().flat_map(|g| &g.addresses);
+        self.addresses.iter().chain(groups).map(Vec::len).sum()
+    }
+
+    /// Where the first server line with `resolve` is ("FILE:LINE"), if any.
+    pub fn first_resolve_server(&self) -> Option<String> {
+        self.group_views()
+            .into_iter()
+            .flat_map(|g| g.servers.iter().zip(g.server_positions).filter(|(s, _)| s.resolve).map(|(_, at)| at.clone()).collect::<Vec<_>>())
+            .next()
     }
 
     pub fn uses_tls(&self) -> bool {
-        self.servers.iter().any(|s| s.url.tls)
+        self.servers.iter().chain(self.groups.iter().flat_map(|g| &g.servers)).any(|s| s.url.tls)
     }
 
     /// The client certificate and key, once both are known to be given together: `Err`
@@ -124,19 +211,19 @@ impl MainConf {
         }
     }
 
-    /// The `ase_server` lines (indices) to which an `ASE-Token` would go in clear text over
-    /// a network: `http://` nodes with an address off this host.
-    pub fn clear_text_token_nodes(&self) -> Vec<usize> {
-        if self.token.is_none() {
-            return Vec::new();
+    /// The server lines (URL and "FILE:LINE") to which an `ASE-Token` would go in clear
+    /// text over a network: `http://` nodes with an address off this host, in a group that
+    /// sends a token.
+    pub fn clear_text_token_nodes(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for g in self.group_views().iter().filter(|g| g.token.is_some()) {
+            for ((s, addrs), at) in g.servers.iter().zip(g.addresses).zip(g.server_positions) {
+                if !s.url.tls && !crate::settings::all_loopback(addrs) {
+                    out.push((s.url.to_string(), at.clone()));
+                }
+            }
         }
-        self.servers
-            .iter()
-            .zip(&self.addresses)
-            .enumerate()
-            .filter(|(_, (s, addrs))| !s.url.tls && !crate::settings::all_loopback(addrs))
-            .map(|(i, _)| i)
-            .collect()
+        out
     }
 }
 
@@ -145,11 +232,34 @@ impl MainConf {
 pub struct LocConf {
     pub connect_timeout: ngx_msec_t,
     pub timeout: ngx_msec_t,
+    /// `ase_pass NAME` as written here (name, "FILE:LINE"); inherited when not given.
+    pub pass: Option<(String, String)>,
+    /// The group calls from here go to (`pass` resolved once the http block is read; 0, the
+    /// default group, without `ase_pass`).
+    pub group: usize,
 }
 
 impl Default for LocConf {
     fn default() -> Self {
-        LocConf { connect_timeout: UNSET_MSEC, timeout: UNSET_MSEC }
+        LocConf { connect_timeout: UNSET_MSEC, timeout: UNSET_MSEC, pass: None, group: 0 }
+    }
+}
+
+impl LocConf {
+    /// Inherits `ase_pass` and finds its group: `Err` (message, where the `ase_pass` is)
+    /// for a name that no `ase_upstream` block has. Names are resolved once the whole http
+    /// block is read, so `ase_pass` may come before the block it names.
+    pub fn resolve_pass(&mut self, prev: &LocConf, main: &MainConf) -> Result<(), (String, String)> {
+        if self.pass.is_none() {
+            self.pass = prev.pass.clone();
+        }
+        self.group = match &self.pass {
+            None => 0,
+            Some((name, at)) => main.group_index(name).ok_or_else(|| {
+                (format!("ase_pass: no \"ase_upstream\" block is named \"{name}\""), at.clone())
+            })?,
+        };
+        Ok(())
     }
 }
 
@@ -181,10 +291,10 @@ mod tests {
 
     #[test]
     fn location_inherits_then_defaults() {
-        let http = LocConf { connect_timeout: UNSET_MSEC, timeout: 900 };
+        let http = LocConf { timeout: 900, ..LocConf::default() };
         let mut server = LocConf::default();
         server.merge(&http).unwrap();
-        let mut location = LocConf { connect_timeout: 50, timeout: UNSET_MSEC };
+        let mut location = LocConf { connect_timeout: 50, ..LocConf::default() };
         location.merge(&server).unwrap();
         assert_eq!((server.connect_timeout, server.timeout), (DEFAULT_CONNECT_TIMEOUT_MS, 900));
         assert_eq!((location.connect_timeout, location.timeout), (50, 900));
@@ -209,7 +319,8 @@ mod tests {
     #[test]
     fn a_token_to_an_http_node_off_this_host_is_found() {
         let urls = ["http://127.0.0.1:8000", "http://192.0.2.1:8000", "https://192.0.2.2", "http://[::1]:1", "http://[2001:db8::1]:1"];
-        assert_eq!(with_servers(&urls, true).clear_text_token_nodes(), vec![1, 4]);
+        let found: Vec<String> = with_servers(&urls, true).clear_text_token_nodes().into_iter().map(|(u, _)| u).collect();
+        assert_eq!(found, vec!["http://192.0.2.1:8000", "http://[2001:db8::1]:1"]);
         assert!(with_servers(&urls, false).clear_text_token_nodes().is_empty(), "no token, nothing to leak");
     }
 
@@ -235,5 +346,53 @@ mod tests {
         m.finish();
         assert_eq!((m.keepalive, m.ssl_verify, m.response_queue), (4, 1, DEFAULT_RESPONSE_QUEUE));
         assert_eq!(m.header.server_count, 0);
+    }
+
+    fn group(name: &str, urls: &[&str], token: Option<&[u8]>) -> GroupConf {
+        let m = with_servers(urls, false);
+        let token = token.map(|t| (crate::settings::parse_token(t).unwrap(), TokenSource::Inline));
+        GroupConf { name: name.into(), servers: m.servers.clone(), addresses: m.addresses.clone(),
+                    server_positions: m.server_positions.clone(), token, ..GroupConf::default() }
+    }
+
+    #[test]
+    fn groups_come_after_the_default_one_with_their_own_token_and_keepalive() {
+        let mut m = with_servers(&["http://127.0.0.1:1"], true);
+        m.groups.push(group("eu", &["http://127.0.0.2:1", "http://192.0.2.9:1"], None));
+        m.groups.push(group("us", &["http://192.0.2.7:1"], Some(b"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzz99")));
+        m.groups[1].keepalive = Some(3);
+        m.keepalive = 8;
+        m.finish();
+        assert_eq!(m.header.server_count, 4);
+        assert_eq!((m.group_index("default"), m.group_index("eu"), m.group_index("us"), m.group_index("x")), (Some(0), Some(1), Some(2), None));
+        let nodes: Vec<(usize, String)> = m.nodes().into_iter().map(|(g, n)| (g, n.addr.to_string())).collect();
+        assert_eq!(nodes, vec![(0, "127.0.0.1:1".into()), (1, "127.0.0.2:1".into()), (1, "192.0.2.9:1".into()), (2, "192.0.2.7:1".into())]);
+        assert_eq!(m.node_count(), 4);
+        let views = m.group_views();
+        assert_eq!(views.iter().map(|v| v.keepalive).collect::<Vec<_>>(), vec![8, 8, 3]);
+        assert_eq!(views[1].token.map(|t| t.as_bytes()), m.token.as_ref().map(|(t, _)| t.as_bytes()), "inherited");
+        assert_eq!(views[2].token.map(|t| t.as_bytes()), Some(&b"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzz99"[..]));
+        let clear: Vec<String> = m.clear_text_token_nodes().into_iter().map(|(u, _)| u).collect();
+        assert_eq!(clear, vec!["http://192.0.2.9:1", "http://192.0.2.7:1"]);
+    }
+
+    #[test]
+    fn ase_pass_is_inherited_and_resolved_by_name() {
+        let mut m = MainConf::default();
+        m.groups.push(group("eu", &["http://127.0.0.2:1"], None));
+        let http = LocConf { pass: Some(("eu".into(), "nginx.conf:3".into())), ..LocConf::default() };
+        let mut server = LocConf::default();
+        server.resolve_pass(&http, &m).unwrap();
+        assert_eq!(server.group, 1);
+        let mut back = LocConf { pass: Some(("default".into(), "nginx.conf:9".into())), ..LocConf::default() };
+        back.resolve_pass(&server, &m).unwrap();
+        assert_eq!(back.group, 0, "ase_pass default goes back to the ase_server lines");
+        let mut none = LocConf::default();
+        none.resolve_pass(&LocConf::default(), &m).unwrap();
+        assert_eq!(none.group, 0);
+        let mut bad = LocConf { pass: Some(("nope".into(), "nginx.conf:12".into())), ..LocConf::default() };
+        let (msg, at) = bad.resolve_pass(&server, &m).unwrap_err();
+        assert!(msg.contains("no \"ase_upstream\" block is named \"nope\""), "{msg}");
+        assert_eq!(at, "nginx.conf:12");
     }
 }

@@ -9,6 +9,8 @@ use ngx_ase_shared::abi::{AseError, Verdict};
 
 /// Nodes the status page tracks (an `ase_server` list longer than this shows the first ones).
 pub const MAX_NODES: usize = 16;
+/// Groups the status page keeps numbers for (the default group and the first `ase_upstream`s).
+pub const MAX_GROUPS: usize = 16;
 /// Latency window: `WINDOW_SLOTS` slots of `SLOT_MS` each (one minute).
 pub const WINDOW_SLOTS: usize = 6;
 pub const SLOT_MS: u64 = 10_000;
@@ -38,6 +40,17 @@ pub struct NodeStats {
     window: [LatencySlot; WINDOW_SLOTS],
 }
 
+/// One group's share of the channel's counters (the totals above count every group).
+#[repr(C)]
+pub struct GroupStats {
+    pub checks: AtomicU64,
+    pub reports: AtomicU64,
+    pub errors: [AtomicU64; N_ERRORS],
+    pub breaker_trips: AtomicU64,
+    pub reports_sent: AtomicU64,
+    pub reports_dropped: AtomicU64,
+}
+
 #[repr(C)]
 pub struct Counters {
     pub checks: AtomicU64,
@@ -56,6 +69,7 @@ pub struct Counters {
     /// Request checks whose payload was cut short to `ase_request_max_size`.
     pub payload_truncated: AtomicU64,
     pub nodes: [NodeStats; MAX_NODES],
+    pub groups: [GroupStats; MAX_GROUPS],
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -65,6 +79,8 @@ impl Counters {
     pub const fn new() -> Counters {
         const SLOT: LatencySlot = LatencySlot { epoch: Z, buckets: [Z; BUCKET_BOUNDS_MS.len()] };
         const NODE: NodeStats = NodeStats { calls: Z, failures: Z, down_since_ms: Z, window: [SLOT; WINDOW_SLOTS] };
+        const GROUP: GroupStats =
+            GroupStats { checks: Z, reports: Z, errors: [Z; N_ERRORS], breaker_trips: Z, reports_sent: Z, reports_dropped: Z };
         Counters {
             checks: Z,
             reports: Z,
@@ -80,6 +96,7 @@ impl Counters {
             reports_dropped_unavailable: Z,
             payload_truncated: Z,
             nodes: [NODE; MAX_NODES],
+            groups: [GROUP; MAX_GROUPS],
         }
     }
 }
@@ -103,6 +120,11 @@ pub fn counters() -> &'static Counters {
 /// Makes `shared` (in the `ase_zone`) the counters every update goes to.
 pub fn use_shared(shared: &'static Counters) {
     ACTIVE.store(shared as *const Counters as *mut Counters, Relaxed);
+}
+
+/// Group `g`'s counters, when the page keeps numbers for it.
+pub fn group(g: usize) -> Option<&'static GroupStats> {
+    counters().groups.get(g)
 }
 
 pub fn bump(c: &AtomicU64) {

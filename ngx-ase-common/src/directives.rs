@@ -4,13 +4,13 @@
 
 use core::ffi::{c_char, c_void};
 
-use nginx_sys::{ngx_command_t, ngx_conf_full_name, ngx_conf_t, ngx_str_t, NGX_LOG_WARN, NGX_OK};
+use nginx_sys::{ngx_command_t, ngx_conf_full_name, ngx_conf_parse, ngx_conf_t, ngx_str_t, NGX_LOG_WARN, NGX_OK};
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
-use ngx_ase_glue::conf::{conf_ok, current_position, directive_args, emerg, log_at, log_conf, log_emerg_at};
+use ngx_ase_glue::conf::{conf_ok, current_position, directive_args, directive_name, emerg, log_at, log_conf, log_emerg_at};
 use ngx_ase_glue::panic::guard;
 
-use crate::conf::{ConfFile, MainConf, TokenSource};
-use crate::settings::{check_node_count, parse_server, parse_token, token_looks_like_ase};
+use crate::conf::{ConfFile, GroupConf, LocConf, MainConf, TokenSource};
+use crate::settings::{check_node_count, parse_group_name, parse_server, parse_token, token_looks_like_ase, Token};
 
 /// Runs a directive body with panics turned into a configuration error.
 unsafe fn checked(cf: *mut ngx_conf_t, f: impl FnOnce() -> *mut c_char) -> *mut c_char {
@@ -24,25 +24,161 @@ pub unsafe extern "C" fn set_server(
 ) -> *mut c_char {
     checked(cf, || {
         let conf = &mut *(conf as *mut MainConf);
-        let spec = match parse_server(&directive_args(cf)) {
-            Ok(s) => s,
-            Err(e) => return emerg(cf, &format!("ase_server: {e}")),
-        };
-        let addrs = match spec.url.resolve() {
-            Ok(a) => a,
-            Err(e) => return emerg(cf, &format!("ase_server: {e}")),
-        };
-        if conf.servers.iter().any(|s| s.url == spec.url) {
-            return emerg(cf, &format!("ase_server: \"{}\" is listed twice", spec.url));
+        let so_far = conf.node_count();
+        match add_server(cf, so_far, &mut conf.servers, &mut conf.addresses, &mut conf.server_positions) {
+            Ok(()) => conf_ok(),
+            Err(e) => emerg(cf, &format!("ase_server: {e}")),
         }
-        if let Err(e) = check_node_count(&spec.url, conf.node_count(), addrs.len()) {
-            return emerg(cf, &format!("ase_server: {e}"));
+    })
+}
+
+/// Parses and resolves one server line (`ase_server`, or `server` in an `ase_upstream`
+/// block) into a group's lists; `so_far` nodes exist in the whole channel before it.
+unsafe fn add_server(
+    cf: *mut ngx_conf_t,
+    so_far: usize,
+    servers: &mut Vec<crate::settings::ServerSpec>,
+    addresses: &mut Vec<Vec<std::net::SocketAddr>>,
+    positions: &mut Vec<String>,
+) -> Result<(), String> {
+    let spec = parse_server(&directive_args(cf))?;
+    let addrs = spec.config_addresses()?;
+    if servers.iter().any(|s| s.url == spec.url) {
+        return Err(format!("\"{}\" is listed twice", spec.url));
+    }
+    check_node_count(&spec.url, so_far, addrs.len())?;
+    servers.push(spec);
+    addresses.push(addrs);
+    positions.push(current_position(cf));
+    Ok(())
+}
+
+/// `ase_upstream NAME { server URL ...; keepalive N; token_file PATH; }`: a named group of
+/// ASE nodes. The block's lines are read by `upstream_line`.
+pub unsafe extern "C" fn set_upstream(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    checked(cf, || {
+        let main = conf as *mut MainConf;
+        let name = match parse_group_name(directive_args(cf)[0]) {
+            Ok(n) => n,
+            Err(e) => return emerg(cf, &format!("ase_upstream: {e}")),
+        };
+        if (*main).groups.iter().any(|g| g.name == name) {
+            return emerg(cf, &format!("ase_upstream: a group named \"{name}\" is already defined"));
         }
-        conf.servers.push(spec);
-        conf.addresses.push(addrs);
-        conf.server_positions.push(current_position(cf));
+        let mut block = UpstreamBlock { main, group: GroupConf { name, position: current_position(cf), ..GroupConf::default() } };
+        let saved = *cf;
+        (*cf).handler = Some(upstream_line);
+        (*cf).handler_conf = (&mut block as *mut UpstreamBlock).cast();
+        let rv = ngx_conf_parse(cf, core::ptr::null_mut());
+        *cf = saved;
+        if !rv.is_null() {
+            return rv;
+        }
+        let group = block.group;
+        if group.servers.is_empty() {
+            log_emerg_at(cf, &format!("ase_upstream \"{}\" has no \"server\"", group.name), &group.position);
+            return ngx_ase_glue::conf::conf_error();
+        }
+        (*main).groups.push(group);
         conf_ok()
     })
+}
+
+/// The `ase_upstream` block being read.
+struct UpstreamBlock {
+    main: *mut MainConf,
+    group: GroupConf,
+}
+
+/// One line inside an `ase_upstream` block (nginx's `cf->handler`, as its `map` and `types`
+/// blocks are read); errors name the line.
+unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    checked(cf, || {
+        let block = &mut *(conf as *mut UpstreamBlock);
+        let group = &mut block.group;
+        let what = String::from_utf8_lossy(directive_name(cf)).into_owned();
+        let args = directive_args(cf);
+        let prefix = format!("ase_upstream \"{}\": {what}", group.name);
+        match (what.as_str(), args.len()) {
+            ("server", 1..) => {
+                let so_far = (*block.main).node_count() + group.addresses.iter().map(Vec::len).sum::<usize>();
+                match add_server(cf, so_far, &mut group.servers, &mut group.addresses, &mut group.server_positions) {
+                    Ok(()) => conf_ok(),
+                    Err(e) => emerg(cf, &format!("{prefix}: {e}")),
+                }
+            }
+            ("keepalive", 1) => {
+                if group.keepalive.is_some() {
+                    return emerg(cf, &format!("{prefix}: \"keepalive\" is duplicate"));
+                }
+                let text = String::from_utf8_lossy(args[0]);
+                match text.parse::<usize>() {
+                    Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) => {
+                        group.keepalive = Some(n);
+                        conf_ok()
+                    }
+                    _ => emerg(cf, &format!("{prefix}: invalid value \"{text}\"")),
+                }
+            }
+            ("token_file", 1) => {
+                if group.token.is_some() {
+                    return emerg(cf, &format!("{prefix}: \"token_file\" is duplicate"));
+                }
+                match read_token_file(cf, args[0], &prefix) {
+                    Ok(t) => {
+                        group.token = Some(t);
+                        conf_ok()
+                    }
+                    Err(rv) => rv,
+                }
+            }
+            ("server" | "keepalive" | "token_file", _) => {
+                emerg(cf, &format!("invalid number of arguments in \"{what}\" directive of ase_upstream \"{}\"", group.name))
+            }
+            _ => emerg(cf, &format!("unknown directive \"{what}\" in ase_upstream \"{}\" (it takes server, keepalive and token_file)", group.name)),
+        }
+    })
+}
+
+/// `ase_pass NAME;`: the group calls from this level go to (checked once the http block
+/// is read, so a block may come after the `ase_pass` naming it).
+pub unsafe extern "C" fn set_pass(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    checked(cf, || {
+        let lc = &mut *(conf as *mut LocConf);
+        if lc.pass.is_some() {
+            return emerg(cf, "\"ase_pass\" directive is duplicate");
+        }
+        let name = String::from_utf8_lossy(directive_args(cf)[0]).into_owned();
+        lc.pass = Some((name, current_position(cf)));
+        conf_ok()
+    })
+}
+
+/// nginx's merge of the common module's location settings: timeouts, then `ase_pass`
+/// resolved to its group, an unknown name being an error at its line.
+pub unsafe fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
+    checked(cf, || {
+        let (prev, lc) = (&*(prev as *const LocConf), &mut *(conf as *mut LocConf));
+        let _ = ngx::http::Merge::merge(lc, prev);
+        let Some(main) = <crate::Module as ngx::http::HttpModuleMainConf>::main_conf(&*cf) else {
+            return emerg(cf, "ase_pass: no main configuration");
+        };
+        resolve_pass(cf, lc, prev, main)
+    })
+}
+
+unsafe fn resolve_pass(cf: *mut ngx_conf_t, lc: &mut LocConf, prev: &LocConf, main: &MainConf) -> *mut c_char {
+    match lc.resolve_pass(prev, main) {
+        Ok(()) => conf_ok(),
+        Err((msg, at)) => {
+            log_emerg_at(cf, &msg, &at);
+            ngx_ase_glue::conf::conf_error()
+        }
+    }
 }
 
 pub unsafe extern "C" fn set_token_file(
@@ -55,28 +191,38 @@ pub unsafe extern "C" fn set_token_file(
         if conf.token.is_some() {
             return emerg(cf, "the ASE token is already set (by \"ase_token\" or \"ase_token_file\")");
         }
-        let args = directive_args(cf);
-        let Some(path) = full_name(cf, args[0]) else {
-            return emerg(cf, "ase_token_file: cannot build the file's full path");
-        };
-        let mut content = match std::fs::read(&path) {
-            Ok(c) => c,
-            Err(e) => return emerg(cf, &format!("ase_token_file: cannot read \"{path}\": {e}")),
-        };
-        let parsed = parse_token(&content);
-        crate::secret::zeroize_vec(&mut content);
-        let token = match parsed {
-            Ok(t) => t,
-            Err(e) => return emerg(cf, &format!("ase_token_file: \"{path}\": {e}")),
-        };
-        warn_if_world_readable(cf, &path);
-        if !token_looks_like_ase(&token) {
-            log_conf(cf, NGX_LOG_WARN, &format!(
-                "ase_token_file: the token in \"{path}\" is not 32 characters of a-z0-9 as ASE's create_sideband_token makes them"));
+        match read_token_file(cf, directive_args(cf)[0], "ase_token_file") {
+            Ok(t) => {
+                conf.token = Some(t);
+                conf_ok()
+            }
+            Err(rv) => rv,
         }
-        conf.token = Some((token, TokenSource::File(path)));
-        conf_ok()
     })
+}
+
+/// Reads a token file (`ase_token_file`, or `token_file` in an `ase_upstream` block; `what`
+/// begins the messages). `Err` is the directive's return value, the error logged.
+unsafe fn read_token_file(cf: *mut ngx_conf_t, raw: &[u8], what: &str) -> Result<(Token, TokenSource), *mut c_char> {
+    let Some(path) = full_name(cf, raw) else {
+        return Err(emerg(cf, &format!("{what}: cannot build the file's full path")));
+    };
+    let mut content = match std::fs::read(&path) {
+        Ok(c) => c,
+        Err(e) => return Err(emerg(cf, &format!("{what}: cannot read \"{path}\": {e}"))),
+    };
+    let parsed = parse_token(&content);
+    crate::secret::zeroize_vec(&mut content);
+    let token = match parsed {
+        Ok(t) => t,
+        Err(e) => return Err(emerg(cf, &format!("{what}: \"{path}\": {e}"))),
+    };
+    warn_if_world_readable(cf, &path, what);
+    if !token_looks_like_ase(&token) {
+        log_conf(cf, NGX_LOG_WARN, &format!(
+            "{what}: the token in \"{path}\" is not 32 characters of a-z0-9 as ASE's create_sideband_token makes them"));
+    }
+    Ok((token, TokenSource::File(path)))
 }
 
 pub unsafe extern "C" fn set_token_inline(
@@ -160,11 +306,38 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
     checked(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         conf.finish();
+        // The http level's own `ase_pass` (nginx never merges that level with another).
+        if let Some(http) = <crate::Module as HttpModuleLocationConf>::location_conf_mut(&*cf) {
+            let rv = resolve_pass(cf, http, &LocConf::default(), conf);
+            if !rv.is_null() {
+                return rv;
+            }
+        }
         let nodes = conf.node_count();
         if nodes > crate::counters::MAX_NODES {
             log_conf(cf, NGX_LOG_WARN, &format!(
                 "ase_server: the status page keeps statistics for the first {} of the {nodes} ASE node addresses; it lists the others as \"untracked\"",
                 crate::counters::MAX_NODES));
+        }
+        if let Some(at) = conf.first_resolve_server() {
+            // The http level's own `resolver` (not yet merged: unset is null, and its
+            // timeout nginx's "unset").
+            let core = NgxHttpCoreModule::location_conf(&*cf);
+            let resolver = core.map_or(core::ptr::null_mut(), |c| c.resolver);
+            if resolver.is_null() || (*resolver).connections.nelts == 0 {
+                log_emerg_at(cf, "\"resolve\" needs nginx's \"resolver\" directive in the http block", &at);
+                return ngx_ase_glue::conf::conf_error();
+            }
+            conf.resolver = resolver;
+            if let Some(t) = core.map(|c| c.resolver_timeout).filter(|&t| t != crate::conf::UNSET_MSEC) {
+                conf.resolver_timeout = t;
+            }
+        }
+        let groups = conf.groups.len() + 1;
+        if groups > crate::counters::MAX_GROUPS {
+            log_conf(cf, NGX_LOG_WARN, &format!(
+                "ase_upstream: the status page keeps per-group numbers for the first {} of the {groups} ASE groups (the default one included); it lists the others as \"untracked\"",
+                crate::counters::MAX_GROUPS));
         }
         if conf.uses_tls() && conf.ssl_verify == 0 {
             log_conf(cf, NGX_LOG_WARN,
@@ -181,10 +354,10 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
             }
             trusted = path;
         }
-        for i in conf.clear_text_token_nodes() {
+        for (url, at) in conf.clear_text_token_nodes() {
             log_at(cf, NGX_LOG_WARN, &format!(
-                "ase_server {}: the ASE-Token would travel in clear text to a node that is not on this host (loopback); use https://",
-                conf.servers[i].url), &conf.server_positions[i]);
+                "ase_server {url}: the ASE-Token would travel in clear text to a node that is not on this host (loopback); use https://"),
+                &at);
         }
         let client_cert = match conf.client_certificate() {
             Ok(c) => c.map(|(c, k)| (c.clone(), k.clone())),
@@ -195,7 +368,7 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
         };
         if let (Some((cert, _)), false) = (&client_cert, conf.uses_tls()) {
             log_at(cf, NGX_LOG_WARN,
-                "ase_ssl_certificate is not used: no \"ase_server\" is https://", &cert.position);
+                "ase_ssl_certificate is not used: no \"ase_server\" (or \"server\" in an \"ase_upstream\") is https://", &cert.position);
         }
         if conf.uses_tls() {
             match crate::tls::create_client_ssl(cf, conf.ssl_verify == 1, &trusted) {
@@ -223,13 +396,13 @@ unsafe fn full_name(cf: *mut ngx_conf_t, raw: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(name.as_bytes()).into_owned())
 }
 
-fn warn_if_world_readable(cf: *mut ngx_conf_t, path: &str) {
+fn warn_if_world_readable(cf: *mut ngx_conf_t, path: &str, what: &str) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.permissions().mode() & 0o004 != 0 {
             unsafe {
                 log_conf(cf, NGX_LOG_WARN, &format!(
-                    "ase_token_file: \"{path}\" is readable by every user; chmod o-r it"));
+                    "{what}: \"{path}\" is readable by every user; chmod o-r it"));
             }
         }
     }

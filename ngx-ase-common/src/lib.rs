@@ -11,6 +11,7 @@
 pub mod conf;
 pub mod counters;
 pub mod engine;
+pub mod follow;
 pub mod nodes;
 pub mod secret;
 pub mod settings;
@@ -23,6 +24,8 @@ mod api;
 mod log;
 #[cfg(not(test))]
 mod ngx_io;
+#[cfg(not(test))]
+mod resolve;
 #[cfg(not(test))]
 mod worker;
 #[cfg(not(test))]

@@ -29,6 +29,10 @@ impl HttpModule for Module {
     unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
         crate::directives::init_main_conf(cf, conf)
     }
+
+    unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
+        crate::directives::merge_loc_conf(cf, prev, conf)
+    }
 }
 
 // SAFETY: the types match what create_main_conf/create_loc_conf allocate.
@@ -54,9 +58,13 @@ const fn command(name: ngx_str_t, type_: u32, set: SetFn, conf: usize, offset: u
     }
 }
 
-static mut COMMANDS: [ngx_command_t; 15] = [
+static mut COMMANDS: [ngx_command_t; 17] = [
     command(ngx_string!("ase_server"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
         crate::directives::set_server, NGX_HTTP_MAIN_CONF_OFFSET, 0),
+    command(ngx_string!("ase_upstream"), NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_BLOCK | NGX_CONF_TAKE1,
+        crate::directives::set_upstream, NGX_HTTP_MAIN_CONF_OFFSET, 0),
+    command(ngx_string!("ase_pass"), ANY_LEVEL | NGX_CONF_TAKE1,
+        crate::directives::set_pass, NGX_HTTP_LOC_CONF_OFFSET, 0),
     command(ngx_string!("ase_token_file"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
         crate::directives::set_token_file, NGX_HTTP_MAIN_CONF_OFFSET, 0),
     command(ngx_string!("ase_token"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,

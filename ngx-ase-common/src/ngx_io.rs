@@ -52,6 +52,30 @@ pub struct NgxIo {
     timers: Vec<Box<CallTimer>>,
     /// Posted to run `Engine::flush` at the end of the event loop's turn.
     flush: Box<CallTimer>,
+    /// The debug trace: the log of the request whose call starts next (set by the ABI entry
+    /// around the engine call), and per call slot the log its trace lines go to.
+    pub trace_next: Option<ngx_log_t>,
+    trace_logs: Vec<Option<ngx_log_t>>,
+}
+
+/// A request's log as the trace keeps it, when it is at debug for HTTP (`error_log ...
+/// debug`, or `debug_connection` for this client): a copy, because a report outlives its
+/// request, and without the request's context handler, whose data is in the request's
+/// pool. Only nginx built `--with-debug` writes debug lines; elsewhere this is `None` at
+/// no cost, as nginx's own `ngx_log_debug`.
+///
+/// # Safety
+/// `log` must be null or a live `ngx_log_t`.
+pub unsafe fn trace_log(log: *const ngx_log_t) -> Option<ngx_log_t> {
+    let l = log.as_ref()?;
+    if !ngx::log::DEBUG || !ngx::log::check_mask(ngx::log::DebugMask::Http, l.log_level) {
+        return None;
+    }
+    let mut copy = *l;
+    copy.handler = None;
+    copy.data = ptr::null_mut();
+    copy.action = ptr::null_mut();
+    Some(copy)
 }
 
 /// A call slot's timer. `ev.data` points at the whole struct: nginx's debug log reads
@@ -67,6 +91,9 @@ struct CallTimer {
 pub struct Peer {
     pc: ngx_peer_connection_t,
     log: ngx_log_t,
+    /// The node's name when it connected (`name` points into it): a `resolve` node's name
+    /// changes with its address while a connection to the old one may still be open.
+    name_buf: String,
     name: ngx_str_t,
     sockaddr: libc::sockaddr_storage,
     pool: *mut ngx_pool_t,
@@ -78,7 +105,29 @@ pub struct Peer {
 
 impl NgxIo {
     pub fn new(nodes: Vec<NodeAddr>, ssl: *mut ngx_ssl_t, ssl_verify: bool) -> NgxIo {
-        NgxIo { nodes, ssl, ssl_verify, peers: Vec::new(), timers: Vec::new(), flush: event(on_flush, usize::MAX) }
+        NgxIo {
+            nodes,
+            ssl,
+            ssl_verify,
+            peers: Vec::new(),
+            timers: Vec::new(),
+            flush: event(on_flush, usize::MAX),
+            trace_next: None,
+            trace_logs: Vec::new(),
+        }
+    }
+
+    /// Node `node`'s address (for a `resolve` node: its current one).
+    pub fn address(&self, node: usize) -> Option<SocketAddr> {
+        self.nodes.get(node).map(|n| n.addr)
+    }
+
+    /// A `resolve` node's new address and name. Connections already open keep theirs.
+    pub fn set_address(&mut self, node: usize, addr: SocketAddr, display: String) {
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.addr = addr;
+            n.display = display;
+        }
     }
 
     fn conn(&self, id: ConnId) -> *mut ngx_connection_t {
@@ -186,7 +235,8 @@ impl Io for NgxIo {
             // SAFETY: plain C structs; zero is their empty state.
             pc: unsafe { core::mem::zeroed() },
             log: unsafe { *(*ngx_cycle).log },
-            name: ngx_str_t { len: addr.display.len(), data: addr.display.as_ptr() as *mut u8 },
+            name_buf: addr.display.clone(),
+            name: ngx_str_t::empty(),
             sockaddr: unsafe { core::mem::zeroed() },
             pool: ptr::null_mut(),
             id,
@@ -196,6 +246,7 @@ impl Io for NgxIo {
         p.log.action = c"talking to the ASE".as_ptr() as *mut _;
         p.pc.socklen = write_sockaddr(&addr.addr, &mut p.sockaddr);
         p.pc.sockaddr = ptr::addr_of_mut!(p.sockaddr).cast();
+        p.name = ngx_str_t { len: p.name_buf.len(), data: p.name_buf.as_ptr() as *mut u8 };
         p.pc.name = ptr::addr_of_mut!(p.name);
         p.pc.get = Some(ngx_event_get_peer);
         p.pc.log = ptr::addr_of_mut!(p.log);
@@ -355,6 +406,37 @@ impl Io for NgxIo {
         let log = unsafe { (*ngx_cycle).log };
         if !log.is_null() {
             ngx::ngx_log_error!(ngx_level(level), log, "{}", args);
+        }
+    }
+
+    fn trace_begin(&mut self, slot: usize) -> bool {
+        let log = self.trace_next;
+        if self.trace_logs.len() <= slot {
+            if log.is_none() {
+                return false;
+            }
+            self.trace_logs.resize(slot + 1, None);
+        }
+        self.trace_logs[slot] = log;
+        log.is_some()
+    }
+
+    fn traces(&self) -> bool {
+        // SAFETY: the cycle's log lives as long as the worker.
+        unsafe { trace_log((*ngx_cycle).log).is_some() }
+    }
+
+    fn trace(&mut self, slot: Option<usize>, args: fmt::Arguments<'_>) {
+        let log: *mut ngx_log_t = match slot {
+            Some(s) => match self.trace_logs.get_mut(s).and_then(Option::as_mut) {
+                Some(l) => l,
+                None => return,
+            },
+            // SAFETY: as above.
+            None => unsafe { (*ngx_cycle).log },
+        };
+        if !log.is_null() {
+            ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "{}", args);
         }
     }
 }

@@ -2,6 +2,12 @@
 //! down), `max_fails`/`fail_timeout` as nginx upstreams define them, and a circuit breaker
 //! that lets one probe at a time test a node whose down time has passed. Safe Rust; time is
 //! passed in (milliseconds) so the tests drive it.
+//!
+//! Nodes belong to groups (the http-level `ase_server` lines are group 0, each
+//! `ase_upstream` block one more): a call picks only within its group, and each group has
+//! its own breaker, so one group's ASE being down never touches another group's calls.
+
+use core::ops::Range;
 
 /// Health of one node.
 #[derive(Clone, Debug, Default)]
@@ -34,8 +40,13 @@ pub enum Transition {
 pub struct Nodes {
     policies: Vec<NodePolicy>,
     health: Vec<Health>,
-    /// Whether the last `pick` found every node down (to count breaker trips once).
-    breaker_open: bool,
+    /// The nodes of each group (indices into `policies`, contiguous, in group order).
+    groups: Vec<Range<usize>>,
+    /// Per group: whether the last `pick` found every node down (to count trips once).
+    breaker_open: Vec<bool>,
+    /// Whether a node is in use: a `resolve` server's slot without an address (or whose
+    /// address vanished from the DNS) takes no call.
+    active: Vec<bool>,
 }
 
 /// The result of `pick`.
@@ -51,9 +62,30 @@ pub enum Pick {
 }
 
 impl Nodes {
+    /// One group of nodes.
     pub fn new(policies: Vec<NodePolicy>) -> Self {
+        let n = policies.len();
+        Nodes::with_groups(policies, vec![0..n])
+    }
+
+    /// Nodes in groups: `groups[g]` are the indices of group `g`'s nodes.
+    pub fn with_groups(policies: Vec<NodePolicy>, groups: Vec<Range<usize>>) -> Self {
         let health = vec![Health::default(); policies.len()];
-        Nodes { policies, health, breaker_open: false }
+        let breaker_open = vec![false; groups.len()];
+        let active = vec![true; policies.len()];
+        Nodes { policies, health, groups, breaker_open, active }
+    }
+
+    pub fn is_active(&self, i: usize) -> bool {
+        self.active.get(i).copied().unwrap_or(false)
+    }
+
+    /// Takes node `i` into use (with fresh health: it may be a new address) or out of it.
+    pub fn set_active(&mut self, i: usize, active: bool) {
+        if let Some(a) = self.active.get_mut(i) {
+            *a = active;
+            self.health[i] = Health::default();
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -64,63 +96,88 @@ impl Nodes {
         self.policies.is_empty()
     }
 
+    /// The nodes of group `g` (none for a group that does not exist).
+    pub fn group(&self, g: usize) -> Range<usize> {
+        self.groups.get(g).cloned().unwrap_or(0..0)
+    }
+
     pub fn is_down(&self, i: usize, now: u64) -> bool {
         self.health[i].down_until > now || self.health[i].probing
     }
 
-    pub fn breaker_open(&self) -> bool {
-        self.breaker_open
+    pub fn breaker_open(&self, g: usize) -> bool {
+        self.breaker_open.get(g).copied().unwrap_or(false)
     }
 
-    /// Whether a check started now would find a node (up, or due for its probe). When none
-    /// would, the breaker opens here as `pick` would open it: `Err(tripped)`.
-    pub fn admit_check(&mut self, now: u64) -> Result<(), bool> {
-        let usable = (0..self.len()).any(|i| {
+    /// Opens group `g`'s breaker; whether this opened it (it was closed).
+    fn trip(&mut self, g: usize) -> bool {
+        match self.breaker_open.get_mut(g) {
+            Some(open) => !core::mem::replace(open, true),
+            None => false,
+        }
+    }
+
+    fn close_breaker(&mut self, g: usize) {
+        if let Some(open) = self.breaker_open.get_mut(g) {
+            *open = false;
+        }
+    }
+
+    /// The group node `i` belongs to.
+    fn group_of(&self, i: usize) -> usize {
+        self.groups.iter().position(|r| r.contains(&i)).unwrap_or(0)
+    }
+
+    /// Whether a check of group `g` started now would find a node (up, or due for its
+    /// probe). When none would, the breaker opens here as `pick` would open it:
+    /// `Err(tripped)`.
+    pub fn admit_check(&mut self, g: usize, now: u64) -> Result<(), bool> {
+        let usable = self.group(g).any(|i| {
             let h = &self.health[i];
-            !h.probing && (h.down_until == 0 || h.down_until <= now)
+            self.active[i] && !h.probing && (h.down_until == 0 || h.down_until <= now)
         });
         if usable {
             return Ok(());
         }
-        let tripped = !self.breaker_open;
-        self.breaker_open = true;
-        Err(tripped)
+        Err(self.trip(g))
     }
 
     /// The node a response report goes to: one that is up (primaries first, backups while
     /// no primary is up), never one that is down or being probed. Reports never change a
     /// node's health, so they never test one.
-    pub fn pick_settled(&self, tried: u64) -> Option<usize> {
-        let up = |i: usize| self.health[i].down_until == 0 && !self.health[i].probing;
-        let primary = (0..self.len()).find(|&i| !self.policies[i].backup && up(i));
+    pub fn pick_settled(&self, g: usize, tried: u64) -> Option<usize> {
+        let up = |i: usize| self.active[i] && self.health[i].down_until == 0 && !self.health[i].probing;
+        let primary = self.group(g).find(|&i| !self.policies[i].backup && up(i));
         let any_primary_up = primary.is_some();
         let usable = |i: usize| !is_tried(tried, i) && up(i) && (!self.policies[i].backup || !any_primary_up);
-        (0..self.len()).filter(|&i| !self.policies[i].backup).find(|&i| usable(i))
-            .or_else(|| (0..self.len()).filter(|&i| self.policies[i].backup).find(|&i| usable(i)))
+        self.group(g).filter(|&i| !self.policies[i].backup).find(|&i| usable(i))
+            .or_else(|| self.group(g).filter(|&i| self.policies[i].backup).find(|&i| usable(i)))
     }
 
-    /// Chooses a node for a check, skipping `tried` (a bit per node this call already
-    /// failed on).
-    pub fn pick(&mut self, now: u64, tried: u64) -> Pick {
+    /// Chooses a node of group `g` for a check, skipping `tried` (a bit per node this call
+    /// already failed on).
+    pub fn pick(&mut self, g: usize, now: u64, tried: u64) -> Pick {
         for want_backup in [false, true] {
-            if want_backup && self.any_primary_usable(now, tried) {
+            if want_backup && self.any_primary_usable(g, now, tried) {
                 break;
             }
             // A node that is up.
-            let up = (0..self.len()).find(|&i| {
+            let up = self.group(g).find(|&i| {
                 self.policies[i].backup == want_backup
+                    && self.active[i]
                     && !is_tried(tried, i)
                     && self.health[i].down_until == 0
                     && !self.health[i].probing
             });
             if let Some(index) = up {
-                self.breaker_open = false;
+                self.close_breaker(g);
                 return Pick::Node { index, probe: false };
             }
             // A node whose down time ran out and that nobody is probing yet.
-            let retry = (0..self.len()).find(|&i| {
+            let retry = self.group(g).find(|&i| {
                 let h = &self.health[i];
                 self.policies[i].backup == want_backup
+                    && self.active[i]
                     && !is_tried(tried, i)
                     && h.down_until != 0
                     && h.down_until <= now
@@ -134,14 +191,12 @@ impl Nodes {
         if tried != 0 {
             return Pick::Exhausted;
         }
-        let tripped = !self.breaker_open;
-        self.breaker_open = true;
-        Pick::Unavailable { tripped }
+        Pick::Unavailable { tripped: self.trip(g) }
     }
 
-    fn any_primary_usable(&self, now: u64, tried: u64) -> bool {
-        (0..self.len()).any(|i| {
-            !self.policies[i].backup && !is_tried(tried, i) && {
+    fn any_primary_usable(&self, g: usize, now: u64, tried: u64) -> bool {
+        self.group(g).any(|i| {
+            !self.policies[i].backup && self.active[i] && !is_tried(tried, i) && {
                 let h = &self.health[i];
                 !h.probing && (h.down_until == 0 || h.down_until <= now)
             }
@@ -153,7 +208,7 @@ impl Nodes {
         let h = &mut self.health[i];
         let was_down = h.down_until != 0;
         *h = Health::default();
-        self.breaker_open = false;
+        self.close_breaker(self.group_of(i));
         if was_down {
             Transition::CameBack
         } else {
@@ -219,9 +274,9 @@ mod tests {
     #[test]
     fn primary_first_then_backup_when_primary_down() {
         let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
-        assert_eq!(n.pick(0, 0), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick(0, 0, 0), Pick::Node { index: 0, probe: false });
         assert_eq!(n.failed(0, 0), Transition::WentDown);
-        assert_eq!(n.pick(1, 0), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(0, 1, 0), Pick::Node { index: 1, probe: false });
         assert!(n.is_down(0, 1));
     }
 
@@ -229,8 +284,8 @@ mod tests {
     fn backup_is_not_used_while_a_primary_is_up() {
         let mut n = Nodes::new(vec![policy(false, 1), policy(false, 1), policy(true, 1)]);
         n.failed(0, 0);
-        assert_eq!(n.pick(1, 0), Pick::Node { index: 1, probe: false });
-        assert_eq!(n.pick(1, 1 << 1), Pick::Node { index: 2, probe: false }, "failover within a call");
+        assert_eq!(n.pick(0, 1, 0), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(0, 1, 1 << 1), Pick::Node { index: 2, probe: false }, "failover within a call");
     }
 
     #[test]
@@ -238,7 +293,7 @@ mod tests {
         let mut n = Nodes::new(vec![policy(false, 3)]);
         n.failed(0, 0);
         n.failed(0, 100);
-        assert_eq!(n.pick(200, 0), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick(0, 200, 0), Pick::Node { index: 0, probe: false });
         // the window (10 s) passed: counting starts again
         n.failed(0, 20_000);
         n.failed(0, 20_100);
@@ -250,8 +305,8 @@ mod tests {
     #[test]
     fn running_out_of_nodes_within_a_call_is_not_the_breaker() {
         let mut n = Nodes::new(vec![policy(false, 0)]);
-        assert_eq!(n.pick(0, 1 << 0), Pick::Exhausted);
-        assert!(!n.breaker_open());
+        assert_eq!(n.pick(0, 0, 1 << 0), Pick::Exhausted);
+        assert!(!n.breaker_open(0));
     }
 
     #[test]
@@ -260,7 +315,7 @@ mod tests {
         for t in 0..10 {
             assert_eq!(n.failed(0, t), Transition::None);
         }
-        assert_eq!(n.pick(10, 0), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick(0, 10, 0), Pick::Node { index: 0, probe: false });
     }
 
     #[test]
@@ -268,71 +323,107 @@ mod tests {
         let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
         n.failed(0, 0);
         n.failed(1, 0);
-        assert_eq!(n.pick(1, 0), Pick::Unavailable { tripped: true });
-        assert_eq!(n.pick(2, 0), Pick::Unavailable { tripped: false });
-        assert!(n.breaker_open());
+        assert_eq!(n.pick(0, 1, 0), Pick::Unavailable { tripped: true });
+        assert_eq!(n.pick(0, 2, 0), Pick::Unavailable { tripped: false });
+        assert!(n.breaker_open(0));
     }
 
     #[test]
     fn one_probe_at_a_time_after_the_down_time() {
         let mut n = Nodes::new(vec![policy(false, 1)]);
         n.failed(0, 0);
-        assert_eq!(n.pick(5_000, 0), Pick::Unavailable { tripped: true });
-        assert_eq!(n.pick(10_000, 0), Pick::Node { index: 0, probe: true });
-        assert_eq!(n.pick(10_001, 0), Pick::Unavailable { tripped: false }, "second caller waits");
+        assert_eq!(n.pick(0, 5_000, 0), Pick::Unavailable { tripped: true });
+        assert_eq!(n.pick(0, 10_000, 0), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick(0, 10_001, 0), Pick::Unavailable { tripped: false }, "second caller waits");
         // the probe fails: down for another fail_timeout
         assert_eq!(n.failed(0, 10_002), Transition::None);
-        assert_eq!(n.pick(15_000, 0), Pick::Unavailable { tripped: false });
-        assert_eq!(n.pick(20_002, 0), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick(0, 15_000, 0), Pick::Unavailable { tripped: false });
+        assert_eq!(n.pick(0, 20_002, 0), Pick::Node { index: 0, probe: true });
         assert_eq!(n.succeeded(0), Transition::CameBack);
-        assert_eq!(n.pick(20_003, 0), Pick::Node { index: 0, probe: false });
-        assert!(!n.breaker_open());
+        assert_eq!(n.pick(0, 20_003, 0), Pick::Node { index: 0, probe: false });
+        assert!(!n.breaker_open(0));
     }
 
     #[test]
     fn primary_back_takes_traffic_from_backup() {
         let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
         n.failed(0, 0);
-        assert_eq!(n.pick(1, 0), Pick::Node { index: 1, probe: false });
-        assert_eq!(n.pick(10_000, 0), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick(0, 1, 0), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(0, 10_000, 0), Pick::Node { index: 0, probe: true });
         n.succeeded(0);
-        assert_eq!(n.pick(10_001, 0), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick(0, 10_001, 0), Pick::Node { index: 0, probe: false });
     }
 
     #[test]
     fn admit_check_agrees_with_pick() {
         let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
-        assert_eq!(n.admit_check(0), Ok(()));
+        assert_eq!(n.admit_check(0, 0), Ok(()));
         n.failed(0, 0);
-        assert_eq!(n.admit_check(1), Ok(()), "the backup is up");
+        assert_eq!(n.admit_check(0, 1), Ok(()), "the backup is up");
         n.failed(1, 0);
-        assert_eq!(n.admit_check(1), Err(true));
-        assert_eq!(n.admit_check(2), Err(false), "the breaker opened once");
-        assert_eq!(n.pick(3, 0), Pick::Unavailable { tripped: false });
-        assert_eq!(n.admit_check(10_000), Ok(()), "a probe is due");
+        assert_eq!(n.admit_check(0, 1), Err(true));
+        assert_eq!(n.admit_check(0, 2), Err(false), "the breaker opened once");
+        assert_eq!(n.pick(0, 3, 0), Pick::Unavailable { tripped: false });
+        assert_eq!(n.admit_check(0, 10_000), Ok(()), "a probe is due");
     }
 
     #[test]
     fn reports_use_only_nodes_that_are_up() {
         let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
-        assert_eq!(n.pick_settled(0), Some(0));
-        assert_eq!(n.pick_settled(1 << 0), None, "no backup while a primary is up");
+        assert_eq!(n.pick_settled(0, 0), Some(0));
+        assert_eq!(n.pick_settled(0, 1 << 0), None, "no backup while a primary is up");
         n.failed(0, 0);
-        assert_eq!(n.pick_settled(0), Some(1));
+        assert_eq!(n.pick_settled(0, 0), Some(1));
         // The primary's down time ran out, but only a check may probe it.
-        assert_eq!(n.pick_settled(0), Some(1));
-        assert_eq!(n.pick(10_000, 0), Pick::Node { index: 0, probe: true });
-        assert_eq!(n.pick_settled(0), Some(1), "a node being probed gets no report");
+        assert_eq!(n.pick_settled(0, 0), Some(1));
+        assert_eq!(n.pick(0, 10_000, 0), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick_settled(0, 0), Some(1), "a node being probed gets no report");
         n.failed(1, 10_000);
-        assert_eq!(n.pick_settled(0), None);
+        assert_eq!(n.pick_settled(0, 0), None);
     }
 
     #[test]
     fn abandoned_probe_frees_the_node_for_another() {
         let mut n = Nodes::new(vec![policy(false, 1)]);
         n.failed(0, 0);
-        assert_eq!(n.pick(10_000, 0), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick(0, 10_000, 0), Pick::Node { index: 0, probe: true });
         n.abandoned(0);
-        assert_eq!(n.pick(10_001, 0), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick(0, 10_001, 0), Pick::Node { index: 0, probe: true });
+    }
+
+    #[test]
+    fn groups_pick_and_trip_on_their_own() {
+        let mut n = Nodes::with_groups(vec![policy(false, 1), policy(true, 1), policy(false, 1)], vec![0..2, 2..3]);
+        assert_eq!(n.pick(1, 0, 0), Pick::Node { index: 2, probe: false });
+        assert_eq!(n.failed(2, 0), Transition::WentDown);
+        assert_eq!(n.pick(1, 1, 0), Pick::Unavailable { tripped: true }, "group 1 has no backup of its own");
+        assert_eq!(n.admit_check(1, 1), Err(false));
+        assert!(n.breaker_open(1));
+        assert!(!n.breaker_open(0), "group 0's breaker is its own");
+        assert_eq!(n.admit_check(0, 1), Ok(()));
+        assert_eq!(n.pick(0, 1, 0), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick_settled(1, 0), None);
+        assert_eq!(n.pick_settled(0, 0), Some(0));
+        assert_eq!(n.pick(1, 10_000, 0), Pick::Node { index: 2, probe: true });
+        assert_eq!(n.succeeded(2), Transition::CameBack);
+        assert!(!n.breaker_open(1));
+        assert_eq!(n.pick(7, 0, 0), Pick::Unavailable { tripped: false }, "a group that does not exist has no node");
+    }
+
+    #[test]
+    fn a_node_out_of_use_takes_no_call_and_comes_back_fresh() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(false, 1), policy(true, 1)]);
+        n.set_active(0, false);
+        assert_eq!(n.pick(0, 0, 0), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick_settled(0, 0), Some(1));
+        n.set_active(1, false);
+        assert_eq!(n.pick(0, 0, 0), Pick::Node { index: 2, probe: false }, "the backup, while no primary is in use");
+        n.set_active(2, false);
+        assert_eq!(n.admit_check(0, 0), Err(true));
+        assert_eq!(n.pick_settled(0, 0), None);
+        n.failed(0, 0);
+        n.set_active(0, true);
+        assert!(!n.is_down(0, 1), "a node taken into use starts with fresh health");
+        assert_eq!(n.pick(0, 1, 0), Pick::Node { index: 0, probe: false });
     }
 }

@@ -14,6 +14,27 @@ pub struct ServerSpec {
     pub max_fails: u32,
     /// How long a node stays down, and the window in which failures count.
     pub fail_timeout_ms: u64,
+    /// `resolve`: the host name is resolved by nginx's `resolver` while nginx runs, and its
+    /// addresses followed (`RESOLVE_SLOTS` node slots), instead of once at configuration.
+    pub resolve: bool,
+}
+
+/// Node slots a `resolve` server keeps: the most addresses of its name used at a time.
+pub const RESOLVE_SLOTS: usize = 8;
+
+impl ServerSpec {
+    /// The addresses a server line stands for when the configuration is read: those its
+    /// host resolves to now, or, with `resolve`, `RESOLVE_SLOTS` empty slots (the
+    /// unspecified address) that the worker fills from nginx's resolver.
+    pub fn config_addresses(&self) -> Result<Vec<SocketAddr>, String> {
+        if !self.resolve {
+            return self.url.resolve();
+        }
+        if !self.url.host_is_name() {
+            return Err(format!("\"resolve\" needs a host name; \"{}\" is an address", self.url.host));
+        }
+        Ok(vec![SocketAddr::from(([0, 0, 0, 0], self.url.port)); RESOLVE_SLOTS])
+    }
 }
 
 pub const DEFAULT_MAX_FAILS: u32 = 1;
@@ -85,11 +106,16 @@ impl Node {
     /// address already, so it is shown alone.
     pub fn display(&self) -> String {
         if self.server.url.host_is_name() {
-            format!("{} ({})", self.server.url, self.addr)
+            node_display(&self.server.url, &self.addr)
         } else {
             self.server.url.to_string()
         }
     }
+}
+
+/// A node's name for a host name and one of its addresses.
+pub fn node_display(url: &AseUrl, addr: &SocketAddr) -> String {
+    format!("{url} ({addr})")
 }
 
 /// The nodes of the `ase_server` lines (`addresses[i]` are those `servers[i]` resolved to),
@@ -198,6 +224,7 @@ pub fn parse_server(args: &[&[u8]]) -> Result<ServerSpec, String> {
         backup: false,
         max_fails: DEFAULT_MAX_FAILS,
         fail_timeout_ms: DEFAULT_FAIL_TIMEOUT_MS,
+        resolve: false,
     };
     for param in params {
         let text = String::from_utf8_lossy(param);
@@ -211,11 +238,30 @@ pub fn parse_server(args: &[&[u8]]) -> Result<ServerSpec, String> {
                 .ok_or_else(|| format!("invalid fail_timeout value \"{v}\""))?;
         } else if text == "backup" {
             spec.backup = true;
+        } else if text == "resolve" {
+            spec.resolve = true;
         } else {
             return Err(format!("invalid parameter \"{text}\""));
         }
     }
     Ok(spec)
+}
+
+/// The name of the group the http-level `ase_server` lines make (`ase_pass default;`).
+pub const DEFAULT_GROUP: &str = "default";
+
+/// Checks an `ase_upstream` name: letters, digits, `_`, `-` and `.` (it appears in the
+/// status page's JSON keys and Prometheus labels), and not `default`, which names the
+/// http-level `ase_server` lines.
+pub fn parse_group_name(raw: &[u8]) -> Result<String, String> {
+    let text = String::from_utf8_lossy(raw);
+    if text.is_empty() || !raw.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+        return Err(format!("invalid group name \"{text}\" (letters, digits, \"_\", \"-\" and \".\" only)"));
+    }
+    if text == DEFAULT_GROUP {
+        return Err(format!("the name \"{text}\" is reserved for the http-level \"ase_server\" lines"));
+    }
+    Ok(text.into_owned())
 }
 
 /// The unit a bare number means, as in nginx (`fail_timeout=10` is seconds).
@@ -370,6 +416,20 @@ mod tests {
         assert!(parse_server(&[b"http://a:1", b"max_fails=+3"]).unwrap_err().contains("max_fails"));
         assert!(parse_server(&[b"http://a:1", b"fail_timeout=1x"]).unwrap_err().contains("fail_timeout"));
         assert!(parse_server(&[]).is_err());
+        let s = parse_server(&[b"http://ase.example:8000", b"resolve"]).unwrap();
+        assert!(s.resolve);
+        assert_eq!(s.config_addresses().unwrap().len(), RESOLVE_SLOTS, "slots, filled at run time");
+        let ip = parse_server(&[b"http://10.0.0.1:8000", b"resolve"]).unwrap();
+        assert!(ip.config_addresses().unwrap_err().contains("needs a host name"));
+    }
+
+    #[test]
+    fn group_names() {
+        assert_eq!(parse_group_name(b"eu-west_1.a").unwrap(), "eu-west_1.a");
+        assert!(parse_group_name(b"default").unwrap_err().contains("reserved"));
+        for bad in [&b""[..], b"a b", b"a\"b", b"a{"] {
+            assert!(parse_group_name(bad).unwrap_err().contains("invalid group name"), "{bad:?}");
+        }
     }
 
     #[test]
@@ -395,7 +455,7 @@ mod tests {
     }
 
     fn server(url: &str, backup: bool) -> ServerSpec {
-        ServerSpec { url: parse_url(url.as_bytes()).unwrap(), backup, max_fails: 3, fail_timeout_ms: 30_000 }
+        ServerSpec { url: parse_url(url.as_bytes()).unwrap(), backup, max_fails: 3, fail_timeout_ms: 30_000, resolve: false }
     }
 
     fn addr(s: &str) -> SocketAddr {

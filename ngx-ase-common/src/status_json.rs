@@ -5,10 +5,13 @@ use std::fmt::Write;
 
 use ngx_ase_shared::abi::{AseError, Verdict};
 
-use crate::counters::{get, Counters, MAX_NODES, STATUS_CODES};
+use crate::counters::{get, Counters, MAX_GROUPS, MAX_NODES, STATUS_CODES};
 
 /// One node (one address of an `ase_server` line) as the page shows it.
 pub struct NodeView<'a> {
+    /// Its number in the channel (its counters' index). A `resolve` server's slots that have
+    /// no address are not shown, so the numbers of the nodes listed may have gaps.
+    pub index: usize,
     /// The `ase_server` URL; every address of a host name has the same one.
     pub url: &'a str,
     /// The address this node connects to (`127.0.0.1:8000`, `[::1]:8000`).
@@ -17,12 +20,23 @@ pub struct NodeView<'a> {
     /// parentheses for a host name (see `settings::Node::display`).
     pub name: &'a str,
     pub backup: bool,
+    /// The group it belongs to (`default` for the `ase_server` lines).
+    pub group: &'a str,
+}
+
+/// One group (the default one first, then the `ase_upstream` blocks, in order).
+pub struct GroupPageView<'a> {
+    pub name: &'a str,
+    /// This worker's breaker for the group.
+    pub breaker_open: bool,
+    pub nodes: usize,
 }
 
 pub struct PageInput<'a> {
     pub counters: &'a Counters,
     pub nodes: Vec<NodeView<'a>>,
-    pub breaker_open: bool,
+    /// The groups; the top-level `breaker` is the default group's (the first).
+    pub groups: Vec<GroupPageView<'a>>,
     pub now_ms: u64,
     /// Whether the counters are the zone's (all workers) or this worker's.
     pub shared: bool,
@@ -68,7 +82,7 @@ pub fn to_json(p: &PageInput<'_>) -> String {
         "}},\"breaker\":\"{}\",\"breaker_trips\":{},\"connections_new\":{},\"connections_reused\":{},\
          \"reports_sent\":{},\"reports_dropped_queue_full\":{},\"reports_dropped_unavailable\":{},\
          \"payload_truncated\":{},\"nodes\":[",
-        if p.breaker_open { "open" } else { "closed" },
+        breaker(p.groups.first().is_some_and(|g| g.breaker_open)),
         get(&c.breaker_trips), get(&c.connections_new), get(&c.connections_reused),
         get(&c.reports_sent), get(&c.reports_dropped_queue_full), get(&c.reports_dropped_unavailable),
         get(&c.payload_truncated)
@@ -77,8 +91,9 @@ pub fn to_json(p: &PageInput<'_>) -> String {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(s, "{{\"url\":{},\"address\":{},\"backup\":{},", json_escape(n.url), json_escape(n.address), n.backup);
-        let Some(st) = c.nodes.get(i) else {
+        let _ = write!(s, "{{\"url\":{},\"address\":{},\"backup\":{},\"group\":{},",
+            json_escape(n.url), json_escape(n.address), n.backup, json_escape(n.group));
+        let Some(st) = c.nodes.get(n.index) else {
             // Past the counters' MAX_NODES: the channel uses the node, the page has no numbers.
             s.push_str("\"state\":\"untracked\"}");
             continue;
@@ -91,13 +106,41 @@ pub fn to_json(p: &PageInput<'_>) -> String {
             get(&st.calls), get(&st.failures), q(0.5), q(0.99)
         );
     }
-    let _ = write!(s, "],\"nodes_untracked\":{}}}", untracked(p));
+    let _ = write!(s, "],\"nodes_untracked\":{},\"groups\":{{", untracked(p));
+    for (i, g) in p.groups.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{}:{{\"breaker\":\"{}\",\"nodes\":{}", json_escape(g.name), breaker(g.breaker_open), g.nodes);
+        let Some(st) = c.groups.get(i) else {
+            // Past the counters' MAX_GROUPS: the channel uses the group, the page has no numbers.
+            s.push_str(",\"state\":\"untracked\"}");
+            continue;
+        };
+        let errors: Vec<String> = AseError::ALL.iter().skip(1)
+            .map(|e| format!("\"{}\":{}", e.name(), get(&st.errors[*e as usize]))).collect();
+        let _ = write!(
+            s,
+            ",\"checks\":{},\"reports\":{},\"errors\":{{{}}},\"breaker_trips\":{},\"reports_sent\":{},\"reports_dropped\":{}}}",
+            get(&st.checks), get(&st.reports), errors.join(","), get(&st.breaker_trips), get(&st.reports_sent), get(&st.reports_dropped)
+        );
+    }
+    s.push_str("}}");
     s
+}
+
+fn breaker(open: bool) -> &'static str {
+    if open { "open" } else { "closed" }
 }
 
 /// Nodes past the first `MAX_NODES`, for which the page keeps no statistics.
 fn untracked(p: &PageInput<'_>) -> usize {
-    p.nodes.len().saturating_sub(MAX_NODES)
+    p.nodes.iter().filter(|n| n.index >= MAX_NODES).count()
+}
+
+/// The nodes with statistics, and their counters.
+fn tracked<'a, 'b>(p: &'a PageInput<'b>) -> impl Iterator<Item = (&'a NodeView<'b>, &'a crate::counters::NodeStats)> {
+    p.nodes.iter().filter_map(|n| p.counters.nodes.get(n.index).map(|st| (n, st)))
 }
 
 /// Prometheus text exposition, named like nginx-prometheus-exporter's metrics
@@ -123,7 +166,9 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
     family("nginx_ase_fail_open_total", "counter", "Requests let through (or refused, in fail-closed mode) because of an ASE error, by cause.",
         AseError::ALL.iter().map(|e| (format!("{{cause=\"{}\"}}", error_name(*e)), get(&c.fail_open_by_cause[*e as usize]))).collect());
     family("nginx_ase_breaker_trips_total", "counter", "Times every ASE node was found down.", one(get(&c.breaker_trips)));
-    family("nginx_ase_breaker_open", "gauge", "1 while this worker's circuit breaker is open.", one(p.breaker_open as u64));
+    let group_label = |g: &str| format!("group=\"{}\"", g.replace('\\', "\\\\").replace('"', "\\\""));
+    family("nginx_ase_breaker_open", "gauge", "1 while this worker's circuit breaker for the group is open.",
+        p.groups.iter().map(|g| (format!("{{{}}}", group_label(g.name)), g.breaker_open as u64)).collect());
     family("nginx_ase_connections_total", "counter", "Sideband connections used, new or reused from the keep-alive pool.",
         vec![("{kind=\"new\"}".into(), get(&c.connections_new)), ("{kind=\"reused\"}".into(), get(&c.connections_reused))]);
     family("nginx_ase_reports_sent_total", "counter", "Response reports the ASE answered.", one(get(&c.reports_sent)));
@@ -131,19 +176,34 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
         vec![("{reason=\"queue_full\"}".into(), get(&c.reports_dropped_queue_full)), ("{reason=\"unavailable\"}".into(), get(&c.reports_dropped_unavailable))]);
     family("nginx_ase_payload_truncated_total", "counter",
         "Request checks whose metadata was larger than ase_request_max_size and was sent cut short.", one(get(&c.payload_truncated)));
-    let node_label = |n: &NodeView<'_>| format!("node=\"{}\"", n.name.replace('\\', "\\\\").replace('"', "\\\""));
+    let node_label = |n: &NodeView<'_>| {
+        format!("node=\"{}\",{}", n.name.replace('\\', "\\\\").replace('"', "\\\""), group_label(n.group))
+    };
     family("nginx_ase_node_up", "gauge", "1 when the ASE node (one address of an ase_server) is up.",
-        p.nodes.iter().enumerate().take(MAX_NODES).map(|(i, n)| (format!("{{{}}}", node_label(n)), (get(&c.nodes[i].down_since_ms) == 0) as u64)).collect());
+        tracked(p).map(|(n, st)| (format!("{{{}}}", node_label(n)), (get(&st.down_since_ms) == 0) as u64)).collect());
     family("nginx_ase_node_calls_total", "counter", "Sideband calls per ASE node.",
-        p.nodes.iter().enumerate().take(MAX_NODES).map(|(i, n)| (format!("{{{}}}", node_label(n)), get(&c.nodes[i].calls))).collect());
+        tracked(p).map(|(n, st)| (format!("{{{}}}", node_label(n)), get(&st.calls))).collect());
     family("nginx_ase_node_failures_total", "counter", "Failed sideband calls per ASE node.",
-        p.nodes.iter().enumerate().take(MAX_NODES).map(|(i, n)| (format!("{{{}}}", node_label(n)), get(&c.nodes[i].failures))).collect());
+        tracked(p).map(|(n, st)| (format!("{{{}}}", node_label(n)), get(&st.failures))).collect());
     family("nginx_ase_nodes_untracked", "gauge",
         &format!("ASE node addresses past the first {MAX_NODES}, which have no per-node metrics here."), one(untracked(p) as u64));
+    let tracked_groups = || p.groups.iter().enumerate().take(MAX_GROUPS);
+    let per_group = |f: &dyn Fn(&crate::counters::GroupStats) -> u64| -> Vec<(String, u64)> {
+        tracked_groups().map(|(i, g)| (format!("{{{}}}", group_label(g.name)), f(&c.groups[i]))).collect()
+    };
+    family("nginx_ase_group_checks_total", "counter", "Request checks started, per ASE group.", per_group(&|g| get(&g.checks)));
+    family("nginx_ase_group_reports_total", "counter", "Response reports offered, per ASE group.", per_group(&|g| get(&g.reports)));
+    family("nginx_ase_group_errors_total", "counter", "Sideband calls that got no usable answer, per ASE group, by cause.",
+        tracked_groups().flat_map(|(i, g)| AseError::ALL.iter().skip(1).map(move |e| {
+            (format!("{{{},cause=\"{}\"}}", group_label(g.name), e.name()), get(&c.groups[i].errors[*e as usize]))
+        })).collect());
+    family("nginx_ase_group_breaker_trips_total", "counter", "Times every ASE node of the group was found down.", per_group(&|g| get(&g.breaker_trips)));
+    family("nginx_ase_group_reports_sent_total", "counter", "Response reports the ASE answered, per ASE group.", per_group(&|g| get(&g.reports_sent)));
+    family("nginx_ase_group_reports_dropped_total", "counter", "Response reports dropped, per ASE group.", per_group(&|g| get(&g.reports_dropped)));
     let mut lat = Vec::new();
-    for (i, n) in p.nodes.iter().enumerate().take(MAX_NODES) {
+    for (n, st) in tracked(p) {
         for q in [0.5, 0.99] {
-            if let Some(ms) = c.nodes[i].quantile_ms(p.now_ms, q) {
+            if let Some(ms) = st.quantile_ms(p.now_ms, q) {
                 lat.push((format!("{{{},quantile=\"{}\"}}", node_label(n), q), ms));
             }
         }
@@ -161,12 +221,12 @@ mod tests {
     use crate::counters::bump;
 
     fn page(c: &Counters) -> PageInput<'_> {
-        PageInput { counters: c, nodes: vec![NodeView { url: "http://a:1", address: "10.0.0.1:1", name: "http://a:1 (10.0.0.1:1)", backup: false }],
-                    breaker_open: false, now_ms: 5_000, shared: true }
+        PageInput { counters: c, nodes: vec![NodeView { index: 0, url: "http://a:1", address: "10.0.0.1:1", name: "http://a:1 (10.0.0.1:1)", backup: false, group: "default" }],
+                    groups: vec![GroupPageView { name: "default", breaker_open: false, nodes: 1 }], now_ms: 5_000, shared: true }
     }
 
     fn view<'a>(url: &'a str, address: &'a str, name: &'a str) -> NodeView<'a> {
-        NodeView { url, address, name, backup: false }
+        NodeView { index: 0, url, address, name, backup: false, group: "default" }
     }
 
     #[test]
@@ -178,7 +238,7 @@ mod tests {
         let mut p = page(&c);
         p.nodes = vec![
             view("http://localhost:1", "[::1]:1", "http://localhost:1 ([::1]:1)"),
-            view("http://localhost:1", "127.0.0.1:1", "http://localhost:1 (127.0.0.1:1)"),
+            NodeView { index: 1, ..view("http://localhost:1", "127.0.0.1:1", "http://localhost:1 (127.0.0.1:1)") },
         ];
         let v: serde_json::Value = serde_json::from_str(&to_json(&p)).expect("valid JSON");
         assert_eq!(v["nodes"][0]["url"], "http://localhost:1");
@@ -188,8 +248,8 @@ mod tests {
                    (&serde_json::json!("127.0.0.1:1"), &serde_json::json!("up"), &serde_json::json!(1)));
         assert_eq!(v["nodes_untracked"], 0);
         let text = to_prometheus(&p);
-        assert!(text.contains("nginx_ase_node_up{node=\"http://localhost:1 ([::1]:1)\"} 0\n"), "{text}");
-        assert!(text.contains("nginx_ase_node_up{node=\"http://localhost:1 (127.0.0.1:1)\"} 1\n"), "{text}");
+        assert!(text.contains("nginx_ase_node_up{node=\"http://localhost:1 ([::1]:1)\",group=\"default\"} 0\n"), "{text}");
+        assert!(text.contains("nginx_ase_node_up{node=\"http://localhost:1 (127.0.0.1:1)\",group=\"default\"} 1\n"), "{text}");
     }
 
     #[test]
@@ -197,7 +257,7 @@ mod tests {
         let c = Counters::new();
         let addrs: Vec<String> = (0..MAX_NODES + 2).map(|i| format!("10.0.0.{i}:1")).collect();
         let mut p = page(&c);
-        p.nodes = addrs.iter().map(|a| view("http://many:1", a, a)).collect();
+        p.nodes = addrs.iter().enumerate().map(|(i, a)| NodeView { index: i, ..view("http://many:1", a, a) }).collect();
         let v: serde_json::Value = serde_json::from_str(&to_json(&p)).expect("valid JSON");
         let nodes = v["nodes"].as_array().unwrap();
         assert_eq!(nodes.len(), MAX_NODES + 2);
@@ -234,12 +294,52 @@ mod tests {
         bump(&c.verdicts[Verdict::Block as usize]);
         let text = to_prometheus(&page(&c));
         assert!(text.contains("nginx_ase_verdicts_total{verdict=\"block\"} 1\n"), "{text}");
-        assert!(text.contains("nginx_ase_node_up{node=\"http://a:1 (10.0.0.1:1)\"} 1\n"), "{text}");
+        assert!(text.contains("nginx_ase_node_up{node=\"http://a:1 (10.0.0.1:1)\",group=\"default\"} 1\n"), "{text}");
         assert!(text.contains("# TYPE nginx_ase_payload_truncated_total counter\nnginx_ase_payload_truncated_total 0\n"), "{text}");
         assert!(text.contains("nginx_ase_nodes_untracked 0\n"), "{text}");
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').expect("name and value");
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
+    }
+
+    #[test]
+    fn groups_have_their_own_section_and_label() {
+        let c = Counters::new();
+        bump(&c.groups[1].checks);
+        bump(&c.groups[1].breaker_trips);
+        bump(&c.groups[1].errors[AseError::Refused as usize]);
+        bump(&c.checks);
+        let mut p = page(&c);
+        p.nodes.push(NodeView { index: 1, url: "http://b:1", address: "10.0.0.2:1", name: "http://b:1", backup: false, group: "eu" });
+        p.groups.push(GroupPageView { name: "eu", breaker_open: true, nodes: 1 });
+        let v: serde_json::Value = serde_json::from_str(&to_json(&p)).expect("valid JSON");
+        assert_eq!(v["breaker"], "closed", "the top-level breaker is the default group's");
+        assert_eq!((&v["nodes"][0]["group"], &v["nodes"][1]["group"]), (&serde_json::json!("default"), &serde_json::json!("eu")));
+        assert_eq!(v["groups"]["eu"]["breaker"], "open");
+        assert_eq!(v["groups"]["eu"]["checks"], 1);
+        assert_eq!(v["groups"]["eu"]["breaker_trips"], 1);
+        assert_eq!(v["groups"]["eu"]["errors"]["refused"], 1);
+        assert_eq!(v["groups"]["eu"]["nodes"], 1);
+        assert_eq!(v["groups"]["default"]["checks"], 0);
+        assert_eq!(v["checks"], 1, "the totals are the channel's");
+        let text = to_prometheus(&p);
+        assert!(text.contains("nginx_ase_breaker_open{group=\"eu\"} 1\n"), "{text}");
+        assert!(text.contains("nginx_ase_breaker_open{group=\"default\"} 0\n"), "{text}");
+        assert!(text.contains("nginx_ase_node_up{node=\"http://b:1\",group=\"eu\"} 1\n"), "{text}");
+        assert!(text.contains("nginx_ase_group_checks_total{group=\"eu\"} 1\n"), "{text}");
+        assert!(text.contains("nginx_ase_group_errors_total{group=\"eu\",cause=\"refused\"} 1\n"), "{text}");
+    }
+
+    #[test]
+    fn nodes_are_counted_by_their_channel_number() {
+        let c = Counters::new();
+        bump(&c.nodes[5].calls);
+        let mut p = page(&c);
+        // A resolve server's slots 0..5 have no address: only slot 5 is listed.
+        p.nodes = vec![NodeView { index: 5, ..view("http://ase.example:1", "10.0.0.7:1", "http://ase.example:1 (10.0.0.7:1)") }];
+        let v: serde_json::Value = serde_json::from_str(&to_json(&p)).expect("valid JSON");
+        assert_eq!(v["nodes"][0]["calls"], 1);
+        assert!(to_prometheus(&p).contains("nginx_ase_node_calls_total{node=\"http://ase.example:1 (10.0.0.7:1)\",group=\"default\"} 1\n"));
     }
 }

@@ -16,7 +16,7 @@ use ngx_ase_glue::panic::guard;
 use crate::counters::counters;
 use crate::status_csp::{policy, POLICY_LEN};
 use crate::status_format::{choose, Format};
-use crate::status_json::{to_json, to_prometheus, NodeView, PageInput};
+use crate::status_json::{to_json, to_prometheus, GroupPageView, NodeView, PageInput};
 
 pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     let log = (*(*r).connection).log;
@@ -39,16 +39,32 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             return send(r, PAGE.as_bytes(), &ngx::ngx_string!("text/html; charset=utf-8"));
         }
         let conf = <crate::Module as ngx::http::HttpModuleMainConf>::main_conf(&*r);
-        // One entry per node address, in the channel's order (api.rs build_worker).
-        let nodes = conf
-            .map(|c| {
-                c.nodes().iter().map(|n| (n.server.url.to_string(), n.addr.to_string(), n.display(), n.server.backup)).collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
+        // One entry per node address, in the channel's order (api.rs build_worker); a
+        // `resolve` server's slots as this worker has them (its current addresses).
+        let mut nodes = Vec::new();
+        for (i, (g, mut n)) in conf.map(|c| c.nodes()).unwrap_or_default().into_iter().enumerate() {
+            if n.server.resolve {
+                match crate::worker::with(|w| (w.engine.node_active(i), w.io.address(i))) {
+                    Some((true, Some(addr))) => n.addr = addr,
+                    _ => continue,
+                }
+            }
+            nodes.push((i, n.server.url.to_string(), n.addr.to_string(), n.display(), n.server.backup, g));
+        }
+        let groups: Vec<(&str, usize)> =
+            conf.map(|c| c.group_views().iter().map(|g| (g.name, g.nodes().len())).collect()).unwrap_or_default();
+        let name = |g: usize| groups.get(g).map_or("-", |(n, _)| *n);
         let input = PageInput {
             counters: counters(),
-            nodes: nodes.iter().map(|(url, address, name, backup)| NodeView { url, address, name, backup: *backup }).collect(),
-            breaker_open: crate::worker::with(|w| w.engine.breaker_open()).unwrap_or(false),
+            nodes: nodes
+                .iter()
+                .map(|(i, url, address, nm, backup, g)| NodeView { index: *i, url, address, name: nm, backup: *backup, group: name(*g) })
+                .collect(),
+            groups: groups.iter().enumerate().map(|(i, (n, count))| GroupPageView {
+                name: n,
+                breaker_open: crate::worker::with(|w| w.engine.breaker_open(i)).unwrap_or(false),
+                nodes: *count,
+            }).collect(),
             now_ms: crate::log::now_ms(),
             shared: conf.is_some_and(|c| !c.zone.is_null()),
         };

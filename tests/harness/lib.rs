@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod chromium;
+pub mod dns;
 pub mod double;
 pub mod nginx;
 
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use backend::Backend;
+pub use dns::Dns;
 pub use double::AseDouble;
 pub use nginx::Nginx;
 

@@ -239,6 +239,18 @@ impl Io for FuzzIo {
         self.scratch.clear();
         let _ = fmt::write(&mut self.scratch, args);
     }
+
+    fn trace_begin(&mut self, _: usize) -> bool {
+        true
+    }
+
+    fn traces(&self) -> bool {
+        true
+    }
+
+    fn trace(&mut self, _: Option<usize>, args: fmt::Arguments<'_>) {
+        self.log(Level::Debug, args);
+    }
 }
 
 /// One check on `engine`, over the stream up to `limit`, then `end`: its result.
@@ -247,7 +259,7 @@ fn run_check(engine: &mut Engine<u32>, io: &mut FuzzIo, id: u32, limit: usize, e
     io.end = end;
     let started = io.now;
     let budget = limit.saturating_sub(io.pos) + SPARE_ROUNDS;
-    engine.start_check(id, b"fuzz-correlation-id", b"{\"source_ip\":\"127.0.0.1\"}", LIMITS, io);
+    engine.start_check(id, 0, b"fuzz-correlation-id", b"{\"source_ip\":\"127.0.0.1\"}", LIMITS, io);
     let mut rounds = 0;
     while engine.live_calls() > 0 {
         rounds += 1;
@@ -299,7 +311,7 @@ pub fn exchange(setup: Setup, answer: &[u8], split: usize) -> [CheckResult; 2] {
     let policy = NodePolicy { backup: false, max_fails: setup.max_fails, fail_timeout_ms: 10_000 };
     let nodes = if setup.two_nodes { 2 } else { 1 };
     let specs = (0..nodes)
-        .map(|i| NodeSpec { display: format!("http://127.0.0.{}:8000", i + 1), authority: format!("127.0.0.{}:8000", i + 1), policy: policy.clone() })
+        .map(|i| NodeSpec { display: format!("http://127.0.0.{}:8000", i + 1), authority: format!("127.0.0.{}:8000", i + 1), policy: policy.clone(), active: true })
         .collect();
     let mut engine: Engine<u32> = Engine::new(specs, Some(b"t0k3nt0k3nt0k3nt0k3nt0k3nt0k3n99"), setup.keepalive, 8);
     let mut io = FuzzIo {

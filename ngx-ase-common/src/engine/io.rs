@@ -61,4 +61,12 @@ pub trait Io {
     /// nothing).
     fn logs(&self, level: Level) -> bool;
     fn log(&mut self, level: Level, args: fmt::Arguments<'_>);
+    /// The debug trace (`error_log ... debug`, `debug_connection`). Called when call slot
+    /// `slot` starts a call: whether this call is traced (the caller's log is at debug).
+    /// Nothing more is asked or formatted for a call that is not.
+    fn trace_begin(&mut self, slot: usize) -> bool;
+    /// Whether the worker's own log is at debug (for connection lines that belong to no call).
+    fn traces(&self) -> bool;
+    /// Writes a trace line to call slot `slot`'s log, or to the worker's log for `None`.
+    fn trace(&mut self, slot: Option<usize>, args: fmt::Arguments<'_>);
 }

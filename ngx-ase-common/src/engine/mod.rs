@@ -28,7 +28,7 @@ use core::fmt;
 
 use ngx_ase_shared::abi::{Admission, AseError, CallKind, CheckResult};
 
-use crate::counters::{bump, counters, status_slot};
+use crate::counters::{bump, counters, status_slot, GroupStats};
 use crate::nodes::{with_tried, NodePolicy, Nodes, Pick, Transition};
 pub use io::{ConnId, Connect, Io, Level, Xfer};
 use wire::NodeHeads;
@@ -41,6 +41,19 @@ pub struct NodeSpec {
     /// The `Host` header.
     pub authority: String,
     pub policy: NodePolicy,
+    /// In use from the start; a `resolve` server's slots wait for an address.
+    pub active: bool,
+}
+
+/// One group of nodes (the http-level `ase_server` lines, or one `ase_upstream` block):
+/// its own nodes, breaker and keep-alive pools, and its own token.
+pub struct GroupSpec<'a> {
+    /// The name in logs and on the status page (`default` for the `ase_server` lines).
+    pub name: String,
+    pub nodes: Vec<NodeSpec>,
+    pub token: Option<&'a [u8]>,
+    /// Idle connections kept per node of this group.
+    pub keepalive: usize,
 }
 
 /// A call's time limits (the location's `ase_timeout` and `ase_connect_timeout`).
@@ -85,12 +98,16 @@ struct CallSlot<D> {
     tried: u64,
     /// This call is the one testing a node that was down.
     probe: bool,
+    /// Its caller's log is at debug: trace lines are written for it.
+    trace: bool,
     started: u64,
     deadline: u64,
     attempt_started: u64,
     /// While connecting: when `ase_connect_timeout` runs out.
     connect_deadline: Option<u64>,
     limits: Limits,
+    /// The group whose nodes this call may use.
+    group: usize,
     last_error: Option<AseError>,
     /// The whole request; its first `head_len` bytes are the node's fixed part.
     wire: Vec<u8>,
@@ -124,8 +141,10 @@ const READ_BUFFER: usize = 1024;
 pub struct Engine<D> {
     nodes: Nodes,
     names: Vec<String>,
+    group_names: Vec<String>,
     heads: Vec<NodeHeads>,
-    keepalive: usize,
+    /// Per node: idle connections kept (its group's `keepalive`).
+    keepalive: Vec<usize>,
     response_queue: usize,
     reports_in_flight: usize,
     calls: Vec<CallSlot<D>>,
@@ -151,13 +170,39 @@ impl<D> Drop for Engine<D> {
 }
 
 impl<D> Engine<D> {
+    /// One group (the http-level `ase_server` lines only).
     pub fn new(nodes: Vec<NodeSpec>, token: Option<&[u8]>, keepalive: usize, response_queue: usize) -> Self {
-        let heads = nodes.iter().map(|n| NodeHeads::new(&n.authority, token)).collect();
-        let idle = nodes.iter().map(|_| Vec::new()).collect();
-        let names = nodes.iter().map(|n| n.display.clone()).collect();
+        Engine::with_groups(vec![GroupSpec { name: "default".into(), nodes, token, keepalive }], response_queue)
+    }
+
+    /// Nodes in groups; group `g` of a call is `groups[g]`. Node indices run through the
+    /// groups in order (the `Io`'s and the status page's node numbers).
+    pub fn with_groups(groups: Vec<GroupSpec<'_>>, response_queue: usize) -> Self {
+        let (mut heads, mut keepalive, mut names, mut policies, mut ranges) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut group_names, mut inactive) = (Vec::new(), Vec::new());
+        for g in groups {
+            let start = policies.len();
+            for n in g.nodes {
+                heads.push(NodeHeads::new(&n.authority, g.token));
+                keepalive.push(g.keepalive);
+                names.push(n.display);
+                policies.push(n.policy);
+                if !n.active {
+                    inactive.push(policies.len() - 1);
+                }
+            }
+            ranges.push(start..policies.len());
+            group_names.push(g.name);
+        }
+        let idle = names.iter().map(|_| Vec::new()).collect();
+        let mut nodes = Nodes::with_groups(policies, ranges);
+        for i in inactive {
+            nodes.set_active(i, false);
+        }
         Engine {
-            nodes: Nodes::new(nodes.into_iter().map(|n| n.policy).collect()),
+            nodes,
             names,
+            group_names,
             heads,
             keepalive,
             response_queue,
@@ -172,34 +217,72 @@ impl<D> Engine<D> {
         }
     }
 
-    pub fn breaker_open(&self) -> bool {
-        self.nodes.breaker_open()
+    /// Whether node `node` takes calls (see `activate` and `drain`).
+    pub fn node_active(&self, node: usize) -> bool {
+        self.nodes.is_active(node)
     }
 
-    /// Whether a call of `kind` may go out now. A refusal is counted as the call's outcome.
-    pub fn admit(&mut self, kind: CallKind, io: &mut impl Io) -> Admission {
+    /// Whether a connection to node `node` is still open (a drained node's calls in flight).
+    pub fn node_busy(&self, node: usize) -> bool {
+        self.conns.iter().any(|c| c.live && c.node == node)
+    }
+
+    /// A `resolve` server's new address took node slot `node` (named `display` now): calls
+    /// may go to it, with fresh health.
+    pub fn activate(&mut self, node: usize, display: String) {
+        if let Some(name) = self.names.get_mut(node) {
+            *name = display;
+            self.nodes.set_active(node, true);
+            if let Some(d) = counters().nodes.get(node) {
+                d.down_since_ms.store(0, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A `resolve` server's address vanished from the DNS: node `node` takes no new call;
+    /// calls in flight finish on their connections, which then close; idle ones close now.
+    pub fn drain(&mut self, node: usize, io: &mut impl Io) {
+        if node >= self.names.len() {
+            return;
+        }
+        self.nodes.set_active(node, false);
+        while let Some(&conn) = self.idle[node].last() {
+            self.close_conn(conn, io);
+        }
+    }
+
+    /// Whether group `g`'s breaker is open (every node of it is down).
+    pub fn breaker_open(&self, g: usize) -> bool {
+        self.nodes.breaker_open(g)
+    }
+
+    /// Whether a call of `kind` to group `group` may go out now. A refusal is counted as
+    /// the call's outcome.
+    pub fn admit(&mut self, kind: CallKind, group: usize, io: &mut impl Io) -> Admission {
         match kind {
-            CallKind::Check => match self.nodes.admit_check(io.now()) {
+            CallKind::Check => match self.nodes.admit_check(group, io.now()) {
                 Ok(()) => Admission::Go,
                 Err(tripped) => {
                     bump(&counters().checks);
-                    self.unavailable(tripped, io);
+                    bump_group(group, |s| &s.checks);
+                    self.unavailable(group, tripped, io);
                     Admission::Unavailable
                 }
             },
             CallKind::Report => {
-                let verdict = self.report_admission();
+                let verdict = self.report_admission(group);
                 if verdict != Admission::Go {
                     bump(&counters().reports);
-                    count_dropped(verdict);
+                    bump_group(group, |s| &s.reports);
+                    count_dropped(group, verdict);
                 }
                 verdict
             }
         }
     }
 
-    fn report_admission(&self) -> Admission {
-        if self.nodes.pick_settled(0).is_none() {
+    fn report_admission(&self, group: usize) -> Admission {
+        if self.nodes.pick_settled(group, 0).is_none() {
             Admission::Unavailable
         } else if self.reports_in_flight >= self.response_queue {
             Admission::QueueFull
@@ -210,21 +293,23 @@ impl<D> Engine<D> {
 
     /// Starts a check (`waiter` gets its answer) or a report. `None`: the call already
     /// ended (a check's answer is then in `take_finished`).
-    pub fn start_check(&mut self, waiter: D, correlation_id: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Option<CallId> {
+    pub fn start_check(&mut self, waiter: D, group: usize, correlation_id: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Option<CallId> {
         bump(&counters().checks);
-        self.start(CallKind::Check, Some(waiter), correlation_id, body, limits, io)
+        bump_group(group, |s| &s.checks);
+        self.start(CallKind::Check, Some(waiter), group, correlation_id, body, limits, io)
     }
 
-    /// Queues a report; fire-and-forget.
-    pub fn send_report(&mut self, correlation_id: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Admission {
+    /// Queues a report to group `group`; fire-and-forget.
+    pub fn send_report(&mut self, group: usize, correlation_id: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Admission {
         bump(&counters().reports);
-        let verdict = self.report_admission();
+        bump_group(group, |s| &s.reports);
+        let verdict = self.report_admission(group);
         if verdict != Admission::Go {
-            count_dropped(verdict);
+            count_dropped(group, verdict);
             return verdict;
         }
         self.reports_in_flight += 1;
-        let slot = self.prepare(CallKind::Report, None, correlation_id, body, limits, io);
+        let slot = self.prepare(CallKind::Report, None, group, correlation_id, body, limits, io);
         // Sent once this turn of the event loop has answered its clients (`flush`): the
         // report is no part of the client's wait, and the ASE gets the turn's reports
         // together.
@@ -250,16 +335,19 @@ impl<D> Engine<D> {
         }
     }
 
-    fn start(&mut self, kind: CallKind, waiter: Option<D>, cid: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Option<CallId> {
-        let slot = self.prepare(kind, waiter, cid, body, limits, io);
+    #[allow(clippy::too_many_arguments)]
+    fn start(&mut self, kind: CallKind, waiter: Option<D>, group: usize, cid: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Option<CallId> {
+        let slot = self.prepare(kind, waiter, group, cid, body, limits, io);
         let id = CallId { slot, gen: self.calls[slot].gen };
         self.attempt(slot, io);
         self.is_current(id).then_some(id)
     }
 
     /// A call slot filled in for a new call (its request bytes written), not yet sent.
-    fn prepare(&mut self, kind: CallKind, waiter: Option<D>, cid: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> usize {
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(&mut self, kind: CallKind, waiter: Option<D>, group: usize, cid: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> usize {
         let now = io.now();
+        let first = self.nodes.group(group).start;
         let slot = self.alloc_call();
         let c = &mut self.calls[slot];
         c.live = true;
@@ -270,14 +358,17 @@ impl<D> Engine<D> {
         c.probe = false;
         c.started = now;
         c.attempt_started = now;
-        c.node = 0;
+        // No node yet (the trace shows "-" for a call that never got one).
+        c.node = NO_NODE;
         c.deadline = now + limits.timeout_ms.max(1);
         c.connect_deadline = None;
         c.limits = limits;
+        c.group = group;
         c.last_error = None;
-        // Written for the first node; failover replaces the node's part only.
-        let head = self.heads.first().map_or(&[][..], |h| h.get(kind));
+        // Written for the group's first node; failover replaces the node's part only.
+        let head = self.heads.get(first).map_or(&[][..], |h| h.get(kind));
         c.head_len = wire::write_request(&mut c.wire, head, cid, body);
+        c.trace = io.trace_begin(slot);
         slot
     }
 
@@ -320,30 +411,31 @@ impl<D> Engine<D> {
     fn attempt(&mut self, slot: usize, io: &mut impl Io) {
         let now = io.now();
         let c = &self.calls[slot];
-        let kind = c.kind.unwrap_or(CallKind::Check);
+        let (kind, group) = (c.kind.unwrap_or(CallKind::Check), c.group);
         let floor = c.limits.connect_timeout_ms.min(c.limits.timeout_ms);
         if c.tried != 0 && c.deadline.saturating_sub(now) < floor.max(1) {
             let e = c.last_error.unwrap_or(AseError::Timeout);
             return self.finish(slot, 0, e, io);
         }
         let (node, probe) = match kind {
-            CallKind::Check => match self.nodes.pick(now, c.tried) {
+            CallKind::Check => match self.nodes.pick(group, now, c.tried) {
                 Pick::Node { index, probe } => (index, probe),
                 Pick::Exhausted => {
                     let e = c.last_error.unwrap_or(AseError::Unavailable);
                     return self.finish(slot, 0, e, io);
                 }
                 Pick::Unavailable { tripped } => {
-                    self.unavailable(tripped, io);
+                    self.unavailable(group, tripped, io);
                     return self.finish(slot, 0, AseError::Unavailable, io);
                 }
             },
-            CallKind::Report => match self.nodes.pick_settled(c.tried) {
+            CallKind::Report => match self.nodes.pick_settled(group, c.tried) {
                 Some(index) => (index, false),
                 None => {
                     let e = c.last_error.unwrap_or(AseError::Unavailable);
                     if c.tried == 0 {
                         bump(&counters().reports_dropped_unavailable);
+                        bump_group(group, |s| &s.reports_dropped);
                     }
                     return self.finish(slot, 0, e, io);
                 }
@@ -357,6 +449,9 @@ impl<D> Engine<D> {
         c.connect_deadline = None;
         if let Some(conn) = self.idle[node].pop() {
             bump(&counters().connections_reused);
+            if self.calls[slot].trace {
+                io.trace(Some(slot), format_args!("ase: connection reused to {}{}", self.names[node], self.group_of_node(node)));
+            }
             io.set_idle(conn, false);
             self.bind(conn, slot, true, ConnState::Sending);
             io.arm(slot, self.calls[slot].deadline);
@@ -400,6 +495,7 @@ impl<D> Engine<D> {
         let now = io.now();
         bump(&counters().errors[e as usize]);
         let c = &mut self.calls[slot];
+        bump_group(c.group, |s| &s.errors[e as usize]);
         if let Some(stats) = counters().nodes.get(c.node) {
             stats.record(now, now.saturating_sub(c.attempt_started), true);
         }
@@ -421,6 +517,10 @@ impl<D> Engine<D> {
         cs.state = ConnState::Sending;
         let slot = cs.call;
         bump(&counters().connections_new);
+        if self.calls[slot].trace {
+            let node = cs.node;
+            io.trace(Some(slot), format_args!("ase: connection opened to {}{}", self.names[node], self.group_of_node(node)));
+        }
         let c = &mut self.calls[slot];
         c.connect_deadline = None;
         io.arm(slot, c.deadline);
@@ -587,18 +687,31 @@ impl<D> Engine<D> {
                 self.reports_in_flight = self.reports_in_flight.saturating_sub(1);
                 if e == AseError::None {
                     bump(&counters().reports_sent);
+                    bump_group(c.group, |s| &s.reports_sent);
                 }
             }
             None => {}
         }
-        if io.logs(Level::Debug) {
-            let c = &self.calls[slot];
-            let node = self.names.get(c.node).map_or("-", String::as_str);
-            io.log(Level::Debug, format_args!(
-                "ase: {} to {node}: status {status}, error {}, {} ms",
-                if c.kind == Some(CallKind::Report) { "report" } else { "check" }, e.name(), now.saturating_sub(c.started)));
+        if self.calls[slot].trace {
+            self.trace_call(slot, status, e, now, io);
         }
         self.release(slot, io);
+    }
+
+    /// The trace line of a call that ended: one per check and per report.
+    fn trace_call(&self, slot: usize, status: u16, e: AseError, now: u64, io: &mut impl Io) {
+        let c = &self.calls[slot];
+        let node = self.names.get(c.node).map_or("-", String::as_str);
+        let cid = String::from_utf8_lossy(wire::correlation_id(&c.wire, c.head_len));
+        let outcome = Outcome(status, e);
+        let ms = now.saturating_sub(c.started);
+        let group = self.group_name(c.group);
+        if c.kind == Some(CallKind::Report) {
+            io.trace(Some(slot), format_args!("ase: report group={group} node={node} {outcome} ms={ms} cid={cid}"));
+        } else {
+            io.trace(Some(slot), format_args!(
+                "ase: check group={group} node={node} {outcome} ms={ms} cid={cid} verdict={}", outcome.verdict()));
+        }
     }
 
     fn release(&mut self, slot: usize, io: &mut impl Io) {
@@ -620,7 +733,7 @@ impl<D> Engine<D> {
     fn give_back(&mut self, conn: ConnId, reusable: bool, io: &mut impl Io) {
         let node = self.conns[conn].node;
         let pool = &mut self.idle[node];
-        if !reusable || io.exiting() || pool.len() >= self.keepalive {
+        if !reusable || io.exiting() || pool.len() >= self.keepalive[node] || !self.nodes.is_active(node) {
             return self.close_conn(conn, io);
         }
         let cs = &mut self.conns[conn];
@@ -651,8 +764,11 @@ impl<D> Engine<D> {
     }
 
     fn close_conn(&mut self, conn: ConnId, io: &mut impl Io) {
-        if !self.conns.get(conn).is_some_and(|c| c.live) {
-            return;
+        let Some(cs) = self.conns.get(conn).filter(|c| c.live) else { return };
+        // A connection serving a call is traced with it; an idle one with the worker.
+        let slot = (cs.state != ConnState::Idle).then_some(cs.call);
+        if slot.map_or_else(|| io.traces(), |s| self.calls[s].trace) {
+            io.trace(slot, format_args!("ase: connection closed to {}{}", self.names[cs.node], self.group_of_node(cs.node)));
         }
         io.close(conn);
         self.forget_conn(conn);
@@ -708,11 +824,13 @@ impl<D> Engine<D> {
                 conn: None,
                 tried: 0,
                 probe: false,
+                trace: false,
                 started: 0,
                 deadline: 0,
                 attempt_started: 0,
                 connect_deadline: None,
                 limits: Limits::default(),
+                group: 0,
                 last_error: None,
                 wire: Vec::with_capacity(2048),
                 head_len: 0,
@@ -745,6 +863,7 @@ impl<D> Engine<D> {
         if self.calls.get(slot).is_some_and(|c| c.live) {
             bump(&counters().errors[AseError::Internal as usize]);
             let c = &mut self.calls[slot];
+            bump_group(c.group, |s| &s.errors[AseError::Internal as usize]);
             if core::mem::take(&mut c.probe) {
                 self.nodes.abandoned(c.node);
             }
@@ -766,12 +885,26 @@ impl<D> Engine<D> {
 
     // ------------------------------------------------------------------ counting, logging
 
-    fn unavailable(&mut self, tripped: bool, io: &mut impl Io) {
+    fn unavailable(&mut self, group: usize, tripped: bool, io: &mut impl Io) {
         bump(&counters().errors[AseError::Unavailable as usize]);
+        bump_group(group, |s| &s.errors[AseError::Unavailable as usize]);
         if tripped {
             bump(&counters().breaker_trips);
-            io.log(Level::Warn, format_args!("ase: every ASE node is down; answering \"unavailable\" at once until one comes back"));
+            bump_group(group, |s| &s.breaker_trips);
+            io.log(Level::Warn, format_args!(
+                "ase: every ASE node is down{}; answering \"unavailable\" at once until one comes back", GroupSuffix(self.group_name(group))));
         }
+    }
+
+    /// Group `g`'s name (`-` for a group that does not exist).
+    pub fn group_name(&self, g: usize) -> &str {
+        self.group_names.get(g).map_or("-", String::as_str)
+    }
+
+    /// ` (group NAME)` for node `node`, for the connection trace lines.
+    fn group_of_node(&self, node: usize) -> GroupOf<'_> {
+        let g = (0..self.group_names.len()).find(|&g| self.nodes.group(g).contains(&node)).unwrap_or(0);
+        GroupOf(self.group_name(g))
     }
 
     fn log_transition(&self, node: usize, t: Transition, why: impl fmt::Display, io: &mut impl Io) {
@@ -795,10 +928,69 @@ impl<D> Engine<D> {
     }
 }
 
-fn count_dropped(a: Admission) {
+fn count_dropped(group: usize, a: Admission) {
     match a {
         Admission::QueueFull => bump(&counters().reports_dropped_queue_full),
         _ => bump(&counters().reports_dropped_unavailable),
+    }
+    bump_group(group, |s| &s.reports_dropped);
+}
+
+/// One more in a counter of group `g`, when the status page keeps its numbers.
+fn bump_group(g: usize, which: impl Fn(&GroupStats) -> &core::sync::atomic::AtomicU64) {
+    if let Some(s) = crate::counters::group(g) {
+        bump(which(s));
+    }
+}
+
+/// A call slot's node before the call picked one.
+const NO_NODE: usize = usize::MAX;
+
+/// How a call ended, for the trace: `status=403` or `error=timeout`.
+struct Outcome(u16, AseError);
+
+impl Outcome {
+    /// What the answer means for the request, as the protocol table says (the request
+    /// module decides the same way): `fail` is an ASE error, which the location's
+    /// `ase_fail_mode` turns into `fail_open` or `fail_closed` (`$ase_verdict` tells).
+    fn verdict(&self) -> &'static str {
+        match (self.1, self.0) {
+            (AseError::None, 200 | 503) => "allow",
+            (AseError::None, 403) => "block",
+            _ => "fail",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            AseError::None => write!(f, "status={}", self.0),
+            e => write!(f, "error={}", e.name()),
+        }
+    }
+}
+
+/// ` (group NAME)`, for the connection trace lines.
+struct GroupOf<'a>(&'a str);
+
+impl fmt::Display for GroupOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, " (group {})", self.0)
+    }
+}
+
+/// ` in group "NAME"` for a named group; nothing for the default one (so the messages of a
+/// configuration without groups read as they always did).
+struct GroupSuffix<'a>(&'a str);
+
+impl fmt::Display for GroupSuffix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == "default" {
+            Ok(())
+        } else {
+            write!(f, " in group \"{}\"", self.0)
+        }
     }
 }
 

@@ -128,6 +128,10 @@ struct FakeIo {
     set_idle: Vec<(ConnId, bool)>,
     logs: Vec<String>,
     flushes_scheduled: usize,
+    /// Whether calls are traced (the caller's log at debug), and the trace lines written.
+    tracing: bool,
+    trace_begun: Vec<usize>,
+    traces: Vec<(Option<usize>, String)>,
 }
 
 impl FakeIo {
@@ -309,6 +313,20 @@ impl Io for FakeIo {
     fn log(&mut self, level: Level, args: fmt::Arguments<'_>) {
         self.logs.push(format!("{level:?}: {args}"));
     }
+
+    fn trace_begin(&mut self, slot: usize) -> bool {
+        self.trace_begun.push(slot);
+        self.tracing
+    }
+
+    fn traces(&self) -> bool {
+        self.tracing
+    }
+
+    fn trace(&mut self, slot: Option<usize>, args: fmt::Arguments<'_>) {
+        assert!(self.tracing, "a trace line for a call that is not traced");
+        self.traces.push((slot, args.to_string()));
+    }
 }
 
 /// Whether `req` holds a whole request (head and `Content-Length` body).
@@ -371,6 +389,7 @@ fn node(name: &str, backup: bool, max_fails: u32) -> NodeSpec {
         display: format!("http://{name}"),
         authority: name.to_string(),
         policy: NodePolicy { backup, max_fails, fail_timeout_ms: FAIL_TIMEOUT },
+        active: true,
     }
 }
 
@@ -386,12 +405,12 @@ fn two_nodes(primary: Script, backup: Script) -> (Engine<u32>, FakeIo) {
 }
 
 fn check(e: &mut Engine<u32>, io: &mut FakeIo, waiter: u32) -> Option<CallId> {
-    e.start_check(waiter, CID, BODY, LIMITS, io)
+    e.start_check(waiter, 0, CID, BODY, LIMITS, io)
 }
 
 /// A report, sent as the end of the event loop's turn sends it.
 fn report(e: &mut Engine<u32>, io: &mut FakeIo) -> Admission {
-    let a = e.send_report(CID, BODY, LIMITS, io);
+    let a = e.send_report(0, CID, BODY, LIMITS, io);
     e.flush(io);
     a
 }
@@ -400,7 +419,7 @@ fn report(e: &mut Engine<u32>, io: &mut FakeIo) -> Admission {
 fn reports_wait_for_the_end_of_the_turn_and_go_together() {
     let (mut e, mut io) = one_node(answers(OK));
     for _ in 0..2 {
-        assert_eq!(e.send_report(CID, BODY, LIMITS, &mut io), Admission::Go);
+        assert_eq!(e.send_report(0, CID, BODY, LIMITS, &mut io), Admission::Go);
     }
     assert!(io.sent.is_empty() && io.connects.is_empty(), "nothing goes out before the flush");
     assert_eq!(io.flushes_scheduled, 1, "one flush per turn, however many reports");
@@ -408,7 +427,7 @@ fn reports_wait_for_the_end_of_the_turn_and_go_together() {
     assert_eq!(io.sent.len(), 2, "both reports went out at the flush");
     e.flush(&mut io);
     assert_eq!(io.sent.len(), 2, "a second flush sends nothing again");
-    assert_eq!(e.send_report(CID, BODY, LIMITS, &mut io), Admission::Go);
+    assert_eq!(e.send_report(0, CID, BODY, LIMITS, &mut io), Admission::Go);
     assert_eq!(io.flushes_scheduled, 2, "the next turn schedules its own flush");
 }
 
@@ -448,7 +467,7 @@ fn down(e: &Engine<u32>, io: &FakeIo, node: usize) -> bool {
 #[test]
 fn a_check_is_answered_and_its_connection_pooled_and_reused() {
     let (mut e, mut io) = one_node(answers(OK));
-    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
     assert_eq!(check(&mut e, &mut io, 7), None, "answered at once");
     assert_eq!(delivered(&mut e), vec![(7, ok(200, 0))]);
     assert_eq!(io.connects, vec![(0, 0)]);
@@ -492,7 +511,7 @@ fn keep_alive_only_when_the_answer_allows_and_up_to_keepalive() {
 
     // At most `keepalive` idle connections per node.
     let (mut e, mut io) = one_node(answers(OK).after(10));
-    e.keepalive = 2;
+    e.keepalive = vec![2];
     for w in 0..3 {
         assert!(check(&mut e, &mut io, w).is_some());
     }
@@ -620,7 +639,7 @@ fn a_timeout_from_the_calls_deadline_on_a_later_attempt_is_not_charged() {
     assert_eq!(io.logged("backup:8000 is down"), 0);
     // It is still in use: the next check goes to it.
     io.nodes[1] = answers(OK);
-    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
     check(&mut e, &mut io, 2);
     assert_eq!(result(&mut e), ok(200, 0));
 }
@@ -703,7 +722,7 @@ fn reports_never_probe_and_go_to_an_up_backup() {
     io.nodes[0] = answers(OK);
     advance(&mut e, &mut io, FAIL_TIMEOUT + 1);
     // The primary's down time ran out: a check could probe it, a report may not.
-    assert_eq!(e.admit(CallKind::Report, &mut io), Admission::Go);
+    assert_eq!(e.admit(CallKind::Report, 0, &mut io), Admission::Go);
     assert_eq!(report(&mut e, &mut io), Admission::Go);
     assert_eq!(io.connects_to(0), 1, "no report to the primary");
     assert_eq!(io.sent.last().map(|s| s.0), Some(1));
@@ -722,19 +741,19 @@ fn reports_respect_the_response_queue() {
     assert_eq!(report(&mut e, &mut io), Admission::Go);
     assert_eq!(report(&mut e, &mut io), Admission::Go);
     assert_eq!(e.reports_in_flight, 2);
-    assert_eq!(e.admit(CallKind::Report, &mut io), Admission::QueueFull);
+    assert_eq!(e.admit(CallKind::Report, 0, &mut io), Admission::QueueFull);
     assert_eq!(report(&mut e, &mut io), Admission::QueueFull);
     assert_eq!(io.sent.len(), 2, "the third was not sent");
     advance(&mut e, &mut io, 100);
     assert_eq!(e.reports_in_flight, 0);
-    assert_eq!(e.admit(CallKind::Report, &mut io), Admission::Go);
+    assert_eq!(e.admit(CallKind::Report, 0, &mut io), Admission::Go);
     assert_eq!(report(&mut e, &mut io), Admission::Go);
     assert_eq!(io.connects.len(), 2, "a pooled connection carried it");
     // Every node down: reports are refused as unavailable.
     let (mut e, mut io) = one_node(refuses());
     check(&mut e, &mut io, 1);
     assert_eq!(result(&mut e), failed(AseError::Refused, 0));
-    assert_eq!(e.admit(CallKind::Report, &mut io), Admission::Unavailable);
+    assert_eq!(e.admit(CallKind::Report, 0, &mut io), Admission::Unavailable);
     assert_eq!(report(&mut e, &mut io), Admission::Unavailable);
     assert_eq!(e.reports_in_flight, 0);
 }
@@ -747,9 +766,9 @@ fn the_breaker_answers_at_once_and_lets_one_probe_through() {
     assert!(down(&e, &io, 0) && down(&e, &io, 1));
     assert_eq!(io.logged("is down"), 2);
 
-    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Unavailable);
-    assert!(e.breaker_open());
-    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Unavailable);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
+    assert!(e.breaker_open(0));
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
     // A check started anyway is answered at once, without a connection.
     assert_eq!(check(&mut e, &mut io, 2), None);
     assert_eq!(result(&mut e), failed(AseError::Unavailable, 0));
@@ -759,13 +778,13 @@ fn the_breaker_answers_at_once_and_lets_one_probe_through() {
     // After fail_timeout: one check probes the primary (it hangs), the rest wait...
     advance(&mut e, &mut io, FAIL_TIMEOUT);
     io.nodes = vec![hangs(), hangs()];
-    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
     let probe = check(&mut e, &mut io, 3).expect("the probe is pending");
     assert_eq!(io.connects.last(), Some(&(0, 0)));
-    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go, "the backup is due for its probe too");
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go, "the backup is due for its probe too");
     let backup_probe = check(&mut e, &mut io, 4).expect("pending");
     assert_eq!(io.connects.last().map(|c| c.1), Some(1));
-    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Unavailable, "both nodes are being probed");
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable, "both nodes are being probed");
     assert_eq!(check(&mut e, &mut io, 5), None);
     assert_eq!(result(&mut e), failed(AseError::Unavailable, 0));
     assert_eq!(io.logged("every ASE node is down"), 1);
@@ -773,12 +792,12 @@ fn the_breaker_answers_at_once_and_lets_one_probe_through() {
     // ...and a cancelled probe lets another check probe that node.
     e.cancel(probe, &mut io);
     io.nodes[0] = answers(OK);
-    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
     assert_eq!(check(&mut e, &mut io, 6), None);
     assert_eq!(result(&mut e), ok(200, 0));
     assert_eq!(io.connects_to(0), 3);
     assert_eq!(io.logged("node http://primary:8000 is back"), 1);
-    assert!(!e.breaker_open());
+    assert!(!e.breaker_open(0));
     e.cancel(backup_probe, &mut io);
     assert!(delivered(&mut e).is_empty());
 }
@@ -792,11 +811,11 @@ fn a_probe_that_fails_keeps_the_node_down_for_another_fail_timeout() {
     check(&mut e, &mut io, 2);
     assert_eq!(result(&mut e), failed(AseError::Refused, 0));
     assert_eq!(io.connects.len(), 2);
-    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Unavailable);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
     advance(&mut e, &mut io, FAIL_TIMEOUT - 1);
-    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Unavailable);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
     advance(&mut e, &mut io, 1);
-    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
 }
 
 #[test]
@@ -928,10 +947,10 @@ fn abort_conn_and_abort_slot_end_the_call_as_internal() {
     advance(&mut e, &mut io, FAIL_TIMEOUT);
     io.nodes[0] = hangs();
     let probe = check(&mut e, &mut io, 5).unwrap();
-    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Unavailable);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
     e.abort_slot(probe.slot, &mut io);
     assert_eq!(result(&mut e), failed(AseError::Internal, 0));
-    assert_eq!(e.admit(CallKind::Check, &mut io), Admission::Go);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
 }
 
 #[test]
@@ -991,4 +1010,217 @@ fn a_thousand_checks_use_one_call_slot_and_one_connection() {
     assert_eq!(e.conns.len(), 1);
     assert_eq!(io.connects.len(), 1);
     assert!(io.closes.is_empty());
+}
+
+/// Group 0: "a:1" (primary) and "a:2" (backup), token "tok"; group "two": "b:1", token "tok2",
+/// keepalive 1.
+fn two_groups(a1: Script, a2: Script, b1: Script) -> (Engine<u32>, FakeIo) {
+    let groups = vec![
+        GroupSpec { name: "default".into(), nodes: vec![node("a:1", false, 1), node("a:2", true, 1)], token: Some(b"tok"), keepalive: 4 },
+        GroupSpec { name: "two".into(), nodes: vec![node("b:1", false, 1)], token: Some(b"tok2"), keepalive: 1 },
+    ];
+    (Engine::with_groups(groups, 2), FakeIo::new(vec![a1, a2, b1]))
+}
+
+#[test]
+fn a_group_whose_nodes_are_down_leaves_the_other_group_alone() {
+    let (mut e, mut io) = two_groups(refuses(), refuses(), answers(OK));
+    assert_eq!(e.start_check(1, 0, CID, BODY, LIMITS, &mut io), None);
+    assert_eq!(result(&mut e), failed(AseError::Refused, 0), "group 0 tried its primary and its backup");
+    assert_eq!((io.connects_to(0), io.connects_to(1), io.connects_to(2)), (1, 1, 0), "never another group's node");
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
+    assert!(e.breaker_open(0));
+    assert_eq!(io.logged("every ASE node is down;"), 1, "the default group's message reads as without groups");
+
+    assert!(!e.breaker_open(1));
+    assert_eq!(e.admit(CallKind::Check, 1, &mut io), Admission::Go);
+    assert_eq!(e.start_check(2, 1, CID, BODY, LIMITS, &mut io), None);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(io.sent.last().map(|s| s.0), Some(2));
+    let sent = &io.sent.last().unwrap().1;
+    let head = NodeHeads::new("b:1", Some(b"tok2"));
+    assert!(sent.starts_with(head.get(CallKind::Check)), "group two's Host and token");
+    assert_eq!(e.admit(CallKind::Report, 1, &mut io), Admission::Go);
+    assert_eq!(e.admit(CallKind::Report, 0, &mut io), Admission::Unavailable, "reports of group 0 have no node");
+
+    // Group two's only node goes down: its own breaker, its own message.
+    io.nodes[2] = refuses();
+    let pooled = io.connects.iter().rev().find(|c| c.1 == 2).map(|c| c.0).expect("group two's connection");
+    io.peer_closes(pooled, true);
+    e.start_check(3, 1, CID, BODY, LIMITS, &mut io);
+    assert_eq!(result(&mut e), failed(AseError::Refused, 0));
+    assert_eq!(e.admit(CallKind::Check, 1, &mut io), Admission::Unavailable);
+    assert_eq!(io.logged("every ASE node is down in group \"two\""), 1);
+    // A check of a group that does not exist finds no node (never another group's).
+    assert_eq!(e.start_check(4, 9, CID, BODY, LIMITS, &mut io), None);
+    assert_eq!(result(&mut e), failed(AseError::Unavailable, 0));
+}
+
+#[test]
+fn each_group_keeps_its_own_keepalive() {
+    let (mut e, mut io) = two_groups(answers(OK), answers(OK), answers(OK).after(5));
+    // Two checks of group two at once: two connections; keepalive 1 keeps one.
+    e.start_check(1, 1, CID, BODY, LIMITS, &mut io).expect("pending");
+    e.start_check(2, 1, CID, BODY, LIMITS, &mut io).expect("pending");
+    advance(&mut e, &mut io, 10);
+    assert_eq!(delivered(&mut e).len(), 2);
+    assert_eq!(io.connects_to(2), 2);
+    assert_eq!(io.closes.len(), 1, "one of the two is over group two's keepalive");
+}
+
+#[test]
+fn the_trace_has_one_line_per_call_and_per_connection_event_and_nothing_when_off() {
+    let (mut e, mut io) = two_nodes(refuses(), answers(BLOCK));
+    io.tracing = true;
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(403, 0));
+    check(&mut e, &mut io, 2);
+    delivered(&mut e);
+    report(&mut e, &mut io);
+    let lines: Vec<&str> = io.traces.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(lines, vec![
+        "ase: connection opened to http://backup:8000 (group default)",
+        "ase: check group=default node=http://backup:8000 status=403 ms=0 cid=cid-1 verdict=block",
+        "ase: connection reused to http://backup:8000 (group default)",
+        "ase: check group=default node=http://backup:8000 status=403 ms=0 cid=cid-1 verdict=block",
+        "ase: connection reused to http://backup:8000 (group default)",
+        "ase: report group=default node=http://backup:8000 status=403 ms=0 cid=cid-1",
+    ]);
+    assert!(io.traces.iter().all(|(slot, _)| slot.is_some()), "every line went to its call's log");
+
+    // The breaker answers: no node, an error, the verdict the fail mode decides.
+    let (mut e, mut io) = one_node(refuses());
+    io.tracing = true;
+    check(&mut e, &mut io, 1);
+    check(&mut e, &mut io, 2);
+    delivered(&mut e);
+    let lines: Vec<&str> = io.traces.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(lines, vec![
+        "ase: check group=default node=http://primary:8000 error=refused ms=0 cid=cid-1 verdict=fail",
+        "ase: check group=default node=- error=unavailable ms=0 cid=cid-1 verdict=fail",
+    ]);
+
+    // Off: the engine asks once per call and writes nothing (FakeIo::trace would panic).
+    let (mut e, mut io) = two_nodes(answers(OK), answers(OK));
+    check(&mut e, &mut io, 1);
+    report(&mut e, &mut io);
+    assert_eq!(io.trace_begun.len(), 2);
+    assert!(io.traces.is_empty());
+}
+
+#[test]
+fn an_idle_connection_closed_by_the_ase_is_traced_with_the_worker() {
+    let (mut e, mut io) = one_node(answers(OK));
+    io.tracing = true;
+    check(&mut e, &mut io, 1);
+    delivered(&mut e);
+    io.peer_closes(0, false);
+    e.on_readable(0, &mut io);
+    assert_eq!(io.traces.last(), Some(&(None, "ase: connection closed to http://primary:8000 (group default)".to_string())));
+}
+
+#[test]
+fn a_drained_node_takes_no_new_call_and_its_connections_go() {
+    let (mut e, mut io) = two_nodes(answers(OK).after(5), answers(OK));
+    // One connection pooled, one call in flight on a second.
+    check(&mut e, &mut io, 1);
+    advance(&mut e, &mut io, 5);
+    delivered(&mut e);
+    check(&mut e, &mut io, 2).expect("pending");
+    check(&mut e, &mut io, 3).expect("pending");
+    assert_eq!(io.connects_to(0), 2, "the pooled one and a new one");
+    e.drain(0, &mut io);
+    assert!(!e.node_active(0) && e.node_busy(0));
+    assert_eq!(check(&mut e, &mut io, 4), None, "the next check goes to the backup");
+    assert_eq!(io.connects_to(1), 1);
+    advance(&mut e, &mut io, 10);
+    let done: Vec<u32> = delivered(&mut e).into_iter().map(|(w, r)| { assert_eq!(r.status, 200); w }).collect();
+    assert_eq!(done.len(), 3, "the calls in flight finished: {done:?}");
+    assert!(!e.node_busy(0), "and their connections closed instead of going back to the pool");
+    assert!(e.idle[0].is_empty());
+    e.activate(0, "http://primary:8000 (10.0.0.9:8000)".into());
+    check(&mut e, &mut io, 5);
+    assert_eq!(io.connects_to(0), 3, "back in use");
+}
+
+#[test]
+fn a_node_that_starts_without_an_address_takes_no_call() {
+    let mut slot = node("named:8000", false, 1);
+    slot.active = false;
+    let mut e: Engine<u32> = Engine::new(vec![slot], None, 4, 2);
+    let mut io = FakeIo::new(vec![answers(OK)]);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
+    assert_eq!(e.admit(CallKind::Report, 0, &mut io), Admission::Unavailable);
+    e.activate(0, "http://named:8000 (10.0.0.1:8000)".into());
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
+    assert_eq!(check(&mut e, &mut io, 1), None);
+    assert_eq!(result(&mut e), ok(200, 0));
+}
+
+/// An `Io` that allocates nothing itself: connects at once, takes every write whole and
+/// answers each request with `OK`, so the engine's own allocations can be counted.
+#[derive(Default)]
+struct QuietIo {
+    answer_due: bool,
+}
+
+impl Io for QuietIo {
+    fn now(&self) -> u64 {
+        0
+    }
+    fn connect(&mut self, _: ConnId, _: usize) -> Connect {
+        Connect::Ready
+    }
+    fn send(&mut self, _: ConnId, data: &[u8]) -> Xfer {
+        self.answer_due = true;
+        Xfer::Done(data.len())
+    }
+    fn recv(&mut self, _: ConnId, buf: &mut [u8]) -> Xfer {
+        if !core::mem::take(&mut self.answer_due) {
+            return Xfer::WouldBlock;
+        }
+        buf[..OK.len()].copy_from_slice(OK);
+        Xfer::Done(OK.len())
+    }
+    fn close(&mut self, _: ConnId) {}
+    fn set_idle(&mut self, _: ConnId, _: bool) {}
+    fn arm(&mut self, _: usize, _: u64) {}
+    fn disarm(&mut self, _: usize) {}
+    fn schedule_flush(&mut self) {}
+    fn exiting(&self) -> bool {
+        false
+    }
+    fn logs(&self, _: Level) -> bool {
+        false
+    }
+    fn log(&mut self, _: Level, _: fmt::Arguments<'_>) {}
+    fn trace_begin(&mut self, _: usize) -> bool {
+        false
+    }
+    fn traces(&self) -> bool {
+        false
+    }
+    fn trace(&mut self, _: Option<usize>, _: fmt::Arguments<'_>) {}
+}
+
+// Counts this thread's heap allocations (the test harness allocates on other threads).
+use ngx_ase_shared::alloc_count as counting;
+#[global_allocator]
+static COUNTING: counting::Counting = counting::Counting;
+
+#[test]
+fn a_check_and_a_report_of_a_named_group_allocate_nothing_once_warm() {
+    let (mut e, _) = two_groups(answers(OK), answers(OK), answers(OK));
+    let mut io = QuietIo::default();
+    let mut round = || {
+        assert_eq!(e.admit(CallKind::Check, 1, &mut io), Admission::Go);
+        assert_eq!(e.start_check(7, 1, CID, BODY, LIMITS, &mut io), None);
+        assert_eq!(e.take_finished().map(|(w, r)| (w, r.status)), Some((7, 200)));
+        assert_eq!(e.send_report(1, CID, BODY, LIMITS, &mut io), Admission::Go);
+        e.flush(&mut io);
+    };
+    round();
+    round();
+    assert_eq!(counting::allocations(&mut round), 0);
+    assert!(counting::allocations(|| drop(std::hint::black_box(vec![1u8; 8]))) > 0, "the counter counts");
 }

@@ -54,6 +54,17 @@ fn header_safe(v: &[u8]) -> Option<&[u8]> {
     v.iter().all(|&b| b == b' ' || b.is_ascii_graphic()).then_some(v)
 }
 
+/// The correlation ID in a request written by `write_request` whose node part is
+/// `head_len` bytes long (for the debug trace).
+pub fn correlation_id(wire: &[u8], head_len: usize) -> &[u8] {
+    let start = head_len + CORRELATION_HEADER.len();
+    let rest = wire.get(start..).unwrap_or(&[]);
+    let end = rest.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+    &rest[..end]
+}
+
+const CORRELATION_HEADER: &[u8] = b"X-CorrelationID: ";
+
 /// The longest correlation ID sent as it is; a longer or unsafe one is replaced.
 const MAX_CORRELATION_ID: usize = 128;
 
@@ -64,7 +75,7 @@ pub fn write_request(out: &mut Vec<u8>, head: &[u8], correlation_id: &[u8], body
     out.clear();
     crate::secret::reserve(out, head.len() + correlation_id.len().min(MAX_CORRELATION_ID) + body.len() + 96);
     out.extend_from_slice(head);
-    out.extend_from_slice(b"X-CorrelationID: ");
+    out.extend_from_slice(CORRELATION_HEADER);
     let id = match header_safe(correlation_id) {
         Some(id) if !id.is_empty() && id.len() <= MAX_CORRELATION_ID && !id.contains(&b' ') => id,
         _ => b"invalid",
