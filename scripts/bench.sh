@@ -19,7 +19,9 @@
 #                                 so that other work on a shared machine perturbs the
 #                                 figures less; 0 to leave it)
 #   --report-from DIR             only rewrite the report from an earlier run's figures
-#                                 (DIR = build/bench/run-*), e.g. after editing this script
+#                                 (DIR = build/bench/run-*), e.g. after editing
+#                                 bench/report.py (the report) or bench/stats.py (medians,
+#                                 same-round ratios; python3 -m unittest discover -s bench)
 #
 # Every figure is a ratio against (or a difference from) a baseline measured in the same
 # run: the same gateway configuration with ase_request/ase_response off. A fifth
@@ -50,7 +52,7 @@ while [ $# -gt 0 ]; do
         --port-base) port_base="$2"; shift 2 ;;
         --report-from) report_from="$2"; shift 2 ;;
         --nice) nice_level="$2"; shift 2 ;;
-        -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
