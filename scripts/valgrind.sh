@@ -26,11 +26,14 @@
 #   reliability      bad ASE answers (500, 418, garbage, too large, reset, a body cut short,
 #                    a timeout), thousands of clients leaving mid-check, ten reloads and the
 #                    ASE killed and restarted under load, oversized and pipelined requests
+#                    (its binary upgrade starts nginx itself, outside valgrind)
 #   channel          failover to a backup and back, every node down (the breaker), the ASE
 #                    coming back (recovery), a reload under load, keep-alive
 #   tls              TLS to the ASE verified against its certificate, failover from a plain
 #                    primary to a TLS backup (allowed and blocked through it)
-#   secrets          a slow ASE failing closed, a dead ASE, a reload
+#   secrets          the former script's sequence, at debug level: allowed with a user
+#                    header, blocked, fail closed, ASE answers 500, garbage, reset, a body cut
+#                    short, a slow ASE failing open and closed, a reload, a dead ASE
 #   response_reports every kind of response reported (a_hanging_ase_does_not_slow_responses
 #                    is left out: it asserts that no response takes 500 ms, which memcheck's
 #                    slowness breaks)
@@ -49,7 +52,7 @@ while [ $# -gt 0 ]; do
         --all) files=(); for f in "$ROOT"/tests/*.rs; do files+=("$(basename "$f" .rs)"); done ;;
         --scale) scale="$2"; shift ;;
         --threads) threads="$2"; shift ;;
-        -h|--help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown argument: $1 (see --help)" ;;
         *) [ -f "$ROOT/tests/$1.rs" ] || die "no test file tests/$1.rs"; files+=("$1") ;;
     esac

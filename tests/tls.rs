@@ -27,7 +27,7 @@ fn self_signed(dir: &std::path::Path) -> (String, String) {
 
 /// 2 s, stretched by the time scale: a TLS handshake under valgrind can take longer.
 fn ase_timeout() -> String {
-    format!("ase_timeout {}ms;", ngx_ase_tests::scaled(std::time::Duration::from_secs(2)).as_millis())
+    format!("ase_timeout {};", ngx_ase_tests::nginx_time(std::time::Duration::from_secs(2)))
 }
 
 fn setup(extra: &str) -> (AseDouble, Backend, Nginx, tempfile::TempDir) {

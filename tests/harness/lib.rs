@@ -54,6 +54,12 @@ pub fn scaled(d: Duration) -> Duration {
     d * time_scale()
 }
 
+/// `d` stretched by `time_scale()` as an nginx time (`"2000ms"`): for a test's `ase_timeout`
+/// or `ase_connect_timeout` that bounds how long nginx itself may take, not the ASE.
+pub fn nginx_time(d: Duration) -> String {
+    format!("{}ms", scaled(d).as_millis())
+}
+
 /// Polls `f` every 20 ms until it returns `Some`, or panics with `what` after `limit`
 /// (stretched by `time_scale()`).
 pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
