@@ -25,9 +25,16 @@ fn self_signed(dir: &std::path::Path) -> (String, String) {
     (cert.display().to_string(), key.display().to_string())
 }
 
-/// 2 s, stretched by the time scale: a TLS handshake under valgrind can take longer.
+/// `ase_timeout` 2 s and `ase_connect_timeout` (which bounds the TLS handshake) at its
+/// default 200 ms, both stretched by the time scale: a handshake under valgrind takes longer.
 fn ase_timeout() -> String {
-    format!("ase_timeout {};", ngx_ase_tests::nginx_time(std::time::Duration::from_secs(2)))
+    use ngx_ase_tests::nginx_time;
+    use std::time::Duration;
+    format!(
+        "ase_timeout {};\n    ase_connect_timeout {};",
+        nginx_time(Duration::from_secs(2)),
+        nginx_time(Duration::from_millis(200))
+    )
 }
 
 fn setup(extra: &str) -> (AseDouble, Backend, Nginx, tempfile::TempDir) {
