@@ -19,7 +19,9 @@
 #                                 so that other work on a shared machine perturbs the
 #                                 figures less; 0 to leave it)
 #   --report-from DIR             only rewrite the report from an earlier run's figures
-#                                 (DIR = build/bench/run-*), e.g. after editing this script
+#                                 (DIR = build/bench/run-*), e.g. after editing
+#                                 bench/report.py (the report) or bench/stats.py (medians,
+#                                 same-round ratios; python3 -m unittest discover -s bench)
 #
 # Every figure is a ratio against (or a difference from) a baseline measured in the same
 # run: the same gateway configuration with ase_request/ase_response off. A fifth
@@ -50,7 +52,7 @@ while [ $# -gt 0 ]; do
         --port-base) port_base="$2"; shift 2 ;;
         --report-from) report_from="$2"; shift 2 ;;
         --nice) nice_level="$2"; shift 2 ;;
-        -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
@@ -112,15 +114,9 @@ fi
 RES="$RUN/results.tsv"
 CMDS="$RUN/commands.txt"
 
-# native right after stub: the two are compared round by round.
+# native right after stub: the two are compared round by round. Their labels in the report
+# are bench/report.py's.
 CONFIGS=(base stub native refused blackhole)
-declare -A LABEL=(
-    [base]="baseline: modules off"
-    [stub]="modules on, fast ASE stub"
-    [native]="native floor: auth_request + mirror"
-    [refused]="modules on, ASE refused"
-    [blackhole]="modules on, ASE black-holed"
-)
 declare -A ASE_PORT PORT
 P_BACKEND=$((port_base + 1)) P_STUB=$((port_base + 2)) P_REFUSED=$((port_base + 3)) P_BLACKHOLE=$((port_base + 4))
 ASE_PORT=([base]=$P_STUB [stub]=$P_STUB [native]=$P_STUB [refused]=$P_REFUSED [blackhole]=$P_BLACKHOLE)
@@ -375,254 +371,25 @@ declare -p quick rounds duration rate rss_requests profile warmup port_base nice
 fi   # measurement
 
 # ---------------------------------------------------------------------------- report
-jnum() { # jnum FILE KEY [SUBKEY]: a number from the flat ase_status JSON (0 if absent)
-    local f="$1" k="$2" s="${3:-}" v
-    if [ -n "$s" ]; then
-        v=$(grep -o "\"$k\":{[^}]*}" "$f" 2>/dev/null | grep -o "\"$s\":[0-9]*" | head -n1 | cut -d: -f2)
-    else
-        v=$(grep -o "\"$k\":[0-9]*" "$f" 2>/dev/null | head -n1 | cut -d: -f2)
-    fi
-    echo "${v:-0}"
-}
-wall=$((finished_at - started_at))
-
-# med PHASE CFG KEY: the median of that figure over the rounds.
-median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) {print "nan"; exit} print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-vals() { awk -F'\t' -v p="$1" -v c="$2" -v k="$3" '$1==p && $2==c && $4==k {print $5}' "$RES"; }
-med() { vals "$@" | median; }
-# per_round PHASE CFG KEY div|sub [REF]: each round's figure divided by (or minus) the
-# figure of REF (default: the baseline) in the same round, in round order.
-per_round() {
-    awk -F'\t' -v p="$1" -v c="$2" -v k="$3" -v op="$4" -v ref="${5:-base}" '
-        $1==p && $4==k && ($2==c || $2==ref) {v[$2 "," $3]=$5; if ($3 > m) m=$3}
-        END {for (i = 1; i <= m; i++) if ((c "," i) in v && (ref "," i) in v) {
-                 b=v[ref "," i]; x=v[c "," i]
-                 if (op == "div") print (b == 0 ? "nan" : x / b); else print x - b }}' "$RES"
-}
-fmt() { awk -v x="$1" -v f="$2" 'BEGIN {if (x == "nan" || x == "") print "n/a"; else printf f, x}'; }
-list() { awk -v f="$1" '{printf "%s" f, (NR > 1 ? " " : ""), $1}'; }
-ms() { awk -v x="$1" 'BEGIN {if (x == "nan" || x == "") print "n/a"; else printf "%.3f", x / 1000}'; }
-sms() { awk -v x="$1" 'BEGIN {if (x == "nan" || x == "") print "n/a"; else printf "%+.3f", x / 1000}'; }
-ge() { awk -v x="$1" -v y="$2" 'BEGIN {exit !(x != "nan" && x + 0 >= y + 0)}'; }
-le() { awk -v x="$1" -v y="$2" 'BEGIN {exit !(x != "nan" && x + 0 <= y + 0)}'; }
-yes_no() { if "$@"; then echo "**met**"; else echo "**missed**"; fi; }
-
-cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-nginx_version=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
-nginx_flags=$("$NGINX" -V 2>&1 | grep -oE -- '--with-debug|--with-http_auth_request_module' | tr '\n' ' ' | sed 's/ $//')
-wrk_version=$( (wrk -v 2>&1 || true) | awk 'NR==1 {print $2}')
-os=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")
+# The statistics and the report are bench/report.py's (bench/stats.py); this passes it the
+# run's parameters and the facts of the machine.
 mode="default"
 [ "$quick" = 1 ] && mode="--quick"
-
-tput_ratio() { per_round tput "$1" rps div | median; }
-# all3 CFG: the median over rounds of gateway + stub/backend + wrk CPU per 1,000 requests.
-all3() {
-    awk -F'\t' -v c="$1" '$1=="tput" && $2==c && ($4=="cpu_ms_per_1k" || $4=="aux_cpu_ms_per_1k" || $4=="wrk_cpu_ms_per_1k") {s[$3]+=$5}
-        END {for (r in s) print s[r]}' "$RES" | median
-}
-cpu_ratio() { per_round tput "$1" cpu_ms_per_1k div | median; }
-added() { per_round lat "$1" "$2" sub | median; }
-lat_ratio_cpu() { per_round lat "$1" cpu_ms_per_1k div | median; }
-
-# cpu_added PHASE CFG: the median over rounds of (this configuration's gateway worker CPU per
-# request − the baseline's, same round), in µs (= ms per 1,000 requests).
-cpu_added() { per_round "$1" "$2" cpu_ms_per_1k sub | median; }
-
-# The configurations this run measured (an earlier run given to --report-from may lack some).
-REPORTED=()
-for c in "${CONFIGS[@]}"; do
-    [ -n "$(vals tput "$c" rps)" ] && REPORTED+=("$c")
-done
-have() { [ -n "$(vals tput "$1" rps)" ]; }
-order=$(printf '%s, ' "${REPORTED[@]}" | sed -e 's/blackhole/black-holed/' -e 's/, $//')
-
-stub_ratio=$(tput_ratio stub); refused_ratio=$(tput_ratio refused); blackhole_ratio=$(tput_ratio blackhole)
-stub_native_ratio=$(per_round tput stub rps div native | median)
-stub_cpu_added=$(cpu_added tput stub); native_cpu_added=$(cpu_added tput native)
-stub_malloc=$(vals prof stub malloc | median)
-added_p99=$(added stub p99_us)
-rss_growth=$(awk -v a="$(med rss stub after_kib)" -v b="$(med rss stub before_kib)" 'BEGIN {print a - b}')
-stub_long=$(med rss stub long_requests)
-rss_per_1m=$(awk -v g="$rss_growth" -v n="$stub_long" 'BEGIN {if (n > 0) print g * 1000000 / n; else print "nan"}')
-
-{
-echo "<!-- BEGIN scripts/bench.sh output: generated, do not edit by hand -->"
-echo "## Results"
-echo
-echo "Generated by \`scripts/bench.sh\` (mode: $mode) on $(date -u -d "@$finished_at" '+%Y-%m-%d %H:%M UTC'), in $((wall / 60)) min $((wall % 60)) s."
-echo
-echo "| | |"
-echo "| --- | --- |"
-echo "| machine | $(nproc) CPUs ($cpu_model), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, $os, Linux $(uname -r) |"
-echo "| load | load average at the end: ${end_loadavg:-$(cut -d' ' -f1-3 /proc/loadavg)} (the cores are shared with whatever else runs) |"
-echo "| nginx | $nginx_version (build/release, \`$nginx_flags\`), one worker per instance |"
-echo "| modules | commit \`${commit:-unknown}\`${dirty:-}, release profile |"
-echo "| load generators | wrk $wrk_version (throughput), build/bench/loadgen (fixed rate, bench/loadgen.rs), $(rustc --version | cut -d' ' -f1-2) |"
-echo "| priority | every process of the benchmark at nice ${nice_level:-0} |"
-echo "| rounds | $rounds per configuration, ${duration} s each, alternating ($order, base, ...), after one ${warmup} s warm-up each |"
-echo
-echo "### Throughput (wrk, closed loop, $WRK_CONNS keep-alive connections, saturation)"
-echo
-echo "Ratios are the median of the per-round ratios to the baseline round next to them."
-echo
-echo "CPU per 1,000 requests (medians): of the gateway worker (/proc/PID/stat utime+stime), and, for"
-echo "the record, of the stub-and-backend nginx worker and of wrk, which share the same cores."
-echo
-echo "| configuration | req/s (median) | × baseline | per-round ratios | gateway worker CPU per 1,000 req | × baseline | stub+backend CPU | wrk CPU | all three | non-2xx + errors |"
-echo "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-for c in "${REPORTED[@]}"; do
-    if [ "$c" = base ]; then ratio="1" rl="" cr="1"; else
-        ratio=$(fmt "$(tput_ratio "$c")" "%.2f"); rl=$(per_round tput "$c" rps div | list "%.2f"); cr=$(fmt "$(cpu_ratio "$c")" "%.2f"); fi
-    bad=$(( $(vals tput "$c" non2xx | awk '{s+=$1} END {print s+0}') + $(vals tput "$c" errors | awk '{s+=$1} END {print s+0}') ))
-    echo "| ${LABEL[$c]} | $(fmt "$(med tput "$c" rps)" "%.0f") | $ratio | $rl | $(fmt "$(med tput "$c" cpu_ms_per_1k)" "%.1f ms") | $cr | $(fmt "$(med tput "$c" aux_cpu_ms_per_1k)" "%.1f ms") | $(fmt "$(med tput "$c" wrk_cpu_ms_per_1k)" "%.1f ms") | $(fmt "$(all3 "$c")" "%.1f ms") | $bad |"
-done
-echo
-b3=$(all3 base) s3=$(all3 stub)
-echo "With the cores saturated, throughput goes as 1 / (the CPU all three spend per request): the"
-echo "sums above predict $(awk -v b="$b3" -v s="$s3" 'BEGIN {if (s > 0) printf "%.2f", b / s; else print "n/a"}') × baseline for the stub configuration (baseline sum / stub sum)."
-echo
-if have native; then
-    n3=$(all3 native)
-    echo "#### ngx-ase against the native floor"
-    echo
-    echo "The native floor is the baseline plus \`auth_request\` (the check, to /ase/request) and"
-    echo "\`mirror\` (the report, to /ase/response) to the same fast stub over keep-alive: nginx's own"
-    echo "C machinery doing the same two extra exchanges per request, without the JSON body the"
-    echo "modules send (\`bench/gateway.conf.in\`). It is a floor, not a peer."
-    echo
-    echo "| figure | ngx-ase (stub) | native floor | |"
-    echo "| --- | ---: | ---: | --- |"
-    echo "| throughput, ngx-ase (stub) / native floor, median of the same-round ratios | $(fmt "$stub_native_ratio" "%.2f") × | 1 | per round: $(per_round tput stub rps div native | list "%.2f") |"
-    echo "| req/s (median) | $(fmt "$(med tput stub rps)" "%.0f") | $(fmt "$(med tput native rps)" "%.0f") | |"
-    echo "| gateway worker CPU per request added over the baseline, saturation (median of same-round differences) | $(fmt "$stub_cpu_added" "%+.1f µs") | $(fmt "$native_cpu_added" "%+.1f µs") | per round, stub: $(per_round tput stub cpu_ms_per_1k sub | list "%+.1f"); native: $(per_round tput native cpu_ms_per_1k sub | list "%+.1f") |"
-    echo "| the same at $rate requests/s (latency phase) | $(fmt "$(cpu_added lat stub)" "%+.1f µs") | $(fmt "$(cpu_added lat native)" "%+.1f µs") | |"
-    echo "| gateway + stub/backend + wrk CPU per request (median) | $(fmt "$s3" "%.1f µs") | $(fmt "$n3" "%.1f µs") | predicts $(awk -v n="$n3" -v s="$s3" 'BEGIN {if (s > 0) printf "%.2f", n / s; else print "n/a"}') × for stub / native |"
-    echo
-fi
-echo "### Latency at a fixed rate of $rate requests/s (loadgen, $LAT_CONNS keep-alive connections)"
-echo
-echo "Latency is counted from each request's scheduled time (no coordinated omission). \"added\""
-echo "is the median over rounds of (this configuration's percentile − the baseline's, same round)."
-echo
-echo "| configuration | p50 ms | p99 ms | p99.9 ms | added p50 ms | added p99 ms | added p99.9 ms | worker CPU per 1,000 req | × baseline | unsent + errors |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-for c in "${REPORTED[@]}"; do
-    if [ "$c" = base ]; then a50="—" a99="—" a999="—" cr="1"; else
-        a50=$(sms "$(added "$c" p50_us)"); a99=$(sms "$(added "$c" p99_us)"); a999=$(sms "$(added "$c" p999_us)")
-        cr=$(fmt "$(lat_ratio_cpu "$c")" "%.2f"); fi
-    bad=$(( $(vals lat "$c" unsent | awk '{s+=$1} END {print s+0}') + $(vals lat "$c" errors | awk '{s+=$1} END {print s+0}') ))
-    echo "| ${LABEL[$c]} | $(ms "$(med lat "$c" p50_us)") | $(ms "$(med lat "$c" p99_us)") | $(ms "$(med lat "$c" p999_us)") | $a50 | $a99 | $a999 | $(fmt "$(med lat "$c" cpu_ms_per_1k)" "%.1f ms") | $cr | $bad |"
-done
-echo
-echo "### Worker RSS"
-echo
-echo "| configuration | at start | after warm-up | before the long run | after the long run | requests in the long run | growth |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-for c in stub base; do
-    echo "| ${LABEL[$c]} | $(med rss "$c" cold_kib) KiB | $(med rss "$c" warm_kib) KiB | $(med rss "$c" before_kib) KiB | $(med rss "$c" after_kib) KiB | $(med rss "$c" long_requests) | $(awk -v a="$(med rss "$c" after_kib)" -v b="$(med rss "$c" before_kib)" 'BEGIN {printf "%+d KiB", a - b}') |"
-done
-for c in native refused blackhole; do
-    have "$c" || continue
-    echo "| ${LABEL[$c]} | $(med rss "$c" cold_kib) KiB | $(med rss "$c" warm_kib) KiB | — | $(med rss "$c" end_kib) KiB (end of run) | — | — |"
-done
-echo
-echo "### What each configuration did (the gateway's \`ase_status\` at the end of the run)"
-echo
-echo "| configuration | checks | allow | fail_open (cause: refused / timeout / unavailable) | breaker trips | reports sent / dropped | connections new / reused |"
-echo "| --- | ---: | ---: | --- | ---: | --- | --- |"
-for c in stub refused blackhole; do
-    f="$RUN/ase-status-$c.json"
-    fo="$(jnum "$f" verdicts fail_open) ($(jnum "$f" fail_open_by_cause refused) / $(jnum "$f" fail_open_by_cause timeout) / $(jnum "$f" fail_open_by_cause unavailable))"
-    drops=$(( $(jnum "$f" reports_dropped_queue_full) + $(jnum "$f" reports_dropped_unavailable) ))
-    echo "| ${LABEL[$c]} | $(jnum "$f" checks) | $(jnum "$f" verdicts allow) | $fo | $(jnum "$f" breaker_trips) | $(jnum "$f" reports_sent) / $drops | $(jnum "$f" connections_new) / $(jnum "$f" connections_reused) |"
-done
-echo
-echo "### Targets"
-echo
-echo "| target | figure | |"
-echo "| --- | --- | --- |"
-if have native; then
-    aim=""; ge "$stub_native_ratio" 1.2 && aim=" (and the aim, 1.2)"
-    echo "| throughput, ngx-ase (stub) / native floor ≥ 1.0 (aim 1.2), same-round ratios | $(fmt "$stub_native_ratio" "%.2f") × | $(yes_no ge "$stub_native_ratio" 1.0)$aim |"
-    echo "| gateway worker CPU per request added by the modules (stub) ≤ added by the native floor (saturation, over the baseline) | $(fmt "$stub_cpu_added" "%+.1f µs") vs $(fmt "$native_cpu_added" "%+.1f µs") | $( if [ "$native_cpu_added" = nan ]; then echo "n/a"; else yes_no le "$stub_cpu_added" "$native_cpu_added"; fi ) |"
-else
-    echo "| throughput, ngx-ase (stub) / native floor ≥ 1.0 (aim 1.2) | not measured (no native floor in this run) | |"
-    echo "| gateway worker CPU per request added by the modules ≤ added by the native floor | not measured (no native floor in this run) | |"
-fi
-echo "| malloc calls per request, fast stub ≤ 8 (perf, at $rate requests/s) | $( if [ -n "$(vals prof stub malloc)" ]; then echo "$(fmt "$stub_malloc" "%.2f") (baseline: $(fmt "$(med prof base malloc)" "%.2f"), native floor: $(fmt "$(med prof native malloc)" "%.2f")) | $(yes_no le "$stub_malloc" 8)"; else echo "not measured (no profile) |"; fi ) |"
-echo "| throughput, ASE refused, breaker open ≥ 0.97 × baseline | $(fmt "$refused_ratio" "%.2f") × | $(yes_no ge "$refused_ratio" 0.97) |"
-echo "| throughput, ASE black-holed, breaker open ≥ 0.97 × baseline | $(fmt "$blackhole_ratio" "%.2f") × (breaker trips: $(jnum "$RUN/ase-status-blackhole.json" breaker_trips)) | $(yes_no ge "$blackhole_ratio" 0.97) |"
-echo "| added p99 at $rate requests/s ≤ 1 ms | $(sms "$added_p99") ms | $(yes_no le "$added_p99" 1000) |"
-echo "| worker RSS growth ≤ 2 MiB per 1,000,000 requests (judged on a run of ≥ 1,000,000) | $(awk -v g="$rss_growth" 'BEGIN {printf "%+d KiB", g}') after $stub_long requests ($(fmt "$rss_per_1m" "%+.0f KiB") per 1,000,000) | $( if [ "${stub_long%.*}" -ge 1000000 ]; then yes_no le "$rss_per_1m" 2048; else echo "not measured ($stub_long < 1,000,000 requests)"; fi ) |"
-if [ "$profile" = 1 ] && [ -n "$(vals prof stub syscalls)" ]; then
-    echo
-    echo "### Profile: per request at $rate requests/s (perf stat on the worker)"
-    echo
-    echo "| configuration | worker CPU µs | syscalls | sendto | recvfrom | writev | epoll_wait | connect | malloc calls | context switches |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    for c in base stub native refused; do
-        [ -n "$(vals prof "$c" syscalls)" ] || continue
-        pv() { fmt "$(med prof "$c" "$1")" "%.2f"; }
-        echo "| ${LABEL[$c]} | $(fmt "$(med prof "$c" task-clock)" "%.1f") | $(pv syscalls) | $(pv sendto) | $(pv recvfrom) | $(pv writev) | $(pv epoll_wait) | $(pv connect) | $(pv malloc) | $(pv context-switches) |"
-    done
-    if [ -s "$RUN/perf-stub-dso.txt" ]; then
-        echo
-        echo "CPU profile of the gateway worker at saturation, modules on (stub), \`perf record -g\`, by object:"
-        echo
-        echo '```'
-        head -n 8 "$RUN/perf-stub-dso.txt" | sed 's/ (deleted)//'
-        echo '```'
-        echo
-        echo "Top symbols (self time):"
-        echo
-        echo '```'
-        head -n 25 "$RUN/perf-stub-sym.txt" | sed 's/ (deleted)//'
-        echo '```'
-        echo
-        echo "Top symbols in the three modules (self time):"
-        echo
-        echo '```'
-        grep -E 'ngx_ase_common_module|ngx_http_ase_' "$RUN/perf-stub-sym.txt" | head -n 15 | sed 's/ (deleted)//' || true
-        echo '```'
-        echo
-        echo "Time under the system calls that carry the traffic (children included):"
-        echo
-        echo '```'
-        grep -E '\] (__GI___writev|__send|__libc_recv|epoll_wait|__GI___readv|__libc_read|__libc_write|__connect|__close)$' "$RUN/perf-stub-children.txt" | head -n 10 || true
-        echo '```'
-    fi
-    for c in stub refused; do
-        if [ -s "$RUN/alloc-sites-$c.txt" ]; then
-            echo
-            echo "malloc call sites per request, ${LABEL[$c]} (\`bench/alloc-sites.sh\`, at 200 requests/s):"
-            echo
-            echo '```'
-            cat "$RUN/alloc-sites-$c.txt"
-            echo '```'
-        fi
-    done
-elif [ -n "$PROFILE_MD" ]; then
-    echo
-    echo "$PROFILE_MD"
-fi
-echo
-echo "### Commands"
-echo
-echo "Ports: backend $P_BACKEND, ASE stub $P_STUB, refused $P_REFUSED (nothing listens), black hole $P_BLACKHOLE;"
-gw_ports=""
-for c in "${REPORTED[@]}"; do
-    gw_ports+="${gw_ports:+, }$(sed -e 's/^blackhole$/black-holed/' -e 's/^native$/native floor/' <<<"$c") ${PORT[$c]}"
-done
-echo "gateways: $gw_ports."
-echo "Configurations: \`bench/gateway.conf.in\` and \`bench/aux.conf.in\` (the generated files are in the run directory)."
-echo
-echo '```sh'
-echo "scripts/bench.sh ${args[*]}"
-cat "$CMDS"
-echo '```'
-echo "<!-- END scripts/bench.sh output -->"
-} > "$RUN/report.md"
+gateways=""
+for c in "${CONFIGS[@]}"; do gateways+="${gateways:+ }$c=${PORT[$c]}"; done
+python3 "$ROOT/bench/report.py" --run "$RUN" --configs "${CONFIGS[*]}" \
+    --ports "backend=$P_BACKEND stub=$P_STUB refused=$P_REFUSED blackhole=$P_BLACKHOLE" --gateways "$gateways" \
+    --mode="$mode" --rounds "$rounds" --duration "$duration" --warmup "$warmup" --rate "$rate" \
+    --wrk-conns "$WRK_CONNS" --lat-conns "$LAT_CONNS" --profile "$profile" --profile-md="$PROFILE_MD" \
+    --started-at "$started_at" --finished-at "$finished_at" --end-loadavg="${end_loadavg:-}" \
+    --nice="${nice_level:-0}" --commit="${commit:-unknown}" --dirty="${dirty:-}" --command="${args[*]}" \
+    --machine="$(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), Linux $(uname -r)" \
+    --nginx-version="$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')" \
+    --nginx-flags="$("$NGINX" -V 2>&1 | grep -oE -- '--with-debug|--with-http_auth_request_module' | tr '\n' ' ' | sed 's/ $//')" \
+    --wrk-version="$( (wrk -v 2>&1 || true) | awk 'NR==1 {print $2}')" \
+    --rustc="$(rustc --version | cut -d' ' -f1-2)" \
+    > "$RUN/report.md" || die "bench/report.py failed"
+wall=$((finished_at - started_at))
 
 cat "$RUN/report.md" | sed -n '/^### Throughput/,/^### Commands/p' | grep -v '^### Commands' >&2
 say "results: $RUN/report.md (raw figures: $RES), in $((wall / 60)) min $((wall % 60)) s"

@@ -58,6 +58,17 @@ run "unit tests: the ASE test double" \
     cargo test --release -p ase-double --target-dir "$ROOT/target/double" || status=1
 if [ ${#filter[@]} -eq 0 ]; then
     run "fuzzing: every target for 20 s (scripts/fuzz.sh)" "$ROOT/scripts/fuzz.sh" 20 || status=1
+    say "unit tests: the benchmark's statistics and report (bench/*.py)"
+    log="$(mktemp)"
+    python3 -m unittest discover -s "$ROOT/bench" 2>&1 | tee "$log" || true
+    n=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in .*/\1/p' "$log")
+    if [ "$(tail -n1 "$log")" = OK ]; then
+        echo "test result: ok. ${n:-0} passed; 0 failed;" >> "$results"
+    else
+        echo "test result: FAILED. 0 passed; ${n:-1} failed;" >> "$results"
+        status=1
+    fi
+    rm -f "$log"
 fi
 for f in "${flavours[@]}"; do
     run "integration tests against the $f nginx" \

@@ -6,17 +6,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ngx_ase_tests::{client, AseDouble, Backend, Nginx};
+use ngx_ase_tests::{client, nginx_time, AseDouble, Backend, Nginx};
 use serde_json::{json, Value};
 
-/// nginx with one worker, the given `ase_server` lines, checks on, a status page.
+/// nginx with one worker, the given `ase_server` lines, checks on, a status page; its
+/// timeouts (1 s, 300 ms) stretched by the time scale (under valgrind, a fresh worker is slow).
 fn start(servers: &str, backend: &Backend, extra: &str) -> Nginx {
     Nginx::start(&format!(
         r#"
     {servers}
     ase_request on;
-    ase_timeout 1s;
-    ase_connect_timeout 300ms;
+    ase_timeout {timeout};
+    ase_connect_timeout {connect_timeout};
     log_format ase '$request_uri $status $ase_verdict';
     access_log logs/ase.log ase;
     {extra}
@@ -26,6 +27,8 @@ fn start(servers: &str, backend: &Backend, extra: &str) -> Nginx {
         location = /status {{ ase_request off; ase_status; }}
     }}
 "#,
+        timeout = nginx_time(Duration::from_secs(1)),
+        connect_timeout = nginx_time(Duration::from_millis(300)),
         backend = backend.addr()
     ))
 }

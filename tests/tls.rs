@@ -6,6 +6,7 @@
 use std::process::Command;
 
 use ngx_ase_tests::{client, AseDouble, Backend, Nginx};
+use serde_json::Value;
 
 /// A self-signed certificate for localhost (and 127.0.0.1) in `dir`.
 fn self_signed(dir: &std::path::Path) -> (String, String) {
@@ -24,6 +25,18 @@ fn self_signed(dir: &std::path::Path) -> (String, String) {
     (cert.display().to_string(), key.display().to_string())
 }
 
+/// `ase_timeout` 2 s and `ase_connect_timeout` (which bounds the TLS handshake) at its
+/// default 200 ms, both stretched by the time scale: a handshake under valgrind takes longer.
+fn ase_timeout() -> String {
+    use ngx_ase_tests::nginx_time;
+    use std::time::Duration;
+    format!(
+        "ase_timeout {};\n    ase_connect_timeout {};",
+        nginx_time(Duration::from_secs(2)),
+        nginx_time(Duration::from_millis(200))
+    )
+}
+
 fn setup(extra: &str) -> (AseDouble, Backend, Nginx, tempfile::TempDir) {
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(certs.path());
@@ -34,7 +47,7 @@ fn setup(extra: &str) -> (AseDouble, Backend, Nginx, tempfile::TempDir) {
         r#"
     ase_server https://localhost:{port};
     ase_request on;
-    ase_timeout 2s;
+    {timeout}
     {extra}
     log_format ase '$ase_verdict';
     access_log logs/ase.log ase;
@@ -44,6 +57,7 @@ fn setup(extra: &str) -> (AseDouble, Backend, Nginx, tempfile::TempDir) {
     }}
 "#,
         extra = extra.replace("{cert}", &cert),
+        timeout = ase_timeout(),
         b = backend.addr()
     ));
     (double, backend, n, certs)
@@ -113,7 +127,7 @@ fn node_http(double: &AseDouble, backend: &Backend, host: &str, ca: &str, extra:
         r#"
     ase_server https://{host}:{port};
     ase_request on;
-    ase_timeout 2s;
+    {timeout}
     ase_ssl_trusted_certificate {ca};
     {extra}
     log_format ase '$ase_verdict';
@@ -123,6 +137,7 @@ fn node_http(double: &AseDouble, backend: &Backend, host: &str, ca: &str, extra:
         location / {{ proxy_pass http://{b}; }}
     }}
 "#,
+        timeout = ase_timeout(),
         b = backend.addr()
     )
 }
@@ -206,4 +221,45 @@ fn a_node_requiring_a_client_certificate_accepts_ours_and_refuses_us_without_it(
     }
     assert_eq!(verdicts(&n, 2), vec!["allow"; 2]);
     assert_eq!(double.records_of("request").len(), 2, "the double recorded both checks");
+}
+
+/// A plain primary and a TLS backup (verified against its certificate): with the primary
+/// dead, the backup answers the checks, its verdicts included.
+#[test]
+fn with_the_primary_dead_a_tls_backup_answers_and_blocks() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path());
+    let mut primary = AseDouble::start(&["--keepalive"]);
+    let backup = AseDouble::start(&["--tls-cert", &cert, "--tls-key", &key, "--keepalive"]);
+    let backup_port = backup.data.rsplit(':').next().unwrap().to_string();
+    let backend = Backend::start();
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {primary} max_fails=1 fail_timeout=30s;
+    ase_server https://localhost:{backup_port} backup;
+    ase_ssl_trusted_certificate {cert};
+    ase_request on;
+    {timeout}
+    log_format ase '$ase_verdict';
+    access_log logs/ase.log ase;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{ proxy_pass http://{b}; }}
+    }}
+"#,
+        primary = primary.url(),
+        timeout = ase_timeout(),
+        b = backend.addr()
+    ));
+    assert_eq!(client().get(n.url("/before")).send().unwrap().status(), 200);
+    assert_eq!(primary.records_of("request").len(), 1, "the primary answers while it lives");
+    primary.stop();
+    assert_eq!(client().get(n.url("/failover")).send().unwrap().status(), 200);
+    backup.deny("token", "evil-bearer");
+    let blocked = client().get(n.url("/blocked")).header("Authorization", "Bearer evil-bearer").send().unwrap();
+    assert_eq!(blocked.status(), 403, "the TLS backup's verdict is followed");
+    assert_eq!(verdicts(&n, 3), vec!["allow", "allow", "block"]);
+    let urls: Vec<Value> = backup.records_of("request").iter().map(|r| r["body"]["url"].clone()).collect();
+    assert_eq!(urls, vec![Value::from("/failover"), Value::from("/blocked")], "both checks went to the TLS backup");
+    assert_eq!(backend.paths(), vec!["/before", "/failover"]);
 }

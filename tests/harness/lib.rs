@@ -5,11 +5,17 @@
 //!
 //! The nginx flavour comes from `NGX_ASE_FLAVOUR`: `vendored` (the default), `system` or
 //! `static` (modules compiled in, no load_module).
+//!
+//! `NGX_ASE_WRAPPER` runs every nginx the harness starts under a program, e.g.
+//! `valgrind --tool=memcheck ...` (`scripts/valgrind.sh`); with valgrind, each nginx's
+//! memcheck logs are checked when it is dropped (`memcheck.rs`). `NGX_ASE_TIME_SCALE`
+//! stretches every bound the harness waits for (a wrapped nginx is slower).
 
 pub mod backend;
 pub mod chromium;
 pub mod dns;
 pub mod double;
+pub mod memcheck;
 pub mod nginx;
 
 use std::net::TcpListener;
@@ -39,8 +45,28 @@ pub fn free_port() -> u16 {
         .expect("no free loopback port")
 }
 
-/// Polls `f` every 20 ms until it returns `Some`, or panics with `what` after `limit`.
+/// How many times slower than usual nginx runs: `NGX_ASE_TIME_SCALE` (a whole number, at
+/// least 1; `scripts/valgrind.sh` sets it for nginx under memcheck). Default 1.
+pub fn time_scale() -> u32 {
+    std::env::var("NGX_ASE_TIME_SCALE").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(1).max(1)
+}
+
+/// `d` times `time_scale()`: for bounds on how long nginx may take (never for how long a
+/// test waits on purpose, e.g. for a `fail_timeout` to pass).
+pub fn scaled(d: Duration) -> Duration {
+    d * time_scale()
+}
+
+/// `d` stretched by `time_scale()` as an nginx time (`"2000ms"`): for a test's `ase_timeout`
+/// or `ase_connect_timeout` that bounds how long nginx itself may take, not the ASE.
+pub fn nginx_time(d: Duration) -> String {
+    format!("{}ms", scaled(d).as_millis())
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, or panics with `what` after `limit`
+/// (stretched by `time_scale()`).
 pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let limit = scaled(limit);
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -53,8 +79,10 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
     }
 }
 
-/// Polls `done` every 20 ms for up to `limit`; returns whether it became true.
+/// Polls `done` every 20 ms for up to `limit` (stretched by `time_scale()`); returns
+/// whether it became true.
 pub fn wait_for_quiet(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let limit = scaled(limit);
     let start = Instant::now();
     while !done() {
         if start.elapsed() > limit {
@@ -65,10 +93,11 @@ pub fn wait_for_quiet(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     true
 }
 
-/// A blocking HTTP client with a bounded timeout and no proxy, for talking to nginx.
+/// A blocking HTTP client with a bounded timeout (10 s, stretched by `time_scale()`) and no
+/// proxy, for talking to nginx.
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(scaled(Duration::from_secs(10)))
         .no_proxy()
         .build()
         .expect("reqwest client")

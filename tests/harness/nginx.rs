@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::{flavour, free_port, repo_root, wait_for};
+use crate::{flavour, free_port, memcheck, repo_root, scaled, wait_for, wait_for_quiet};
 
 /// The nginx module files, in load order.
 pub const MODULE_FILES: [&str; 3] = [
@@ -87,11 +87,31 @@ impl Nginx {
         self.command().arg("-t").output().expect("run nginx -t")
     }
 
+    /// nginx's command line for this prefix, run by `NGX_ASE_WRAPPER` when that is set.
     fn command(&self) -> Command {
+        self.command_wrapped(&[])
+    }
+
+    /// nginx's command line run by `outer` (program and arguments), then by
+    /// `NGX_ASE_WRAPPER`, nginx's own arguments last.
+    fn command_wrapped(&self, outer: &[&str]) -> Command {
         let (bin, _) = binary_and_modules();
-        let mut cmd = Command::new(bin);
-        cmd.arg("-p").arg(self.prefix.path()).arg("-c").arg("conf/nginx.conf");
+        let mut line: Vec<std::ffi::OsString> = outer.iter().map(|s| s.into()).collect();
+        line.extend(self.env_wrapper().into_iter().map(Into::into));
+        line.push(bin.into());
+        let mut cmd = Command::new(&line[0]);
+        cmd.args(&line[1..]).arg("-p").arg(self.prefix.path()).arg("-c").arg("conf/nginx.conf");
         cmd
+    }
+
+    /// `NGX_ASE_WRAPPER` split at white space (no quoting); for valgrind, with memcheck's log
+    /// put in this prefix's `logs/memcheck.PID.log` unless the wrapper names a log itself.
+    fn env_wrapper(&self) -> Vec<String> {
+        let mut words: Vec<String> = wrapper().split_whitespace().map(String::from).collect();
+        if is_valgrind(&words) && !words.iter().any(|w| w.starts_with("--log-file") || w.starts_with("--log-fd")) {
+            words.insert(1, format!("--log-file={}", self.path("logs/memcheck.%p.log").display()));
+        }
+        words
     }
 
     /// Starts nginx with `http_block`, which may use `{port}` for the port picked for it.
@@ -112,16 +132,9 @@ impl Nginx {
     /// Like `launch`, with nginx's command line run by `wrapper` (program and arguments,
     /// nginx's own command line appended), e.g. in a private mount namespace; the wrapper
     /// must end by exec'ing nginx, so that the process started is nginx's master.
+    /// `NGX_ASE_WRAPPER` comes between the two.
     pub fn launch_wrapped(&mut self, wrapper: &[&str]) {
-        let mut cmd = match wrapper.split_first() {
-            None => self.command(),
-            Some((program, args)) => {
-                let direct = self.command();
-                let mut cmd = Command::new(program);
-                cmd.args(args).arg(direct.get_program()).args(direct.get_args());
-                cmd
-            }
-        };
+        let mut cmd = self.command_wrapped(wrapper);
         let child = cmd
             .args(["-g", "daemon off;"])
             .stdout(Stdio::null())
@@ -185,24 +198,72 @@ impl Nginx {
     }
 }
 
+impl Nginx {
+    /// Stops the master started by `launch`. Unwrapped: SIGTERM (fast shutdown). Under a
+    /// wrapper: SIGQUIT (graceful, as `nginx -s quit`), then SIGTERM, each with a long
+    /// bound, so that valgrind sees every process end and writes its summary.
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let pid = child.id().to_string();
+        let mut exited = |limit: Duration| wait_for_quiet(limit, || matches!(child.try_wait(), Ok(Some(_))));
+        let signal = |sig: &str| {
+            let _ = Command::new("kill").arg(sig).arg(&pid).status();
+        };
+        if wrapper().trim().is_empty() {
+            signal("-TERM");
+            exited(Duration::from_secs(2));
+        } else {
+            // wait_for_quiet stretches the 6 s by the time scale.
+            signal("-QUIT");
+            if !exited(Duration::from_secs(6)) {
+                eprintln!("nginx under {} did not quit within {:?}; terminating it", wrapper(), scaled(Duration::from_secs(6)));
+                signal("-TERM");
+                exited(Duration::from_secs(6));
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Under valgrind: the findings in this nginx's memcheck logs, which are also copied
+    /// to `target/valgrind/<prefix name>/` (the prefix is deleted with the test).
+    fn memcheck_findings(&self) -> Option<String> {
+        let logs = memcheck::logs_in(&self.path("logs"));
+        let found = memcheck::report(&logs)?;
+        let keep = repo_root().join("target/valgrind").join(self.prefix.path().file_name().unwrap_or_default());
+        let _ = fs::create_dir_all(&keep);
+        for log in logs.iter().map(PathBuf::as_path).chain([self.path("logs/error.log").as_path()]) {
+            if let Some(name) = log.file_name() {
+                let _ = fs::copy(log, keep.join(name));
+            }
+        }
+        Some(format!("{found}(logs kept in {})", keep.display()))
+    }
+}
+
 impl Drop for Nginx {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SIGTERM = fast shutdown; then make sure it is gone.
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-            for _ in 0..100 {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop();
+        let memcheck = if is_valgrind(&[wrapper()]) { self.memcheck_findings() } else { None };
         if std::thread::panicking() {
             eprintln!("--- nginx error log ({}) ---\n{}", self.prefix.path().display(), tail(&self.error_log(), std::env::var("NGX_ASE_LOG_TAIL").ok().and_then(|v| v.parse().ok()).unwrap_or(60)));
+            if let Some(found) = memcheck {
+                eprintln!("--- memcheck ---\n{found}");
+            }
+        } else if let Some(found) = memcheck {
+            panic!("memcheck found errors in nginx:\n{found}");
         }
     }
+}
+
+/// `NGX_ASE_WRAPPER`: a program (and its arguments) to run every nginx under; empty = none.
+pub fn wrapper() -> String {
+    std::env::var("NGX_ASE_WRAPPER").unwrap_or_default()
+}
+
+/// Whether a wrapper's program is valgrind.
+fn is_valgrind(words: &[String]) -> bool {
+    words.first().and_then(|w| w.split_whitespace().next()).is_some_and(|p| p.rsplit('/').next() == Some("valgrind"))
 }
 
 fn tail(s: &str, n: usize) -> String {
