@@ -69,12 +69,9 @@ if [ $build -eq 1 ]; then
     (cd "$ROOT" && cargo build --release -p ase-double --target-dir "$ROOT/target/double")
 fi
 
-# --trace-children: a binary upgrade (USR2) execs nginx again. The expensive definedness
-# checks: LLVM tests neighbouring bit-fields of a struct in one instruction (e.g. `valid`
-# and `not_found` of an nginx variable value, of which nginx leaves all but `not_found`
-# unset), which memcheck otherwise reports as a use of an uninitialised value.
+# --trace-children: a binary upgrade (USR2) execs nginx again.
 export NGX_ASE_WRAPPER="${NGX_ASE_WRAPPER:-valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,possible \
---errors-for-leak-kinds=definite --num-callers=40 --trace-children=yes --expensive-definedness-checks=yes \
+--errors-for-leak-kinds=definite --num-callers=40 --trace-children=yes \
 --suppressions=$ROOT/tests/valgrind.supp}"
 export NGX_ASE_TIME_SCALE="$scale" NGX_ASE_FLAVOUR=vendored
 rm -rf "$ROOT/target/valgrind"

@@ -43,6 +43,14 @@ unsafe fn set(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, val
 }
 
 unsafe fn not_found(v: *mut ngx_http_variable_value_t) -> ngx_int_t {
+    // Every field, not only `not_found`: a variable read by name (ngx_http_get_variable, as
+    // the response module does) lives in fresh, uninitialised pool memory, and a reader
+    // may test several of its bits at once (valgrind saw exactly that).
+    (*v).set_len(0);
+    (*v).set_valid(0);
+    (*v).set_no_cacheable(0);
+    (*v).set_escape(0);
+    (*v).data = core::ptr::null_mut();
     (*v).set_not_found(1);
     NGX_OK as ngx_int_t
 }

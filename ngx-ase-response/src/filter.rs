@@ -203,7 +203,13 @@ unsafe fn correlation_var<'a>(r: *mut ngx_http_request_t) -> Option<&'a [u8]> {
     let mut name = ngx_str_t { len: CID_VARIABLE.len(), data: CID_VARIABLE.as_ptr() as *mut u8 };
     let v = ngx_http_get_variable(r, &mut name, CID_HASH.load(Ordering::Relaxed));
     let v = v.as_ref()?;
-    if v.not_found() == 0 && v.valid() != 0 && v.len() > 0 && !v.data.is_null() {
+    // For a variable nobody declared (the request module not loaded) nginx sets only
+    // `not_found` in fresh pool memory: test that bit alone, before reading any other
+    // (black_box keeps the compiler from testing neighbouring bit-fields together).
+    if core::hint::black_box(v.not_found()) != 0 {
+        return None;
+    }
+    if v.valid() != 0 && v.len() > 0 && !v.data.is_null() {
         Some(core::slice::from_raw_parts(v.data, v.len() as usize))
     } else {
         None
