@@ -66,7 +66,7 @@ def merge(current: bytes, written: Optional[bytes], new: bytes, path: str) -> by
     """What a re-install writes to ase.conf: new when the file is as the last install wrote
     it; else the operator's lines around the managed ones kept. Raises AseConfEdited with
     the diff when the managed lines were changed by hand."""
-    if written is None or current == written:
+    if written is None:
         return new
     cur_m, old_m, new_m = _managed(current), _managed(written), _managed(new)
     if cur_m is not None and old_m is not None and current[cur_m] == written[old_m]:
