@@ -346,6 +346,10 @@ kill_sweep() {
             empty_dir "$W/mods" || problems+=" [N=$n: modules left]"
             [ ! -e "$W/newdir" ] || problems+=" [N=$n: the created modules directory was left]"
             ls "$W"/conf/.*ngx-ase-tmp >/dev/null 2>&1 && problems+=" [N=$n: a *.ngx-ase-tmp file was left]"
+            if [ -e "$W/nginx.conf.link" ]; then
+                [ "$(stat -c %h "$CONF")" -eq 2 ] && cmp -s "$CONF" "$W/nginx.conf.link" \
+                    || problems+=" [N=$n: the hard link of nginx.conf was broken]"
+            fi
             n=$((n + 1))
         done
         out="$problems"
