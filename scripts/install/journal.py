@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 import fileops
 
 PREFIX = ".ngx-ase-state."
+LEGACY = ".ngx-ase-state.json"  # format 1: one per directory, before the journal
 
 
 class JournalError(Exception):
@@ -43,6 +44,8 @@ class StateFile:
         self.conf = conf
         self.conf_dir = os.path.dirname(conf)
         self.path = state_path(conf)
+        self.legacy = os.path.join(self.conf_dir, LEGACY)
+        self.legacy_loaded = False
 
     # --- paths ------------------------------------------------------------------------------
     def rel(self, p: str) -> str:
@@ -73,7 +76,7 @@ class StateFile:
         """{"state": ..., "pending": ...}; both None when nothing is installed."""
         raw = fileops.read(self.path)
         if raw is None:
-            return {"state": None, "pending": None}
+            return {"state": self._load_legacy(), "pending": None}
         try:
             doc = json.loads(raw)
         except ValueError as e:
@@ -95,6 +98,7 @@ class StateFile:
         if state is None and pending is None:
             if os.path.lexists(self.path):
                 fileops.remove(self.path)
+            self._drop_legacy()
             return
         p = None
         if pending is not None:
@@ -107,6 +111,37 @@ class StateFile:
                "pending": p}
         data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
         fileops.write_new_inode(self.path, data, 0o600)
+        self._drop_legacy()
+
+    def _drop_legacy(self) -> None:
+        if self.legacy_loaded and os.path.lexists(self.legacy):
+            fileops.remove(self.legacy)
+
+    def _load_legacy(self) -> Optional[dict]:
+        """The state an install before the journal left (.ngx-ase-state.json, format 1), read
+        as this main file's when it is nginx.conf or one of the files it modified; the next
+        save replaces it."""
+        raw = fileops.read(self.legacy)
+        if raw is None:
+            return None
+        try:
+            st = json.loads(raw)
+        except ValueError:
+            return None
+        if st.get("format") != 1:
+            return None
+        st["modified"] = [dict(m, path=self.abs(m["path"])) for m in st.get("modified", [])]
+        if os.path.basename(self.conf) != "nginx.conf" and self.conf not in [m["path"] for m in st["modified"]]:
+            return None
+        for m in st["modified"]:  # load_module lines are stage 1, the others stage 3
+            m["insertions"] = [(o, t.encode("utf-8", "surrogateescape"), 1 if "(load_module)" in t else 3)
+                               for o, t in m["insertions"]]
+        st["created"] = [{"path": self.abs(c["path"]),
+                          "stage": 1 if c["path"].endswith("50-ngx-ase.conf") else 2} for c in st.get("created", [])]
+        st["modules"] = [{"path": self.abs(c["path"])} for c in st.get("modules", [])]
+        st["dirs"] = []
+        self.legacy_loaded = True
+        return st
 
     def others(self) -> List[dict]:
         """The installed states of the other main files in this directory (they may share

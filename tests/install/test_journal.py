@@ -5,6 +5,7 @@ crash-safe order), and the small helpers around them (ase_conf.py, linemap.py, i
 Run: python3 -m unittest discover -s tests/install
 """
 
+import json
 import os
 import shutil
 import sys
@@ -105,6 +106,24 @@ class StateFiles(unittest.TestCase):
         self.assertEqual(a.load()["state"], st)
         self.assertEqual([o["main"] for o in b.others()], [a.conf])
         self.assertEqual(b.load(), {"state": None, "pending": None})
+
+
+    def test_reads_the_state_of_an_install_before_the_journal(self):
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d)
+        legacy = {"format": 1, "modified": [{"path": "nginx.conf", "original_sha256": "x", "insertions": [
+            [0, "# ngx-ase: managed begin (load_module)\n", ], [9, "# ngx-ase: managed begin (location /)\n"]]}],
+            "created": [{"path": "ase.conf"}], "modules": [{"path": "/m/x.so"}]}
+        with open(os.path.join(d, ".ngx-ase-state.json"), "w") as f:
+            json.dump(legacy, f)
+        sf = StateFile(os.path.join(d, "nginx.conf"))
+        st = sf.load()["state"]
+        self.assertEqual([e[2] for e in st["modified"][0]["insertions"]], [1, 3])
+        self.assertEqual(st["created"], [{"path": os.path.join(d, "ase.conf"), "stage": 2}])
+        self.assertIsNone(StateFile(os.path.join(d, "other.conf")).load()["state"])
+        sf.save(st)
+        self.assertFalse(os.path.exists(os.path.join(d, ".ngx-ase-state.json")), "replaced by the new file")
+        self.assertEqual(sf.load()["state"]["modules"], [{"path": "/m/x.so"}])
 
 
 class Order(unittest.TestCase):
