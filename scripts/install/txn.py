@@ -43,8 +43,16 @@ def handle_signals() -> None:
         signal.signal(s, _raise_interrupted)
 
 
-def _hold_signals():
-    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def hold_signals() -> None:
+    """Signals wait while files are being put back."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+
+
+def release_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
 
 
 def _backups(steps: List[Step], backup_root: str) -> List[dict]:
@@ -117,7 +125,7 @@ def execute(sf: StateFile, command: str, state_before: Optional[dict], state_aft
             fileops.remove_empty_dirs((state_before or {}).get("dirs", []))
         verify()
     except BaseException:
-        _hold_signals()
+        hold_signals()
         try:
             rollback_pending(pending)
             sf.save(state_before)
