@@ -47,6 +47,9 @@ succeeded() { [ "$rc" -eq 0 ] && has "$1"; }   # the last install succeeded, say
 says_all() { local p; for p in "$@"; do has "$p" || return 1; done; }
 only_crlf() { ! grep -qv $'\r$' "$1"; }
 same() { diff -r --no-dereference "$1" "$2"; }
+# Mode, owner, group, size and link count of every file of a tree (cp -a keeps them in the copy).
+stat_tree() { (cd "$1" && find . -printf '%p %m %U %G %s %n %y\n' | sort); }
+same_stat() { [ "$(stat_tree "$1")" = "$(stat_tree "$2")" ]; }
 empty_dir() { [ -z "$(ls -A "$1" 2>/dev/null)" ]; }
 
 # --- unit tests ---------------------------------------------------------------------------------
@@ -120,6 +123,7 @@ cycle() {
     install --uninstall
     check "$layout: uninstall" [ "$rc" -eq 0 ]
     check "$layout: after uninstall the tree is byte-identical to the original" same "$W/orig" "$W/conf"
+    check "$layout: after uninstall every file has its mode, owner, size and links" same_stat "$W/orig" "$W/conf"
     check "$layout: uninstall removed the modules" empty_dir "$W/mods"
     check "$layout: nginx -t after uninstall" nginx_t
 }
@@ -364,6 +368,19 @@ after_prepare_links() { ln "$CONF" "$W/nginx.conf.link"; }
 KILL_T=0
 prepare_hook=after_prepare_links kill_sweep hard-link nginx-org --ase-server http://127.0.0.1:9999 --enable-location /
 KILL_T=1
+
+say "another command after an interrupted install"
+prepare nginx-org other-cmd
+kill_run 8 --ase-server http://127.0.0.1:9999 --enable-location /
+check "interrupted install: killed" [ "$rc" -eq 137 ]
+rm -rf "$W/killed" && cp -a "$W/conf" "$W/killed"
+install --ase-server http://127.0.0.1:9999 --enable-location / --dry-run
+check "interrupted install: --dry-run refuses, saying what to do" refused "interrupted before it finished: run the command without --dry-run"
+check "interrupted install: --dry-run changed nothing" same "$W/killed" "$W/conf"
+install --uninstall
+check "interrupted install: --uninstall undoes it, saying so" succeeded "last install was interrupted"
+check "interrupted install: --uninstall gives back the original" no_change
+check "interrupted install: stat-identical" same_stat "$W/orig" "$W/conf"
 
 say "SIGTERM and SIGHUP are handled like Ctrl-C"
 cat >"$TMP/fake/nginx-slow" <<EOF2

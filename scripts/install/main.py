@@ -128,6 +128,9 @@ def run(a) -> int:
     handle_signals()
     sf = StateFile(conf)
     lock(sf.conf_dir)
+    stale = fileops.tmp_name(sf.path)  # a state file write cut short (no journal was written)
+    if os.path.lexists(stale) and not a.dry_run:
+        os.unlink(stale)
     try:
         doc = sf.load()
         state = recover(a, sf, doc)
