@@ -320,13 +320,17 @@ check "Lua block added after the install: nginx -t" nginx_t
 # kill_sweep NAME LAYOUT [FLAGS...]: for N = 1, 2, ...: on a fresh copy of LAYOUT, the install is
 # killed (SIGKILL) right after its Nth file change; nginx -t must still pass, running the same
 # install again must succeed, and an uninstall must give back the original bytes. Then the
-# same for an uninstall killed after its Nth change. Stops at the first N the run outlives.
+# same for an uninstall killed after its Nth change, and for a second install with other
+# settings (change_flags). Stops at the first N the run outlives.
+# The "change" phase: a second install with other settings and another modules directory.
+change_flags() { CHANGE=(--timeout 2s --enable-all --modules-dir "$TMP/kill-$1/mods2"); }
 KILL_T=1  # whether nginx -t must pass right after a kill (not while an in-place rewrite is half done)
 kill_run() { out=$(NGX_ASE_INSTALL_TEST_KILL_AFTER="$1" "$INSTALL" "${BASE[@]}" "${@:2}" 2>&1) && rc=0 || rc=$?; }
 kill_sweep() {
     local name="$1" layout="$2" n problems points; shift 2
+    change_flags "$name"
     say "$name: install and uninstall killed at every file change"
-    for phase in install uninstall; do
+    for phase in install uninstall change; do
         n=1 problems="" points=0
         while [ "$n" -lt 200 ]; do
             prepare "$layout" "kill-$name"
@@ -334,21 +338,28 @@ kill_sweep() {
                 kill_run "$n" "$@"
             else
                 install "$@"; [ "$rc" -eq 0 ] || { problems+=" [install before the kill failed: $out]"; break; }
-                kill_run "$n" "$@" --uninstall
+                if [ "$phase" = uninstall ]; then kill_run "$n" "$@" --uninstall; else kill_run "$n" "$@" "${CHANGE[@]}"; fi
             fi
             [ "$rc" -eq 137 ] || { [ "$rc" -eq 0 ] || problems+=" [N=$n: not killed, rc $rc: $out]"; break; }
             points=$((points + 1))
             if [ "$KILL_T" -eq 1 ] && ! nginx_t >/dev/null 2>&1; then
                 problems+=" [N=$n: nginx -t fails after the kill: $(nginx_t 2>&1 | tail -n2)]"
             fi
-            if [ "$phase" = install ]; then install "$@"; else install "$@" --uninstall; fi
+            case "$phase" in
+                install) install "$@" ;;
+                uninstall) install "$@" --uninstall ;;
+                change) install "$@" "${CHANGE[@]}" ;;
+            esac
             [ "$rc" -eq 0 ] || problems+=" [N=$n: running the same $phase again failed: $out]"
             nginx_t >/dev/null 2>&1 || problems+=" [N=$n: nginx -t fails after the re-run]"
-            if [ "$phase" = install ]; then install --uninstall; fi
+            if [ "$phase" = change ] && [ "$(nginx_dump | grep -c 'ase_timeout 2s;')" -eq 0 ]; then
+                problems+=" [N=$n: the changed settings are not in place after the re-run]"
+            fi
+            if [ "$phase" != uninstall ]; then install --uninstall; fi
             [ "$rc" -eq 0 ] || problems+=" [N=$n: the final uninstall failed: $out]"
             same "$W/orig" "$W/conf" >/dev/null || problems+=" [N=$n: not byte-identical after the final uninstall]"
             empty_dir "$W/mods" || problems+=" [N=$n: modules left]"
-            [ ! -e "$W/newdir" ] || problems+=" [N=$n: the created modules directory was left]"
+            [ ! -e "$W/newdir" ] && [ ! -e "$W/mods2" ] || problems+=" [N=$n: a created modules directory was left]"
             ls "$W"/conf/.*ngx-ase-tmp >/dev/null 2>&1 && problems+=" [N=$n: a *.ngx-ase-tmp file was left]"
             if [ -e "$W/nginx.conf.link" ]; then
                 [ "$(stat -c %h "$CONF")" -eq 2 ] && cmp -s "$CONF" "$W/nginx.conf.link" \
@@ -449,6 +460,22 @@ PY
 install --uninstall
 check "a block taken out by hand: uninstall succeeds, saying so" succeeded "already taken out by hand"
 check "a block taken out by hand: original restored" no_change
+
+say "managed lines taken out by hand and the state file deleted"
+prepare nginx-org orphans
+install --ase-server http://127.0.0.1:9999 --enable-location /
+python3 - "$CONF" <<'PY'
+import re, sys
+p = sys.argv[1]; s = open(p).read()
+open(p, "w").write(re.sub(r" *# ngx-ase: managed begin \(.*?# ngx-ase: managed end \([^)]*\)\n", "", s, flags=re.S))
+PY
+rm "$W"/conf/.ngx-ase-state.*
+install --ase-server http://127.0.0.1:9999 --enable-location /
+check "orphaned ase.conf and modules: the next install takes them over" \
+    succeeded "ase.conf was left by an earlier install" && check "orphaned modules taken over" has "module.so was left"
+check "orphaned files: nginx -t" nginx_t
+install --uninstall
+check "orphaned files: uninstall removes them too" no_change
 
 say "operator edits to ase.conf"
 prepare nginx-org asecf

@@ -157,7 +157,9 @@ def plan_install_steps(a, cfg: Config, overlay, state: Optional[dict], others: L
                 raise Fail(f"{dest} exists and was not installed by this script: move it away first")
             replaced_loaded = True
         elif cur is not None and not ours:
-            continue  # the same bytes were already there: not ours to remove later
+            # The same bytes, and no line of the configuration loads them (plan_install refuses
+            # that): left by an install whose state is gone. Ours to remove later.
+            warn(f"{dest} was left by an earlier install (the same bytes, loaded by no line): taking it over")
         targets.append((STAGE_MODULES, dest, data, True))
         new_state["modules"].append({"path": dest})
     for rp, m in prev_modules.items():  # installed before into another modules directory
