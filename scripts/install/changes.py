@@ -81,7 +81,100 @@ def unlisted_markers(cfg: Config, listed: set) -> List[Tuple[str, int]]:
 
 # --- install -----------------------------------------------------------------------------------
 
+class _Install:
+    """What an install changes, file group by file group; collects the targets and the state
+    it leaves."""
+
+    def __init__(self, a, cfg: Config, overlay, state: Optional[dict], others: List[dict]):
+        self.a, self.cfg, self.overlay = a, cfg, overlay
+        prev = state or {"modified": [], "created": [], "modules": [], "dirs": []}
+        self.prev_modified = {os.path.realpath(m["path"]): m for m in prev["modified"]}
+        self.prev_created = {os.path.realpath(c["path"]): c for c in prev["created"]}
+        self.prev_modules = {os.path.realpath(m["path"]): m for m in prev["modules"]}
+        self.others_own = owned_paths(others)
+        self.others_modified = {os.path.realpath(m["path"]): st["main"] for st in others for m in st["modified"]}
+        self.new_state = {"modified": [], "created": [], "modules": [], "dirs": list(prev.get("dirs", []))}
+        self.targets: list = []
+        self.replaced_loaded = False
+
+    def modified(self, plan) -> None:
+        for rp, edits in plan.edits.items():
+            if rp in self.others_modified:
+                raise Fail(f"{rp} is also changed by the install into {self.others_modified[rp]}: two installs "
+                           "cannot share a changed file; uninstall that one first")
+            base = self.cfg.fs.read(rp)
+            self.targets += staged_file(rp, base, edits)
+            orig = self.prev_modified.get(rp, {}).get("original_sha256", sha256(base))
+            self.new_state["modified"].append({"path": rp, "original_sha256": orig, "insertions": edits})
+        for rp in self.prev_modified:
+            if rp not in plan.edits:
+                self.targets.append((OLD_EDITS, rp, self.overlay[rp], False))
+
+    def created(self, plan) -> None:
+        for path, (content, stage) in plan.creates.items():
+            content = self._created_content(path, content, stage)
+            self.targets.append((stage, path, content, False))
+            self.new_state["created"].append({"path": path, "stage": stage,
+                                              "written": content.decode("utf-8", "surrogateescape")})
+        planned = {os.path.realpath(p) for p in plan.creates}
+        for rp, c in self.prev_created.items():
+            if rp not in planned and rp not in self.others_own:
+                self.targets.append((OLD_FILES, c["path"], None, False))
+
+    def _created_content(self, path: str, content: bytes, stage: int) -> bytes:
+        """What to write to a file the install creates, given what is there now."""
+        rp = os.path.realpath(path)
+        cur = read(path)
+        if cur is None:
+            return content
+        if rp in self.prev_created:
+            written = self.prev_created[rp].get("written")  # None: a state from before it was recorded
+            if written is None or stage != STAGE_SETTINGS:
+                return content
+            written = written.encode("utf-8", "surrogateescape")
+            try:
+                merged = ase_conf.merge(cur, written, content, path)
+            except ase_conf.AseConfEdited as e:
+                raise Fail(str(e)) from None
+            if cur != written:
+                say(f"{path}: keeping the lines you added to it")
+            return merged
+        if rp in self.others_own:
+            if cur != content:
+                raise Fail(f"{path} belongs to the install into {self.others_own[rp]} too, with other settings: "
+                           "give both installs the same flags, or uninstall that one first")
+            return content
+        if cur.startswith(MANAGED_FILE):
+            warn(f"{path} was left by an earlier install (it starts with '{MANAGED_FILE.decode()}'): taking it over")
+            return content
+        raise Fail(f"{path} exists and was not written by this script: move it away first")
+
+    def modules(self, modules_dir: str) -> None:
+        for name in MODULE_FILES:
+            src = os.path.join(self.a.modules_from, name)
+            dest = os.path.join(modules_dir, name)
+            rp = os.path.realpath(dest)
+            if not os.path.isfile(src):
+                raise Fail(f"{src} not found: build the modules first (scripts/build.sh --nginx system, or --build)")
+            ours = self.prev_modules.pop(rp, None) is not None or rp in self.others_own
+            cur, data = read(dest), read(src)
+            if cur is not None and cur != data:
+                if not ours:
+                    raise Fail(f"{dest} exists and was not installed by this script: move it away first")
+                self.replaced_loaded = True
+            elif cur is not None and not ours:
+                # The same bytes, and no line of the configuration loads them (plan_install
+                # refuses that): left by an install whose state is gone. Ours to remove later.
+                warn(f"{dest} was left by an earlier install (the same bytes, loaded by no line): taking it over")
+            self.targets.append((STAGE_MODULES, dest, data, True))
+            self.new_state["modules"].append({"path": dest})
+        for rp, m in self.prev_modules.items():  # installed before into another modules directory
+            if rp not in self.others_own:
+                self.targets.append((OLD_MODULES, m["path"], None, True))
+
+
 def plan_install_steps(a, cfg: Config, overlay, state: Optional[dict], others: List[dict]):
+    """(the steps in order, the state they leave, the plan, whether loaded modules are replaced)"""
     opts = Options(modules_dir=os.path.abspath(a.modules_dir),
                    servers=[(u, False) for u in a.ase_server] + [(u, True) for u in a.ase_backup],
                    max_fails=a.max_fails, fail_timeout=a.fail_timeout, token_file=a.token_file,
@@ -91,88 +184,18 @@ def plan_install_steps(a, cfg: Config, overlay, state: Optional[dict], others: L
         plan = plan_install(cfg, opts)
     except PlanError as e:
         raise Fail(str(e)) from None
-    prev = state or {"modified": [], "created": [], "modules": [], "dirs": []}
-    prev_modified = {os.path.realpath(m["path"]): m for m in prev["modified"]}
-    prev_created = {os.path.realpath(c["path"]): c for c in prev["created"]}
-    prev_modules = {os.path.realpath(m["path"]): m for m in prev["modules"]}
-    others_own = owned_paths(others)
-    others_modified = {os.path.realpath(m["path"]): st["main"] for st in others for m in st["modified"]}
-    new_state = {"modified": [], "created": [], "modules": [], "dirs": list(prev.get("dirs", []))}
-    targets = []
-    replaced_loaded = False
-
-    for rp, edits in plan.edits.items():
-        if rp in others_modified:
-            raise Fail(f"{rp} is also changed by the install into {others_modified[rp]}: two installs cannot "
-                       "share a changed file; uninstall that one first")
-        base = cfg.fs.read(rp)
-        targets += staged_file(rp, base, edits)
-        orig = prev_modified.get(rp, {}).get("original_sha256", sha256(base))
-        new_state["modified"].append({"path": rp, "original_sha256": orig, "insertions": edits})
-    for rp in prev_modified:
-        if rp not in plan.edits:
-            targets.append((OLD_EDITS, rp, overlay[rp], False))
-
-    for path, (content, stage) in plan.creates.items():
-        rp = os.path.realpath(path)
-        cur = read(path)
-        written = None
-        if cur is not None:
-            if rp in prev_created:
-                written = prev_created[rp].get("written", "").encode("utf-8", "surrogateescape")
-            elif rp in others_own:
-                if cur != content:
-                    raise Fail(f"{path} belongs to the install into {others_own[rp]} too, with other settings: "
-                               "give both installs the same flags, or uninstall that one first")
-            elif cur.startswith(MANAGED_FILE):
-                warn(f"{path} was left by an earlier install (it starts with '{MANAGED_FILE.decode()}'): "
-                     "taking it over")
-            else:
-                raise Fail(f"{path} exists and was not written by this script: move it away first")
-        if written is not None and stage == STAGE_SETTINGS:
-            try:
-                content = ase_conf.merge(cur, written, content, path)
-            except ase_conf.AseConfEdited as e:
-                raise Fail(str(e)) from None
-            if cur != written:
-                say(f"{path}: keeping the lines you added to it")
-        targets.append((stage, path, content, False))
-        new_state["created"].append({"path": path, "stage": stage,
-                                     "written": content.decode("utf-8", "surrogateescape")})
-    planned = {os.path.realpath(p) for p in plan.creates}
-    for rp, c in prev_created.items():
-        if rp not in planned and rp not in others_own:
-            targets.append((OLD_FILES, c["path"], None, False))
-
-    for name in MODULE_FILES:
-        src = os.path.join(a.modules_from, name)
-        dest = os.path.join(opts.modules_dir, name)
-        rp = os.path.realpath(dest)
-        if not os.path.isfile(src):
-            raise Fail(f"{src} not found: build the modules first (scripts/build.sh --nginx system, or --build)")
-        ours = prev_modules.pop(rp, None) is not None or rp in others_own
-        cur, data = read(dest), read(src)
-        if cur is not None and cur != data:
-            if not ours:
-                raise Fail(f"{dest} exists and was not installed by this script: move it away first")
-            replaced_loaded = True
-        elif cur is not None and not ours:
-            # The same bytes, and no line of the configuration loads them (plan_install refuses
-            # that): left by an install whose state is gone. Ours to remove later.
-            warn(f"{dest} was left by an earlier install (the same bytes, loaded by no line): taking it over")
-        targets.append((STAGE_MODULES, dest, data, True))
-        new_state["modules"].append({"path": dest})
-    for rp, m in prev_modules.items():  # installed before into another modules directory
-        if rp not in others_own:
-            targets.append((OLD_MODULES, m["path"], None, True))
-
-    steps = order(targets, read, skip_unchanged=True)
+    inst = _Install(a, cfg, overlay, state, others)
+    inst.modified(plan)
+    inst.created(plan)
+    inst.modules(opts.modules_dir)
+    steps = order(inst.targets, read, skip_unchanged=True)
+    new_state = inst.new_state
     if steps:
         new_state["installed"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         new_state["flags"] = a.flags_text
     elif state:
         new_state = state
-    return steps, new_state, plan, replaced_loaded
+    return steps, new_state, plan, inst.replaced_loaded
 
 
 # --- uninstall ---------------------------------------------------------------------------------
@@ -196,7 +219,8 @@ def plan_uninstall_steps(state: dict, others: List[dict]):
         cur = read(c["path"])
         if rp in others_own or cur is None:
             continue
-        if c.get("stage") == STAGE_SETTINGS and cur.decode("utf-8", "surrogateescape") != c.get("written"):
+        written = c.get("written")
+        if c.get("stage") == STAGE_SETTINGS and written is not None and cur.decode("utf-8", "surrogateescape") != written:
             warn(f"{c['path']} has lines you added; it is removed, its copy is in the backup")
         targets.append((UNINSTALL_KEY[c.get("stage", STAGE_SETTINGS)], c["path"], None, False))
     for m in state["modules"]:

@@ -121,16 +121,6 @@ def is_partial_write(cur: bytes, old: bytes, new: bytes) -> bool:
     return cur[p:] == old[p:] and len(cur) == max(len(old), p)
 
 
-def write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Writes path: in place when a new inode would lose something, else a new inode (that
-    keeps the old file's mode and owner)."""
-    if needs_in_place(path):
-        write_in_place(path, data)
-    else:
-        like = os.stat(path) if os.path.exists(path) else None
-        write_new_inode(path, data, mode, like)
-
-
 def remove(path: str) -> None:
     os.unlink(path)
     _fsync_dir(path)
