@@ -393,7 +393,7 @@ check "interrupted install: --uninstall undoes it, saying so" succeeded "last in
 check "interrupted install: --uninstall gives back the original" no_change
 check "interrupted install: stat-identical" same_stat "$W/orig" "$W/conf"
 
-say "SIGTERM and SIGHUP are handled like Ctrl-C"
+say "SIGINT, SIGTERM and SIGHUP put every file back"
 cat >"$TMP/fake/nginx-slow" <<EOF2
 #!/bin/sh
 # nginx -t on the patched configuration waits, so that the test can signal the install then.
@@ -401,7 +401,7 @@ if [ "\$1" = -t ] && grep -q "ngx-ase: managed" "\$3" 2>/dev/null; then touch "$
 exec "$NGINX" "\$@"
 EOF2
 chmod +x "$TMP/fake/nginx-slow"
-for sig in TERM HUP; do
+for sig in INT TERM HUP; do
     prepare nginx-org "sig$sig"
     rm -f "$TMP/slow-flag"
     "$INSTALL" "${BASE[@]}" --nginx "$TMP/fake/nginx-slow" --ase-server http://127.0.0.1:9999 --enable-location / \
