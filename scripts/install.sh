@@ -56,12 +56,24 @@ Where things go:
     its top level (Debian's layout), else lines in the main file at top level, after its own
     load_module lines or else before its first block or include (so before events/http).
   - ase.conf: conf.d/ase.conf when the http block already includes conf.d/*.conf (Debian,
-    nginx.org packages), else ase.conf next to the main file plus `include ase.conf;` at the
-    start of the http block.
-  - Inserted lines sit between `# ngx-ase: managed begin (...)` and `# ngx-ase: managed end`
-    comments and created files start with a `# ngx-ase: managed file` comment; every other
-    byte of every file stays as it was. .ngx-ase-state.json next to the main file records
-    what was created and what was inserted where (a dotfile: include globs never match it).
+    nginx.org packages), else ase.conf next to the main file (ase.NAME.conf for a main file
+    NAME.conf other than nginx.conf) plus `include ase.conf;` at the start of the http block;
+    when the directory's path has a glob character ("[", "*", "?"), the include names the file
+    with that character bracketed ("[[]"), or nginx would read it as a pattern matching nothing.
+    The flags' settings sit between managed markers in ase.conf; put your own http-level
+    settings (ase_zone, ase_keepalive, ase_ssl_trusted_certificate, ...) below them: a
+    re-install keeps them. If the managed lines themselves were edited, it refuses and shows
+    the difference.
+  - Inserted lines sit between `# ngx-ase: managed begin (... #N)` and `# ngx-ase: managed
+    end (... #N)` comments, numbered within each file so that every block is found on its own
+    even next to an identical one; created files start with a `# ngx-ase: managed file`
+    comment; every other byte of every file stays as it was. The body of a `*_by_lua_block`
+    is read as the Lua module reads it (Lua strings, long brackets, comments), never edited.
+  - .ngx-ase-state.<main file name>.json next to the main file records what was created and
+    what was inserted where (a dotfile: include globs never match it), one per main file:
+    two main files in one directory (nginx.conf, nginx-canary.conf) are installed apart, and
+    what they share (conf.d/ase.conf, the modules) stays until the last of them is
+    uninstalled. Uninstall works from it alone, without parsing the configuration.
 
 Safety:
   - Before anything changes: nginx must be built --with-compat, and the built modules must
@@ -70,11 +82,23 @@ Safety:
     another nginx version, or "is not binary compatible" for another configure signature.
     Either way it stops with a clear message and changes nothing; rebuild with --build.
   - The configuration must pass `nginx -t` before the change too.
-  - Every file it changes is first copied to <backup-dir>/<timestamp>-install/<its path>.
+  - Every file it changes is first copied to <backup-dir>/<timestamp>-install/<its path>;
+    then the state file records the change about to be made (a journal: each file's content
+    hash before and after, where its backup is) before the first file changes.
+  - Files are written in a crash-safe order: the modules, then the load_module lines, then
+    ase.conf, then the lines that include or enable it (the main file is written once per
+    step); an uninstall goes backwards, configuration first, modules last. The configuration
+    passes `nginx -t` after each single write.
+  - Killed at any point (SIGKILL, OOM, power cut after fsync): run the same command again; it
+    first undoes the interrupted change from the journal and the backups (leftover
+    *.ngx-ase-tmp files included), then does what it is asked. SIGINT, SIGTERM and SIGHUP
+    stop it and put every file back.
   - Modules are written as a new file and renamed into place (a new inode), never copied over
-    a file a running nginx has mapped.
+    a file a running nginx has mapped. Configuration files with several hard links or with
+    extended attributes (POSIX ACLs, SELinux labels) are rewritten in place instead, so the
+    links and attributes survive; directories it had to create are removed by the uninstall.
   - `nginx -t` runs on the result; if it fails, every file is put back as it was (modules
-    included) and nginx's message is printed.
+    included) and nginx's message is printed with the line numbers of your files.
   - When it replaced modules a running nginx may have loaded, it says to restart nginx, not to
     reload it.
 EOF

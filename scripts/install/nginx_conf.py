@@ -10,7 +10,9 @@ calls a directive, a block, a comment or a quoted string is what nginx calls one
   next character inside and outside quotes; after a closing quote only whitespace, ";", "{"
   or ")" may follow;
 - ";" or "{" with no word before it, and "}" after words, are errors;
-- the value of a word is unescaped as nginx does: \\" \\' \\\\ \\t \\r \\n.
+- the value of a word is unescaped as nginx does: \\" \\' \\\\ \\t \\r \\n;
+- the body of a `*_by_lua_block` is skipped as the Lua module reads it (lua_block.py): it
+  becomes a block with no directives.
 
 Everything keeps byte offsets into the file it came from, so that edits can be surgical
 insertions that leave every other byte of the file untouched. `include` is resolved like
@@ -26,6 +28,8 @@ import glob as _glob
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
+
+from lua_block import LuaBlockError, is_foreign_block, skip_lua_body
 
 WS = b" \t\r\n"
 GLOB_CHARS = "*?["
@@ -79,6 +83,7 @@ def tokenize(data: bytes, path: str = "<string>") -> List[Token]:
     i = 0
     line = 1
     nargs = 0  # words of the directive being read
+    name = b""  # its first word
 
     def err(msg: str, at_line: Optional[int] = None):
         raise ConfError(msg, path, at_line or line)
@@ -102,6 +107,14 @@ def tokenize(data: bytes, path: str = "<string>") -> List[Token]:
             toks.append(Token(chr(ch), i, i + 1, line))
             nargs = 0
             i += 1
+            if ch == 0x7B and is_foreign_block(name.decode("utf-8", "surrogateescape")):
+                # The body is read by another parser (the Lua module's): skip it as that does.
+                try:
+                    i, line = skip_lua_body(data, i, line)
+                except LuaBlockError as e:
+                    err(e.msg, e.line)
+                toks.append(Token("}", i, i + 1, line))
+                i += 1
             continue
         if ch == 0x7D:  # '}'
             if nargs:
@@ -133,6 +146,8 @@ def tokenize(data: bytes, path: str = "<string>") -> List[Token]:
             if i < n and data[i] not in WS and data[i] not in b";{)":
                 err(f'unexpected "{chr(data[i])}"')
             toks.append(Token("word", start, i, start_line, _unescape(raw), True))
+            if nargs == 0:
+                name = toks[-1].value
             nargs += 1
             continue
 
@@ -157,6 +172,8 @@ def tokenize(data: bytes, path: str = "<string>") -> List[Token]:
         if i > n:  # a trailing backslash at the end of the file
             i = n
         toks.append(Token("word", start, i, start_line, _unescape(data[start:i])))
+        if nargs == 0:
+            name = toks[-1].value
         nargs += 1
 
     if nargs:

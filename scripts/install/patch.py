@@ -8,15 +8,18 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from ase_conf import MARK, ase_conf_text  # noqa: F401 (ase_conf_text: planned here, tested through here)
 from nginx_conf import Config, Directive, has_glob, quote
 
-MARK = "ngx-ase: managed"
 MODULE_FILES = ["ngx_ase_common_module.so", "ngx_http_ase_request_module.so",
                 "ngx_http_ase_response_module.so"]
 OUR_MODULE_NAMES = set(MODULE_FILES)
 MODULES_ENABLED_FILE = "50-ngx-ase.conf"
 ASE_CONF = "ase.conf"
-STATE_FILE = ".ngx-ase-state.json"  # a dotfile: nginx's include globs never match it
+# Stages of an install, in the order files are written so that every intermediate
+# configuration passes `nginx -t` (a file is written before the lines that need it);
+# an uninstall goes through them backwards.
+STAGE_MODULES, STAGE_LOAD, STAGE_SETTINGS, STAGE_ENABLE = 0, 1, 2, 3
 
 
 class PlanError(Exception):
@@ -37,19 +40,26 @@ class Options:
     enable_locations: List[str] = field(default_factory=list)
 
 
+Edit = Tuple[int, bytes, int]  # (offset in the original, inserted bytes, stage)
+
+
 @dataclass
 class Plan:
-    # realpath of a file to modify -> [(offset in the original, inserted bytes)], sorted
-    edits: Dict[str, List[Tuple[int, bytes]]] = field(default_factory=dict)
-    # path of a file to create -> its content
-    creates: Dict[str, bytes] = field(default_factory=dict)
-    notes: List[str] = field(default_factory=list)
+    # realpath of a file to modify -> [(offset in the original, inserted bytes, stage)], sorted
+    edits: Dict[str, List[Edit]] = field(default_factory=dict)
+    # path of a file to create -> (its content, stage)
+    creates: Dict[str, Tuple[bytes, int]] = field(default_factory=dict)
+    # the include line it adds for ase.conf: (file, line text) and the file it must match
+    include_check: Optional[Tuple[str, str]] = None
 
-    def insert(self, path: str, offset: int, text: bytes) -> None:
+    def next_id(self, path: str) -> int:
+        """Numbers the snippets of one file, so that two identical ones (two servers with
+        `location /` at the same indent) still have markers of their own."""
+        return len(self.edits.get(os.path.realpath(path), [])) + 1
+
+    def insert(self, path: str, offset: int, text: bytes, stage: int) -> None:
         lst = self.edits.setdefault(os.path.realpath(path), [])
-        if any(o == offset and t == text for o, t in lst):
-            return
-        lst.append((offset, text))
+        lst.append((offset, text, stage))
         lst.sort(key=lambda e: e[0])
 
 
@@ -123,9 +133,9 @@ def insert_block_start(data: bytes, d: Directive, purpose: str, lines: List[str]
     return d.block_start, nl + snippet(purpose, lines, ind, nl)
 
 
-def apply_edits(data: bytes, edits: List[Tuple[int, bytes]]) -> bytes:
+def apply_edits(data: bytes, edits: List[Edit]) -> bytes:
     out, pos = [], 0
-    for off, text in sorted(edits, key=lambda e: e[0]):
+    for off, text, *_ in sorted(edits, key=lambda e: e[0]):
         out.append(data[pos:off])
         out.append(text)
         pos = off
@@ -133,29 +143,52 @@ def apply_edits(data: bytes, edits: List[Tuple[int, bytes]]) -> bytes:
     return b"".join(out)
 
 
-def strip_edits(data: bytes, edits: List[Tuple[int, bytes]]) -> Optional[bytes]:
-    """Takes insertions made by apply_edits out again. First at their recorded places; if the
-    file was edited since, each snippet where it occurs exactly once. None if impossible."""
-    shift, ok = 0, True
-    for off, text in sorted(edits, key=lambda e: e[0]):
-        if data[off + shift:off + shift + len(text)] != text:
-            ok = False
+class StripError(Exception):
+    def __init__(self, msg: str, line: int):
+        self.msg, self.line = msg, line
+        super().__init__(msg)
+
+
+def strip_edits(data: bytes, edits: List[Edit], only: Optional[List[Edit]] = None) -> Tuple[bytes, List[str]]:
+    """Takes insertions made by apply_edits out again (all of them, or those in `only`):
+    at their recorded places when the file is exactly as the install left it; else, the file
+    having been edited since, each snippet where it occurs (each is unique: its markers carry
+    a number). A snippet the operator already took out whole (its begin marker is gone too)
+    is skipped with a note. Raises StripError naming the line of a snippet edited inside."""
+    only = edits if only is None else only
+    shift, places = 0, []
+    for e in sorted(edits, key=lambda e: e[0]):
+        at = e[0] + shift
+        if data[at:at + len(e[1])] != e[1]:
+            places = None
             break
-        shift += len(text)
-    if ok:
-        out, pos, shift = [], 0, 0
-        for off, text in sorted(edits, key=lambda e: e[0]):
-            out.append(data[pos:off + shift])
-            pos = off + shift + len(text)
-            shift += len(text)
+        places.append((at, e))
+        shift += len(e[1])
+    if places is not None:
+        out, pos = [], 0
+        for at, e in places:
+            if e in only:
+                out.append(data[pos:at])
+                pos = at + len(e[1])
         out.append(data[pos:])
-        return b"".join(out)
-    for _, text in edits:
-        if data.count(text) != 1:
-            return None
-        i = data.find(text)
-        data = data[:i] + data[i + len(text):]
-    return data
+        return b"".join(out), []
+    notes = []
+    for e in only:
+        text = e[1]
+        n = data.count(text)
+        if n == 1:
+            i = data.find(text)
+            data = data[:i] + data[i + len(text):]
+            continue
+        begin = next(l for l in text.split(b"\n") if l.strip()).strip()
+        at = data.find(begin)
+        if n == 0 and at < 0:
+            notes.append(begin.decode("utf-8", "replace").lstrip("# "))
+            continue
+        line = data.count(b"\n", 0, at if at >= 0 else data.find(text)) + 1
+        raise StripError("the lines ngx-ase inserted there were edited since" if n == 0
+                         else "the lines ngx-ase inserted there appear twice", line)
+    return data, notes
 
 
 # --- finding things in the configuration ----------------------------------------------------
@@ -186,6 +219,28 @@ def find_http(cfg: Config) -> Directive:
     return https[0]
 
 
+def _purpose(plan: Plan, path: str, what: str) -> str:
+    return f"{what} #{plan.next_id(path)}"
+
+
+def ase_conf_name(main: str) -> str:
+    """ase.conf next to nginx.conf; ase.NAME.conf next to another main file NAME.conf, so
+    that two main files in one directory (nginx.conf, nginx-canary.conf) keep their own."""
+    stem = os.path.basename(main)
+    stem = stem[:-len(".conf")] if stem.endswith(".conf") else stem
+    return ASE_CONF if stem == "nginx" else f"ase.{stem}.conf"
+
+
+def include_arg(cfg: Config, path: str) -> str:
+    """The include argument naming exactly `path`: relative when its full name has no glob
+    character, else the absolute path with each of "*?[" in a bracket of its own ("[[]"),
+    which glob(3) matches as that one character: nginx reads any of them as a pattern."""
+    rel = os.path.relpath(path, cfg.prefix)
+    if not has_glob(cfg.full_name(rel)):
+        return quote(rel)
+    return quote("".join(f"[{c}]" if c in "*?[" else c for c in path))
+
+
 def plan_install(cfg: Config, o: Options) -> Plan:
     plan = Plan()
     data_of = lambda path: cfg.files[path].data  # noqa: E731
@@ -208,8 +263,8 @@ def plan_install(cfg: Config, o: Options) -> Plan:
                 target = os.path.join(dirname, MODULES_ENABLED_FILE)
                 break
     if target:
-        plan.creates[target] = (f"# {MARK} file (load_module): written by ngx-ase's scripts/install.sh, "
-                                "removed by its --uninstall\n" + "\n".join(lm_lines) + "\n").encode()
+        plan.creates[target] = ((f"# {MARK} file (load_module): written by ngx-ase's scripts/install.sh, "
+                                 "removed by its --uninstall\n" + "\n".join(lm_lines) + "\n").encode(), STAGE_LOAD)
     else:
         root = cfg.root
         data = data_of(cfg.main)
@@ -219,11 +274,13 @@ def plan_install(cfg: Config, o: Options) -> Plan:
         lms = [i for i, d in enumerate(root[:first]) if d.name == "load_module"]
         if lms:
             d = root[lms[-1]]
-            off, text = insert_after(data, d, root[lms[-1] + 1].start, "load_module", lm_lines)
+            off, text = insert_after(data, d, root[lms[-1] + 1].start, _purpose(plan, cfg.main, "load_module"),
+                                     lm_lines)
         else:
             d = root[first]
-            off, text = insert_before(data, d, _prev_end(root, d, 0), "load_module", lm_lines)
-        plan.insert(cfg.main, off, text)
+            off, text = insert_before(data, d, _prev_end(root, d, 0), _purpose(plan, cfg.main, "load_module"),
+                                      lm_lines)
+        plan.insert(cfg.main, off, text, STAGE_LOAD)
 
     # 2. ase.conf: in conf.d/ when the http block already includes it, else next to the main
     #    file with an include at the start of the http block.
@@ -237,10 +294,13 @@ def plan_install(cfg: Config, o: Options) -> Plan:
                 ase_conf = os.path.join(dirname, ASE_CONF)
                 break
     if ase_conf is None:
-        ase_conf = os.path.join(cfg.prefix, ASE_CONF)
-        off, text = insert_block_start(data_of(http.path), http, "include ase.conf", [f"include {ASE_CONF};"])
-        plan.insert(http.path, off, text)
-    plan.creates[ase_conf] = ase_conf_text(o).encode("utf-8", "surrogateescape")
+        ase_conf = os.path.join(cfg.prefix, ase_conf_name(cfg.main))
+        line = f"include {include_arg(cfg, ase_conf)};"
+        off, text = insert_block_start(data_of(http.path), http, _purpose(plan, http.path, "include ase.conf"),
+                                       [line])
+        plan.insert(http.path, off, text, STAGE_ENABLE)
+        plan.include_check = (http.path, ase_conf)
+    plan.creates[ase_conf] = (ase_conf_text(o).encode("utf-8", "surrogateescape"), STAGE_SETTINGS)
 
     # 3. --enable-location PATH: ase_request/ase_response on in every such location block.
     for loc in o.enable_locations:
@@ -253,32 +313,7 @@ def plan_install(cfg: Config, o: Options) -> Plan:
                 if c.name in ("ase_request", "ase_response"):
                     raise PlanError(f"{c.path}:{c.line}: location {loc} already sets {c.name}; "
                                     f"leave out --enable-location {loc} or remove it")
-            off, text = insert_block_start(data_of(d.path), d, f"location {loc}",
+            off, text = insert_block_start(data_of(d.path), d, _purpose(plan, d.path, f"location {loc}"),
                                            ["ase_request on;", "ase_response on;"])
-            plan.insert(d.path, off, text)
+            plan.insert(d.path, off, text, STAGE_ENABLE)
     return plan
-
-
-def ase_conf_text(o: Options) -> str:
-    out = [f"# {MARK} file (http-level ASE settings): written by ngx-ase's scripts/install.sh,",
-           "# removed by its --uninstall; run the install again to change it."]
-    for url, backup in o.servers:
-        line = f"ase_server {quote(url)}"
-        if backup:
-            line += " backup"
-        if o.max_fails:
-            line += f" max_fails={o.max_fails}"
-        if o.fail_timeout:
-            line += f" fail_timeout={o.fail_timeout}"
-        out.append(line + ";")
-    if o.token_file:
-        out.append(f"ase_token_file {quote(o.token_file)};")
-    if o.fail_mode:
-        out.append(f"ase_fail_mode {quote(o.fail_mode)};")
-    if o.connect_timeout:
-        out.append(f"ase_connect_timeout {quote(o.connect_timeout)};")
-    if o.timeout:
-        out.append(f"ase_timeout {quote(o.timeout)};")
-    if o.enable_all:
-        out += ["ase_request on;", "ase_response on;"]
-    return "\n".join(out) + "\n"

@@ -13,7 +13,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "install"))
 
 from nginx_conf import FS, Config, parse  # noqa: E402
-from patch import Options, PlanError, apply_edits, plan_install, strip_edits  # noqa: E402
+from patch import Options, PlanError, StripError, apply_edits, plan_install, strip_edits  # noqa: E402
 
 
 class Planning(unittest.TestCase):
@@ -43,7 +43,7 @@ class Planning(unittest.TestCase):
             orig = cfg.fs.read(path)
             new = apply_edits(orig, edits)
             parse(new, path)  # still valid syntax
-            self.assertEqual(strip_edits(new, edits), orig)
+            self.assertEqual(strip_edits(new, edits), (orig, []))
             out[path] = new
         return out, plan
 
@@ -54,14 +54,14 @@ class Planning(unittest.TestCase):
         self.assertLess(new.index("load_module /m/ngx_ase_common_module.so;"), new.index("events"))
         self.assertLess(new.index("ngx_ase_common_module"), new.index("ngx_http_ase_request_module"))
         self.assertLess(new.index("ngx_http_ase_request_module"), new.index("ngx_http_ase_response_module"))
-        self.assertIn("http {\n    # ngx-ase: managed begin (include ase.conf)\n    include ase.conf;\n", new)
+        self.assertIn("http {\n    # ngx-ase: managed begin (include ase.conf #2)\n    include ase.conf;\n", new)
         self.assertIn(os.path.join(self.dir, "ase.conf"), plan.creates)
 
     def test_after_existing_load_module(self):
         main = self.write("nginx.conf", b"load_module a.so;\nload_module b.so;\nuser x;\nevents {}\nhttp {}\n")
         out, _ = self.install(main)
         new = out[os.path.realpath(main)].decode()
-        self.assertTrue(new.startswith("load_module a.so;\nload_module b.so;\n# ngx-ase: managed begin (load_module)\n"))
+        self.assertTrue(new.startswith("load_module a.so;\nload_module b.so;\n# ngx-ase: managed begin (load_module #1)\n"))
 
     def test_debian_layout_uses_modules_enabled_and_conf_d(self):
         self.write("modules-enabled/50-x.conf", b"")
@@ -117,7 +117,7 @@ class Planning(unittest.TestCase):
         o = Options(modules_dir="/m", servers=[("http://a:1", False), ("http://b:2", True)], max_fails="3",
                     fail_timeout="10s", token_file="/t/tok en", fail_mode="closed", connect_timeout="100ms",
                     timeout="1s", enable_all=True)
-        text = plan_install(Config(main), o).creates[os.path.join(self.dir, "ase.conf")].decode()
+        text = plan_install(Config(main), o).creates[os.path.join(self.dir, "ase.conf")][0].decode()
         body = [l for l in text.splitlines() if not l.startswith("#")]
         self.assertEqual(body, ["ase_server http://a:1 max_fails=3 fail_timeout=10s;",
                                 "ase_server http://b:2 backup max_fails=3 fail_timeout=10s;",
@@ -129,12 +129,41 @@ class Planning(unittest.TestCase):
 class Strip(unittest.TestCase):
     def test_exact_and_after_other_edits(self):
         orig = b"a;\nb;\nc;\n"
-        edits = [(3, b"# x\n"), (6, b"# y\n")]
+        edits = [(3, b"# x\n", 1), (6, b"# y\n", 3)]
         new = apply_edits(orig, edits)
         self.assertEqual(new, b"a;\n# x\nb;\n# y\nc;\n")
-        self.assertEqual(strip_edits(new, edits), orig)
-        self.assertEqual(strip_edits(b"z;\n" + new, edits), b"z;\n" + orig)
-        self.assertIsNone(strip_edits(b"a;\n", edits))
+        self.assertEqual(strip_edits(new, edits), (orig, []))
+        self.assertEqual(strip_edits(b"z;\n" + new, edits), (b"z;\n" + orig, []))
+        # only the later stage's lines (an uninstall's first step)
+        self.assertEqual(strip_edits(new, edits, only=[edits[1]]), (b"a;\n# x\nb;\nc;\n", []))
+        self.assertEqual(strip_edits(b"z;\n" + new, edits, only=[edits[1]]), (b"z;\na;\n# x\nb;\nc;\n", []))
+
+    def test_two_identical_locations_plus_an_edit_above(self):
+        # Two servers with `location /` at the same indent: each snippet has a marker of its own.
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d)
+        main = os.path.join(d, "nginx.conf")
+        srv = b"    server {\n        location / {\n        }\n    }\n"
+        orig = b"events {}\nhttp {\n" + srv + srv + b"}\n"
+        with open(main, "wb") as f:
+            f.write(orig)
+        plan = plan_install(Config(main), Options(modules_dir="/m", servers=[("http://a:1", False)],
+                                                  enable_locations=["/"]))
+        edits = plan.edits[os.path.realpath(main)]
+        new = apply_edits(orig, edits)
+        self.assertEqual(len({e[1] for e in edits}), len(edits), "every snippet is unique")
+        edited = new.replace(b"    server {", b"    # the operator's comment\n    server {", 1)
+        self.assertEqual(strip_edits(edited, edits)[0],
+                         orig.replace(b"    server {", b"    # the operator's comment\n    server {", 1))
+
+    def test_snippet_taken_out_by_hand_and_edited_inside(self):
+        orig = b"a;\nb;\n"
+        edits = [(3, b"# ngx-ase: managed begin (x #1)\nx;\n# ngx-ase: managed end (x #1)\n", 3)]
+        new = apply_edits(orig, edits)
+        self.assertEqual(strip_edits(b"# mine\n" + orig, edits), (b"# mine\n" + orig, ["ngx-ase: managed begin (x #1)"]))
+        with self.assertRaises(StripError) as cm:
+            strip_edits(b"# mine\n" + new.replace(b"x;", b"y;"), edits)
+        self.assertEqual(cm.exception.line, 3)
 
 
 if __name__ == "__main__":
