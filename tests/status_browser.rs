@@ -13,10 +13,27 @@ use serde_json::{json, Value};
 const PAGE_LIMIT: Duration = Duration::from_secs(90);
 
 fn start(double: &AseDouble, backend: &Backend) -> Nginx {
+    start_groups(double, None, backend)
+}
+
+/// The second ASE group's name: a dot in it, as group names may have.
+const TWO: &str = "eu.two";
+
+/// With `two`, a second ASE group `eu.two` for `/two/` with that double, whose node is
+/// marked down at its first failure and stays down for the whole test.
+fn start_groups(double: &AseDouble, two: Option<&AseDouble>, backend: &Backend) -> Nginx {
     let port = free_port();
+    let (upstream, location) = match two {
+        Some(b) => (
+            format!("ase_upstream {TWO} {{ server {} max_fails=1 fail_timeout=10m; }}", b.url()),
+            format!("location /two/ {{ ase_pass {TWO}; proxy_pass http://{}; }}", backend.addr()),
+        ),
+        None => (String::new(), String::new()),
+    };
     let http = format!(
         r#"
     ase_server {ase};
+    {upstream}
     ase_zone ase 1m;
     ase_request on;
     ase_response on;
@@ -24,6 +41,7 @@ fn start(double: &AseDouble, backend: &Backend) -> Nginx {
     server {{
         listen 127.0.0.1:{port};
         location / {{ proxy_pass http://{backend}; }}
+        {location}
         location = /ase-status {{ ase_request off; ase_response off; ase_status; }}
     }}
 "#,
@@ -53,13 +71,23 @@ fn drive(n: &Nginx, double: &AseDouble, allowed: usize, blocked: usize, failed_o
     double.clear_fault();
 }
 
-/// The JSON once every response report offered has been answered (the counters then stay put).
+/// The JSON once every response report offered has been answered or dropped, in total and
+/// in each group (the counters then stay put).
 fn settled(n: &Nginx) -> Value {
     wait_for("the response reports to settle", Duration::from_secs(20), || {
         let s: Value = client().get(n.url("/ase-status?format=json")).send().ok()?.json().ok()?;
         let done = s["reports_sent"].as_u64()? + s["reports_dropped_queue_full"].as_u64()? + s["reports_dropped_unavailable"].as_u64()?;
-        (done == s["reports"].as_u64()?).then_some(s)
+        let group_done = |g: &Value| Some(g["reports_sent"].as_u64()? + g["reports_dropped"].as_u64()? == g["reports"].as_u64()?);
+        let groups_done = s["groups"].as_object()?.values().all(|g| group_done(g) == Some(true));
+        (done == s["reports"].as_u64()? && groups_done).then_some(s)
     })
+}
+
+/// `count` requests to group `eu.two`, whose ASE is down: each fails open.
+fn drive_two(n: &Nginx, count: usize) {
+    for i in 0..count {
+        assert_eq!(client().get(n.url(&format!("/two/{i}"))).send().unwrap().status(), 200, "group {TWO} fails open");
+    }
 }
 
 /// What the page must show for a JSON value: the number or string as is, "–" for null.
@@ -73,11 +101,21 @@ fn shown(v: &Value) -> Option<String> {
     }
 }
 
+/// The value at a dotted path; a key with dots in it (a group named `eu.two`) is found by
+/// trying the shortest run of segments that is a key.
 fn at<'a>(json: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(json, |v, k| match k.parse::<usize>() {
-        Ok(i) if v.is_array() => v.get(i),
-        _ => v.get(k),
-    })
+    let parts: Vec<&str> = path.split('.').collect();
+    at_parts(json, &parts)
+}
+
+fn at_parts<'a>(json: &'a Value, parts: &[&str]) -> Option<&'a Value> {
+    if parts.is_empty() {
+        return Some(json);
+    }
+    if let (Some(a), Ok(i)) = (json.as_array(), parts[0].parse::<usize>()) {
+        return at_parts(a.get(i)?, &parts[1..]);
+    }
+    (1..=parts.len()).find_map(|n| at_parts(json.get(parts[..n].join("."))?, &parts[n..]))
 }
 
 /// The figures the page shows (`data-k` = their JSON path) that differ from `json`.
@@ -154,6 +192,8 @@ fn the_page_shows_what_the_json_says() {
 
     assert_eq!(b.eval("document.getElementById('error').hidden && document.getElementById('lost').hidden"), json!(true),
         "the page shows an error: {}", b.eval("document.getElementById('error').textContent + document.getElementById('lost').textContent"));
+    assert_eq!(b.eval("document.getElementById('groups-card').hidden && !document.querySelector('#nodes h3')"), json!(true),
+        "only the default group: no group table, no group headings");
     assert_eq!(b.problems(), Vec::<String>::new(), "the page logged errors");
     b.screenshot(&repo_root().join("build/status-page.png"));
 
@@ -180,6 +220,99 @@ fn the_page_shows_what_the_json_says() {
     assert!(outside.is_empty(), "the page requested something outside nginx: {outside:?}");
 }
 
+/// Two groups, `eu.two`'s ASE stopped so its breaker is open: the page's table of groups
+/// shows each group's figures as the JSON has them (breaker, checks, errors by cause,
+/// trips, reports sent and dropped), its rates add up to the counters' increase, and each
+/// node is listed under its group.
+#[test]
+fn the_page_shows_each_group() {
+    let (a, mut down, backend) = (AseDouble::start(&["--keepalive"]), AseDouble::start(&[]), Backend::start());
+    a.deny("token", "blocked-token");
+    down.stop();
+    let n = start_groups(&a, Some(&down), &backend);
+    drive(&n, &a, 4, 2, 1);
+    drive_two(&n, 3);
+    let first = settled(&n);
+    assert_eq!((&first["groups"]["default"]["breaker"], &first["groups"][TWO]["breaker"]), (&json!("closed"), &json!("open")), "{first}");
+
+    let mut b = Browser::launch();
+    b.viewport(1200, 900, false);
+    b.navigate(&n.url("/ase-status"));
+    b.wait_until("the page's first figures", PAGE_LIMIT, "Number(document.body.dataset.polls) >= 2");
+    for round in 0..4 {
+        let polls = b.eval("Number(document.body.dataset.polls)").as_u64().unwrap();
+        drive(&n, &a, 1 + round, round % 2, 0);
+        drive_two(&n, round + 1);
+        b.wait_until("the next poll", PAGE_LIMIT, &format!("Number(document.body.dataset.polls) > {polls}"));
+    }
+    let mut last = Value::Null;
+    let mut diff = Vec::new();
+    let agreed = ngx_ase_tests::wait_for_quiet(PAGE_LIMIT, || {
+        last = settled(&n);
+        let figures: Value = serde_json::from_str(b.eval(FIGURES).as_str().unwrap_or("[]")).unwrap_or_default();
+        diff = mismatches(&figures, &last);
+        diff.is_empty() && figures.as_array().is_some_and(|f| !f.is_empty())
+    });
+    assert!(agreed, "the page's figures never matched the JSON:\n{}", diff.join("\n"));
+
+    // Every group figure is on the page, and every cause a group has errors for.
+    let figures: Value = serde_json::from_str(b.eval(FIGURES).as_str().unwrap()).unwrap();
+    let keys: Vec<&str> = figures.as_array().unwrap().iter().filter_map(|f| f[0].as_str()).collect();
+    let mut want: Vec<String> = Vec::new();
+    for g in ["default", TWO] {
+        for k in ["breaker", "nodes", "checks", "breaker_trips", "reports_sent", "reports_dropped"] {
+            want.push(format!("groups.{g}.{k}"));
+        }
+        let errors = last["groups"][g]["errors"].as_object().expect("errors by cause");
+        want.extend(errors.iter().filter(|(_, v)| v.as_u64() != Some(0)).map(|(cause, _)| format!("groups.{g}.errors.{cause}")));
+    }
+    assert!(want.contains(&format!("groups.{TWO}.errors.refused")) && want.contains(&format!("groups.{TWO}.errors.unavailable")), "{last}");
+    for w in &want {
+        assert!(keys.contains(&w.as_str()), "the page does not show {w}: {keys:?}");
+    }
+
+    // The rates drawn add up to each group's counters' increase.
+    let errors = |s: &Value, g: &str| -> u64 { s["groups"][g]["errors"].as_object().unwrap().values().filter_map(Value::as_u64).sum() };
+    for (g, rate, field) in [("default", "checks", "checks"), (TWO, "checks", "checks"), ("default", "sent", "reports_sent"), (TWO, "dropped", "reports_dropped")] {
+        let want = last["groups"][g][field].as_u64().unwrap() - first["groups"][g][field].as_u64().unwrap();
+        assert!(want > 0, "{g} {field}: no traffic while the page watched");
+        let expr = format!("Number(document.querySelector('#groups [data-rate=\"g:{g}:{rate}\"]').dataset.delta)");
+        assert_eq!(b.eval(&expr).as_u64(), Some(want), "{g} {rate}: the rates do not add up to the counter's increase");
+    }
+    let want = errors(&last, TWO) - errors(&first, TWO);
+    assert!(want > 0);
+    assert_eq!(b.eval(&format!("Number(document.querySelector('#groups [data-rate=\"g:{TWO}:errors\"]').dataset.delta)")).as_u64(), Some(want));
+
+    // The open breaker shows as such, in the table and in the tile.
+    for (g, state) in [("default", "closed"), (TWO, "open")] {
+        assert_eq!(cell_class(&mut b, &format!("#groups tr[data-group=\"{g}\"] [data-k=\"groups.{g}.breaker\"]")), state, "{g}");
+    }
+    assert_eq!(b.eval("document.getElementById('breakers-open').textContent"), json!("1 of 2"));
+    assert_eq!(b.eval("document.getElementById('groups-card').hidden"), json!(false));
+
+    // Each node under its group.
+    let groups = b.eval("[...document.querySelectorAll('#nodes h3')].map(h => [h.textContent, \
+        [...h.nextElementSibling.querySelectorAll('tr[data-node]')].map(r => Number(r.dataset.node))])");
+    assert_eq!(groups, json!([["group default", [0]], [format!("group {TWO}"), [1]]]));
+    assert_eq!((&last["nodes"][0]["group"], &last["nodes"][1]["group"]), (&json!("default"), &json!(TWO)));
+    assert_eq!(last["nodes"][1]["state"], "down", "{last}");
+
+    assert_eq!(b.eval("document.getElementById('error').hidden && document.getElementById('lost').hidden"), json!(true),
+        "the page shows an error: {}", b.eval("document.getElementById('error').textContent + document.getElementById('lost').textContent"));
+    assert_eq!(b.problems(), Vec::<String>::new(), "the page logged errors");
+    b.screenshot(&repo_root().join("build/status-page-groups-live.png"));
+    b.viewport(390, 844, true);
+    let polls = b.eval("Number(document.body.dataset.polls)").as_u64().unwrap();
+    b.wait_until("a poll at phone width", PAGE_LIMIT, &format!("Number(document.body.dataset.polls) > {polls}"));
+    assert_eq!(b.eval("document.documentElement.scrollWidth <= window.innerWidth"), json!(true), "the group table is wider than a phone");
+}
+
+/// The class of the table cell holding the element `selector` finds.
+fn cell_class(b: &mut Browser, selector: &str) -> String {
+    let expr = format!("(document.querySelector('{selector}') || {{}}).parentElement?.className ?? 'missing'");
+    b.eval(&expr).as_str().unwrap_or_default().to_string()
+}
+
 #[test]
 fn the_page_answers_with_its_security_policy() {
     let (double, backend) = (AseDouble::start(&[]), Backend::start());
@@ -203,9 +336,9 @@ fn the_page_answers_with_its_security_policy() {
     assert!(!body.contains(" src=") && !body.contains("@import") && !body.contains("url("), "the page loads a resource");
 }
 
-/// JSON from a later version (ASE groups, a `monitor` verdict, counters the page has never
-/// heard of), served by nginx at `?format=json` where the page polls: nodes are grouped,
-/// every figure is shown as the JSON has it, nothing breaks.
+/// JSON from a later version (a `monitor` verdict, counters the page has never heard of, a
+/// group past the 16 with counters), served by nginx at `?format=json` where the page
+/// polls: nodes are grouped, every figure is shown as the JSON has it, nothing breaks.
 const FUTURE: &str = r#"{"scope":"all_workers","checks":43,"reports":40,"ase_status":{"200":30,"403":10,"other":1},
 "errors":{"timeout":1},"verdicts":{"allow":20,"block":10,"fail_open":2,"fail_closed":0,"monitor":8,"skip":0,"shadow":3},
 "fail_open_by_cause":{"ase_status":1,"timeout":1},"breaker":"closed","breaker_trips":1,"reports_sent":38,
@@ -213,7 +346,11 @@ const FUTURE: &str = r#"{"scope":"all_workers","checks":43,"reports":40,"ase_sta
 {"url":"http://10.0.0.1:8000","address":"10.0.0.1:8000","backup":false,"group":"payments","state":"up","calls":50,"failures":0,"latency_ms":{"p50":2,"p99":7}},
 {"url":"http://10.0.0.2:8000","address":"10.0.0.2:8000","backup":true,"group":"payments","state":"down","calls":5,"failures":5,"latency_ms":{"p50":null,"p99":null}},
 {"url":"http://10.0.0.3:8000","address":"10.0.0.3:8000","backup":false,"group":"public","state":"up","calls":30,"failures":1,"latency_ms":{"p50":1,"p99":3}}],
-"nodes_untracked":0,"groups_reloaded":4,"monitor_sessions":{"open":2,"closed":5}}"#;
+"nodes_untracked":0,"groups":{
+"payments":{"breaker":"open","nodes":2,"checks":30,"reports":28,"errors":{"timeout":1,"refused":0},"breaker_trips":2,"reports_sent":27,"reports_dropped":1,"shadowed":3},
+"public":{"breaker":"closed","nodes":1,"checks":13,"reports":12,"errors":{"timeout":0},"breaker_trips":0,"reports_sent":11,"reports_dropped":1},
+"late":{"breaker":"closed","nodes":0,"state":"untracked"}},
+"groups_reloaded":4,"monitor_sessions":{"open":2,"closed":5}}"#;
 
 #[test]
 fn the_page_groups_nodes_and_shows_counters_it_does_not_know() {
@@ -244,12 +381,17 @@ fn the_page_groups_nodes_and_shows_counters_it_does_not_know() {
     let figures: Value = serde_json::from_str(b.eval(FIGURES).as_str().unwrap()).unwrap();
     assert_eq!(mismatches(&figures, &json), Vec::<String>::new());
     let keys: Vec<&str> = figures.as_array().unwrap().iter().filter_map(|f| f[0].as_str()).collect();
-    for want in ["verdicts.monitor", "verdicts.shadow", "groups_reloaded", "monitor_sessions.open", "nodes.2.latency_ms.p99", "nodes.1.state"] {
+    for want in ["verdicts.monitor", "verdicts.shadow", "groups_reloaded", "monitor_sessions.open", "nodes.2.latency_ms.p99", "nodes.1.state",
+        "groups.payments.errors.timeout", "groups.public.checks", "groups.late.state", "groups.late.breaker"] {
         assert!(keys.contains(&want), "the page does not show {want}: {keys:?}");
     }
     let groups = b.eval("[...document.querySelectorAll('#nodes h3')].map(h => [h.textContent, \
         [...h.nextElementSibling.querySelectorAll('tr[data-node]')].map(r => Number(r.dataset.node))])");
     assert_eq!(groups, json!([["group payments", [0, 1]], ["group public", [2]]]));
+    assert!(!keys.contains(&"groups.payments.errors.refused") && !keys.contains(&"groups.public.errors.timeout"), "causes without errors: {keys:?}");
+    assert_eq!(b.eval("document.querySelector('#groups tr[data-group=\"late\"] td.untracked').textContent"),
+        json!("untracked (no counters past the first 16 groups)"));
+    assert_eq!(b.eval("document.getElementById('breakers-open').textContent"), json!("1 of 3"));
     assert_eq!(b.eval("!!document.querySelector('#chart-verdicts path[data-series=\"v:monitor\"]')"), json!(true));
     assert_eq!(b.eval("document.getElementById('error').hidden && document.getElementById('lost').hidden"), json!(true));
     assert_eq!(b.problems(), Vec::<String>::new(), "the page logged errors");

@@ -9,10 +9,23 @@ use ngx_ase_tests::{client, free_port, AseDouble, Backend, Nginx};
 use serde_json::{json, Value};
 
 fn start(double: &AseDouble, backend: &Backend, workers: u32, zone: bool) -> Nginx {
+    start_groups(double, None, backend, workers, zone)
+}
+
+/// With `two`, a second ASE group `two` (`ase_upstream`) with that double, for `/two/`.
+fn start_groups(double: &AseDouble, two: Option<&AseDouble>, backend: &Backend, workers: u32, zone: bool) -> Nginx {
     let port = free_port();
+    let (upstream, location) = match two {
+        Some(b) => (
+            format!("ase_upstream two {{ server {} max_fails=1 fail_timeout=30s; }}", b.url()),
+            format!("location /two/ {{ ase_pass two; proxy_pass http://{}; }}", backend.addr()),
+        ),
+        None => (String::new(), String::new()),
+    };
     let http = format!(
         r#"
     ase_server {ase};
+    {upstream}
     {zone}
     ase_request on;
     ase_response on;
@@ -20,6 +33,7 @@ fn start(double: &AseDouble, backend: &Backend, workers: u32, zone: bool) -> Ngi
     server {{
         listen 127.0.0.1:{port};
         location / {{ proxy_pass http://{backend}; }}
+        {location}
         location = /status {{ ase_request off; ase_response off; ase_status; }}
     }}
 "#,
@@ -189,53 +203,65 @@ fn machines_keep_getting_json_and_prometheus_text() {
     assert!(body.starts_with("<!doctype html>") && body.contains("?format=json"), "{}", &body[..body.len().min(200)]);
 }
 
-/// Every panel query of `nginx-conf/grafana-ase-dashboard.json` against a real scrape: each
-/// metric exists, each label it selects on or sums by exists on it (or is added by
-/// Prometheus: `instance`, `job`; or by ASE groups: `group`), each fixed label value is in
-/// the output; every `nginx_ase_*` family has a panel; the file is dashboard JSON Grafana
-/// imports as is (panels on the 24-column grid without overlaps, targets with a refId and
-/// the `${datasource}` variable, the variables the queries use).
+/// Every panel query of `nginx-conf/grafana-ase-dashboard.json` against real scrapes, of an
+/// nginx with only the default ASE group and of one with a second group `two` whose ASE is
+/// down: each metric exists, each label it selects on or sums by exists on it (or is added
+/// by Prometheus: `instance`, `job`), each fixed label value is in the output, and a
+/// `group=~"$group"` selector finds every group the `$group` variable offers; every
+/// `nginx_ase_*` family has a panel; the file is dashboard JSON Grafana imports as is
+/// (panels on the 24-column grid without overlaps, targets with a refId and the
+/// `${datasource}` variable, the variables the queries use).
 #[test]
 fn the_grafana_dashboard_queries_metrics_that_exist() {
     let path = ngx_ase_tests::repo_root().join("nginx-conf/grafana-ase-dashboard.json");
     let dash: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("dashboard file")).expect("valid JSON");
     let exprs = dashboard::check_structure(&dash);
     assert!(exprs.len() >= 10, "{exprs:?}");
+    let group_query = dashboard::variable_query(&dash, "group");
 
     let (double, backend) = (AseDouble::start(&[]), Backend::start());
     let n = start(&double, &backend, 1, true);
     mixed_load(&n, &double);
-    let text = client().get(n.url("/status?format=prometheus")).send().unwrap().text().unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text");
-    let mut labels: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for s in &scrape.samples {
-        labels.entry(s.metric.clone()).or_default().extend(s.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let scrape = dashboard::Scrape::of(&n);
+    assert_eq!(scrape.label_values(&group_query, "group"), ["default"], "without ase_upstream: {group_query}");
+    scrape.check_queries(&exprs, &["default"]);
+    drop(n);
+
+    // Two groups: `two`'s only ASE is down, so its breaker opens and its errors count.
+    let (a, mut b) = (AseDouble::start(&[]), AseDouble::start(&[]));
+    b.stop();
+    let n = start_groups(&a, Some(&b), &backend, 1, true);
+    mixed_load(&n, &a);
+    for i in 0..4 {
+        assert_eq!(client().get(n.url(&format!("/two/{i}"))).send().unwrap().status(), 200, "group two fails open");
     }
-    let mut used = std::collections::HashSet::new();
-    for expr in &exprs {
-        let selectors = dashboard::selectors(expr);
-        assert!(!selectors.is_empty(), "no nginx_ase_ metric in {expr}");
-        let mut known = vec!["instance".to_string(), "job".to_string(), "group".to_string()];
-        for (metric, matchers) in selectors {
-            let have = labels.get(&metric).unwrap_or_else(|| panic!("{metric} (in {expr}) is not in the Prometheus output"));
-            used.insert(metric.clone());
-            known.extend(have.iter().map(|(k, _)| k.clone()));
-            for (label, op, value) in matchers {
-                if ["instance", "job", "group"].contains(&label.as_str()) {
-                    continue;
-                }
-                assert!(have.iter().any(|(k, _)| *k == label), "{metric} has no label {label} (in {expr})");
-                if op == "=" {
-                    assert!(have.iter().any(|(k, v)| *k == label && *v == value), "{metric} never has {label}=\"{value}\" (in {expr})");
-                }
-            }
-        }
-        for label in dashboard::by_labels(expr) {
-            assert!(known.contains(&label), "sum by ({label}): no metric of {expr} has that label");
-        }
+    ngx_ase_tests::wait_for("the reports to settle", std::time::Duration::from_secs(20), || {
+        let s = status(&n);
+        let settled = |g: &Value| Some(g["reports_sent"].as_u64()? + g["reports_dropped"].as_u64()? == g["reports"].as_u64()?);
+        (settled(&s["groups"]["default"])? && settled(&s["groups"]["two"])?).then_some(())
+    });
+    let scrape = dashboard::Scrape::of(&n);
+    assert_eq!(scrape.label_values(&group_query, "group"), ["default", "two"], "{group_query}");
+    let used = scrape.check_queries(&exprs, &["default", "two"]);
+    for (metric, labels, want) in [
+        ("nginx_ase_breaker_open", "group=default", 0.0),
+        ("nginx_ase_breaker_open", "group=two", 1.0),
+        ("nginx_ase_group_checks_total", "group=default", 35.0),
+        ("nginx_ase_group_checks_total", "group=two", 4.0),
+        ("nginx_ase_group_errors_total", "cause=refused,group=two", 1.0),
+        ("nginx_ase_group_errors_total", "cause=unavailable,group=two", 3.0),
+        ("nginx_ase_group_errors_total", "cause=refused,group=default", 0.0),
+        ("nginx_ase_group_breaker_trips_total", "group=two", 1.0),
+        ("nginx_ase_group_breaker_trips_total", "group=default", 0.0),
+        ("nginx_ase_group_reports_sent_total", "group=default", 35.0),
+        ("nginx_ase_group_reports_sent_total", "group=two", 0.0),
+        ("nginx_ase_group_reports_dropped_total", "group=two", 4.0),
+        ("nginx_ase_node_up", &format!("group=two,node={}", b.url()), 0.0),
+    ] {
+        assert_eq!(scrape.value(metric, labels), Some(want), "{metric}{{{labels}}}");
     }
-    let families: Vec<&String> = scrape.docs.keys().filter(|k| k.starts_with("nginx_ase_")).collect();
-    assert!(families.len() >= 15, "{families:?}");
+    let families: Vec<&String> = scrape.families.iter().filter(|k| k.starts_with("nginx_ase_")).collect();
+    assert!(families.len() >= 20, "{families:?}");
     for f in families {
         assert!(used.contains(f), "the dashboard has no panel for {f}");
     }
@@ -243,7 +269,98 @@ fn the_grafana_dashboard_queries_metrics_that_exist() {
 
 /// Reading the dashboard file and its PromQL, just enough for the test above.
 mod dashboard {
+    use std::collections::{BTreeSet, HashMap, HashSet};
+
+    use ngx_ase_tests::{client, Nginx};
     use serde_json::Value;
+
+    /// One Prometheus scrape of `ase_status`: each sample's metric, labels and value.
+    pub struct Scrape {
+        samples: Vec<(String, Vec<(String, String)>, f64)>,
+        pub families: Vec<String>,
+    }
+
+    impl Scrape {
+        pub fn of(n: &Nginx) -> Scrape {
+            let text = client().get(n.url("/status?format=prometheus")).send().unwrap().text().unwrap();
+            let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text");
+            let samples = scrape.samples.iter().map(|s| {
+                let v = match s.value {
+                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                    _ => f64::NAN,
+                };
+                (s.metric.clone(), s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), v)
+            });
+            Scrape { samples: samples.collect(), families: scrape.docs.keys().cloned().collect() }
+        }
+
+        /// The value of `metric` with exactly these labels (`k=v` sorted by name, joined by `,`).
+        pub fn value(&self, metric: &str, labels: &str) -> Option<f64> {
+            self.samples.iter().find(|(m, l, _)| {
+                let mut l: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                l.sort();
+                m == metric && l.join(",") == labels
+            }).map(|s| s.2)
+        }
+
+        /// What Grafana's `label_values(METRIC{...}, label)` lists (its matchers on
+        /// Prometheus' own labels aside), sorted.
+        pub fn label_values(&self, query: &str, label: &str) -> Vec<String> {
+            let (metric, _) = selectors(query).into_iter().next().unwrap_or_else(|| panic!("no metric in {query}"));
+            let values: BTreeSet<String> = self.labels_of(&metric).filter(|(k, _)| k == label).map(|(_, v)| v.clone()).collect();
+            values.into_iter().collect()
+        }
+
+        fn labels_of<'a>(&'a self, metric: &'a str) -> impl Iterator<Item = &'a (String, String)> + 'a {
+            self.samples.iter().filter(move |(m, _, _)| m == metric).flat_map(|(_, l, _)| l)
+        }
+
+        /// Checks every query against this scrape, `groups` being what `$group` offers;
+        /// returns the metrics they use.
+        pub fn check_queries(&self, exprs: &[String], groups: &[&str]) -> HashSet<String> {
+            let mut labels: HashMap<&str, Vec<&(String, String)>> = HashMap::new();
+            for (m, l, _) in &self.samples {
+                labels.entry(m.as_str()).or_default().extend(l);
+            }
+            let mut used = HashSet::new();
+            for expr in exprs {
+                let selectors = selectors(expr);
+                assert!(!selectors.is_empty(), "no nginx_ase_ metric in {expr}");
+                let mut known = vec!["instance".to_string(), "job".to_string()];
+                for (metric, matchers) in selectors {
+                    let have = labels.get(metric.as_str()).unwrap_or_else(|| panic!("{metric} (in {expr}) is not in the Prometheus output"));
+                    used.insert(metric.clone());
+                    known.extend(have.iter().map(|(k, _)| k.clone()));
+                    for (label, op, value) in matchers {
+                        if ["instance", "job"].contains(&label.as_str()) {
+                            continue;
+                        }
+                        assert!(have.iter().any(|(k, _)| *k == label), "{metric} has no label {label} (in {expr})");
+                        if op == "=" {
+                            assert!(have.iter().any(|(k, v)| *k == label && *v == value), "{metric} never has {label}=\"{value}\" (in {expr})");
+                        }
+                        // Whichever group is picked in $group, the panel has its series.
+                        if label == "group" && op == "=~" && value == "$group" {
+                            for g in groups {
+                                assert!(have.iter().any(|(k, v)| k == "group" && v.as_str() == *g), "{metric} has no series of group {g} (in {expr})");
+                            }
+                        }
+                    }
+                }
+                for label in by_labels(expr) {
+                    assert!(known.contains(&label), "sum by ({label}): no metric of {expr} has that label");
+                }
+            }
+            used
+        }
+    }
+
+    /// The query of the template variable `name`.
+    pub fn variable_query(d: &Value, name: &str) -> String {
+        let vars = d["templating"]["list"].as_array().expect("templating.list");
+        let v = vars.iter().find(|v| v["name"] == name).unwrap_or_else(|| panic!("no ${name} variable"));
+        v["query"]["query"].as_str().or(v["query"].as_str()).unwrap_or_default().to_string()
+    }
 
     const PANEL_TYPES: [&str; 7] = ["row", "stat", "timeseries", "table", "state-timeline", "gauge", "bargauge"];
 
