@@ -25,7 +25,11 @@ Which nginx:
   --prefix DIR          the prefix for `nginx -t` (-p DIR); default: nginx's own.
   --modules-from DIR    the built modules to install (default: build/system/modules).
   --build               first build the modules for this nginx (scripts/build.sh --nginx
-                        system, with the directory of --nginx first on PATH).
+                        system, with the directory of --nginx first on PATH: the sources
+                        from Debian's nginx-dev).
+  --nginx-src DIR       with --build: build from this nginx source tree of the same version
+                        instead (scripts/build.sh --nginx-src DIR --nginx BINARY), for an
+                        nginx that is not Debian's (nginx.org's, one built by hand, Plus).
 
 ASE settings, written to ase.conf at http level:
   --ase-server URL      an ASE node, http:// or https://host:port (repeatable; at least one
@@ -104,7 +108,7 @@ Safety:
 EOF
 }
 
-opt_nginx="" conf="" modules_dir="" prefix="" modules_from="" build=0 dry_run=0 uninstall=0
+opt_nginx="" conf="" modules_dir="" prefix="" modules_from="" build=0 dry_run=0 uninstall=0 nginx_src=""
 backup_dir="" token_file="" fail_mode="" connect_timeout="" timeout="" max_fails="" fail_timeout=""
 enable_all=0
 servers=() backups=() locations=()
@@ -122,6 +126,7 @@ while [ $# -gt 0 ]; do
         --prefix) need "$@"; prefix="$2"; shift 2 ;;
         --modules-from) need "$@"; modules_from="$2"; shift 2 ;;
         --build) build=1; shift ;;
+        --nginx-src) need "$@"; nginx_src="$2"; shift 2 ;;
         --ase-server) need "$@"; servers+=("$2"); shift 2 ;;
         --ase-backup) need "$@"; backups+=("$2"); shift 2 ;;
         --max-fails) need "$@"; max_fails="$2"; shift 2 ;;
@@ -230,13 +235,18 @@ if [ -n "$token_file" ]; then
     case "$token_file" in /*) ;; *) token_file="$(cd "$(dirname "$token_file")" && pwd)/$(basename "$token_file")" ;; esac
 fi
 
+[ -z "$nginx_src" ] || [ "$build" -eq 1 ] || die "--nginx-src goes with --build"
 if [ "$build" -eq 1 ]; then
     [ -z "$modules_from" ] || die "--build and --modules-from do not go together"
     if [ "$dry_run" -eq 1 ]; then
         warn "--dry-run: not building; checking the modules already in build/system/modules"
     else
         say "building the modules for $nginx_bin (nginx $version)"
-        PATH="$(dirname "$nginx_bin"):$PATH" "$ROOT/scripts/build.sh" --nginx system
+        if [ -n "$nginx_src" ]; then
+            "$ROOT/scripts/build.sh" --nginx-src "$nginx_src" --nginx "$nginx_bin" --name system
+        else
+            PATH="$(dirname "$nginx_bin"):$PATH" "$ROOT/scripts/build.sh" --nginx system
+        fi
     fi
 fi
 modules_from=${modules_from:-$ROOT/build/system/modules}
