@@ -3,6 +3,7 @@
 
 use nginx_sys::{ngx_flag_t, ngx_msec_t, ngx_str_t, ngx_uint_t};
 use ngx::http::{Merge, MergeConfigError};
+use ngx_ase_glue::values::{init, merge, UNSET_FLAG, UNSET_MSEC, UNSET_UINT};
 use ngx_ase_shared::abi::CommonMainHeader;
 
 pub use crate::settings::DEFAULT_GROUP;
@@ -14,11 +15,6 @@ pub const DEFAULT_KEEPALIVE: ngx_uint_t = 32;
 pub const DEFAULT_RESPONSE_QUEUE: ngx_uint_t = 256;
 /// nginx's `resolver_timeout` default.
 pub const DEFAULT_RESOLVER_TIMEOUT_MS: ngx_msec_t = 30_000;
-
-// nginx's "not set" markers, as the slot functions expect them.
-pub const UNSET_FLAG: ngx_flag_t = -1;
-pub const UNSET_UINT: ngx_uint_t = ngx_uint_t::MAX;
-pub const UNSET_MSEC: ngx_msec_t = ngx_msec_t::MAX;
 
 /// Where the token came from; only the kind and place are kept for messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -268,20 +264,6 @@ impl Merge for LocConf {
         merge(&mut self.connect_timeout, prev.connect_timeout, UNSET_MSEC, DEFAULT_CONNECT_TIMEOUT_MS);
         merge(&mut self.timeout, prev.timeout, UNSET_MSEC, DEFAULT_TIMEOUT_MS);
         Ok(())
-    }
-}
-
-/// nginx's `ngx_conf_init_*_value`.
-pub fn init<T: PartialEq + Copy>(value: &mut T, unset: T, default: T) {
-    if *value == unset {
-        *value = default;
-    }
-}
-
-/// nginx's `ngx_conf_merge_*_value`: unset takes the parent's value, else the default.
-pub fn merge<T: PartialEq + Copy>(value: &mut T, parent: T, unset: T, default: T) {
-    if *value == unset {
-        *value = if parent == unset { default } else { parent };
     }
 }
 

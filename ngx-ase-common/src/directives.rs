@@ -7,15 +7,10 @@ use core::ffi::{c_char, c_void};
 use nginx_sys::{ngx_command_t, ngx_conf_full_name, ngx_conf_parse, ngx_conf_t, ngx_str_t, NGX_LOG_WARN, NGX_OK};
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use ngx_ase_glue::conf::{conf_ok, current_position, directive_args, directive_name, emerg, log_at, log_conf, log_emerg_at};
-use ngx_ase_glue::panic::guard;
+use ngx_ase_glue::module::guard_conf as checked;
 
 use crate::conf::{ConfFile, GroupConf, LocConf, MainConf, TokenSource};
 use crate::settings::{check_node_count, parse_group_name, parse_server, parse_token, token_looks_like_ase, Token};
-
-/// Runs a directive body with panics turned into a configuration error.
-unsafe fn checked(cf: *mut ngx_conf_t, f: impl FnOnce() -> *mut c_char) -> *mut c_char {
-    guard((*cf).log, "configuration", ngx_ase_glue::conf::conf_error(), f)
-}
 
 pub unsafe extern "C" fn set_server(
     cf: *mut ngx_conf_t,
@@ -329,7 +324,7 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
                 return ngx_ase_glue::conf::conf_error();
             }
             conf.resolver = resolver;
-            if let Some(t) = core.map(|c| c.resolver_timeout).filter(|&t| t != crate::conf::UNSET_MSEC) {
+            if let Some(t) = core.map(|c| c.resolver_timeout).filter(|&t| t != ngx_ase_glue::values::UNSET_MSEC) {
                 conf.resolver_timeout = t;
             }
         }

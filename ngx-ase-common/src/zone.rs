@@ -10,7 +10,7 @@ use nginx_sys::{
     ngx_slab_calloc, ngx_slab_pool_t, ngx_str_t, NGX_ERROR, NGX_OK,
 };
 use ngx_ase_glue::conf::{conf_ok, directive_args, emerg};
-use ngx_ase_glue::panic::guard;
+use ngx_ase_glue::module::guard_conf;
 
 use crate::conf::MainConf;
 use crate::counters::Counters;
@@ -32,7 +32,7 @@ struct ZoneData {
 pub const MIN_ZONE_SIZE: usize = 64 * 1024;
 
 pub unsafe extern "C" fn set_zone(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    guard((*cf).log, "configuration", ngx_ase_glue::conf::conf_error(), || {
+    guard_conf(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         if !conf.zone.is_null() {
             return emerg(cf, "\"ase_zone\" directive is duplicate");

@@ -2,10 +2,7 @@
 
 use core::ffi::{c_char, CStr};
 
-use nginx_sys::{
-    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_flag_t, ngx_http_conf_ctx_t, ngx_module_t, ngx_str_t,
-    NGX_LOG_EMERG,
-};
+use nginx_sys::{ngx_conf_t, ngx_http_conf_ctx_t, ngx_module_t, ngx_str_t, NGX_LOG_EMERG};
 use ngx_ase_shared::abi::{api_mismatch, CommonMainHeader, COMMON_MODULE_NAME};
 
 /// nginx's "configuration error" return value for directive callbacks.
@@ -199,29 +196,6 @@ pub unsafe fn check_channel<'a>(
     Ok(header)
 }
 
-/// An `on|off` directive read by nginx's own flag parser; when it turns the flag on, the
-/// first place it did so is noted in `first_on` (for "on, but no ase_server" errors).
-///
-/// # Safety
-/// The arguments must be those of a directive callback whose `cmd->offset` is an
-/// `ngx_flag_t` inside `conf`.
-pub unsafe fn set_flag_noting_first_on(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut core::ffi::c_void,
-    first_on: Option<&mut Option<String>>,
-) -> *mut c_char {
-    let rv = ngx_conf_set_flag_slot(cf, cmd, conf);
-    if !rv.is_null() {
-        return rv;
-    }
-    let flag = *((conf as *const u8).add((*cmd).offset) as *const ngx_flag_t);
-    if let (1, Some(first)) = (flag, first_on) {
-        first.get_or_insert_with(|| current_position(cf));
-    }
-    conf_ok()
-}
-
 /// A directive that may be given once per level: `is_set` says whether it already was;
 /// `parsed` is the value or the message for nginx -t.
 ///
@@ -230,7 +204,7 @@ pub unsafe fn set_flag_noting_first_on(
 pub unsafe fn set_once<T>(cf: *mut ngx_conf_t, slot: &mut T, is_set: bool, parsed: Result<T, String>) -> *mut c_char {
     if is_set {
         let name = String::from_utf8_lossy(directive_name(cf)).into_owned();
-        return emerg(cf, &format!("\"{name}\" directive is duplicate"));
+        return emerg(cf, &crate::values::duplicate(&name));
     }
     match parsed {
         Ok(v) => {

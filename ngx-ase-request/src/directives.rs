@@ -8,18 +8,15 @@ use nginx_sys::{
 };
 use ngx::http::HttpModuleMainConf;
 use ngx_ase_glue::conf::{conf_error, conf_ok, current_position, directive_args, emerg, set_once};
-use ngx_ase_glue::panic::guard;
+use ngx_ase_glue::module::guard_conf as checked;
+use ngx_ase_glue::values::{in_directive, UNSET_UINT};
 use ngx_ase_shared::header_names;
 
 use crate::conf::{
     check_max_size, check_value_slot, parse_block_status, parse_fail_mode, parse_request_mode, user_header_variable,
-    FailMode, LocConf, PerRequestValue, UNSET_UINT,
+    FailMode, LocConf, PerRequestValue,
 };
 use crate::Module;
-
-unsafe fn checked(cf: *mut ngx_conf_t, f: impl FnOnce() -> *mut c_char) -> *mut c_char {
-    guard((*cf).log, "configuration", conf_error(), f)
-}
 
 /// `ase_request on|off|monitor`, noting where it is (for the response module's warning)
 /// and where it was first on or monitor (for the "no ase_server" error).
@@ -35,7 +32,7 @@ pub unsafe extern "C" fn set_request(cf: *mut ngx_conf_t, _cmd: *mut ngx_command
         let here = current_position(cf);
         if conf.mode().sends_metadata() {
             if let Some(main) = Module::main_conf_mut(&*cf) {
-                main.first_enabled_at.get_or_insert_with(|| here.clone());
+                main.note_enabled(&here);
             }
         }
         conf.mode_at = Some(here);
@@ -108,7 +105,7 @@ pub unsafe extern "C" fn set_hide_header(cf: *mut ngx_conf_t, _cmd: *mut ngx_com
         let list = conf.hidden.get_or_insert_with(Vec::new);
         for name in directive_args(cf) {
             if let Err(e) = header_names::add_name(list, name) {
-                return emerg(cf, &format!("{e} in \"ase_hide_header\" directive"));
+                return emerg(cf, &in_directive(&e, "ase_hide_header"));
             }
         }
         conf_ok()

@@ -22,7 +22,7 @@
 
 use core::ffi::c_void;
 use core::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use nginx_sys::{
     ngx_http_core_run_phases, ngx_http_request_t, ngx_http_test_reading, ngx_int_t,
@@ -30,6 +30,7 @@ use nginx_sys::{
     NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_LOG_ERR,
 };
 use ngx::http::HttpModuleLocationConf;
+use ngx_ase_glue::channel::ChannelHandle;
 use ngx_ase_glue::headers::request_headers;
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckResult, Event, RequestMode, Verdict};
@@ -42,8 +43,8 @@ use crate::payload::{build_into, http_version_name, RequestMeta};
 use crate::verdict::{decide, Complaint, Decision};
 use crate::Module;
 
-/// The channel's function table, set at configuration time.
-pub static API: AtomicPtr<ChannelApi> = AtomicPtr::new(ptr::null_mut());
+/// The channel's function table, set at postconfiguration.
+pub static CHANNEL: ChannelHandle = ChannelHandle::new();
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -67,8 +68,7 @@ pub struct Ctx {
 }
 
 fn api() -> Option<&'static ChannelApi> {
-    // SAFETY: points into the common module's static data, set once at configuration.
-    unsafe { API.load(Ordering::Relaxed).as_ref() }
+    CHANNEL.api()
 }
 
 /// Finds the request's state by its cleanup handler.

@@ -11,7 +11,8 @@ use crate::handler::find_ctx;
 
 type Getter = unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_variable_value_t, usize) -> ngx_int_t;
 
-pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
+/// Adds the variables to the configuration being read (preconfiguration).
+pub unsafe fn register(cf: *mut ngx_conf_t) -> Result<(), ()> {
     let vars: [(&str, Getter); 3] = [
         ("ase_verdict", get_verdict),
         ("ase_correlation_id", get_correlation_id),
@@ -20,12 +21,10 @@ pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
     for (name, get) in vars {
         let mut n = ngx_str_t { len: name.len(), data: name.as_ptr() as *mut u8 };
         let v = ngx_http_add_variable(cf, &mut n, NGX_HTTP_VAR_NOCACHEABLE as _);
-        if v.is_null() {
-            return NGX_ERROR as ngx_int_t;
-        }
-        (*v).get_handler = Some(get);
+        let v = v.as_mut().ok_or(())?;
+        v.get_handler = Some(get);
     }
-    NGX_OK as ngx_int_t
+    Ok(())
 }
 
 unsafe fn set(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, value: &[u8]) -> ngx_int_t {

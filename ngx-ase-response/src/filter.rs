@@ -33,13 +33,14 @@
 use core::ffi::c_void;
 use core::marker::PhantomData;
 use core::ptr::null_mut;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nginx_sys::{
     ngx_hash_key, ngx_http_get_variable, ngx_http_output_header_filter_pt, ngx_http_request_t,
     ngx_int_t, ngx_list_part_t, ngx_pool_cleanup_add, ngx_str_t, ngx_table_elt_t, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf};
+use ngx_ase_glue::channel::ChannelHandle;
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{Admission, Bytes, CallKind, ChannelApi};
 use ngx_ase_shared::header_names::visible;
@@ -53,7 +54,7 @@ static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
 
 /// The common module's function table (points into its static data), set at
 /// postconfiguration.
-static API: AtomicPtr<ChannelApi> = AtomicPtr::new(null_mut());
+static CHANNEL: ChannelHandle = ChannelHandle::new();
 
 /// `ngx_hash_key("ase_correlation_id")`, set at postconfiguration.
 static CID_HASH: AtomicUsize = AtomicUsize::new(0);
@@ -66,7 +67,7 @@ const CID_VARIABLE: &[u8] = b"ase_correlation_id";
 /// Call from postconfiguration only, with `api` from the common module's main
 /// configuration header.
 pub unsafe fn install(api: *const ChannelApi) {
-    API.store(api as *mut ChannelApi, Ordering::Relaxed);
+    CHANNEL.set(api);
     let mut name = CID_VARIABLE.to_vec();
     CID_HASH.store(ngx_hash_key(name.as_mut_ptr(), name.len()), Ordering::Relaxed);
     NEXT_HEADER_FILTER = nginx_sys::ngx_http_top_header_filter;
@@ -128,7 +129,7 @@ unsafe fn create_state(r: *mut ngx_http_request_t) -> *mut State {
 
 /// Whether this call should report; returns the request's state if so.
 unsafe fn begin(r: *mut ngx_http_request_t) -> *mut State {
-    if r != (*r).main || API.load(Ordering::Relaxed).is_null() {
+    if r != (*r).main || CHANNEL.api().is_none() {
         return null_mut();
     }
     match Module::location_conf(&*r) {
@@ -213,7 +214,7 @@ unsafe fn correlation_var<'a>(r: *mut ngx_http_request_t) -> Option<&'a [u8]> {
 // `off_t` and `time_t` are not i64 on every platform nginx builds on.
 #[allow(clippy::useless_conversion)]
 unsafe fn report(r: *mut ngx_http_request_t) {
-    let Some(api) = API.load(Ordering::Relaxed).as_ref() else { return };
+    let Some(api) = CHANNEL.api() else { return };
     let log = (*(*r).connection).log;
     let out = &(*r).headers_out;
     let code = u16::try_from(out.status).unwrap_or(0);

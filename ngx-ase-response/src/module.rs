@@ -3,25 +3,18 @@
 
 use core::ffi::{c_char, c_void};
 use core::mem::offset_of;
-use core::ptr::{addr_of, null_mut};
+use core::ptr::addr_of;
 
-use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t,
-    ngx_uint_t, NGX_CONF_FLAG, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
-    NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_ERROR, NGX_OK,
-};
+use nginx_sys::{ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, NGX_CONF_FLAG, NGX_HTTP_MODULE};
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, Merge};
 use ngx::ngx_string;
-use ngx_ase_glue::conf::{conf_error, conf_ok, current_position, log_at, log_conf, set_flag_noting_first_on};
-use ngx_ase_glue::panic::guard;
+use ngx_ase_glue::conf::{check_channel, check_common_first, conf_error, conf_ok, log_at, log_conf};
+use ngx_ase_glue::module::{command, guard_conf, guard_hook, set_switch, MainConf, ANY_LEVEL, LOC_CONF};
 use ngx_ase_glue::peer::{check_request_module_first, merging_a_serving_level, request_loc_shared, request_module_loaded};
 use ngx_ase_shared::abi::{RequestMode, REQUEST_MODULE_NAME};
 
+use crate::conf::{no_request_warning, LocConf};
 use crate::MODULE_NAME;
-
-
-use crate::conf::{no_request_warning, LocConf, MainConf};
-
 
 pub struct Module;
 
@@ -34,42 +27,30 @@ impl HttpModule for Module {
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         // Before the http block's directives are read: a missing common module is named
         // here, not reported as an unknown "ase_server".
-        guard((*cf).log, "preconfiguration", NGX_ERROR as ngx_int_t, || {
-            if ngx_ase_glue::conf::check_common_first(cf, MODULE_NAME).is_err() {
-                return NGX_ERROR as ngx_int_t;
-            }
+        guard_hook(cf, "preconfiguration", || {
+            check_common_first(cf, MODULE_NAME)?;
             // Our merge reads the request module's merged settings: it must be merged first.
-            match check_request_module_first(cf, MODULE_NAME) {
-                Ok(()) => NGX_OK as ngx_int_t,
-                Err(msg) => {
-                    log_conf(cf, nginx_sys::NGX_LOG_EMERG, &msg);
-                    NGX_ERROR as ngx_int_t
-                }
-            }
+            check_request_module_first(cf, MODULE_NAME).map_err(|msg| log_conf(cf, nginx_sys::NGX_LOG_EMERG, &msg))
         })
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        guard((*cf).log, "postconfiguration", NGX_ERROR as ngx_int_t, || {
+        guard_hook(cf, "postconfiguration", || {
             let enabled_at = Module::main_conf(&*cf).and_then(|m| m.first_enabled_at.clone());
-            match ngx_ase_glue::conf::check_channel(cf, MODULE_NAME, "ase_response", enabled_at.as_deref()) {
-                Ok(header) => {
-                    // Only where some location reports: the chain is rebuilt for every
-                    // cycle, so a configuration without `ase_response on` costs nothing.
-                    if let Some(at) = enabled_at.as_deref() {
-                        crate::filter::install(header.api);
-                        if !request_module_loaded(cf) {
-                            let msg = format!(
-                                "\"ase_response\" is on but {REQUEST_MODULE_NAME} is not loaded: no response is \
-                                 reported, as reports go only with requests whose metadata went to the ASE"
-                            );
-                            log_at(cf, nginx_sys::NGX_LOG_WARN, &msg, at);
-                        }
-                    }
-                    NGX_OK as ngx_int_t
+            let header = check_channel(cf, MODULE_NAME, "ase_response", enabled_at.as_deref())?;
+            // Only where some location reports: the chain is rebuilt for every cycle, so a
+            // configuration without `ase_response on` costs nothing.
+            if let Some(at) = enabled_at.as_deref() {
+                crate::filter::install(header.api);
+                if !request_module_loaded(cf) {
+                    let msg = format!(
+                        "\"ase_response\" is on but {REQUEST_MODULE_NAME} is not loaded: no response is \
+                         reported, as reports go only with requests whose metadata went to the ASE"
+                    );
+                    log_at(cf, nginx_sys::NGX_LOG_WARN, &msg, at);
                 }
-                Err(()) => NGX_ERROR as ngx_int_t,
             }
+            Ok(())
         })
     }
 }
@@ -82,19 +63,15 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = LocConf;
 }
 
-/// `ase_response on|off`: nginx's own flag parser, plus a note of where it was first on.
-unsafe extern "C" fn set_response(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    guard((*cf).log, "configuration", conf_error(), || {
-        let first_on = Module::main_conf_mut(&*cf).map(|m| &mut m.first_enabled_at);
-        let rv = set_flag_noting_first_on(cf, cmd, conf, first_on);
-        if rv.is_null() {
-            (*(conf as *mut LocConf)).enabled_at = Some(current_position(cf));
+/// `ase_response on|off`: nginx's own flag parser, noting where it is and where it was
+/// first on.
+unsafe extern "C" fn set_response(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    guard_conf(cf, || match set_switch(cf, cmd, conf, Module::main_conf_mut(&*cf)) {
+        Ok(here) => {
+            (*(conf as *mut LocConf)).enabled_at = Some(here);
+            conf_ok()
         }
-        rv
+        Err(rv) => rv,
     })
 }
 
@@ -102,7 +79,7 @@ unsafe extern "C" fn set_response(
 /// its `ase_hide_header` list, and a warning where `ase_response on` meets `ase_request off`
 /// (one per configuration line it names).
 unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
-    guard((*cf).log, "configuration", conf_error(), || {
+    guard_conf(cf, || {
         let prev = &*(prev as *const LocConf);
         let conf = &mut *(conf as *mut LocConf);
         if conf.merge(prev).is_err() {
@@ -112,11 +89,15 @@ unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf
         conf.hidden = peer.hidden.as_slice().to_vec();
         let request_at = core::str::from_utf8(peer.mode_at.as_slice()).ok();
         let serving = merging_a_serving_level(cf);
-        let warning = no_request_warning(serving && conf.is_enabled(), conf.enabled_at.as_deref(), RequestMode::from_u8(peer.mode), request_at);
+        let warning = no_request_warning(
+            serving && conf.is_enabled(),
+            conf.enabled_at.as_deref(),
+            RequestMode::from_u8(peer.mode),
+            request_at,
+        );
         if let (Some((msg, at)), Some(main)) = (warning, Module::main_conf_mut(&*cf)) {
-            if !main.warned_at.contains(&at) {
+            if main.first_warning_at(&at) {
                 log_at(cf, nginx_sys::NGX_LOG_WARN, &msg, &at);
-                main.warned_at.push(at);
             }
         }
         conf_ok()
@@ -124,14 +105,8 @@ unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf
 }
 
 static mut COMMANDS: [ngx_command_t; 2] = [
-    ngx_command_t {
-        name: ngx_string!("ase_response"),
-        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
-        set: Some(set_response),
-        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
-        offset: offset_of!(LocConf, enabled),
-        post: null_mut(),
-    },
+    command(ngx_string!("ase_response"), ANY_LEVEL | NGX_CONF_FLAG, set_response, LOC_CONF,
+        offset_of!(LocConf, enabled)),
     ngx_command_t::empty(),
 ];
 

@@ -73,7 +73,7 @@ pub fn check_input(input: &Input) {
     };
     assert_eq!(v["response_code"].as_str(), Some(input.code.to_string().as_str()));
     assert_eq!(v["response_status"].as_str(), Some(decode_like_writer(reason).as_str()));
-    assert_eq!(v["http_version"].as_str(), Some(version.as_str()));
+    assert_eq!(v["http_version"].as_str(), Some(version));
     let got = v["headers"].as_array().expect("headers is an array");
     assert_eq!(got.len(), headers.len());
     for ((name, value), pair) in headers.iter().zip(got) {
