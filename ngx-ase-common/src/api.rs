@@ -5,6 +5,7 @@ use core::ffi::c_void;
 
 use nginx_sys::{ngx_cycle_t, ngx_http_request_t, ngx_int_t, ngx_process, NGX_OK};
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
+use ngx_ase_glue::log::LogSource;
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckDone, Event, Verdict, ABI_VERSION,
     CHANNEL_API_SIZE};
@@ -28,11 +29,7 @@ pub static CHANNEL_API: ChannelApi = ChannelApi {
 };
 
 unsafe fn request_log(r: *mut c_void) -> *mut nginx_sys::ngx_log_t {
-    let r = r as *mut ngx_http_request_t;
-    if r.is_null() || (*r).connection.is_null() {
-        return (*nginx_sys::ngx_cycle).log;
-    }
-    (*(*r).connection).log
+    LogSource::log_ptr(&(r as *mut ngx_http_request_t))
 }
 
 /// This location's time limits, and the group its calls go to (`ase_pass`, resolved when

@@ -21,7 +21,7 @@ pub mod status_json;
 #[cfg(not(test))]
 mod api;
 #[cfg(not(test))]
-mod log;
+mod clock;
 #[cfg(not(test))]
 mod ngx_io;
 #[cfg(not(test))]

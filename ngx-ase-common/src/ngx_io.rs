@@ -23,6 +23,8 @@ use nginx_sys::{
     ngx_ssl_handshake, ngx_ssl_shutdown, ngx_ssl_t, ngx_str_t, SSL_ctrl, NGX_AGAIN, NGX_ERROR, NGX_OK,
     NGX_SSL_BUFFER, NGX_SSL_CLIENT,
 };
+use ngx_ase_glue::ase_log;
+use ngx_ase_glue::log::{Cycle, RateLimit, ONCE_A_MINUTE};
 use ngx_ase_shared::abi::AseError;
 
 use crate::engine::{ConnId, Connect, Io, Level, Xfer};
@@ -43,6 +45,9 @@ pub struct NodeAddr {
 
 pub struct NgxIo {
     nodes: Vec<NodeAddr>,
+    /// Per node: its TLS failures are logged at most once a minute (a node with a bad
+    /// certificate fails every call).
+    tls_log: Vec<RateLimit>,
     /// The client TLS context (null when no node is `https://`).
     ssl: *mut ngx_ssl_t,
     ssl_verify: bool,
@@ -106,6 +111,7 @@ pub struct Peer {
 impl NgxIo {
     pub fn new(nodes: Vec<NodeAddr>, ssl: *mut ngx_ssl_t, ssl_verify: bool) -> NgxIo {
         NgxIo {
+            tls_log: nodes.iter().map(|_| RateLimit::new(ONCE_A_MINUTE)).collect(),
             nodes,
             ssl,
             ssl_verify,
@@ -114,6 +120,14 @@ impl NgxIo {
             flush: event(on_flush, usize::MAX),
             trace_next: None,
             trace_logs: Vec::new(),
+        }
+    }
+
+    /// A TLS failure with node `n`, logged at `error` (at most once a minute per node).
+    fn tls_failed(&self, n: usize, why: &str) {
+        if self.tls_log[n].allow() {
+            // SAFETY: the cycle's log lives as long as the worker.
+            unsafe { ase_log!(nginx_sys::NGX_LOG_ERR, Cycle, "ase: TLS to {} failed: {why}", self.nodes[n].display) };
         }
     }
 
@@ -149,12 +163,13 @@ impl NgxIo {
             if let Err(e) = socket_error(c) {
                 return Some(Err(e));
             }
-            let node = &self.nodes[self.peers[id].as_ref()?.node];
+            let n = self.peers[id].as_ref()?.node;
+            let node = &self.nodes[n];
             if !node.tls {
                 return Some(Ok(()));
             }
             if let Err(why) = start_tls(c, self.ssl, node, self.ssl_verify) {
-                crate::log::error_once(&format!("ase: TLS to {} failed: {why}", node.display));
+                self.tls_failed(n, &why);
                 return Some(Err(AseError::Tls));
             }
             let rc = ngx_ssl_handshake(c);
@@ -172,7 +187,8 @@ impl NgxIo {
         // The handshake handlers replaced ours: put them back.
         (*(*c).read).handler = Some(on_read);
         (*(*c).write).handler = Some(on_write);
-        let node = &self.nodes[self.peers[id].as_ref()?.node];
+        let n = self.peers[id].as_ref()?.node;
+        let node = &self.nodes[n];
         let verified = if rc != NGX_OK as isize {
             Err(crate::tls::handshake_failure(c))
         } else if self.ssl_verify {
@@ -181,7 +197,7 @@ impl NgxIo {
             Ok(())
         };
         Some(verified.map_err(|why| {
-            crate::log::error_once(&format!("ase: TLS to {} failed: {why}", node.display));
+            self.tls_failed(n, &why);
             AseError::Tls
         }))
     }
@@ -226,7 +242,7 @@ impl Drop for NgxIo {
 
 impl Io for NgxIo {
     fn now(&self) -> u64 {
-        crate::log::now_ms()
+        crate::clock::now_ms()
     }
 
     fn connect(&mut self, id: ConnId, node: usize) -> Connect {
@@ -393,7 +409,7 @@ impl Io for NgxIo {
     }
 
     fn exiting(&self) -> bool {
-        crate::log::worker_exiting()
+        crate::clock::worker_exiting()
     }
 
     fn logs(&self, level: Level) -> bool {

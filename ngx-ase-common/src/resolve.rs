@@ -17,6 +17,8 @@ use nginx_sys::{
     ngx_resolve_start, ngx_resolver_ctx_t, ngx_resolver_t, ngx_str_t, ngx_time, NGX_LOG_ERR, NGX_LOG_NOTICE,
     NGX_LOG_WARN, NGX_OK,
 };
+use ngx_ase_glue::ase_log;
+use ngx_ase_glue::log::Cycle;
 use ngx_ase_glue::panic::guard;
 
 use crate::follow::{plan, Slot};
@@ -107,7 +109,7 @@ unsafe fn resolve(f: *mut Following) {
     let f = &mut *f;
     let ctx = ngx_resolve_start(f.resolver, ptr::null_mut());
     if ctx as usize == NO_RESOLVER {
-        ngx::ngx_log_error!(NGX_LOG_ERR, (*ngx_cycle).log, "ase: no resolver to resolve \"{}\"", f.name.url.host);
+        ase_log!(NGX_LOG_ERR, Cycle, "ase: no resolver to resolve \"{}\"", f.name.url.host);
         return;
     }
     if ctx.is_null() {
@@ -151,7 +153,7 @@ unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
         } else {
             // A failed lookup (timeout, SERVFAIL...) is no news about the name: its
             // addresses stay until an answer says otherwise.
-            ngx::ngx_log_error!(NGX_LOG_WARN, (*ngx_cycle).log,
+            ase_log!(NGX_LOG_WARN, Cycle,
                 "ase: resolving \"{}\" failed (DNS error {state}); its addresses stay in use", f.name.url.host);
         }
     });
@@ -171,30 +173,26 @@ fn follow(f: &mut Following, addrs: Vec<SocketAddr>) {
         let change = plan(&slots, &addrs);
         for i in change.drain {
             w.engine.drain(first + i, &mut w.io);
-            notice(&format!("ase: node {} drains: \"{}\" no longer resolves to it", node_display(url, &slots[i].addr), url.host));
+            let display = node_display(url, &slots[i].addr);
+            // SAFETY: the cycle's log lives as long as the worker.
+            unsafe { ase_log!(NGX_LOG_NOTICE, Cycle, "ase: node {display} drains: \"{}\" no longer resolves to it", url.host) };
         }
         for (i, a) in change.join {
             let display = node_display(url, &a);
             w.io.set_address(first + i, a, display.clone());
             w.engine.activate(first + i, display.clone());
-            notice(&format!("ase: node {display} joins: \"{}\" resolves to it", url.host));
+            // SAFETY: as above.
+            unsafe { ase_log!(NGX_LOG_NOTICE, Cycle, "ase: node {display} joins: \"{}\" resolves to it", url.host) };
         }
         if !change.left_out.is_empty() && f.last != addrs {
             // SAFETY: the cycle's log lives as long as the worker.
             unsafe {
-                ngx::ngx_log_error!(NGX_LOG_WARN, (*ngx_cycle).log,
+                ase_log!(NGX_LOG_WARN, Cycle,
                     "ase: \"{}\" resolves to more addresses than the {count} in use at a time; left out for now: {:?}", url.host, change.left_out);
             }
         }
     });
     f.last = addrs;
-}
-
-fn notice(msg: &str) {
-    // SAFETY: the cycle's log lives as long as the worker.
-    unsafe {
-        ngx::ngx_log_error!(NGX_LOG_NOTICE, (*ngx_cycle).log, "{}", msg);
-    }
 }
 
 /// The IP address of a resolver answer's `sockaddr`.

@@ -65,7 +65,7 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
                 breaker_open: crate::worker::with(|w| w.engine.breaker_open(i)).unwrap_or(false),
                 nodes: *count,
             }).collect(),
-            now_ms: crate::log::now_ms(),
+            now_ms: crate::clock::now_ms(),
             shared: conf.is_some_and(|c| !c.zone.is_null()),
         };
         if choice.format == Format::Prometheus {

@@ -22,7 +22,6 @@
 
 use core::ffi::c_void;
 use core::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use nginx_sys::{
     ngx_http_core_run_phases, ngx_http_request_t, ngx_http_test_reading, ngx_int_t,
@@ -31,7 +30,9 @@ use nginx_sys::{
 };
 use ngx::http::HttpModuleLocationConf;
 use ngx_ase_glue::channel::ChannelHandle;
+use ngx_ase_glue::ase_log;
 use ngx_ase_glue::headers::request_headers;
+use ngx_ase_glue::log::{RateLimit, ONCE_A_MINUTE};
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckResult, Event, RequestMode, Verdict};
 use ngx_ase_shared::correlation::{new_id, ID_LEN};
@@ -272,23 +273,18 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx
 /// 401 and 400 are configuration or software errors: logged at `error`, at most once a
 /// minute per worker; other ASE errors at `warn`, also rate-limited.
 unsafe fn complain(r: *mut ngx_http_request_t, c: Complaint, result: &CheckResult) {
-    static LAST_BAD_TOKEN: AtomicU64 = AtomicU64::new(0);
-    static LAST_MALFORMED: AtomicU64 = AtomicU64::new(0);
-    static LAST_ERROR: AtomicU64 = AtomicU64::new(0);
-    let (last, level) = match c {
+    static BAD_TOKEN: RateLimit = RateLimit::new(ONCE_A_MINUTE);
+    static MALFORMED: RateLimit = RateLimit::new(ONCE_A_MINUTE);
+    static ASE_ERROR: RateLimit = RateLimit::new(ONCE_A_MINUTE);
+    let (limit, level) = match c {
         Complaint::None => return,
-        Complaint::BadToken => (&LAST_BAD_TOKEN, NGX_LOG_ERR),
-        Complaint::Malformed => (&LAST_MALFORMED, NGX_LOG_ERR),
-        Complaint::AseError => (&LAST_ERROR, nginx_sys::NGX_LOG_WARN),
+        Complaint::BadToken => (&BAD_TOKEN, NGX_LOG_ERR),
+        Complaint::Malformed => (&MALFORMED, NGX_LOG_ERR),
+        Complaint::AseError => (&ASE_ERROR, nginx_sys::NGX_LOG_WARN),
     };
-    let now = nginx_sys::ngx_current_msec as u64;
-    let prev = last.load(Ordering::Relaxed);
-    if prev != 0 && now.saturating_sub(prev) < 60_000 {
-        return;
+    if limit.allow() {
+        ase_log!(level, r, "{}", Message(c, result));
     }
-    last.store(now.max(1), Ordering::Relaxed);
-    // Formatted into the log macro's stack buffer, and only when logged: no `String`.
-    ngx::ngx_log_error!(level, (*(*r).connection).log, "{}", Message(c, result));
 }
 
 /// The log line for a complaint.
