@@ -252,7 +252,7 @@ impl LocConf {
         self.group = match &self.pass {
             None => 0,
             Some((name, at)) => main.group_index(name).ok_or_else(|| {
-                (format!("ase_pass: no \"ase_upstream\" block is named \"{name}\""), at.clone())
+                (format!("no \"ase_upstream\" block is named \"{name}\" in \"ase_pass\" directive"), at.clone())
             })?,
         };
         Ok(())

@@ -8,6 +8,7 @@ use nginx_sys::{ngx_command_t, ngx_conf_full_name, ngx_conf_parse, ngx_conf_t, n
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use ngx_ase_glue::conf::{conf_ok, current_position, directive_args, directive_name, emerg, log_at, log_conf, log_emerg_at};
 use ngx_ase_glue::module::guard_conf as checked;
+use ngx_ase_glue::values::{duplicate, in_directive};
 
 use crate::conf::{ConfFile, GroupConf, LocConf, MainConf, TokenSource};
 use crate::settings::{check_node_count, parse_group_name, parse_server, parse_token, token_looks_like_ase, Token};
@@ -22,7 +23,7 @@ pub unsafe extern "C" fn set_server(
         let so_far = conf.node_count();
         match add_server(cf, so_far, &mut conf.servers, &mut conf.addresses, &mut conf.server_positions) {
             Ok(()) => conf_ok(),
-            Err(e) => emerg(cf, &format!("ase_server: {e}")),
+            Err(e) => emerg(cf, &in_directive(&e, "ase_server")),
         }
     })
 }
@@ -59,10 +60,10 @@ pub unsafe extern "C" fn set_upstream(
         let main = conf as *mut MainConf;
         let name = match parse_group_name(directive_args(cf)[0]) {
             Ok(n) => n,
-            Err(e) => return emerg(cf, &format!("ase_upstream: {e}")),
+            Err(e) => return emerg(cf, &in_directive(&e, "ase_upstream")),
         };
         if (*main).groups.iter().any(|g| g.name == name) {
-            return emerg(cf, &format!("ase_upstream: a group named \"{name}\" is already defined"));
+            return emerg(cf, &in_directive(&format!("a group named \"{name}\" is already defined"), "ase_upstream"));
         }
         let mut block = UpstreamBlock { main, group: GroupConf { name, position: current_position(cf), ..GroupConf::default() } };
         let saved = *cf;
@@ -97,18 +98,19 @@ unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command
         let group = &mut block.group;
         let what = String::from_utf8_lossy(directive_name(cf)).into_owned();
         let args = directive_args(cf);
-        let prefix = format!("ase_upstream \"{}\": {what}", group.name);
+        // nginx's words, naming the block: `... in "server" directive of ase_upstream "eu"`.
+        let place = format!("\"{what}\" directive of ase_upstream \"{}\"", group.name);
         match (what.as_str(), args.len()) {
             ("server", 1..) => {
                 let so_far = (*block.main).node_count() + group.addresses.iter().map(Vec::len).sum::<usize>();
                 match add_server(cf, so_far, &mut group.servers, &mut group.addresses, &mut group.server_positions) {
                     Ok(()) => conf_ok(),
-                    Err(e) => emerg(cf, &format!("{prefix}: {e}")),
+                    Err(e) => emerg(cf, &format!("{e} in {place}")),
                 }
             }
             ("keepalive", 1) => {
                 if group.keepalive.is_some() {
-                    return emerg(cf, &format!("{prefix}: \"keepalive\" is duplicate"));
+                    return emerg(cf, &format!("{place} is duplicate"));
                 }
                 let text = String::from_utf8_lossy(args[0]);
                 match text.parse::<usize>() {
@@ -116,14 +118,14 @@ unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command
                         group.keepalive = Some(n);
                         conf_ok()
                     }
-                    _ => emerg(cf, &format!("{prefix}: invalid value \"{text}\"")),
+                    _ => emerg(cf, &format!("invalid value \"{text}\" in {place}, it must be a number")),
                 }
             }
             ("token_file", 1) => {
                 if group.token.is_some() {
-                    return emerg(cf, &format!("{prefix}: \"token_file\" is duplicate"));
+                    return emerg(cf, &format!("{place} is duplicate"));
                 }
-                match read_token_file(cf, args[0], &prefix) {
+                match read_token_file(cf, args[0], &place) {
                     Ok(t) => {
                         group.token = Some(t);
                         conf_ok()
@@ -132,7 +134,7 @@ unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command
                 }
             }
             ("server" | "keepalive" | "token_file", _) => {
-                emerg(cf, &format!("invalid number of arguments in \"{what}\" directive of ase_upstream \"{}\"", group.name))
+                emerg(cf, &format!("invalid number of arguments in {place}"))
             }
             _ => emerg(cf, &format!("unknown directive \"{what}\" in ase_upstream \"{}\" (it takes server, keepalive and token_file)", group.name)),
         }
@@ -145,7 +147,7 @@ pub unsafe extern "C" fn set_pass(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t,
     checked(cf, || {
         let lc = &mut *(conf as *mut LocConf);
         if lc.pass.is_some() {
-            return emerg(cf, "\"ase_pass\" directive is duplicate");
+            return emerg(cf, &duplicate("ase_pass"));
         }
         let name = String::from_utf8_lossy(directive_args(cf)[0]).into_owned();
         lc.pass = Some((name, current_position(cf)));
@@ -160,7 +162,7 @@ pub unsafe fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut 
         let (prev, lc) = (&*(prev as *const LocConf), &mut *(conf as *mut LocConf));
         let _ = ngx::http::Merge::merge(lc, prev);
         let Some(main) = <crate::Module as ngx::http::HttpModuleMainConf>::main_conf(&*cf) else {
-            return emerg(cf, "ase_pass: no main configuration");
+            return emerg(cf, &in_directive("no main configuration", "ase_pass"));
         };
         resolve_pass(cf, lc, prev, main)
     })
@@ -186,7 +188,7 @@ pub unsafe extern "C" fn set_token_file(
         if conf.token.is_some() {
             return emerg(cf, "the ASE token is already set (by \"ase_token\" or \"ase_token_file\")");
         }
-        match read_token_file(cf, directive_args(cf)[0], "ase_token_file") {
+        match read_token_file(cf, directive_args(cf)[0], "\"ase_token_file\" directive") {
             Ok(t) => {
                 conf.token = Some(t);
                 conf_ok()
@@ -196,26 +198,27 @@ pub unsafe extern "C" fn set_token_file(
     })
 }
 
-/// Reads a token file (`ase_token_file`, or `token_file` in an `ase_upstream` block; `what`
-/// begins the messages). `Err` is the directive's return value, the error logged.
-unsafe fn read_token_file(cf: *mut ngx_conf_t, raw: &[u8], what: &str) -> Result<(Token, TokenSource), *mut c_char> {
+/// Reads a token file (`ase_token_file`, or `token_file` in an `ase_upstream` block;
+/// `place` names it at the end of the messages). `Err` is the directive's return value, the
+/// error logged.
+unsafe fn read_token_file(cf: *mut ngx_conf_t, raw: &[u8], place: &str) -> Result<(Token, TokenSource), *mut c_char> {
     let Some(path) = full_name(cf, raw) else {
-        return Err(emerg(cf, &format!("{what}: cannot build the file's full path")));
+        return Err(emerg(cf, &format!("cannot build the file's full path in {place}")));
     };
     let mut content = match std::fs::read(&path) {
         Ok(c) => c,
-        Err(e) => return Err(emerg(cf, &format!("{what}: cannot read \"{path}\": {e}"))),
+        Err(e) => return Err(emerg(cf, &format!("cannot read \"{path}\" ({e}) in {place}"))),
     };
     let parsed = parse_token(&content);
     crate::secret::zeroize_vec(&mut content);
     let token = match parsed {
         Ok(t) => t,
-        Err(e) => return Err(emerg(cf, &format!("{what}: \"{path}\": {e}"))),
+        Err(e) => return Err(emerg(cf, &format!("{e} (\"{path}\") in {place}"))),
     };
-    warn_if_world_readable(cf, &path, what);
+    warn_if_world_readable(cf, &path, place);
     if !token_looks_like_ase(&token) {
         log_conf(cf, NGX_LOG_WARN, &format!(
-            "{what}: the token in \"{path}\" is not 32 characters of a-z0-9 as ASE's create_sideband_token makes them"));
+            "the token in \"{path}\" ({place}) is not 32 characters of a-z0-9 as ASE's create_sideband_token makes them"));
     }
     Ok((token, TokenSource::File(path)))
 }
@@ -235,7 +238,7 @@ pub unsafe extern "C" fn set_token_inline(
                 conf.token = Some((t, TokenSource::Inline));
                 conf_ok()
             }
-            Err(e) => emerg(cf, &format!("ase_token: {e}")),
+            Err(e) => emerg(cf, &in_directive(&e, "ase_token")),
         }
     })
 }
@@ -269,14 +272,14 @@ pub unsafe extern "C" fn set_ssl_certificate_key(
 /// here, at its line. nginx's OpenSSL reads it once the http block is read.
 unsafe fn set_conf_file(cf: *mut ngx_conf_t, name: &str, slot: &mut Option<ConfFile>) -> *mut c_char {
     if slot.is_some() {
-        return emerg(cf, &format!("\"{name}\" directive is duplicate"));
+        return emerg(cf, &duplicate(name));
     }
     let args = directive_args(cf);
     let Some(path) = full_name(cf, args[0]) else {
-        return emerg(cf, &format!("{name}: cannot build the file's full path"));
+        return emerg(cf, &in_directive("cannot build the file's full path", name));
     };
     if let Err(e) = std::fs::File::open(&path) {
-        return emerg(cf, &format!("{name}: cannot read \"{path}\": {e}"));
+        return emerg(cf, &in_directive(&format!("cannot read \"{path}\" ({e})"), name));
     }
     *slot = Some(ConfFile { path, position: current_position(cf) });
     conf_ok()
@@ -289,7 +292,7 @@ pub unsafe extern "C" fn set_status(
 ) -> *mut c_char {
     checked(cf, || {
         let Some(clcf) = NgxHttpCoreModule::location_conf_mut(&*cf) else {
-            return emerg(cf, "ase_status: no location configuration");
+            return emerg(cf, &in_directive("no location configuration", "ase_status"));
         };
         clcf.handler = Some(crate::status_page::handler);
         conf_ok()
@@ -342,10 +345,10 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
         if !conf.ssl_trusted_certificate.is_empty() {
             let raw = conf.ssl_trusted_certificate.as_bytes().to_vec();
             let Some(path) = full_name(cf, &raw) else {
-                return emerg(cf, "ase_ssl_trusted_certificate: cannot build the file's full path");
+                return emerg(cf, &in_directive("cannot build the file's full path", "ase_ssl_trusted_certificate"));
             };
             if let Err(e) = std::fs::File::open(&path) {
-                return emerg(cf, &format!("ase_ssl_trusted_certificate: cannot read \"{path}\": {e}"));
+                return emerg(cf, &in_directive(&format!("cannot read \"{path}\" ({e})"), "ase_ssl_trusted_certificate"));
             }
             trusted = path;
         }
@@ -368,11 +371,11 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
         if conf.uses_tls() {
             match crate::tls::create_client_ssl(cf, conf.ssl_verify == 1, &trusted) {
                 Ok(ssl) => conf.ssl = ssl,
-                Err(e) => return emerg(cf, &format!("ase_server: {e}")),
+                Err(e) => return emerg(cf, &in_directive(&e, "ase_server")),
             }
             if let Some((cert, key)) = &client_cert {
                 if let Err(e) = crate::tls::use_client_certificate(cf, conf.ssl, &cert.path, &key.path) {
-                    log_emerg_at(cf, &format!("ase_ssl_certificate: {e}"), &cert.position);
+                    log_emerg_at(cf, &in_directive(&e, "ase_ssl_certificate"), &cert.position);
                     return ngx_ase_glue::conf::conf_error();
                 }
             }
@@ -391,13 +394,13 @@ unsafe fn full_name(cf: *mut ngx_conf_t, raw: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(name.as_bytes()).into_owned())
 }
 
-fn warn_if_world_readable(cf: *mut ngx_conf_t, path: &str, what: &str) {
+fn warn_if_world_readable(cf: *mut ngx_conf_t, path: &str, place: &str) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.permissions().mode() & 0o004 != 0 {
             unsafe {
                 log_conf(cf, NGX_LOG_WARN, &format!(
-                    "{what}: \"{path}\" is readable by every user; chmod o-r it"));
+                    "\"{path}\" in {place} is readable by every user; chmod o-r it"));
             }
         }
     }
