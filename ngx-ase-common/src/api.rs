@@ -28,18 +28,18 @@ pub static CHANNEL_API: ChannelApi = ChannelApi {
     count_event,
 };
 
-unsafe fn request_log(r: *mut c_void) -> *mut nginx_sys::ngx_log_t {
+unsafe fn request_log(r: *mut c_void) -> *mut nginx_sys::ngx_log_t { unsafe {
     LogSource::log_ptr(&(r as *mut ngx_http_request_t))
-}
+}}
 
 /// This location's time limits, and the group its calls go to (`ase_pass`, resolved when
 /// the configuration was read).
-unsafe fn limits(r: *mut c_void) -> Option<(Limits, usize)> {
+unsafe fn limits(r: *mut c_void) -> Option<(Limits, usize)> { unsafe {
     let lc = Module::location_conf(&*(r as *mut ngx_http_request_t))?;
     Some((Limits { timeout_ms: lc.timeout as u64, connect_timeout_ms: lc.connect_timeout.min(lc.timeout) as u64 }, lc.group))
-}
+}}
 
-unsafe extern "C" fn admit(r: *mut c_void, kind: u8) -> u8 {
+unsafe extern "C" fn admit(r: *mut c_void, kind: u8) -> u8 { unsafe {
     guard(request_log(r), "admit", Admission::Unavailable as u8, || {
         let kind = if kind == CallKind::Report as u8 { CallKind::Report } else { CallKind::Check };
         let group = limits(r).map_or(0, |(_, g)| g);
@@ -52,11 +52,11 @@ unsafe extern "C" fn admit(r: *mut c_void, kind: u8) -> u8 {
         });
         admitted.unwrap_or(Admission::Unavailable) as u8
     })
-}
+}}
 
 /// The trace line of a call refused before it started (no payload was built, so there is
 /// no correlation ID yet): the breaker is open, or the report queue is full.
-unsafe fn trace_refused(r: *mut c_void, kind: CallKind, a: Admission, group: &str) {
+unsafe fn trace_refused(r: *mut c_void, kind: CallKind, a: Admission, group: &str) { unsafe {
     let Some(mut log) = crate::ngx_io::trace_log(request_log(r)) else { return };
     let why = if a == Admission::QueueFull { "queue_full" } else { "unavailable" };
     let log: *mut nginx_sys::ngx_log_t = &mut log;
@@ -65,12 +65,14 @@ unsafe fn trace_refused(r: *mut c_void, kind: CallKind, a: Admission, group: &st
     } else {
         ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "ase: report group={group} node=- error={why} ms=0 cid=- (not sent)");
     }
-}
+}}
 
 unsafe extern "C" fn start_check(r: *mut c_void, correlation_id: Bytes, body: Bytes, done: CheckDone, data: *mut c_void) -> *mut c_void {
-    let Some((limits, group)) = guard(request_log(r), "start_check", None, || limits(r)) else {
+    // SAFETY: r is the caller's live request (ABI contract).
+    let Some((limits, group)) = (unsafe { guard(request_log(r), "start_check", None, || limits(r)) }) else {
         bump(&counters().errors[AseError::NotStarted as usize]);
-        done(data, ngx_ase_shared::abi::CheckResult::new(0, AseError::NotStarted, 0));
+        // SAFETY: the caller's callback and its data, called once (ABI contract).
+        unsafe { done(data, ngx_ase_shared::abi::CheckResult::new(0, AseError::NotStarted, 0)) };
         return core::ptr::null_mut();
     };
     worker::start_check(
@@ -88,15 +90,15 @@ unsafe extern "C" fn start_check(r: *mut c_void, correlation_id: Bytes, body: By
     )
 }
 
-unsafe extern "C" fn cancel_check(handle: *mut c_void) {
+unsafe extern "C" fn cancel_check(handle: *mut c_void) { unsafe {
     guard((*nginx_sys::ngx_cycle).log, "cancel_check", (), || {
         if let Some(id) = crate::engine::CallId::from_bits(handle as usize) {
             worker::with(|w| w.engine.cancel(id, &mut w.io));
         }
     })
-}
+}}
 
-unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> u8 {
+unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> u8 { unsafe {
     guard(request_log(r), "send_report", Admission::Unavailable as u8, || {
         let sent = limits(r).and_then(|(limits, group)| {
             worker::with(|w| {
@@ -115,7 +117,7 @@ unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: By
             Admission::Unavailable
         }) as u8
     })
-}
+}}
 
 unsafe extern "C" fn count_verdict(verdict: u8, error: u8) {
     let Some(verdict) = Verdict::from_u8(verdict) else { return };
@@ -133,7 +135,7 @@ unsafe extern "C" fn count_event(event: u8) {
 }
 
 /// Builds this worker's channel (workers and single-process mode only).
-pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t { unsafe {
     guard((*cycle).log, "init_process", NGX_OK as ngx_int_t, || {
         let p = ngx_process as u32;
         if p != nginx_sys::NGX_PROCESS_WORKER && p != nginx_sys::NGX_PROCESS_SINGLE {
@@ -153,7 +155,7 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         }
         NGX_OK as ngx_int_t
     })
-}
+}}
 
 /// The engine and its nginx side for the configured groups and their nodes: one per
 /// address each server line resolved to (see `settings::expand_nodes`), numbered through
@@ -210,9 +212,9 @@ fn node_specs(nodes: Vec<crate::settings::Node>) -> (Vec<NodeSpec>, Vec<NodeAddr
         .unzip()
 }
 
-pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
+pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) { unsafe {
     guard((*cycle).log, "exit_process", (), || {
         crate::resolve::stop();
         worker::uninstall();
     })
-}
+}}

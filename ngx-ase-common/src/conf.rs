@@ -323,8 +323,7 @@ mod tests {
 
     #[test]
     fn main_defaults() {
-        let mut m = MainConf::default();
-        m.keepalive = 4;
+        let mut m = MainConf { keepalive: 4, ..MainConf::default() };
         m.finish();
         assert_eq!((m.keepalive, m.ssl_verify, m.response_queue), (4, 1, DEFAULT_RESPONSE_QUEUE));
         assert_eq!(m.header.server_count, 0);
@@ -333,8 +332,8 @@ mod tests {
     fn group(name: &str, urls: &[&str], token: Option<&[u8]>) -> GroupConf {
         let m = with_servers(urls, false);
         let token = token.map(|t| (crate::settings::parse_token(t).unwrap(), TokenSource::Inline));
-        GroupConf { name: name.into(), servers: m.servers.clone(), addresses: m.addresses.clone(),
-                    server_positions: m.server_positions.clone(), token, ..GroupConf::default() }
+        let MainConf { servers, addresses, server_positions, .. } = m;
+        GroupConf { name: name.into(), position: String::new(), servers, addresses, server_positions, token, keepalive: None }
     }
 
     #[test]

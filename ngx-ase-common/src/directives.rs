@@ -17,7 +17,7 @@ pub unsafe extern "C" fn set_server(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
-) -> *mut c_char {
+) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         let so_far = conf.node_count();
@@ -26,7 +26,7 @@ pub unsafe extern "C" fn set_server(
             Err(e) => emerg(cf, &in_directive(&e, "ase_server")),
         }
     })
-}
+}}
 
 /// Parses and resolves one server line (`ase_server`, or `server` in an `ase_upstream`
 /// block) into a group's lists; `so_far` nodes exist in the whole channel before it.
@@ -36,7 +36,7 @@ unsafe fn add_server(
     servers: &mut Vec<crate::settings::ServerSpec>,
     addresses: &mut Vec<Vec<std::net::SocketAddr>>,
     positions: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), String> { unsafe {
     let spec = parse_server(&directive_args(cf))?;
     let addrs = spec.config_addresses()?;
     if servers.iter().any(|s| s.url == spec.url) {
@@ -47,7 +47,7 @@ unsafe fn add_server(
     addresses.push(addrs);
     positions.push(current_position(cf));
     Ok(())
-}
+}}
 
 /// `ase_upstream NAME { server URL ...; keepalive N; token_file PATH; }`: a named group of
 /// ASE nodes. The block's lines are read by `upstream_line`.
@@ -55,7 +55,7 @@ pub unsafe extern "C" fn set_upstream(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
-) -> *mut c_char {
+) -> *mut c_char { unsafe {
     checked(cf, || {
         let main = conf as *mut MainConf;
         let name = match parse_group_name(directive_args(cf)[0]) {
@@ -82,7 +82,7 @@ pub unsafe extern "C" fn set_upstream(
         (*main).groups.push(group);
         conf_ok()
     })
-}
+}}
 
 /// The `ase_upstream` block being read.
 struct UpstreamBlock {
@@ -92,7 +92,7 @@ struct UpstreamBlock {
 
 /// One line inside an `ase_upstream` block (nginx's `cf->handler`, as its `map` and `types`
 /// blocks are read); errors name the line.
-unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let block = &mut *(conf as *mut UpstreamBlock);
         let group = &mut block.group;
@@ -139,11 +139,11 @@ unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command
             _ => emerg(cf, &format!("unknown directive \"{what}\" in ase_upstream \"{}\" (it takes server, keepalive and token_file)", group.name)),
         }
     })
-}
+}}
 
 /// `ase_pass NAME;`: the group calls from this level go to (checked once the http block
 /// is read, so a block may come after the `ase_pass` naming it).
-pub unsafe extern "C" fn set_pass(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_pass(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let lc = &mut *(conf as *mut LocConf);
         if lc.pass.is_some() {
@@ -153,11 +153,11 @@ pub unsafe extern "C" fn set_pass(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t,
         lc.pass = Some((name, current_position(cf)));
         conf_ok()
     })
-}
+}}
 
 /// nginx's merge of the common module's location settings: timeouts, then `ase_pass`
 /// resolved to its group, an unknown name being an error at its line.
-pub unsafe fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
+pub unsafe fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let (prev, lc) = (&*(prev as *const LocConf), &mut *(conf as *mut LocConf));
         let _ = ngx::http::Merge::merge(lc, prev);
@@ -166,9 +166,9 @@ pub unsafe fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut 
         };
         resolve_pass(cf, lc, prev, main)
     })
-}
+}}
 
-unsafe fn resolve_pass(cf: *mut ngx_conf_t, lc: &mut LocConf, prev: &LocConf, main: &MainConf) -> *mut c_char {
+unsafe fn resolve_pass(cf: *mut ngx_conf_t, lc: &mut LocConf, prev: &LocConf, main: &MainConf) -> *mut c_char { unsafe {
     match lc.resolve_pass(prev, main) {
         Ok(()) => conf_ok(),
         Err((msg, at)) => {
@@ -176,13 +176,13 @@ unsafe fn resolve_pass(cf: *mut ngx_conf_t, lc: &mut LocConf, prev: &LocConf, ma
             ngx_ase_glue::conf::conf_error()
         }
     }
-}
+}}
 
 pub unsafe extern "C" fn set_token_file(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
-) -> *mut c_char {
+) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         if conf.token.is_some() {
@@ -196,12 +196,12 @@ pub unsafe extern "C" fn set_token_file(
             Err(rv) => rv,
         }
     })
-}
+}}
 
 /// Reads a token file (`ase_token_file`, or `token_file` in an `ase_upstream` block;
 /// `place` names it at the end of the messages). `Err` is the directive's return value, the
 /// error logged.
-unsafe fn read_token_file(cf: *mut ngx_conf_t, raw: &[u8], place: &str) -> Result<(Token, TokenSource), *mut c_char> {
+unsafe fn read_token_file(cf: *mut ngx_conf_t, raw: &[u8], place: &str) -> Result<(Token, TokenSource), *mut c_char> { unsafe {
     let Some(path) = full_name(cf, raw) else {
         return Err(emerg(cf, &format!("cannot build the file's full path in {place}")));
     };
@@ -221,13 +221,13 @@ unsafe fn read_token_file(cf: *mut ngx_conf_t, raw: &[u8], place: &str) -> Resul
             "the token in \"{path}\" ({place}) is not 32 characters of a-z0-9 as ASE's create_sideband_token makes them"));
     }
     Ok((token, TokenSource::File(path)))
-}
+}}
 
 pub unsafe extern "C" fn set_token_inline(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
-) -> *mut c_char {
+) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         if conf.token.is_some() {
@@ -241,36 +241,36 @@ pub unsafe extern "C" fn set_token_inline(
             Err(e) => emerg(cf, &in_directive(&e, "ase_token")),
         }
     })
-}
+}}
 
 /// `ase_ssl_certificate FILE;`
 pub unsafe extern "C" fn set_ssl_certificate(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
-) -> *mut c_char {
+) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         set_conf_file(cf, "ase_ssl_certificate", &mut conf.ssl_certificate)
     })
-}
+}}
 
 /// `ase_ssl_certificate_key FILE;`
 pub unsafe extern "C" fn set_ssl_certificate_key(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
-) -> *mut c_char {
+) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         set_conf_file(cf, "ase_ssl_certificate_key", &mut conf.ssl_certificate_key)
     })
-}
+}}
 
 /// A file directive given once: the path made absolute against the configuration prefix
 /// (as nginx does for `proxy_ssl_certificate`), and a file that cannot be opened reported
 /// here, at its line. nginx's OpenSSL reads it once the http block is read.
-unsafe fn set_conf_file(cf: *mut ngx_conf_t, name: &str, slot: &mut Option<ConfFile>) -> *mut c_char {
+unsafe fn set_conf_file(cf: *mut ngx_conf_t, name: &str, slot: &mut Option<ConfFile>) -> *mut c_char { unsafe {
     if slot.is_some() {
         return emerg(cf, &duplicate(name));
     }
@@ -283,13 +283,13 @@ unsafe fn set_conf_file(cf: *mut ngx_conf_t, name: &str, slot: &mut Option<ConfF
     }
     *slot = Some(ConfFile { path, position: current_position(cf) });
     conf_ok()
-}
+}}
 
 pub unsafe extern "C" fn set_status(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     _conf: *mut c_void,
-) -> *mut c_char {
+) -> *mut c_char { unsafe {
     checked(cf, || {
         let Some(clcf) = NgxHttpCoreModule::location_conf_mut(&*cf) else {
             return emerg(cf, &in_directive("no location configuration", "ase_status"));
@@ -297,10 +297,10 @@ pub unsafe extern "C" fn set_status(
         clcf.handler = Some(crate::status_page::handler);
         conf_ok()
     })
-}
+}}
 
 /// Called once the `http` block is read: defaults and checks that need the whole block.
-pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         conf.finish();
@@ -382,17 +382,17 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
         }
         conf_ok()
     })
-}
+}}
 
 /// A path relative to nginx's configuration prefix made absolute, as nginx does for its
 /// own file directives.
-unsafe fn full_name(cf: *mut ngx_conf_t, raw: &[u8]) -> Option<String> {
+unsafe fn full_name(cf: *mut ngx_conf_t, raw: &[u8]) -> Option<String> { unsafe {
     let mut name = ngx_str_t::from_bytes((*cf).pool, raw)?;
     if ngx_conf_full_name((*cf).cycle, &mut name, 1) != NGX_OK as isize {
         return None;
     }
     Some(String::from_utf8_lossy(name.as_bytes()).into_owned())
-}
+}}
 
 fn warn_if_world_readable(cf: *mut ngx_conf_t, path: &str, place: &str) {
     use std::os::unix::fs::PermissionsExt;

@@ -25,13 +25,13 @@ impl HttpModule for Module {
         unsafe { &*addr_of!(ngx_ase_common_module) }
     }
 
-    unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
+    unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char { unsafe {
         crate::directives::init_main_conf(cf, conf)
-    }
+    }}
 
-    unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
+    unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char { unsafe {
         crate::directives::merge_loc_conf(cf, prev, conf)
-    }
+    }}
 }
 
 // SAFETY: the types match what create_main_conf/create_loc_conf allocate.

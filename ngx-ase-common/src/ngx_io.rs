@@ -54,6 +54,7 @@ pub struct NgxIo {
     /// By `ConnId`; `None` once closed.
     peers: Vec<Option<Box<Peer>>>,
     /// By call slot; an event never moves once made (nginx's timer tree points into it).
+    #[allow(clippy::vec_box)]
     timers: Vec<Box<CallTimer>>,
     /// Posted to run `Engine::flush` at the end of the event loop's turn.
     flush: Box<CallTimer>,
@@ -71,7 +72,7 @@ pub struct NgxIo {
 ///
 /// # Safety
 /// `log` must be null or a live `ngx_log_t`.
-pub unsafe fn trace_log(log: *const ngx_log_t) -> Option<ngx_log_t> {
+pub unsafe fn trace_log(log: *const ngx_log_t) -> Option<ngx_log_t> { unsafe {
     let l = log.as_ref()?;
     if !ngx::log::DEBUG || !ngx::log::check_mask(ngx::log::DebugMask::Http, l.log_level) {
         return None;
@@ -81,7 +82,7 @@ pub unsafe fn trace_log(log: *const ngx_log_t) -> Option<ngx_log_t> {
     copy.data = ptr::null_mut();
     copy.action = ptr::null_mut();
     Some(copy)
-}
+}}
 
 /// A call slot's timer. `ev.data` points at the whole struct: nginx's debug log reads
 /// `ev->data` as a connection (`ngx_event_ident`), so it must point to readable memory
@@ -153,7 +154,7 @@ impl NgxIo {
     ///
     /// # Safety
     /// `id` must name an open connection.
-    pub unsafe fn continue_connect(&mut self, id: ConnId) -> Option<Result<(), AseError>> {
+    pub unsafe fn continue_connect(&mut self, id: ConnId) -> Option<Result<(), AseError>> { unsafe {
         let c = self.conn(id);
         if c.is_null() {
             return Some(Err(AseError::Internal));
@@ -200,7 +201,7 @@ impl NgxIo {
             self.tls_failed(n, &why);
             AseError::Tls
         }))
-    }
+    }}
 
     /// Marks a peer connected (its events now go to the engine).
     pub fn connected(&mut self, id: ConnId) {
@@ -468,7 +469,7 @@ fn ngx_level(level: Level) -> u32 {
 }
 
 /// The outcome of a non-blocking connect, as `SO_ERROR` tells it.
-unsafe fn socket_error(c: *mut ngx_connection_t) -> Result<(), AseError> {
+unsafe fn socket_error(c: *mut ngx_connection_t) -> Result<(), AseError> { unsafe {
     let mut err: libc::c_int = 0;
     let mut len = core::mem::size_of::<libc::c_int>() as libc::socklen_t;
     let rc = libc::getsockopt((*c).fd, libc::SOL_SOCKET, libc::SO_ERROR, ptr::addr_of_mut!(err).cast(), &mut len);
@@ -476,13 +477,13 @@ unsafe fn socket_error(c: *mut ngx_connection_t) -> Result<(), AseError> {
         return Err(AseError::Refused);
     }
     Ok(())
-}
+}}
 
 /// Sets up TLS on a connected socket: SNI, and (verification on) the checks OpenSSL makes
 /// *during* the handshake, so a certificate that does not chain to a trusted CA or does not
 /// name the node (its host name, or its IP address for a node given by address) ends the
 /// handshake before a byte of request — or the token — is written.
-unsafe fn start_tls(c: *mut ngx_connection_t, ssl: *mut ngx_ssl_t, node: &NodeAddr, verify: bool) -> Result<(), String> {
+unsafe fn start_tls(c: *mut ngx_connection_t, ssl: *mut ngx_ssl_t, node: &NodeAddr, verify: bool) -> Result<(), String> { unsafe {
     if ssl.is_null() {
         return Err("no TLS context".into());
     }
@@ -513,47 +514,47 @@ unsafe fn start_tls(c: *mut ngx_connection_t, ssl: *mut ngx_ssl_t, node: &NodeAd
         nginx_sys::SSL_set_verify(conn, SSL_VERIFY_PEER, None);
     }
     Ok(())
-}
+}}
 
 // ---------------------------------------------------------------------- nginx's handlers
 
-unsafe fn peer_of(c: *mut ngx_connection_t) -> Option<(ConnId, bool)> {
+unsafe fn peer_of(c: *mut ngx_connection_t) -> Option<(ConnId, bool)> { unsafe {
     let p = (*c).data as *const Peer;
     p.as_ref().map(|p| (p.id, p.connecting))
-}
+}}
 
 /// Read event: the answer (or, for an idle connection, a hang-up or the worker's close).
-unsafe extern "C" fn on_read(ev: *mut ngx_event_t) {
+unsafe extern "C" fn on_read(ev: *mut ngx_event_t) { unsafe {
     let c: *mut ngx_connection_t = (*ev).data.cast();
     match peer_of(c) {
         Some((id, true)) => worker::dispatch_connecting(id),
         Some((id, false)) => worker::dispatch_conn(id, "ASE read event", |w| w.engine.on_readable(id, &mut w.io)),
         None => {}
     }
-}
+}}
 
 /// Write event: connected, or room to write the rest of the request.
-unsafe extern "C" fn on_write(ev: *mut ngx_event_t) {
+unsafe extern "C" fn on_write(ev: *mut ngx_event_t) { unsafe {
     let c: *mut ngx_connection_t = (*ev).data.cast();
     match peer_of(c) {
         Some((id, true)) => worker::dispatch_connecting(id),
         Some((id, false)) => worker::dispatch_conn(id, "ASE write event", |w| w.engine.on_writable(id, &mut w.io)),
         None => {}
     }
-}
+}}
 
 /// The TLS handshake ended, either way.
-unsafe extern "C" fn on_handshake(c: *mut ngx_connection_t) {
+unsafe extern "C" fn on_handshake(c: *mut ngx_connection_t) { unsafe {
     if let Some((id, true)) = peer_of(c) {
         worker::dispatch_connecting(id);
     }
-}
+}}
 
 /// A call's timer: its connect timeout or its deadline.
-unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
+unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) { unsafe {
     let slot = (*((*ev).data as *const CallTimer)).slot;
     worker::dispatch_timer(slot);
-}
+}}
 
 /// The end of the event loop's turn: the reports queued during it go out.
 unsafe extern "C" fn on_flush(_ev: *mut ngx_event_t) {

@@ -56,6 +56,8 @@ struct Following {
 }
 
 thread_local! {
+    // Boxed: nginx's timer tree and the resolver point into each one, which must not move.
+    #[allow(clippy::vec_box)]
     static FOLLOWING: RefCell<Vec<Box<Following>>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -63,7 +65,7 @@ thread_local! {
 ///
 /// # Safety
 /// `resolver` must be the cycle's live http-level resolver.
-pub unsafe fn start(resolver: *mut ngx_resolver_t, timeout: ngx_msec_t, names: Vec<Name>) {
+pub unsafe fn start(resolver: *mut ngx_resolver_t, timeout: ngx_msec_t, names: Vec<Name>) { unsafe {
     let mut boxes: Vec<Box<Following>> = names
         .into_iter()
         .map(|name| {
@@ -81,7 +83,7 @@ pub unsafe fn start(resolver: *mut ngx_resolver_t, timeout: ngx_msec_t, names: V
         ngx_add_timer(&mut f.ev, 1);
     }
     FOLLOWING.with(|cell| cell.borrow_mut().extend(boxes));
-}
+}}
 
 /// Stops following (worker exit): timers removed, resolutions under way ended.
 pub fn stop() {
@@ -99,13 +101,13 @@ pub fn stop() {
     }
 }
 
-unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
+unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) { unsafe {
     let f = (*ev).data as *mut Following;
     guard((*ngx_cycle).log, "ASE resolve", (), || resolve(f));
-}
+}}
 
 /// Starts one resolution of `f`'s name.
-unsafe fn resolve(f: *mut Following) {
+unsafe fn resolve(f: *mut Following) { unsafe {
     let f = &mut *f;
     let ctx = ngx_resolve_start(f.resolver, ptr::null_mut());
     if ctx as usize == NO_RESOLVER {
@@ -127,10 +129,10 @@ unsafe fn resolve(f: *mut Following) {
         f.pending = ptr::null_mut();
         ngx_add_timer(&mut f.ev, RETRY_MS);
     }
-}
+}}
 
 /// The resolver's answer (maybe from inside `ngx_resolve_name`, for a cached name).
-unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
+unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) { unsafe {
     let f = &mut *((*ctx).data as *mut Following);
     let (state, valid) = ((*ctx).state, (*ctx).valid);
     let mut addrs = Vec::new();
@@ -160,7 +162,7 @@ unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
     // The next resolution when this answer expires (nginx's resolver says when).
     let wait_s = (valid - ngx_time()).max(1) as ngx_msec_t;
     ngx_add_timer(&mut f.ev, wait_s * 1000);
-}
+}}
 
 /// Hands the name's addresses to the channel: new ones join, vanished ones drain.
 fn follow(f: &mut Following, addrs: Vec<SocketAddr>) {
@@ -196,7 +198,7 @@ fn follow(f: &mut Following, addrs: Vec<SocketAddr>) {
 }
 
 /// The IP address of a resolver answer's `sockaddr`.
-unsafe fn read_ip(sa: *const nginx_sys::sockaddr) -> Option<std::net::IpAddr> {
+unsafe fn read_ip(sa: *const nginx_sys::sockaddr) -> Option<std::net::IpAddr> { unsafe {
     let family = i32::from(sa.as_ref()?.sa_family);
     if family == libc::AF_INET {
         let sin = &*sa.cast::<libc::sockaddr_in>();
@@ -207,4 +209,4 @@ unsafe fn read_ip(sa: *const nginx_sys::sockaddr) -> Option<std::net::IpAddr> {
     } else {
         None
     }
-}
+}}

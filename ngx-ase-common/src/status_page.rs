@@ -18,7 +18,7 @@ use crate::status_csp::{policy, POLICY_LEN};
 use crate::status_format::{choose, Format};
 use crate::status_json::{to_json, to_prometheus, GroupPageView, NodeView, PageInput};
 
-pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t { unsafe {
     let log = (*(*r).connection).log;
     guard(log, "ase_status", NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
         let method = (*r).method as u32;
@@ -74,7 +74,7 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             send(r, to_json(&input).as_bytes(), &ngx::ngx_string!("application/json"))
         }
     })
-}
+}}
 
 /// The page: one file, nothing outside it (it must work on an air-gapped gateway).
 const PAGE: &str = include_str!("status_page.html");
@@ -95,7 +95,7 @@ const PAGE_HEADERS: [(&str, &str); 4] = [
 ];
 
 /// Sends a 200 response with `body` of `content_type`.
-unsafe fn send(r: *mut ngx_http_request_t, body: &[u8], content_type: &nginx_sys::ngx_str_t) -> ngx_int_t {
+unsafe fn send(r: *mut ngx_http_request_t, body: &[u8], content_type: &nginx_sys::ngx_str_t) -> ngx_int_t { unsafe {
     let rc = nginx_sys::ngx_http_discard_request_body(r);
     if rc != NGX_OK as ngx_int_t {
         return rc;
@@ -118,4 +118,4 @@ unsafe fn send(r: *mut ngx_http_request_t, body: &[u8], content_type: &nginx_sys
     (*b).set_last_in_chain(1);
     let mut out = ngx_chain_t { buf: b, next: ptr::null_mut() };
     ngx_http_output_filter(r, &mut out)
-}
+}}

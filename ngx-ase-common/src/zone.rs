@@ -32,7 +32,7 @@ struct ZoneData {
 
 pub const MIN_ZONE_SIZE: usize = 64 * 1024;
 
-pub unsafe extern "C" fn set_zone(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_zone(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     guard_conf(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         if !conf.zone.is_null() {
@@ -66,10 +66,10 @@ pub unsafe extern "C" fn set_zone(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t,
         conf.zone = zone;
         conf_ok()
     })
-}
+}}
 
 /// Allocates the counters in a new zone, or adopts those of the zone before a reload.
-unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
+unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t { unsafe {
     let old = old as *mut ZoneData;
     if let Some(d) = old.as_ref() {
         if d.magic == MAGIC {
@@ -85,10 +85,10 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> n
     ptr::write(data, ZoneData { magic: MAGIC, counters: Counters::new() });
     (*zone).data = data.cast();
     NGX_OK as ngx_int_t
-}
+}}
 
 /// The counters in the zone, once nginx has initialised it.
-pub unsafe fn shared_counters(zone: *mut ngx_shm_zone_t) -> Option<&'static Counters> {
+pub unsafe fn shared_counters(zone: *mut ngx_shm_zone_t) -> Option<&'static Counters> { unsafe {
     let data = (zone.as_ref()?.data as *const ZoneData).as_ref()?;
     Some(&data.counters)
-}
+}}

@@ -24,27 +24,27 @@ impl LogSource for *mut ngx_log_t {
 
 /// A request logs on its connection's log (which names the client and the request).
 impl LogSource for *mut ngx_http_request_t {
-    unsafe fn log_ptr(&self) -> *mut ngx_log_t {
+    unsafe fn log_ptr(&self) -> *mut ngx_log_t { unsafe {
         match self.as_ref().and_then(|r| r.connection.as_ref()) {
             Some(c) => c.log,
             None => Cycle.log_ptr(),
         }
-    }
+    }}
 }
 
 impl LogSource for *mut ngx_connection_t {
-    unsafe fn log_ptr(&self) -> *mut ngx_log_t {
+    unsafe fn log_ptr(&self) -> *mut ngx_log_t { unsafe {
         self.as_ref().map_or(core::ptr::null_mut(), |c| c.log)
-    }
+    }}
 }
 
 /// The cycle's log: for what belongs to no request (the channel, the resolver).
 pub struct Cycle;
 
 impl LogSource for Cycle {
-    unsafe fn log_ptr(&self) -> *mut ngx_log_t {
+    unsafe fn log_ptr(&self) -> *mut ngx_log_t { unsafe {
         ngx_cycle.as_ref().map_or(core::ptr::null_mut(), |c| c.log)
-    }
+    }}
 }
 
 /// Logs at an nginx level (`NGX_LOG_ERR`, ...) to a [`LogSource`]; the arguments are
@@ -52,6 +52,7 @@ impl LogSource for Cycle {
 ///
 /// `ase_log!(nginx_sys::NGX_LOG_WARN, r, "ase: ... {x}")`
 #[macro_export]
+#[allow(edition_2024_expr_fragment_specifier)] // either edition's `expr` reads these arguments alike
 macro_rules! ase_log {
     ($level:expr, $source:expr, $($arg:tt)+) => {{
         let log = $crate::log::LogSource::log_ptr(&$source);

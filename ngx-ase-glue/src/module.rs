@@ -16,9 +16,9 @@ use crate::panic::guard;
 /// A directive allowed in `http`, `server` and `location` blocks.
 pub const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 /// The directive sets the module's location configuration (`cmd->conf`).
-pub const LOC_CONF: usize = NGX_HTTP_LOC_CONF_OFFSET as usize;
+pub const LOC_CONF: usize = NGX_HTTP_LOC_CONF_OFFSET;
 /// The directive sets the module's http main configuration (`cmd->conf`).
-pub const MAIN_CONF: usize = NGX_HTTP_MAIN_CONF_OFFSET as usize;
+pub const MAIN_CONF: usize = NGX_HTTP_MAIN_CONF_OFFSET;
 
 /// A directive callback, as nginx calls it.
 pub type SetFn = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
@@ -61,21 +61,21 @@ impl MainConf {
 ///
 /// # Safety
 /// `cf` must be the live `ngx_conf_t` nginx passed.
-pub unsafe fn guard_conf(cf: *mut ngx_conf_t, f: impl FnOnce() -> *mut c_char) -> *mut c_char {
+pub unsafe fn guard_conf(cf: *mut ngx_conf_t, f: impl FnOnce() -> *mut c_char) -> *mut c_char { unsafe {
     guard((*cf).log, "configuration", conf_error(), f)
-}
+}}
 
 /// A pre- or postconfiguration hook's body (`what` names it): a panic fails the
 /// configuration, as an `Err` does.
 ///
 /// # Safety
 /// `cf` must be the live `ngx_conf_t` nginx passed.
-pub unsafe fn guard_hook(cf: *mut ngx_conf_t, what: &str, f: impl FnOnce() -> Result<(), ()>) -> ngx_int_t {
+pub unsafe fn guard_hook(cf: *mut ngx_conf_t, what: &str, f: impl FnOnce() -> Result<(), ()>) -> ngx_int_t { unsafe {
     match guard((*cf).log, what, Err(()), f) {
         Ok(()) => nginx_sys::NGX_OK as ngx_int_t,
         Err(()) => NGX_ERROR as ngx_int_t,
     }
-}
+}}
 
 /// An `on|off` directive read by nginx's own flag parser (its messages, its "is duplicate");
 /// when it turns the module on, the place is noted in `main`. Returns the directive's
@@ -89,7 +89,7 @@ pub unsafe fn set_switch(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
     main: Option<&mut MainConf>,
-) -> Result<String, *mut c_char> {
+) -> Result<String, *mut c_char> { unsafe {
     let rv = nginx_sys::ngx_conf_set_flag_slot(cf, cmd, conf);
     if !rv.is_null() {
         return Err(rv);
@@ -100,7 +100,7 @@ pub unsafe fn set_switch(
         main.note_enabled(&here);
     }
     Ok(here)
-}
+}}
 
 /// [`conf_ok`] or the error value, for callbacks ending in a `Result`.
 pub fn conf_result(r: Result<(), *mut c_char>) -> *mut c_char {

@@ -25,16 +25,16 @@ impl HttpModule for Module {
         unsafe { &*addr_of!(ngx_http_ase_request_module) }
     }
 
-    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t { unsafe {
         guard_hook(cf, "preconfiguration", || {
             // Before the http block's directives are read: a missing common module is
             // named here, not reported as an unknown "ase_server".
             check_common_first(cf, MODULE_NAME)?;
             crate::variables::register(cf)
         })
-    }
+    }}
 
-    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t { unsafe {
         guard_hook(cf, "postconfiguration", || {
             let enabled_at = Module::main_conf(&*cf).and_then(|m| m.first_enabled_at.clone());
             let header = check_channel(cf, MODULE_NAME, "ase_request", enabled_at.as_deref())?;
@@ -58,7 +58,7 @@ impl HttpModule for Module {
             }
             Ok(())
         })
-    }
+    }}
 }
 
 type Handler = unsafe extern "C" fn(*mut nginx_sys::ngx_http_request_t) -> ngx_int_t;

@@ -66,20 +66,20 @@ const CID_VARIABLE: &[u8] = b"ase_correlation_id";
 /// # Safety
 /// Call from postconfiguration only, with `api` from the common module's main
 /// configuration header.
-pub unsafe fn install(api: *const ChannelApi) {
+pub unsafe fn install(api: *const ChannelApi) { unsafe {
     CHANNEL.set(api);
     let mut name = CID_VARIABLE.to_vec();
     CID_HASH.store(ngx_hash_key(name.as_mut_ptr(), name.len()), Ordering::Relaxed);
     NEXT_HEADER_FILTER = nginx_sys::ngx_http_top_header_filter;
     nginx_sys::ngx_http_top_header_filter = Some(header_filter);
-}
+}}
 
-unsafe fn call_next(r: *mut ngx_http_request_t) -> ngx_int_t {
+unsafe fn call_next(r: *mut ngx_http_request_t) -> ngx_int_t { unsafe {
     match NEXT_HEADER_FILTER {
         Some(next) => next(r),
         None => NGX_OK as ngx_int_t,
     }
-}
+}}
 
 /// Per main request; survives `r->ctx` being zeroed (see the module comment).
 #[repr(C)]
@@ -97,7 +97,7 @@ unsafe extern "C" fn state_marker(_data: *mut c_void) {}
 /// differ between codegen units; one static's value does not).
 static STATE_MARKER: unsafe extern "C" fn(*mut c_void) = state_marker;
 
-unsafe fn find_state(r: *mut ngx_http_request_t) -> *mut State {
+unsafe fn find_state(r: *mut ngx_http_request_t) -> *mut State { unsafe {
     let module = Module::module();
     let ctx = *(*r).ctx.add(module.ctx_index) as *mut State;
     if !ctx.is_null() {
@@ -113,9 +113,9 @@ unsafe fn find_state(r: *mut ngx_http_request_t) -> *mut State {
         cln = (*cln).next;
     }
     null_mut()
-}
+}}
 
-unsafe fn create_state(r: *mut ngx_http_request_t) -> *mut State {
+unsafe fn create_state(r: *mut ngx_http_request_t) -> *mut State { unsafe {
     let cln = ngx_pool_cleanup_add((*r).pool, core::mem::size_of::<State>());
     if cln.is_null() {
         return null_mut();
@@ -125,10 +125,10 @@ unsafe fn create_state(r: *mut ngx_http_request_t) -> *mut State {
     (*cln).handler = Some(STATE_MARKER);
     *(*r).ctx.add(Module::module().ctx_index) = st as *mut c_void;
     st
-}
+}}
 
 /// Whether this call should report; returns the request's state if so.
-unsafe fn begin(r: *mut ngx_http_request_t) -> *mut State {
+unsafe fn begin(r: *mut ngx_http_request_t) -> *mut State { unsafe {
     if r != (*r).main || CHANNEL.api().is_none() {
         return null_mut();
     }
@@ -144,9 +144,9 @@ unsafe fn begin(r: *mut ngx_http_request_t) -> *mut State {
         return null_mut();
     }
     st
-}
+}}
 
-unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
+unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t { unsafe {
     let log = (*(*r).connection).log;
     let st = guard(log, "ase_response header filter", null_mut(), || begin(r));
     if st.is_null() {
@@ -160,7 +160,7 @@ unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
         guard(log, "ase_response report", (), || report(r));
     }
     rc
-}
+}}
 
 fn str_bytes<'a>(s: &ngx_str_t) -> &'a [u8] {
     if s.data.is_null() || s.len == 0 {
@@ -200,7 +200,7 @@ impl<'a> Iterator for ListEntries<'a> {
 }
 
 /// `$ase_correlation_id` when the request module set it (in the request's pool).
-unsafe fn correlation_var<'a>(r: *mut ngx_http_request_t) -> Option<&'a [u8]> {
+unsafe fn correlation_var<'a>(r: *mut ngx_http_request_t) -> Option<&'a [u8]> { unsafe {
     let mut name = ngx_str_t { len: CID_VARIABLE.len(), data: CID_VARIABLE.as_ptr() as *mut u8 };
     let v = ngx_http_get_variable(r, &mut name, CID_HASH.load(Ordering::Relaxed));
     let v = v.as_ref()?;
@@ -209,11 +209,11 @@ unsafe fn correlation_var<'a>(r: *mut ngx_http_request_t) -> Option<&'a [u8]> {
     } else {
         None
     }
-}
+}}
 
 // `off_t` and `time_t` are not i64 on every platform nginx builds on.
 #[allow(clippy::useless_conversion)]
-unsafe fn report(r: *mut ngx_http_request_t) {
+unsafe fn report(r: *mut ngx_http_request_t) { unsafe {
     let Some(api) = CHANNEL.api() else { return };
     let log = (*(*r).connection).log;
     let out = &(*r).headers_out;
@@ -265,4 +265,4 @@ unsafe fn report(r: *mut ngx_http_request_t) {
         len,
         core::str::from_utf8(cid).unwrap_or("?")
     );
-}
+}}

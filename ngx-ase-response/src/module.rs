@@ -24,7 +24,7 @@ impl HttpModule for Module {
         unsafe { &*addr_of!(ngx_http_ase_response_module) }
     }
 
-    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t { unsafe {
         // Before the http block's directives are read: a missing common module is named
         // here, not reported as an unknown "ase_server".
         guard_hook(cf, "preconfiguration", || {
@@ -32,9 +32,9 @@ impl HttpModule for Module {
             // Our merge reads the request module's merged settings: it must be merged first.
             check_request_module_first(cf, MODULE_NAME).map_err(|msg| log_conf(cf, nginx_sys::NGX_LOG_EMERG, &msg))
         })
-    }
+    }}
 
-    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t { unsafe {
         guard_hook(cf, "postconfiguration", || {
             let enabled_at = Module::main_conf(&*cf).and_then(|m| m.first_enabled_at.clone());
             let header = check_channel(cf, MODULE_NAME, "ase_response", enabled_at.as_deref())?;
@@ -52,7 +52,7 @@ impl HttpModule for Module {
             }
             Ok(())
         })
-    }
+    }}
 }
 
 // SAFETY: the types match what create_main_conf/create_loc_conf allocate.
@@ -65,7 +65,7 @@ unsafe impl HttpModuleLocationConf for Module {
 
 /// `ase_response on|off`: nginx's own flag parser, noting where it is and where it was
 /// first on.
-unsafe extern "C" fn set_response(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+unsafe extern "C" fn set_response(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     guard_conf(cf, || match set_switch(cf, cmd, conf, Module::main_conf_mut(&*cf)) {
         Ok(here) => {
             (*(conf as *mut LocConf)).enabled_at = Some(here);
@@ -73,12 +73,12 @@ unsafe extern "C" fn set_response(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, 
         }
         Err(rv) => rv,
     })
-}
+}}
 
 /// Merges as `LocConf::merge`, then takes the request module's settings for the same level:
 /// its `ase_hide_header` list, and a warning where `ase_response on` meets `ase_request off`
 /// (one per configuration line it names).
-unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
+unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char { unsafe {
     guard_conf(cf, || {
         let prev = &*(prev as *const LocConf);
         let conf = &mut *(conf as *mut LocConf);
@@ -102,7 +102,7 @@ unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf
         }
         conf_ok()
     })
-}
+}}
 
 static mut COMMANDS: [ngx_command_t; 2] = [
     command(ngx_string!("ase_response"), ANY_LEVEL | NGX_CONF_FLAG, set_response, LOC_CONF,

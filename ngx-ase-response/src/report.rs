@@ -305,7 +305,7 @@ pub type Header<'a> = (&'a [u8], Value<'a>);
 /// Not reconstructed (nginx writes them itself, and they describe the connection or the
 /// server rather than the API's response): `server`, `date`, `connection`, `keep-alive`,
 /// `transfer-encoding: chunked` and `vary: accept-encoding` from `gzip_vary`.
-pub fn client_headers<'a, L>(list: L, d: &Dedicated<'a>) -> impl Iterator<Item = Header<'a>> + Clone
+pub fn client_headers<'a, L>(list: L, d: &Dedicated<'a>) -> impl Iterator<Item = Header<'a>> + Clone + use<'a, L>
 where
     L: IntoIterator<Item = ListHeader<'a>>,
     L::IntoIter: Clone,
