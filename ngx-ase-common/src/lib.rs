@@ -30,7 +30,15 @@ mod resolve;
 mod worker;
 #[cfg(not(test))]
 mod directives;
+// The status page's file is being reworked in parallel: it still reads the clock as
+// `crate::log::now_ms` and has no unsafe blocks of its own yet. When the two meet, point it
+// at `clock` and drop the alias and the allow.
 #[cfg(not(test))]
+mod log {
+    pub use crate::clock::now_ms;
+}
+#[cfg(not(test))]
+#[allow(unsafe_op_in_unsafe_fn)]
 mod status_page;
 #[cfg(not(test))]
 mod tls;

@@ -18,7 +18,7 @@ use crate::status_csp::{policy, POLICY_LEN};
 use crate::status_format::{choose, Format};
 use crate::status_json::{to_json, to_prometheus, GroupPageView, NodeView, PageInput};
 
-pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t { unsafe {
+pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     let log = (*(*r).connection).log;
     guard(log, "ase_status", NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
         let method = (*r).method as u32;
@@ -65,7 +65,7 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t { unsa
                 breaker_open: crate::worker::with(|w| w.engine.breaker_open(i)).unwrap_or(false),
                 nodes: *count,
             }).collect(),
-            now_ms: crate::clock::now_ms(),
+            now_ms: crate::log::now_ms(),
             shared: conf.is_some_and(|c| !c.zone.is_null()),
         };
         if choice.format == Format::Prometheus {
@@ -74,7 +74,7 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t { unsa
             send(r, to_json(&input).as_bytes(), &ngx::ngx_string!("application/json"))
         }
     })
-}}
+}
 
 /// The page: one file, nothing outside it (it must work on an air-gapped gateway).
 const PAGE: &str = include_str!("status_page.html");
@@ -95,7 +95,7 @@ const PAGE_HEADERS: [(&str, &str); 4] = [
 ];
 
 /// Sends a 200 response with `body` of `content_type`.
-unsafe fn send(r: *mut ngx_http_request_t, body: &[u8], content_type: &nginx_sys::ngx_str_t) -> ngx_int_t { unsafe {
+unsafe fn send(r: *mut ngx_http_request_t, body: &[u8], content_type: &nginx_sys::ngx_str_t) -> ngx_int_t {
     let rc = nginx_sys::ngx_http_discard_request_body(r);
     if rc != NGX_OK as ngx_int_t {
         return rc;
@@ -118,4 +118,4 @@ unsafe fn send(r: *mut ngx_http_request_t, body: &[u8], content_type: &nginx_sys
     (*b).set_last_in_chain(1);
     let mut out = ngx_chain_t { buf: b, next: ptr::null_mut() };
     ngx_http_output_filter(r, &mut out)
-}}
+}
