@@ -14,8 +14,11 @@ use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
 use ngx_ase_glue::module::{command, ANY_LEVEL, LOC_CONF, MAIN_CONF};
 
+use ngx_ase_shared::abi::CommonMainHeader;
+
+use crate::channel_api::CHANNEL_API;
 use crate::conf::{LocConf, MainConf};
-use crate::directives as set;
+use crate::conf::directives as set;
 
 pub struct Module;
 
@@ -25,13 +28,23 @@ impl HttpModule for Module {
         unsafe { &*addr_of!(ngx_ase_common_module) }
     }
 
-    unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char { unsafe {
-        crate::directives::init_main_conf(cf, conf)
-    }}
+    /// As ngx's default (the `Default` value in the configuration's pool), with the channel
+    /// table noted in the header the other modules read.
+    unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+        let conf = MainConf { header: CommonMainHeader { api: &CHANNEL_API, server_count: 0 }, ..MainConf::default() };
+        // SAFETY: nginx passes a live configuration whose pool outlives the cycle.
+        unsafe { ngx::core::Pool::from_ngx_pool((*cf).pool).allocate(conf).cast() }
+    }
 
-    unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char { unsafe {
-        crate::directives::merge_loc_conf(cf, prev, conf)
-    }}
+    unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
+        // SAFETY: nginx's arguments, passed on.
+        unsafe { crate::conf::directives::init_main_conf(cf, conf) }
+    }
+
+    unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
+        // SAFETY: nginx's arguments, passed on.
+        unsafe { crate::conf::directives::merge_loc_conf(cf, prev, conf) }
+    }
 }
 
 // SAFETY: the types match what create_main_conf/create_loc_conf allocate.
@@ -92,8 +105,8 @@ pub static mut ngx_ase_common_module: ngx_module_t = ngx_module_t {
     ctx: addr_of!(MODULE_CTX) as _,
     commands: unsafe { addr_of!(COMMANDS[0]) as *mut _ },
     type_: NGX_HTTP_MODULE as _,
-    init_process: Some(crate::api::init_process),
-    exit_process: Some(crate::api::exit_process),
+    init_process: Some(crate::process::init_process),
+    exit_process: Some(crate::process::exit_process),
     ..ngx_module_t::default()
 };
 

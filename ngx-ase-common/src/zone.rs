@@ -46,7 +46,7 @@ pub unsafe extern "C" fn set_zone(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t,
         let mut size_str = ngx_str_t { len: size_text.len(), data: size_text.as_ptr() as *mut u8 };
         let size = ngx_parse_size(&mut size_str);
         if size == NGX_ERROR as isize {
-            return emerg(cf, &in_directive(&format!("invalid zone size \"{}\"", String::from_utf8_lossy(size_text)), "ase_zone"));
+            return emerg(cf, &in_directive(&format!("invalid size \"{}\"", String::from_utf8_lossy(size_text)), "ase_zone"));
         }
         if (size as usize) < MIN_ZONE_SIZE {
             return emerg(cf, &in_directive(&format!("zone \"{}\" is too small, it must be at least 64k", String::from_utf8_lossy(name)), "ase_zone"));

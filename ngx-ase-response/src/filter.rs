@@ -1,6 +1,6 @@
 //! The header filter (unsafe glue): once per client response of a main request in a
 //! location with `ase_response on`, copies the status and headers out of `r->headers_out`,
-//! builds the report (`report.rs`) and hands it to the common module's channel, which queues
+//! builds the report (`payload.rs`) and hands it to the common module's channel, which queues
 //! it and returns at once.
 //!
 //! Exactly one report per client response:
@@ -47,7 +47,7 @@ use ngx_ase_shared::header_names::visible;
 use ngx_ase_shared::json::with_scratch;
 
 use crate::module::Module;
-use crate::report::{client_headers, reason_for, write_json, Dedicated, Header, ListHeader, Snapshot};
+use crate::payload::{client_headers, reason_for, write_json, Dedicated, Header, ListHeader, Snapshot};
 
 /// The next header filter in nginx's chain, saved when ours is installed.
 static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;

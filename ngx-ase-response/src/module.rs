@@ -1,19 +1,19 @@
 //! The nginx module declaration (unsafe glue): module table, directives, context.
 //! Not compiled into unit-test binaries, which run without nginx's symbols.
 
-use core::ffi::{c_char, c_void};
 use core::mem::offset_of;
 use core::ptr::addr_of;
 
 use nginx_sys::{ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, NGX_CONF_FLAG, NGX_HTTP_MODULE};
-use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, Merge};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
-use ngx_ase_glue::conf::{check_channel, check_common_first, conf_error, conf_ok, log_at, log_conf};
-use ngx_ase_glue::module::{command, guard_conf, guard_hook, set_switch, MainConf, ANY_LEVEL, LOC_CONF};
-use ngx_ase_glue::peer::{check_request_module_first, merging_a_serving_level, request_loc_shared, request_module_loaded};
-use ngx_ase_shared::abi::{RequestMode, REQUEST_MODULE_NAME};
+use ngx_ase_glue::conf::{check_channel, check_common_first, log_at, log_conf};
+use ngx_ase_glue::module::{command, guard_hook, MainConf, ANY_LEVEL, LOC_CONF};
+use ngx_ase_glue::peer::{check_request_module_first, request_module_loaded};
+use ngx_ase_shared::abi::REQUEST_MODULE_NAME;
 
-use crate::conf::{no_request_warning, LocConf};
+use crate::conf::LocConf;
+use crate::directives::{merge_loc_conf, set_response};
 use crate::MODULE_NAME;
 
 pub struct Module;
@@ -62,47 +62,6 @@ unsafe impl HttpModuleMainConf for Module {
 unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = LocConf;
 }
-
-/// `ase_response on|off`: nginx's own flag parser, noting where it is and where it was
-/// first on.
-unsafe extern "C" fn set_response(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
-    guard_conf(cf, || match set_switch(cf, cmd, conf, Module::main_conf_mut(&*cf)) {
-        Ok(here) => {
-            (*(conf as *mut LocConf)).enabled_at = Some(here);
-            conf_ok()
-        }
-        Err(rv) => rv,
-    })
-}}
-
-/// Merges as `LocConf::merge`, then takes the request module's settings for the same level:
-/// its `ase_hide_header` list, and a warning where `ase_response on` meets `ase_request off`
-/// (one per configuration line it names).
-unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char { unsafe {
-    guard_conf(cf, || {
-        let prev = &*(prev as *const LocConf);
-        let conf = &mut *(conf as *mut LocConf);
-        if conf.merge(prev).is_err() {
-            return conf_error();
-        }
-        let Some(peer) = request_loc_shared(cf, MODULE_NAME) else { return conf_ok() };
-        conf.hidden = peer.hidden.as_slice().to_vec();
-        let request_at = core::str::from_utf8(peer.mode_at.as_slice()).ok();
-        let serving = merging_a_serving_level(cf);
-        let warning = no_request_warning(
-            serving && conf.is_enabled(),
-            conf.enabled_at.as_deref(),
-            RequestMode::from_u8(peer.mode),
-            request_at,
-        );
-        if let (Some((msg, at)), Some(main)) = (warning, Module::main_conf_mut(&*cf)) {
-            if main.first_warning_at(&at) {
-                log_at(cf, nginx_sys::NGX_LOG_WARN, &msg, &at);
-            }
-        }
-        conf_ok()
-    })
-}}
 
 static mut COMMANDS: [ngx_command_t; 2] = [
     command(ngx_string!("ase_response"), ANY_LEVEL | NGX_CONF_FLAG, set_response, LOC_CONF,

@@ -5,7 +5,7 @@
 //! byte for byte what writing each header value's bytes as a plain string gives.
 
 use arbitrary::{Arbitrary, Unstructured};
-use crate::ngx_ase_response::report::{client_headers, http_date, http_version, reason_for, to_json, Dedicated, Header, ListHeader, Snapshot};
+use crate::ngx_ase_response::payload::{client_headers, http_date, http_version, reason_for, to_json, Dedicated, Header, ListHeader, Snapshot};
 use ngx_ase_shared::json::{decode_like_writer, write_headers_field, write_str};
 use serde_json::Value;
 

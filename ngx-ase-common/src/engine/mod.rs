@@ -2,7 +2,7 @@
 //! state machine driven by connection and timer events, as nginx's own upstream module
 //! drives a proxied request. Nothing here blocks, allocates per call in the steady state
 //! (call slots, their request buffers and the connections' read buffers are reused), or
-//! touches nginx; `ngx_io.rs` runs it on the worker's event loop and the unit tests run it
+//! touches nginx; `net/ngx_io.rs` runs it on the worker's event loop and the unit tests run it
 //! over a scripted fake.
 //!
 //! The rules (README, "Node health"):
@@ -29,7 +29,7 @@ use core::fmt;
 use ngx_ase_shared::abi::{Admission, AseError, CallKind, CheckResult};
 
 use crate::counters::{bump, counters, status_slot, GroupStats};
-use crate::nodes::{with_tried, NodePolicy, Nodes, Pick, Transition};
+use crate::health::{with_tried, NodePolicy, Nodes, Pick, Transition};
 pub use io::{ConnId, Connect, Io, Level, Xfer};
 use wire::NodeHeads;
 

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use ngx_ase_shared::abi::{Admission, AseError, CallKind, CheckResult};
 
 use super::*;
-use crate::nodes::NodePolicy;
+use crate::health::NodePolicy;
 
 // ---------------------------------------------------------------------- the fake
 

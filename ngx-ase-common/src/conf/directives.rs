@@ -11,7 +11,7 @@ use ngx_ase_glue::module::guard_conf as checked;
 use ngx_ase_glue::values::{duplicate, in_directive};
 
 use crate::conf::{ConfFile, GroupConf, LocConf, MainConf, TokenSource};
-use crate::settings::{check_node_count, parse_group_name, parse_server, parse_token, token_looks_like_ase, Token};
+use crate::conf::settings::{check_node_count, parse_group_name, parse_server, parse_token, token_looks_like_ase, Token};
 
 pub unsafe extern "C" fn set_server(
     cf: *mut ngx_conf_t,
@@ -33,7 +33,7 @@ pub unsafe extern "C" fn set_server(
 unsafe fn add_server(
     cf: *mut ngx_conf_t,
     so_far: usize,
-    servers: &mut Vec<crate::settings::ServerSpec>,
+    servers: &mut Vec<crate::conf::settings::ServerSpec>,
     addresses: &mut Vec<Vec<std::net::SocketAddr>>,
     positions: &mut Vec<String>,
 ) -> Result<(), String> { unsafe {
@@ -369,12 +369,12 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
                 "ase_ssl_certificate is not used: no \"ase_server\" (or \"server\" in an \"ase_upstream\") is https://", &cert.position);
         }
         if conf.uses_tls() {
-            match crate::tls::create_client_ssl(cf, conf.ssl_verify == 1, &trusted) {
+            match crate::net::tls::create_client_ssl(cf, conf.ssl_verify == 1, &trusted) {
                 Ok(ssl) => conf.ssl = ssl,
                 Err(e) => return emerg(cf, &in_directive(&e, "ase_server")),
             }
             if let Some((cert, key)) = &client_cert {
-                if let Err(e) = crate::tls::use_client_certificate(cf, conf.ssl, &cert.path, &key.path) {
+                if let Err(e) = crate::net::tls::use_client_certificate(cf, conf.ssl, &cert.path, &key.path) {
                     log_emerg_at(cf, &in_directive(&e, "ase_ssl_certificate"), &cert.position);
                     return ngx_ase_glue::conf::conf_error();
                 }

@@ -191,9 +191,9 @@ impl NgxIo {
         let n = self.peers[id].as_ref()?.node;
         let node = &self.nodes[n];
         let verified = if rc != NGX_OK as isize {
-            Err(crate::tls::handshake_failure(c))
+            Err(crate::net::tls::handshake_failure(c))
         } else if self.ssl_verify {
-            crate::tls::verify_peer(c, node.tls_name.as_deref().map(CStr::to_bytes))
+            crate::net::tls::verify_peer(c, node.tls_name.as_deref().map(CStr::to_bytes))
         } else {
             Ok(())
         };

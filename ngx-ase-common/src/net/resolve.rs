@@ -21,8 +21,8 @@ use ngx_ase_glue::ase_log;
 use ngx_ase_glue::log::Cycle;
 use ngx_ase_glue::panic::guard;
 
-use crate::follow::{plan, Slot};
-use crate::settings::{node_display, AseUrl};
+use crate::net::follow::{plan, Slot};
+use crate::conf::settings::{node_display, AseUrl};
 
 /// After an error the resolver could not even report (no memory), try again this much later.
 const RETRY_MS: ngx_msec_t = 10_000;

@@ -1,13 +1,18 @@
 //! The common module's configuration: what each directive sets, defaults and inheritance.
-//! Plain Rust; the directive callbacks that fill it are in `directives.rs`.
+//! Plain Rust; the value parsers are in `settings.rs`, the directive callbacks that fill it
+//! in `directives.rs`.
+
+#[cfg(not(test))]
+pub(crate) mod directives;
+pub mod settings;
 
 use nginx_sys::{ngx_flag_t, ngx_msec_t, ngx_str_t, ngx_uint_t};
 use ngx::http::{Merge, MergeConfigError};
 use ngx_ase_glue::values::{init, merge, UNSET_FLAG, UNSET_MSEC, UNSET_UINT};
 use ngx_ase_shared::abi::CommonMainHeader;
 
-pub use crate::settings::DEFAULT_GROUP;
-use crate::settings::{expand_nodes, Node, ServerSpec, Token};
+pub use settings::DEFAULT_GROUP;
+use settings::{expand_nodes, Node, ServerSpec, Token};
 
 pub const DEFAULT_CONNECT_TIMEOUT_MS: ngx_msec_t = 200;
 pub const DEFAULT_TIMEOUT_MS: ngx_msec_t = 500;
@@ -97,7 +102,8 @@ pub struct MainConf {
 impl Default for MainConf {
     fn default() -> Self {
         MainConf {
-            header: CommonMainHeader { api: channel_api(), server_count: 0 },
+            // The table is set by the module when nginx creates this (see `module.rs`).
+            header: CommonMainHeader { api: core::ptr::null(), server_count: 0 },
             servers: Vec::new(),
             addresses: Vec::new(),
             server_positions: Vec::new(),
@@ -115,14 +121,6 @@ impl Default for MainConf {
             resolver_timeout: DEFAULT_RESOLVER_TIMEOUT_MS,
         }
     }
-}
-
-/// The function table other modules call; absent from unit-test binaries (no nginx).
-fn channel_api() -> *const ngx_ase_shared::abi::ChannelApi {
-    #[cfg(not(test))]
-    return &crate::api::CHANNEL_API;
-    #[cfg(test)]
-    return core::ptr::null();
 }
 
 impl MainConf {
@@ -214,7 +212,7 @@ impl MainConf {
         let mut out = Vec::new();
         for g in self.group_views().iter().filter(|g| g.token.is_some()) {
             for ((s, addrs), at) in g.servers.iter().zip(g.addresses).zip(g.server_positions) {
-                if !s.url.tls && !crate::settings::all_loopback(addrs) {
+                if !s.url.tls && !crate::conf::settings::all_loopback(addrs) {
                     out.push((s.url.to_string(), at.clone()));
                 }
             }
@@ -285,14 +283,14 @@ mod tests {
     fn with_servers(urls: &[&str], token: bool) -> MainConf {
         let mut m = MainConf::default();
         for u in urls {
-            let spec = crate::settings::parse_server(&[u.as_bytes()]).unwrap();
+            let spec = crate::conf::settings::parse_server(&[u.as_bytes()]).unwrap();
             let ip: std::net::IpAddr = spec.url.host.parse().unwrap();
             m.addresses.push(vec![std::net::SocketAddr::new(ip, spec.url.port)]);
             m.servers.push(spec);
             m.server_positions.push(format!("nginx.conf:{}", m.servers.len()));
         }
         if token {
-            let t = crate::settings::parse_token(b"abcdefghij0123456789abcdefghij01").unwrap();
+            let t = crate::conf::settings::parse_token(b"abcdefghij0123456789abcdefghij01").unwrap();
             m.token = Some((t, TokenSource::Inline));
         }
         m
@@ -331,7 +329,7 @@ mod tests {
 
     fn group(name: &str, urls: &[&str], token: Option<&[u8]>) -> GroupConf {
         let m = with_servers(urls, false);
-        let token = token.map(|t| (crate::settings::parse_token(t).unwrap(), TokenSource::Inline));
+        let token = token.map(|t| (crate::conf::settings::parse_token(t).unwrap(), TokenSource::Inline));
         let MainConf { servers, addresses, server_positions, .. } = m;
         GroupConf { name: name.into(), position: String::new(), servers, addresses, server_positions, token, keepalive: None }
     }

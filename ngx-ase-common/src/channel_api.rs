@@ -1,20 +1,18 @@
-//! The C ABI table the request and response modules call, and the worker's lifecycle
-//! hooks that build and tear down the channel (unsafe glue over `worker.rs`).
+//! The C ABI table the request and response modules call (`ngx_ase_shared::abi::ChannelApi`):
+//! unsafe glue from their calls to this worker's channel (`worker.rs`).
 
 use core::ffi::c_void;
 
-use nginx_sys::{ngx_cycle_t, ngx_http_request_t, ngx_int_t, ngx_process, NGX_OK};
-use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
+use nginx_sys::ngx_http_request_t;
+use ngx::http::HttpModuleLocationConf;
 use ngx_ase_glue::log::LogSource;
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckDone, Event, Verdict, ABI_VERSION,
     CHANNEL_API_SIZE};
 
 use crate::counters::{bump, counters};
-use crate::engine::{Engine, GroupSpec, Limits, NodeSpec};
-use crate::ngx_io::{NgxIo, NodeAddr};
-use crate::nodes::NodePolicy;
-use crate::worker::{self, Worker};
+use crate::engine::Limits;
+use crate::worker;
 use crate::Module;
 
 pub static CHANNEL_API: ChannelApi = ChannelApi {
@@ -57,7 +55,7 @@ unsafe extern "C" fn admit(r: *mut c_void, kind: u8) -> u8 { unsafe {
 /// The trace line of a call refused before it started (no payload was built, so there is
 /// no correlation ID yet): the breaker is open, or the report queue is full.
 unsafe fn trace_refused(r: *mut c_void, kind: CallKind, a: Admission, group: &str) { unsafe {
-    let Some(mut log) = crate::ngx_io::trace_log(request_log(r)) else { return };
+    let Some(mut log) = crate::net::ngx_io::trace_log(request_log(r)) else { return };
     let why = if a == Admission::QueueFull { "queue_full" } else { "unavailable" };
     let log: *mut nginx_sys::ngx_log_t = &mut log;
     if kind == CallKind::Check {
@@ -80,7 +78,7 @@ unsafe extern "C" fn start_check(r: *mut c_void, correlation_id: Bytes, body: By
             // SAFETY: the caller's bytes are valid for this call; the engine copies them.
             let (cid, body) = unsafe { (correlation_id.as_slice(), body.as_slice()) };
             // SAFETY: r is the caller's live request.
-            w.io.trace_next = unsafe { crate::ngx_io::trace_log(request_log(r)) };
+            w.io.trace_next = unsafe { crate::net::ngx_io::trace_log(request_log(r)) };
             let id = w.engine.start_check(waiter, group, cid, body, limits, &mut w.io);
             w.io.trace_next = None;
             id.map(|id| id.to_bits())
@@ -102,7 +100,7 @@ unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: By
     guard(request_log(r), "send_report", Admission::Unavailable as u8, || {
         let sent = limits(r).and_then(|(limits, group)| {
             worker::with(|w| {
-                w.io.trace_next = crate::ngx_io::trace_log(request_log(r));
+                w.io.trace_next = crate::net::ngx_io::trace_log(request_log(r));
                 let a = w.engine.send_report(group, correlation_id.as_slice(), body.as_slice(), limits, &mut w.io);
                 w.io.trace_next = None;
                 if a != Admission::Go {
@@ -133,88 +131,3 @@ unsafe extern "C" fn count_event(event: u8) {
         bump(&counters().payload_truncated);
     }
 }
-
-/// Builds this worker's channel (workers and single-process mode only).
-pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t { unsafe {
-    guard((*cycle).log, "init_process", NGX_OK as ngx_int_t, || {
-        let p = ngx_process as u32;
-        if p != nginx_sys::NGX_PROCESS_WORKER && p != nginx_sys::NGX_PROCESS_SINGLE {
-            return NGX_OK as ngx_int_t;
-        }
-        if let Some(conf) = Module::main_conf(&*cycle) {
-            if let Some(shared) = crate::zone::shared_counters(conf.zone) {
-                crate::counters::use_shared(shared);
-            }
-            if conf.node_count() > 0 {
-                worker::install(build_worker(conf));
-                let names = resolve_names(conf);
-                if !names.is_empty() && !conf.resolver.is_null() {
-                    crate::resolve::start(conf.resolver, conf.resolver_timeout, names);
-                }
-            }
-        }
-        NGX_OK as ngx_int_t
-    })
-}}
-
-/// The engine and its nginx side for the configured groups and their nodes: one per
-/// address each server line resolved to (see `settings::expand_nodes`), numbered through
-/// the groups in order (`MainConf::nodes` gives the status page the same order).
-fn build_worker(conf: &crate::conf::MainConf) -> Worker {
-    let mut groups = Vec::new();
-    let mut all_addrs = Vec::new();
-    for g in conf.group_views() {
-        let (specs, addrs) = node_specs(g.nodes());
-        groups.push(GroupSpec { name: g.name.to_string(), nodes: specs, token: g.token.map(|t| t.as_bytes()), keepalive: g.keepalive });
-        all_addrs.extend(addrs);
-    }
-    Worker { engine: Engine::with_groups(groups, conf.response_queue), io: NgxIo::new(all_addrs, conf.ssl, conf.ssl_verify == 1) }
-}
-
-/// The `resolve` servers' names and the node slots each one's addresses take (the node
-/// numbers `build_worker` gives).
-fn resolve_names(conf: &crate::conf::MainConf) -> Vec<crate::resolve::Name> {
-    let mut names = Vec::new();
-    let mut first = 0;
-    for g in conf.group_views() {
-        for (s, addrs) in g.servers.iter().zip(g.addresses) {
-            if s.resolve {
-                names.push(crate::resolve::Name { url: s.url.clone(), first, slots: addrs.len() });
-            }
-            first += addrs.len();
-        }
-    }
-    names
-}
-
-/// What the engine and the nginx side each need of a group's nodes.
-fn node_specs(nodes: Vec<crate::settings::Node>) -> (Vec<NodeSpec>, Vec<NodeAddr>) {
-    nodes
-        .into_iter()
-        .map(|n| {
-            let (s, display) = (&n.server, n.display());
-            let spec = NodeSpec {
-                display: display.clone(),
-                authority: s.url.authority(),
-                policy: NodePolicy { backup: s.backup, max_fails: s.max_fails, fail_timeout_ms: s.fail_timeout_ms },
-                // A `resolve` server's slots wait for the resolver's answer.
-                active: !s.resolve,
-            };
-            let addr = NodeAddr {
-                addr: n.addr,
-                display,
-                tls: s.url.tls,
-                tls_name: s.url.host_is_name().then(|| std::ffi::CString::new(s.url.host.clone()).ok()).flatten(),
-                tls_ip: (!s.url.host_is_name()).then(|| std::ffi::CString::new(n.addr.ip().to_string()).ok()).flatten(),
-            };
-            (spec, addr)
-        })
-        .unzip()
-}
-
-pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) { unsafe {
-    guard((*cycle).log, "exit_process", (), || {
-        crate::resolve::stop();
-        worker::uninstall();
-    })
-}}
