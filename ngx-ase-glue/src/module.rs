@@ -106,3 +106,29 @@ pub unsafe fn set_switch(
 pub fn conf_result(r: Result<(), *mut c_char>) -> *mut c_char {
     r.err().unwrap_or_else(conf_ok)
 }
+
+/// Declares an HTTP module's `ngx_module_t` under its nginx name, from its context and
+/// directive table (`static`s of the calling crate), with any further fields (the common
+/// module's `init_process`, `exit_process`). A loadable module (`export-modules`, the
+/// default) also exports nginx's `ngx_modules` list; the static build (`ngx-ase-static`)
+/// finds the module by its unmangled name instead.
+#[macro_export]
+#[allow(edition_2024_expr_fragment_specifier)] // either edition's `expr` reads these alike
+macro_rules! http_module {
+    ($name:ident, $ctx:ident, $commands:ident $(, $field:ident: $value:expr)* $(,)?) => {
+        #[cfg(feature = "export-modules")]
+        ::ngx::ngx_modules!($name);
+
+        #[used]
+        #[allow(non_upper_case_globals)]
+        #[cfg_attr(not(feature = "export-modules"), unsafe(no_mangle))]
+        pub static mut $name: ::nginx_sys::ngx_module_t = ::nginx_sys::ngx_module_t {
+            ctx: ::core::ptr::addr_of!($ctx) as _,
+            // SAFETY: only the table's address is taken; nginx reads it at configuration.
+            commands: unsafe { ::core::ptr::addr_of!($commands[0]) as *mut _ },
+            type_: ::nginx_sys::NGX_HTTP_MODULE as _,
+            $($field: $value,)*
+            ..::nginx_sys::ngx_module_t::default()
+        };
+    };
+}

@@ -6,7 +6,7 @@ use core::ptr::addr_of;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, NGX_CONF_1MORE, NGX_CONF_FLAG,
-    NGX_CONF_TAKE1, NGX_HTTP_MODULE,
+    NGX_CONF_TAKE1,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
@@ -97,15 +97,4 @@ static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     merge_loc_conf: Some(Module::merge_loc_conf),
 };
 
-#[cfg(feature = "export-modules")]
-ngx::ngx_modules!(ngx_http_ase_request_module);
-
-#[used]
-#[allow(non_upper_case_globals)]
-#[cfg_attr(not(feature = "export-modules"), no_mangle)]
-pub static mut ngx_http_ase_request_module: ngx_module_t = ngx_module_t {
-    ctx: addr_of!(MODULE_CTX) as _,
-    commands: unsafe { addr_of!(COMMANDS[0]) as *mut _ },
-    type_: NGX_HTTP_MODULE as _,
-    ..ngx_module_t::default()
-};
+ngx_ase_glue::http_module!(ngx_http_ase_request_module, MODULE_CTX, COMMANDS);

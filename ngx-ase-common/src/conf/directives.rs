@@ -178,25 +178,47 @@ unsafe fn resolve_pass(cf: *mut ngx_conf_t, lc: &mut LocConf, prev: &LocConf, ma
     }
 }}
 
-pub unsafe extern "C" fn set_token_file(
+/// `ase_token_file PATH;`: the http level's token, read from a file.
+pub unsafe extern "C" fn set_token_file(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    // SAFETY: nginx's arguments, passed on.
+    unsafe { set_token(cf, conf, |cf| read_token_file(cf, directive_args(cf)[0], "\"ase_token_file\" directive")) }
+}
+
+/// `ase_token TOKEN;`: the http level's token, written out.
+pub unsafe extern "C" fn set_token_inline(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    // SAFETY: nginx's arguments, passed on.
+    unsafe {
+        set_token(cf, conf, |cf| {
+            parse_token(directive_args(cf)[0])
+                .map(|t| (t, TokenSource::Inline))
+                .map_err(|e| emerg(cf, &in_directive(&e, "ase_token")))
+        })
+    }
+}
+
+/// The http level's one token, from either directive; `read` gives it or the logged error.
+unsafe fn set_token(
     cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
     conf: *mut c_void,
-) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut MainConf);
-        if conf.token.is_some() {
-            return emerg(cf, "the ASE token is already set (by \"ase_token\" or \"ase_token_file\")");
-        }
-        match read_token_file(cf, directive_args(cf)[0], "\"ase_token_file\" directive") {
-            Ok(t) => {
-                conf.token = Some(t);
-                conf_ok()
+    read: impl FnOnce(*mut ngx_conf_t) -> Result<(Token, TokenSource), *mut c_char>,
+) -> *mut c_char {
+    // SAFETY: nginx's arguments; `conf` is this module's main configuration (`cmd->conf`).
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut MainConf);
+            if conf.token.is_some() {
+                return emerg(cf, "the ASE token is already set (by \"ase_token\" or \"ase_token_file\")");
             }
-            Err(rv) => rv,
-        }
-    })
-}}
+            match read(cf) {
+                Ok(t) => {
+                    conf.token = Some(t);
+                    conf_ok()
+                }
+                Err(rv) => rv,
+            }
+        })
+    }
+}
 
 /// Reads a token file (`ase_token_file`, or `token_file` in an `ase_upstream` block;
 /// `place` names it at the end of the messages). `Err` is the directive's return value, the
@@ -221,26 +243,6 @@ unsafe fn read_token_file(cf: *mut ngx_conf_t, raw: &[u8], place: &str) -> Resul
             "the token in \"{path}\" ({place}) is not 32 characters of a-z0-9 as ASE's create_sideband_token makes them"));
     }
     Ok((token, TokenSource::File(path)))
-}}
-
-pub unsafe extern "C" fn set_token_inline(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut MainConf);
-        if conf.token.is_some() {
-            return emerg(cf, "the ASE token is already set (by \"ase_token\" or \"ase_token_file\")");
-        }
-        match parse_token(directive_args(cf)[0]) {
-            Ok(t) => {
-                conf.token = Some((t, TokenSource::Inline));
-                conf_ok()
-            }
-            Err(e) => emerg(cf, &in_directive(&e, "ase_token")),
-        }
-    })
 }}
 
 /// `ase_ssl_certificate FILE;`
