@@ -13,27 +13,29 @@ use crate::worker::{self, Worker};
 use crate::Module;
 
 /// Builds this worker's channel (workers and single-process mode only).
-pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t { unsafe {
-    guard((*cycle).log, "init_process", NGX_OK as ngx_int_t, || {
-        let p = ngx_process as u32;
-        if p != nginx_sys::NGX_PROCESS_WORKER && p != nginx_sys::NGX_PROCESS_SINGLE {
-            return NGX_OK as ngx_int_t;
-        }
-        if let Some(conf) = Module::main_conf(&*cycle) {
-            if let Some(shared) = crate::zone::shared_counters(conf.zone) {
-                crate::counters::use_shared(shared);
+pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    unsafe {
+        guard((*cycle).log, "init_process", NGX_OK as ngx_int_t, || {
+            let p = ngx_process as u32;
+            if p != nginx_sys::NGX_PROCESS_WORKER && p != nginx_sys::NGX_PROCESS_SINGLE {
+                return NGX_OK as ngx_int_t;
             }
-            if conf.node_count() > 0 {
-                worker::install(build_worker(conf));
-                let names = resolve_names(conf);
-                if !names.is_empty() && !conf.resolver.is_null() {
-                    crate::net::resolve::start(conf.resolver, conf.resolver_timeout, names);
+            if let Some(conf) = Module::main_conf(&*cycle) {
+                if let Some(shared) = crate::zone::shared_counters(conf.zone) {
+                    crate::counters::use_shared(shared);
+                }
+                if conf.node_count() > 0 {
+                    worker::install(build_worker(conf));
+                    let names = resolve_names(conf);
+                    if !names.is_empty() && !conf.resolver.is_null() {
+                        crate::net::resolve::start(conf.resolver, conf.resolver_timeout, names);
+                    }
                 }
             }
-        }
-        NGX_OK as ngx_int_t
-    })
-}}
+            NGX_OK as ngx_int_t
+        })
+    }
+}
 
 /// The engine and its nginx side for the configured groups and their nodes: one per
 /// address each server line resolved to (see `settings::expand_nodes`), numbered through
@@ -43,10 +45,18 @@ fn build_worker(conf: &crate::conf::MainConf) -> Worker {
     let mut all_addrs = Vec::new();
     for g in conf.group_views() {
         let (specs, addrs) = node_specs(g.nodes());
-        groups.push(GroupSpec { name: g.name.to_string(), nodes: specs, token: g.token.map(|t| t.as_bytes()), keepalive: g.keepalive });
+        groups.push(GroupSpec {
+            name: g.name.to_string(),
+            nodes: specs,
+            token: g.token.map(|t| t.as_bytes()),
+            keepalive: g.keepalive,
+        });
         all_addrs.extend(addrs);
     }
-    Worker { engine: Engine::with_groups(groups, conf.response_queue), io: NgxIo::new(all_addrs, conf.ssl, conf.ssl_verify == 1) }
+    Worker {
+        engine: Engine::with_groups(groups, conf.response_queue),
+        io: NgxIo::new(all_addrs, conf.ssl, conf.ssl_verify == 1),
+    }
 }
 
 /// The `resolve` servers' names and the node slots each one's addresses take (the node
@@ -90,9 +100,11 @@ fn node_specs(nodes: Vec<crate::conf::settings::Node>) -> (Vec<NodeSpec>, Vec<No
         .unzip()
 }
 
-pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) { unsafe {
-    guard((*cycle).log, "exit_process", (), || {
-        crate::net::resolve::stop();
-        worker::uninstall();
-    })
-}}
+pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
+    unsafe {
+        guard((*cycle).log, "exit_process", (), || {
+            crate::net::resolve::stop();
+            worker::uninstall();
+        })
+    }
+}

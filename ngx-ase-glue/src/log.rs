@@ -24,27 +24,33 @@ impl LogSource for *mut ngx_log_t {
 
 /// A request logs on its connection's log (which names the client and the request).
 impl LogSource for *mut ngx_http_request_t {
-    unsafe fn log_ptr(&self) -> *mut ngx_log_t { unsafe {
-        match self.as_ref().and_then(|r| r.connection.as_ref()) {
-            Some(c) => c.log,
-            None => Cycle.log_ptr(),
+    unsafe fn log_ptr(&self) -> *mut ngx_log_t {
+        // SAFETY: null or a live request (the caller's promise), whose connection is null
+        // or live; the cycle's log lives as long as the process.
+        unsafe {
+            match self.as_ref().and_then(|r| r.connection.as_ref()) {
+                Some(c) => c.log,
+                None => Cycle.log_ptr(),
+            }
         }
-    }}
+    }
 }
 
 impl LogSource for *mut ngx_connection_t {
-    unsafe fn log_ptr(&self) -> *mut ngx_log_t { unsafe {
-        self.as_ref().map_or(core::ptr::null_mut(), |c| c.log)
-    }}
+    unsafe fn log_ptr(&self) -> *mut ngx_log_t {
+        // SAFETY: null or a live connection (the caller's promise).
+        unsafe { self.as_ref().map_or(core::ptr::null_mut(), |c| c.log) }
+    }
 }
 
 /// The cycle's log: for what belongs to no request (the channel, the resolver).
 pub struct Cycle;
 
 impl LogSource for Cycle {
-    unsafe fn log_ptr(&self) -> *mut ngx_log_t { unsafe {
-        ngx_cycle.as_ref().map_or(core::ptr::null_mut(), |c| c.log)
-    }}
+    unsafe fn log_ptr(&self) -> *mut ngx_log_t {
+        // SAFETY: nginx's current cycle, set before any module code runs, read on its thread.
+        unsafe { ngx_cycle.as_ref().map_or(core::ptr::null_mut(), |c| c.log) }
+    }
 }
 
 /// Logs at an nginx level (`NGX_LOG_ERR`, ...) to a [`LogSource`]; the arguments are

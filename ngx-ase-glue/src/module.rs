@@ -27,7 +27,14 @@ pub type SetFn = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut 
 /// configuration it sets ([`LOC_CONF`], [`MAIN_CONF`]), `offset` the field for nginx's own
 /// slot functions (0 for our callbacks, which know their field).
 pub const fn command(name: nginx_sys::ngx_str_t, type_: u32, set: SetFn, conf: usize, offset: usize) -> ngx_command_t {
-    ngx_command_t { name, type_: type_ as ngx_uint_t, set: Some(set), conf: conf as ngx_uint_t, offset, post: null_mut() }
+    ngx_command_t {
+        name,
+        type_: type_ as ngx_uint_t,
+        set: Some(set),
+        conf: conf as ngx_uint_t,
+        offset,
+        post: null_mut(),
+    }
 }
 
 /// The http-level bookkeeping of a module switched on per location (`ase_request`,
@@ -61,21 +68,25 @@ impl MainConf {
 ///
 /// # Safety
 /// `cf` must be the live `ngx_conf_t` nginx passed.
-pub unsafe fn guard_conf(cf: *mut ngx_conf_t, f: impl FnOnce() -> *mut c_char) -> *mut c_char { unsafe {
-    guard((*cf).log, "configuration", conf_error(), f)
-}}
+pub unsafe fn guard_conf(cf: *mut ngx_conf_t, f: impl FnOnce() -> *mut c_char) -> *mut c_char {
+    // SAFETY: `cf` is live (the caller's promise).
+    let log = unsafe { (*cf).log };
+    guard(log, "configuration", conf_error(), f)
+}
 
 /// A pre- or postconfiguration hook's body (`what` names it): a panic fails the
 /// configuration, as an `Err` does.
 ///
 /// # Safety
 /// `cf` must be the live `ngx_conf_t` nginx passed.
-pub unsafe fn guard_hook(cf: *mut ngx_conf_t, what: &str, f: impl FnOnce() -> Result<(), ()>) -> ngx_int_t { unsafe {
-    match guard((*cf).log, what, Err(()), f) {
+pub unsafe fn guard_hook(cf: *mut ngx_conf_t, what: &str, f: impl FnOnce() -> Result<(), ()>) -> ngx_int_t {
+    // SAFETY: `cf` is live (the caller's promise).
+    let log = unsafe { (*cf).log };
+    match guard(log, what, Err(()), f) {
         Ok(()) => nginx_sys::NGX_OK as ngx_int_t,
         Err(()) => NGX_ERROR as ngx_int_t,
     }
-}}
+}
 
 /// An `on|off` directive read by nginx's own flag parser (its messages, its "is duplicate");
 /// when it turns the module on, the place is noted in `main`. Returns the directive's
@@ -89,18 +100,22 @@ pub unsafe fn set_switch(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
     main: Option<&mut MainConf>,
-) -> Result<String, *mut c_char> { unsafe {
-    let rv = nginx_sys::ngx_conf_set_flag_slot(cf, cmd, conf);
-    if !rv.is_null() {
-        return Err(rv);
+) -> Result<String, *mut c_char> {
+    // SAFETY: nginx's arguments (the caller's promise); `cmd->offset` names an `ngx_flag_t`
+    // field of `conf`, which nginx's flag parser has just set.
+    unsafe {
+        let rv = nginx_sys::ngx_conf_set_flag_slot(cf, cmd, conf);
+        if !rv.is_null() {
+            return Err(rv);
+        }
+        let here = current_position(cf);
+        let flag = *((conf as *const u8).add((*cmd).offset) as *const nginx_sys::ngx_flag_t);
+        if let (1, Some(main)) = (flag, main) {
+            main.note_enabled(&here);
+        }
+        Ok(here)
     }
-    let here = current_position(cf);
-    let flag = *((conf as *const u8).add((*cmd).offset) as *const nginx_sys::ngx_flag_t);
-    if let (1, Some(main)) = (flag, main) {
-        main.note_enabled(&here);
-    }
-    Ok(here)
-}}
+}
 
 /// [`conf_ok`] or the error value, for callbacks ending in a `Result`.
 pub fn conf_result(r: Result<(), *mut c_char>) -> *mut c_char {
