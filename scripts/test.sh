@@ -51,8 +51,12 @@ say "building the ASE test double"
 
 status=0
 cd "$ROOT"
+product=(-p ngx-ase-shared -p ngx-ase-glue -p ngx-ase-common -p ngx-ase-request -p ngx-ase-response)
+say "lint: clippy on the product crates, warnings are errors"
+env NGX_CONFIGURE_ARGS="$VENDORED_CONFIGURE_ARGS" cargo clippy --release --all-targets "${product[@]}" \
+    --features ngx/vendored,ngx-ase-common/fault-injection --target-dir "$ROOT/target/vendored" -- -D warnings || status=1
 run "unit tests: shared code and the three modules" \
-    env NGX_CONFIGURE_ARGS="$VENDORED_CONFIGURE_ARGS" cargo test --release --no-fail-fast -p ngx-ase-shared -p ngx-ase-common -p ngx-ase-request -p ngx-ase-response \
+    env NGX_CONFIGURE_ARGS="$VENDORED_CONFIGURE_ARGS" cargo test --release --no-fail-fast "${product[@]}" \
     --features ngx/vendored --target-dir "$ROOT/target/vendored" || status=1
 run "unit tests: the ASE test double" \
     cargo test --release -p ase-double --target-dir "$ROOT/target/double" || status=1

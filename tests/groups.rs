@@ -174,15 +174,15 @@ fn expect_error(http: &str, needle: &str, line: usize) {
 fn group_mistakes_are_errors_with_file_and_line() {
     let block = "ase_upstream eu {\n server http://127.0.0.1:18001;\n}\n";
     expect_error(&format!("{block}server {{ listen 127.0.0.1:1;\n location / {{ ase_pass us; }} }}"),
-        "ase_pass: no \"ase_upstream\" block is named \"us\"", http_line(4));
+        "no \"ase_upstream\" block is named \"us\" in \"ase_pass\" directive", http_line(4));
     expect_error(&format!("{block}ase_pass nope;"), "no \"ase_upstream\" block is named \"nope\"", http_line(3));
     expect_error(&format!("{block}ase_upstream eu {{ server http://127.0.0.1:18002; }}"),
         "a group named \"eu\" is already defined", http_line(3));
     expect_error("ase_upstream empty {\n keepalive 2;\n}", "ase_upstream \"empty\" has no \"server\"", http_line(0));
     expect_error("ase_upstream eu {\n server http://127.0.0.1:18001;\n weight 3;\n}", "unknown directive \"weight\" in ase_upstream \"eu\"", http_line(2));
-    expect_error("ase_upstream eu {\n server http://127.0.0.1:18001 weight=2;\n}", "invalid parameter \"weight=2\"", http_line(1));
+    expect_error("ase_upstream eu {\n server http://127.0.0.1:18001 weight=2;\n}", "invalid parameter \"weight=2\" in \"server\" directive of ase_upstream \"eu\"", http_line(1));
     expect_error("ase_upstream eu {\n server http://127.0.0.1:18001;\n server http://127.0.0.1:18001;\n}", "is listed twice", http_line(2));
-    expect_error("ase_upstream eu {\n server http://127.0.0.1:18001;\n keepalive x;\n}", "invalid value \"x\"", http_line(2));
+    expect_error("ase_upstream eu {\n server http://127.0.0.1:18001;\n keepalive x;\n}", "invalid value \"x\" in \"keepalive\" directive of ase_upstream \"eu\", it must be a number", http_line(2));
     expect_error("ase_upstream eu {\n server http://127.0.0.1:18001;\n token_file /nonexistent/t;\n}", "cannot read \"/nonexistent/t\"", http_line(2));
     expect_error("ase_upstream default {\n server http://127.0.0.1:18001;\n}", "reserved", http_line(0));
     expect_error("ase_upstream eu {\n server http://127.0.0.1:18001;\n}\nase_pass eu;\nase_pass eu;", "\"ase_pass\" directive is duplicate", http_line(4));

@@ -19,32 +19,32 @@ pub mod request_payload;
 #[path = "../../ngx-ase-request/src/verdict.rs"]
 pub mod verdict;
 // ngx-ase-common: the channel's engine (its submodules `answer`, `io`, `wire` sit next to
-// its `mod.rs`; its unit tests are `#[cfg(test)]`, not built here); `counters` and `nodes`
-// must sit at the crate root, the engine says `crate::counters` and `crate::nodes`; so
+// its `mod.rs`; its unit tests are `#[cfg(test)]`, not built here); `counters` and `health`
+// must sit at the crate root, the engine says `crate::counters` and `crate::health`; so
 // must `secret` (zeroizing the token's bytes), used by the engine and settings.rs.
 #[path = "../../ngx-ase-common/src/secret.rs"]
 pub mod secret;
-#[path = "../../ngx-ase-common/src/settings.rs"]
+#[path = "../../ngx-ase-common/src/conf/settings.rs"]
 pub mod settings;
 #[path = "../../ngx-ase-common/src/engine/mod.rs"]
 pub mod engine;
 #[path = "../../ngx-ase-common/src/counters.rs"]
 pub mod counters;
-#[path = "../../ngx-ase-common/src/nodes.rs"]
-pub mod nodes;
+#[path = "../../ngx-ase-common/src/health.rs"]
+pub mod health;
 // ngx-ase-response
-#[path = "../../ngx-ase-response/src/report.rs"]
-pub mod report;
+#[path = "../../ngx-ase-response/src/payload.rs"]
+pub mod response_payload;
 
 /// The modules under the names of the crates they come from.
 pub mod ngx_ase_request {
     pub use crate::{conf, request_payload as payload, verdict};
 }
 pub mod ngx_ase_common {
-    pub use crate::{counters, engine, nodes, settings};
+    pub use crate::{counters, engine, health, settings};
 }
 pub mod ngx_ase_response {
-    pub use crate::report;
+    pub use crate::response_payload as payload;
 }
 pub use ngx_ase_shared::abi as ngx_ase_shared_abi;
 

@@ -1,43 +1,38 @@
 //! `ngx_ase_common_module`: owns the sideband channel to the ASE nodes and the `ase_*`
 //! directives that configure it. The request and response modules reach the channel
-//! through the C ABI table in `api.rs`.
+//! through the C ABI table in `channel_api.rs`.
 //!
-//! The channel's logic is `engine/` (plain Rust, unit-tested over a fake); `ngx_io.rs` runs
-//! it on nginx's event loop over nginx peer connections, and `worker.rs` holds it per worker.
-//!
-//! The nginx module declaration is in `module.rs` (unsafe glue); see `conf.rs`,
-//! `settings.rs` and the channel modules for the logic.
+//! - `module.rs`: the nginx module declaration (registration, directive table).
+//! - `conf/`: the configuration: what each directive sets and its inheritance (`mod.rs`),
+//!   the safe parsers of directive values (`settings.rs`), the directive callbacks
+//!   (`directives.rs`, unsafe glue).
+//! - `engine/`: the channel's logic (plain Rust, unit-tested over a fake); `health.rs`:
+//!   which node a call goes to (failover, `max_fails`, the breaker).
+//! - `net/`: the channel on nginx's event loop: peer connections and timers (`ngx_io.rs`),
+//!   TLS (`tls.rs`), following `resolve` names (`resolve.rs`, `follow.rs`).
+//! - `worker.rs` holds the channel per worker; `process.rs` builds it at worker start;
+//!   `channel_api.rs` is the table the other modules call; `clock.rs` nginx's clock.
+//! - `counters.rs`, `zone.rs` (`ase_zone`) and `status/`: the numbers and the status page.
 
 pub mod conf;
 pub mod counters;
 pub mod engine;
-pub mod follow;
-pub mod nodes;
+pub mod health;
+pub mod net;
 pub mod secret;
-pub mod settings;
-pub mod status_csp;
-pub mod status_format;
-pub mod status_json;
+pub mod status;
 #[cfg(not(test))]
-mod api;
+mod channel_api;
 #[cfg(not(test))]
-mod log;
+mod clock;
 #[cfg(not(test))]
-mod ngx_io;
+mod module;
 #[cfg(not(test))]
-mod resolve;
+mod process;
 #[cfg(not(test))]
 mod worker;
 #[cfg(not(test))]
-mod directives;
-#[cfg(not(test))]
-mod status_page;
-#[cfg(not(test))]
-mod tls;
-#[cfg(not(test))]
 mod zone;
-#[cfg(not(test))]
-mod module;
 
 #[cfg(not(test))]
 pub use module::*;

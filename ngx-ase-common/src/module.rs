@@ -3,20 +3,22 @@
 
 use core::ffi::{c_char, c_void};
 use core::mem::offset_of;
-use core::ptr::{addr_of, null_mut};
+use core::ptr::addr_of;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_set_msec_slot, ngx_conf_set_num_slot,
-    ngx_conf_set_str_slot, ngx_conf_t, ngx_http_module_t, ngx_module_t, ngx_str_t, ngx_uint_t,
-    NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE,
-    NGX_HTTP_SRV_CONF,
+    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_set_msec_slot, ngx_conf_set_num_slot, ngx_conf_set_str_slot,
+    ngx_conf_t, ngx_http_module_t, ngx_module_t, NGX_CONF_1MORE, NGX_CONF_BLOCK, NGX_CONF_FLAG, NGX_CONF_NOARGS,
+    NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LOC_CONF, NGX_HTTP_MAIN_CONF,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
+use ngx_ase_glue::module::{command, ANY_LEVEL, LOC_CONF, MAIN_CONF};
 
+use ngx_ase_shared::abi::CommonMainHeader;
 
+use crate::channel_api::CHANNEL_API;
 use crate::conf::{LocConf, MainConf};
+use crate::conf::directives as set;
 
 pub struct Module;
 
@@ -26,12 +28,22 @@ impl HttpModule for Module {
         unsafe { &*addr_of!(ngx_ase_common_module) }
     }
 
+    /// As ngx's default (the `Default` value in the configuration's pool), with the channel
+    /// table noted in the header the other modules read.
+    unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+        let conf = MainConf { header: CommonMainHeader { api: &CHANNEL_API, server_count: 0 }, ..MainConf::default() };
+        // SAFETY: nginx passes a live configuration whose pool outlives the cycle.
+        unsafe { ngx::core::Pool::from_ngx_pool((*cf).pool).allocate(conf).cast() }
+    }
+
     unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
-        crate::directives::init_main_conf(cf, conf)
+        // SAFETY: nginx's arguments, passed on.
+        unsafe { crate::conf::directives::init_main_conf(cf, conf) }
     }
 
     unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
-        crate::directives::merge_loc_conf(cf, prev, conf)
+        // SAFETY: nginx's arguments, passed on.
+        unsafe { crate::conf::directives::merge_loc_conf(cf, prev, conf) }
     }
 }
 
@@ -43,52 +55,30 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = LocConf;
 }
 
-const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
-
-type SetFn = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
-
-const fn command(name: ngx_str_t, type_: u32, set: SetFn, conf: usize, offset: usize) -> ngx_command_t {
-    ngx_command_t {
-        name,
-        type_: type_ as ngx_uint_t,
-        set: Some(set),
-        conf: conf as ngx_uint_t,
-        offset,
-        post: null_mut(),
-    }
-}
+const HTTP: u32 = NGX_HTTP_MAIN_CONF;
 
 static mut COMMANDS: [ngx_command_t; 17] = [
-    command(ngx_string!("ase_server"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
-        crate::directives::set_server, NGX_HTTP_MAIN_CONF_OFFSET, 0),
-    command(ngx_string!("ase_upstream"), NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_BLOCK | NGX_CONF_TAKE1,
-        crate::directives::set_upstream, NGX_HTTP_MAIN_CONF_OFFSET, 0),
-    command(ngx_string!("ase_pass"), ANY_LEVEL | NGX_CONF_TAKE1,
-        crate::directives::set_pass, NGX_HTTP_LOC_CONF_OFFSET, 0),
-    command(ngx_string!("ase_token_file"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
-        crate::directives::set_token_file, NGX_HTTP_MAIN_CONF_OFFSET, 0),
-    command(ngx_string!("ase_token"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
-        crate::directives::set_token_inline, NGX_HTTP_MAIN_CONF_OFFSET, 0),
-    command(ngx_string!("ase_connect_timeout"), ANY_LEVEL | NGX_CONF_TAKE1,
-        ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offset_of!(LocConf, connect_timeout)),
-    command(ngx_string!("ase_timeout"), ANY_LEVEL | NGX_CONF_TAKE1,
-        ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offset_of!(LocConf, timeout)),
-    command(ngx_string!("ase_keepalive"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
-        ngx_conf_set_num_slot, NGX_HTTP_MAIN_CONF_OFFSET, offset_of!(MainConf, keepalive)),
-    command(ngx_string!("ase_ssl_verify"), NGX_HTTP_MAIN_CONF | NGX_CONF_FLAG,
-        ngx_conf_set_flag_slot, NGX_HTTP_MAIN_CONF_OFFSET, offset_of!(MainConf, ssl_verify)),
-    command(ngx_string!("ase_ssl_trusted_certificate"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
-        ngx_conf_set_str_slot, NGX_HTTP_MAIN_CONF_OFFSET, offset_of!(MainConf, ssl_trusted_certificate)),
-    command(ngx_string!("ase_ssl_certificate"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
-        crate::directives::set_ssl_certificate, NGX_HTTP_MAIN_CONF_OFFSET, 0),
-    command(ngx_string!("ase_ssl_certificate_key"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
-        crate::directives::set_ssl_certificate_key, NGX_HTTP_MAIN_CONF_OFFSET, 0),
-    command(ngx_string!("ase_response_queue"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
-        ngx_conf_set_num_slot, NGX_HTTP_MAIN_CONF_OFFSET, offset_of!(MainConf, response_queue)),
-    command(ngx_string!("ase_zone"), NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_TAKE2,
-        crate::zone::set_zone, NGX_HTTP_MAIN_CONF_OFFSET, 0),
-    command(ngx_string!("ase_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
-        crate::directives::set_status, NGX_HTTP_LOC_CONF_OFFSET, 0),
+    command(ngx_string!("ase_server"), HTTP | NGX_CONF_1MORE, set::set_server, MAIN_CONF, 0),
+    command(ngx_string!("ase_upstream"), HTTP | NGX_CONF_BLOCK | NGX_CONF_TAKE1, set::set_upstream, MAIN_CONF, 0),
+    command(ngx_string!("ase_pass"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_pass, LOC_CONF, 0),
+    command(ngx_string!("ase_token_file"), HTTP | NGX_CONF_TAKE1, set::set_token_file, MAIN_CONF, 0),
+    command(ngx_string!("ase_token"), HTTP | NGX_CONF_TAKE1, set::set_token_inline, MAIN_CONF, 0),
+    command(ngx_string!("ase_connect_timeout"), ANY_LEVEL | NGX_CONF_TAKE1, ngx_conf_set_msec_slot, LOC_CONF,
+        offset_of!(LocConf, connect_timeout)),
+    command(ngx_string!("ase_timeout"), ANY_LEVEL | NGX_CONF_TAKE1, ngx_conf_set_msec_slot, LOC_CONF,
+        offset_of!(LocConf, timeout)),
+    command(ngx_string!("ase_keepalive"), HTTP | NGX_CONF_TAKE1, ngx_conf_set_num_slot, MAIN_CONF,
+        offset_of!(MainConf, keepalive)),
+    command(ngx_string!("ase_ssl_verify"), HTTP | NGX_CONF_FLAG, ngx_conf_set_flag_slot, MAIN_CONF,
+        offset_of!(MainConf, ssl_verify)),
+    command(ngx_string!("ase_ssl_trusted_certificate"), HTTP | NGX_CONF_TAKE1, ngx_conf_set_str_slot, MAIN_CONF,
+        offset_of!(MainConf, ssl_trusted_certificate)),
+    command(ngx_string!("ase_ssl_certificate"), HTTP | NGX_CONF_TAKE1, set::set_ssl_certificate, MAIN_CONF, 0),
+    command(ngx_string!("ase_ssl_certificate_key"), HTTP | NGX_CONF_TAKE1, set::set_ssl_certificate_key, MAIN_CONF, 0),
+    command(ngx_string!("ase_response_queue"), HTTP | NGX_CONF_TAKE1, ngx_conf_set_num_slot, MAIN_CONF,
+        offset_of!(MainConf, response_queue)),
+    command(ngx_string!("ase_zone"), HTTP | NGX_CONF_TAKE2, crate::zone::set_zone, MAIN_CONF, 0),
+    command(ngx_string!("ase_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set::set_status, LOC_CONF, 0),
     // Sentinels: nginx stops at the first command with an empty name.
     ngx_command_t::empty(),
     ngx_command_t::empty(),
@@ -105,18 +95,10 @@ static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     merge_loc_conf: Some(Module::merge_loc_conf),
 };
 
-#[cfg(feature = "export-modules")]
-ngx::ngx_modules!(ngx_ase_common_module);
-
-#[used]
-#[allow(non_upper_case_globals)]
-#[cfg_attr(not(feature = "export-modules"), no_mangle)]
-pub static mut ngx_ase_common_module: ngx_module_t = ngx_module_t {
-    ctx: addr_of!(MODULE_CTX) as _,
-    commands: unsafe { addr_of!(COMMANDS[0]) as *mut _ },
-    type_: NGX_HTTP_MODULE as _,
-    init_process: Some(crate::api::init_process),
-    exit_process: Some(crate::api::exit_process),
-    ..ngx_module_t::default()
-};
-
+ngx_ase_glue::http_module!(
+    ngx_ase_common_module,
+    MODULE_CTX,
+    COMMANDS,
+    init_process: Some(crate::process::init_process),
+    exit_process: Some(crate::process::exit_process),
+);

@@ -13,7 +13,7 @@ use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{AseError, CheckDone, CheckResult};
 
 use crate::engine::{ConnId, Engine};
-use crate::ngx_io::NgxIo;
+use crate::net::ngx_io::NgxIo;
 
 /// Who waits for a check's answer: the request module's callback and its data.
 pub struct Waiter {

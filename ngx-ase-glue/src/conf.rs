@@ -2,10 +2,7 @@
 
 use core::ffi::{c_char, CStr};
 
-use nginx_sys::{
-    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_flag_t, ngx_http_conf_ctx_t, ngx_module_t, ngx_str_t,
-    NGX_LOG_EMERG,
-};
+use nginx_sys::{ngx_conf_t, ngx_http_conf_ctx_t, ngx_module_t, ngx_str_t, NGX_LOG_EMERG};
 use ngx_ase_shared::abi::{api_mismatch, CommonMainHeader, COMMON_MODULE_NAME};
 
 /// nginx's "configuration error" return value for directive callbacks.
@@ -22,23 +19,23 @@ pub fn conf_ok() -> *mut c_char {
 ///
 /// # Safety
 /// `cf` must be the `ngx_conf_t` nginx passed to a directive callback.
-pub unsafe fn directive_args<'a>(cf: *mut ngx_conf_t) -> Vec<&'a [u8]> {
+pub unsafe fn directive_args<'a>(cf: *mut ngx_conf_t) -> Vec<&'a [u8]> { unsafe {
     let args = &*(*cf).args;
     let elts = args.elts as *const ngx_str_t;
     (1..args.nelts).map(|i| (*elts.add(i)).as_bytes()).collect()
-}
+}}
 
 /// The directive's name (the first word), for messages.
 ///
 /// # Safety
 /// As for [`directive_args`].
-pub unsafe fn directive_name<'a>(cf: *mut ngx_conf_t) -> &'a [u8] {
+pub unsafe fn directive_name<'a>(cf: *mut ngx_conf_t) -> &'a [u8] { unsafe {
     let args = &*(*cf).args;
     if args.nelts == 0 {
         return b"";
     }
     (*(args.elts as *const ngx_str_t)).as_bytes()
-}
+}}
 
 /// Logs `msg` as an `emerg` configuration error; nginx appends " in FILE:LINE".
 ///
@@ -52,27 +49,27 @@ pub unsafe fn log_conf(cf: *mut ngx_conf_t, level: u32, msg: &str) {
 ///
 /// # Safety
 /// `cf` must be a live `ngx_conf_t`.
-pub unsafe fn emerg(cf: *mut ngx_conf_t, msg: &str) -> *mut c_char {
+pub unsafe fn emerg(cf: *mut ngx_conf_t, msg: &str) -> *mut c_char { unsafe {
     log_conf(cf, NGX_LOG_EMERG, msg);
     conf_error()
-}
+}}
 
 /// Where the directive being parsed stands, as "FILE:LINE".
 ///
 /// # Safety
 /// `cf` must be a live `ngx_conf_t` that is reading a file.
-pub unsafe fn current_position(cf: *mut ngx_conf_t) -> String {
+pub unsafe fn current_position(cf: *mut ngx_conf_t) -> String { unsafe {
     let Some(file) = (*cf).conf_file.as_ref() else {
         return String::from("(unknown)");
     };
     format!("{}:{}", String::from_utf8_lossy(file.file.name.as_bytes()), file.line)
-}
+}}
 
 /// Finds a module by its nginx name in the cycle being configured.
 ///
 /// # Safety
 /// `cf` must be a live `ngx_conf_t` whose cycle's module list is set up.
-pub unsafe fn find_module<'a>(cf: *mut ngx_conf_t, name: &str) -> Option<&'a ngx_module_t> {
+pub unsafe fn find_module<'a>(cf: *mut ngx_conf_t, name: &str) -> Option<&'a ngx_module_t> { unsafe {
     let cycle = &*(*cf).cycle;
     if cycle.modules.is_null() {
         return None;
@@ -82,15 +79,15 @@ pub unsafe fn find_module<'a>(cf: *mut ngx_conf_t, name: &str) -> Option<&'a ngx
         .filter(|m| !m.is_null())
         .map(|m| &*m)
         .find(|m| !m.name.is_null() && CStr::from_ptr(m.name).to_bytes() == name.as_bytes())
-}
+}}
 
 /// Whether module `a` comes before module `b` in the cycle's module order.
 ///
 /// # Safety
 /// As for [`find_module`].
-pub unsafe fn module_index(cf: *mut ngx_conf_t, name: &str) -> Option<usize> {
+pub unsafe fn module_index(cf: *mut ngx_conf_t, name: &str) -> Option<usize> { unsafe {
     find_module(cf, name).map(|m| m.index)
-}
+}}
 
 /// The message printed when a module is loaded without the common module before it.
 pub fn missing_common_message(module_name: &str) -> String {
@@ -110,7 +107,7 @@ pub fn missing_common_message(module_name: &str) -> String {
 pub unsafe fn common_header<'a>(
     cf: *mut ngx_conf_t,
     module_name: &str,
-) -> Result<&'a CommonMainHeader, String> {
+) -> Result<&'a CommonMainHeader, String> { unsafe {
     let Some(common) = find_module(cf, COMMON_MODULE_NAME) else {
         return Err(missing_common_message(module_name));
     };
@@ -135,7 +132,7 @@ pub unsafe fn common_header<'a>(
         "{module_name} and {COMMON_MODULE_NAME} come from different ngx-ase builds ({why}): \
          install all three modules from the same build"
     ))
-}
+}}
 
 /// For the preconfiguration hook of a module that sends through the common module: nginx
 /// runs it at the start of the `http` block, after every module created its main
@@ -145,7 +142,8 @@ pub unsafe fn common_header<'a>(
 ///
 /// # Safety
 /// `cf` must be the `ngx_conf_t` of a preconfiguration callback.
-pub unsafe fn check_common_first(cf: *mut ngx_conf_t, module_name: &str) -> Result<(), ()> {
+#[allow(clippy::result_unit_err)] // the message is logged already
+pub unsafe fn check_common_first(cf: *mut ngx_conf_t, module_name: &str) -> Result<(), ()> { unsafe {
     match common_header(cf, module_name) {
         Ok(_) => Ok(()),
         Err(msg) => {
@@ -153,25 +151,25 @@ pub unsafe fn check_common_first(cf: *mut ngx_conf_t, module_name: &str) -> Resu
             Err(())
         }
     }
-}
+}}
 
 /// Logs an `emerg` message for a problem found after parsing, naming the place it
 /// refers to the way nginx does (" in FILE:LINE").
 ///
 /// # Safety
 /// `cf` must be a live `ngx_conf_t`.
-pub unsafe fn log_emerg_at(cf: *mut ngx_conf_t, msg: &str, position: &str) {
+pub unsafe fn log_emerg_at(cf: *mut ngx_conf_t, msg: &str, position: &str) { unsafe {
     log_at(cf, NGX_LOG_EMERG, msg, position);
-}
+}}
 
 /// Logs `msg` at `level` naming the place it refers to (" in FILE:LINE"), for a problem
 /// found after the directive there was read.
 ///
 /// # Safety
 /// `cf` must be a live `ngx_conf_t`.
-pub unsafe fn log_at(cf: *mut ngx_conf_t, level: u32, msg: &str, position: &str) {
+pub unsafe fn log_at(cf: *mut ngx_conf_t, level: u32, msg: &str, position: &str) { unsafe {
     ngx::ngx_log_error!(level, (*cf).log, "{} in {}", msg, position);
-}
+}}
 
 /// The checks every module that sends through the common module makes once the `http`
 /// block is read: the common module is loaded first, and a module turned on somewhere
@@ -179,12 +177,13 @@ pub unsafe fn log_at(cf: *mut ngx_conf_t, level: u32, msg: &str, position: &str)
 ///
 /// # Safety
 /// `cf` must be the `ngx_conf_t` of a postconfiguration callback.
+#[allow(clippy::result_unit_err)] // the message is logged already
 pub unsafe fn check_channel<'a>(
     cf: *mut ngx_conf_t,
     module_name: &str,
     directive: &str,
     enabled_at: Option<&str>,
-) -> Result<&'a CommonMainHeader, ()> {
+) -> Result<&'a CommonMainHeader, ()> { unsafe {
     let header = match common_header(cf, module_name) {
         Ok(h) => h,
         Err(msg) => {
@@ -197,40 +196,17 @@ pub unsafe fn check_channel<'a>(
         return Err(());
     }
     Ok(header)
-}
-
-/// An `on|off` directive read by nginx's own flag parser; when it turns the flag on, the
-/// first place it did so is noted in `first_on` (for "on, but no ase_server" errors).
-///
-/// # Safety
-/// The arguments must be those of a directive callback whose `cmd->offset` is an
-/// `ngx_flag_t` inside `conf`.
-pub unsafe fn set_flag_noting_first_on(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut core::ffi::c_void,
-    first_on: Option<&mut Option<String>>,
-) -> *mut c_char {
-    let rv = ngx_conf_set_flag_slot(cf, cmd, conf);
-    if !rv.is_null() {
-        return rv;
-    }
-    let flag = *((conf as *const u8).add((*cmd).offset) as *const ngx_flag_t);
-    if let (1, Some(first)) = (flag, first_on) {
-        first.get_or_insert_with(|| current_position(cf));
-    }
-    conf_ok()
-}
+}}
 
 /// A directive that may be given once per level: `is_set` says whether it already was;
 /// `parsed` is the value or the message for nginx -t.
 ///
 /// # Safety
 /// `cf` must be a live `ngx_conf_t`.
-pub unsafe fn set_once<T>(cf: *mut ngx_conf_t, slot: &mut T, is_set: bool, parsed: Result<T, String>) -> *mut c_char {
+pub unsafe fn set_once<T>(cf: *mut ngx_conf_t, slot: &mut T, is_set: bool, parsed: Result<T, String>) -> *mut c_char { unsafe {
     if is_set {
         let name = String::from_utf8_lossy(directive_name(cf)).into_owned();
-        return emerg(cf, &format!("\"{name}\" directive is duplicate"));
+        return emerg(cf, &crate::values::duplicate(&name));
     }
     match parsed {
         Ok(v) => {
@@ -239,4 +215,4 @@ pub unsafe fn set_once<T>(cf: *mut ngx_conf_t, slot: &mut T, is_set: bool, parse
         }
         Err(e) => emerg(cf, &e),
     }
-}
+}}

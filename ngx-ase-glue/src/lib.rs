@@ -1,7 +1,17 @@
-//! The unsafe FFI helpers the three ngx-ase modules share. Each function is small and says
-//! what it assumes; the modules' logic stays in safe Rust.
+//! What the three ngx-ase modules share of nginx's side, written once: the directive
+//! table's pieces and guarded entry points (`module`), directive arguments and messages
+//! with file and line (`conf`), nginx's value conventions (`values`, plain Rust), the
+//! handle to the common module's channel table (`channel`), the panic guard (`panic`), log
+//! macros and the rate limiter (`log`),
+//! and what the request and response modules read of each other (`peer`, `headers`).
+//! Each unsafe function is small and says what it assumes; the modules' logic stays in
+//! safe Rust.
 
+pub mod channel;
 pub mod conf;
 pub mod headers;
+pub mod log;
+pub mod module;
 pub mod panic;
 pub mod peer;
+pub mod values;

@@ -2,14 +2,10 @@
 
 use nginx_sys::{ngx_flag_t, ngx_http_complex_value_t, ngx_uint_t};
 use ngx::http::{Merge, MergeConfigError};
+use ngx_ase_glue::values::{invalid_value, merge, merge_option, UNSET_FLAG, UNSET_SIZE, UNSET_UINT};
 use ngx_ase_shared::abi::{Bytes, RequestLocShared, RequestMode};
 
-pub const UNSET_UINT: ngx_uint_t = ngx_uint_t::MAX;
 pub const DEFAULT_BLOCK_STATUS: ngx_uint_t = 403;
-/// nginx's `NGX_CONF_UNSET_SIZE`, which `ngx_conf_set_size_slot` expects in an unset field.
-pub const UNSET_SIZE: usize = usize::MAX;
-/// nginx's `NGX_CONF_UNSET`, which `ngx_conf_set_flag_slot` expects in an unset flag.
-pub const UNSET_FLAG: ngx_flag_t = -1;
 /// `ase_request_max_size`'s default: the most bytes of JSON a request's metadata takes.
 pub const DEFAULT_MAX_SIZE: usize = 64 * 1024;
 /// The smallest `ase_request_max_size`: room for every field but the headers, with a URL of
@@ -32,10 +28,7 @@ pub fn parse_fail_mode(raw: &[u8]) -> Result<FailMode, String> {
     } else if raw.eq_ignore_ascii_case(b"closed") {
         Ok(FailMode::Closed)
     } else {
-        Err(format!(
-            "invalid value \"{}\" in \"ase_fail_mode\" directive, it must be \"open\" or \"closed\"",
-            String::from_utf8_lossy(raw)
-        ))
+        Err(invalid_value("ase_fail_mode", raw, "\"open\" or \"closed\""))
     }
 }
 
@@ -45,9 +38,7 @@ pub fn parse_block_status(raw: &[u8]) -> Result<ngx_uint_t, String> {
     let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
     match text.parse::<ngx_uint_t>() {
         Ok(n) if digits && (400..=599).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "invalid value \"{text}\" in \"ase_block_status\" directive, it must be a status code from 400 to 599"
-        )),
+        _ => Err(invalid_value("ase_block_status", raw, "a status code from 400 to 599")),
     }
 }
 
@@ -60,10 +51,7 @@ pub fn parse_request_mode(raw: &[u8]) -> Result<RequestMode, String> {
     } else if raw.eq_ignore_ascii_case(b"monitor") {
         Ok(RequestMode::Monitor)
     } else {
-        Err(format!(
-            "invalid value \"{}\" in \"ase_request\" directive, it must be \"on\", \"off\" or \"monitor\"",
-            String::from_utf8_lossy(raw)
-        ))
+        Err(invalid_value("ase_request", raw, "\"on\", \"off\" or \"monitor\""))
     }
 }
 
@@ -96,7 +84,7 @@ pub struct PerRequestValue {
 pub fn check_value_slot(slot: &Option<PerRequestValue>, directive: &str) -> Result<(), String> {
     match slot {
         None => Ok(()),
-        Some(v) if v.directive == directive => Err(format!("\"{directive}\" directive is duplicate")),
+        Some(v) if v.directive == directive => Err(ngx_ase_glue::values::duplicate(directive)),
         Some(v) => Err(format!(
             "\"{directive}\" and \"{}\" in one block: both set the username sent to the ASE \
              (\"ase_user_header NAME\" is \"ase_user $http_NAME\"); keep one",
@@ -112,13 +100,6 @@ pub fn check_max_size(size: usize) -> Result<usize, String> {
     } else {
         Ok(size)
     }
-}
-
-/// http-level bookkeeping for checks that need the whole `http` block.
-#[derive(Debug, Default)]
-pub struct MainConf {
-    /// "FILE:LINE" of the first `ase_request on`, for the "no ase_server" error.
-    pub first_enabled_at: Option<String>,
 }
 
 /// http/server/location settings. `repr(C)` with [`RequestLocShared`] first: the response
@@ -197,29 +178,14 @@ impl Merge for LocConf {
             self.mode = prev.mode;
             self.mode_at = prev.mode_at.clone();
         }
-        if self.fail_mode == FailMode::Unset {
-            self.fail_mode = if prev.fail_mode == FailMode::Unset { FailMode::Open } else { prev.fail_mode };
-        }
-        if self.block_status == UNSET_UINT {
-            self.block_status =
-                if prev.block_status == UNSET_UINT { DEFAULT_BLOCK_STATUS } else { prev.block_status };
-        }
-        if self.user.is_none() {
-            self.user = prev.user;
-        }
-        if self.client_id.is_none() {
-            self.client_id = prev.client_id;
-        }
+        merge(&mut self.fail_mode, prev.fail_mode, FailMode::Unset, FailMode::Open);
+        merge(&mut self.block_status, prev.block_status, UNSET_UINT, DEFAULT_BLOCK_STATUS);
+        merge_option(&mut self.user, &prev.user);
+        merge_option(&mut self.client_id, &prev.client_id);
         // A level with its own list replaces the one above (nginx's array directives).
-        if self.hidden.is_none() {
-            self.hidden = prev.hidden.clone();
-        }
-        if self.max_size == UNSET_SIZE {
-            self.max_size = if prev.max_size == UNSET_SIZE { DEFAULT_MAX_SIZE } else { prev.max_size };
-        }
-        if self.after_access == UNSET_FLAG {
-            self.after_access = if prev.after_access == UNSET_FLAG { 0 } else { prev.after_access };
-        }
+        merge_option(&mut self.hidden, &prev.hidden);
+        merge(&mut self.max_size, prev.max_size, UNSET_SIZE, DEFAULT_MAX_SIZE);
+        merge(&mut self.after_access, prev.after_access, UNSET_FLAG, 0);
         self.fill_shared();
         Ok(())
     }

@@ -8,22 +8,19 @@ use nginx_sys::{
 };
 use ngx::http::HttpModuleMainConf;
 use ngx_ase_glue::conf::{conf_error, conf_ok, current_position, directive_args, emerg, set_once};
-use ngx_ase_glue::panic::guard;
+use ngx_ase_glue::module::guard_conf as checked;
+use ngx_ase_glue::values::{in_directive, UNSET_UINT};
 use ngx_ase_shared::header_names;
 
 use crate::conf::{
     check_max_size, check_value_slot, parse_block_status, parse_fail_mode, parse_request_mode, user_header_variable,
-    FailMode, LocConf, PerRequestValue, UNSET_UINT,
+    FailMode, LocConf, PerRequestValue,
 };
 use crate::Module;
 
-unsafe fn checked(cf: *mut ngx_conf_t, f: impl FnOnce() -> *mut c_char) -> *mut c_char {
-    guard((*cf).log, "configuration", conf_error(), f)
-}
-
 /// `ase_request on|off|monitor`, noting where it is (for the response module's warning)
 /// and where it was first on or monitor (for the "no ase_server" error).
-pub unsafe extern "C" fn set_request(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_request(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut LocConf);
         let is_set = conf.mode.is_some();
@@ -35,16 +32,16 @@ pub unsafe extern "C" fn set_request(cf: *mut ngx_conf_t, _cmd: *mut ngx_command
         let here = current_position(cf);
         if conf.mode().sends_metadata() {
             if let Some(main) = Module::main_conf_mut(&*cf) {
-                main.first_enabled_at.get_or_insert_with(|| here.clone());
+                main.note_enabled(&here);
             }
         }
         conf.mode_at = Some(here);
         conf_ok()
     })
-}
+}}
 
 /// Compiles `value` (which may hold variables) as nginx's `proxy_set_header` values are.
-unsafe fn compile(cf: *mut ngx_conf_t, value: &[u8]) -> Result<*mut ngx_http_complex_value_t, ()> {
+unsafe fn compile(cf: *mut ngx_conf_t, value: &[u8]) -> Result<*mut ngx_http_complex_value_t, ()> { unsafe {
     let pool = (*cf).pool;
     let cv = ngx_pcalloc(pool, core::mem::size_of::<ngx_http_complex_value_t>()) as *mut ngx_http_complex_value_t;
     // The text lives in the configuration's pool: the compiled value refers to it.
@@ -64,7 +61,7 @@ unsafe fn compile(cf: *mut ngx_conf_t, value: &[u8]) -> Result<*mut ngx_http_com
         return Err(());
     }
     Ok(cv)
-}
+}}
 
 /// Sets a per-request value slot from `value`, or says why not.
 unsafe fn set_value(
@@ -72,7 +69,7 @@ unsafe fn set_value(
     slot: &mut Option<PerRequestValue>,
     directive: &'static str,
     value: &[u8],
-) -> *mut c_char {
+) -> *mut c_char { unsafe {
     if let Err(e) = check_value_slot(slot, directive) {
         return emerg(cf, &e);
     }
@@ -83,56 +80,56 @@ unsafe fn set_value(
         }
         Err(()) => conf_error(),
     }
-}
+}}
 
 /// `ase_user VALUE`: the username sent in `user_info` (variables allowed).
-pub unsafe extern "C" fn set_user(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_user(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut LocConf);
         set_value(cf, &mut conf.user, "ase_user", directive_args(cf)[0])
     })
-}
+}}
 
 /// `ase_client_id VALUE`: the OAuth client ID sent in `user_info` (variables allowed).
-pub unsafe extern "C" fn set_client_id(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_client_id(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut LocConf);
         set_value(cf, &mut conf.client_id, "ase_client_id", directive_args(cf)[0])
     })
-}
+}}
 
 /// `ase_hide_header NAME ...`: repeatable; the names add to this level's list.
-pub unsafe extern "C" fn set_hide_header(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_hide_header(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut LocConf);
         let list = conf.hidden.get_or_insert_with(Vec::new);
         for name in directive_args(cf) {
             if let Err(e) = header_names::add_name(list, name) {
-                return emerg(cf, &format!("{e} in \"ase_hide_header\" directive"));
+                return emerg(cf, &in_directive(&e, "ase_hide_header"));
             }
         }
         conf_ok()
     })
-}
+}}
 
-pub unsafe extern "C" fn set_fail_mode(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_fail_mode(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut LocConf);
         let is_set = conf.fail_mode != FailMode::Unset;
         set_once(cf, &mut conf.fail_mode, is_set, parse_fail_mode(directive_args(cf)[0]))
     })
-}
+}}
 
-pub unsafe extern "C" fn set_block_status(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_block_status(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut LocConf);
         let is_set = conf.block_status != UNSET_UINT;
         set_once(cf, &mut conf.block_status, is_set, parse_block_status(directive_args(cf)[0]))
     })
-}
+}}
 
 /// `ase_user_header NAME`: shorthand for `ase_user $http_NAME`.
-pub unsafe extern "C" fn set_user_header(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_user_header(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut LocConf);
         match user_header_variable(directive_args(cf)[0]) {
@@ -140,11 +137,11 @@ pub unsafe extern "C" fn set_user_header(cf: *mut ngx_conf_t, _cmd: *mut ngx_com
             Err(e) => emerg(cf, &e),
         }
     })
-}
+}}
 
 /// `ase_request_max_size SIZE`: nginx's own size parser (its syntax, its "invalid value"
 /// and "is duplicate" messages), then the smallest size the payload needs.
-pub unsafe extern "C" fn set_max_size(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_max_size(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let rv = ngx_conf_set_size_slot(cf, cmd, conf);
         if !rv.is_null() {
@@ -155,4 +152,4 @@ pub unsafe extern "C" fn set_max_size(cf: *mut ngx_conf_t, cmd: *mut ngx_command
             Err(e) => emerg(cf, &e),
         }
     })
-}
+}}

@@ -22,7 +22,6 @@
 
 use core::ffi::c_void;
 use core::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use nginx_sys::{
     ngx_http_core_run_phases, ngx_http_request_t, ngx_http_test_reading, ngx_int_t,
@@ -30,7 +29,10 @@ use nginx_sys::{
     NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_LOG_ERR,
 };
 use ngx::http::HttpModuleLocationConf;
+use ngx_ase_glue::channel::ChannelHandle;
+use ngx_ase_glue::ase_log;
 use ngx_ase_glue::headers::request_headers;
+use ngx_ase_glue::log::{RateLimit, ONCE_A_MINUTE};
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckResult, Event, RequestMode, Verdict};
 use ngx_ase_shared::correlation::{new_id, ID_LEN};
@@ -42,8 +44,8 @@ use crate::payload::{build_into, http_version_name, RequestMeta};
 use crate::verdict::{decide, Complaint, Decision};
 use crate::Module;
 
-/// The channel's function table, set at configuration time.
-pub static API: AtomicPtr<ChannelApi> = AtomicPtr::new(ptr::null_mut());
+/// The channel's function table, set at postconfiguration.
+pub static CHANNEL: ChannelHandle = ChannelHandle::new();
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -67,12 +69,11 @@ pub struct Ctx {
 }
 
 fn api() -> Option<&'static ChannelApi> {
-    // SAFETY: points into the common module's static data, set once at configuration.
-    unsafe { API.load(Ordering::Relaxed).as_ref() }
+    CHANNEL.api()
 }
 
 /// Finds the request's state by its cleanup handler.
-pub unsafe fn find_ctx(r: *mut ngx_http_request_t) -> Option<&'static mut Ctx> {
+pub unsafe fn find_ctx(r: *mut ngx_http_request_t) -> Option<&'static mut Ctx> { unsafe {
     let main = (*r).main;
     let mut c: *mut ngx_pool_cleanup_t = (*(*main).pool).cleanup;
     while let Some(cl) = c.as_ref() {
@@ -82,12 +83,12 @@ pub unsafe fn find_ctx(r: *mut ngx_http_request_t) -> Option<&'static mut Ctx> {
         c = cl.next;
     }
     None
-}
+}}
 
 /// The one pointer to `cleanup` both set and compared, so the comparison is exact.
 static CLEANUP: unsafe extern "C" fn(*mut c_void) = cleanup;
 
-unsafe extern "C" fn cleanup(data: *mut c_void) {
+unsafe extern "C" fn cleanup(data: *mut c_void) { unsafe {
     let ctx = &mut *(data as *mut Ctx);
     if !ctx.handle.is_null() {
         if let Some(api) = api() {
@@ -95,24 +96,24 @@ unsafe extern "C" fn cleanup(data: *mut c_void) {
         }
         ctx.handle = ptr::null_mut();
     }
-}
+}}
 
 /// First in the access phase: checks where `ase_request_after_access` is off.
-pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t { unsafe {
     let log = (*(*r).connection).log;
     guard(log, "access handler", NGX_DECLINED as ngx_int_t, || access(r, false))
-}
+}}
 
 /// In the precontent phase, once every access module let the request through: checks
 /// where `ase_request_after_access` is on (so `auth_request_set` values are known).
-pub unsafe extern "C" fn after_access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+pub unsafe extern "C" fn after_access_handler(r: *mut ngx_http_request_t) -> ngx_int_t { unsafe {
     let log = (*(*r).connection).log;
     guard(log, "precontent handler", NGX_DECLINED as ngx_int_t, || access(r, true))
-}
+}}
 
 /// `late`: whether this is the precontent phase's call. A check in progress is always
 /// resumed by the handler that started it (nginx re-runs the same phase handler).
-unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
+unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t { unsafe {
     if (*r).main != r {
         return NGX_DECLINED as ngx_int_t;
     }
@@ -183,7 +184,7 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
             NGX_AGAIN as ngx_int_t
         }
     }
-}
+}}
 
 /// Builds the payload and starts the check; the channel copies the body before
 /// `start_check` returns, so one reused buffer will do.
@@ -194,7 +195,7 @@ unsafe fn send_metadata(
     cid: &[u8],
     done: ngx_ase_shared::abi::CheckDone,
     data: *mut c_void,
-) -> *mut c_void {
+) -> *mut c_void { unsafe {
     let meta = request_meta(r, lc);
     with_scratch(|body| {
         if build_into(body, &meta, lc.max_size) {
@@ -202,11 +203,11 @@ unsafe fn send_metadata(
         }
         (api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data)
     })
-}
+}}
 
 /// `ase_request monitor`: decided at once; the metadata goes out when the channel takes
 /// it, and whatever the ASE answers changes nothing.
-unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: &ChannelApi) {
+unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: &ChannelApi) { unsafe {
     ctx.state = State::Decided;
     ctx.verdict = Verdict::Monitor;
     (api.count_verdict)(Verdict::Monitor as u8, AseError::None as u8);
@@ -216,7 +217,7 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
     // No handle is kept: nothing cancels a monitor check, and its callback needs no data.
     let cid = ctx.correlation_id;
     send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut());
-}
+}}
 
 /// A monitor check's outcome: nothing to do (the channel has counted it).
 unsafe extern "C" fn on_monitor_done(_data: *mut c_void, _result: CheckResult) {}
@@ -224,7 +225,7 @@ unsafe extern "C" fn on_monitor_done(_data: *mut c_void, _result: CheckResult) {
 /// The channel's answer (on the event loop): note it and, when it comes later, resume the
 /// request's phases from a posted event, outside the channel's task. Inside `start_check`
 /// it only notes it: the handler that called `start_check` decides.
-unsafe extern "C" fn on_done(data: *mut c_void, result: CheckResult) {
+unsafe extern "C" fn on_done(data: *mut c_void, result: CheckResult) { unsafe {
     let ctx = &mut *(data as *mut Ctx);
     let r = ctx.r;
     guard((*(*r).connection).log, "check callback", (), || {
@@ -240,9 +241,9 @@ unsafe extern "C" fn on_done(data: *mut c_void, result: CheckResult) {
             ngx_post_event((*(*r).connection).write, ptr::addr_of_mut!(ngx_posted_events));
         }
     })
-}
+}}
 
-unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx_int_t {
+unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx_int_t { unsafe {
     ctx.state = State::Decided;
     ctx.elapsed_ms = Some(ctx.result.elapsed_ms);
     (*r).read_event_handler = Some(nginx_sys::ngx_http_block_reading);
@@ -267,28 +268,23 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx
             nginx_sys::NGX_DONE as ngx_int_t
         }
     }
-}
+}}
 
 /// 401 and 400 are configuration or software errors: logged at `error`, at most once a
 /// minute per worker; other ASE errors at `warn`, also rate-limited.
 unsafe fn complain(r: *mut ngx_http_request_t, c: Complaint, result: &CheckResult) {
-    static LAST_BAD_TOKEN: AtomicU64 = AtomicU64::new(0);
-    static LAST_MALFORMED: AtomicU64 = AtomicU64::new(0);
-    static LAST_ERROR: AtomicU64 = AtomicU64::new(0);
-    let (last, level) = match c {
+    static BAD_TOKEN: RateLimit = RateLimit::new(ONCE_A_MINUTE);
+    static MALFORMED: RateLimit = RateLimit::new(ONCE_A_MINUTE);
+    static ASE_ERROR: RateLimit = RateLimit::new(ONCE_A_MINUTE);
+    let (limit, level) = match c {
         Complaint::None => return,
-        Complaint::BadToken => (&LAST_BAD_TOKEN, NGX_LOG_ERR),
-        Complaint::Malformed => (&LAST_MALFORMED, NGX_LOG_ERR),
-        Complaint::AseError => (&LAST_ERROR, nginx_sys::NGX_LOG_WARN),
+        Complaint::BadToken => (&BAD_TOKEN, NGX_LOG_ERR),
+        Complaint::Malformed => (&MALFORMED, NGX_LOG_ERR),
+        Complaint::AseError => (&ASE_ERROR, nginx_sys::NGX_LOG_WARN),
     };
-    let now = nginx_sys::ngx_current_msec as u64;
-    let prev = last.load(Ordering::Relaxed);
-    if prev != 0 && now.saturating_sub(prev) < 60_000 {
-        return;
+    if limit.allow() {
+        ase_log!(level, r, "{}", Message(c, result));
     }
-    last.store(now.max(1), Ordering::Relaxed);
-    // Formatted into the log macro's stack buffer, and only when logged: no `String`.
-    ngx::ngx_log_error!(level, (*(*r).connection).log, "{}", Message(c, result));
 }
 
 /// The log line for a complaint.
@@ -312,7 +308,7 @@ impl core::fmt::Display for Message<'_> {
 
 /// `ase_user` or `ase_client_id` for this request: `None` when unset, empty, or not
 /// computable (nginx's own complex-value evaluation, in the request's pool).
-unsafe fn evaluate<'a>(r: *mut ngx_http_request_t, value: Option<PerRequestValue>) -> Option<&'a [u8]> {
+unsafe fn evaluate<'a>(r: *mut ngx_http_request_t, value: Option<PerRequestValue>) -> Option<&'a [u8]> { unsafe {
     let cv = value?.cv;
     if cv.is_null() {
         return None;
@@ -326,13 +322,13 @@ unsafe fn evaluate<'a>(r: *mut ngx_http_request_t, value: Option<PerRequestValue
     }
     // SAFETY: nginx wrote `len` bytes in the request's pool, alive as long as the request.
     Some(core::slice::from_raw_parts(out.data, out.len))
-}
+}}
 
 /// Borrows what the payload needs from the request; hidden header lines are left out.
 unsafe fn request_meta<'a>(
     r: *mut ngx_http_request_t,
     lc: &'a LocConf,
-) -> RequestMeta<'a, impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone + 'a> {
+) -> RequestMeta<'a, impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone + 'a> { unsafe {
     let c = (*r).connection;
     let lines = request_headers(r);
     let headers = visible(lines, lc.hidden(), |h: &(&[u8], &[u8])| h.0);
@@ -348,4 +344,4 @@ unsafe fn request_meta<'a>(
         username,
         client_id,
     }
-}
+}}

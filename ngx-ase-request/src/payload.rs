@@ -70,15 +70,7 @@ impl<H> RequestMeta<'_, H> {
     }
 }
 
-/// nginx's `r->http_version` (major * 1000 + minor) as the protocol spells it.
-pub fn http_version_name(v: usize) -> &'static str {
-    match v {
-        3000.. => "3.0",
-        2000..=2999 => "2.0",
-        1001..=1999 => "1.1",
-        _ => "1.0",
-    }
-}
+pub use ngx_ase_shared::http::version_name as http_version_name;
 
 /// The payload in a new buffer, at most `limit` bytes (tests, fuzzing; the handler uses
 /// [`build_into`]), and whether it was cut short.
@@ -432,15 +424,6 @@ mod tests {
         assert!(truncated);
         assert_eq!(out.len(), skeleton);
         let _: Value = serde_json::from_slice(&out).unwrap();
-    }
-
-    #[test]
-    fn versions() {
-        assert_eq!(http_version_name(1000), "1.0");
-        assert_eq!(http_version_name(1001), "1.1");
-        assert_eq!(http_version_name(2000), "2.0");
-        assert_eq!(http_version_name(3000), "3.0");
-        assert_eq!(http_version_name(9), "1.0");
     }
 
     proptest! {

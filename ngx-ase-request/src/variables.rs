@@ -11,7 +11,8 @@ use crate::handler::find_ctx;
 
 type Getter = unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_variable_value_t, usize) -> ngx_int_t;
 
-pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
+/// Adds the variables to the configuration being read (preconfiguration).
+pub unsafe fn register(cf: *mut ngx_conf_t) -> Result<(), ()> { unsafe {
     let vars: [(&str, Getter); 3] = [
         ("ase_verdict", get_verdict),
         ("ase_correlation_id", get_correlation_id),
@@ -20,15 +21,13 @@ pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
     for (name, get) in vars {
         let mut n = ngx_str_t { len: name.len(), data: name.as_ptr() as *mut u8 };
         let v = ngx_http_add_variable(cf, &mut n, NGX_HTTP_VAR_NOCACHEABLE as _);
-        if v.is_null() {
-            return NGX_ERROR as ngx_int_t;
-        }
-        (*v).get_handler = Some(get);
+        let v = v.as_mut().ok_or(())?;
+        v.get_handler = Some(get);
     }
-    NGX_OK as ngx_int_t
-}
+    Ok(())
+}}
 
-unsafe fn set(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, value: &[u8]) -> ngx_int_t {
+unsafe fn set(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, value: &[u8]) -> ngx_int_t { unsafe {
     let p = ngx_pnalloc((*r).pool, value.len().max(1)) as *mut u8;
     if p.is_null() {
         return NGX_ERROR as ngx_int_t;
@@ -40,9 +39,9 @@ unsafe fn set(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, val
     (*v).set_no_cacheable(1);
     (*v).set_not_found(0);
     NGX_OK as ngx_int_t
-}
+}}
 
-unsafe fn not_found(v: *mut ngx_http_variable_value_t) -> ngx_int_t {
+unsafe fn not_found(v: *mut ngx_http_variable_value_t) -> ngx_int_t { unsafe {
     // Every field, not only `not_found`: a variable read by name (ngx_http_get_variable, as
     // the response module does) lives in fresh, uninitialised pool memory, and a reader
     // may test several of its bits at once (valgrind saw exactly that).
@@ -53,14 +52,14 @@ unsafe fn not_found(v: *mut ngx_http_variable_value_t) -> ngx_int_t {
     (*v).data = core::ptr::null_mut();
     (*v).set_not_found(1);
     NGX_OK as ngx_int_t
-}
+}}
 
-unsafe extern "C" fn get_verdict(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, _: usize) -> ngx_int_t {
+unsafe extern "C" fn get_verdict(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, _: usize) -> ngx_int_t { unsafe {
     let name = find_ctx(r).map(|c| c.verdict).unwrap_or(ngx_ase_shared::abi::Verdict::Skip).name();
     set(r, v, name.as_bytes())
-}
+}}
 
-unsafe extern "C" fn get_correlation_id(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, _: usize) -> ngx_int_t {
+unsafe extern "C" fn get_correlation_id(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, _: usize) -> ngx_int_t { unsafe {
     match find_ctx(r) {
         Some(c) => {
             let id = c.correlation_id;
@@ -68,9 +67,9 @@ unsafe extern "C" fn get_correlation_id(r: *mut ngx_http_request_t, v: *mut ngx_
         }
         None => not_found(v),
     }
-}
+}}
 
-unsafe extern "C" fn get_time(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, _: usize) -> ngx_int_t {
+unsafe extern "C" fn get_time(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, _: usize) -> ngx_int_t { unsafe {
     match find_ctx(r).and_then(|c| c.elapsed_ms) {
         Some(ms) => {
             // Digits on the stack: no `String` per request.
@@ -79,4 +78,4 @@ unsafe extern "C" fn get_time(r: *mut ngx_http_request_t, v: *mut ngx_http_varia
         }
         None => set(r, v, b"-"),
     }
-}
+}}

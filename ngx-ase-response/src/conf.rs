@@ -2,18 +2,8 @@
 
 use nginx_sys::ngx_flag_t;
 use ngx::http::{Merge, MergeConfigError};
+use ngx_ase_glue::values::UNSET_FLAG;
 use ngx_ase_shared::abi::RequestMode;
-
-pub const UNSET_FLAG: ngx_flag_t = -1;
-
-/// http-level bookkeeping for checks that need the whole `http` block.
-#[derive(Debug, Default)]
-pub struct MainConf {
-    /// "FILE:LINE" of the first `ase_response on`, for the "no ase_server" error.
-    pub first_enabled_at: Option<String>,
-    /// The lines already named by a "reports nothing here" warning (one warning per line).
-    pub warned_at: Vec<String>,
-}
 
 /// http/server/location settings.
 #[derive(Debug)]

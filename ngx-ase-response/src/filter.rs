@@ -1,6 +1,6 @@
 //! The header filter (unsafe glue): once per client response of a main request in a
 //! location with `ase_response on`, copies the status and headers out of `r->headers_out`,
-//! builds the report (`report.rs`) and hands it to the common module's channel, which queues
+//! builds the report (`payload.rs`) and hands it to the common module's channel, which queues
 //! it and returns at once.
 //!
 //! Exactly one report per client response:
@@ -33,27 +33,28 @@
 use core::ffi::c_void;
 use core::marker::PhantomData;
 use core::ptr::null_mut;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nginx_sys::{
     ngx_hash_key, ngx_http_get_variable, ngx_http_output_header_filter_pt, ngx_http_request_t,
     ngx_int_t, ngx_list_part_t, ngx_pool_cleanup_add, ngx_str_t, ngx_table_elt_t, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf};
+use ngx_ase_glue::channel::ChannelHandle;
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{Admission, Bytes, CallKind, ChannelApi};
 use ngx_ase_shared::header_names::visible;
 use ngx_ase_shared::json::with_scratch;
 
 use crate::module::Module;
-use crate::report::{client_headers, reason_for, write_json, Dedicated, Header, ListHeader, Snapshot};
+use crate::payload::{client_headers, reason_for, write_json, Dedicated, Header, ListHeader, Snapshot};
 
 /// The next header filter in nginx's chain, saved when ours is installed.
 static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
 
 /// The common module's function table (points into its static data), set at
 /// postconfiguration.
-static API: AtomicPtr<ChannelApi> = AtomicPtr::new(null_mut());
+static CHANNEL: ChannelHandle = ChannelHandle::new();
 
 /// `ngx_hash_key("ase_correlation_id")`, set at postconfiguration.
 static CID_HASH: AtomicUsize = AtomicUsize::new(0);
@@ -65,20 +66,20 @@ const CID_VARIABLE: &[u8] = b"ase_correlation_id";
 /// # Safety
 /// Call from postconfiguration only, with `api` from the common module's main
 /// configuration header.
-pub unsafe fn install(api: *const ChannelApi) {
-    API.store(api as *mut ChannelApi, Ordering::Relaxed);
+pub unsafe fn install(api: *const ChannelApi) { unsafe {
+    CHANNEL.set(api);
     let mut name = CID_VARIABLE.to_vec();
     CID_HASH.store(ngx_hash_key(name.as_mut_ptr(), name.len()), Ordering::Relaxed);
     NEXT_HEADER_FILTER = nginx_sys::ngx_http_top_header_filter;
     nginx_sys::ngx_http_top_header_filter = Some(header_filter);
-}
+}}
 
-unsafe fn call_next(r: *mut ngx_http_request_t) -> ngx_int_t {
+unsafe fn call_next(r: *mut ngx_http_request_t) -> ngx_int_t { unsafe {
     match NEXT_HEADER_FILTER {
         Some(next) => next(r),
         None => NGX_OK as ngx_int_t,
     }
-}
+}}
 
 /// Per main request; survives `r->ctx` being zeroed (see the module comment).
 #[repr(C)]
@@ -96,7 +97,7 @@ unsafe extern "C" fn state_marker(_data: *mut c_void) {}
 /// differ between codegen units; one static's value does not).
 static STATE_MARKER: unsafe extern "C" fn(*mut c_void) = state_marker;
 
-unsafe fn find_state(r: *mut ngx_http_request_t) -> *mut State {
+unsafe fn find_state(r: *mut ngx_http_request_t) -> *mut State { unsafe {
     let module = Module::module();
     let ctx = *(*r).ctx.add(module.ctx_index) as *mut State;
     if !ctx.is_null() {
@@ -112,9 +113,9 @@ unsafe fn find_state(r: *mut ngx_http_request_t) -> *mut State {
         cln = (*cln).next;
     }
     null_mut()
-}
+}}
 
-unsafe fn create_state(r: *mut ngx_http_request_t) -> *mut State {
+unsafe fn create_state(r: *mut ngx_http_request_t) -> *mut State { unsafe {
     let cln = ngx_pool_cleanup_add((*r).pool, core::mem::size_of::<State>());
     if cln.is_null() {
         return null_mut();
@@ -124,11 +125,11 @@ unsafe fn create_state(r: *mut ngx_http_request_t) -> *mut State {
     (*cln).handler = Some(STATE_MARKER);
     *(*r).ctx.add(Module::module().ctx_index) = st as *mut c_void;
     st
-}
+}}
 
 /// Whether this call should report; returns the request's state if so.
-unsafe fn begin(r: *mut ngx_http_request_t) -> *mut State {
-    if r != (*r).main || API.load(Ordering::Relaxed).is_null() {
+unsafe fn begin(r: *mut ngx_http_request_t) -> *mut State { unsafe {
+    if r != (*r).main || CHANNEL.api().is_none() {
         return null_mut();
     }
     match Module::location_conf(&*r) {
@@ -143,9 +144,9 @@ unsafe fn begin(r: *mut ngx_http_request_t) -> *mut State {
         return null_mut();
     }
     st
-}
+}}
 
-unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
+unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t { unsafe {
     let log = (*(*r).connection).log;
     let st = guard(log, "ase_response header filter", null_mut(), || begin(r));
     if st.is_null() {
@@ -159,7 +160,7 @@ unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
         guard(log, "ase_response report", (), || report(r));
     }
     rc
-}
+}}
 
 fn str_bytes<'a>(s: &ngx_str_t) -> &'a [u8] {
     if s.data.is_null() || s.len == 0 {
@@ -199,7 +200,7 @@ impl<'a> Iterator for ListEntries<'a> {
 }
 
 /// `$ase_correlation_id` when the request module set it (in the request's pool).
-unsafe fn correlation_var<'a>(r: *mut ngx_http_request_t) -> Option<&'a [u8]> {
+unsafe fn correlation_var<'a>(r: *mut ngx_http_request_t) -> Option<&'a [u8]> { unsafe {
     let mut name = ngx_str_t { len: CID_VARIABLE.len(), data: CID_VARIABLE.as_ptr() as *mut u8 };
     let v = ngx_http_get_variable(r, &mut name, CID_HASH.load(Ordering::Relaxed));
     let v = v.as_ref()?;
@@ -214,12 +215,12 @@ unsafe fn correlation_var<'a>(r: *mut ngx_http_request_t) -> Option<&'a [u8]> {
     } else {
         None
     }
-}
+}}
 
 // `off_t` and `time_t` are not i64 on every platform nginx builds on.
 #[allow(clippy::useless_conversion)]
-unsafe fn report(r: *mut ngx_http_request_t) {
-    let Some(api) = API.load(Ordering::Relaxed).as_ref() else { return };
+unsafe fn report(r: *mut ngx_http_request_t) { unsafe {
+    let Some(api) = CHANNEL.api() else { return };
     let log = (*(*r).connection).log;
     let out = &(*r).headers_out;
     let code = u16::try_from(out.status).unwrap_or(0);
@@ -270,4 +271,4 @@ unsafe fn report(r: *mut ngx_http_request_t) {
         len,
         core::str::from_utf8(cid).unwrap_or("?")
     );
-}
+}}

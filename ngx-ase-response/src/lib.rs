@@ -2,11 +2,16 @@
 //! status and headers to the ASE (`POST /ase/response`) in the background, never delaying
 //! the response.
 //!
-//! The nginx module declaration is in `module.rs` and the header filter in `filter.rs`
-//! (unsafe glue); what goes into the report is decided in `report.rs` (safe, unit-tested).
+//! The shape of all three modules: `module.rs` declares the module (registration,
+//! directive table, hooks), `conf.rs` holds its settings and their merge (safe),
+//! `directives.rs` the directive callbacks and merge (unsafe glue), then the handlers:
+//! here the header filter (`filter.rs`, unsafe glue) and what goes into the report
+//! (`payload.rs`, safe, unit-tested), as the request module's `payload.rs` builds its own.
 
 pub mod conf;
-pub mod report;
+pub mod payload;
+#[cfg(not(test))]
+mod directives;
 #[cfg(not(test))]
 mod filter;
 #[cfg(not(test))]

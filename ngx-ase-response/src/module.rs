@@ -1,27 +1,20 @@
 //! The nginx module declaration (unsafe glue): module table, directives, context.
 //! Not compiled into unit-test binaries, which run without nginx's symbols.
 
-use core::ffi::{c_char, c_void};
 use core::mem::offset_of;
-use core::ptr::{addr_of, null_mut};
+use core::ptr::addr_of;
 
-use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t,
-    ngx_uint_t, NGX_CONF_FLAG, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
-    NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_ERROR, NGX_OK,
-};
-use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, Merge};
+use nginx_sys::{ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, NGX_CONF_FLAG};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
-use ngx_ase_glue::conf::{conf_error, conf_ok, current_position, log_at, log_conf, set_flag_noting_first_on};
-use ngx_ase_glue::panic::guard;
-use ngx_ase_glue::peer::{check_request_module_first, merging_a_serving_level, request_loc_shared, request_module_loaded};
-use ngx_ase_shared::abi::{RequestMode, REQUEST_MODULE_NAME};
+use ngx_ase_glue::conf::{check_channel, check_common_first, log_at, log_conf};
+use ngx_ase_glue::module::{command, guard_hook, MainConf, ANY_LEVEL, LOC_CONF};
+use ngx_ase_glue::peer::{check_request_module_first, request_module_loaded};
+use ngx_ase_shared::abi::REQUEST_MODULE_NAME;
 
+use crate::conf::LocConf;
+use crate::directives::{merge_loc_conf, set_response};
 use crate::MODULE_NAME;
-
-
-use crate::conf::{no_request_warning, LocConf, MainConf};
-
 
 pub struct Module;
 
@@ -31,47 +24,35 @@ impl HttpModule for Module {
         unsafe { &*addr_of!(ngx_http_ase_response_module) }
     }
 
-    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t { unsafe {
         // Before the http block's directives are read: a missing common module is named
         // here, not reported as an unknown "ase_server".
-        guard((*cf).log, "preconfiguration", NGX_ERROR as ngx_int_t, || {
-            if ngx_ase_glue::conf::check_common_first(cf, MODULE_NAME).is_err() {
-                return NGX_ERROR as ngx_int_t;
-            }
+        guard_hook(cf, "preconfiguration", || {
+            check_common_first(cf, MODULE_NAME)?;
             // Our merge reads the request module's merged settings: it must be merged first.
-            match check_request_module_first(cf, MODULE_NAME) {
-                Ok(()) => NGX_OK as ngx_int_t,
-                Err(msg) => {
-                    log_conf(cf, nginx_sys::NGX_LOG_EMERG, &msg);
-                    NGX_ERROR as ngx_int_t
-                }
-            }
+            check_request_module_first(cf, MODULE_NAME).map_err(|msg| log_conf(cf, nginx_sys::NGX_LOG_EMERG, &msg))
         })
-    }
+    }}
 
-    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        guard((*cf).log, "postconfiguration", NGX_ERROR as ngx_int_t, || {
+    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t { unsafe {
+        guard_hook(cf, "postconfiguration", || {
             let enabled_at = Module::main_conf(&*cf).and_then(|m| m.first_enabled_at.clone());
-            match ngx_ase_glue::conf::check_channel(cf, MODULE_NAME, "ase_response", enabled_at.as_deref()) {
-                Ok(header) => {
-                    // Only where some location reports: the chain is rebuilt for every
-                    // cycle, so a configuration without `ase_response on` costs nothing.
-                    if let Some(at) = enabled_at.as_deref() {
-                        crate::filter::install(header.api);
-                        if !request_module_loaded(cf) {
-                            let msg = format!(
-                                "\"ase_response\" is on but {REQUEST_MODULE_NAME} is not loaded: no response is \
-                                 reported, as reports go only with requests whose metadata went to the ASE"
-                            );
-                            log_at(cf, nginx_sys::NGX_LOG_WARN, &msg, at);
-                        }
-                    }
-                    NGX_OK as ngx_int_t
+            let header = check_channel(cf, MODULE_NAME, "ase_response", enabled_at.as_deref())?;
+            // Only where some location reports: the chain is rebuilt for every cycle, so a
+            // configuration without `ase_response on` costs nothing.
+            if let Some(at) = enabled_at.as_deref() {
+                crate::filter::install(header.api);
+                if !request_module_loaded(cf) {
+                    let msg = format!(
+                        "\"ase_response\" is on but {REQUEST_MODULE_NAME} is not loaded: no response is \
+                         reported, as reports go only with requests whose metadata went to the ASE"
+                    );
+                    log_at(cf, nginx_sys::NGX_LOG_WARN, &msg, at);
                 }
-                Err(()) => NGX_ERROR as ngx_int_t,
             }
+            Ok(())
         })
-    }
+    }}
 }
 
 // SAFETY: the types match what create_main_conf/create_loc_conf allocate.
@@ -82,56 +63,9 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = LocConf;
 }
 
-/// `ase_response on|off`: nginx's own flag parser, plus a note of where it was first on.
-unsafe extern "C" fn set_response(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    guard((*cf).log, "configuration", conf_error(), || {
-        let first_on = Module::main_conf_mut(&*cf).map(|m| &mut m.first_enabled_at);
-        let rv = set_flag_noting_first_on(cf, cmd, conf, first_on);
-        if rv.is_null() {
-            (*(conf as *mut LocConf)).enabled_at = Some(current_position(cf));
-        }
-        rv
-    })
-}
-
-/// Merges as `LocConf::merge`, then takes the request module's settings for the same level:
-/// its `ase_hide_header` list, and a warning where `ase_response on` meets `ase_request off`
-/// (one per configuration line it names).
-unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
-    guard((*cf).log, "configuration", conf_error(), || {
-        let prev = &*(prev as *const LocConf);
-        let conf = &mut *(conf as *mut LocConf);
-        if conf.merge(prev).is_err() {
-            return conf_error();
-        }
-        let Some(peer) = request_loc_shared(cf, MODULE_NAME) else { return conf_ok() };
-        conf.hidden = peer.hidden.as_slice().to_vec();
-        let request_at = core::str::from_utf8(peer.mode_at.as_slice()).ok();
-        let serving = merging_a_serving_level(cf);
-        let warning = no_request_warning(serving && conf.is_enabled(), conf.enabled_at.as_deref(), RequestMode::from_u8(peer.mode), request_at);
-        if let (Some((msg, at)), Some(main)) = (warning, Module::main_conf_mut(&*cf)) {
-            if !main.warned_at.contains(&at) {
-                log_at(cf, nginx_sys::NGX_LOG_WARN, &msg, &at);
-                main.warned_at.push(at);
-            }
-        }
-        conf_ok()
-    })
-}
-
 static mut COMMANDS: [ngx_command_t; 2] = [
-    ngx_command_t {
-        name: ngx_string!("ase_response"),
-        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
-        set: Some(set_response),
-        conf: NGX_HTTP_LOC_CONF_OFFSET as ngx_uint_t,
-        offset: offset_of!(LocConf, enabled),
-        post: null_mut(),
-    },
+    command(ngx_string!("ase_response"), ANY_LEVEL | NGX_CONF_FLAG, set_response, LOC_CONF,
+        offset_of!(LocConf, enabled)),
     ngx_command_t::empty(),
 ];
 
@@ -146,15 +80,4 @@ static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     merge_loc_conf: Some(merge_loc_conf),
 };
 
-#[cfg(feature = "export-modules")]
-ngx::ngx_modules!(ngx_http_ase_response_module);
-
-#[used]
-#[allow(non_upper_case_globals)]
-#[cfg_attr(not(feature = "export-modules"), no_mangle)]
-pub static mut ngx_http_ase_response_module: ngx_module_t = ngx_module_t {
-    ctx: addr_of!(MODULE_CTX) as _,
-    commands: unsafe { addr_of!(COMMANDS[0]) as *mut _ },
-    type_: NGX_HTTP_MODULE as _,
-    ..ngx_module_t::default()
-};
+ngx_ase_glue::http_module!(ngx_http_ase_response_module, MODULE_CTX, COMMANDS);

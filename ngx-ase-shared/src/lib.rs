@@ -5,4 +5,5 @@ pub mod abi;
 pub mod alloc_count;
 pub mod correlation;
 pub mod header_names;
+pub mod http;
 pub mod json;

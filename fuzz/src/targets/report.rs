@@ -5,7 +5,7 @@
 //! byte for byte what writing each header value's bytes as a plain string gives.
 
 use arbitrary::{Arbitrary, Unstructured};
-use crate::ngx_ase_response::report::{client_headers, http_date, http_version, reason_for, to_json, Dedicated, Header, ListHeader, Snapshot};
+use crate::ngx_ase_response::payload::{client_headers, http_date, http_version, reason_for, to_json, Dedicated, Header, ListHeader, Snapshot};
 use ngx_ase_shared::json::{decode_like_writer, write_headers_field, write_str};
 use serde_json::Value;
 
@@ -73,7 +73,7 @@ pub fn check_input(input: &Input) {
     };
     assert_eq!(v["response_code"].as_str(), Some(input.code.to_string().as_str()));
     assert_eq!(v["response_status"].as_str(), Some(decode_like_writer(reason).as_str()));
-    assert_eq!(v["http_version"].as_str(), Some(version.as_str()));
+    assert_eq!(v["http_version"].as_str(), Some(version));
     let got = v["headers"].as_array().expect("headers is an array");
     assert_eq!(got.len(), headers.len());
     for ((name, value), pair) in headers.iter().zip(got) {

@@ -1,5 +1,5 @@
 //! What the engine asks of the world: connections, timers, the clock and the log. nginx
-//! provides them in the worker (`ngx_io.rs`); the unit tests provide a scripted fake.
+//! provides them in the worker (`net/ngx_io.rs`); the unit tests provide a scripted fake.
 
 use core::fmt;
 

@@ -2,7 +2,7 @@
 //! state machine driven by connection and timer events, as nginx's own upstream module
 //! drives a proxied request. Nothing here blocks, allocates per call in the steady state
 //! (call slots, their request buffers and the connections' read buffers are reused), or
-//! touches nginx; `ngx_io.rs` runs it on the worker's event loop and the unit tests run it
+//! touches nginx; `net/ngx_io.rs` runs it on the worker's event loop and the unit tests run it
 //! over a scripted fake.
 //!
 //! The rules (README, "Node health"):
@@ -29,7 +29,7 @@ use core::fmt;
 use ngx_ase_shared::abi::{Admission, AseError, CallKind, CheckResult};
 
 use crate::counters::{bump, counters, status_slot, GroupStats};
-use crate::nodes::{with_tried, NodePolicy, Nodes, Pick, Transition};
+use crate::health::{with_tried, NodePolicy, Nodes, Pick, Transition};
 pub use io::{ConnId, Connect, Io, Level, Xfer};
 use wire::NodeHeads;
 
@@ -68,7 +68,7 @@ pub struct Limits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallId {
     slot: usize,
-    gen: u32,
+    generation: u32,
 }
 
 const HALF: u32 = usize::BITS / 2;
@@ -77,17 +77,17 @@ const LOW: usize = (1 << HALF) - 1;
 impl CallId {
     /// A non-zero integer for the C handle.
     pub fn to_bits(self) -> usize {
-        ((self.gen as usize & LOW) << HALF) | (self.slot + 1)
+        ((self.generation as usize & LOW) << HALF) | (self.slot + 1)
     }
 
     pub fn from_bits(bits: usize) -> Option<CallId> {
         let slot = (bits & LOW).checked_sub(1)?;
-        Some(CallId { slot, gen: (bits >> HALF) as u32 })
+        Some(CallId { slot, generation: (bits >> HALF) as u32 })
     }
 }
 
 struct CallSlot<D> {
-    gen: u32,
+    generation: u32,
     live: bool,
     kind: Option<CallKind>,
     /// Who gets the answer of a check; `None` for reports and cancelled checks.
@@ -317,7 +317,7 @@ impl<D> Engine<D> {
         if self.pending_reports.is_empty() {
             io.schedule_flush();
         }
-        self.pending_reports.push(CallId { slot, gen: self.calls[slot].gen });
+        self.pending_reports.push(CallId { slot, generation: self.calls[slot].generation });
         Admission::Go
     }
 
@@ -338,7 +338,7 @@ impl<D> Engine<D> {
     #[allow(clippy::too_many_arguments)]
     fn start(&mut self, kind: CallKind, waiter: Option<D>, group: usize, cid: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Option<CallId> {
         let slot = self.prepare(kind, waiter, group, cid, body, limits, io);
-        let id = CallId { slot, gen: self.calls[slot].gen };
+        let id = CallId { slot, generation: self.calls[slot].generation };
         self.attempt(slot, io);
         self.is_current(id).then_some(id)
     }
@@ -402,7 +402,7 @@ impl<D> Engine<D> {
     }
 
     fn is_current(&self, id: CallId) -> bool {
-        self.calls.get(id.slot).is_some_and(|c| c.live && c.gen == id.gen)
+        self.calls.get(id.slot).is_some_and(|c| c.live && c.generation == id.generation)
     }
 
     // ------------------------------------------------------------------ attempts
@@ -723,7 +723,7 @@ impl<D> Engine<D> {
         // handle carries (`to_bits` keeps its low HALF bits). Where usize is 32 bits that
         // is 16 bits, and a generation that grew past them never matched its own handle
         // again: `cancel` ignored it and the answer went to a waiter that was gone.
-        c.gen = c.gen.wrapping_add(1) & (LOW as u32);
+        c.generation = c.generation.wrapping_add(1) & (LOW as u32);
         self.free_calls.push(slot);
     }
 
@@ -816,7 +816,7 @@ impl<D> Engine<D> {
     fn alloc_call(&mut self) -> usize {
         self.free_calls.pop().unwrap_or_else(|| {
             self.calls.push(CallSlot {
-                gen: 0,
+                generation: 0,
                 live: false,
                 kind: None,
                 waiter: None,
@@ -878,7 +878,7 @@ impl<D> Engine<D> {
         for slot in 0..self.calls.len() {
             let c = &self.calls[slot];
             if c.live && c.waiter.as_ref().is_some_and(&matches) {
-                self.cancel(CallId { slot, gen: c.gen }, io);
+                self.cancel(CallId { slot, generation: c.generation }, io);
             }
         }
     }

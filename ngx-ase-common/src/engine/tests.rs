@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use ngx_ase_shared::abi::{Admission, AseError, CallKind, CheckResult};
 
 use super::*;
-use crate::nodes::NodePolicy;
+use crate::health::NodePolicy;
 
 // ---------------------------------------------------------------------- the fake
 
@@ -971,8 +971,8 @@ fn an_idle_connection_that_turns_readable_is_closed() {
 
 #[test]
 fn call_ids_round_trip_through_bits() {
-    for (slot, gen) in [(0, 0), (5, 7), (1234, u32::MAX), (LOW - 1, 1)] {
-        let id = CallId { slot, gen };
+    for (slot, generation) in [(0, 0), (5, 7), (1234, u32::MAX), (LOW - 1, 1)] {
+        let id = CallId { slot, generation };
         let bits = id.to_bits();
         assert_ne!(bits, 0);
         assert_eq!(CallId::from_bits(bits), Some(id), "{id:?}");
@@ -988,7 +988,7 @@ fn a_slots_generation_wraps_within_the_handle() {
     check(&mut e, &mut io, 1).unwrap();
     advance(&mut e, &mut io, 1);
     delivered(&mut e);
-    e.calls[0].gen = LOW as u32;
+    e.calls[0].generation = LOW as u32;
     for w in 0..3 {
         let id = check(&mut e, &mut io, w).unwrap();
         assert_eq!(CallId::from_bits(id.to_bits()), Some(id));

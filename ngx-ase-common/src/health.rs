@@ -65,6 +65,8 @@ impl Nodes {
     /// One group of nodes.
     pub fn new(policies: Vec<NodePolicy>) -> Self {
         let n = policies.len();
+        // One group holding every node (a list of one range, as the lint suspects).
+        #[allow(clippy::single_range_in_vec_init)]
         Nodes::with_groups(policies, vec![0..n])
     }
 

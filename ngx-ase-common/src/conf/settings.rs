@@ -131,7 +131,7 @@ pub fn expand_nodes(servers: &[ServerSpec], addresses: &[Vec<SocketAddr>]) -> Ve
 /// Checks that `url`, resolving to `adding` addresses after `so_far` node addresses, keeps
 /// the channel within `MAX_NODES` (a call marks the nodes it tried in a `u64`).
 pub fn check_node_count(url: &AseUrl, so_far: usize, adding: usize) -> Result<(), String> {
-    let max = crate::nodes::MAX_NODES;
+    let max = crate::health::MAX_NODES;
     let total = so_far + adding;
     if total <= max {
         return Ok(());

@@ -8,7 +8,7 @@
 //! Nothing here allocates but the output buffer: headers are an iterator over borrowed
 //! list entries, values nginx would compute (`content-type` with its charset, the length,
 //! the date) are written straight into the JSON from stack buffers, and [`write_json`]
-//! appends to a buffer the caller reuses. (`http_version`, `http_date` and `to_json`
+//! appends to a buffer the caller reuses. (`http_date` and `to_json`
 //! return owned values for tests and fuzzing.)
 
 use core::fmt::Write as _;
@@ -159,19 +159,8 @@ fn trim_ascii(s: &[u8]) -> &[u8] {
     &s[start..end.max(start)]
 }
 
-/// `r->http_version` (`major * 1000 + minor`) as the protocol wants it: `"1.1"`, `"2.0"`.
-pub fn http_version(v: usize) -> String {
-    let mut out = Vec::new();
-    write_http_version(&mut out, v);
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// Appends `major.minor` (digits and a dot: nothing a JSON string needs escaped).
-fn write_http_version(out: &mut Vec<u8>, v: usize) {
-    write_uint(out, (v / 1000) as u64);
-    out.push(b'.');
-    write_uint(out, (v % 1000) as u64);
-}
+/// `r->http_version` as the protocol spells it (the request's payload says it alike).
+pub use ngx_ase_shared::http::version_name as http_version;
 
 /// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's IMF-fixdate, as nginx's
 /// `ngx_http_time` writes it) for a Unix time.
@@ -316,7 +305,7 @@ pub type Header<'a> = (&'a [u8], Value<'a>);
 /// Not reconstructed (nginx writes them itself, and they describe the connection or the
 /// server rather than the API's response): `server`, `date`, `connection`, `keep-alive`,
 /// `transfer-encoding: chunked` and `vary: accept-encoding` from `gzip_vary`.
-pub fn client_headers<'a, L>(list: L, d: &Dedicated<'a>) -> impl Iterator<Item = Header<'a>> + Clone
+pub fn client_headers<'a, L>(list: L, d: &Dedicated<'a>) -> impl Iterator<Item = Header<'a>> + Clone + use<'a, L>
 where
     L: IntoIterator<Item = ListHeader<'a>>,
     L::IntoIter: Clone,
@@ -361,7 +350,7 @@ pub fn write_json<'a, H: IntoIterator<Item = Header<'a>>>(out: &mut Vec<u8>, s: 
     out.extend_from_slice(b"\",\"response_status\":");
     write_str(out, s.reason);
     out.extend_from_slice(b",\"http_version\":\"");
-    write_http_version(out, s.http_version);
+    out.extend_from_slice(http_version(s.http_version).as_bytes());
     out.extend_from_slice(b"\",\"headers\":[");
     for (i, (name, value)) in s.headers.into_iter().enumerate() {
         if i > 0 {
@@ -416,15 +405,6 @@ mod tests {
         assert_eq!(reason_for(404, b"404 "), b"Not Found");
         assert_eq!(reason_for(299, b"299 "), b"");
         assert_eq!(reason_for(299, b"299 Custom"), b"Custom");
-    }
-
-    #[test]
-    fn versions() {
-        assert_eq!(http_version(1000), "1.0");
-        assert_eq!(http_version(1001), "1.1");
-        assert_eq!(http_version(2000), "2.0");
-        assert_eq!(http_version(3000), "3.0");
-        assert_eq!(http_version(9), "0.9");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use nginx_sys::{
 ///
 /// # Safety
 /// `cf` must be the live `ngx_conf_t` of the http block.
-pub unsafe fn create_client_ssl(cf: *mut ngx_conf_t, verify: bool, trusted: &str) -> Result<*mut ngx_ssl_t, String> {
+pub unsafe fn create_client_ssl(cf: *mut ngx_conf_t, verify: bool, trusted: &str) -> Result<*mut ngx_ssl_t, String> { unsafe {
     let ssl = nginx_sys::ngx_pcalloc((*cf).pool, core::mem::size_of::<ngx_ssl_t>()) as *mut ngx_ssl_t;
     if ssl.is_null() {
         return Err("out of memory".into());
@@ -44,7 +44,7 @@ pub unsafe fn create_client_ssl(cf: *mut ngx_conf_t, verify: bool, trusted: &str
         }
     }
     Ok(ssl)
-}
+}}
 
 /// Loads the client certificate and its key (paths already made absolute) into the
 /// context, for nodes that require mutual TLS: nginx's `ngx_ssl_certificate`, as the proxy
@@ -54,7 +54,7 @@ pub unsafe fn create_client_ssl(cf: *mut ngx_conf_t, verify: bool, trusted: &str
 /// # Safety
 /// `cf` must be the live `ngx_conf_t` of the http block; `ssl` a context from
 /// [`create_client_ssl`].
-pub unsafe fn use_client_certificate(cf: *mut ngx_conf_t, ssl: *mut ngx_ssl_t, cert: &str, key: &str) -> Result<(), String> {
+pub unsafe fn use_client_certificate(cf: *mut ngx_conf_t, ssl: *mut ngx_ssl_t, cert: &str, key: &str) -> Result<(), String> { unsafe {
     let (Some(mut c), Some(mut k)) = (conf_cstr(cf, cert), conf_cstr(cf, key)) else {
         return Err("out of memory".into());
     };
@@ -62,11 +62,11 @@ pub unsafe fn use_client_certificate(cf: *mut ngx_conf_t, ssl: *mut ngx_ssl_t, c
         return Err(format!("cannot use the certificate \"{cert}\" with the key \"{key}\""));
     }
     Ok(())
-}
+}}
 
 /// A NUL-terminated copy of `s` in the configuration's pool (it lives as long as the
 /// configuration): nginx opens files by `data` as a C string.
-unsafe fn conf_cstr(cf: *mut ngx_conf_t, s: &str) -> Option<ngx_str_t> {
+unsafe fn conf_cstr(cf: *mut ngx_conf_t, s: &str) -> Option<ngx_str_t> { unsafe {
     let data = nginx_sys::ngx_pnalloc((*cf).pool, s.len() + 1) as *mut u8;
     if data.is_null() {
         return None;
@@ -74,28 +74,28 @@ unsafe fn conf_cstr(cf: *mut ngx_conf_t, s: &str) -> Option<ngx_str_t> {
     ptr::copy_nonoverlapping(s.as_ptr(), data, s.len());
     *data.add(s.len()) = 0;
     Some(ngx_str_t { len: s.len(), data })
-}
+}}
 
 /// Why a handshake failed, for the log: the certificate's verification error when there
 /// was one (it ends the handshake: see `ngx_io::start_tls`).
 ///
 /// # Safety
 /// `c` must be a connection with TLS set up.
-pub unsafe fn handshake_failure(c: *mut ngx_connection_t) -> String {
+pub unsafe fn handshake_failure(c: *mut ngx_connection_t) -> String { unsafe {
     let rc = SSL_get_verify_result((*(*c).ssl).connection.cast());
     if rc != 0 {
         let why = CStr::from_ptr(X509_verify_cert_error_string(rc)).to_string_lossy().into_owned();
         return format!("TLS handshake failed: certificate verify error: ({rc}:{why})");
     }
     "TLS handshake failed".to_string()
-}
+}}
 
 /// After the handshake: the certificate chain verified and, for a host name, matches it.
 /// `Err` carries a reason for the log.
 ///
 /// # Safety
 /// `c` must be a connection whose TLS handshake completed.
-pub unsafe fn verify_peer(c: *mut ngx_connection_t, host: Option<&[u8]>) -> Result<(), String> {
+pub unsafe fn verify_peer(c: *mut ngx_connection_t, host: Option<&[u8]>) -> Result<(), String> { unsafe {
     let rc = SSL_get_verify_result((*(*c).ssl).connection.cast());
     if rc != 0 {
         let why = CStr::from_ptr(X509_verify_cert_error_string(rc)).to_string_lossy().into_owned();
@@ -108,4 +108,4 @@ pub unsafe fn verify_peer(c: *mut ngx_connection_t, host: Option<&[u8]>) -> Resu
         }
     }
     Ok(())
-}
+}}

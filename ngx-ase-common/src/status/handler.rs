@@ -1,7 +1,7 @@
 //! The `ase_status` content handler (unsafe glue): the counters (all workers' with
 //! `ase_zone`, else this worker's) and node health, as JSON or, with `?format=prometheus`,
-//! Prometheus text; a browser (or `?format=html`) gets `status_page.html`, a page that
-//! polls the JSON and draws it (`status_format.rs` decides which).
+//! Prometheus text; a browser (or `?format=html`) gets `page.html`, a page that
+//! polls the JSON and draws it (`format.rs` decides which).
 
 use core::ptr;
 
@@ -14,11 +14,18 @@ use ngx_ase_glue::headers::{add_response_header, request_headers};
 use ngx_ase_glue::panic::guard;
 
 use crate::counters::counters;
-use crate::status_csp::{policy, POLICY_LEN};
-use crate::status_format::{choose, Format};
-use crate::status_json::{to_json, to_prometheus, GroupPageView, NodeView, PageInput};
+use crate::status::csp::{policy, POLICY_LEN};
+use crate::status::format::{choose, Format};
+use crate::status::json::{to_json, to_prometheus, GroupPageView, NodeView, PageInput};
 
+/// # Safety
+/// nginx calls it as a location's content handler with a live request.
 pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: `r` and its connection, pool and header lists are nginx's, alive for the call.
+    unsafe { answer(r) }
+}
+
+unsafe fn answer(r: *mut ngx_http_request_t) -> ngx_int_t { unsafe {
     let log = (*(*r).connection).log;
     guard(log, "ase_status", NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
         let method = (*r).method as u32;
@@ -65,7 +72,7 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
                 breaker_open: crate::worker::with(|w| w.engine.breaker_open(i)).unwrap_or(false),
                 nodes: *count,
             }).collect(),
-            now_ms: crate::log::now_ms(),
+            now_ms: crate::clock::now_ms(),
             shared: conf.is_some_and(|c| !c.zone.is_null()),
         };
         if choice.format == Format::Prometheus {
@@ -74,12 +81,12 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             send(r, to_json(&input).as_bytes(), &ngx::ngx_string!("application/json"))
         }
     })
-}
+}}
 
 /// The page: one file, nothing outside it (it must work on an air-gapped gateway).
-const PAGE: &str = include_str!("status_page.html");
+const PAGE: &str = include_str!("page.html");
 
-/// Its Content-Security-Policy (`status_csp.rs`): only its own inline script and style, only
+/// Its Content-Security-Policy (`csp.rs`): only its own inline script and style, only
 /// this nginx to fetch from, nothing else.
 const POLICY_BYTES: [u8; POLICY_LEN] = policy(PAGE.as_bytes());
 const POLICY: &str = match core::str::from_utf8(&POLICY_BYTES) {
@@ -95,7 +102,7 @@ const PAGE_HEADERS: [(&str, &str); 4] = [
 ];
 
 /// Sends a 200 response with `body` of `content_type`.
-unsafe fn send(r: *mut ngx_http_request_t, body: &[u8], content_type: &nginx_sys::ngx_str_t) -> ngx_int_t {
+unsafe fn send(r: *mut ngx_http_request_t, body: &[u8], content_type: &nginx_sys::ngx_str_t) -> ngx_int_t { unsafe {
     let rc = nginx_sys::ngx_http_discard_request_body(r);
     if rc != NGX_OK as ngx_int_t {
         return rc;
@@ -118,4 +125,4 @@ unsafe fn send(r: *mut ngx_http_request_t, body: &[u8], content_type: &nginx_sys
     (*b).set_last_in_chain(1);
     let mut out = ngx_chain_t { buf: b, next: ptr::null_mut() };
     ngx_http_output_filter(r, &mut out)
-}
+}}

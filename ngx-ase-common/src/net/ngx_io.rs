@@ -23,6 +23,8 @@ use nginx_sys::{
     ngx_ssl_handshake, ngx_ssl_shutdown, ngx_ssl_t, ngx_str_t, SSL_ctrl, NGX_AGAIN, NGX_ERROR, NGX_OK,
     NGX_SSL_BUFFER, NGX_SSL_CLIENT,
 };
+use ngx_ase_glue::ase_log;
+use ngx_ase_glue::log::{Cycle, RateLimit, ONCE_A_MINUTE};
 use ngx_ase_shared::abi::AseError;
 
 use crate::engine::{ConnId, Connect, Io, Level, Xfer};
@@ -43,12 +45,16 @@ pub struct NodeAddr {
 
 pub struct NgxIo {
     nodes: Vec<NodeAddr>,
+    /// Per node: its TLS failures are logged at most once a minute (a node with a bad
+    /// certificate fails every call).
+    tls_log: Vec<RateLimit>,
     /// The client TLS context (null when no node is `https://`).
     ssl: *mut ngx_ssl_t,
     ssl_verify: bool,
     /// By `ConnId`; `None` once closed.
     peers: Vec<Option<Box<Peer>>>,
     /// By call slot; an event never moves once made (nginx's timer tree points into it).
+    #[allow(clippy::vec_box)]
     timers: Vec<Box<CallTimer>>,
     /// Posted to run `Engine::flush` at the end of the event loop's turn.
     flush: Box<CallTimer>,
@@ -66,7 +72,7 @@ pub struct NgxIo {
 ///
 /// # Safety
 /// `log` must be null or a live `ngx_log_t`.
-pub unsafe fn trace_log(log: *const ngx_log_t) -> Option<ngx_log_t> {
+pub unsafe fn trace_log(log: *const ngx_log_t) -> Option<ngx_log_t> { unsafe {
     let l = log.as_ref()?;
     if !ngx::log::DEBUG || !ngx::log::check_mask(ngx::log::DebugMask::Http, l.log_level) {
         return None;
@@ -76,7 +82,7 @@ pub unsafe fn trace_log(log: *const ngx_log_t) -> Option<ngx_log_t> {
     copy.data = ptr::null_mut();
     copy.action = ptr::null_mut();
     Some(copy)
-}
+}}
 
 /// A call slot's timer. `ev.data` points at the whole struct: nginx's debug log reads
 /// `ev->data` as a connection (`ngx_event_ident`), so it must point to readable memory
@@ -106,6 +112,7 @@ pub struct Peer {
 impl NgxIo {
     pub fn new(nodes: Vec<NodeAddr>, ssl: *mut ngx_ssl_t, ssl_verify: bool) -> NgxIo {
         NgxIo {
+            tls_log: nodes.iter().map(|_| RateLimit::new(ONCE_A_MINUTE)).collect(),
             nodes,
             ssl,
             ssl_verify,
@@ -114,6 +121,14 @@ impl NgxIo {
             flush: event(on_flush, usize::MAX),
             trace_next: None,
             trace_logs: Vec::new(),
+        }
+    }
+
+    /// A TLS failure with node `n`, logged at `error` (at most once a minute per node).
+    fn tls_failed(&self, n: usize, why: &str) {
+        if self.tls_log[n].allow() {
+            // SAFETY: the cycle's log lives as long as the worker.
+            unsafe { ase_log!(nginx_sys::NGX_LOG_ERR, Cycle, "ase: TLS to {} failed: {why}", self.nodes[n].display) };
         }
     }
 
@@ -139,7 +154,7 @@ impl NgxIo {
     ///
     /// # Safety
     /// `id` must name an open connection.
-    pub unsafe fn continue_connect(&mut self, id: ConnId) -> Option<Result<(), AseError>> {
+    pub unsafe fn continue_connect(&mut self, id: ConnId) -> Option<Result<(), AseError>> { unsafe {
         let c = self.conn(id);
         if c.is_null() {
             return Some(Err(AseError::Internal));
@@ -149,12 +164,13 @@ impl NgxIo {
             if let Err(e) = socket_error(c) {
                 return Some(Err(e));
             }
-            let node = &self.nodes[self.peers[id].as_ref()?.node];
+            let n = self.peers[id].as_ref()?.node;
+            let node = &self.nodes[n];
             if !node.tls {
                 return Some(Ok(()));
             }
             if let Err(why) = start_tls(c, self.ssl, node, self.ssl_verify) {
-                crate::log::error_once(&format!("ase: TLS to {} failed: {why}", node.display));
+                self.tls_failed(n, &why);
                 return Some(Err(AseError::Tls));
             }
             let rc = ngx_ssl_handshake(c);
@@ -172,19 +188,20 @@ impl NgxIo {
         // The handshake handlers replaced ours: put them back.
         (*(*c).read).handler = Some(on_read);
         (*(*c).write).handler = Some(on_write);
-        let node = &self.nodes[self.peers[id].as_ref()?.node];
+        let n = self.peers[id].as_ref()?.node;
+        let node = &self.nodes[n];
         let verified = if rc != NGX_OK as isize {
-            Err(crate::tls::handshake_failure(c))
+            Err(crate::net::tls::handshake_failure(c))
         } else if self.ssl_verify {
-            crate::tls::verify_peer(c, node.tls_name.as_deref().map(CStr::to_bytes))
+            crate::net::tls::verify_peer(c, node.tls_name.as_deref().map(CStr::to_bytes))
         } else {
             Ok(())
         };
         Some(verified.map_err(|why| {
-            crate::log::error_once(&format!("ase: TLS to {} failed: {why}", node.display));
+            self.tls_failed(n, &why);
             AseError::Tls
         }))
-    }
+    }}
 
     /// Marks a peer connected (its events now go to the engine).
     pub fn connected(&mut self, id: ConnId) {
@@ -226,7 +243,7 @@ impl Drop for NgxIo {
 
 impl Io for NgxIo {
     fn now(&self) -> u64 {
-        crate::log::now_ms()
+        crate::clock::now_ms()
     }
 
     fn connect(&mut self, id: ConnId, node: usize) -> Connect {
@@ -393,7 +410,7 @@ impl Io for NgxIo {
     }
 
     fn exiting(&self) -> bool {
-        crate::log::worker_exiting()
+        crate::clock::worker_exiting()
     }
 
     fn logs(&self, level: Level) -> bool {
@@ -452,7 +469,7 @@ fn ngx_level(level: Level) -> u32 {
 }
 
 /// The outcome of a non-blocking connect, as `SO_ERROR` tells it.
-unsafe fn socket_error(c: *mut ngx_connection_t) -> Result<(), AseError> {
+unsafe fn socket_error(c: *mut ngx_connection_t) -> Result<(), AseError> { unsafe {
     let mut err: libc::c_int = 0;
     let mut len = core::mem::size_of::<libc::c_int>() as libc::socklen_t;
     let rc = libc::getsockopt((*c).fd, libc::SOL_SOCKET, libc::SO_ERROR, ptr::addr_of_mut!(err).cast(), &mut len);
@@ -460,13 +477,13 @@ unsafe fn socket_error(c: *mut ngx_connection_t) -> Result<(), AseError> {
         return Err(AseError::Refused);
     }
     Ok(())
-}
+}}
 
 /// Sets up TLS on a connected socket: SNI, and (verification on) the checks OpenSSL makes
 /// *during* the handshake, so a certificate that does not chain to a trusted CA or does not
 /// name the node (its host name, or its IP address for a node given by address) ends the
 /// handshake before a byte of request — or the token — is written.
-unsafe fn start_tls(c: *mut ngx_connection_t, ssl: *mut ngx_ssl_t, node: &NodeAddr, verify: bool) -> Result<(), String> {
+unsafe fn start_tls(c: *mut ngx_connection_t, ssl: *mut ngx_ssl_t, node: &NodeAddr, verify: bool) -> Result<(), String> { unsafe {
     if ssl.is_null() {
         return Err("no TLS context".into());
     }
@@ -497,47 +514,47 @@ unsafe fn start_tls(c: *mut ngx_connection_t, ssl: *mut ngx_ssl_t, node: &NodeAd
         nginx_sys::SSL_set_verify(conn, SSL_VERIFY_PEER, None);
     }
     Ok(())
-}
+}}
 
 // ---------------------------------------------------------------------- nginx's handlers
 
-unsafe fn peer_of(c: *mut ngx_connection_t) -> Option<(ConnId, bool)> {
+unsafe fn peer_of(c: *mut ngx_connection_t) -> Option<(ConnId, bool)> { unsafe {
     let p = (*c).data as *const Peer;
     p.as_ref().map(|p| (p.id, p.connecting))
-}
+}}
 
 /// Read event: the answer (or, for an idle connection, a hang-up or the worker's close).
-unsafe extern "C" fn on_read(ev: *mut ngx_event_t) {
+unsafe extern "C" fn on_read(ev: *mut ngx_event_t) { unsafe {
     let c: *mut ngx_connection_t = (*ev).data.cast();
     match peer_of(c) {
         Some((id, true)) => worker::dispatch_connecting(id),
         Some((id, false)) => worker::dispatch_conn(id, "ASE read event", |w| w.engine.on_readable(id, &mut w.io)),
         None => {}
     }
-}
+}}
 
 /// Write event: connected, or room to write the rest of the request.
-unsafe extern "C" fn on_write(ev: *mut ngx_event_t) {
+unsafe extern "C" fn on_write(ev: *mut ngx_event_t) { unsafe {
     let c: *mut ngx_connection_t = (*ev).data.cast();
     match peer_of(c) {
         Some((id, true)) => worker::dispatch_connecting(id),
         Some((id, false)) => worker::dispatch_conn(id, "ASE write event", |w| w.engine.on_writable(id, &mut w.io)),
         None => {}
     }
-}
+}}
 
 /// The TLS handshake ended, either way.
-unsafe extern "C" fn on_handshake(c: *mut ngx_connection_t) {
+unsafe extern "C" fn on_handshake(c: *mut ngx_connection_t) { unsafe {
     if let Some((id, true)) = peer_of(c) {
         worker::dispatch_connecting(id);
     }
-}
+}}
 
 /// A call's timer: its connect timeout or its deadline.
-unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
+unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) { unsafe {
     let slot = (*((*ev).data as *const CallTimer)).slot;
     worker::dispatch_timer(slot);
-}
+}}
 
 /// The end of the event loop's turn: the reports queued during it go out.
 unsafe extern "C" fn on_flush(_ev: *mut ngx_event_t) {

@@ -7,40 +7,36 @@ use core::ffi::{c_char, c_void};
 use nginx_sys::{ngx_command_t, ngx_conf_full_name, ngx_conf_parse, ngx_conf_t, ngx_str_t, NGX_LOG_WARN, NGX_OK};
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use ngx_ase_glue::conf::{conf_ok, current_position, directive_args, directive_name, emerg, log_at, log_conf, log_emerg_at};
-use ngx_ase_glue::panic::guard;
+use ngx_ase_glue::module::guard_conf as checked;
+use ngx_ase_glue::values::{duplicate, in_directive};
 
 use crate::conf::{ConfFile, GroupConf, LocConf, MainConf, TokenSource};
-use crate::settings::{check_node_count, parse_group_name, parse_server, parse_token, token_looks_like_ase, Token};
-
-/// Runs a directive body with panics turned into a configuration error.
-unsafe fn checked(cf: *mut ngx_conf_t, f: impl FnOnce() -> *mut c_char) -> *mut c_char {
-    guard((*cf).log, "configuration", ngx_ase_glue::conf::conf_error(), f)
-}
+use crate::conf::settings::{check_node_count, parse_group_name, parse_server, parse_token, token_looks_like_ase, Token};
 
 pub unsafe extern "C" fn set_server(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
-) -> *mut c_char {
+) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         let so_far = conf.node_count();
         match add_server(cf, so_far, &mut conf.servers, &mut conf.addresses, &mut conf.server_positions) {
             Ok(()) => conf_ok(),
-            Err(e) => emerg(cf, &format!("ase_server: {e}")),
+            Err(e) => emerg(cf, &in_directive(&e, "ase_server")),
         }
     })
-}
+}}
 
 /// Parses and resolves one server line (`ase_server`, or `server` in an `ase_upstream`
 /// block) into a group's lists; `so_far` nodes exist in the whole channel before it.
 unsafe fn add_server(
     cf: *mut ngx_conf_t,
     so_far: usize,
-    servers: &mut Vec<crate::settings::ServerSpec>,
+    servers: &mut Vec<crate::conf::settings::ServerSpec>,
     addresses: &mut Vec<Vec<std::net::SocketAddr>>,
     positions: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), String> { unsafe {
     let spec = parse_server(&directive_args(cf))?;
     let addrs = spec.config_addresses()?;
     if servers.iter().any(|s| s.url == spec.url) {
@@ -51,7 +47,7 @@ unsafe fn add_server(
     addresses.push(addrs);
     positions.push(current_position(cf));
     Ok(())
-}
+}}
 
 /// `ase_upstream NAME { server URL ...; keepalive N; token_file PATH; }`: a named group of
 /// ASE nodes. The block's lines are read by `upstream_line`.
@@ -59,15 +55,15 @@ pub unsafe extern "C" fn set_upstream(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
-) -> *mut c_char {
+) -> *mut c_char { unsafe {
     checked(cf, || {
         let main = conf as *mut MainConf;
         let name = match parse_group_name(directive_args(cf)[0]) {
             Ok(n) => n,
-            Err(e) => return emerg(cf, &format!("ase_upstream: {e}")),
+            Err(e) => return emerg(cf, &in_directive(&e, "ase_upstream")),
         };
         if (*main).groups.iter().any(|g| g.name == name) {
-            return emerg(cf, &format!("ase_upstream: a group named \"{name}\" is already defined"));
+            return emerg(cf, &in_directive(&format!("a group named \"{name}\" is already defined"), "ase_upstream"));
         }
         let mut block = UpstreamBlock { main, group: GroupConf { name, position: current_position(cf), ..GroupConf::default() } };
         let saved = *cf;
@@ -86,7 +82,7 @@ pub unsafe extern "C" fn set_upstream(
         (*main).groups.push(group);
         conf_ok()
     })
-}
+}}
 
 /// The `ase_upstream` block being read.
 struct UpstreamBlock {
@@ -96,24 +92,25 @@ struct UpstreamBlock {
 
 /// One line inside an `ase_upstream` block (nginx's `cf->handler`, as its `map` and `types`
 /// blocks are read); errors name the line.
-unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let block = &mut *(conf as *mut UpstreamBlock);
         let group = &mut block.group;
         let what = String::from_utf8_lossy(directive_name(cf)).into_owned();
         let args = directive_args(cf);
-        let prefix = format!("ase_upstream \"{}\": {what}", group.name);
+        // nginx's words, naming the block: `... in "server" directive of ase_upstream "eu"`.
+        let place = format!("\"{what}\" directive of ase_upstream \"{}\"", group.name);
         match (what.as_str(), args.len()) {
             ("server", 1..) => {
                 let so_far = (*block.main).node_count() + group.addresses.iter().map(Vec::len).sum::<usize>();
                 match add_server(cf, so_far, &mut group.servers, &mut group.addresses, &mut group.server_positions) {
                     Ok(()) => conf_ok(),
-                    Err(e) => emerg(cf, &format!("{prefix}: {e}")),
+                    Err(e) => emerg(cf, &format!("{e} in {place}")),
                 }
             }
             ("keepalive", 1) => {
                 if group.keepalive.is_some() {
-                    return emerg(cf, &format!("{prefix}: \"keepalive\" is duplicate"));
+                    return emerg(cf, &format!("{place} is duplicate"));
                 }
                 let text = String::from_utf8_lossy(args[0]);
                 match text.parse::<usize>() {
@@ -121,14 +118,14 @@ unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command
                         group.keepalive = Some(n);
                         conf_ok()
                     }
-                    _ => emerg(cf, &format!("{prefix}: invalid value \"{text}\"")),
+                    _ => emerg(cf, &format!("invalid value \"{text}\" in {place}, it must be a number")),
                 }
             }
             ("token_file", 1) => {
                 if group.token.is_some() {
-                    return emerg(cf, &format!("{prefix}: \"token_file\" is duplicate"));
+                    return emerg(cf, &format!("{place} is duplicate"));
                 }
-                match read_token_file(cf, args[0], &prefix) {
+                match read_token_file(cf, args[0], &place) {
                     Ok(t) => {
                         group.token = Some(t);
                         conf_ok()
@@ -137,41 +134,41 @@ unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command
                 }
             }
             ("server" | "keepalive" | "token_file", _) => {
-                emerg(cf, &format!("invalid number of arguments in \"{what}\" directive of ase_upstream \"{}\"", group.name))
+                emerg(cf, &format!("invalid number of arguments in {place}"))
             }
             _ => emerg(cf, &format!("unknown directive \"{what}\" in ase_upstream \"{}\" (it takes server, keepalive and token_file)", group.name)),
         }
     })
-}
+}}
 
 /// `ase_pass NAME;`: the group calls from this level go to (checked once the http block
 /// is read, so a block may come after the `ase_pass` naming it).
-pub unsafe extern "C" fn set_pass(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_pass(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let lc = &mut *(conf as *mut LocConf);
         if lc.pass.is_some() {
-            return emerg(cf, "\"ase_pass\" directive is duplicate");
+            return emerg(cf, &duplicate("ase_pass"));
         }
         let name = String::from_utf8_lossy(directive_args(cf)[0]).into_owned();
         lc.pass = Some((name, current_position(cf)));
         conf_ok()
     })
-}
+}}
 
 /// nginx's merge of the common module's location settings: timeouts, then `ase_pass`
 /// resolved to its group, an unknown name being an error at its line.
-pub unsafe fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
+pub unsafe fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let (prev, lc) = (&*(prev as *const LocConf), &mut *(conf as *mut LocConf));
         let _ = ngx::http::Merge::merge(lc, prev);
         let Some(main) = <crate::Module as ngx::http::HttpModuleMainConf>::main_conf(&*cf) else {
-            return emerg(cf, "ase_pass: no main configuration");
+            return emerg(cf, &in_directive("no main configuration", "ase_pass"));
         };
         resolve_pass(cf, lc, prev, main)
     })
-}
+}}
 
-unsafe fn resolve_pass(cf: *mut ngx_conf_t, lc: &mut LocConf, prev: &LocConf, main: &MainConf) -> *mut c_char {
+unsafe fn resolve_pass(cf: *mut ngx_conf_t, lc: &mut LocConf, prev: &LocConf, main: &MainConf) -> *mut c_char { unsafe {
     match lc.resolve_pass(prev, main) {
         Ok(()) => conf_ok(),
         Err((msg, at)) => {
@@ -179,130 +176,133 @@ unsafe fn resolve_pass(cf: *mut ngx_conf_t, lc: &mut LocConf, prev: &LocConf, ma
             ngx_ase_glue::conf::conf_error()
         }
     }
+}}
+
+/// `ase_token_file PATH;`: the http level's token, read from a file.
+pub unsafe extern "C" fn set_token_file(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    // SAFETY: nginx's arguments, passed on.
+    unsafe { set_token(cf, conf, |cf| read_token_file(cf, directive_args(cf)[0], "\"ase_token_file\" directive")) }
 }
 
-pub unsafe extern "C" fn set_token_file(
+/// `ase_token TOKEN;`: the http level's token, written out.
+pub unsafe extern "C" fn set_token_inline(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    // SAFETY: nginx's arguments, passed on.
+    unsafe {
+        set_token(cf, conf, |cf| {
+            parse_token(directive_args(cf)[0])
+                .map(|t| (t, TokenSource::Inline))
+                .map_err(|e| emerg(cf, &in_directive(&e, "ase_token")))
+        })
+    }
+}
+
+/// The http level's one token, from either directive; `read` gives it or the logged error.
+unsafe fn set_token(
     cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
     conf: *mut c_void,
+    read: impl FnOnce(*mut ngx_conf_t) -> Result<(Token, TokenSource), *mut c_char>,
 ) -> *mut c_char {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut MainConf);
-        if conf.token.is_some() {
-            return emerg(cf, "the ASE token is already set (by \"ase_token\" or \"ase_token_file\")");
-        }
-        match read_token_file(cf, directive_args(cf)[0], "ase_token_file") {
-            Ok(t) => {
-                conf.token = Some(t);
-                conf_ok()
+    // SAFETY: nginx's arguments; `conf` is this module's main configuration (`cmd->conf`).
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut MainConf);
+            if conf.token.is_some() {
+                return emerg(cf, "the ASE token is already set (by \"ase_token\" or \"ase_token_file\")");
             }
-            Err(rv) => rv,
-        }
-    })
+            match read(cf) {
+                Ok(t) => {
+                    conf.token = Some(t);
+                    conf_ok()
+                }
+                Err(rv) => rv,
+            }
+        })
+    }
 }
 
-/// Reads a token file (`ase_token_file`, or `token_file` in an `ase_upstream` block; `what`
-/// begins the messages). `Err` is the directive's return value, the error logged.
-unsafe fn read_token_file(cf: *mut ngx_conf_t, raw: &[u8], what: &str) -> Result<(Token, TokenSource), *mut c_char> {
+/// Reads a token file (`ase_token_file`, or `token_file` in an `ase_upstream` block;
+/// `place` names it at the end of the messages). `Err` is the directive's return value, the
+/// error logged.
+unsafe fn read_token_file(cf: *mut ngx_conf_t, raw: &[u8], place: &str) -> Result<(Token, TokenSource), *mut c_char> { unsafe {
     let Some(path) = full_name(cf, raw) else {
-        return Err(emerg(cf, &format!("{what}: cannot build the file's full path")));
+        return Err(emerg(cf, &format!("cannot build the file's full path in {place}")));
     };
     let mut content = match std::fs::read(&path) {
         Ok(c) => c,
-        Err(e) => return Err(emerg(cf, &format!("{what}: cannot read \"{path}\": {e}"))),
+        Err(e) => return Err(emerg(cf, &format!("cannot read \"{path}\" ({e}) in {place}"))),
     };
     let parsed = parse_token(&content);
     crate::secret::zeroize_vec(&mut content);
     let token = match parsed {
         Ok(t) => t,
-        Err(e) => return Err(emerg(cf, &format!("{what}: \"{path}\": {e}"))),
+        Err(e) => return Err(emerg(cf, &format!("{e} (\"{path}\") in {place}"))),
     };
-    warn_if_world_readable(cf, &path, what);
+    warn_if_world_readable(cf, &path, place);
     if !token_looks_like_ase(&token) {
         log_conf(cf, NGX_LOG_WARN, &format!(
-            "{what}: the token in \"{path}\" is not 32 characters of a-z0-9 as ASE's create_sideband_token makes them"));
+            "the token in \"{path}\" ({place}) is not 32 characters of a-z0-9 as ASE's create_sideband_token makes them"));
     }
     Ok((token, TokenSource::File(path)))
-}
-
-pub unsafe extern "C" fn set_token_inline(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut MainConf);
-        if conf.token.is_some() {
-            return emerg(cf, "the ASE token is already set (by \"ase_token\" or \"ase_token_file\")");
-        }
-        match parse_token(directive_args(cf)[0]) {
-            Ok(t) => {
-                conf.token = Some((t, TokenSource::Inline));
-                conf_ok()
-            }
-            Err(e) => emerg(cf, &format!("ase_token: {e}")),
-        }
-    })
-}
+}}
 
 /// `ase_ssl_certificate FILE;`
 pub unsafe extern "C" fn set_ssl_certificate(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
-) -> *mut c_char {
+) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         set_conf_file(cf, "ase_ssl_certificate", &mut conf.ssl_certificate)
     })
-}
+}}
 
 /// `ase_ssl_certificate_key FILE;`
 pub unsafe extern "C" fn set_ssl_certificate_key(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
-) -> *mut c_char {
+) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         set_conf_file(cf, "ase_ssl_certificate_key", &mut conf.ssl_certificate_key)
     })
-}
+}}
 
 /// A file directive given once: the path made absolute against the configuration prefix
 /// (as nginx does for `proxy_ssl_certificate`), and a file that cannot be opened reported
 /// here, at its line. nginx's OpenSSL reads it once the http block is read.
-unsafe fn set_conf_file(cf: *mut ngx_conf_t, name: &str, slot: &mut Option<ConfFile>) -> *mut c_char {
+unsafe fn set_conf_file(cf: *mut ngx_conf_t, name: &str, slot: &mut Option<ConfFile>) -> *mut c_char { unsafe {
     if slot.is_some() {
-        return emerg(cf, &format!("\"{name}\" directive is duplicate"));
+        return emerg(cf, &duplicate(name));
     }
     let args = directive_args(cf);
     let Some(path) = full_name(cf, args[0]) else {
-        return emerg(cf, &format!("{name}: cannot build the file's full path"));
+        return emerg(cf, &in_directive("cannot build the file's full path", name));
     };
     if let Err(e) = std::fs::File::open(&path) {
-        return emerg(cf, &format!("{name}: cannot read \"{path}\": {e}"));
+        return emerg(cf, &in_directive(&format!("cannot read \"{path}\" ({e})"), name));
     }
     *slot = Some(ConfFile { path, position: current_position(cf) });
     conf_ok()
-}
+}}
 
 pub unsafe extern "C" fn set_status(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     _conf: *mut c_void,
-) -> *mut c_char {
+) -> *mut c_char { unsafe {
     checked(cf, || {
         let Some(clcf) = NgxHttpCoreModule::location_conf_mut(&*cf) else {
-            return emerg(cf, "ase_status: no location configuration");
+            return emerg(cf, &in_directive("no location configuration", "ase_status"));
         };
-        clcf.handler = Some(crate::status_page::handler);
+        clcf.handler = Some(crate::status::handler::handler);
         conf_ok()
     })
-}
+}}
 
 /// Called once the `http` block is read: defaults and checks that need the whole block.
-pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char { unsafe {
     checked(cf, || {
         let conf = &mut *(conf as *mut MainConf);
         conf.finish();
@@ -329,7 +329,7 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
                 return ngx_ase_glue::conf::conf_error();
             }
             conf.resolver = resolver;
-            if let Some(t) = core.map(|c| c.resolver_timeout).filter(|&t| t != crate::conf::UNSET_MSEC) {
+            if let Some(t) = core.map(|c| c.resolver_timeout).filter(|&t| t != ngx_ase_glue::values::UNSET_MSEC) {
                 conf.resolver_timeout = t;
             }
         }
@@ -347,10 +347,10 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
         if !conf.ssl_trusted_certificate.is_empty() {
             let raw = conf.ssl_trusted_certificate.as_bytes().to_vec();
             let Some(path) = full_name(cf, &raw) else {
-                return emerg(cf, "ase_ssl_trusted_certificate: cannot build the file's full path");
+                return emerg(cf, &in_directive("cannot build the file's full path", "ase_ssl_trusted_certificate"));
             };
             if let Err(e) = std::fs::File::open(&path) {
-                return emerg(cf, &format!("ase_ssl_trusted_certificate: cannot read \"{path}\": {e}"));
+                return emerg(cf, &in_directive(&format!("cannot read \"{path}\" ({e})"), "ase_ssl_trusted_certificate"));
             }
             trusted = path;
         }
@@ -371,38 +371,38 @@ pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_c
                 "ase_ssl_certificate is not used: no \"ase_server\" (or \"server\" in an \"ase_upstream\") is https://", &cert.position);
         }
         if conf.uses_tls() {
-            match crate::tls::create_client_ssl(cf, conf.ssl_verify == 1, &trusted) {
+            match crate::net::tls::create_client_ssl(cf, conf.ssl_verify == 1, &trusted) {
                 Ok(ssl) => conf.ssl = ssl,
-                Err(e) => return emerg(cf, &format!("ase_server: {e}")),
+                Err(e) => return emerg(cf, &in_directive(&e, "ase_server")),
             }
             if let Some((cert, key)) = &client_cert {
-                if let Err(e) = crate::tls::use_client_certificate(cf, conf.ssl, &cert.path, &key.path) {
-                    log_emerg_at(cf, &format!("ase_ssl_certificate: {e}"), &cert.position);
+                if let Err(e) = crate::net::tls::use_client_certificate(cf, conf.ssl, &cert.path, &key.path) {
+                    log_emerg_at(cf, &in_directive(&e, "ase_ssl_certificate"), &cert.position);
                     return ngx_ase_glue::conf::conf_error();
                 }
             }
         }
         conf_ok()
     })
-}
+}}
 
 /// A path relative to nginx's configuration prefix made absolute, as nginx does for its
 /// own file directives.
-unsafe fn full_name(cf: *mut ngx_conf_t, raw: &[u8]) -> Option<String> {
+unsafe fn full_name(cf: *mut ngx_conf_t, raw: &[u8]) -> Option<String> { unsafe {
     let mut name = ngx_str_t::from_bytes((*cf).pool, raw)?;
     if ngx_conf_full_name((*cf).cycle, &mut name, 1) != NGX_OK as isize {
         return None;
     }
     Some(String::from_utf8_lossy(name.as_bytes()).into_owned())
-}
+}}
 
-fn warn_if_world_readable(cf: *mut ngx_conf_t, path: &str, what: &str) {
+fn warn_if_world_readable(cf: *mut ngx_conf_t, path: &str, place: &str) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.permissions().mode() & 0o004 != 0 {
             unsafe {
                 log_conf(cf, NGX_LOG_WARN, &format!(
-                    "{what}: \"{path}\" is readable by every user; chmod o-r it"));
+                    "\"{path}\" in {place} is readable by every user; chmod o-r it"));
             }
         }
     }

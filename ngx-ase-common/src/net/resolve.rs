@@ -17,10 +17,12 @@ use nginx_sys::{
     ngx_resolve_start, ngx_resolver_ctx_t, ngx_resolver_t, ngx_str_t, ngx_time, NGX_LOG_ERR, NGX_LOG_NOTICE,
     NGX_LOG_WARN, NGX_OK,
 };
+use ngx_ase_glue::ase_log;
+use ngx_ase_glue::log::Cycle;
 use ngx_ase_glue::panic::guard;
 
-use crate::follow::{plan, Slot};
-use crate::settings::{node_display, AseUrl};
+use crate::net::follow::{plan, Slot};
+use crate::conf::settings::{node_display, AseUrl};
 
 /// After an error the resolver could not even report (no memory), try again this much later.
 const RETRY_MS: ngx_msec_t = 10_000;
@@ -54,6 +56,8 @@ struct Following {
 }
 
 thread_local! {
+    // Boxed: nginx's timer tree and the resolver point into each one, which must not move.
+    #[allow(clippy::vec_box)]
     static FOLLOWING: RefCell<Vec<Box<Following>>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -61,7 +65,7 @@ thread_local! {
 ///
 /// # Safety
 /// `resolver` must be the cycle's live http-level resolver.
-pub unsafe fn start(resolver: *mut ngx_resolver_t, timeout: ngx_msec_t, names: Vec<Name>) {
+pub unsafe fn start(resolver: *mut ngx_resolver_t, timeout: ngx_msec_t, names: Vec<Name>) { unsafe {
     let mut boxes: Vec<Box<Following>> = names
         .into_iter()
         .map(|name| {
@@ -79,7 +83,7 @@ pub unsafe fn start(resolver: *mut ngx_resolver_t, timeout: ngx_msec_t, names: V
         ngx_add_timer(&mut f.ev, 1);
     }
     FOLLOWING.with(|cell| cell.borrow_mut().extend(boxes));
-}
+}}
 
 /// Stops following (worker exit): timers removed, resolutions under way ended.
 pub fn stop() {
@@ -97,17 +101,17 @@ pub fn stop() {
     }
 }
 
-unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
+unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) { unsafe {
     let f = (*ev).data as *mut Following;
     guard((*ngx_cycle).log, "ASE resolve", (), || resolve(f));
-}
+}}
 
 /// Starts one resolution of `f`'s name.
-unsafe fn resolve(f: *mut Following) {
+unsafe fn resolve(f: *mut Following) { unsafe {
     let f = &mut *f;
     let ctx = ngx_resolve_start(f.resolver, ptr::null_mut());
     if ctx as usize == NO_RESOLVER {
-        ngx::ngx_log_error!(NGX_LOG_ERR, (*ngx_cycle).log, "ase: no resolver to resolve \"{}\"", f.name.url.host);
+        ase_log!(NGX_LOG_ERR, Cycle, "ase: no resolver to resolve \"{}\"", f.name.url.host);
         return;
     }
     if ctx.is_null() {
@@ -125,10 +129,10 @@ unsafe fn resolve(f: *mut Following) {
         f.pending = ptr::null_mut();
         ngx_add_timer(&mut f.ev, RETRY_MS);
     }
-}
+}}
 
 /// The resolver's answer (maybe from inside `ngx_resolve_name`, for a cached name).
-unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
+unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) { unsafe {
     let f = &mut *((*ctx).data as *mut Following);
     let (state, valid) = ((*ctx).state, (*ctx).valid);
     let mut addrs = Vec::new();
@@ -151,14 +155,14 @@ unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
         } else {
             // A failed lookup (timeout, SERVFAIL...) is no news about the name: its
             // addresses stay until an answer says otherwise.
-            ngx::ngx_log_error!(NGX_LOG_WARN, (*ngx_cycle).log,
+            ase_log!(NGX_LOG_WARN, Cycle,
                 "ase: resolving \"{}\" failed (DNS error {state}); its addresses stay in use", f.name.url.host);
         }
     });
     // The next resolution when this answer expires (nginx's resolver says when).
     let wait_s = (valid - ngx_time()).max(1) as ngx_msec_t;
     ngx_add_timer(&mut f.ev, wait_s * 1000);
-}
+}}
 
 /// Hands the name's addresses to the channel: new ones join, vanished ones drain.
 fn follow(f: &mut Following, addrs: Vec<SocketAddr>) {
@@ -171,18 +175,21 @@ fn follow(f: &mut Following, addrs: Vec<SocketAddr>) {
         let change = plan(&slots, &addrs);
         for i in change.drain {
             w.engine.drain(first + i, &mut w.io);
-            notice(&format!("ase: node {} drains: \"{}\" no longer resolves to it", node_display(url, &slots[i].addr), url.host));
+            let display = node_display(url, &slots[i].addr);
+            // SAFETY: the cycle's log lives as long as the worker.
+            unsafe { ase_log!(NGX_LOG_NOTICE, Cycle, "ase: node {display} drains: \"{}\" no longer resolves to it", url.host) };
         }
         for (i, a) in change.join {
             let display = node_display(url, &a);
             w.io.set_address(first + i, a, display.clone());
             w.engine.activate(first + i, display.clone());
-            notice(&format!("ase: node {display} joins: \"{}\" resolves to it", url.host));
+            // SAFETY: as above.
+            unsafe { ase_log!(NGX_LOG_NOTICE, Cycle, "ase: node {display} joins: \"{}\" resolves to it", url.host) };
         }
         if !change.left_out.is_empty() && f.last != addrs {
             // SAFETY: the cycle's log lives as long as the worker.
             unsafe {
-                ngx::ngx_log_error!(NGX_LOG_WARN, (*ngx_cycle).log,
+                ase_log!(NGX_LOG_WARN, Cycle,
                     "ase: \"{}\" resolves to more addresses than the {count} in use at a time; left out for now: {:?}", url.host, change.left_out);
             }
         }
@@ -190,15 +197,8 @@ fn follow(f: &mut Following, addrs: Vec<SocketAddr>) {
     f.last = addrs;
 }
 
-fn notice(msg: &str) {
-    // SAFETY: the cycle's log lives as long as the worker.
-    unsafe {
-        ngx::ngx_log_error!(NGX_LOG_NOTICE, (*ngx_cycle).log, "{}", msg);
-    }
-}
-
 /// The IP address of a resolver answer's `sockaddr`.
-unsafe fn read_ip(sa: *const nginx_sys::sockaddr) -> Option<std::net::IpAddr> {
+unsafe fn read_ip(sa: *const nginx_sys::sockaddr) -> Option<std::net::IpAddr> { unsafe {
     let family = i32::from(sa.as_ref()?.sa_family);
     if family == libc::AF_INET {
         let sin = &*sa.cast::<libc::sockaddr_in>();
@@ -209,4 +209,4 @@ unsafe fn read_ip(sa: *const nginx_sys::sockaddr) -> Option<std::net::IpAddr> {
     } else {
         None
     }
-}
+}}

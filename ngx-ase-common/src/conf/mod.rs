@@ -1,12 +1,18 @@
 //! The common module's configuration: what each directive sets, defaults and inheritance.
-//! Plain Rust; the directive callbacks that fill it are in `directives.rs`.
+//! Plain Rust; the value parsers are in `settings.rs`, the directive callbacks that fill it
+//! in `directives.rs`.
+
+#[cfg(not(test))]
+pub(crate) mod directives;
+pub mod settings;
 
 use nginx_sys::{ngx_flag_t, ngx_msec_t, ngx_str_t, ngx_uint_t};
 use ngx::http::{Merge, MergeConfigError};
+use ngx_ase_glue::values::{init, merge, UNSET_FLAG, UNSET_MSEC, UNSET_UINT};
 use ngx_ase_shared::abi::CommonMainHeader;
 
-pub use crate::settings::DEFAULT_GROUP;
-use crate::settings::{expand_nodes, Node, ServerSpec, Token};
+pub use settings::DEFAULT_GROUP;
+use settings::{expand_nodes, Node, ServerSpec, Token};
 
 pub const DEFAULT_CONNECT_TIMEOUT_MS: ngx_msec_t = 200;
 pub const DEFAULT_TIMEOUT_MS: ngx_msec_t = 500;
@@ -14,11 +20,6 @@ pub const DEFAULT_KEEPALIVE: ngx_uint_t = 32;
 pub const DEFAULT_RESPONSE_QUEUE: ngx_uint_t = 256;
 /// nginx's `resolver_timeout` default.
 pub const DEFAULT_RESOLVER_TIMEOUT_MS: ngx_msec_t = 30_000;
-
-// nginx's "not set" markers, as the slot functions expect them.
-pub const UNSET_FLAG: ngx_flag_t = -1;
-pub const UNSET_UINT: ngx_uint_t = ngx_uint_t::MAX;
-pub const UNSET_MSEC: ngx_msec_t = ngx_msec_t::MAX;
 
 /// Where the token came from; only the kind and place are kept for messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,7 +102,8 @@ pub struct MainConf {
 impl Default for MainConf {
     fn default() -> Self {
         MainConf {
-            header: CommonMainHeader { api: channel_api(), server_count: 0 },
+            // The table is set by the module when nginx creates this (see `module.rs`).
+            header: CommonMainHeader { api: core::ptr::null(), server_count: 0 },
             servers: Vec::new(),
             addresses: Vec::new(),
             server_positions: Vec::new(),
@@ -119,14 +121,6 @@ impl Default for MainConf {
             resolver_timeout: DEFAULT_RESOLVER_TIMEOUT_MS,
         }
     }
-}
-
-/// The function table other modules call; absent from unit-test binaries (no nginx).
-fn channel_api() -> *const ngx_ase_shared::abi::ChannelApi {
-    #[cfg(not(test))]
-    return &crate::api::CHANNEL_API;
-    #[cfg(test)]
-    return core::ptr::null();
 }
 
 impl MainConf {
@@ -218,7 +212,7 @@ impl MainConf {
         let mut out = Vec::new();
         for g in self.group_views().iter().filter(|g| g.token.is_some()) {
             for ((s, addrs), at) in g.servers.iter().zip(g.addresses).zip(g.server_positions) {
-                if !s.url.tls && !crate::settings::all_loopback(addrs) {
+                if !s.url.tls && !crate::conf::settings::all_loopback(addrs) {
                     out.push((s.url.to_string(), at.clone()));
                 }
             }
@@ -256,7 +250,7 @@ impl LocConf {
         self.group = match &self.pass {
             None => 0,
             Some((name, at)) => main.group_index(name).ok_or_else(|| {
-                (format!("ase_pass: no \"ase_upstream\" block is named \"{name}\""), at.clone())
+                (format!("no \"ase_upstream\" block is named \"{name}\" in \"ase_pass\" directive"), at.clone())
             })?,
         };
         Ok(())
@@ -268,20 +262,6 @@ impl Merge for LocConf {
         merge(&mut self.connect_timeout, prev.connect_timeout, UNSET_MSEC, DEFAULT_CONNECT_TIMEOUT_MS);
         merge(&mut self.timeout, prev.timeout, UNSET_MSEC, DEFAULT_TIMEOUT_MS);
         Ok(())
-    }
-}
-
-/// nginx's `ngx_conf_init_*_value`.
-pub fn init<T: PartialEq + Copy>(value: &mut T, unset: T, default: T) {
-    if *value == unset {
-        *value = default;
-    }
-}
-
-/// nginx's `ngx_conf_merge_*_value`: unset takes the parent's value, else the default.
-pub fn merge<T: PartialEq + Copy>(value: &mut T, parent: T, unset: T, default: T) {
-    if *value == unset {
-        *value = if parent == unset { default } else { parent };
     }
 }
 
@@ -303,14 +283,14 @@ mod tests {
     fn with_servers(urls: &[&str], token: bool) -> MainConf {
         let mut m = MainConf::default();
         for u in urls {
-            let spec = crate::settings::parse_server(&[u.as_bytes()]).unwrap();
+            let spec = crate::conf::settings::parse_server(&[u.as_bytes()]).unwrap();
             let ip: std::net::IpAddr = spec.url.host.parse().unwrap();
             m.addresses.push(vec![std::net::SocketAddr::new(ip, spec.url.port)]);
             m.servers.push(spec);
             m.server_positions.push(format!("nginx.conf:{}", m.servers.len()));
         }
         if token {
-            let t = crate::settings::parse_token(b"abcdefghij0123456789abcdefghij01").unwrap();
+            let t = crate::conf::settings::parse_token(b"abcdefghij0123456789abcdefghij01").unwrap();
             m.token = Some((t, TokenSource::Inline));
         }
         m
@@ -341,8 +321,7 @@ mod tests {
 
     #[test]
     fn main_defaults() {
-        let mut m = MainConf::default();
-        m.keepalive = 4;
+        let mut m = MainConf { keepalive: 4, ..MainConf::default() };
         m.finish();
         assert_eq!((m.keepalive, m.ssl_verify, m.response_queue), (4, 1, DEFAULT_RESPONSE_QUEUE));
         assert_eq!(m.header.server_count, 0);
@@ -350,9 +329,9 @@ mod tests {
 
     fn group(name: &str, urls: &[&str], token: Option<&[u8]>) -> GroupConf {
         let m = with_servers(urls, false);
-        let token = token.map(|t| (crate::settings::parse_token(t).unwrap(), TokenSource::Inline));
-        GroupConf { name: name.into(), servers: m.servers.clone(), addresses: m.addresses.clone(),
-                    server_positions: m.server_positions.clone(), token, ..GroupConf::default() }
+        let token = token.map(|t| (crate::conf::settings::parse_token(t).unwrap(), TokenSource::Inline));
+        let MainConf { servers, addresses, server_positions, .. } = m;
+        GroupConf { name: name.into(), position: String::new(), servers, addresses, server_positions, token, keepalive: None }
     }
 
     #[test]
