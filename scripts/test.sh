@@ -52,9 +52,22 @@ say "building the ASE test double"
 status=0
 cd "$ROOT"
 product=(-p ngx-ase-shared -p ngx-ase-glue -p ngx-ase-common -p ngx-ase-request -p ngx-ase-response)
-say "lint: clippy on the product crates, warnings are errors"
-env NGX_CONFIGURE_ARGS="$VENDORED_CONFIGURE_ARGS" cargo clippy --release --all-targets "${product[@]}" \
-    --features ngx/vendored,ngx-ase-common/fault-injection --target-dir "$ROOT/target/vendored" -- -D warnings || status=1
+# lint NAME CMD...: a lint step, counted in the total as one test.
+lint() {
+    local name="$1"; shift
+    say "lint: $name"
+    if "$@"; then
+        echo "test result: ok. 1 passed; 0 failed;" >> "$results"
+    else
+        echo "test result: FAILED. 0 passed; 1 failed;" >> "$results"
+        status=1
+    fi
+}
+lint "rustfmt (rustfmt.toml)" cargo fmt --all --check
+lint "rustfmt, the fuzz crate" sh -c 'cd fuzz && cargo fmt --check'
+lint "clippy on the product crates, warnings are errors" \
+    env NGX_CONFIGURE_ARGS="$VENDORED_CONFIGURE_ARGS" cargo clippy --release --all-targets "${product[@]}" \
+    --features ngx/vendored,ngx-ase-common/fault-injection --target-dir "$ROOT/target/vendored" -- -D warnings
 run "unit tests: shared code and the three modules" \
     env NGX_CONFIGURE_ARGS="$VENDORED_CONFIGURE_ARGS" cargo test --release --no-fail-fast "${product[@]}" \
     --features ngx/vendored --target-dir "$ROOT/target/vendored" || status=1

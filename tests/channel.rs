@@ -93,8 +93,10 @@ fn a_pooled_connection_the_ase_closed_is_replaced_without_failing_the_call() {
 
 #[test]
 fn primary_dies_under_load_and_traffic_moves_to_the_backup_then_back() {
-    let (mut primary, backup, backend) = (AseDouble::start(&["--keepalive"]), AseDouble::start(&["--keepalive"]), Backend::start());
-    let servers = format!("ase_server {} max_fails=1 fail_timeout=1s;\nase_server {} backup;", primary.url(), backup.url());
+    let (mut primary, backup, backend) =
+        (AseDouble::start(&["--keepalive"]), AseDouble::start(&["--keepalive"]), Backend::start());
+    let servers =
+        format!("ase_server {} max_fails=1 fail_timeout=1s;\nase_server {} backup;", primary.url(), backup.url());
     let n = start(&servers, &backend, "");
     for i in 0..5 {
         assert_eq!(get_status(&n, &format!("/before{i}")), 200);
@@ -181,8 +183,16 @@ fn reload_under_load_loses_no_request() {
     stop.store(true, Ordering::Relaxed);
     let statuses: Vec<u16> = workers.into_iter().flat_map(|h| h.join().unwrap()).collect();
     assert!(statuses.len() > 20, "load ran: {}", statuses.len());
-    assert!(statuses.iter().all(|&s| s == 200), "failed client requests: {:?}", statuses.iter().filter(|&&s| s != 200).collect::<Vec<_>>());
-    assert!(verdicts(&n).iter().all(|v| v == "allow"), "a check was lost in a reload: {:?}", verdicts(&n).iter().filter(|v| *v != "allow").collect::<Vec<_>>());
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "failed client requests: {:?}",
+        statuses.iter().filter(|&&s| s != 200).collect::<Vec<_>>()
+    );
+    assert!(
+        verdicts(&n).iter().all(|v| v == "allow"),
+        "a check was lost in a reload: {:?}",
+        verdicts(&n).iter().filter(|v| *v != "allow").collect::<Vec<_>>()
+    );
     assert!(n.crashed_workers().is_empty(), "{:?}", n.crashed_workers());
     assert!(!n.error_log().contains("open socket"), "a worker left a socket open at exit");
 }

@@ -103,9 +103,17 @@ fn bad_urls_are_errors_with_file_and_line() {
     expect_error("\nase_server http://ase:99999;", "invalid port", http_line(1));
     expect_error("ase_server http://ase:8000/ase/request;", "give only scheme, host and port", http_line(0));
     expect_error("ase_server http://ase.invalid:8000;", "host not found", http_line(0));
-    expect_error("ase_server http://127.0.0.1:8000 weight=3;", "invalid parameter \"weight=3\" in \"ase_server\" directive", http_line(0));
+    expect_error(
+        "ase_server http://127.0.0.1:8000 weight=3;",
+        "invalid parameter \"weight=3\" in \"ase_server\" directive",
+        http_line(0),
+    );
     expect_error("ase_server http://127.0.0.1:8000 fail_timeout=soon;", "invalid fail_timeout", http_line(0));
-    expect_error("ase_server http://127.0.0.1:8000;\nase_server http://127.0.0.1:8000;", "is listed twice", http_line(1));
+    expect_error(
+        "ase_server http://127.0.0.1:8000;\nase_server http://127.0.0.1:8000;",
+        "is listed twice",
+        http_line(1),
+    );
 }
 
 /// `count` `ase_server` lines, each a different loopback port (one address each).
@@ -115,9 +123,16 @@ fn many_servers(count: usize) -> String {
 
 #[test]
 fn more_than_64_node_addresses_is_an_error_at_the_line_that_goes_over() {
-    let (ok, err, _n) = nginx_t(&config_with_http(&format!("{}ase_token_file ase.token;", many_servers(64))), Some((TEST_TOKEN, 0o600)));
+    let (ok, err, _n) = nginx_t(
+        &config_with_http(&format!("{}ase_token_file ase.token;", many_servers(64))),
+        Some((TEST_TOKEN, 0o600)),
+    );
     assert!(ok, "64 nodes are allowed:\n{err}");
-    expect_error(&many_servers(65), "http://127.0.0.1:20064: this makes 65 ASE node addresses; at most 64 are supported", http_line(64));
+    expect_error(
+        &many_servers(65),
+        "http://127.0.0.1:20064: this makes 65 ASE node addresses; at most 64 are supported",
+        http_line(64),
+    );
 }
 
 #[test]
@@ -125,8 +140,14 @@ fn nodes_past_the_status_pages_16_draw_a_warning() {
     let http = format!("{}ase_token_file ase.token;", many_servers(17));
     let (ok, err, _n) = nginx_t(&config_with_http(&http), Some((TEST_TOKEN, 0o600)));
     assert!(ok, "{err}");
-    assert!(err.contains("[warn]") && err.contains("keeps statistics for the first 16 of the 17 ASE node addresses"), "{err}");
-    let (ok, err, _n) = nginx_t(&config_with_http(&format!("{}ase_token_file ase.token;", many_servers(16))), Some((TEST_TOKEN, 0o600)));
+    assert!(
+        err.contains("[warn]") && err.contains("keeps statistics for the first 16 of the 17 ASE node addresses"),
+        "{err}"
+    );
+    let (ok, err, _n) = nginx_t(
+        &config_with_http(&format!("{}ase_token_file ase.token;", many_servers(16))),
+        Some((TEST_TOKEN, 0o600)),
+    );
     assert!(ok && !err.contains("[warn]"), "{err}");
 }
 
@@ -157,36 +178,77 @@ fn bad_values_are_errors() {
     expect_error(&format!("{s}ase_request yes;"), "it must be \"on\", \"off\" or \"monitor\"", http_line(1));
     expect_error(&format!("{s}ase_response 1;"), "it must be \"on\" or \"off\"", http_line(1));
     expect_error(&format!("{s}ase_timeout 5parsecs;"), "\"ase_timeout\" directive invalid value", http_line(1));
-    expect_error(&format!("{s}ase_connect_timeout -1;"), "\"ase_connect_timeout\" directive invalid value", http_line(1));
+    expect_error(
+        &format!("{s}ase_connect_timeout -1;"),
+        "\"ase_connect_timeout\" directive invalid value",
+        http_line(1),
+    );
     expect_error(&format!("{s}ase_keepalive many;"), "invalid number", http_line(1));
     expect_error(&format!("{s}ase_block_status 200;"), "from 400 to 599", http_line(1));
     expect_error(&format!("{s}ase_user_header \"x user\";"), "invalid header name", http_line(1));
     expect_error(&format!("{s}ase_fail_mode open;\nase_fail_mode closed;"), "is duplicate", http_line(2));
-    expect_error(&format!("{s}ase_request_max_size lots;"), "\"ase_request_max_size\" directive invalid value", http_line(1));
-    expect_error(&format!("{s}ase_request_max_size -8k;"), "\"ase_request_max_size\" directive invalid value", http_line(1));
-    expect_error(&format!("{s}ase_request_max_size 512;"), "\"ase_request_max_size\" must be at least 1k", http_line(1));
-    expect_error(&format!("{s}server {{\n ase_request_max_size 8k;\n ase_request_max_size 16k;\n}}"),
-        "\"ase_request_max_size\" directive is duplicate", http_line(3));
+    expect_error(
+        &format!("{s}ase_request_max_size lots;"),
+        "\"ase_request_max_size\" directive invalid value",
+        http_line(1),
+    );
+    expect_error(
+        &format!("{s}ase_request_max_size -8k;"),
+        "\"ase_request_max_size\" directive invalid value",
+        http_line(1),
+    );
+    expect_error(
+        &format!("{s}ase_request_max_size 512;"),
+        "\"ase_request_max_size\" must be at least 1k",
+        http_line(1),
+    );
+    expect_error(
+        &format!("{s}server {{\n ase_request_max_size 8k;\n ase_request_max_size 16k;\n}}"),
+        "\"ase_request_max_size\" directive is duplicate",
+        http_line(3),
+    );
     expect_error(&format!("{s}ase_ssl_trusted_certificate /nonexistent/ca.pem;"), "cannot read", http_line(2));
 }
 
 #[test]
 fn identity_and_hidden_header_mistakes_are_errors_with_file_and_line() {
     let s = "ase_server http://127.0.0.1:18000;\n";
-    expect_error(&format!("{s}server {{\n ase_user $remote_user;\n ase_user_header X-User;\n}}"),
-        "\"ase_user_header\" and \"ase_user\" in one block", http_line(3));
-    expect_error(&format!("{s}ase_user_header X-User;\nase_user $remote_user;"),
-        "\"ase_user\" and \"ase_user_header\" in one block", http_line(2));
-    expect_error(&format!("{s}ase_user $remote_user;\nase_user $http_x;"), "\"ase_user\" directive is duplicate", http_line(2));
-    expect_error(&format!("{s}ase_client_id a;\nase_client_id b;"), "\"ase_client_id\" directive is duplicate", http_line(2));
+    expect_error(
+        &format!("{s}server {{\n ase_user $remote_user;\n ase_user_header X-User;\n}}"),
+        "\"ase_user_header\" and \"ase_user\" in one block",
+        http_line(3),
+    );
+    expect_error(
+        &format!("{s}ase_user_header X-User;\nase_user $remote_user;"),
+        "\"ase_user\" and \"ase_user_header\" in one block",
+        http_line(2),
+    );
+    expect_error(
+        &format!("{s}ase_user $remote_user;\nase_user $http_x;"),
+        "\"ase_user\" directive is duplicate",
+        http_line(2),
+    );
+    expect_error(
+        &format!("{s}ase_client_id a;\nase_client_id b;"),
+        "\"ase_client_id\" directive is duplicate",
+        http_line(2),
+    );
     // nginx itself finds unknown variables once the whole configuration is read, and names
     // no line for them (as for proxy_set_header's); the message names the variable.
     let (ok, err, _n) = nginx_t(&config_with_http(&format!("{s}ase_user $no_such_variable;")), None);
     assert!(!ok && err.contains("unknown \"no_such_variable\" variable"), "{err}");
-    expect_error(&format!("{s}ase_hide_header Cookie \"X Bad\";"), "invalid header name \"X Bad\" in \"ase_hide_header\" directive", http_line(1));
+    expect_error(
+        &format!("{s}ase_hide_header Cookie \"X Bad\";"),
+        "invalid header name \"X Bad\" in \"ase_hide_header\" directive",
+        http_line(1),
+    );
     expect_error(&format!("{s}ase_hide_header;"), "invalid number of arguments in \"ase_hide_header\"", http_line(1));
     expect_error(&format!("{s}ase_request_after_access maybe;"), "it must be \"on\" or \"off\"", http_line(1));
-    expect_error(&format!("{s}ase_request on;\nase_request monitor;"), "\"ase_request\" directive is duplicate", http_line(2));
+    expect_error(
+        &format!("{s}ase_request on;\nase_request monitor;"),
+        "\"ase_request\" directive is duplicate",
+        http_line(2),
+    );
 }
 
 /// The `[warn]` lines of `nginx -t`'s output that mention `needle`.
@@ -198,23 +260,37 @@ fn warnings<'a>(err: &'a str, needle: &str) -> Vec<&'a str> {
 fn reports_where_no_request_goes_to_the_ase_draw_a_warning_naming_the_line() {
     let s = "ase_server http://127.0.0.1:18000;\nase_token_file ase.token;\n";
     // ase_request off in one location, under an http-level ase_response on: that line
-    let http = format!("{s}ase_request on;\nase_response on;\nserver {{\n listen 127.0.0.1:1;\n location /a {{ return 200; }}\n \
-                        location /static/ {{\n  ase_request off;\n }}\n}}");
+    let http = format!(
+        "{s}ase_request on;\nase_response on;\nserver {{\n listen 127.0.0.1:1;\n location /a {{ return 200; }}\n \
+                        location /static/ {{\n  ase_request off;\n }}\n}}"
+    );
     let (ok, err, n) = nginx_t(&config_with_http(&http), Some((TEST_TOKEN, 0o600)));
     assert!(ok, "{err}");
     let conf = n.path("conf/nginx.conf").display().to_string();
     let found = warnings(&err, "no response is reported there");
     assert_eq!(found.len(), 1, "{err}");
-    assert!(found[0].contains("\"ase_request off\"") && found[0].contains(&format!("{conf}:{}", http_line(8))), "{err}");
+    assert!(
+        found[0].contains("\"ase_request off\"") && found[0].contains(&format!("{conf}:{}", http_line(8))),
+        "{err}"
+    );
     assert!(found[0].contains(&format!("(from {conf}:{})", http_line(3))), "{err}");
 
     // ase_request never on: the ase_response line, named once for all the places it applies
-    let http = format!("{s}server {{\n listen 127.0.0.1:1;\n ase_response on;\n location /a {{ }}\n location /b {{ }}\n}}");
+    let http =
+        format!("{s}server {{\n listen 127.0.0.1:1;\n ase_response on;\n location /a {{ }}\n location /b {{ }}\n}}");
     let (ok, err, _n) = nginx_t(&config_with_http(&http), Some((TEST_TOKEN, 0o600)));
     assert!(ok, "{err}");
     let found = warnings(&err, "no response is reported there");
     assert_eq!(found.len(), 1, "{err}");
-    assert!(found[0].contains("its default") && found[0].contains(&format!("{conf_other}:{}", http_line(4), conf_other = _n.path("conf/nginx.conf").display())), "{err}");
+    assert!(
+        found[0].contains("its default")
+            && found[0].contains(&format!(
+                "{conf_other}:{}",
+                http_line(4),
+                conf_other = _n.path("conf/nginx.conf").display()
+            )),
+        "{err}"
+    );
 
     // on or monitor with ase_response on: nothing to say
     for mode in ["on", "monitor"] {
@@ -244,14 +320,22 @@ fn the_response_module_before_the_request_module_fails_with_the_fix() {
 
 #[test]
 fn directives_outside_their_context_are_errors() {
-    expect_error("server { ase_server http://127.0.0.1:1; }", "\"ase_server\" directive is not allowed here", http_line(0));
+    expect_error(
+        "server { ase_server http://127.0.0.1:1; }",
+        "\"ase_server\" directive is not allowed here",
+        http_line(0),
+    );
     expect_error("server { ase_keepalive 4; }", "\"ase_keepalive\" directive is not allowed here", http_line(0));
     expect_error("server { ase_status; }", "\"ase_status\" directive is not allowed here", http_line(0));
 }
 
 #[test]
 fn turning_checks_on_without_any_server_is_an_error() {
-    expect_error("server {\n listen 127.0.0.1:1;\n location / { ase_request on; }\n}", "\"ase_request\" is on but the http block has no \"ase_server\"", http_line(2));
+    expect_error(
+        "server {\n listen 127.0.0.1:1;\n location / { ase_request on; }\n}",
+        "\"ase_request\" is on but the http block has no \"ase_server\"",
+        http_line(2),
+    );
     expect_error("ase_response on;", "\"ase_response\" is on but the http block has no \"ase_server\"", http_line(0));
 }
 
@@ -297,10 +381,12 @@ fn wrong_load_order_fails_with_the_fix() {
 #[test]
 fn a_token_to_an_http_node_off_this_host_warns_naming_the_line() {
     // 192.0.2.1 (TEST-NET-1) is never contacted: nginx -t does not connect.
-    let http = "ase_server http://127.0.0.1:18000;\nase_server http://192.0.2.1:8000 backup;\nase_token_file ase.token;";
+    let http =
+        "ase_server http://127.0.0.1:18000;\nase_server http://192.0.2.1:8000 backup;\nase_token_file ase.token;";
     let (ok, err, n) = nginx_t(&config_with_http(http), Some((TEST_TOKEN, 0o600)));
     assert!(ok, "{err}");
-    let warn = err.lines().find(|l| l.contains("clear text")).unwrap_or_else(|| panic!("no clear-text warning:\n{err}"));
+    let warn =
+        err.lines().find(|l| l.contains("clear text")).unwrap_or_else(|| panic!("no clear-text warning:\n{err}"));
     assert!(warn.contains("[warn]") && warn.contains("http://192.0.2.1:8000"), "{warn}");
     let place = format!("{}:{}", n.path("conf/nginx.conf").display(), http_line(1));
     assert!(warn.contains(&place), "expected {place} in {warn}");
@@ -318,14 +404,38 @@ fn a_token_to_an_http_node_off_this_host_warns_naming_the_line() {
 fn client_certificate_and_key_go_together_and_are_checked_with_file_and_line() {
     let s = "ase_server https://127.0.0.1:18443;\n";
     expect_error(&format!("{s}ase_ssl_certificate /nonexistent/client.crt;"), "cannot read \"/nonexistent/client.crt\" (No such file or directory (os error 2)) in \"ase_ssl_certificate\" directive", http_line(1));
-    expect_error(&format!("{s}ase_ssl_certificate_key /nonexistent/client.key;"), "in \"ase_ssl_certificate_key\" directive", http_line(1));
+    expect_error(
+        &format!("{s}ase_ssl_certificate_key /nonexistent/client.key;"),
+        "in \"ase_ssl_certificate_key\" directive",
+        http_line(1),
+    );
     // ase.token exists in these configurations' conf/: any readable file passes the first check.
-    expect_error(&format!("{s}\nase_ssl_certificate ase.token;"), "no \"ase_ssl_certificate_key\" is defined for certificate", http_line(2));
-    expect_error(&format!("{s}ase_ssl_certificate_key ase.token;"), "no \"ase_ssl_certificate\" is defined for key", http_line(1));
-    expect_error(&format!("{s}ase_ssl_certificate ase.token;\nase_ssl_certificate ase.token;"), "\"ase_ssl_certificate\" directive is duplicate", http_line(2));
-    expect_error("server { ase_ssl_certificate ase.token; }", "\"ase_ssl_certificate\" directive is not allowed here", http_line(0));
+    expect_error(
+        &format!("{s}\nase_ssl_certificate ase.token;"),
+        "no \"ase_ssl_certificate_key\" is defined for certificate",
+        http_line(2),
+    );
+    expect_error(
+        &format!("{s}ase_ssl_certificate_key ase.token;"),
+        "no \"ase_ssl_certificate\" is defined for key",
+        http_line(1),
+    );
+    expect_error(
+        &format!("{s}ase_ssl_certificate ase.token;\nase_ssl_certificate ase.token;"),
+        "\"ase_ssl_certificate\" directive is duplicate",
+        http_line(2),
+    );
+    expect_error(
+        "server { ase_ssl_certificate ase.token; }",
+        "\"ase_ssl_certificate\" directive is not allowed here",
+        http_line(0),
+    );
     // Not a certificate: nginx's OpenSSL says why, and the place of the directive is named.
-    expect_error(&format!("{s}ase_ssl_certificate ase.token;\nase_ssl_certificate_key ase.token;"), "cannot use the certificate \"", http_line(1));
+    expect_error(
+        &format!("{s}ase_ssl_certificate ase.token;\nase_ssl_certificate_key ase.token;"),
+        "cannot use the certificate \"",
+        http_line(1),
+    );
 }
 
 #[test]
@@ -356,7 +466,10 @@ fn directives_without_the_common_module_name_the_missing_load_module_line() {
             "{name} needs ngx_ase_common_module: add \"load_module modules/ngx_ase_common_module.so;\" before \"load_module modules/{name}.so;\""
         );
         assert!(err.contains(&expected), "expected {expected:?} in:\n{err}");
-        assert!(!err.contains("unknown directive"), "the clear message comes before the http block's directives are read:\n{err}");
+        assert!(
+            !err.contains("unknown directive"),
+            "the clear message comes before the http block's directives are read:\n{err}"
+        );
         let place = format!("{}:5", n.path("conf/nginx.conf").display());
         assert!(err.contains(&place), "expected the http block's place {place} in:\n{err}");
         assert_eq!(err.lines().filter(|l| l.contains("[emerg]")).count(), 1, "one clear line:\n{err}");

@@ -40,7 +40,10 @@ fn start(double: &AseDouble, backend: &Backend, level: &str, events_extra: &str)
     );
     let config = config_with_http(&http)
         .replace("error_log logs/error.log debug;", &format!("error_log logs/error.log {level};"))
-        .replace("events { worker_connections 4096; }", &format!("events {{ worker_connections 4096; {events_extra} }}"));
+        .replace(
+            "events { worker_connections 4096; }",
+            &format!("events {{ worker_connections 4096; {events_extra} }}"),
+        );
     let mut n = Nginx::prepare(&config);
     n.port = port;
     n.launch();
@@ -72,13 +75,16 @@ fn trace_lines(n: &Nginx) -> Vec<String> {
 /// The correlation ID nginx logged for the request to `path`.
 fn cid_of(n: &Nginx, path: &str, lines: usize) -> String {
     let log = n.log_lines("logs/cid.log", lines);
-    let line = log.iter().find(|l| l.starts_with(&format!("{path} "))).unwrap_or_else(|| panic!("{path} not logged: {log:?}"));
+    let line =
+        log.iter().find(|l| l.starts_with(&format!("{path} "))).unwrap_or_else(|| panic!("{path} not logged: {log:?}"));
     line.rsplit(' ').next().unwrap_or("").to_string()
 }
 
 /// Waits until the trace holds `n` report lines (a report ends after the client's answer).
 fn wait_reports(n: &Nginx, count: usize) -> Vec<String> {
-    let _ = wait_for_quiet(Duration::from_secs(10), || trace_lines(n).iter().filter(|l| l.starts_with("ase: report ")).count() >= count);
+    let _ = wait_for_quiet(Duration::from_secs(10), || {
+        trace_lines(n).iter().filter(|l| l.starts_with("ase: report ")).count() >= count
+    });
     trace_lines(n)
 }
 
@@ -104,28 +110,45 @@ fn at_debug_each_check_report_and_connection_has_its_line() {
     assert!(line.ends_with(&format!(" cid={blocked} verdict=block")), "{line}");
     let ms: u64 = line.split(" ms=").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse().ok()).expect("ms");
     assert!(ms < 10_000, "{line}");
-    let check_allowed = lines.iter().find(|l| l.starts_with(&format!("ase: check group=eu node={url} status=200 ms="))).expect("the eu check");
+    let check_allowed = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("ase: check group=eu node={url} status=200 ms=")))
+        .expect("the eu check");
     assert!(check_allowed.ends_with(&format!(" cid={allowed} verdict=allow")), "{lines:#?}");
     for cid in [&blocked, &allowed] {
-        assert_eq!(lines.iter().filter(|l| l.starts_with("ase: report ") && l.ends_with(&format!(" cid={cid}"))).count(), 1,
-            "one report line per request, with its correlation ID: {lines:#?}");
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("ase: report ") && l.ends_with(&format!(" cid={cid}"))).count(),
+            1,
+            "one report line per request, with its correlation ID: {lines:#?}"
+        );
     }
     assert!(has(&format!("ase: report group=eu node={url} status=200 ms=")), "{lines:#?}");
     assert!(has(&format!("ase: connection opened to {url} (group default)")), "{lines:#?}");
     assert!(has(&format!("ase: connection opened to {url} (group eu)")), "{lines:#?}");
-    assert!(has(&format!("ase: connection reused to {url} (group ")), "the reports reuse the checks' connections: {lines:#?}");
+    assert!(
+        has(&format!("ase: connection reused to {url} (group ")),
+        "the reports reuse the checks' connections: {lines:#?}"
+    );
     assert_eq!(lines.iter().filter(|l| l.starts_with("ase: check ")).count(), 2, "{lines:#?}");
 
     // The ASE goes away: the idle connections close, and the next check's error is traced.
     let mut double = double;
     double.stop();
-    assert!(wait_for_quiet(Duration::from_secs(10), || trace_lines(&n).iter().any(|l| l.starts_with("ase: connection closed to"))),
-        "{:#?}", trace_lines(&n));
+    assert!(
+        wait_for_quiet(Duration::from_secs(10), || trace_lines(&n)
+            .iter()
+            .any(|l| l.starts_with("ase: connection closed to"))),
+        "{:#?}",
+        trace_lines(&n)
+    );
     assert_eq!(get_from(&n, "127.0.0.1", "/down"), 200);
     let cid = cid_of(&n, "/down", 3);
     let lines = trace_lines(&n);
-    assert!(lines.iter().any(|l| l.starts_with(&format!("ase: check group=default node={url} error=refused ms="))
-        && l.ends_with(&format!(" cid={cid} verdict=fail"))), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("ase: check group=default node={url} error=refused ms="))
+            && l.ends_with(&format!(" cid={cid} verdict=fail"))),
+        "{lines:#?}"
+    );
 }
 
 #[test]
@@ -144,6 +167,9 @@ fn at_info_nothing_is_traced_and_debug_connection_traces_only_its_client() {
     assert!(!lines.iter().any(|l| l.contains(&quiet)), "the client at 127.0.0.1 is not traced: {lines:#?}");
     assert!(lines.iter().any(|l| l.starts_with("ase: check group=default ") && l.ends_with(&format!(" cid={traced} verdict=allow"))),
         "{lines:#?}");
-    assert!(lines.iter().any(|l| l.starts_with("ase: report group=default ") && l.ends_with(&format!(" cid={traced}"))), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("ase: report group=default ") && l.ends_with(&format!(" cid={traced}"))),
+        "{lines:#?}"
+    );
     assert_eq!(lines.iter().filter(|l| l.starts_with("ase: check ")).count(), 1, "{lines:#?}");
 }

@@ -75,14 +75,17 @@ fn verdicts(n: &Nginx, at_least: usize, prefix: &str) -> Vec<String> {
 
 #[test]
 fn each_location_talks_to_its_group_with_its_token() {
-    let (a, b, backend) = (AseDouble::start(&["--token", TOKEN_A]), AseDouble::start(&["--token", TOKEN_B]), Backend::start());
+    let (a, b, backend) =
+        (AseDouble::start(&["--token", TOKEN_A]), AseDouble::start(&["--token", TOKEN_B]), Backend::start());
     let n = start(&a, &b, &backend);
     assert_eq!(get(&n, "/a/1"), 200);
     assert_eq!(get(&n, "/b/1"), 200);
     assert_eq!(get(&n, "/b/back/1"), 200);
     a.wait_records("response", 2);
     b.wait_records("response", 1);
-    let urls = |recs: Vec<Value>| -> Vec<String> { recs.iter().filter_map(|r| r["body"]["url"].as_str().map(String::from)).collect() };
+    let urls = |recs: Vec<Value>| -> Vec<String> {
+        recs.iter().filter_map(|r| r["body"]["url"].as_str().map(String::from)).collect()
+    };
     assert_eq!(urls(a.records_of("request")), vec!["/a/1", "/b/back/1"]);
     assert_eq!(urls(b.records_of("request")), vec!["/b/1"]);
     // Each double requires its own token and answers 401 to another: every check was allowed.
@@ -105,7 +108,8 @@ fn each_location_talks_to_its_group_with_its_token() {
 
 #[test]
 fn one_groups_ase_down_leaves_the_other_groups_checks_untouched() {
-    let (a, mut b, backend) = (AseDouble::start(&["--token", TOKEN_A]), AseDouble::start(&["--token", TOKEN_B]), Backend::start());
+    let (a, mut b, backend) =
+        (AseDouble::start(&["--token", TOKEN_A]), AseDouble::start(&["--token", TOKEN_B]), Backend::start());
     let n = start(&a, &b, &backend);
     a.deny("ip", "127.0.0.1");
     b.stop();
@@ -155,7 +159,11 @@ fn one_groups_ase_down_leaves_the_other_groups_checks_untouched() {
 fn nginx_t(http: &str) -> (bool, String, String) {
     let n = Nginx::prepare(&config_with_http(http));
     let out = n.test_config();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned(), n.path("conf/nginx.conf").display().to_string())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        n.path("conf/nginx.conf").display().to_string(),
+    )
 }
 
 /// The line (1-based) of the http block's line `i` (0-based) in the full configuration.
@@ -173,19 +181,49 @@ fn expect_error(http: &str, needle: &str, line: usize) {
 #[test]
 fn group_mistakes_are_errors_with_file_and_line() {
     let block = "ase_upstream eu {\n server http://127.0.0.1:18001;\n}\n";
-    expect_error(&format!("{block}server {{ listen 127.0.0.1:1;\n location / {{ ase_pass us; }} }}"),
-        "no \"ase_upstream\" block is named \"us\" in \"ase_pass\" directive", http_line(4));
+    expect_error(
+        &format!("{block}server {{ listen 127.0.0.1:1;\n location / {{ ase_pass us; }} }}"),
+        "no \"ase_upstream\" block is named \"us\" in \"ase_pass\" directive",
+        http_line(4),
+    );
     expect_error(&format!("{block}ase_pass nope;"), "no \"ase_upstream\" block is named \"nope\"", http_line(3));
-    expect_error(&format!("{block}ase_upstream eu {{ server http://127.0.0.1:18002; }}"),
-        "a group named \"eu\" is already defined", http_line(3));
+    expect_error(
+        &format!("{block}ase_upstream eu {{ server http://127.0.0.1:18002; }}"),
+        "a group named \"eu\" is already defined",
+        http_line(3),
+    );
     expect_error("ase_upstream empty {\n keepalive 2;\n}", "ase_upstream \"empty\" has no \"server\"", http_line(0));
-    expect_error("ase_upstream eu {\n server http://127.0.0.1:18001;\n weight 3;\n}", "unknown directive \"weight\" in ase_upstream \"eu\"", http_line(2));
-    expect_error("ase_upstream eu {\n server http://127.0.0.1:18001 weight=2;\n}", "invalid parameter \"weight=2\" in \"server\" directive of ase_upstream \"eu\"", http_line(1));
-    expect_error("ase_upstream eu {\n server http://127.0.0.1:18001;\n server http://127.0.0.1:18001;\n}", "is listed twice", http_line(2));
-    expect_error("ase_upstream eu {\n server http://127.0.0.1:18001;\n keepalive x;\n}", "invalid value \"x\" in \"keepalive\" directive of ase_upstream \"eu\", it must be a number", http_line(2));
-    expect_error("ase_upstream eu {\n server http://127.0.0.1:18001;\n token_file /nonexistent/t;\n}", "cannot read \"/nonexistent/t\"", http_line(2));
+    expect_error(
+        "ase_upstream eu {\n server http://127.0.0.1:18001;\n weight 3;\n}",
+        "unknown directive \"weight\" in ase_upstream \"eu\"",
+        http_line(2),
+    );
+    expect_error(
+        "ase_upstream eu {\n server http://127.0.0.1:18001 weight=2;\n}",
+        "invalid parameter \"weight=2\" in \"server\" directive of ase_upstream \"eu\"",
+        http_line(1),
+    );
+    expect_error(
+        "ase_upstream eu {\n server http://127.0.0.1:18001;\n server http://127.0.0.1:18001;\n}",
+        "is listed twice",
+        http_line(2),
+    );
+    expect_error(
+        "ase_upstream eu {\n server http://127.0.0.1:18001;\n keepalive x;\n}",
+        "invalid value \"x\" in \"keepalive\" directive of ase_upstream \"eu\", it must be a number",
+        http_line(2),
+    );
+    expect_error(
+        "ase_upstream eu {\n server http://127.0.0.1:18001;\n token_file /nonexistent/t;\n}",
+        "cannot read \"/nonexistent/t\"",
+        http_line(2),
+    );
     expect_error("ase_upstream default {\n server http://127.0.0.1:18001;\n}", "reserved", http_line(0));
-    expect_error("ase_upstream eu {\n server http://127.0.0.1:18001;\n}\nase_pass eu;\nase_pass eu;", "\"ase_pass\" directive is duplicate", http_line(4));
+    expect_error(
+        "ase_upstream eu {\n server http://127.0.0.1:18001;\n}\nase_pass eu;\nase_pass eu;",
+        "\"ase_pass\" directive is duplicate",
+        http_line(4),
+    );
 }
 
 #[test]

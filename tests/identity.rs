@@ -42,7 +42,8 @@ fn start(double: &AseDouble, backend: &Backend, extra: &str) -> Nginx {
 "#,
         ase = double.url(),
         backend = backend.addr(),
-        auth_request_locations = if has_auth_request() { auth_request_locations(backend, introspect) } else { String::new() },
+        auth_request_locations =
+            if has_auth_request() { auth_request_locations(backend, introspect) } else { String::new() },
     ));
     n.write_file("conf/htpasswd", "alice:{PLAIN}wonderland\nmallory:{PLAIN}evil\n");
     n
@@ -226,7 +227,8 @@ fn hidden_headers_never_reach_the_ase_in_either_call() {
 
     // A location with a list of its own replaces the inherited one, as proxy_hide_header does.
     double.clear_records();
-    let request = "GET /own-list/b HTTP/1.1\r\nHost: localhost\r\nCookie: a=1\r\nX-Other: o\r\nConnection: close\r\n\r\n";
+    let request =
+        "GET /own-list/b HTTP/1.1\r\nHost: localhost\r\nCookie: a=1\r\nX-Other: o\r\nConnection: close\r\n\r\n";
     assert_eq!(raw(&n, request), 200);
     let req = double.wait_records("request", 1);
     let resp = double.wait_records("response", 1);

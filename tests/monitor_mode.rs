@@ -109,12 +109,18 @@ fn monitor_adds_no_wait_with_a_slow_ase() {
     }
     // The calls still reach the ASE, and each report pairs with its request call.
     let reqs = wait_for("the monitored calls at the ASE", Duration::from_secs(20), || {
-        let r: Vec<Value> = double.records_of("request").into_iter().filter(|r| r["body"]["url"].as_str().is_some_and(|u| u.starts_with("/learn/"))).collect();
+        let r: Vec<Value> = double
+            .records_of("request")
+            .into_iter()
+            .filter(|r| r["body"]["url"].as_str().is_some_and(|u| u.starts_with("/learn/")))
+            .collect();
         (r.len() == 5).then_some(r)
     });
     for req in reqs {
         let cid = req["correlation_id"].as_str().unwrap().to_string();
-        wait_for("the report of a monitored call", Duration::from_secs(10), || (with_id(&double, "response", &cid).len() == 1).then_some(()));
+        wait_for("the report of a monitored call", Duration::from_secs(10), || {
+            (with_id(&double, "response", &cid).len() == 1).then_some(())
+        });
     }
     double.clear_fault();
 }
@@ -128,7 +134,9 @@ fn no_report_without_a_request_call() {
     // A checked request after them: once its report is in, theirs would have been too.
     assert_eq!(get(&n, "/enforce/b").status(), 200);
     let (_, _, cid, _) = logged(&n, "/enforce/b");
-    wait_for("the checked request's report", Duration::from_secs(10), || (with_id(&double, "response", &cid).len() == 1).then_some(()));
+    wait_for("the checked request's report", Duration::from_secs(10), || {
+        (with_id(&double, "response", &cid).len() == 1).then_some(())
+    });
     std::thread::sleep(Duration::from_millis(300));
     let reports = double.records_of("response");
     let requests = double.records_of("request");
@@ -167,7 +175,8 @@ fn the_json_log_format_example_writes_json() {
     assert_eq!(get(&n, "/plain/c").status(), 200);
     let lines = n.log_lines("logs/ase.json", 3);
     assert_eq!(lines.len(), 3, "{lines:?}");
-    let parsed: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let parsed: Vec<Value> =
+        lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     let verdicts: Vec<&str> = parsed.iter().map(|v| v["ase_verdict"].as_str().unwrap()).collect();
     assert_eq!(verdicts, ["monitor", "block", "skip"]);
     assert_eq!((parsed[1]["status"].as_u64(), parsed[2]["ase_time"].as_str()), (Some(403), Some("-")));

@@ -109,10 +109,17 @@ fn checks_pass_with_one_node_per_address(n: &Nginx, double: &AseDouble, url: &st
     for (node, addr) in nodes.iter().zip(addrs).take(v4_at) {
         assert_eq!((node["state"].as_str(), node["failures"].as_u64()), (Some("down"), Some(1)), "{addr}: {s}");
         assert_eq!(log.matches(&format!("node {url} ({addr}) is down")).count(), 1, "{log}");
-        assert!(text.contains(&format!("nginx_ase_node_up{{node=\"{url} ({addr})\",group=\"default\"}} 0\n")), "{text}");
+        assert!(
+            text.contains(&format!("nginx_ase_node_up{{node=\"{url} ({addr})\",group=\"default\"}} 0\n")),
+            "{text}"
+        );
     }
     for (node, addr) in nodes.iter().zip(addrs).skip(v4_at + 1) {
-        assert_eq!((node["state"].as_str(), node["calls"].as_u64()), (Some("up"), Some(0)), "{addr} is never needed: {s}");
+        assert_eq!(
+            (node["state"].as_str(), node["calls"].as_u64()),
+            (Some("up"), Some(0)),
+            "{addr} is never needed: {s}"
+        );
     }
     assert!(!log.contains(&format!("node {url} ({v4}) is down")), "{log}");
 }
@@ -138,7 +145,8 @@ fn a_name_on_ipv6_then_ipv4_with_the_ase_on_ipv4_only() {
     let url = format!("http://{name}:{port}");
     let nginx_port = ngx_ase_tests::free_port();
     let http = http_block(&format!("ase_server {url} max_fails=1 fail_timeout=30s;"), &backend);
-    let mut n = Nginx::prepare(&ngx_ase_tests::nginx::config_with_http(&http.replace("{port}", &nginx_port.to_string())));
+    let mut n =
+        Nginx::prepare(&ngx_ase_tests::nginx::config_with_http(&http.replace("{port}", &nginx_port.to_string())));
     n.port = nginx_port;
     let system = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
     let hosts = n.write_file("hosts", &format!("::1 {name}\n127.0.0.1 {name}\n{system}"));
@@ -149,9 +157,14 @@ fn a_name_on_ipv6_then_ipv4_with_the_ase_on_ipv4_only() {
     let hosts = hosts.to_string_lossy().into_owned();
     n.launch_wrapped(&["unshare", "-m", "sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"", &hosts]);
     // glibc puts ::1 first (RFC 6724); the check below accepts either order.
-    let addrs: Vec<SocketAddr> = status(&n)["nodes"].as_array().expect("nodes").iter()
-        .map(|node| node["address"].as_str().expect("address").parse().expect("an address")).collect();
-    let expected: [SocketAddr; 2] = [format!("[::1]:{port}").parse().unwrap(), format!("127.0.0.1:{port}").parse().unwrap()];
+    let addrs: Vec<SocketAddr> = status(&n)["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|node| node["address"].as_str().expect("address").parse().expect("an address"))
+        .collect();
+    let expected: [SocketAddr; 2] =
+        [format!("[::1]:{port}").parse().unwrap(), format!("127.0.0.1:{port}").parse().unwrap()];
     let mut sorted = addrs.clone();
     sorted.sort();
     let mut want = expected.to_vec();
@@ -167,8 +180,10 @@ fn localhost_gives_one_node_per_address_it_resolves_to() {
     let port = port_of(&double.data);
     let addrs = resolve("localhost", port);
     if addrs.len() == 1 {
-        eprintln!("note: localhost resolves only to {addrs:?} here: this checks one node shown with its address \
-                   (the two-address case: a_name_on_ipv6_then_ipv4_with_the_ase_on_ipv4_only and the unit tests)");
+        eprintln!(
+            "note: localhost resolves only to {addrs:?} here: this checks one node shown with its address \
+                   (the two-address case: a_name_on_ipv6_then_ipv4_with_the_ase_on_ipv4_only and the unit tests)"
+        );
     }
     let url = format!("http://localhost:{port}");
     let n = start(&format!("ase_server {url} max_fails=1 fail_timeout=30s;"), &backend);
@@ -194,7 +209,11 @@ fn an_ase_listening_on_ipv6_only() {
     assert_eq!(double.records_of("request").len(), 5);
     let s = status(&n);
     let node = &s["nodes"][0];
-    assert_eq!((node["url"].as_str(), node["address"].as_str()), (Some(url.as_str()), Some(&url["http://".len()..])), "{s}");
+    assert_eq!(
+        (node["url"].as_str(), node["address"].as_str()),
+        (Some(url.as_str()), Some(&url["http://".len()..])),
+        "{s}"
+    );
     assert_eq!((node["state"].as_str(), node["calls"].as_u64()), (Some("up"), Some(5)), "{s}");
     // Given by address, the node keeps its plain URL as its name.
     assert!(prometheus(&n).contains(&format!("nginx_ase_node_up{{node=\"{url}\",group=\"default\"}} 1\n")));

@@ -39,7 +39,10 @@ fn status_page(n: &Nginx) -> Value {
 
 /// The status page's entry for the node with this URL.
 fn node<'a>(status: &'a Value, url: &str) -> &'a Value {
-    status["nodes"].as_array().and_then(|a| a.iter().find(|n| n["url"] == url)).unwrap_or_else(|| panic!("no node {url}: {status}"))
+    status["nodes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["url"] == url))
+        .unwrap_or_else(|| panic!("no node {url}: {status}"))
 }
 
 /// The `$ase_verdict` of every logged request except the status page's.
@@ -166,7 +169,8 @@ fn black_holed_primary_with_a_backup() {
 
     assert!(statuses.len() >= 40, "the traffic ran: {summary}");
     assert!(log.contains(&format!("node {} is down", hole.url())), "the black-holed primary is marked down: {summary}");
-    let backup_down: Vec<&str> = log.lines().filter(|l| l.contains(&format!("node {} is down", backup.url()))).collect();
+    let backup_down: Vec<&str> =
+        log.lines().filter(|l| l.contains(&format!("node {} is down", backup.url()))).collect();
     assert!(backup_down.is_empty(), "the backup was marked down for the primary's time: {backup_down:?}\n{summary}");
     assert_eq!(node(&status, &backup.url())["state"], "up", "{summary}");
     assert_eq!(status["breaker_trips"].as_u64(), Some(0), "the breaker never opened: {summary}");

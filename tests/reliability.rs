@@ -53,7 +53,9 @@ impl Load {
                     let mut out = Vec::new();
                     let mut i = 0;
                     while !stop.load(Ordering::Relaxed) {
-                        out.push(http.get(format!("{url}/load{c}-{i}")).send().map(|r| r.status().as_u16()).unwrap_or(0));
+                        out.push(
+                            http.get(format!("{url}/load{c}-{i}")).send().map(|r| r.status().as_u16()).unwrap_or(0),
+                        );
                         i += 1;
                     }
                     out
@@ -72,7 +74,13 @@ impl Load {
 fn assert_all_ok(statuses: &[u16]) {
     assert!(statuses.len() > 20, "the load ran ({} requests)", statuses.len());
     let bad: Vec<_> = statuses.iter().filter(|&&s| s != 200).collect();
-    assert!(bad.is_empty(), "{} of {} client requests failed: {:?}", bad.len(), statuses.len(), &bad[..bad.len().min(20)]);
+    assert!(
+        bad.is_empty(),
+        "{} of {} client requests failed: {:?}",
+        bad.len(),
+        statuses.len(),
+        &bad[..bad.len().min(20)]
+    );
 }
 
 fn status(n: &Nginx) -> Value {
@@ -85,7 +93,9 @@ fn worker_rss_kib(n: &Nginx) -> u64 {
     children
         .split_whitespace()
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
-        .filter_map(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .filter_map(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .sum()
 }
 
@@ -120,10 +130,21 @@ fn binary_upgrade_under_load_fails_no_request() {
     n.port = port;
     let (bin, _) = ngx_ase_tests::nginx::binary_and_modules();
     let bin = std::fs::canonicalize(bin).unwrap();
-    assert!(std::process::Command::new(&bin).arg("-p").arg(n.prefix.path()).args(["-c", "conf/nginx.conf"]).status().unwrap().success());
-    let pid_of = |f: &str| std::fs::read_to_string(n.path(f)).ok().map(|p| p.trim().to_string()).filter(|p| !p.is_empty());
-    let kill = |sig: &str, pid: &str| std::process::Command::new("kill").args([sig, pid]).status().map(|s| s.success()).unwrap_or(false);
-    ngx_ase_tests::wait_for("nginx to listen", Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).ok());
+    assert!(std::process::Command::new(&bin)
+        .arg("-p")
+        .arg(n.prefix.path())
+        .args(["-c", "conf/nginx.conf"])
+        .status()
+        .unwrap()
+        .success());
+    let pid_of =
+        |f: &str| std::fs::read_to_string(n.path(f)).ok().map(|p| p.trim().to_string()).filter(|p| !p.is_empty());
+    let kill = |sig: &str, pid: &str| {
+        std::process::Command::new("kill").args([sig, pid]).status().map(|s| s.success()).unwrap_or(false)
+    };
+    ngx_ase_tests::wait_for("nginx to listen", Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
     let old_master = ngx_ase_tests::wait_for("the pid file", Duration::from_secs(10), || pid_of("logs/nginx.pid"));
     let load = Load::start(n.url(""), 6);
     std::thread::sleep(Duration::from_millis(200));
@@ -159,7 +180,8 @@ fn ase_killed_and_restarted_under_load_fails_no_request_and_records_resume() {
 
 #[test]
 fn primary_killed_with_a_backup_under_load_fails_no_request() {
-    let (mut primary, backup, backend) = (AseDouble::start(&["--keepalive"]), AseDouble::start(&["--keepalive"]), Backend::start());
+    let (mut primary, backup, backend) =
+        (AseDouble::start(&["--keepalive"]), AseDouble::start(&["--keepalive"]), Backend::start());
     let n = start(&format!("ase_server {};\nase_server {} backup;", primary.url(), backup.url()), &backend, "");
     let load = Load::start(n.url(""), 4);
     std::thread::sleep(Duration::from_millis(300));
@@ -167,7 +189,12 @@ fn primary_killed_with_a_backup_under_load_fails_no_request() {
     std::thread::sleep(Duration::from_millis(700));
     assert_all_ok(&load.finish());
     assert!(!backup.records_of("request").is_empty());
-    assert_eq!(status(&n)["verdicts"]["fail_open"].as_u64(), Some(0), "the backup answered every check: {}", status(&n));
+    assert_eq!(
+        status(&n)["verdicts"]["fail_open"].as_u64(),
+        Some(0),
+        "the backup answered every check: {}",
+        status(&n)
+    );
 }
 
 /// Connections nginx has not finished with, from the kernel's table: client connections to
@@ -209,7 +236,11 @@ fn thousands_of_clients_leaving_mid_check_leak_nothing() {
             last = nginx_connections(n.port, ase_port);
             last.0 == 0 && last.1 <= 16
         });
-        assert!(settled, "nginx still holds {} client and {} ASE connections 30 s after the clients left", last.0, last.1);
+        assert!(
+            settled,
+            "nginx still holds {} client and {} ASE connections 30 s after the clients left",
+            last.0, last.1
+        );
     };
     // 250 clients at a time connect, send a request and leave while it is being checked;
     // then nginx settles. Batches bound how many checks are pending at once, whatever the
@@ -241,7 +272,10 @@ fn thousands_of_clients_leaving_mid_check_leak_nothing() {
     // floors: 2 MiB is about 175 bytes each); the allocator's slack does not.
     let floor = |r: &[u64]| *r.iter().min().unwrap();
     let (first, last) = (floor(&rss[..4]), floor(&rss[4..]));
-    assert!(last < first + 2 * 1024, "settled worker RSS rose from a floor of {first} KiB to {last} KiB over 12,000 more clients ({rss:?})");
+    assert!(
+        last < first + 2 * 1024,
+        "settled worker RSS rose from a floor of {first} KiB to {last} KiB over 12,000 more clients ({rss:?})"
+    );
     assert_eq!(backend.paths(), vec!["/still-ok"], "no abandoned request reached the backend");
 }
 

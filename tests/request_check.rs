@@ -43,7 +43,11 @@ fn get(n: &Nginx, path: &str, headers: &[(&str, &str)]) -> reqwest::blocking::Re
 fn allowed_request_reaches_backend_with_the_exact_payload() {
     let (double, backend) = (AseDouble::start(&[]), Backend::start());
     let n = start(&double, &backend, "");
-    let resp = get(&n, "/shop/items?id=7&sort=asc", &[("Accept", "text/html"), ("accept", "application/json"), ("X-Forwarded-For", "198.51.100.4")]);
+    let resp = get(
+        &n,
+        "/shop/items?id=7&sort=asc",
+        &[("Accept", "text/html"), ("accept", "application/json"), ("X-Forwarded-For", "198.51.100.4")],
+    );
     assert_eq!(resp.status(), 200);
     assert_eq!(backend.paths(), vec!["/shop/items?id=7&sort=asc"]);
     let recs = double.wait_records("request", 1);
@@ -235,7 +239,9 @@ fn subrequests_are_not_checked() {
         b = backend.addr()
     ));
     assert_eq!(get(&n, "/api/x", &[]).status(), 200);
-    ngx_ase_tests::wait_for("the mirror subrequest at the backend", Duration::from_secs(5), || (backend.hits() >= 2).then_some(()));
+    ngx_ase_tests::wait_for("the mirror subrequest at the backend", Duration::from_secs(5), || {
+        (backend.hits() >= 2).then_some(())
+    });
     assert!(backend.paths().contains(&"/mirrored".to_string()), "{:?}", backend.paths());
     std::thread::sleep(Duration::from_millis(200));
     let recs = double.records_of("request");
@@ -274,7 +280,7 @@ fn satisfy_any_cannot_overrule_the_ases_block() {
         htpasswd = htpasswd.display()
     ));
     let basic = ("Authorization", "Basic YWxpY2U6c2VjcmV0"); // alice:secret
-    // Both locations let the client in while the ASE allows it...
+                                                             // Both locations let the client in while the ASE allows it...
     assert_eq!(get(&n, "/allowed/1", &[]).status(), 200);
     assert_eq!(get(&n, "/basic/1", &[basic]).status(), 200);
     // ...and neither does once the ASE blocks it.

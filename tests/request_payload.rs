@@ -50,7 +50,12 @@ fn headers_of(body: &Value) -> Vec<Value> {
 fn post_with_a_body() {
     let (double, backend) = (AseDouble::start(&[]), Backend::start());
     let n = start(&double, &backend, "", "");
-    let resp = client().post(n.url("/orders?x=1")).header("Content-Type", "application/json").body("{\"item\":7}").send().unwrap();
+    let resp = client()
+        .post(n.url("/orders?x=1"))
+        .header("Content-Type", "application/json")
+        .body("{\"item\":7}")
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body = only_request_body(&double);
     assert_eq!((body["method"].as_str(), body["url"].as_str()), (Some("POST"), Some("/orders?x=1")));
@@ -89,14 +94,25 @@ fn repeated_headers_stay_repeated_and_in_order() {
     let req = b"GET /r HTTP/1.1\r\nHost: a\r\nX-Dup: one\r\nAccept: text/html\r\nX-Dup: two\r\nx-dup: three\r\n\r\n";
     assert_eq!(raw_request(n.port, req), 200);
     let hs = headers_of(&only_request_body(&double));
-    assert_eq!(hs, vec![json!({"host": "a"}), json!({"x-dup": "one"}), json!({"accept": "text/html"}), json!({"x-dup": "two"}), json!({"x-dup": "three"})]);
+    assert_eq!(
+        hs,
+        vec![
+            json!({"host": "a"}),
+            json!({"x-dup": "one"}),
+            json!({"accept": "text/html"}),
+            json!({"x-dup": "two"}),
+            json!({"x-dup": "three"})
+        ]
+    );
 }
 
 #[test]
 fn bytes_that_are_not_utf8_are_kept_as_valid_json() {
     let (double, backend) = (AseDouble::start(&[]), Backend::start());
     let n = start(&double, &backend, "", "ignore_invalid_headers off;");
-    let mut req = b"GET /bytes HTTP/1.1\r\nHost: a\r\nX-Bytes: caf\xe9 \xff\xfe \"q\" \\ end\r\nUser-Agent: caf\xc3\xa9\r\n\r\n".to_vec();
+    let mut req =
+        b"GET /bytes HTTP/1.1\r\nHost: a\r\nX-Bytes: caf\xe9 \xff\xfe \"q\" \\ end\r\nUser-Agent: caf\xc3\xa9\r\n\r\n"
+            .to_vec();
     assert_eq!(raw_request(n.port, &req), 200, "the request is allowed, not failed open");
     let body = only_request_body(&double);
     let hs = headers_of(&body);
@@ -156,7 +172,11 @@ fn fill_header(i: usize) -> Value {
 
 /// The ASE double's records of request checks, each as (body length in bytes, body).
 fn request_bodies(double: &AseDouble, n: usize) -> Vec<(u64, Value)> {
-    double.wait_records("request", n).iter().map(|r| (r["body_len"].as_u64().expect("body_len"), r["body"].clone())).collect()
+    double
+        .wait_records("request", n)
+        .iter()
+        .map(|r| (r["body_len"].as_u64().expect("body_len"), r["body"].clone()))
+        .collect()
 }
 
 fn status_page(n: &Nginx) -> Value {

@@ -49,7 +49,8 @@ fn status(n: &Nginx) -> Value {
 /// The addresses the status page lists for the name.
 fn listed(n: &Nginx) -> Vec<String> {
     let s = status(n);
-    let mut a: Vec<String> = s["nodes"].as_array().expect("nodes").iter().filter_map(|x| x["address"].as_str().map(String::from)).collect();
+    let mut a: Vec<String> =
+        s["nodes"].as_array().expect("nodes").iter().filter_map(|x| x["address"].as_str().map(String::from)).collect();
     a.sort();
     a
 }
@@ -82,7 +83,13 @@ fn a_name_whose_address_changes_is_followed_without_a_reload() {
     for i in 0..5 {
         assert_eq!(client().get(n.url(&format!("/after{i}"))).send().unwrap().status(), 200);
     }
-    assert_eq!(b.records_of("request").iter().filter(|r| r["body"]["url"].as_str().is_some_and(|u| u.starts_with("/after"))).count(), 5);
+    assert_eq!(
+        b.records_of("request")
+            .iter()
+            .filter(|r| r["body"]["url"].as_str().is_some_and(|u| u.starts_with("/after")))
+            .count(),
+        5
+    );
     assert!(a.records_of("request").is_empty(), "nothing more goes to the vanished address");
     assert_eq!(listed(&n), vec![format!("127.0.0.3:{port}")]);
     let log = n.error_log();
@@ -108,7 +115,8 @@ fn a_quitting_worker_does_not_wait_for_the_next_resolution() {
     // The next resolution is 300 s away: a timer nginx waited for would hold the worker.
     wait_for("nginx to quit", Duration::from_secs(20), || {
         let log = n.error_log();
-        (log.contains("exited with code 0") && std::net::TcpStream::connect(("127.0.0.1", n.port)).is_err()).then_some(())
+        (log.contains("exited with code 0") && std::net::TcpStream::connect(("127.0.0.1", n.port)).is_err())
+            .then_some(())
     });
 }
 
@@ -151,9 +159,15 @@ fn the_test_dns_server_answers_from_its_table() {
 #[test]
 fn resolve_needs_a_resolver_and_a_host_name() {
     for (http, needle) in [
-        ("ase_server http://ase.test:8000 resolve;", "\"resolve\" needs nginx's \"resolver\" directive in the http block"),
+        (
+            "ase_server http://ase.test:8000 resolve;",
+            "\"resolve\" needs nginx's \"resolver\" directive in the http block",
+        ),
         ("resolver 127.0.0.1;\nase_server http://127.0.0.1:8000 resolve;", "\"resolve\" needs a host name"),
-        ("ase_upstream eu {\n server http://ase.test:8000 resolve;\n}", "\"resolve\" needs nginx's \"resolver\" directive in the http block"),
+        (
+            "ase_upstream eu {\n server http://ase.test:8000 resolve;\n}",
+            "\"resolve\" needs nginx's \"resolver\" directive in the http block",
+        ),
     ] {
         let n = Nginx::prepare(&config_with_http(http));
         let out = n.test_config();
@@ -161,9 +175,16 @@ fn resolve_needs_a_resolver_and_a_host_name() {
         assert!(!out.status.success(), "nginx -t accepted:\n{http}");
         assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
         let line = config_with_http(http).lines().position(|l| l.contains("resolve;")).unwrap() + 1;
-        assert!(err.contains(&format!("{}:{line}", n.path("conf/nginx.conf").display())), "expected line {line} in:\n{err}");
+        assert!(
+            err.contains(&format!("{}:{line}", n.path("conf/nginx.conf").display())),
+            "expected line {line} in:\n{err}"
+        );
     }
     let n = Nginx::prepare(&config_with_http("resolver 127.0.0.1;\nase_server http://ase.test:8000 resolve;"));
     let out = n.test_config();
-    assert!(out.status.success(), "a name nobody resolves yet is fine with resolve:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "a name nobody resolves yet is fine with resolve:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

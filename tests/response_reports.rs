@@ -110,9 +110,7 @@ fn client_headers(resp: &Response) -> BTreeMap<String, Vec<String>> {
         if NOT_REPORTED.contains(&name.as_str()) {
             continue;
         }
-        map.entry(name.as_str().to_string())
-            .or_default()
-            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+        map.entry(name.as_str().to_string()).or_default().push(String::from_utf8_lossy(value.as_bytes()).into_owned());
     }
     map.values_mut().for_each(|v| v.sort());
     map
@@ -169,7 +167,11 @@ fn reports_for(env: &Env, ase: &AseDouble, send: impl FnOnce(&Env) -> Response) 
     std::thread::sleep(Duration::from_millis(200));
     let records = {
         let again = ase.records_of("response");
-        if again.len() > records.len() { again } else { records }
+        if again.len() > records.len() {
+            again
+        } else {
+            records
+        }
     };
     let barriers = records.iter().filter(|r| is_barrier(r)).count();
     assert_eq!(barriers, 1, "the barrier was reported {barriers} times: {records:?}");
@@ -431,7 +433,8 @@ fn statuses_changed_by_later_filters_are_reported_as_sent() {
     let body = assert_one_report("range not satisfiable", &resp, &reports, "Requested Range Not Satisfiable");
     assert_eq!(single_header(&body, "content-range"), format!("bytes */{}", STATIC_BODY.len()));
 
-    let (resp, reports) = reports_for(&env, &ase, |e| e.send(Method::GET, "/static/hello.txt", &[("range", "bytes=0-4")]));
+    let (resp, reports) =
+        reports_for(&env, &ase, |e| e.send(Method::GET, "/static/hello.txt", &[("range", "bytes=0-4")]));
     assert_eq!(resp.status().as_u16(), 206);
     let body = assert_one_report("partial content", &resp, &reports, "Partial Content");
     assert_eq!(single_header(&body, "content-length"), "5");
@@ -537,7 +540,10 @@ fn reports_nothing_without_the_request_module() {
     let out = nginx.test_config();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("[warn]") && err.contains("ngx_http_ase_request_module is not loaded: no response is reported"), "{err}");
+    assert!(
+        err.contains("[warn]") && err.contains("ngx_http_ase_request_module is not loaded: no response is reported"),
+        "{err}"
+    );
     nginx.launch();
     for _ in 0..3 {
         let r = ngx_ase_tests::client().get(nginx.url("/x")).send().expect("request");
@@ -548,7 +554,10 @@ fn reports_nothing_without_the_request_module() {
     assert!(crashed.is_empty(), "{crashed:?}");
     if nginx_has_debug() {
         let log = nginx.error_log();
-        let skipped = log.lines().filter(|l| l.contains("ase: response report 200 not sent: no request metadata went to the ASE")).count();
+        let skipped = log
+            .lines()
+            .filter(|l| l.contains("ase: response report 200 not sent: no request metadata went to the ASE"))
+            .count();
         assert_eq!(skipped, 3, "{log}");
         assert!(!log.contains("X-CorrelationID"), "a report was handed to the channel:\n{log}");
         assert!(!log.contains("unknown \"ase_correlation_id\""), "{log}");

@@ -76,8 +76,11 @@ fn drive(n: &Nginx, double: &AseDouble, allowed: usize, blocked: usize, failed_o
 fn settled(n: &Nginx) -> Value {
     wait_for("the response reports to settle", Duration::from_secs(20), || {
         let s: Value = client().get(n.url("/ase-status?format=json")).send().ok()?.json().ok()?;
-        let done = s["reports_sent"].as_u64()? + s["reports_dropped_queue_full"].as_u64()? + s["reports_dropped_unavailable"].as_u64()?;
-        let group_done = |g: &Value| Some(g["reports_sent"].as_u64()? + g["reports_dropped"].as_u64()? == g["reports"].as_u64()?);
+        let done = s["reports_sent"].as_u64()?
+            + s["reports_dropped_queue_full"].as_u64()?
+            + s["reports_dropped_unavailable"].as_u64()?;
+        let group_done =
+            |g: &Value| Some(g["reports_sent"].as_u64()? + g["reports_dropped"].as_u64()? == g["reports"].as_u64()?);
         let groups_done = s["groups"].as_object()?.values().all(|g| group_done(g) == Some(true));
         (done == s["reports"].as_u64()? && groups_done).then_some(s)
     })
@@ -131,7 +134,8 @@ fn mismatches(figures: &Value, json: &Value) -> Vec<String> {
     out
 }
 
-const FIGURES: &str = "JSON.stringify([...document.querySelectorAll('[data-k]')].map(e => [e.dataset.k, e.textContent]))";
+const FIGURES: &str =
+    "JSON.stringify([...document.querySelectorAll('[data-k]')].map(e => [e.dataset.k, e.textContent]))";
 
 #[test]
 fn the_page_shows_what_the_json_says() {
@@ -168,32 +172,67 @@ fn the_page_shows_what_the_json_says() {
     let figures: Value = serde_json::from_str(b.eval(FIGURES).as_str().unwrap()).unwrap();
     let keys: Vec<&str> = figures.as_array().unwrap().iter().filter_map(|f| f[0].as_str()).collect();
     for want in [
-        "checks", "verdicts.allow", "verdicts.block", "verdicts.fail_open", "verdicts.fail_closed", "reports_sent",
-        "reports_dropped_queue_full", "reports_dropped_unavailable", "breaker", "breaker_trips",
-        "fail_open_by_cause.ase_status", "nodes.0.state", "nodes.0.calls", "nodes.0.failures", "nodes.0.latency_ms.p50",
-        "nodes.0.latency_ms.p99", "ase_status.403", "errors.timeout", "payload_truncated",
+        "checks",
+        "verdicts.allow",
+        "verdicts.block",
+        "verdicts.fail_open",
+        "verdicts.fail_closed",
+        "reports_sent",
+        "reports_dropped_queue_full",
+        "reports_dropped_unavailable",
+        "breaker",
+        "breaker_trips",
+        "fail_open_by_cause.ase_status",
+        "nodes.0.state",
+        "nodes.0.calls",
+        "nodes.0.failures",
+        "nodes.0.latency_ms.p50",
+        "nodes.0.latency_ms.p99",
+        "ase_status.403",
+        "errors.timeout",
+        "payload_truncated",
     ] {
         assert!(keys.contains(&want), "the page does not show {want}: {keys:?}");
     }
-    assert_eq!((last["verdicts"]["block"].as_u64(), last["verdicts"]["fail_open"].as_u64()), (Some(3 + 6), Some(2 + 2)), "{last}");
+    assert_eq!(
+        (last["verdicts"]["block"].as_u64(), last["verdicts"]["fail_open"].as_u64()),
+        (Some(3 + 6), Some(2 + 2)),
+        "{last}"
+    );
 
     // The charts: points drawn, and each verdict's rates add up to its counter's increase.
     b.wait_until("the charts", PAGE_LIMIT, "Number(document.getElementById('chart-verdicts').dataset.samples) >= 3");
     for verdict in ["allow", "block", "fail_open"] {
         let want = last["verdicts"][verdict].as_u64().unwrap() - first["verdicts"][verdict].as_u64().unwrap();
-        let expr = format!("Number(document.querySelector('#legend-verdicts [data-series=\"v:{verdict}\"]').dataset.delta)");
-        assert_eq!(b.eval(&expr).as_u64(), Some(want), "{verdict}: the rates drawn do not add up to the counter's increase");
-        let path = format!("document.querySelector('#chart-verdicts path[data-series=\"v:{verdict}\"]').getAttribute('d')");
-        assert!(b.eval(&path).as_str().is_some_and(|d| d.starts_with('M') && d.contains('L')), "{verdict}: no line drawn");
+        let expr =
+            format!("Number(document.querySelector('#legend-verdicts [data-series=\"v:{verdict}\"]').dataset.delta)");
+        assert_eq!(
+            b.eval(&expr).as_u64(),
+            Some(want),
+            "{verdict}: the rates drawn do not add up to the counter's increase"
+        );
+        let path =
+            format!("document.querySelector('#chart-verdicts path[data-series=\"v:{verdict}\"]').getAttribute('d')");
+        assert!(
+            b.eval(&path).as_str().is_some_and(|d| d.starts_with('M') && d.contains('L')),
+            "{verdict}: no line drawn"
+        );
     }
     let reports = last["reports_sent"].as_u64().unwrap() - first["reports_sent"].as_u64().unwrap();
     let expr = "Number(document.querySelector('#legend-reports [data-series=\"r:sent\"]').dataset.delta)";
     assert_eq!(b.eval(expr).as_u64(), Some(reports), "reports sent: the rates do not add up");
 
-    assert_eq!(b.eval("document.getElementById('error').hidden && document.getElementById('lost').hidden"), json!(true),
-        "the page shows an error: {}", b.eval("document.getElementById('error').textContent + document.getElementById('lost').textContent"));
-    assert_eq!(b.eval("document.getElementById('groups-card').hidden && !document.querySelector('#nodes h3')"), json!(true),
-        "only the default group: no group table, no group headings");
+    assert_eq!(
+        b.eval("document.getElementById('error').hidden && document.getElementById('lost').hidden"),
+        json!(true),
+        "the page shows an error: {}",
+        b.eval("document.getElementById('error').textContent + document.getElementById('lost').textContent")
+    );
+    assert_eq!(
+        b.eval("document.getElementById('groups-card').hidden && !document.querySelector('#nodes h3')"),
+        json!(true),
+        "only the default group: no group table, no group headings"
+    );
     assert_eq!(b.problems(), Vec::<String>::new(), "the page logged errors");
     b.screenshot(&repo_root().join("build/status-page.png"));
 
@@ -201,8 +240,13 @@ fn the_page_shows_what_the_json_says() {
     b.viewport(390, 844, true);
     let polls = b.eval("Number(document.body.dataset.polls)").as_u64().unwrap();
     b.wait_until("a poll at phone width", PAGE_LIMIT, &format!("Number(document.body.dataset.polls) > {polls}"));
-    assert_eq!(b.eval("document.documentElement.scrollWidth <= window.innerWidth"), json!(true),
-        "the page is wider than a phone: {} > {}", b.eval("document.documentElement.scrollWidth"), b.eval("window.innerWidth"));
+    assert_eq!(
+        b.eval("document.documentElement.scrollWidth <= window.innerWidth"),
+        json!(true),
+        "the page is wider than a phone: {} > {}",
+        b.eval("document.documentElement.scrollWidth"),
+        b.eval("window.innerWidth")
+    );
     b.screenshot(&repo_root().join("build/status-page-phone.png"));
     b.viewport(1200, 900, false);
 
@@ -216,7 +260,8 @@ fn the_page_shows_what_the_json_says() {
     // Every request the page made went to the nginx it came from (the document and its JSON).
     let urls = b.requested_urls();
     assert!(urls.iter().any(|u| u == &format!("{origin}/ase-status?format=json")), "{urls:?}");
-    let outside: Vec<&String> = urls.iter().filter(|u| !u.starts_with(&format!("{origin}/")) && !u.starts_with("data:")).collect();
+    let outside: Vec<&String> =
+        urls.iter().filter(|u| !u.starts_with(&format!("{origin}/")) && !u.starts_with("data:")).collect();
     assert!(outside.is_empty(), "the page requested something outside nginx: {outside:?}");
 }
 
@@ -233,7 +278,11 @@ fn the_page_shows_each_group() {
     drive(&n, &a, 4, 2, 1);
     drive_two(&n, 3);
     let first = settled(&n);
-    assert_eq!((&first["groups"]["default"]["breaker"], &first["groups"][TWO]["breaker"]), (&json!("closed"), &json!("open")), "{first}");
+    assert_eq!(
+        (&first["groups"]["default"]["breaker"], &first["groups"][TWO]["breaker"]),
+        (&json!("closed"), &json!("open")),
+        "{first}"
+    );
 
     let mut b = Browser::launch();
     b.viewport(1200, 900, false);
@@ -264,16 +313,29 @@ fn the_page_shows_each_group() {
             want.push(format!("groups.{g}.{k}"));
         }
         let errors = last["groups"][g]["errors"].as_object().expect("errors by cause");
-        want.extend(errors.iter().filter(|(_, v)| v.as_u64() != Some(0)).map(|(cause, _)| format!("groups.{g}.errors.{cause}")));
+        want.extend(
+            errors.iter().filter(|(_, v)| v.as_u64() != Some(0)).map(|(cause, _)| format!("groups.{g}.errors.{cause}")),
+        );
     }
-    assert!(want.contains(&format!("groups.{TWO}.errors.refused")) && want.contains(&format!("groups.{TWO}.errors.unavailable")), "{last}");
+    assert!(
+        want.contains(&format!("groups.{TWO}.errors.refused"))
+            && want.contains(&format!("groups.{TWO}.errors.unavailable")),
+        "{last}"
+    );
     for w in &want {
         assert!(keys.contains(&w.as_str()), "the page does not show {w}: {keys:?}");
     }
 
     // The rates drawn add up to each group's counters' increase.
-    let errors = |s: &Value, g: &str| -> u64 { s["groups"][g]["errors"].as_object().unwrap().values().filter_map(Value::as_u64).sum() };
-    for (g, rate, field) in [("default", "checks", "checks"), (TWO, "checks", "checks"), ("default", "sent", "reports_sent"), (TWO, "dropped", "reports_dropped")] {
+    let errors = |s: &Value, g: &str| -> u64 {
+        s["groups"][g]["errors"].as_object().unwrap().values().filter_map(Value::as_u64).sum()
+    };
+    for (g, rate, field) in [
+        ("default", "checks", "checks"),
+        (TWO, "checks", "checks"),
+        ("default", "sent", "reports_sent"),
+        (TWO, "dropped", "reports_dropped"),
+    ] {
         let want = last["groups"][g][field].as_u64().unwrap() - first["groups"][g][field].as_u64().unwrap();
         assert!(want > 0, "{g} {field}: no traffic while the page watched");
         let expr = format!("Number(document.querySelector('#groups [data-rate=\"g:{g}:{rate}\"]').dataset.delta)");
@@ -281,30 +343,48 @@ fn the_page_shows_each_group() {
     }
     let want = errors(&last, TWO) - errors(&first, TWO);
     assert!(want > 0);
-    assert_eq!(b.eval(&format!("Number(document.querySelector('#groups [data-rate=\"g:{TWO}:errors\"]').dataset.delta)")).as_u64(), Some(want));
+    assert_eq!(
+        b.eval(&format!("Number(document.querySelector('#groups [data-rate=\"g:{TWO}:errors\"]').dataset.delta)"))
+            .as_u64(),
+        Some(want)
+    );
 
     // The open breaker shows as such, in the table and in the tile.
     for (g, state) in [("default", "closed"), (TWO, "open")] {
-        assert_eq!(cell_class(&mut b, &format!("#groups tr[data-group=\"{g}\"] [data-k=\"groups.{g}.breaker\"]")), state, "{g}");
+        assert_eq!(
+            cell_class(&mut b, &format!("#groups tr[data-group=\"{g}\"] [data-k=\"groups.{g}.breaker\"]")),
+            state,
+            "{g}"
+        );
     }
     assert_eq!(b.eval("document.getElementById('breakers-open').textContent"), json!("1 of 2"));
     assert_eq!(b.eval("document.getElementById('groups-card').hidden"), json!(false));
 
     // Each node under its group.
-    let groups = b.eval("[...document.querySelectorAll('#nodes h3')].map(h => [h.textContent, \
-        [...h.nextElementSibling.querySelectorAll('tr[data-node]')].map(r => Number(r.dataset.node))])");
+    let groups = b.eval(
+        "[...document.querySelectorAll('#nodes h3')].map(h => [h.textContent, \
+        [...h.nextElementSibling.querySelectorAll('tr[data-node]')].map(r => Number(r.dataset.node))])",
+    );
     assert_eq!(groups, json!([["group default", [0]], [format!("group {TWO}"), [1]]]));
     assert_eq!((&last["nodes"][0]["group"], &last["nodes"][1]["group"]), (&json!("default"), &json!(TWO)));
     assert_eq!(last["nodes"][1]["state"], "down", "{last}");
 
-    assert_eq!(b.eval("document.getElementById('error').hidden && document.getElementById('lost').hidden"), json!(true),
-        "the page shows an error: {}", b.eval("document.getElementById('error').textContent + document.getElementById('lost').textContent"));
+    assert_eq!(
+        b.eval("document.getElementById('error').hidden && document.getElementById('lost').hidden"),
+        json!(true),
+        "the page shows an error: {}",
+        b.eval("document.getElementById('error').textContent + document.getElementById('lost').textContent")
+    );
     assert_eq!(b.problems(), Vec::<String>::new(), "the page logged errors");
     b.screenshot(&repo_root().join("build/status-page-groups-live.png"));
     b.viewport(390, 844, true);
     let polls = b.eval("Number(document.body.dataset.polls)").as_u64().unwrap();
     b.wait_until("a poll at phone width", PAGE_LIMIT, &format!("Number(document.body.dataset.polls) > {polls}"));
-    assert_eq!(b.eval("document.documentElement.scrollWidth <= window.innerWidth"), json!(true), "the group table is wider than a phone");
+    assert_eq!(
+        b.eval("document.documentElement.scrollWidth <= window.innerWidth"),
+        json!(true),
+        "the group table is wider than a phone"
+    );
 }
 
 /// The class of the table cell holding the element `selector` finds.
@@ -322,18 +402,32 @@ fn the_page_answers_with_its_security_policy() {
     let h = page.headers().clone();
     assert_eq!(h["content-type"], "text/html; charset=utf-8");
     let csp = h["content-security-policy"].to_str().unwrap();
-    for directive in ["default-src 'none'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'none'"] {
+    for directive in
+        ["default-src 'none'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'none'"]
+    {
         assert!(csp.contains(directive), "{csp}");
     }
-    assert!(!csp.contains("http:") && !csp.contains("https:") && !csp.contains('*'), "the policy names another origin: {csp}");
+    assert!(
+        !csp.contains("http:") && !csp.contains("https:") && !csp.contains('*'),
+        "the policy names another origin: {csp}"
+    );
     // Only the page's own script and style, by hash: an injected one would not run.
-    assert!(csp.contains("script-src 'sha256-") && csp.contains("style-src 'sha256-") && !csp.contains("unsafe"), "{csp}");
+    assert!(
+        csp.contains("script-src 'sha256-") && csp.contains("style-src 'sha256-") && !csp.contains("unsafe"),
+        "{csp}"
+    );
     let body = page.text().unwrap();
     assert!(body.len() < 64 * 1024, "the page is {} bytes", body.len());
     // Self-contained: no URL of any other place in it (the SVG namespace is a name, not a fetch).
     let without_ns = body.replace("http://www.w3.org/2000/svg", "");
-    assert!(!without_ns.contains("http://") && !without_ns.contains("https://") && !without_ns.contains("//cdn"), "the page refers to another origin");
-    assert!(!body.contains(" src=") && !body.contains("@import") && !body.contains("url("), "the page loads a resource");
+    assert!(
+        !without_ns.contains("http://") && !without_ns.contains("https://") && !without_ns.contains("//cdn"),
+        "the page refers to another origin"
+    );
+    assert!(
+        !body.contains(" src=") && !body.contains("@import") && !body.contains("url("),
+        "the page loads a resource"
+    );
 }
 
 /// JSON from a later version (a `monitor` verdict, counters the page has never heard of, a
@@ -381,19 +475,39 @@ fn the_page_groups_nodes_and_shows_counters_it_does_not_know() {
     let figures: Value = serde_json::from_str(b.eval(FIGURES).as_str().unwrap()).unwrap();
     assert_eq!(mismatches(&figures, &json), Vec::<String>::new());
     let keys: Vec<&str> = figures.as_array().unwrap().iter().filter_map(|f| f[0].as_str()).collect();
-    for want in ["verdicts.monitor", "verdicts.shadow", "groups_reloaded", "monitor_sessions.open", "nodes.2.latency_ms.p99", "nodes.1.state",
-        "groups.payments.errors.timeout", "groups.public.checks", "groups.late.state", "groups.late.breaker"] {
+    for want in [
+        "verdicts.monitor",
+        "verdicts.shadow",
+        "groups_reloaded",
+        "monitor_sessions.open",
+        "nodes.2.latency_ms.p99",
+        "nodes.1.state",
+        "groups.payments.errors.timeout",
+        "groups.public.checks",
+        "groups.late.state",
+        "groups.late.breaker",
+    ] {
         assert!(keys.contains(&want), "the page does not show {want}: {keys:?}");
     }
-    let groups = b.eval("[...document.querySelectorAll('#nodes h3')].map(h => [h.textContent, \
-        [...h.nextElementSibling.querySelectorAll('tr[data-node]')].map(r => Number(r.dataset.node))])");
+    let groups = b.eval(
+        "[...document.querySelectorAll('#nodes h3')].map(h => [h.textContent, \
+        [...h.nextElementSibling.querySelectorAll('tr[data-node]')].map(r => Number(r.dataset.node))])",
+    );
     assert_eq!(groups, json!([["group payments", [0, 1]], ["group public", [2]]]));
-    assert!(!keys.contains(&"groups.payments.errors.refused") && !keys.contains(&"groups.public.errors.timeout"), "causes without errors: {keys:?}");
-    assert_eq!(b.eval("document.querySelector('#groups tr[data-group=\"late\"] td.untracked').textContent"),
-        json!("untracked (no counters past the first 16 groups)"));
+    assert!(
+        !keys.contains(&"groups.payments.errors.refused") && !keys.contains(&"groups.public.errors.timeout"),
+        "causes without errors: {keys:?}"
+    );
+    assert_eq!(
+        b.eval("document.querySelector('#groups tr[data-group=\"late\"] td.untracked').textContent"),
+        json!("untracked (no counters past the first 16 groups)")
+    );
     assert_eq!(b.eval("document.getElementById('breakers-open').textContent"), json!("1 of 3"));
     assert_eq!(b.eval("!!document.querySelector('#chart-verdicts path[data-series=\"v:monitor\"]')"), json!(true));
-    assert_eq!(b.eval("document.getElementById('error').hidden && document.getElementById('lost').hidden"), json!(true));
+    assert_eq!(
+        b.eval("document.getElementById('error').hidden && document.getElementById('lost').hidden"),
+        json!(true)
+    );
     assert_eq!(b.problems(), Vec::<String>::new(), "the page logged errors");
     b.screenshot(&repo_root().join("build/status-page-groups.png"));
 }

@@ -113,7 +113,9 @@ fn prometheus_output_parses() {
         labels.sort();
         let label = labels.join(",");
         let v = match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
             _ => f64::NAN,
         };
         by.insert((s.metric.clone(), label), v);
@@ -180,7 +182,11 @@ fn machines_keep_getting_json_and_prometheus_text() {
         }
         let r = req.send().unwrap();
         let h = r.headers().clone();
-        (h["content-type"].to_str().unwrap().to_string(), h.get("vary").map(|v| v.to_str().unwrap().to_string()), r.text().unwrap())
+        (
+            h["content-type"].to_str().unwrap().to_string(),
+            h.get("vary").map(|v| v.to_str().unwrap().to_string()),
+            r.text().unwrap(),
+        )
     };
     // curl's */*, no Accept at all, or asking for JSON: the JSON, as before the page existed.
     for accept in [Some("*/*"), None, Some("application/json"), Some("application/json, text/html;q=0.5")] {
@@ -214,7 +220,8 @@ fn machines_keep_getting_json_and_prometheus_text() {
 #[test]
 fn the_grafana_dashboard_queries_metrics_that_exist() {
     let path = ngx_ase_tests::repo_root().join("nginx-conf/grafana-ase-dashboard.json");
-    let dash: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("dashboard file")).expect("valid JSON");
+    let dash: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("dashboard file")).expect("valid JSON");
     let exprs = dashboard::check_structure(&dash);
     assert!(exprs.len() >= 10, "{exprs:?}");
     let group_query = dashboard::variable_query(&dash, "group");
@@ -237,7 +244,8 @@ fn the_grafana_dashboard_queries_metrics_that_exist() {
     }
     ngx_ase_tests::wait_for("the reports to settle", std::time::Duration::from_secs(20), || {
         let s = status(&n);
-        let settled = |g: &Value| Some(g["reports_sent"].as_u64()? + g["reports_dropped"].as_u64()? == g["reports"].as_u64()?);
+        let settled =
+            |g: &Value| Some(g["reports_sent"].as_u64()? + g["reports_dropped"].as_u64()? == g["reports"].as_u64()?);
         (settled(&s["groups"]["default"])? && settled(&s["groups"]["two"])?).then_some(())
     });
     let scrape = dashboard::Scrape::of(&n);
@@ -283,10 +291,13 @@ mod dashboard {
     impl Scrape {
         pub fn of(n: &Nginx) -> Scrape {
             let text = client().get(n.url("/status?format=prometheus")).send().unwrap().text().unwrap();
-            let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text");
+            let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+                .expect("valid Prometheus text");
             let samples = scrape.samples.iter().map(|s| {
                 let v = match s.value {
-                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => v,
                     _ => f64::NAN,
                 };
                 (s.metric.clone(), s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), v)
@@ -296,18 +307,22 @@ mod dashboard {
 
         /// The value of `metric` with exactly these labels (`k=v` sorted by name, joined by `,`).
         pub fn value(&self, metric: &str, labels: &str) -> Option<f64> {
-            self.samples.iter().find(|(m, l, _)| {
-                let mut l: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                l.sort();
-                m == metric && l.join(",") == labels
-            }).map(|s| s.2)
+            self.samples
+                .iter()
+                .find(|(m, l, _)| {
+                    let mut l: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    l.sort();
+                    m == metric && l.join(",") == labels
+                })
+                .map(|s| s.2)
         }
 
         /// What Grafana's `label_values(METRIC{...}, label)` lists (its matchers on
         /// Prometheus' own labels aside), sorted.
         pub fn label_values(&self, query: &str, label: &str) -> Vec<String> {
             let (metric, _) = selectors(query).into_iter().next().unwrap_or_else(|| panic!("no metric in {query}"));
-            let values: BTreeSet<String> = self.labels_of(&metric).filter(|(k, _)| k == label).map(|(_, v)| v.clone()).collect();
+            let values: BTreeSet<String> =
+                self.labels_of(&metric).filter(|(k, _)| k == label).map(|(_, v)| v.clone()).collect();
             values.into_iter().collect()
         }
 
@@ -328,7 +343,9 @@ mod dashboard {
                 assert!(!selectors.is_empty(), "no nginx_ase_ metric in {expr}");
                 let mut known = vec!["instance".to_string(), "job".to_string()];
                 for (metric, matchers) in selectors {
-                    let have = labels.get(metric.as_str()).unwrap_or_else(|| panic!("{metric} (in {expr}) is not in the Prometheus output"));
+                    let have = labels
+                        .get(metric.as_str())
+                        .unwrap_or_else(|| panic!("{metric} (in {expr}) is not in the Prometheus output"));
                     used.insert(metric.clone());
                     known.extend(have.iter().map(|(k, _)| k.clone()));
                     for (label, op, value) in matchers {
@@ -337,12 +354,18 @@ mod dashboard {
                         }
                         assert!(have.iter().any(|(k, _)| *k == label), "{metric} has no label {label} (in {expr})");
                         if op == "=" {
-                            assert!(have.iter().any(|(k, v)| *k == label && *v == value), "{metric} never has {label}=\"{value}\" (in {expr})");
+                            assert!(
+                                have.iter().any(|(k, v)| *k == label && *v == value),
+                                "{metric} never has {label}=\"{value}\" (in {expr})"
+                            );
                         }
                         // Whichever group is picked in $group, the panel has its series.
                         if label == "group" && op == "=~" && value == "$group" {
                             for g in groups {
-                                assert!(have.iter().any(|(k, v)| k == "group" && v.as_str() == *g), "{metric} has no series of group {g} (in {expr})");
+                                assert!(
+                                    have.iter().any(|(k, v)| k == "group" && v.as_str() == *g),
+                                    "{metric} has no series of group {g} (in {expr})"
+                                );
                             }
                         }
                     }
@@ -411,18 +434,29 @@ mod dashboard {
                 continue;
             }
             assert_eq!(p["datasource"]["uid"], "${datasource}", "{title}");
-            let targets = p["targets"].as_array().filter(|t| !t.is_empty()).unwrap_or_else(|| panic!("{title}: no targets"));
+            let targets =
+                p["targets"].as_array().filter(|t| !t.is_empty()).unwrap_or_else(|| panic!("{title}: no targets"));
             let mut refs = Vec::new();
             for t in targets {
                 let r = t["refId"].as_str().unwrap_or_else(|| panic!("{title}: a target without refId"));
                 assert!(!refs.contains(&r), "{title}: refId {r} twice");
                 refs.push(r);
                 assert_eq!(t["datasource"]["uid"], "${datasource}", "{title}");
-                let expr = t["expr"].as_str().filter(|e| !e.is_empty()).unwrap_or_else(|| panic!("{title}: a target without expr"));
+                let expr = t["expr"]
+                    .as_str()
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or_else(|| panic!("{title}: a target without expr"));
                 check_balanced(expr);
-                for var in expr.split('$').skip(1).map(|s| s.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or("")) {
+                for var in expr
+                    .split('$')
+                    .skip(1)
+                    .map(|s| s.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or(""))
+                {
                     let builtin = var.starts_with("__");
-                    assert!(builtin || vars.iter().any(|v| v["name"] == var), "{title}: ${var} is not a variable of the dashboard");
+                    assert!(
+                        builtin || vars.iter().any(|v| v["name"] == var),
+                        "{title}: ${var} is not a variable of the dashboard"
+                    );
                 }
                 exprs.push(expr.to_string());
             }
@@ -440,7 +474,15 @@ mod dashboard {
                 '(' | '{' | '[' => stack.push(c),
                 ')' | '}' | ']' => {
                     let open = stack.pop();
-                    assert_eq!(open, Some(match c { ')' => '(', '}' => '{', _ => '[' }), "unbalanced {expr}");
+                    assert_eq!(
+                        open,
+                        Some(match c {
+                            ')' => '(',
+                            '}' => '{',
+                            _ => '[',
+                        }),
+                        "unbalanced {expr}"
+                    );
                 }
                 _ => {}
             }
@@ -465,7 +507,13 @@ mod dashboard {
                 let close = body.find('}').expect("closing brace");
                 for m in body[..close].split(',').map(str::trim).filter(|m| !m.is_empty()) {
                     let op_at = m.find(['=', '!']).unwrap_or_else(|| panic!("matcher {m} in {expr}"));
-                    let op_len = if m[op_at..].starts_with("=~") || m[op_at..].starts_with("!=") || m[op_at..].starts_with("!~") { 2 } else { 1 };
+                    let op_len =
+                        if m[op_at..].starts_with("=~") || m[op_at..].starts_with("!=") || m[op_at..].starts_with("!~")
+                        {
+                            2
+                        } else {
+                            1
+                        };
                     let value = m[op_at + op_len..].trim().trim_matches('"').to_string();
                     matchers.push((m[..op_at].trim().to_string(), m[op_at..op_at + op_len].to_string(), value));
                 }
@@ -480,7 +528,9 @@ mod dashboard {
     pub fn by_labels(expr: &str) -> Vec<String> {
         expr.split("by (")
             .skip(1)
-            .flat_map(|s| s.split(')').next().unwrap_or("").split(',').map(|l| l.trim().to_string()).collect::<Vec<_>>())
+            .flat_map(|s| {
+                s.split(')').next().unwrap_or("").split(',').map(|l| l.trim().to_string()).collect::<Vec<_>>()
+            })
             .collect()
     }
 }

@@ -12,8 +12,20 @@ use serde_json::Value;
 fn self_signed(dir: &std::path::Path) -> (String, String) {
     let (cert, key) = (dir.join("ase.crt"), dir.join("ase.key"));
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-               "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+        ])
         .arg(&key)
         .arg("-out")
         .arg(&cert)
@@ -105,12 +117,40 @@ fn ca_signed(dir: &std::path::Path, san: &str) -> (String, String, String) {
         let out = Command::new("openssl").args(args).output().expect("openssl");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
-          "-keyout", &p("ca.key"), "-out", &p("ca.crt")]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.crt"),
+    ]);
     run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=ase", "-keyout", &p("ase.key"), "-out", &p("ase.csr")]);
     std::fs::write(dir.join("ext.cnf"), format!("subjectAltName={san}\n")).unwrap();
-    run(&["x509", "-req", "-in", &p("ase.csr"), "-CA", &p("ca.crt"), "-CAkey", &p("ca.key"), "-CAcreateserial",
-          "-days", "2", "-extfile", &p("ext.cnf"), "-out", &p("ase.crt")]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("ase.csr"),
+        "-CA",
+        &p("ca.crt"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        &p("ase.crt"),
+    ]);
     (p("ca.crt"), p("ase.crt"), p("ase.key"))
 }
 
@@ -144,7 +184,9 @@ fn node_http(double: &AseDouble, backend: &Backend, host: &str, ca: &str, extra:
 
 #[test]
 fn a_trusted_certificate_for_another_name_or_address_is_refused_before_any_request_byte() {
-    for (san, host) in [("DNS:other.example", "localhost"), ("IP:127.0.0.2", "127.0.0.1"), ("DNS:localhost", "127.0.0.1")] {
+    for (san, host) in
+        [("DNS:other.example", "localhost"), ("IP:127.0.0.2", "127.0.0.1"), ("DNS:localhost", "127.0.0.1")]
+    {
         let certs = tempfile::tempdir().unwrap();
         let (ca, cert, key) = ca_signed(certs.path(), san);
         let double = AseDouble::start(&["--tls-cert", &cert, "--tls-key", &key, "--keepalive"]);
@@ -154,7 +196,10 @@ fn a_trusted_certificate_for_another_name_or_address_is_refused_before_any_reque
         assert_eq!(verdicts(&n, 1), vec!["fail_open"], "{san} for {host}");
         assert!(double.records().is_empty(), "the ASE saw a request although its certificate names {san}, not {host}");
         let log = n.error_log();
-        assert!(log.contains("certificate verify error") && log.contains("mismatch"), "the reason is logged ({san} for {host}): {log}");
+        assert!(
+            log.contains("certificate verify error") && log.contains("mismatch"),
+            "the reason is logged ({san} for {host}): {log}"
+        );
     }
 }
 
@@ -180,10 +225,36 @@ fn client_signed(dir: &std::path::Path) -> (String, String) {
         let out = Command::new("openssl").args(args).output().expect("openssl");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=nginx", "-keyout", &p("client.key"), "-out", &p("client.csr")]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=nginx",
+        "-keyout",
+        &p("client.key"),
+        "-out",
+        &p("client.csr"),
+    ]);
     std::fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
-    run(&["x509", "-req", "-in", &p("client.csr"), "-CA", &p("ca.crt"), "-CAkey", &p("ca.key"), "-CAcreateserial",
-          "-days", "2", "-extfile", &p("client.cnf"), "-out", &p("client.crt")]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("client.csr"),
+        "-CA",
+        &p("ca.crt"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("client.cnf"),
+        "-out",
+        &p("client.crt"),
+    ]);
     (p("client.crt"), p("client.key"))
 }
 
@@ -209,7 +280,8 @@ fn a_node_requiring_a_client_certificate_accepts_ours_and_refuses_us_without_it(
     // resolves as for its own file directives.
     let port_n = ngx_ase_tests::free_port();
     let config = ngx_ase_tests::nginx::config_with_http(
-        &http("ase_ssl_certificate client.crt;\n    ase_ssl_certificate_key client.key;").replace("{port}", &port_n.to_string()),
+        &http("ase_ssl_certificate client.crt;\n    ase_ssl_certificate_key client.key;")
+            .replace("{port}", &port_n.to_string()),
     );
     let mut n = Nginx::prepare(&config);
     std::fs::copy(&client_cert, n.path("conf/client.crt")).unwrap();

@@ -68,9 +68,24 @@ fn the_answer_harness_gives_the_channels_outcomes() {
         // the first answer not complete: the check's timer ends it; the second check reads
         // the rest on a new connection
         (two, 10, End::Hang, [Err(Timeout), Err(BadAnswer)]),
-        (b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 3\r\n\r\nxyz", 99, End::Eof, [Ok(503), Err(Reset)]),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 99, End::Eof, [Ok(200), Err(Reset)]),
-        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno", 99, End::Hang, [Ok(401), Err(Reset)]),
+        (
+            b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 3\r\n\r\nxyz",
+            99,
+            End::Eof,
+            [Ok(503), Err(Reset)],
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            99,
+            End::Eof,
+            [Ok(200), Err(Reset)],
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno",
+            99,
+            End::Hang,
+            [Ok(401), Err(Reset)],
+        ),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789", 99, End::Eof, [Err(Reset), Err(Reset)]),
         (b"\x00\xffNOT HTTP\r\n\r\n", 99, End::Hang, [Err(BadAnswer), Err(Reset)]),
         (b"", 0, End::Reset, [Err(Reset), Err(Reset)]),

@@ -7,8 +7,9 @@ use nginx_sys::ngx_http_request_t;
 use ngx::http::HttpModuleLocationConf;
 use ngx_ase_glue::log::LogSource;
 use ngx_ase_glue::panic::guard;
-use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckDone, Event, Verdict, ABI_VERSION,
-    CHANNEL_API_SIZE};
+use ngx_ase_shared::abi::{
+    Admission, AseError, Bytes, CallKind, ChannelApi, CheckDone, Event, Verdict, ABI_VERSION, CHANNEL_API_SIZE,
+};
 
 use crate::counters::{bump, counters};
 use crate::engine::Limits;
@@ -26,46 +27,61 @@ pub static CHANNEL_API: ChannelApi = ChannelApi {
     count_event,
 };
 
-unsafe fn request_log(r: *mut c_void) -> *mut nginx_sys::ngx_log_t { unsafe {
-    LogSource::log_ptr(&(r as *mut ngx_http_request_t))
-}}
+unsafe fn request_log(r: *mut c_void) -> *mut nginx_sys::ngx_log_t {
+    unsafe { LogSource::log_ptr(&(r as *mut ngx_http_request_t)) }
+}
 
 /// This location's time limits, and the group its calls go to (`ase_pass`, resolved when
 /// the configuration was read).
-unsafe fn limits(r: *mut c_void) -> Option<(Limits, usize)> { unsafe {
-    let lc = Module::location_conf(&*(r as *mut ngx_http_request_t))?;
-    Some((Limits { timeout_ms: lc.timeout as u64, connect_timeout_ms: lc.connect_timeout.min(lc.timeout) as u64 }, lc.group))
-}}
+unsafe fn limits(r: *mut c_void) -> Option<(Limits, usize)> {
+    unsafe {
+        let lc = Module::location_conf(&*(r as *mut ngx_http_request_t))?;
+        Some((
+            Limits { timeout_ms: lc.timeout as u64, connect_timeout_ms: lc.connect_timeout.min(lc.timeout) as u64 },
+            lc.group,
+        ))
+    }
+}
 
-unsafe extern "C" fn admit(r: *mut c_void, kind: u8) -> u8 { unsafe {
-    guard(request_log(r), "admit", Admission::Unavailable as u8, || {
-        let kind = if kind == CallKind::Report as u8 { CallKind::Report } else { CallKind::Check };
-        let group = limits(r).map_or(0, |(_, g)| g);
-        let admitted = worker::with(|w| {
-            let a = w.engine.admit(kind, group, &mut w.io);
-            if a != Admission::Go {
-                trace_refused(r, kind, a, w.engine.group_name(group));
-            }
-            a
-        });
-        admitted.unwrap_or(Admission::Unavailable) as u8
-    })
-}}
+unsafe extern "C" fn admit(r: *mut c_void, kind: u8) -> u8 {
+    unsafe {
+        guard(request_log(r), "admit", Admission::Unavailable as u8, || {
+            let kind = if kind == CallKind::Report as u8 { CallKind::Report } else { CallKind::Check };
+            let group = limits(r).map_or(0, |(_, g)| g);
+            let admitted = worker::with(|w| {
+                let a = w.engine.admit(kind, group, &mut w.io);
+                if a != Admission::Go {
+                    trace_refused(r, kind, a, w.engine.group_name(group));
+                }
+                a
+            });
+            admitted.unwrap_or(Admission::Unavailable) as u8
+        })
+    }
+}
 
 /// The trace line of a call refused before it started (no payload was built, so there is
 /// no correlation ID yet): the breaker is open, or the report queue is full.
-unsafe fn trace_refused(r: *mut c_void, kind: CallKind, a: Admission, group: &str) { unsafe {
-    let Some(mut log) = crate::net::ngx_io::trace_log(request_log(r)) else { return };
-    let why = if a == Admission::QueueFull { "queue_full" } else { "unavailable" };
-    let log: *mut nginx_sys::ngx_log_t = &mut log;
-    if kind == CallKind::Check {
-        ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "ase: check group={group} node=- error={why} ms=0 cid=- verdict=fail");
-    } else {
-        ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "ase: report group={group} node=- error={why} ms=0 cid=- (not sent)");
+unsafe fn trace_refused(r: *mut c_void, kind: CallKind, a: Admission, group: &str) {
+    unsafe {
+        let Some(mut log) = crate::net::ngx_io::trace_log(request_log(r)) else { return };
+        let why = if a == Admission::QueueFull { "queue_full" } else { "unavailable" };
+        let log: *mut nginx_sys::ngx_log_t = &mut log;
+        if kind == CallKind::Check {
+            ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "ase: check group={group} node=- error={why} ms=0 cid=- verdict=fail");
+        } else {
+            ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "ase: report group={group} node=- error={why} ms=0 cid=- (not sent)");
+        }
     }
-}}
+}
 
-unsafe extern "C" fn start_check(r: *mut c_void, correlation_id: Bytes, body: Bytes, done: CheckDone, data: *mut c_void) -> *mut c_void {
+unsafe extern "C" fn start_check(
+    r: *mut c_void,
+    correlation_id: Bytes,
+    body: Bytes,
+    done: CheckDone,
+    data: *mut c_void,
+) -> *mut c_void {
     // SAFETY: r is the caller's live request (ABI contract).
     let Some((limits, group)) = (unsafe { guard(request_log(r), "start_check", None, || limits(r)) }) else {
         bump(&counters().errors[AseError::NotStarted as usize]);
@@ -88,34 +104,38 @@ unsafe extern "C" fn start_check(r: *mut c_void, correlation_id: Bytes, body: By
     )
 }
 
-unsafe extern "C" fn cancel_check(handle: *mut c_void) { unsafe {
-    guard((*nginx_sys::ngx_cycle).log, "cancel_check", (), || {
-        if let Some(id) = crate::engine::CallId::from_bits(handle as usize) {
-            worker::with(|w| w.engine.cancel(id, &mut w.io));
-        }
-    })
-}}
+unsafe extern "C" fn cancel_check(handle: *mut c_void) {
+    unsafe {
+        guard((*nginx_sys::ngx_cycle).log, "cancel_check", (), || {
+            if let Some(id) = crate::engine::CallId::from_bits(handle as usize) {
+                worker::with(|w| w.engine.cancel(id, &mut w.io));
+            }
+        })
+    }
+}
 
-unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> u8 { unsafe {
-    guard(request_log(r), "send_report", Admission::Unavailable as u8, || {
-        let sent = limits(r).and_then(|(limits, group)| {
-            worker::with(|w| {
-                w.io.trace_next = crate::net::ngx_io::trace_log(request_log(r));
-                let a = w.engine.send_report(group, correlation_id.as_slice(), body.as_slice(), limits, &mut w.io);
-                w.io.trace_next = None;
-                if a != Admission::Go {
-                    trace_refused(r, CallKind::Report, a, w.engine.group_name(group));
-                }
-                a
-            })
-        });
-        sent.unwrap_or_else(|| {
-            bump(&counters().reports);
-            bump(&counters().reports_dropped_unavailable);
-            Admission::Unavailable
-        }) as u8
-    })
-}}
+unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> u8 {
+    unsafe {
+        guard(request_log(r), "send_report", Admission::Unavailable as u8, || {
+            let sent = limits(r).and_then(|(limits, group)| {
+                worker::with(|w| {
+                    w.io.trace_next = crate::net::ngx_io::trace_log(request_log(r));
+                    let a = w.engine.send_report(group, correlation_id.as_slice(), body.as_slice(), limits, &mut w.io);
+                    w.io.trace_next = None;
+                    if a != Admission::Go {
+                        trace_refused(r, CallKind::Report, a, w.engine.group_name(group));
+                    }
+                    a
+                })
+            });
+            sent.unwrap_or_else(|| {
+                bump(&counters().reports);
+                bump(&counters().reports_dropped_unavailable);
+                Admission::Unavailable
+            }) as u8
+        })
+    }
+}
 
 unsafe extern "C" fn count_verdict(verdict: u8, error: u8) {
     let Some(verdict) = Verdict::from_u8(verdict) else { return };

@@ -15,7 +15,8 @@ pub const MAX_GROUPS: usize = 16;
 pub const WINDOW_SLOTS: usize = 6;
 pub const SLOT_MS: u64 = 10_000;
 /// Upper bounds (ms) of the latency histogram's buckets; the last one catches the rest.
-pub const BUCKET_BOUNDS_MS: [u64; 20] = [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, u64::MAX];
+pub const BUCKET_BOUNDS_MS: [u64; 20] =
+    [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, u64::MAX];
 
 /// The statuses counted one by one; everything else lands in "other".
 pub const STATUS_CODES: [u16; 6] = [200, 400, 401, 403, 503, 0];
@@ -83,8 +84,14 @@ impl Counters {
         #[allow(clippy::declare_interior_mutable_const)]
         const NODE: NodeStats = NodeStats { calls: Z, failures: Z, down_since_ms: Z, window: [SLOT; WINDOW_SLOTS] };
         #[allow(clippy::declare_interior_mutable_const)]
-        const GROUP: GroupStats =
-            GroupStats { checks: Z, reports: Z, errors: [Z; N_ERRORS], breaker_trips: Z, reports_sent: Z, reports_dropped: Z };
+        const GROUP: GroupStats = GroupStats {
+            checks: Z,
+            reports: Z,
+            errors: [Z; N_ERRORS],
+            breaker_trips: Z,
+            reports_sent: Z,
+            reports_dropped: Z,
+        };
         Counters {
             checks: Z,
             reports: Z,

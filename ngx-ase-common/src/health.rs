@@ -152,7 +152,9 @@ impl Nodes {
         let primary = self.group(g).find(|&i| !self.policies[i].backup && up(i));
         let any_primary_up = primary.is_some();
         let usable = |i: usize| !is_tried(tried, i) && up(i) && (!self.policies[i].backup || !any_primary_up);
-        self.group(g).filter(|&i| !self.policies[i].backup).find(|&i| usable(i))
+        self.group(g)
+            .filter(|&i| !self.policies[i].backup)
+            .find(|&i| usable(i))
             .or_else(|| self.group(g).filter(|&i| self.policies[i].backup).find(|&i| usable(i)))
     }
 
@@ -262,7 +264,11 @@ pub fn is_tried(tried: u64, i: usize) -> bool {
 
 /// `tried` with node `i` added.
 pub fn with_tried(tried: u64, i: usize) -> u64 {
-    if i < MAX_NODES { tried | (1 << i) } else { tried }
+    if i < MAX_NODES {
+        tried | (1 << i)
+    } else {
+        tried
+    }
 }
 
 #[cfg(test)]

@@ -14,21 +14,21 @@
 //!   `channel_api.rs` is the table the other modules call; `clock.rs` nginx's clock.
 //! - `counters.rs`, `zone.rs` (`ase_zone`) and `status/`: the numbers and the status page.
 
-pub mod conf;
-pub mod counters;
-pub mod engine;
-pub mod health;
-pub mod net;
-pub mod secret;
-pub mod status;
 #[cfg(not(test))]
 mod channel_api;
 #[cfg(not(test))]
 mod clock;
+pub mod conf;
+pub mod counters;
+pub mod engine;
+pub mod health;
 #[cfg(not(test))]
 mod module;
+pub mod net;
 #[cfg(not(test))]
 mod process;
+pub mod secret;
+pub mod status;
 #[cfg(not(test))]
 mod worker;
 #[cfg(not(test))]

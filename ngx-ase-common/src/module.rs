@@ -17,8 +17,8 @@ use ngx_ase_glue::module::{command, ANY_LEVEL, LOC_CONF, MAIN_CONF};
 use ngx_ase_shared::abi::CommonMainHeader;
 
 use crate::channel_api::CHANNEL_API;
-use crate::conf::{LocConf, MainConf};
 use crate::conf::directives as set;
+use crate::conf::{LocConf, MainConf};
 
 pub struct Module;
 
@@ -63,20 +63,50 @@ static mut COMMANDS: [ngx_command_t; 17] = [
     command(ngx_string!("ase_pass"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_pass, LOC_CONF, 0),
     command(ngx_string!("ase_token_file"), HTTP | NGX_CONF_TAKE1, set::set_token_file, MAIN_CONF, 0),
     command(ngx_string!("ase_token"), HTTP | NGX_CONF_TAKE1, set::set_token_inline, MAIN_CONF, 0),
-    command(ngx_string!("ase_connect_timeout"), ANY_LEVEL | NGX_CONF_TAKE1, ngx_conf_set_msec_slot, LOC_CONF,
-        offset_of!(LocConf, connect_timeout)),
-    command(ngx_string!("ase_timeout"), ANY_LEVEL | NGX_CONF_TAKE1, ngx_conf_set_msec_slot, LOC_CONF,
-        offset_of!(LocConf, timeout)),
-    command(ngx_string!("ase_keepalive"), HTTP | NGX_CONF_TAKE1, ngx_conf_set_num_slot, MAIN_CONF,
-        offset_of!(MainConf, keepalive)),
-    command(ngx_string!("ase_ssl_verify"), HTTP | NGX_CONF_FLAG, ngx_conf_set_flag_slot, MAIN_CONF,
-        offset_of!(MainConf, ssl_verify)),
-    command(ngx_string!("ase_ssl_trusted_certificate"), HTTP | NGX_CONF_TAKE1, ngx_conf_set_str_slot, MAIN_CONF,
-        offset_of!(MainConf, ssl_trusted_certificate)),
+    command(
+        ngx_string!("ase_connect_timeout"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        ngx_conf_set_msec_slot,
+        LOC_CONF,
+        offset_of!(LocConf, connect_timeout),
+    ),
+    command(
+        ngx_string!("ase_timeout"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        ngx_conf_set_msec_slot,
+        LOC_CONF,
+        offset_of!(LocConf, timeout),
+    ),
+    command(
+        ngx_string!("ase_keepalive"),
+        HTTP | NGX_CONF_TAKE1,
+        ngx_conf_set_num_slot,
+        MAIN_CONF,
+        offset_of!(MainConf, keepalive),
+    ),
+    command(
+        ngx_string!("ase_ssl_verify"),
+        HTTP | NGX_CONF_FLAG,
+        ngx_conf_set_flag_slot,
+        MAIN_CONF,
+        offset_of!(MainConf, ssl_verify),
+    ),
+    command(
+        ngx_string!("ase_ssl_trusted_certificate"),
+        HTTP | NGX_CONF_TAKE1,
+        ngx_conf_set_str_slot,
+        MAIN_CONF,
+        offset_of!(MainConf, ssl_trusted_certificate),
+    ),
     command(ngx_string!("ase_ssl_certificate"), HTTP | NGX_CONF_TAKE1, set::set_ssl_certificate, MAIN_CONF, 0),
     command(ngx_string!("ase_ssl_certificate_key"), HTTP | NGX_CONF_TAKE1, set::set_ssl_certificate_key, MAIN_CONF, 0),
-    command(ngx_string!("ase_response_queue"), HTTP | NGX_CONF_TAKE1, ngx_conf_set_num_slot, MAIN_CONF,
-        offset_of!(MainConf, response_queue)),
+    command(
+        ngx_string!("ase_response_queue"),
+        HTTP | NGX_CONF_TAKE1,
+        ngx_conf_set_num_slot,
+        MAIN_CONF,
+        offset_of!(MainConf, response_queue),
+    ),
     command(ngx_string!("ase_zone"), HTTP | NGX_CONF_TAKE2, crate::zone::set_zone, MAIN_CONF, 0),
     command(ngx_string!("ase_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set::set_status, LOC_CONF, 0),
     // Sentinels: nginx stops at the first command with an empty name.

@@ -115,7 +115,11 @@ pub fn dispatch_flush() {
 
 /// Starts a check. Returns the caller's handle, or null when `done` has already been
 /// called (the answer was known at once, or the check could not start).
-pub fn start_check(start: impl FnOnce(&mut Worker, Waiter) -> Option<usize>, done: CheckDone, data: *mut c_void) -> *mut c_void {
+pub fn start_check(
+    start: impl FnOnce(&mut Worker, Waiter) -> Option<usize>,
+    done: CheckDone,
+    data: *mut c_void,
+) -> *mut c_void {
     let started = guard(cycle_log(), "start_check", Err(AseError::Internal), || {
         with(|w| start(w, Waiter { done, data })).ok_or(AseError::NotStarted)
     });

@@ -6,8 +6,8 @@ use core::ffi::{c_char, c_void};
 use core::ptr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_int_t, ngx_parse_size, ngx_shared_memory_add, ngx_shm_zone_t,
-    ngx_slab_calloc, ngx_slab_pool_t, ngx_str_t, NGX_ERROR, NGX_OK,
+    ngx_command_t, ngx_conf_t, ngx_int_t, ngx_parse_size, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc,
+    ngx_slab_pool_t, ngx_str_t, NGX_ERROR, NGX_OK,
 };
 use ngx_ase_glue::conf::{conf_ok, directive_args, emerg};
 use ngx_ase_glue::module::guard_conf;
@@ -32,63 +32,81 @@ struct ZoneData {
 
 pub const MIN_ZONE_SIZE: usize = 64 * 1024;
 
-pub unsafe extern "C" fn set_zone(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
-    guard_conf(cf, || {
-        let conf = &mut *(conf as *mut MainConf);
-        if !conf.zone.is_null() {
-            return emerg(cf, &duplicate("ase_zone"));
-        }
-        let args = directive_args(cf);
-        let (name, size_text) = (args[0], args[1]);
-        if name.is_empty() {
-            return emerg(cf, &in_directive("the zone needs a name", "ase_zone"));
-        }
-        let mut size_str = ngx_str_t { len: size_text.len(), data: size_text.as_ptr() as *mut u8 };
-        let size = ngx_parse_size(&mut size_str);
-        if size == NGX_ERROR as isize {
-            return emerg(cf, &in_directive(&format!("invalid size \"{}\"", String::from_utf8_lossy(size_text)), "ase_zone"));
-        }
-        if (size as usize) < MIN_ZONE_SIZE {
-            return emerg(cf, &in_directive(&format!("zone \"{}\" is too small, it must be at least 64k", String::from_utf8_lossy(name)), "ase_zone"));
-        }
-        let Some(mut name_str) = ngx_str_t::from_bytes((*cf).pool, name) else {
-            return emerg(cf, &in_directive("out of memory", "ase_zone"));
-        };
-        let tag = ptr::addr_of_mut!(crate::ngx_ase_common_module).cast::<c_void>();
-        let zone = ngx_shared_memory_add(cf, &mut name_str, size as usize, tag);
-        if zone.is_null() {
-            return emerg(cf, &in_directive("cannot add the shared memory zone", "ase_zone"));
-        }
-        if (*zone).init.is_some() {
-            return emerg(cf, &in_directive(&format!("zone \"{}\" is already used", String::from_utf8_lossy(name)), "ase_zone"));
-        }
-        (*zone).init = Some(init_zone);
-        conf.zone = zone;
-        conf_ok()
-    })
-}}
+pub unsafe extern "C" fn set_zone(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    unsafe {
+        guard_conf(cf, || {
+            let conf = &mut *(conf as *mut MainConf);
+            if !conf.zone.is_null() {
+                return emerg(cf, &duplicate("ase_zone"));
+            }
+            let args = directive_args(cf);
+            let (name, size_text) = (args[0], args[1]);
+            if name.is_empty() {
+                return emerg(cf, &in_directive("the zone needs a name", "ase_zone"));
+            }
+            let mut size_str = ngx_str_t { len: size_text.len(), data: size_text.as_ptr() as *mut u8 };
+            let size = ngx_parse_size(&mut size_str);
+            if size == NGX_ERROR as isize {
+                return emerg(
+                    cf,
+                    &in_directive(&format!("invalid size \"{}\"", String::from_utf8_lossy(size_text)), "ase_zone"),
+                );
+            }
+            if (size as usize) < MIN_ZONE_SIZE {
+                return emerg(
+                    cf,
+                    &in_directive(
+                        &format!("zone \"{}\" is too small, it must be at least 64k", String::from_utf8_lossy(name)),
+                        "ase_zone",
+                    ),
+                );
+            }
+            let Some(mut name_str) = ngx_str_t::from_bytes((*cf).pool, name) else {
+                return emerg(cf, &in_directive("out of memory", "ase_zone"));
+            };
+            let tag = ptr::addr_of_mut!(crate::ngx_ase_common_module).cast::<c_void>();
+            let zone = ngx_shared_memory_add(cf, &mut name_str, size as usize, tag);
+            if zone.is_null() {
+                return emerg(cf, &in_directive("cannot add the shared memory zone", "ase_zone"));
+            }
+            if (*zone).init.is_some() {
+                return emerg(
+                    cf,
+                    &in_directive(&format!("zone \"{}\" is already used", String::from_utf8_lossy(name)), "ase_zone"),
+                );
+            }
+            (*zone).init = Some(init_zone);
+            conf.zone = zone;
+            conf_ok()
+        })
+    }
+}
 
 /// Allocates the counters in a new zone, or adopts those of the zone before a reload.
-unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t { unsafe {
-    let old = old as *mut ZoneData;
-    if let Some(d) = old.as_ref() {
-        if d.magic == MAGIC {
-            (*zone).data = old.cast();
-            return NGX_OK as ngx_int_t;
+unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
+    unsafe {
+        let old = old as *mut ZoneData;
+        if let Some(d) = old.as_ref() {
+            if d.magic == MAGIC {
+                (*zone).data = old.cast();
+                return NGX_OK as ngx_int_t;
+            }
         }
+        let pool = (*zone).shm.addr as *mut ngx_slab_pool_t;
+        let data = ngx_slab_calloc(pool, core::mem::size_of::<ZoneData>()) as *mut ZoneData;
+        if data.is_null() {
+            return NGX_ERROR as ngx_int_t;
+        }
+        ptr::write(data, ZoneData { magic: MAGIC, counters: Counters::new() });
+        (*zone).data = data.cast();
+        NGX_OK as ngx_int_t
     }
-    let pool = (*zone).shm.addr as *mut ngx_slab_pool_t;
-    let data = ngx_slab_calloc(pool, core::mem::size_of::<ZoneData>()) as *mut ZoneData;
-    if data.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    ptr::write(data, ZoneData { magic: MAGIC, counters: Counters::new() });
-    (*zone).data = data.cast();
-    NGX_OK as ngx_int_t
-}}
+}
 
 /// The counters in the zone, once nginx has initialised it.
-pub unsafe fn shared_counters(zone: *mut ngx_shm_zone_t) -> Option<&'static Counters> { unsafe {
-    let data = (zone.as_ref()?.data as *const ZoneData).as_ref()?;
-    Some(&data.counters)
-}}
+pub unsafe fn shared_counters(zone: *mut ngx_shm_zone_t) -> Option<&'static Counters> {
+    unsafe {
+        let data = (zone.as_ref()?.data as *const ZoneData).as_ref()?;
+        Some(&data.counters)
+    }
+}

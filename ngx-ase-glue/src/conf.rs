@@ -19,23 +19,27 @@ pub fn conf_ok() -> *mut c_char {
 ///
 /// # Safety
 /// `cf` must be the `ngx_conf_t` nginx passed to a directive callback.
-pub unsafe fn directive_args<'a>(cf: *mut ngx_conf_t) -> Vec<&'a [u8]> { unsafe {
-    let args = &*(*cf).args;
-    let elts = args.elts as *const ngx_str_t;
-    (1..args.nelts).map(|i| (*elts.add(i)).as_bytes()).collect()
-}}
+pub unsafe fn directive_args<'a>(cf: *mut ngx_conf_t) -> Vec<&'a [u8]> {
+    unsafe {
+        let args = &*(*cf).args;
+        let elts = args.elts as *const ngx_str_t;
+        (1..args.nelts).map(|i| (*elts.add(i)).as_bytes()).collect()
+    }
+}
 
 /// The directive's name (the first word), for messages.
 ///
 /// # Safety
 /// As for [`directive_args`].
-pub unsafe fn directive_name<'a>(cf: *mut ngx_conf_t) -> &'a [u8] { unsafe {
-    let args = &*(*cf).args;
-    if args.nelts == 0 {
-        return b"";
+pub unsafe fn directive_name<'a>(cf: *mut ngx_conf_t) -> &'a [u8] {
+    unsafe {
+        let args = &*(*cf).args;
+        if args.nelts == 0 {
+            return b"";
+        }
+        (*(args.elts as *const ngx_str_t)).as_bytes()
     }
-    (*(args.elts as *const ngx_str_t)).as_bytes()
-}}
+}
 
 /// Logs `msg` as an `emerg` configuration error; nginx appends " in FILE:LINE".
 ///
@@ -49,45 +53,51 @@ pub unsafe fn log_conf(cf: *mut ngx_conf_t, level: u32, msg: &str) {
 ///
 /// # Safety
 /// `cf` must be a live `ngx_conf_t`.
-pub unsafe fn emerg(cf: *mut ngx_conf_t, msg: &str) -> *mut c_char { unsafe {
-    log_conf(cf, NGX_LOG_EMERG, msg);
-    conf_error()
-}}
+pub unsafe fn emerg(cf: *mut ngx_conf_t, msg: &str) -> *mut c_char {
+    unsafe {
+        log_conf(cf, NGX_LOG_EMERG, msg);
+        conf_error()
+    }
+}
 
 /// Where the directive being parsed stands, as "FILE:LINE".
 ///
 /// # Safety
 /// `cf` must be a live `ngx_conf_t` that is reading a file.
-pub unsafe fn current_position(cf: *mut ngx_conf_t) -> String { unsafe {
-    let Some(file) = (*cf).conf_file.as_ref() else {
-        return String::from("(unknown)");
-    };
-    format!("{}:{}", String::from_utf8_lossy(file.file.name.as_bytes()), file.line)
-}}
+pub unsafe fn current_position(cf: *mut ngx_conf_t) -> String {
+    unsafe {
+        let Some(file) = (*cf).conf_file.as_ref() else {
+            return String::from("(unknown)");
+        };
+        format!("{}:{}", String::from_utf8_lossy(file.file.name.as_bytes()), file.line)
+    }
+}
 
 /// Finds a module by its nginx name in the cycle being configured.
 ///
 /// # Safety
 /// `cf` must be a live `ngx_conf_t` whose cycle's module list is set up.
-pub unsafe fn find_module<'a>(cf: *mut ngx_conf_t, name: &str) -> Option<&'a ngx_module_t> { unsafe {
-    let cycle = &*(*cf).cycle;
-    if cycle.modules.is_null() {
-        return None;
+pub unsafe fn find_module<'a>(cf: *mut ngx_conf_t, name: &str) -> Option<&'a ngx_module_t> {
+    unsafe {
+        let cycle = &*(*cf).cycle;
+        if cycle.modules.is_null() {
+            return None;
+        }
+        (0..cycle.modules_n)
+            .map(|i| *cycle.modules.add(i))
+            .filter(|m| !m.is_null())
+            .map(|m| &*m)
+            .find(|m| !m.name.is_null() && CStr::from_ptr(m.name).to_bytes() == name.as_bytes())
     }
-    (0..cycle.modules_n)
-        .map(|i| *cycle.modules.add(i))
-        .filter(|m| !m.is_null())
-        .map(|m| &*m)
-        .find(|m| !m.name.is_null() && CStr::from_ptr(m.name).to_bytes() == name.as_bytes())
-}}
+}
 
 /// Whether module `a` comes before module `b` in the cycle's module order.
 ///
 /// # Safety
 /// As for [`find_module`].
-pub unsafe fn module_index(cf: *mut ngx_conf_t, name: &str) -> Option<usize> { unsafe {
-    find_module(cf, name).map(|m| m.index)
-}}
+pub unsafe fn module_index(cf: *mut ngx_conf_t, name: &str) -> Option<usize> {
+    unsafe { find_module(cf, name).map(|m| m.index) }
+}
 
 /// The message printed when a module is loaded without the common module before it.
 pub fn missing_common_message(module_name: &str) -> String {
@@ -104,35 +114,34 @@ pub fn missing_common_message(module_name: &str) -> String {
 ///
 /// # Safety
 /// `cf` must be a live `ngx_conf_t` inside the `http` block.
-pub unsafe fn common_header<'a>(
-    cf: *mut ngx_conf_t,
-    module_name: &str,
-) -> Result<&'a CommonMainHeader, String> { unsafe {
-    let Some(common) = find_module(cf, COMMON_MODULE_NAME) else {
-        return Err(missing_common_message(module_name));
-    };
-    let ours = module_index(cf, module_name).unwrap_or(usize::MAX);
-    if common.index > ours {
-        return Err(missing_common_message(module_name));
-    }
-    let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
-    let main = *(*ctx).main_conf.add(common.ctx_index) as *const CommonMainHeader;
-    let Some(header) = main.as_ref() else {
-        return Err(missing_common_message(module_name));
-    };
-    let why = match header.api.as_ref() {
-        // The version is the table's first field in every build; the size follows it.
-        Some(api) => match api_mismatch(api.abi_version, api.size) {
-            None => return Ok(header),
-            Some(why) => why,
-        },
-        None => "no function table".to_string(),
-    };
-    Err(format!(
-        "{module_name} and {COMMON_MODULE_NAME} come from different ngx-ase builds ({why}): \
+pub unsafe fn common_header<'a>(cf: *mut ngx_conf_t, module_name: &str) -> Result<&'a CommonMainHeader, String> {
+    unsafe {
+        let Some(common) = find_module(cf, COMMON_MODULE_NAME) else {
+            return Err(missing_common_message(module_name));
+        };
+        let ours = module_index(cf, module_name).unwrap_or(usize::MAX);
+        if common.index > ours {
+            return Err(missing_common_message(module_name));
+        }
+        let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
+        let main = *(*ctx).main_conf.add(common.ctx_index) as *const CommonMainHeader;
+        let Some(header) = main.as_ref() else {
+            return Err(missing_common_message(module_name));
+        };
+        let why = match header.api.as_ref() {
+            // The version is the table's first field in every build; the size follows it.
+            Some(api) => match api_mismatch(api.abi_version, api.size) {
+                None => return Ok(header),
+                Some(why) => why,
+            },
+            None => "no function table".to_string(),
+        };
+        Err(format!(
+            "{module_name} and {COMMON_MODULE_NAME} come from different ngx-ase builds ({why}): \
          install all three modules from the same build"
-    ))
-}}
+        ))
+    }
+}
 
 /// For the preconfiguration hook of a module that sends through the common module: nginx
 /// runs it at the start of the `http` block, after every module created its main
@@ -143,33 +152,39 @@ pub unsafe fn common_header<'a>(
 /// # Safety
 /// `cf` must be the `ngx_conf_t` of a preconfiguration callback.
 #[allow(clippy::result_unit_err)] // the message is logged already
-pub unsafe fn check_common_first(cf: *mut ngx_conf_t, module_name: &str) -> Result<(), ()> { unsafe {
-    match common_header(cf, module_name) {
-        Ok(_) => Ok(()),
-        Err(msg) => {
-            log_conf(cf, NGX_LOG_EMERG, &msg);
-            Err(())
+pub unsafe fn check_common_first(cf: *mut ngx_conf_t, module_name: &str) -> Result<(), ()> {
+    unsafe {
+        match common_header(cf, module_name) {
+            Ok(_) => Ok(()),
+            Err(msg) => {
+                log_conf(cf, NGX_LOG_EMERG, &msg);
+                Err(())
+            }
         }
     }
-}}
+}
 
 /// Logs an `emerg` message for a problem found after parsing, naming the place it
 /// refers to the way nginx does (" in FILE:LINE").
 ///
 /// # Safety
 /// `cf` must be a live `ngx_conf_t`.
-pub unsafe fn log_emerg_at(cf: *mut ngx_conf_t, msg: &str, position: &str) { unsafe {
-    log_at(cf, NGX_LOG_EMERG, msg, position);
-}}
+pub unsafe fn log_emerg_at(cf: *mut ngx_conf_t, msg: &str, position: &str) {
+    unsafe {
+        log_at(cf, NGX_LOG_EMERG, msg, position);
+    }
+}
 
 /// Logs `msg` at `level` naming the place it refers to (" in FILE:LINE"), for a problem
 /// found after the directive there was read.
 ///
 /// # Safety
 /// `cf` must be a live `ngx_conf_t`.
-pub unsafe fn log_at(cf: *mut ngx_conf_t, level: u32, msg: &str, position: &str) { unsafe {
-    ngx::ngx_log_error!(level, (*cf).log, "{} in {}", msg, position);
-}}
+pub unsafe fn log_at(cf: *mut ngx_conf_t, level: u32, msg: &str, position: &str) {
+    unsafe {
+        ngx::ngx_log_error!(level, (*cf).log, "{} in {}", msg, position);
+    }
+}
 
 /// The checks every module that sends through the common module makes once the `http`
 /// block is read: the common module is loaded first, and a module turned on somewhere
@@ -183,36 +198,40 @@ pub unsafe fn check_channel<'a>(
     module_name: &str,
     directive: &str,
     enabled_at: Option<&str>,
-) -> Result<&'a CommonMainHeader, ()> { unsafe {
-    let header = match common_header(cf, module_name) {
-        Ok(h) => h,
-        Err(msg) => {
-            ngx::ngx_log_error!(NGX_LOG_EMERG, (*cf).log, "{}", msg);
+) -> Result<&'a CommonMainHeader, ()> {
+    unsafe {
+        let header = match common_header(cf, module_name) {
+            Ok(h) => h,
+            Err(msg) => {
+                ngx::ngx_log_error!(NGX_LOG_EMERG, (*cf).log, "{}", msg);
+                return Err(());
+            }
+        };
+        if let (Some(at), 0) = (enabled_at, header.server_count) {
+            log_emerg_at(cf, &format!("\"{directive}\" is on but the http block has no \"ase_server\""), at);
             return Err(());
         }
-    };
-    if let (Some(at), 0) = (enabled_at, header.server_count) {
-        log_emerg_at(cf, &format!("\"{directive}\" is on but the http block has no \"ase_server\""), at);
-        return Err(());
+        Ok(header)
     }
-    Ok(header)
-}}
+}
 
 /// A directive that may be given once per level: `is_set` says whether it already was;
 /// `parsed` is the value or the message for nginx -t.
 ///
 /// # Safety
 /// `cf` must be a live `ngx_conf_t`.
-pub unsafe fn set_once<T>(cf: *mut ngx_conf_t, slot: &mut T, is_set: bool, parsed: Result<T, String>) -> *mut c_char { unsafe {
-    if is_set {
-        let name = String::from_utf8_lossy(directive_name(cf)).into_owned();
-        return emerg(cf, &crate::values::duplicate(&name));
-    }
-    match parsed {
-        Ok(v) => {
-            *slot = v;
-            conf_ok()
+pub unsafe fn set_once<T>(cf: *mut ngx_conf_t, slot: &mut T, is_set: bool, parsed: Result<T, String>) -> *mut c_char {
+    unsafe {
+        if is_set {
+            let name = String::from_utf8_lossy(directive_name(cf)).into_owned();
+            return emerg(cf, &crate::values::duplicate(&name));
         }
-        Err(e) => emerg(cf, &e),
+        match parsed {
+            Ok(v) => {
+                *slot = v;
+                conf_ok()
+            }
+            Err(e) => emerg(cf, &e),
+        }
     }
-}}
+}

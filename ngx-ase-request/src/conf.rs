@@ -58,16 +58,12 @@ pub fn parse_request_mode(raw: &[u8]) -> Result<RequestMode, String> {
 /// `ase_user_header NAME`: the value `ase_user $http_NAME` would take, as nginx names the
 /// variable (lower case, `-` as `_`). The name is checked as before (letters, digits, `-`, `_`).
 pub fn user_header_variable(raw: &[u8]) -> Result<String, String> {
-    let valid = !raw.is_empty()
-        && raw.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let valid = !raw.is_empty() && raw.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if valid {
         let name: String = raw.iter().map(|&b| if b == b'-' { '_' } else { b.to_ascii_lowercase() as char }).collect();
         Ok(format!("$http_{name}"))
     } else {
-        Err(format!(
-            "invalid header name \"{}\" in \"ase_user_header\" directive",
-            String::from_utf8_lossy(raw)
-        ))
+        Err(format!("invalid header name \"{}\" in \"ase_user_header\" directive", String::from_utf8_lossy(raw)))
     }
 }
 
@@ -229,7 +225,8 @@ mod tests {
         };
         let mut server = LocConf::default();
         server.merge(&http).unwrap();
-        let mut location = LocConf { mode: Some(RequestMode::Off), mode_at: Some("nginx.conf:9".into()), ..LocConf::default() };
+        let mut location =
+            LocConf { mode: Some(RequestMode::Off), mode_at: Some("nginx.conf:9".into()), ..LocConf::default() };
         location.merge(&server).unwrap();
         assert_eq!(server.mode(), RequestMode::On);
         assert_eq!(location.mode(), RequestMode::Off);

@@ -20,48 +20,52 @@ use crate::Module;
 
 /// `ase_request on|off|monitor`, noting where it is (for the response module's warning)
 /// and where it was first on or monitor (for the "no ase_server" error).
-pub unsafe extern "C" fn set_request(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut LocConf);
-        let is_set = conf.mode.is_some();
-        let parsed = parse_request_mode(directive_args(cf)[0]);
-        let rv = set_once(cf, &mut conf.mode, is_set, parsed.map(Some));
-        if !rv.is_null() {
-            return rv;
-        }
-        let here = current_position(cf);
-        if conf.mode().sends_metadata() {
-            if let Some(main) = Module::main_conf_mut(&*cf) {
-                main.note_enabled(&here);
+pub unsafe extern "C" fn set_request(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut LocConf);
+            let is_set = conf.mode.is_some();
+            let parsed = parse_request_mode(directive_args(cf)[0]);
+            let rv = set_once(cf, &mut conf.mode, is_set, parsed.map(Some));
+            if !rv.is_null() {
+                return rv;
             }
-        }
-        conf.mode_at = Some(here);
-        conf_ok()
-    })
-}}
+            let here = current_position(cf);
+            if conf.mode().sends_metadata() {
+                if let Some(main) = Module::main_conf_mut(&*cf) {
+                    main.note_enabled(&here);
+                }
+            }
+            conf.mode_at = Some(here);
+            conf_ok()
+        })
+    }
+}
 
 /// Compiles `value` (which may hold variables) as nginx's `proxy_set_header` values are.
-unsafe fn compile(cf: *mut ngx_conf_t, value: &[u8]) -> Result<*mut ngx_http_complex_value_t, ()> { unsafe {
-    let pool = (*cf).pool;
-    let cv = ngx_pcalloc(pool, core::mem::size_of::<ngx_http_complex_value_t>()) as *mut ngx_http_complex_value_t;
-    // The text lives in the configuration's pool: the compiled value refers to it.
-    let data = ngx_pnalloc(pool, value.len().max(1)) as *mut u8;
-    let text = ngx_pcalloc(pool, core::mem::size_of::<ngx_str_t>()) as *mut ngx_str_t;
-    if cv.is_null() || data.is_null() || text.is_null() {
-        return Err(());
+unsafe fn compile(cf: *mut ngx_conf_t, value: &[u8]) -> Result<*mut ngx_http_complex_value_t, ()> {
+    unsafe {
+        let pool = (*cf).pool;
+        let cv = ngx_pcalloc(pool, core::mem::size_of::<ngx_http_complex_value_t>()) as *mut ngx_http_complex_value_t;
+        // The text lives in the configuration's pool: the compiled value refers to it.
+        let data = ngx_pnalloc(pool, value.len().max(1)) as *mut u8;
+        let text = ngx_pcalloc(pool, core::mem::size_of::<ngx_str_t>()) as *mut ngx_str_t;
+        if cv.is_null() || data.is_null() || text.is_null() {
+            return Err(());
+        }
+        core::ptr::copy_nonoverlapping(value.as_ptr(), data, value.len());
+        *text = ngx_str_t { len: value.len(), data };
+        let mut ccv: ngx_http_compile_complex_value_t = core::mem::zeroed();
+        ccv.cf = cf;
+        ccv.value = text;
+        ccv.complex_value = cv;
+        // nginx logs its own message ("unknown variable" ...) naming the line.
+        if ngx_http_compile_complex_value(&mut ccv) != NGX_OK as nginx_sys::ngx_int_t {
+            return Err(());
+        }
+        Ok(cv)
     }
-    core::ptr::copy_nonoverlapping(value.as_ptr(), data, value.len());
-    *text = ngx_str_t { len: value.len(), data };
-    let mut ccv: ngx_http_compile_complex_value_t = core::mem::zeroed();
-    ccv.cf = cf;
-    ccv.value = text;
-    ccv.complex_value = cv;
-    // nginx logs its own message ("unknown variable" ...) naming the line.
-    if ngx_http_compile_complex_value(&mut ccv) != NGX_OK as nginx_sys::ngx_int_t {
-        return Err(());
-    }
-    Ok(cv)
-}}
+}
 
 /// Sets a per-request value slot from `value`, or says why not.
 unsafe fn set_value(
@@ -69,87 +73,123 @@ unsafe fn set_value(
     slot: &mut Option<PerRequestValue>,
     directive: &'static str,
     value: &[u8],
-) -> *mut c_char { unsafe {
-    if let Err(e) = check_value_slot(slot, directive) {
-        return emerg(cf, &e);
-    }
-    match compile(cf, value) {
-        Ok(cv) => {
-            *slot = Some(PerRequestValue { cv, directive });
-            conf_ok()
+) -> *mut c_char {
+    unsafe {
+        if let Err(e) = check_value_slot(slot, directive) {
+            return emerg(cf, &e);
         }
-        Err(()) => conf_error(),
+        match compile(cf, value) {
+            Ok(cv) => {
+                *slot = Some(PerRequestValue { cv, directive });
+                conf_ok()
+            }
+            Err(()) => conf_error(),
+        }
     }
-}}
+}
 
 /// `ase_user VALUE`: the username sent in `user_info` (variables allowed).
-pub unsafe extern "C" fn set_user(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut LocConf);
-        set_value(cf, &mut conf.user, "ase_user", directive_args(cf)[0])
-    })
-}}
+pub unsafe extern "C" fn set_user(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut LocConf);
+            set_value(cf, &mut conf.user, "ase_user", directive_args(cf)[0])
+        })
+    }
+}
 
 /// `ase_client_id VALUE`: the OAuth client ID sent in `user_info` (variables allowed).
-pub unsafe extern "C" fn set_client_id(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut LocConf);
-        set_value(cf, &mut conf.client_id, "ase_client_id", directive_args(cf)[0])
-    })
-}}
+pub unsafe extern "C" fn set_client_id(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut LocConf);
+            set_value(cf, &mut conf.client_id, "ase_client_id", directive_args(cf)[0])
+        })
+    }
+}
 
 /// `ase_hide_header NAME ...`: repeatable; the names add to this level's list.
-pub unsafe extern "C" fn set_hide_header(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut LocConf);
-        let list = conf.hidden.get_or_insert_with(Vec::new);
-        for name in directive_args(cf) {
-            if let Err(e) = header_names::add_name(list, name) {
-                return emerg(cf, &in_directive(&e, "ase_hide_header"));
+pub unsafe extern "C" fn set_hide_header(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut LocConf);
+            let list = conf.hidden.get_or_insert_with(Vec::new);
+            for name in directive_args(cf) {
+                if let Err(e) = header_names::add_name(list, name) {
+                    return emerg(cf, &in_directive(&e, "ase_hide_header"));
+                }
             }
-        }
-        conf_ok()
-    })
-}}
+            conf_ok()
+        })
+    }
+}
 
-pub unsafe extern "C" fn set_fail_mode(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut LocConf);
-        let is_set = conf.fail_mode != FailMode::Unset;
-        set_once(cf, &mut conf.fail_mode, is_set, parse_fail_mode(directive_args(cf)[0]))
-    })
-}}
+pub unsafe extern "C" fn set_fail_mode(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut LocConf);
+            let is_set = conf.fail_mode != FailMode::Unset;
+            set_once(cf, &mut conf.fail_mode, is_set, parse_fail_mode(directive_args(cf)[0]))
+        })
+    }
+}
 
-pub unsafe extern "C" fn set_block_status(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut LocConf);
-        let is_set = conf.block_status != UNSET_UINT;
-        set_once(cf, &mut conf.block_status, is_set, parse_block_status(directive_args(cf)[0]))
-    })
-}}
+pub unsafe extern "C" fn set_block_status(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut LocConf);
+            let is_set = conf.block_status != UNSET_UINT;
+            set_once(cf, &mut conf.block_status, is_set, parse_block_status(directive_args(cf)[0]))
+        })
+    }
+}
 
 /// `ase_user_header NAME`: shorthand for `ase_user $http_NAME`.
-pub unsafe extern "C" fn set_user_header(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut LocConf);
-        match user_header_variable(directive_args(cf)[0]) {
-            Ok(variable) => set_value(cf, &mut conf.user, "ase_user_header", variable.as_bytes()),
-            Err(e) => emerg(cf, &e),
-        }
-    })
-}}
+pub unsafe extern "C" fn set_user_header(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut LocConf);
+            match user_header_variable(directive_args(cf)[0]) {
+                Ok(variable) => set_value(cf, &mut conf.user, "ase_user_header", variable.as_bytes()),
+                Err(e) => emerg(cf, &e),
+            }
+        })
+    }
+}
 
 /// `ase_request_max_size SIZE`: nginx's own size parser (its syntax, its "invalid value"
 /// and "is duplicate" messages), then the smallest size the payload needs.
-pub unsafe extern "C" fn set_max_size(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let rv = ngx_conf_set_size_slot(cf, cmd, conf);
-        if !rv.is_null() {
-            return rv;
-        }
-        match check_max_size((*(conf as *mut LocConf)).max_size) {
-            Ok(_) => conf_ok(),
-            Err(e) => emerg(cf, &e),
-        }
-    })
-}}
+pub unsafe extern "C" fn set_max_size(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let rv = ngx_conf_set_size_slot(cf, cmd, conf);
+            if !rv.is_null() {
+                return rv;
+            }
+            match check_max_size((*(conf as *mut LocConf)).max_size) {
+                Ok(_) => conf_ok(),
+                Err(e) => emerg(cf, &e),
+            }
+        })
+    }
+}

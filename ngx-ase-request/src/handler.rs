@@ -24,13 +24,12 @@ use core::ffi::c_void;
 use core::ptr;
 
 use nginx_sys::{
-    ngx_http_core_run_phases, ngx_http_request_t, ngx_http_test_reading, ngx_int_t,
-    ngx_pool_cleanup_add, ngx_pool_cleanup_t, ngx_post_event, ngx_posted_events,
-    NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_LOG_ERR,
+    ngx_http_core_run_phases, ngx_http_request_t, ngx_http_test_reading, ngx_int_t, ngx_pool_cleanup_add,
+    ngx_pool_cleanup_t, ngx_post_event, ngx_posted_events, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_LOG_ERR,
 };
 use ngx::http::HttpModuleLocationConf;
-use ngx_ase_glue::channel::ChannelHandle;
 use ngx_ase_glue::ase_log;
+use ngx_ase_glue::channel::ChannelHandle;
 use ngx_ase_glue::headers::request_headers;
 use ngx_ase_glue::log::{RateLimit, ONCE_A_MINUTE};
 use ngx_ase_glue::panic::guard;
@@ -73,118 +72,131 @@ fn api() -> Option<&'static ChannelApi> {
 }
 
 /// Finds the request's state by its cleanup handler.
-pub unsafe fn find_ctx(r: *mut ngx_http_request_t) -> Option<&'static mut Ctx> { unsafe {
-    let main = (*r).main;
-    let mut c: *mut ngx_pool_cleanup_t = (*(*main).pool).cleanup;
-    while let Some(cl) = c.as_ref() {
-        if cl.handler.map(|f| f as usize) == Some(CLEANUP as usize) {
-            return (cl.data as *mut Ctx).as_mut();
+pub unsafe fn find_ctx(r: *mut ngx_http_request_t) -> Option<&'static mut Ctx> {
+    unsafe {
+        let main = (*r).main;
+        let mut c: *mut ngx_pool_cleanup_t = (*(*main).pool).cleanup;
+        while let Some(cl) = c.as_ref() {
+            if cl.handler.map(|f| f as usize) == Some(CLEANUP as usize) {
+                return (cl.data as *mut Ctx).as_mut();
+            }
+            c = cl.next;
         }
-        c = cl.next;
+        None
     }
-    None
-}}
+}
 
 /// The one pointer to `cleanup` both set and compared, so the comparison is exact.
 static CLEANUP: unsafe extern "C" fn(*mut c_void) = cleanup;
 
-unsafe extern "C" fn cleanup(data: *mut c_void) { unsafe {
-    let ctx = &mut *(data as *mut Ctx);
-    if !ctx.handle.is_null() {
-        if let Some(api) = api() {
-            (api.cancel_check)(ctx.handle);
+unsafe extern "C" fn cleanup(data: *mut c_void) {
+    unsafe {
+        let ctx = &mut *(data as *mut Ctx);
+        if !ctx.handle.is_null() {
+            if let Some(api) = api() {
+                (api.cancel_check)(ctx.handle);
+            }
+            ctx.handle = ptr::null_mut();
         }
-        ctx.handle = ptr::null_mut();
     }
-}}
+}
 
 /// First in the access phase: checks where `ase_request_after_access` is off.
-pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t { unsafe {
-    let log = (*(*r).connection).log;
-    guard(log, "access handler", NGX_DECLINED as ngx_int_t, || access(r, false))
-}}
+pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    unsafe {
+        let log = (*(*r).connection).log;
+        guard(log, "access handler", NGX_DECLINED as ngx_int_t, || access(r, false))
+    }
+}
 
 /// In the precontent phase, once every access module let the request through: checks
 /// where `ase_request_after_access` is on (so `auth_request_set` values are known).
-pub unsafe extern "C" fn after_access_handler(r: *mut ngx_http_request_t) -> ngx_int_t { unsafe {
-    let log = (*(*r).connection).log;
-    guard(log, "precontent handler", NGX_DECLINED as ngx_int_t, || access(r, true))
-}}
+pub unsafe extern "C" fn after_access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    unsafe {
+        let log = (*(*r).connection).log;
+        guard(log, "precontent handler", NGX_DECLINED as ngx_int_t, || access(r, true))
+    }
+}
 
 /// `late`: whether this is the precontent phase's call. A check in progress is always
 /// resumed by the handler that started it (nginx re-runs the same phase handler).
-unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t { unsafe {
-    if (*r).main != r {
-        return NGX_DECLINED as ngx_int_t;
-    }
-    let Some(lc) = Module::location_conf(&*r) else { return NGX_DECLINED as ngx_int_t };
-    if let Some(ctx) = find_ctx(r) {
-        return match ctx.state {
-            State::Pending => NGX_AGAIN as ngx_int_t,
-            State::Answered => finish(r, ctx, lc),
-            // Already checked (internal redirect): once per main request.
-            State::Decided => NGX_DECLINED as ngx_int_t,
-        };
-    }
-    let mode = lc.mode();
-    if mode == RequestMode::Off || lc.after_access() != late {
-        return NGX_DECLINED as ngx_int_t;
-    }
-    let Some(api) = api() else { return NGX_DECLINED as ngx_int_t };
-    let cl = ngx_pool_cleanup_add((*r).pool, core::mem::size_of::<Ctx>());
-    if cl.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    let ctx_ptr = (*cl).data as *mut Ctx;
-    ptr::write(ctx_ptr, Ctx {
-        r,
-        state: State::Pending,
-        handle: ptr::null_mut(),
-        in_start: false,
-        result: CheckResult::new(0, AseError::None, 0),
-        correlation_id: new_id(),
-        verdict: Verdict::Skip,
-        elapsed_ms: None,
-    });
-    (*cl).handler = Some(CLEANUP);
-    if mode == RequestMode::Monitor {
-        monitor(r, &mut *ctx_ptr, lc, api);
-        return NGX_DECLINED as ngx_int_t;
-    }
+unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
+    unsafe {
+        if (*r).main != r {
+            return NGX_DECLINED as ngx_int_t;
+        }
+        let Some(lc) = Module::location_conf(&*r) else { return NGX_DECLINED as ngx_int_t };
+        if let Some(ctx) = find_ctx(r) {
+            return match ctx.state {
+                State::Pending => NGX_AGAIN as ngx_int_t,
+                State::Answered => finish(r, ctx, lc),
+                // Already checked (internal redirect): once per main request.
+                State::Decided => NGX_DECLINED as ngx_int_t,
+            };
+        }
+        let mode = lc.mode();
+        if mode == RequestMode::Off || lc.after_access() != late {
+            return NGX_DECLINED as ngx_int_t;
+        }
+        let Some(api) = api() else { return NGX_DECLINED as ngx_int_t };
+        let cl = ngx_pool_cleanup_add((*r).pool, core::mem::size_of::<Ctx>());
+        if cl.is_null() {
+            return NGX_ERROR as ngx_int_t;
+        }
+        let ctx_ptr = (*cl).data as *mut Ctx;
+        ptr::write(
+            ctx_ptr,
+            Ctx {
+                r,
+                state: State::Pending,
+                handle: ptr::null_mut(),
+                in_start: false,
+                result: CheckResult::new(0, AseError::None, 0),
+                correlation_id: new_id(),
+                verdict: Verdict::Skip,
+                elapsed_ms: None,
+            },
+        );
+        (*cl).handler = Some(CLEANUP);
+        if mode == RequestMode::Monitor {
+            monitor(r, &mut *ctx_ptr, lc, api);
+            return NGX_DECLINED as ngx_int_t;
+        }
 
-    // Asked before anything is built: when the channel cannot take the check (breaker
-    // open), it has counted it already, and the request takes the fail mode at once.
-    if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
-        let ctx = &mut *ctx_ptr;
-        ctx.result = CheckResult::new(0, AseError::Unavailable, 0);
-        ctx.state = State::Answered;
-        return finish(r, ctx, lc);
-    }
-
-    // `done` may run inside `start_check` (an outcome known at once); it reaches the state
-    // through `ctx_ptr`, so no reference to it is held across the call.
-    (*ctx_ptr).in_start = true;
-    let cid = (*ctx_ptr).correlation_id;
-    let handle = send_metadata(r, lc, api, &cid, on_done, ctx_ptr.cast());
-    let ctx = &mut *ctx_ptr;
-    ctx.in_start = false;
-    match ctx.state {
-        // `done` already ran: decide now, in this handler call (no event was posted).
-        State::Answered => finish(r, ctx, lc),
-        State::Pending if handle.is_null() => {
-            // v2's channel always calls `done`; an older or broken one may not.
-            ctx.result = CheckResult::new(0, AseError::NotStarted, 0);
+        // Asked before anything is built: when the channel cannot take the check (breaker
+        // open), it has counted it already, and the request takes the fail mode at once.
+        if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
+            let ctx = &mut *ctx_ptr;
+            ctx.result = CheckResult::new(0, AseError::Unavailable, 0);
             ctx.state = State::Answered;
-            finish(r, ctx, lc)
+            return finish(r, ctx, lc);
         }
-        _ => {
-            ctx.handle = handle;
-            // Notice a client that goes away while we wait.
-            (*r).read_event_handler = Some(ngx_http_test_reading);
-            NGX_AGAIN as ngx_int_t
+
+        // `done` may run inside `start_check` (an outcome known at once); it reaches the state
+        // through `ctx_ptr`, so no reference to it is held across the call.
+        (*ctx_ptr).in_start = true;
+        let cid = (*ctx_ptr).correlation_id;
+        let handle = send_metadata(r, lc, api, &cid, on_done, ctx_ptr.cast());
+        let ctx = &mut *ctx_ptr;
+        ctx.in_start = false;
+        match ctx.state {
+            // `done` already ran: decide now, in this handler call (no event was posted).
+            State::Answered => finish(r, ctx, lc),
+            State::Pending if handle.is_null() => {
+                // v2's channel always calls `done`; an older or broken one may not.
+                ctx.result = CheckResult::new(0, AseError::NotStarted, 0);
+                ctx.state = State::Answered;
+                finish(r, ctx, lc)
+            }
+            _ => {
+                ctx.handle = handle;
+                // Notice a client that goes away while we wait.
+                (*r).read_event_handler = Some(ngx_http_test_reading);
+                NGX_AGAIN as ngx_int_t
+            }
         }
     }
-}}
+}
 
 /// Builds the payload and starts the check; the channel copies the body before
 /// `start_check` returns, so one reused buffer will do.
@@ -195,29 +207,33 @@ unsafe fn send_metadata(
     cid: &[u8],
     done: ngx_ase_shared::abi::CheckDone,
     data: *mut c_void,
-) -> *mut c_void { unsafe {
-    let meta = request_meta(r, lc);
-    with_scratch(|body| {
-        if build_into(body, &meta, lc.max_size) {
-            (api.count_event)(Event::PayloadTruncated as u8);
-        }
-        (api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data)
-    })
-}}
+) -> *mut c_void {
+    unsafe {
+        let meta = request_meta(r, lc);
+        with_scratch(|body| {
+            if build_into(body, &meta, lc.max_size) {
+                (api.count_event)(Event::PayloadTruncated as u8);
+            }
+            (api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data)
+        })
+    }
+}
 
 /// `ase_request monitor`: decided at once; the metadata goes out when the channel takes
 /// it, and whatever the ASE answers changes nothing.
-unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: &ChannelApi) { unsafe {
-    ctx.state = State::Decided;
-    ctx.verdict = Verdict::Monitor;
-    (api.count_verdict)(Verdict::Monitor as u8, AseError::None as u8);
-    if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
-        return;
+unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: &ChannelApi) {
+    unsafe {
+        ctx.state = State::Decided;
+        ctx.verdict = Verdict::Monitor;
+        (api.count_verdict)(Verdict::Monitor as u8, AseError::None as u8);
+        if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
+            return;
+        }
+        // No handle is kept: nothing cancels a monitor check, and its callback needs no data.
+        let cid = ctx.correlation_id;
+        send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut());
     }
-    // No handle is kept: nothing cancels a monitor check, and its callback needs no data.
-    let cid = ctx.correlation_id;
-    send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut());
-}}
+}
 
 /// A monitor check's outcome: nothing to do (the channel has counted it).
 unsafe extern "C" fn on_monitor_done(_data: *mut c_void, _result: CheckResult) {}
@@ -225,50 +241,54 @@ unsafe extern "C" fn on_monitor_done(_data: *mut c_void, _result: CheckResult) {
 /// The channel's answer (on the event loop): note it and, when it comes later, resume the
 /// request's phases from a posted event, outside the channel's task. Inside `start_check`
 /// it only notes it: the handler that called `start_check` decides.
-unsafe extern "C" fn on_done(data: *mut c_void, result: CheckResult) { unsafe {
-    let ctx = &mut *(data as *mut Ctx);
-    let r = ctx.r;
-    guard((*(*r).connection).log, "check callback", (), || {
-        ctx.handle = ptr::null_mut();
-        if ctx.state != State::Pending {
-            // Never for a well-behaved channel (once per check); keep the first outcome.
-            return;
-        }
-        ctx.result = result;
-        ctx.state = State::Answered;
-        if !ctx.in_start {
-            (*r).write_event_handler = Some(ngx_http_core_run_phases);
-            ngx_post_event((*(*r).connection).write, ptr::addr_of_mut!(ngx_posted_events));
-        }
-    })
-}}
+unsafe extern "C" fn on_done(data: *mut c_void, result: CheckResult) {
+    unsafe {
+        let ctx = &mut *(data as *mut Ctx);
+        let r = ctx.r;
+        guard((*(*r).connection).log, "check callback", (), || {
+            ctx.handle = ptr::null_mut();
+            if ctx.state != State::Pending {
+                // Never for a well-behaved channel (once per check); keep the first outcome.
+                return;
+            }
+            ctx.result = result;
+            ctx.state = State::Answered;
+            if !ctx.in_start {
+                (*r).write_event_handler = Some(ngx_http_core_run_phases);
+                ngx_post_event((*(*r).connection).write, ptr::addr_of_mut!(ngx_posted_events));
+            }
+        })
+    }
+}
 
-unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx_int_t { unsafe {
-    ctx.state = State::Decided;
-    ctx.elapsed_ms = Some(ctx.result.elapsed_ms);
-    (*r).read_event_handler = Some(nginx_sys::ngx_http_block_reading);
-    let (decision, complaint) = decide(&ctx.result, lc.fail_mode, lc.block_status as u16);
-    complain(r, complaint, &ctx.result);
-    let verdict = match decision {
-        Decision::Continue(v) | Decision::Finalize(_, v) => v,
-    };
-    // Recorded before the request may end below (its log phase reads $ase_verdict).
-    ctx.verdict = verdict;
-    if let Some(api) = api() {
-        (api.count_verdict)(verdict as u8, ctx.result.error() as u8);
-    }
-    match decision {
-        Decision::Continue(_) => NGX_DECLINED as ngx_int_t,
-        // The ASE's block (or fail-closed) is final: answered here and now. Returned to the
-        // access phase as a status instead, `satisfy any` would take it for one access
-        // module's "no" and let an `allow` or `auth_basic` that says yes override it.
-        // (`ctx` lives in the request's pool: not touched after this.)
-        Decision::Finalize(status, _) => {
-            nginx_sys::ngx_http_finalize_request(r, status as ngx_int_t);
-            nginx_sys::NGX_DONE as ngx_int_t
+unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx_int_t {
+    unsafe {
+        ctx.state = State::Decided;
+        ctx.elapsed_ms = Some(ctx.result.elapsed_ms);
+        (*r).read_event_handler = Some(nginx_sys::ngx_http_block_reading);
+        let (decision, complaint) = decide(&ctx.result, lc.fail_mode, lc.block_status as u16);
+        complain(r, complaint, &ctx.result);
+        let verdict = match decision {
+            Decision::Continue(v) | Decision::Finalize(_, v) => v,
+        };
+        // Recorded before the request may end below (its log phase reads $ase_verdict).
+        ctx.verdict = verdict;
+        if let Some(api) = api() {
+            (api.count_verdict)(verdict as u8, ctx.result.error() as u8);
+        }
+        match decision {
+            Decision::Continue(_) => NGX_DECLINED as ngx_int_t,
+            // The ASE's block (or fail-closed) is final: answered here and now. Returned to the
+            // access phase as a status instead, `satisfy any` would take it for one access
+            // module's "no" and let an `allow` or `auth_basic` that says yes override it.
+            // (`ctx` lives in the request's pool: not touched after this.)
+            Decision::Finalize(status, _) => {
+                nginx_sys::ngx_http_finalize_request(r, status as ngx_int_t);
+                nginx_sys::NGX_DONE as ngx_int_t
+            }
         }
     }
-}}
+}
 
 /// 401 and 400 are configuration or software errors: logged at `error`, at most once a
 /// minute per worker; other ASE errors at `warn`, also rate-limited.
@@ -308,40 +328,44 @@ impl core::fmt::Display for Message<'_> {
 
 /// `ase_user` or `ase_client_id` for this request: `None` when unset, empty, or not
 /// computable (nginx's own complex-value evaluation, in the request's pool).
-unsafe fn evaluate<'a>(r: *mut ngx_http_request_t, value: Option<PerRequestValue>) -> Option<&'a [u8]> { unsafe {
-    let cv = value?.cv;
-    if cv.is_null() {
-        return None;
+unsafe fn evaluate<'a>(r: *mut ngx_http_request_t, value: Option<PerRequestValue>) -> Option<&'a [u8]> {
+    unsafe {
+        let cv = value?.cv;
+        if cv.is_null() {
+            return None;
+        }
+        let mut out = nginx_sys::ngx_str_t { len: 0, data: ptr::null_mut() };
+        if nginx_sys::ngx_http_complex_value(r, cv, &mut out) != nginx_sys::NGX_OK as ngx_int_t {
+            return None;
+        }
+        if out.data.is_null() || out.len == 0 {
+            return None;
+        }
+        // SAFETY: nginx wrote `len` bytes in the request's pool, alive as long as the request.
+        Some(core::slice::from_raw_parts(out.data, out.len))
     }
-    let mut out = nginx_sys::ngx_str_t { len: 0, data: ptr::null_mut() };
-    if nginx_sys::ngx_http_complex_value(r, cv, &mut out) != nginx_sys::NGX_OK as ngx_int_t {
-        return None;
-    }
-    if out.data.is_null() || out.len == 0 {
-        return None;
-    }
-    // SAFETY: nginx wrote `len` bytes in the request's pool, alive as long as the request.
-    Some(core::slice::from_raw_parts(out.data, out.len))
-}}
+}
 
 /// Borrows what the payload needs from the request; hidden header lines are left out.
 unsafe fn request_meta<'a>(
     r: *mut ngx_http_request_t,
     lc: &'a LocConf,
-) -> RequestMeta<'a, impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone + 'a> { unsafe {
-    let c = (*r).connection;
-    let lines = request_headers(r);
-    let headers = visible(lines, lc.hidden(), |h: &(&[u8], &[u8])| h.0);
-    let username = evaluate(r, lc.user);
-    let client_id = evaluate(r, lc.client_id);
-    RequestMeta {
-        source_ip: (*c).addr_text.as_bytes(),
-        source_port: nginx_sys::ngx_inet_get_port((*c).sockaddr) as u16,
-        method: (*r).method_name.as_bytes(),
-        url: (*r).unparsed_uri.as_bytes(),
-        http_version: http_version_name((*r).http_version),
-        headers,
-        username,
-        client_id,
+) -> RequestMeta<'a, impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone + 'a> {
+    unsafe {
+        let c = (*r).connection;
+        let lines = request_headers(r);
+        let headers = visible(lines, lc.hidden(), |h: &(&[u8], &[u8])| h.0);
+        let username = evaluate(r, lc.user);
+        let client_id = evaluate(r, lc.client_id);
+        RequestMeta {
+            source_ip: (*c).addr_text.as_bytes(),
+            source_port: nginx_sys::ngx_inet_get_port((*c).sockaddr) as u16,
+            method: (*r).method_name.as_bytes(),
+            url: (*r).unparsed_uri.as_bytes(),
+            http_version: http_version_name((*r).http_version),
+            headers,
+            username,
+            client_id,
+        }
     }
-}}
+}

@@ -5,16 +5,16 @@
 //! The nginx module declaration is in `module.rs` (unsafe glue).
 
 pub mod conf;
-pub mod payload;
-pub mod verdict;
 #[cfg(not(test))]
 mod directives;
 #[cfg(not(test))]
 mod handler;
 #[cfg(not(test))]
-mod variables;
-#[cfg(not(test))]
 mod module;
+pub mod payload;
+#[cfg(not(test))]
+mod variables;
+pub mod verdict;
 
 pub const MODULE_NAME: &str = "ngx_http_ase_request_module";
 

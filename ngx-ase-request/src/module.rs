@@ -25,40 +25,44 @@ impl HttpModule for Module {
         unsafe { &*addr_of!(ngx_http_ase_request_module) }
     }
 
-    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t { unsafe {
-        guard_hook(cf, "preconfiguration", || {
-            // Before the http block's directives are read: a missing common module is
-            // named here, not reported as an unknown "ase_server".
-            check_common_first(cf, MODULE_NAME)?;
-            crate::variables::register(cf)
-        })
-    }}
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        unsafe {
+            guard_hook(cf, "preconfiguration", || {
+                // Before the http block's directives are read: a missing common module is
+                // named here, not reported as an unknown "ase_server".
+                check_common_first(cf, MODULE_NAME)?;
+                crate::variables::register(cf)
+            })
+        }
+    }
 
-    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t { unsafe {
-        guard_hook(cf, "postconfiguration", || {
-            let enabled_at = Module::main_conf(&*cf).and_then(|m| m.first_enabled_at.clone());
-            let header = check_channel(cf, MODULE_NAME, "ase_request", enabled_at.as_deref())?;
-            crate::handler::CHANNEL.set(header.api);
-            // The check's two places: the access phase (first of its handlers, before
-            // `auth_basic`, `auth_request`, `allow`/`deny`) and, with
-            // `ase_request_after_access on`, the precontent phase (after every access
-            // module let the request through). Each acts only where its location says.
-            let cmcf = ngx::http::NgxHttpCoreModule::main_conf_mut(&*cf).ok_or(())?;
-            let phases = [
-                (nginx_sys::ngx_http_phases_NGX_HTTP_ACCESS_PHASE, crate::handler::access_handler as Handler),
-                (nginx_sys::ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, crate::handler::after_access_handler),
-            ];
-            for (phase, handler) in phases {
-                let h = nginx_sys::ngx_array_push(&mut cmcf.phases[phase as usize].handlers)
-                    as *mut nginx_sys::ngx_http_handler_pt;
-                if h.is_null() {
-                    return Err(());
+    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        unsafe {
+            guard_hook(cf, "postconfiguration", || {
+                let enabled_at = Module::main_conf(&*cf).and_then(|m| m.first_enabled_at.clone());
+                let header = check_channel(cf, MODULE_NAME, "ase_request", enabled_at.as_deref())?;
+                crate::handler::CHANNEL.set(header.api);
+                // The check's two places: the access phase (first of its handlers, before
+                // `auth_basic`, `auth_request`, `allow`/`deny`) and, with
+                // `ase_request_after_access on`, the precontent phase (after every access
+                // module let the request through). Each acts only where its location says.
+                let cmcf = ngx::http::NgxHttpCoreModule::main_conf_mut(&*cf).ok_or(())?;
+                let phases = [
+                    (nginx_sys::ngx_http_phases_NGX_HTTP_ACCESS_PHASE, crate::handler::access_handler as Handler),
+                    (nginx_sys::ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE, crate::handler::after_access_handler),
+                ];
+                for (phase, handler) in phases {
+                    let h = nginx_sys::ngx_array_push(&mut cmcf.phases[phase as usize].handlers)
+                        as *mut nginx_sys::ngx_http_handler_pt;
+                    if h.is_null() {
+                        return Err(());
+                    }
+                    *h = Some(handler);
                 }
-                *h = Some(handler);
-            }
-            Ok(())
-        })
-    }}
+                Ok(())
+            })
+        }
+    }
 }
 
 type Handler = unsafe extern "C" fn(*mut nginx_sys::ngx_http_request_t) -> ngx_int_t;
@@ -78,11 +82,21 @@ static mut COMMANDS: [ngx_command_t; 10] = [
     command(ngx_string!("ase_user_header"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_user_header, LOC_CONF, 0),
     command(ngx_string!("ase_user"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_user, LOC_CONF, 0),
     command(ngx_string!("ase_client_id"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_client_id, LOC_CONF, 0),
-    command(ngx_string!("ase_request_after_access"), ANY_LEVEL | NGX_CONF_FLAG, nginx_sys::ngx_conf_set_flag_slot,
-        LOC_CONF, offset_of!(LocConf, after_access)),
+    command(
+        ngx_string!("ase_request_after_access"),
+        ANY_LEVEL | NGX_CONF_FLAG,
+        nginx_sys::ngx_conf_set_flag_slot,
+        LOC_CONF,
+        offset_of!(LocConf, after_access),
+    ),
     command(ngx_string!("ase_hide_header"), ANY_LEVEL | NGX_CONF_1MORE, set::set_hide_header, LOC_CONF, 0),
-    command(ngx_string!("ase_request_max_size"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_max_size, LOC_CONF,
-        offset_of!(LocConf, max_size)),
+    command(
+        ngx_string!("ase_request_max_size"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        set::set_max_size,
+        LOC_CONF,
+        offset_of!(LocConf, max_size),
+    ),
     ngx_command_t::empty(),
 ];
 

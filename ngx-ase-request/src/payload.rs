@@ -27,7 +27,9 @@
 //! `6n + 2` ([`str_len_bound`]); only a field or header that might not fit by that bound is
 //! measured exactly.
 
-use ngx_ase_shared::json::{decimal, str_len, str_len_bound, str_prefix_within, write_header_pair, write_str, write_uint};
+use ngx_ase_shared::json::{
+    decimal, str_len, str_len_bound, str_prefix_within, write_header_pair, write_str, write_uint,
+};
 
 /// The request's metadata. `H` yields every header line; it is walked once per
 /// [`build_into`] (from a clone), so an iterator over nginx's list costs nothing to clone.
@@ -64,7 +66,9 @@ impl<H> RequestMeta<'_, H> {
             return 0;
         }
         let both = self.username.is_some() && self.client_id.is_some();
-        K_USER.len() + K_USER_END.len() + usize::from(both)
+        K_USER.len()
+            + K_USER_END.len()
+            + usize::from(both)
             + self.username.map_or(0, |_| K_USERNAME.len())
             + self.client_id.map_or(0, |_| K_CLIENT_ID.len())
     }
@@ -115,8 +119,15 @@ fn digits(n: u16) -> usize {
 /// Decides what of the fields before the headers fits in `limit` (with an empty header
 /// list after them).
 fn fit_fixed<'a, H>(meta: &RequestMeta<'a, H>, limit: usize) -> Fixed<'a> {
-    let frame = K_IP.len() + K_PORT.len() + K_METHOD.len() + K_URL.len() + K_VERSION.len()
-        + K_HEADERS.len() + K_END.len() + digits(meta.source_port) + str_len(meta.http_version.as_bytes());
+    let frame = K_IP.len()
+        + K_PORT.len()
+        + K_METHOD.len()
+        + K_URL.len()
+        + K_VERSION.len()
+        + K_HEADERS.len()
+        + K_END.len()
+        + digits(meta.source_port)
+        + str_len(meta.http_version.as_bytes());
     let whole = Fixed {
         source_ip: meta.source_ip,
         method: meta.method,
@@ -242,11 +253,14 @@ mod tests {
     fn matches_the_protocol_example() {
         let m = meta(vec![(b"Host", b"shop.example.com"), (b"Accept", b"text/html"), (b"accept", b"application/json")]);
         let v: Value = serde_json::from_slice(&build(&m, usize::MAX).0).unwrap();
-        assert_eq!(v, json!({
-            "source_ip": "203.0.113.7", "source_port": 52144, "method": "GET",
-            "url": "/shop/items?id=7&sort=asc", "http_version": "1.1",
-            "headers": [{"host": "shop.example.com"}, {"accept": "text/html"}, {"accept": "application/json"}]
-        }));
+        assert_eq!(
+            v,
+            json!({
+                "source_ip": "203.0.113.7", "source_port": 52144, "method": "GET",
+                "url": "/shop/items?id=7&sort=asc", "http_version": "1.1",
+                "headers": [{"host": "shop.example.com"}, {"accept": "text/html"}, {"accept": "application/json"}]
+            })
+        );
     }
 
     #[test]
@@ -266,7 +280,10 @@ mod tests {
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert!(keys.contains(&&"user_info".to_string()));
         let text = String::from_utf8(build(&m, usize::MAX).0).unwrap();
-        assert!(text.find("\"http_version\"") < text.find("\"user_info\"") && text.find("\"user_info\"") < text.find("\"headers\""));
+        assert!(
+            text.find("\"http_version\"") < text.find("\"user_info\"")
+                && text.find("\"user_info\"") < text.find("\"headers\"")
+        );
     }
 
     #[test]
@@ -292,7 +309,8 @@ mod tests {
 
     #[test]
     fn building_into_the_scratch_buffer_allocates_nothing_once_warm() {
-        let pairs: Vec<(&[u8], &[u8])> = (0..30).map(|_| (&b"X-Header-Name"[..], &b"some value \xff\" here"[..])).collect();
+        let pairs: Vec<(&[u8], &[u8])> =
+            (0..30).map(|_| (&b"X-Header-Name"[..], &b"some value \xff\" here"[..])).collect();
         let run = || {
             let m = RequestMeta {
                 source_ip: b"203.0.113.7",
@@ -348,7 +366,15 @@ mod tests {
 
     /// The payload with every string empty and no user_info: what any limit must hold.
     fn skeleton_len(m: &RequestMeta<'_>) -> usize {
-        let empty = RequestMeta { source_ip: b"", method: b"", url: b"", headers: vec![], username: None, client_id: None, ..*m };
+        let empty = RequestMeta {
+            source_ip: b"",
+            method: b"",
+            url: b"",
+            headers: vec![],
+            username: None,
+            client_id: None,
+            ..*m
+        };
         build(&empty, usize::MAX).0.len()
     }
 
@@ -413,7 +439,13 @@ mod tests {
     #[test]
     fn absurd_fields_are_cut_down_to_the_skeleton() {
         let (huge, ip) = (controls(3000), vec![b'a'; 3000]);
-        let m = RequestMeta { source_ip: &ip, method: &huge, url: &huge, username: Some(&huge[..]), ..meta(vec![(b"Host", b"h")]) };
+        let m = RequestMeta {
+            source_ip: &ip,
+            method: &huge,
+            url: &huge,
+            username: Some(&huge[..]),
+            ..meta(vec![(b"Host", b"h")])
+        };
         let skeleton = skeleton_len(&m);
         for limit in [skeleton, skeleton + 7, 200, MIN_MAX_SIZE, 4096] {
             let (v, truncated) = check_bounded(&m, limit);

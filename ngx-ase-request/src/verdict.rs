@@ -70,7 +70,10 @@ mod tests {
         assert_eq!(decide(&timeout, FailMode::Closed, 403).0, Decision::Finalize(503, Verdict::FailClosed));
         assert_eq!(decide(&answer(401), FailMode::Closed, 403).0, Decision::Finalize(503, Verdict::FailClosed));
         let unavailable = CheckResult::new(0, AseError::Unavailable, 0);
-        assert_eq!(decide(&unavailable, FailMode::Open, 403), (Decision::Continue(Verdict::FailOpen), Complaint::AseError));
+        assert_eq!(
+            decide(&unavailable, FailMode::Open, 403),
+            (Decision::Continue(Verdict::FailOpen), Complaint::AseError)
+        );
         assert_eq!(decide(&unavailable, FailMode::Closed, 403).0, Decision::Finalize(503, Verdict::FailClosed));
         // an error value from another build is an error, never an answer
         let unknown = CheckResult { status: 200, error: 200, elapsed_ms: 1 };

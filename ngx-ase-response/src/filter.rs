@@ -36,8 +36,8 @@ use core::ptr::null_mut;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nginx_sys::{
-    ngx_hash_key, ngx_http_get_variable, ngx_http_output_header_filter_pt, ngx_http_request_t,
-    ngx_int_t, ngx_list_part_t, ngx_pool_cleanup_add, ngx_str_t, ngx_table_elt_t, NGX_OK,
+    ngx_hash_key, ngx_http_get_variable, ngx_http_output_header_filter_pt, ngx_http_request_t, ngx_int_t,
+    ngx_list_part_t, ngx_pool_cleanup_add, ngx_str_t, ngx_table_elt_t, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf};
 use ngx_ase_glue::channel::ChannelHandle;
@@ -66,20 +66,24 @@ const CID_VARIABLE: &[u8] = b"ase_correlation_id";
 /// # Safety
 /// Call from postconfiguration only, with `api` from the common module's main
 /// configuration header.
-pub unsafe fn install(api: *const ChannelApi) { unsafe {
-    CHANNEL.set(api);
-    let mut name = CID_VARIABLE.to_vec();
-    CID_HASH.store(ngx_hash_key(name.as_mut_ptr(), name.len()), Ordering::Relaxed);
-    NEXT_HEADER_FILTER = nginx_sys::ngx_http_top_header_filter;
-    nginx_sys::ngx_http_top_header_filter = Some(header_filter);
-}}
-
-unsafe fn call_next(r: *mut ngx_http_request_t) -> ngx_int_t { unsafe {
-    match NEXT_HEADER_FILTER {
-        Some(next) => next(r),
-        None => NGX_OK as ngx_int_t,
+pub unsafe fn install(api: *const ChannelApi) {
+    unsafe {
+        CHANNEL.set(api);
+        let mut name = CID_VARIABLE.to_vec();
+        CID_HASH.store(ngx_hash_key(name.as_mut_ptr(), name.len()), Ordering::Relaxed);
+        NEXT_HEADER_FILTER = nginx_sys::ngx_http_top_header_filter;
+        nginx_sys::ngx_http_top_header_filter = Some(header_filter);
     }
-}}
+}
+
+unsafe fn call_next(r: *mut ngx_http_request_t) -> ngx_int_t {
+    unsafe {
+        match NEXT_HEADER_FILTER {
+            Some(next) => next(r),
+            None => NGX_OK as ngx_int_t,
+        }
+    }
+}
 
 /// Per main request; survives `r->ctx` being zeroed (see the module comment).
 #[repr(C)]
@@ -97,70 +101,78 @@ unsafe extern "C" fn state_marker(_data: *mut c_void) {}
 /// differ between codegen units; one static's value does not).
 static STATE_MARKER: unsafe extern "C" fn(*mut c_void) = state_marker;
 
-unsafe fn find_state(r: *mut ngx_http_request_t) -> *mut State { unsafe {
-    let module = Module::module();
-    let ctx = *(*r).ctx.add(module.ctx_index) as *mut State;
-    if !ctx.is_null() {
-        return ctx;
-    }
-    let mut cln = (*(*r).pool).cleanup;
-    while !cln.is_null() {
-        if (*cln).handler.is_some_and(|h| core::ptr::fn_addr_eq(h, STATE_MARKER)) {
-            let st = (*cln).data as *mut State;
-            *(*r).ctx.add(module.ctx_index) = st as *mut c_void;
-            return st;
+unsafe fn find_state(r: *mut ngx_http_request_t) -> *mut State {
+    unsafe {
+        let module = Module::module();
+        let ctx = *(*r).ctx.add(module.ctx_index) as *mut State;
+        if !ctx.is_null() {
+            return ctx;
         }
-        cln = (*cln).next;
+        let mut cln = (*(*r).pool).cleanup;
+        while !cln.is_null() {
+            if (*cln).handler.is_some_and(|h| core::ptr::fn_addr_eq(h, STATE_MARKER)) {
+                let st = (*cln).data as *mut State;
+                *(*r).ctx.add(module.ctx_index) = st as *mut c_void;
+                return st;
+            }
+            cln = (*cln).next;
+        }
+        null_mut()
     }
-    null_mut()
-}}
+}
 
-unsafe fn create_state(r: *mut ngx_http_request_t) -> *mut State { unsafe {
-    let cln = ngx_pool_cleanup_add((*r).pool, core::mem::size_of::<State>());
-    if cln.is_null() {
-        return null_mut();
+unsafe fn create_state(r: *mut ngx_http_request_t) -> *mut State {
+    unsafe {
+        let cln = ngx_pool_cleanup_add((*r).pool, core::mem::size_of::<State>());
+        if cln.is_null() {
+            return null_mut();
+        }
+        let st = (*cln).data as *mut State;
+        st.write(State { in_progress: false, reported: false });
+        (*cln).handler = Some(STATE_MARKER);
+        *(*r).ctx.add(Module::module().ctx_index) = st as *mut c_void;
+        st
     }
-    let st = (*cln).data as *mut State;
-    st.write(State { in_progress: false, reported: false });
-    (*cln).handler = Some(STATE_MARKER);
-    *(*r).ctx.add(Module::module().ctx_index) = st as *mut c_void;
-    st
-}}
+}
 
 /// Whether this call should report; returns the request's state if so.
-unsafe fn begin(r: *mut ngx_http_request_t) -> *mut State { unsafe {
-    if r != (*r).main || CHANNEL.api().is_none() {
-        return null_mut();
+unsafe fn begin(r: *mut ngx_http_request_t) -> *mut State {
+    unsafe {
+        if r != (*r).main || CHANNEL.api().is_none() {
+            return null_mut();
+        }
+        match Module::location_conf(&*r) {
+            Some(conf) if conf.is_enabled() => {}
+            _ => return null_mut(),
+        }
+        let mut st = find_state(r);
+        if st.is_null() {
+            st = create_state(r);
+        }
+        if st.is_null() || (*st).in_progress || (*st).reported {
+            return null_mut();
+        }
+        st
     }
-    match Module::location_conf(&*r) {
-        Some(conf) if conf.is_enabled() => {}
-        _ => return null_mut(),
-    }
-    let mut st = find_state(r);
-    if st.is_null() {
-        st = create_state(r);
-    }
-    if st.is_null() || (*st).in_progress || (*st).reported {
-        return null_mut();
-    }
-    st
-}}
+}
 
-unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t { unsafe {
-    let log = (*(*r).connection).log;
-    let st = guard(log, "ase_response header filter", null_mut(), || begin(r));
-    if st.is_null() {
-        return call_next(r);
+unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
+    unsafe {
+        let log = (*(*r).connection).log;
+        let st = guard(log, "ase_response header filter", null_mut(), || begin(r));
+        if st.is_null() {
+            return call_next(r);
+        }
+        (*st).in_progress = true;
+        let rc = call_next(r);
+        (*st).in_progress = false;
+        if (*r).header_sent() != 0 && !(*st).reported {
+            (*st).reported = true;
+            guard(log, "ase_response report", (), || report(r));
+        }
+        rc
     }
-    (*st).in_progress = true;
-    let rc = call_next(r);
-    (*st).in_progress = false;
-    if (*r).header_sent() != 0 && !(*st).reported {
-        (*st).reported = true;
-        guard(log, "ase_response report", (), || report(r));
-    }
-    rc
-}}
+}
 
 fn str_bytes<'a>(s: &ngx_str_t) -> &'a [u8] {
     if s.data.is_null() || s.len == 0 {
@@ -200,75 +212,84 @@ impl<'a> Iterator for ListEntries<'a> {
 }
 
 /// `$ase_correlation_id` when the request module set it (in the request's pool).
-unsafe fn correlation_var<'a>(r: *mut ngx_http_request_t) -> Option<&'a [u8]> { unsafe {
-    let mut name = ngx_str_t { len: CID_VARIABLE.len(), data: CID_VARIABLE.as_ptr() as *mut u8 };
-    let v = ngx_http_get_variable(r, &mut name, CID_HASH.load(Ordering::Relaxed));
-    let v = v.as_ref()?;
-    // For a variable nobody declared (the request module not loaded) nginx sets only
-    // `not_found` in fresh pool memory: test that bit alone, before reading any other
-    // (black_box keeps the compiler from testing neighbouring bit-fields together).
-    if core::hint::black_box(v.not_found()) != 0 {
-        return None;
+unsafe fn correlation_var<'a>(r: *mut ngx_http_request_t) -> Option<&'a [u8]> {
+    unsafe {
+        let mut name = ngx_str_t { len: CID_VARIABLE.len(), data: CID_VARIABLE.as_ptr() as *mut u8 };
+        let v = ngx_http_get_variable(r, &mut name, CID_HASH.load(Ordering::Relaxed));
+        let v = v.as_ref()?;
+        // For a variable nobody declared (the request module not loaded) nginx sets only
+        // `not_found` in fresh pool memory: test that bit alone, before reading any other
+        // (black_box keeps the compiler from testing neighbouring bit-fields together).
+        if core::hint::black_box(v.not_found()) != 0 {
+            return None;
+        }
+        if v.valid() != 0 && v.len() > 0 && !v.data.is_null() {
+            Some(core::slice::from_raw_parts(v.data, v.len() as usize))
+        } else {
+            None
+        }
     }
-    if v.valid() != 0 && v.len() > 0 && !v.data.is_null() {
-        Some(core::slice::from_raw_parts(v.data, v.len() as usize))
-    } else {
-        None
-    }
-}}
+}
 
 // `off_t` and `time_t` are not i64 on every platform nginx builds on.
 #[allow(clippy::useless_conversion)]
-unsafe fn report(r: *mut ngx_http_request_t) { unsafe {
-    let Some(api) = CHANNEL.api() else { return };
-    let log = (*(*r).connection).log;
-    let out = &(*r).headers_out;
-    let code = u16::try_from(out.status).unwrap_or(0);
-    // No request call, no report: the ASE could not pair it with anything.
-    let Some(cid) = correlation_var(r) else {
-        ngx::ngx_log_debug_mask!(DebugMask::Http, log, "ase: response report {} not sent: no request metadata went to the ASE", code);
-        return;
-    };
-    // Asked before anything is built; a refusal is counted by the channel as a drop.
-    let admission = Admission::from_u8((api.admit)(r as *mut c_void, CallKind::Report as u8));
-    if admission != Admission::Go {
-        ngx::ngx_log_debug_mask!(DebugMask::Http, log, "ase: response report {} not sent: {:?}", code, admission);
-        return;
+unsafe fn report(r: *mut ngx_http_request_t) {
+    unsafe {
+        let Some(api) = CHANNEL.api() else { return };
+        let log = (*(*r).connection).log;
+        let out = &(*r).headers_out;
+        let code = u16::try_from(out.status).unwrap_or(0);
+        // No request call, no report: the ASE could not pair it with anything.
+        let Some(cid) = correlation_var(r) else {
+            ngx::ngx_log_debug_mask!(
+                DebugMask::Http,
+                log,
+                "ase: response report {} not sent: no request metadata went to the ASE",
+                code
+            );
+            return;
+        };
+        // Asked before anything is built; a refusal is counted by the channel as a drop.
+        let admission = Admission::from_u8((api.admit)(r as *mut c_void, CallKind::Report as u8));
+        if admission != Admission::Go {
+            ngx::ngx_log_debug_mask!(DebugMask::Http, log, "ase: response report {} not sent: {:?}", code, admission);
+            return;
+        }
+        let Some(conf) = Module::location_conf(&*r) else { return };
+        let list = ListEntries { part: &out.headers.part, i: 0, _list: PhantomData };
+        let location = out.location.as_ref().map(|l| (l.hash, str_bytes(&l.value)));
+        let dedicated = Dedicated {
+            content_type: str_bytes(&out.content_type),
+            content_type_len: out.content_type_len,
+            charset: str_bytes(&out.charset),
+            has_content_length_entry: !out.content_length.is_null(),
+            content_length_n: i64::from(out.content_length_n),
+            has_last_modified_entry: !out.last_modified.is_null(),
+            last_modified_time: i64::from(out.last_modified_time),
+            location,
+        };
+        let snapshot = Snapshot {
+            code,
+            reason: reason_for(code, str_bytes(&out.status_line)),
+            http_version: (*r).http_version,
+            headers: visible(client_headers(list, &dedicated), &conf.hidden, |h: &Header<'_>| h.0),
+        };
+        // The channel copies the body before `send_report` returns: one reused buffer will do.
+        let (queued, len) = with_scratch(|json| {
+            write_json(json, snapshot);
+            let queued = (api.send_report)(r as *mut c_void, Bytes::new(cid), Bytes::new(json));
+            (Admission::from_u8(queued), json.len())
+        });
+        // Drops are counted by the common module (status page), and logged at debug level
+        // only, so that an unavailable ASE does not write one error line per response.
+        ngx::ngx_log_debug_mask!(
+            DebugMask::Http,
+            log,
+            "ase: response report {} {:?} ({} bytes, X-CorrelationID {})",
+            code,
+            queued,
+            len,
+            core::str::from_utf8(cid).unwrap_or("?")
+        );
     }
-    let Some(conf) = Module::location_conf(&*r) else { return };
-    let list = ListEntries { part: &out.headers.part, i: 0, _list: PhantomData };
-    let location = out.location.as_ref().map(|l| (l.hash, str_bytes(&l.value)));
-    let dedicated = Dedicated {
-        content_type: str_bytes(&out.content_type),
-        content_type_len: out.content_type_len,
-        charset: str_bytes(&out.charset),
-        has_content_length_entry: !out.content_length.is_null(),
-        content_length_n: i64::from(out.content_length_n),
-        has_last_modified_entry: !out.last_modified.is_null(),
-        last_modified_time: i64::from(out.last_modified_time),
-        location,
-    };
-    let snapshot = Snapshot {
-        code,
-        reason: reason_for(code, str_bytes(&out.status_line)),
-        http_version: (*r).http_version,
-        headers: visible(client_headers(list, &dedicated), &conf.hidden, |h: &Header<'_>| h.0),
-    };
-    // The channel copies the body before `send_report` returns: one reused buffer will do.
-    let (queued, len) = with_scratch(|json| {
-        write_json(json, snapshot);
-        let queued = (api.send_report)(r as *mut c_void, Bytes::new(cid), Bytes::new(json));
-        (Admission::from_u8(queued), json.len())
-    });
-    // Drops are counted by the common module (status page), and logged at debug level
-    // only, so that an unavailable ASE does not write one error line per response.
-    ngx::ngx_log_debug_mask!(
-        DebugMask::Http,
-        log,
-        "ase: response report {} {:?} ({} bytes, X-CorrelationID {})",
-        code,
-        queued,
-        len,
-        core::str::from_utf8(cid).unwrap_or("?")
-    );
-}}
+}

@@ -9,13 +9,13 @@
 //! (`payload.rs`, safe, unit-tested), as the request module's `payload.rs` builds its own.
 
 pub mod conf;
-pub mod payload;
 #[cfg(not(test))]
 mod directives;
 #[cfg(not(test))]
 mod filter;
 #[cfg(not(test))]
 mod module;
+pub mod payload;
 
 pub const MODULE_NAME: &str = "ngx_http_ase_response_module";
 

@@ -24,35 +24,39 @@ impl HttpModule for Module {
         unsafe { &*addr_of!(ngx_http_ase_response_module) }
     }
 
-    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t { unsafe {
-        // Before the http block's directives are read: a missing common module is named
-        // here, not reported as an unknown "ase_server".
-        guard_hook(cf, "preconfiguration", || {
-            check_common_first(cf, MODULE_NAME)?;
-            // Our merge reads the request module's merged settings: it must be merged first.
-            check_request_module_first(cf, MODULE_NAME).map_err(|msg| log_conf(cf, nginx_sys::NGX_LOG_EMERG, &msg))
-        })
-    }}
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        unsafe {
+            // Before the http block's directives are read: a missing common module is named
+            // here, not reported as an unknown "ase_server".
+            guard_hook(cf, "preconfiguration", || {
+                check_common_first(cf, MODULE_NAME)?;
+                // Our merge reads the request module's merged settings: it must be merged first.
+                check_request_module_first(cf, MODULE_NAME).map_err(|msg| log_conf(cf, nginx_sys::NGX_LOG_EMERG, &msg))
+            })
+        }
+    }
 
-    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t { unsafe {
-        guard_hook(cf, "postconfiguration", || {
-            let enabled_at = Module::main_conf(&*cf).and_then(|m| m.first_enabled_at.clone());
-            let header = check_channel(cf, MODULE_NAME, "ase_response", enabled_at.as_deref())?;
-            // Only where some location reports: the chain is rebuilt for every cycle, so a
-            // configuration without `ase_response on` costs nothing.
-            if let Some(at) = enabled_at.as_deref() {
-                crate::filter::install(header.api);
-                if !request_module_loaded(cf) {
-                    let msg = format!(
-                        "\"ase_response\" is on but {REQUEST_MODULE_NAME} is not loaded: no response is \
+    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        unsafe {
+            guard_hook(cf, "postconfiguration", || {
+                let enabled_at = Module::main_conf(&*cf).and_then(|m| m.first_enabled_at.clone());
+                let header = check_channel(cf, MODULE_NAME, "ase_response", enabled_at.as_deref())?;
+                // Only where some location reports: the chain is rebuilt for every cycle, so a
+                // configuration without `ase_response on` costs nothing.
+                if let Some(at) = enabled_at.as_deref() {
+                    crate::filter::install(header.api);
+                    if !request_module_loaded(cf) {
+                        let msg = format!(
+                            "\"ase_response\" is on but {REQUEST_MODULE_NAME} is not loaded: no response is \
                          reported, as reports go only with requests whose metadata went to the ASE"
-                    );
-                    log_at(cf, nginx_sys::NGX_LOG_WARN, &msg, at);
+                        );
+                        log_at(cf, nginx_sys::NGX_LOG_WARN, &msg, at);
+                    }
                 }
-            }
-            Ok(())
-        })
-    }}
+                Ok(())
+            })
+        }
+    }
 }
 
 // SAFETY: the types match what create_main_conf/create_loc_conf allocate.
@@ -64,8 +68,13 @@ unsafe impl HttpModuleLocationConf for Module {
 }
 
 static mut COMMANDS: [ngx_command_t; 2] = [
-    command(ngx_string!("ase_response"), ANY_LEVEL | NGX_CONF_FLAG, set_response, LOC_CONF,
-        offset_of!(LocConf, enabled)),
+    command(
+        ngx_string!("ase_response"),
+        ANY_LEVEL | NGX_CONF_FLAG,
+        set_response,
+        LOC_CONF,
+        offset_of!(LocConf, enabled),
+    ),
     ngx_command_t::empty(),
 ];
 

@@ -172,8 +172,7 @@ pub fn http_date(t: i64) -> String {
 /// (any `i64` time) and the 25 other characters.
 pub fn http_date_buf(t: i64) -> StackBuf<48> {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
@@ -449,7 +448,8 @@ mod tests {
 
     #[test]
     fn content_type_gets_the_charset_once() {
-        let mut d = Dedicated { content_type: b"text/html", content_type_len: 9, charset: b"utf-8", ..Default::default() };
+        let mut d =
+            Dedicated { content_type: b"text/html", content_type_len: 9, charset: b"utf-8", ..Default::default() };
         assert_eq!(names_values(client_headers(NONE, &d)), pairs(&[("content-type", "text/html; charset=utf-8")]));
         // after nginx's header filter rewrote content_type to include the charset
         d.content_type = b"text/html; charset=utf-8";
@@ -501,8 +501,14 @@ mod tests {
     #[test]
     fn json_has_the_protocol_shape() {
         let list = [ListHeader { hash: 1, name: b"X-Backend", value: b"1" }];
-        let d = Dedicated { content_type: b"application/json", content_type_len: 16, content_length_n: 1432, ..Default::default() };
-        let json = to_json(Snapshot { code: 200, reason: b"OK", http_version: 1001, headers: client_headers(list, &d) });
+        let d = Dedicated {
+            content_type: b"application/json",
+            content_type_len: 16,
+            content_length_n: 1432,
+            ..Default::default()
+        };
+        let json =
+            to_json(Snapshot { code: 200, reason: b"OK", http_version: 1001, headers: client_headers(list, &d) });
         assert_eq!(
             String::from_utf8(json.clone()).unwrap(),
             r#"{"response_code":"200","response_status":"OK","http_version":"1.1","headers":[{"content-type":"application/json"},{"content-length":"1432"},{"x-backend":"1"}]}"#
@@ -522,10 +528,19 @@ mod tests {
             ListHeader { hash: 1, name: b"Set-Cookie", value: b"a=1" },
             ListHeader { hash: 1, name: b"set-cookie", value: b"b=2" },
         ];
-        let d = Dedicated { content_type: b"application/json", content_type_len: 16, content_length_n: 7, ..Default::default() };
+        let d = Dedicated {
+            content_type: b"application/json",
+            content_type_len: 16,
+            content_length_n: 7,
+            ..Default::default()
+        };
         let hidden = b"set-cookie content-type ";
-        let s = Snapshot { code: 200, reason: b"OK", http_version: 1001,
-                           headers: visible(client_headers(list.iter().copied(), &d), hidden, |h: &Header<'_>| h.0) };
+        let s = Snapshot {
+            code: 200,
+            reason: b"OK",
+            http_version: 1001,
+            headers: visible(client_headers(list.iter().copied(), &d), hidden, |h: &Header<'_>| h.0),
+        };
         let v: serde_json::Value = serde_json::from_slice(&to_json(s)).unwrap();
         assert_eq!(v["headers"], json!([{"content-length": "7"}, {"x-backend": "1"}]));
     }
@@ -568,7 +583,12 @@ mod tests {
 
     #[test]
     fn empty_headers_and_reason() {
-        let json = to_json(Snapshot { code: 599, reason: b"", http_version: 2000, headers: client_headers(NONE, &Dedicated::default()) });
+        let json = to_json(Snapshot {
+            code: 599,
+            reason: b"",
+            http_version: 2000,
+            headers: client_headers(NONE, &Dedicated::default()),
+        });
         assert_eq!(json, br#"{"response_code":"599","response_status":"","http_version":"2.0","headers":[]}"#);
     }
 

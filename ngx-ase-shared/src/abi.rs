@@ -36,13 +36,15 @@ impl Bytes {
 
     /// # Safety
     /// `ptr` must point to `len` readable bytes that outlive the returned slice.
-    pub unsafe fn as_slice<'a>(self) -> &'a [u8] { unsafe {
-        if self.ptr.is_null() || self.len == 0 {
-            &[]
-        } else {
-            core::slice::from_raw_parts(self.ptr, self.len)
+    pub unsafe fn as_slice<'a>(self) -> &'a [u8] {
+        unsafe {
+            if self.ptr.is_null() || self.len == 0 {
+                &[]
+            } else {
+                core::slice::from_raw_parts(self.ptr, self.len)
+            }
         }
-    }}
+    }
 }
 
 /// Why a sideband call produced no usable answer.

@@ -16,17 +16,21 @@ pub struct Counting;
 // SAFETY: every call goes straight to the system allocator; counting touches only a
 // thread-local cell (and nothing during thread teardown, when `try_with` fails).
 unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 { unsafe {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        System.alloc(layout)
-    }}
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) { unsafe {
-        System.dealloc(ptr, layout)
-    }}
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 { unsafe {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        System.realloc(ptr, layout, new_size)
-    }}
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        unsafe {
+            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+            System.alloc(layout)
+        }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        unsafe {
+            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+            System.realloc(ptr, layout, new_size)
+        }
+    }
 }
 
 /// How many allocations `f` made on this thread (meaningful only with `Counting`

@@ -208,7 +208,10 @@ pub fn write_header_pair_with(out: &mut Vec<u8>, name: &[u8], value: impl FnOnce
 }
 
 /// Appends `"headers":[{"name":"value"},...]`, one object per header line, in order.
-pub fn write_headers_field<N: AsRef<[u8]>, V: AsRef<[u8]>>(out: &mut Vec<u8>, headers: impl IntoIterator<Item = (N, V)>) {
+pub fn write_headers_field<N: AsRef<[u8]>, V: AsRef<[u8]>>(
+    out: &mut Vec<u8>,
+    headers: impl IntoIterator<Item = (N, V)>,
+) {
     out.extend_from_slice(b"\"headers\":[");
     for (i, (name, value)) in headers.into_iter().enumerate() {
         if i > 0 {

@@ -78,7 +78,15 @@ impl Browser {
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
             s.set_read_timeout(Some(CALL_LIMIT)).expect("read timeout");
         }
-        let mut b = Browser { child, profile, ws, next_id: 0, session: String::new(), viewport: (800, 600, false), events: Vec::new() };
+        let mut b = Browser {
+            child,
+            profile,
+            ws,
+            next_id: 0,
+            session: String::new(),
+            viewport: (800, 600, false),
+            events: Vec::new(),
+        };
         let target = b.call_browser("Target.createTarget", json!({"url": "about:blank"}));
         let target = target["targetId"].as_str().expect("targetId").to_string();
         let attached = b.call_browser("Target.attachToTarget", json!({"targetId": target, "flatten": true}));
@@ -133,7 +141,11 @@ impl Browser {
         assert!(r.get("errorText").is_none(), "navigating to {url}: {r}");
         // Page.navigate answers once the load has begun: wait until it has ended.
         let url_js = serde_json::to_string(url).expect("URL as JSON");
-        self.wait_until(&format!("{url} to load"), CALL_LIMIT, &format!("location.href === {url_js} && document.readyState === 'complete'"));
+        self.wait_until(
+            &format!("{url} to load"),
+            CALL_LIMIT,
+            &format!("location.href === {url_js} && document.readyState === 'complete'"),
+        );
     }
 
     /// The value of a JavaScript expression evaluated in the page; panics on an exception.
@@ -182,7 +194,9 @@ impl Browser {
         self.set_metrics(width, full.clamp(height.into(), 16_000) as u32, mobile);
         let r = self.call("Page.captureScreenshot", json!({"format": "png"}));
         self.set_metrics(width, height, mobile);
-        let png = base64::engine::general_purpose::STANDARD.decode(r["data"].as_str().expect("screenshot data")).expect("base64");
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().expect("screenshot data"))
+            .expect("base64");
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).expect("screenshot directory");
         }
@@ -209,7 +223,9 @@ impl Browser {
                 Some("Runtime.consoleAPICalled") if matches!(p["type"].as_str(), Some("error" | "assert")) => {
                     out.push(format!("console.{}: {}", p["type"], p["args"]))
                 }
-                Some("Log.entryAdded") if p["entry"]["level"] == "error" => out.push(format!("log: {}", p["entry"]["text"])),
+                Some("Log.entryAdded") if p["entry"]["level"] == "error" => {
+                    out.push(format!("log: {}", p["entry"]["text"]))
+                }
                 _ => {}
             }
         }

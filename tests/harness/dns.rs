@@ -23,7 +23,8 @@ impl Dns {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the DNS port");
         socket.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
         let port = socket.local_addr().expect("addr").port();
-        let (table, queries, stop) = (Table::default(), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (table, queries, stop) =
+            (Table::default(), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
         let (t, q, s) = (table.clone(), queries.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 512];

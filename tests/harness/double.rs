@@ -41,7 +41,11 @@ impl AseDouble {
 
     fn spawn(&mut self, data: &str) {
         let bin = binary();
-        assert!(bin.exists(), "{} not found: build it with scripts/test.sh or cargo build -p ase-double", bin.display());
+        assert!(
+            bin.exists(),
+            "{} not found: build it with scripts/test.sh or cargo build -p ase-double",
+            bin.display()
+        );
         let ready = self.dir.path().join("ready.json");
         let _ = std::fs::remove_file(&ready);
         let child = Command::new(bin)

@@ -8,11 +8,8 @@ use std::time::Duration;
 use crate::{flavour, free_port, memcheck, repo_root, scaled, wait_for, wait_for_quiet};
 
 /// The nginx module files, in load order.
-pub const MODULE_FILES: [&str; 3] = [
-    "ngx_ase_common_module.so",
-    "ngx_http_ase_request_module.so",
-    "ngx_http_ase_response_module.so",
-];
+pub const MODULE_FILES: [&str; 3] =
+    ["ngx_ase_common_module.so", "ngx_http_ase_request_module.so", "ngx_http_ase_response_module.so"];
 
 /// The nginx binary and modules directory of the flavour under test.
 pub fn binary_and_modules() -> (PathBuf, PathBuf) {
@@ -34,10 +31,7 @@ pub fn load_modules() -> String {
         return String::new();
     }
     let (_, modules) = binary_and_modules();
-    MODULE_FILES
-        .iter()
-        .map(|m| format!("load_module {};\n", modules.join(m).display()))
-        .collect()
+    MODULE_FILES.iter().map(|m| format!("load_module {};\n", modules.join(m).display())).collect()
 }
 
 /// A configuration with the modules loaded, logging to `logs/`, and `http_block` inside
@@ -171,9 +165,8 @@ impl Nginx {
     /// the access log just after the response, so a client can be a moment ahead of it.
     pub fn log_lines(&self, rel: &str, n: usize) -> Vec<String> {
         let path = self.path(rel);
-        let read = || -> Vec<String> {
-            fs::read_to_string(&path).unwrap_or_default().lines().map(String::from).collect()
-        };
+        let read =
+            || -> Vec<String> { fs::read_to_string(&path).unwrap_or_default().lines().map(String::from).collect() };
         let _ = crate::wait_for_quiet(Duration::from_secs(5), || read().len() >= n);
         read()
     }
@@ -216,7 +209,11 @@ impl Nginx {
             // wait_for_quiet stretches the 6 s by the time scale.
             signal("-QUIT");
             if !exited(Duration::from_secs(6)) {
-                eprintln!("nginx under {} did not quit within {:?}; terminating it", wrapper(), scaled(Duration::from_secs(6)));
+                eprintln!(
+                    "nginx under {} did not quit within {:?}; terminating it",
+                    wrapper(),
+                    scaled(Duration::from_secs(6))
+                );
                 signal("-TERM");
                 exited(Duration::from_secs(6));
             }
@@ -246,7 +243,14 @@ impl Drop for Nginx {
         self.stop();
         let memcheck = if is_valgrind(&[wrapper()]) { self.memcheck_findings() } else { None };
         if std::thread::panicking() {
-            eprintln!("--- nginx error log ({}) ---\n{}", self.prefix.path().display(), tail(&self.error_log(), std::env::var("NGX_ASE_LOG_TAIL").ok().and_then(|v| v.parse().ok()).unwrap_or(60)));
+            eprintln!(
+                "--- nginx error log ({}) ---\n{}",
+                self.prefix.path().display(),
+                tail(
+                    &self.error_log(),
+                    std::env::var("NGX_ASE_LOG_TAIL").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
+                )
+            );
             if let Some(found) = memcheck {
                 eprintln!("--- memcheck ---\n{found}");
             }

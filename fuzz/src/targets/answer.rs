@@ -34,9 +34,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::engine::{ConnId, Connect, Engine, Io, Level, Limits, NodeSpec, Xfer};
+use crate::health::NodePolicy;
 use crate::ngx_ase_request::conf::FailMode;
 use crate::ngx_ase_request::verdict::{decide, Decision};
-use crate::health::NodePolicy;
 use ngx_ase_shared::abi::{AseError, CheckResult, Verdict};
 
 /// The call's limits (`ase_timeout`, `ase_connect_timeout`).
@@ -74,7 +74,14 @@ pub struct Setup {
 
 impl Default for Setup {
     fn default() -> Self {
-        Setup { pieces: [4096, 4096], two_nodes: false, ends: [End::Hang, End::Eof], tick: 0, max_fails: 0, keepalive: 1 }
+        Setup {
+            pieces: [4096, 4096],
+            two_nodes: false,
+            ends: [End::Hang, End::Eof],
+            tick: 0,
+            max_fails: 0,
+            keepalive: 1,
+        }
     }
 }
 
@@ -286,7 +293,11 @@ fn run_check(engine: &mut Engine<u32>, io: &mut FuzzIo, id: u32, limit: usize, e
     while let Some(r) = engine.take_finished() {
         results.push(r);
     }
-    assert!(results.len() == 1 && results[0].0 == id, "check {id} ended; delivered: {:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert!(
+        results.len() == 1 && results[0].0 == id,
+        "check {id} ended; delivered: {:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
     let result = results[0].1;
     assert!(io.timers.is_empty(), "timers armed after check {id} ended: {:?}", io.timers);
     assert!(result.elapsed_ms <= io.now - started, "elapsed {} ms in {} ms", result.elapsed_ms, io.now - started);
@@ -298,9 +309,17 @@ fn run_check(engine: &mut Engine<u32>, io: &mut FuzzIo, id: u32, limit: usize, e
     for node in 0..io.nodes {
         let open: Vec<_> = (0..io.conns.len()).filter(|&c| io.conns[c].open && io.conns[c].node == node).collect();
         for &c in &open {
-            assert!(io.conns[c].idle && !io.conns[c].ended, "connection {c} left open after check {id} (not pooled, or ended)");
+            assert!(
+                io.conns[c].idle && !io.conns[c].ended,
+                "connection {c} left open after check {id} (not pooled, or ended)"
+            );
         }
-        assert!(open.len() <= setup.keepalive, "{} connections to node {node} kept (keepalive {})", open.len(), setup.keepalive);
+        assert!(
+            open.len() <= setup.keepalive,
+            "{} connections to node {node} kept (keepalive {})",
+            open.len(),
+            setup.keepalive
+        );
     }
     result
 }
@@ -311,7 +330,12 @@ pub fn exchange(setup: Setup, answer: &[u8], split: usize) -> [CheckResult; 2] {
     let policy = NodePolicy { backup: false, max_fails: setup.max_fails, fail_timeout_ms: 10_000 };
     let nodes = if setup.two_nodes { 2 } else { 1 };
     let specs = (0..nodes)
-        .map(|i| NodeSpec { display: format!("http://127.0.0.{}:8000", i + 1), authority: format!("127.0.0.{}:8000", i + 1), policy: policy.clone(), active: true })
+        .map(|i| NodeSpec {
+            display: format!("http://127.0.0.{}:8000", i + 1),
+            authority: format!("127.0.0.{}:8000", i + 1),
+            policy: policy.clone(),
+            active: true,
+        })
         .collect();
     let mut engine: Engine<u32> = Engine::new(specs, Some(b"t0k3nt0k3nt0k3nt0k3nt0k3nt0k3n99"), setup.keepalive, 8);
     let mut io = FuzzIo {

@@ -17,7 +17,9 @@ use std::net::Ipv6Addr;
 use crate::ngx_ase_common::settings::{
     parse_server, parse_time_ms, parse_token, parse_url, token_looks_like_ase, AseUrl, TimeUnit,
 };
-use crate::ngx_ase_request::conf::{parse_block_status, parse_fail_mode, parse_request_mode, user_header_variable, FailMode};
+use crate::ngx_ase_request::conf::{
+    parse_block_status, parse_fail_mode, parse_request_mode, user_header_variable, FailMode,
+};
 use ngx_ase_shared::abi::RequestMode;
 use ngx_ase_shared::header_names;
 

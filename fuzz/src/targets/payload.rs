@@ -11,8 +11,8 @@
 //! each string (a character prefix, never half a character), `user_info` whole or not at
 //! all, and the first header lines, whole.
 
-use arbitrary::{Arbitrary, Unstructured};
 use crate::ngx_ase_request::payload::{build, http_version_name, RequestMeta};
+use arbitrary::{Arbitrary, Unstructured};
 use ngx_ase_shared::json::decode_like_writer;
 use serde_json::Value;
 

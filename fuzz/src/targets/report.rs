@@ -4,8 +4,10 @@
 //! must parse, say what `reason_for`, `http_version` and `client_headers` chose, and be
 //! byte for byte what writing each header value's bytes as a plain string gives.
 
+use crate::ngx_ase_response::payload::{
+    client_headers, http_date, http_version, reason_for, to_json, Dedicated, Header, ListHeader, Snapshot,
+};
 use arbitrary::{Arbitrary, Unstructured};
-use crate::ngx_ase_response::payload::{client_headers, http_date, http_version, reason_for, to_json, Dedicated, Header, ListHeader, Snapshot};
 use ngx_ase_shared::json::{decode_like_writer, write_headers_field, write_str};
 use serde_json::Value;
 
@@ -33,11 +35,8 @@ pub fn check(data: &[u8]) {
 
 pub fn check_input(input: &Input) {
     let _ = http_date(input.last_modified_time);
-    let list: Vec<ListHeader<'_>> = input
-        .list
-        .iter()
-        .map(|(live, name, value)| ListHeader { hash: usize::from(*live), name, value })
-        .collect();
+    let list: Vec<ListHeader<'_>> =
+        input.list.iter().map(|(live, name, value)| ListHeader { hash: usize::from(*live), name, value }).collect();
     let d = Dedicated {
         content_type: &input.content_type,
         content_type_len: input.content_type_len,
@@ -53,7 +52,12 @@ pub fn check_input(input: &Input) {
     assert!(headers.len() >= live && headers.len() <= live + 4);
     let reason = reason_for(input.code, &input.status_line);
     let version = http_version(input.http_version);
-    let json = to_json(Snapshot { code: input.code, reason, http_version: input.http_version, headers: headers.iter().copied() });
+    let json = to_json(Snapshot {
+        code: input.code,
+        reason,
+        http_version: input.http_version,
+        headers: headers.iter().copied(),
+    });
 
     let mut reference = Vec::new();
     reference.extend_from_slice(b"{\"response_code\":\"");

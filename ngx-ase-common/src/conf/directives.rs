@@ -6,27 +6,29 @@ use core::ffi::{c_char, c_void};
 
 use nginx_sys::{ngx_command_t, ngx_conf_full_name, ngx_conf_parse, ngx_conf_t, ngx_str_t, NGX_LOG_WARN, NGX_OK};
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
-use ngx_ase_glue::conf::{conf_ok, current_position, directive_args, directive_name, emerg, log_at, log_conf, log_emerg_at};
+use ngx_ase_glue::conf::{
+    conf_ok, current_position, directive_args, directive_name, emerg, log_at, log_conf, log_emerg_at,
+};
 use ngx_ase_glue::module::guard_conf as checked;
 use ngx_ase_glue::values::{duplicate, in_directive};
 
+use crate::conf::settings::{
+    check_node_count, parse_group_name, parse_server, parse_token, token_looks_like_ase, Token,
+};
 use crate::conf::{ConfFile, GroupConf, LocConf, MainConf, TokenSource};
-use crate::conf::settings::{check_node_count, parse_group_name, parse_server, parse_token, token_looks_like_ase, Token};
 
-pub unsafe extern "C" fn set_server(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut MainConf);
-        let so_far = conf.node_count();
-        match add_server(cf, so_far, &mut conf.servers, &mut conf.addresses, &mut conf.server_positions) {
-            Ok(()) => conf_ok(),
-            Err(e) => emerg(cf, &in_directive(&e, "ase_server")),
-        }
-    })
-}}
+pub unsafe extern "C" fn set_server(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut MainConf);
+            let so_far = conf.node_count();
+            match add_server(cf, so_far, &mut conf.servers, &mut conf.addresses, &mut conf.server_positions) {
+                Ok(()) => conf_ok(),
+                Err(e) => emerg(cf, &in_directive(&e, "ase_server")),
+            }
+        })
+    }
+}
 
 /// Parses and resolves one server line (`ase_server`, or `server` in an `ase_upstream`
 /// block) into a group's lists; `so_far` nodes exist in the whole channel before it.
@@ -36,53 +38,59 @@ unsafe fn add_server(
     servers: &mut Vec<crate::conf::settings::ServerSpec>,
     addresses: &mut Vec<Vec<std::net::SocketAddr>>,
     positions: &mut Vec<String>,
-) -> Result<(), String> { unsafe {
-    let spec = parse_server(&directive_args(cf))?;
-    let addrs = spec.config_addresses()?;
-    if servers.iter().any(|s| s.url == spec.url) {
-        return Err(format!("\"{}\" is listed twice", spec.url));
+) -> Result<(), String> {
+    unsafe {
+        let spec = parse_server(&directive_args(cf))?;
+        let addrs = spec.config_addresses()?;
+        if servers.iter().any(|s| s.url == spec.url) {
+            return Err(format!("\"{}\" is listed twice", spec.url));
+        }
+        check_node_count(&spec.url, so_far, addrs.len())?;
+        servers.push(spec);
+        addresses.push(addrs);
+        positions.push(current_position(cf));
+        Ok(())
     }
-    check_node_count(&spec.url, so_far, addrs.len())?;
-    servers.push(spec);
-    addresses.push(addrs);
-    positions.push(current_position(cf));
-    Ok(())
-}}
+}
 
 /// `ase_upstream NAME { server URL ...; keepalive N; token_file PATH; }`: a named group of
 /// ASE nodes. The block's lines are read by `upstream_line`.
-pub unsafe extern "C" fn set_upstream(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let main = conf as *mut MainConf;
-        let name = match parse_group_name(directive_args(cf)[0]) {
-            Ok(n) => n,
-            Err(e) => return emerg(cf, &in_directive(&e, "ase_upstream")),
-        };
-        if (*main).groups.iter().any(|g| g.name == name) {
-            return emerg(cf, &in_directive(&format!("a group named \"{name}\" is already defined"), "ase_upstream"));
-        }
-        let mut block = UpstreamBlock { main, group: GroupConf { name, position: current_position(cf), ..GroupConf::default() } };
-        let saved = *cf;
-        (*cf).handler = Some(upstream_line);
-        (*cf).handler_conf = (&mut block as *mut UpstreamBlock).cast();
-        let rv = ngx_conf_parse(cf, core::ptr::null_mut());
-        *cf = saved;
-        if !rv.is_null() {
-            return rv;
-        }
-        let group = block.group;
-        if group.servers.is_empty() {
-            log_emerg_at(cf, &format!("ase_upstream \"{}\" has no \"server\"", group.name), &group.position);
-            return ngx_ase_glue::conf::conf_error();
-        }
-        (*main).groups.push(group);
-        conf_ok()
-    })
-}}
+pub unsafe extern "C" fn set_upstream(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let main = conf as *mut MainConf;
+            let name = match parse_group_name(directive_args(cf)[0]) {
+                Ok(n) => n,
+                Err(e) => return emerg(cf, &in_directive(&e, "ase_upstream")),
+            };
+            if (*main).groups.iter().any(|g| g.name == name) {
+                return emerg(
+                    cf,
+                    &in_directive(&format!("a group named \"{name}\" is already defined"), "ase_upstream"),
+                );
+            }
+            let mut block = UpstreamBlock {
+                main,
+                group: GroupConf { name, position: current_position(cf), ..GroupConf::default() },
+            };
+            let saved = *cf;
+            (*cf).handler = Some(upstream_line);
+            (*cf).handler_conf = (&mut block as *mut UpstreamBlock).cast();
+            let rv = ngx_conf_parse(cf, core::ptr::null_mut());
+            *cf = saved;
+            if !rv.is_null() {
+                return rv;
+            }
+            let group = block.group;
+            if group.servers.is_empty() {
+                log_emerg_at(cf, &format!("ase_upstream \"{}\" has no \"server\"", group.name), &group.position);
+                return ngx_ase_glue::conf::conf_error();
+            }
+            (*main).groups.push(group);
+            conf_ok()
+        })
+    }
+}
 
 /// The `ase_upstream` block being read.
 struct UpstreamBlock {
@@ -92,15 +100,16 @@ struct UpstreamBlock {
 
 /// One line inside an `ase_upstream` block (nginx's `cf->handler`, as its `map` and `types`
 /// blocks are read); errors name the line.
-unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let block = &mut *(conf as *mut UpstreamBlock);
-        let group = &mut block.group;
-        let what = String::from_utf8_lossy(directive_name(cf)).into_owned();
-        let args = directive_args(cf);
-        // nginx's words, naming the block: `... in "server" directive of ase_upstream "eu"`.
-        let place = format!("\"{what}\" directive of ase_upstream \"{}\"", group.name);
-        match (what.as_str(), args.len()) {
+unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let block = &mut *(conf as *mut UpstreamBlock);
+            let group = &mut block.group;
+            let what = String::from_utf8_lossy(directive_name(cf)).into_owned();
+            let args = directive_args(cf);
+            // nginx's words, naming the block: `... in "server" directive of ase_upstream "eu"`.
+            let place = format!("\"{what}\" directive of ase_upstream \"{}\"", group.name);
+            match (what.as_str(), args.len()) {
             ("server", 1..) => {
                 let so_far = (*block.main).node_count() + group.addresses.iter().map(Vec::len).sum::<usize>();
                 match add_server(cf, so_far, &mut group.servers, &mut group.addresses, &mut group.server_positions) {
@@ -138,54 +147,69 @@ unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command
             }
             _ => emerg(cf, &format!("unknown directive \"{what}\" in ase_upstream \"{}\" (it takes server, keepalive and token_file)", group.name)),
         }
-    })
-}}
+        })
+    }
+}
 
 /// `ase_pass NAME;`: the group calls from this level go to (checked once the http block
 /// is read, so a block may come after the `ase_pass` naming it).
-pub unsafe extern "C" fn set_pass(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let lc = &mut *(conf as *mut LocConf);
-        if lc.pass.is_some() {
-            return emerg(cf, &duplicate("ase_pass"));
-        }
-        let name = String::from_utf8_lossy(directive_args(cf)[0]).into_owned();
-        lc.pass = Some((name, current_position(cf)));
-        conf_ok()
-    })
-}}
+pub unsafe extern "C" fn set_pass(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let lc = &mut *(conf as *mut LocConf);
+            if lc.pass.is_some() {
+                return emerg(cf, &duplicate("ase_pass"));
+            }
+            let name = String::from_utf8_lossy(directive_args(cf)[0]).into_owned();
+            lc.pass = Some((name, current_position(cf)));
+            conf_ok()
+        })
+    }
+}
 
 /// nginx's merge of the common module's location settings: timeouts, then `ase_pass`
 /// resolved to its group, an unknown name being an error at its line.
-pub unsafe fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let (prev, lc) = (&*(prev as *const LocConf), &mut *(conf as *mut LocConf));
-        let _ = ngx::http::Merge::merge(lc, prev);
-        let Some(main) = <crate::Module as ngx::http::HttpModuleMainConf>::main_conf(&*cf) else {
-            return emerg(cf, &in_directive("no main configuration", "ase_pass"));
-        };
-        resolve_pass(cf, lc, prev, main)
-    })
-}}
+pub unsafe fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let (prev, lc) = (&*(prev as *const LocConf), &mut *(conf as *mut LocConf));
+            let _ = ngx::http::Merge::merge(lc, prev);
+            let Some(main) = <crate::Module as ngx::http::HttpModuleMainConf>::main_conf(&*cf) else {
+                return emerg(cf, &in_directive("no main configuration", "ase_pass"));
+            };
+            resolve_pass(cf, lc, prev, main)
+        })
+    }
+}
 
-unsafe fn resolve_pass(cf: *mut ngx_conf_t, lc: &mut LocConf, prev: &LocConf, main: &MainConf) -> *mut c_char { unsafe {
-    match lc.resolve_pass(prev, main) {
-        Ok(()) => conf_ok(),
-        Err((msg, at)) => {
-            log_emerg_at(cf, &msg, &at);
-            ngx_ase_glue::conf::conf_error()
+unsafe fn resolve_pass(cf: *mut ngx_conf_t, lc: &mut LocConf, prev: &LocConf, main: &MainConf) -> *mut c_char {
+    unsafe {
+        match lc.resolve_pass(prev, main) {
+            Ok(()) => conf_ok(),
+            Err((msg, at)) => {
+                log_emerg_at(cf, &msg, &at);
+                ngx_ase_glue::conf::conf_error()
+            }
         }
     }
-}}
+}
 
 /// `ase_token_file PATH;`: the http level's token, read from a file.
-pub unsafe extern "C" fn set_token_file(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_token_file(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     // SAFETY: nginx's arguments, passed on.
     unsafe { set_token(cf, conf, |cf| read_token_file(cf, directive_args(cf)[0], "\"ase_token_file\" directive")) }
 }
 
 /// `ase_token TOKEN;`: the http level's token, written out.
-pub unsafe extern "C" fn set_token_inline(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_token_inline(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     // SAFETY: nginx's arguments, passed on.
     unsafe {
         set_token(cf, conf, |cf| {
@@ -223,188 +247,202 @@ unsafe fn set_token(
 /// Reads a token file (`ase_token_file`, or `token_file` in an `ase_upstream` block;
 /// `place` names it at the end of the messages). `Err` is the directive's return value, the
 /// error logged.
-unsafe fn read_token_file(cf: *mut ngx_conf_t, raw: &[u8], place: &str) -> Result<(Token, TokenSource), *mut c_char> { unsafe {
-    let Some(path) = full_name(cf, raw) else {
-        return Err(emerg(cf, &format!("cannot build the file's full path in {place}")));
-    };
-    let mut content = match std::fs::read(&path) {
-        Ok(c) => c,
-        Err(e) => return Err(emerg(cf, &format!("cannot read \"{path}\" ({e}) in {place}"))),
-    };
-    let parsed = parse_token(&content);
-    crate::secret::zeroize_vec(&mut content);
-    let token = match parsed {
-        Ok(t) => t,
-        Err(e) => return Err(emerg(cf, &format!("{e} (\"{path}\") in {place}"))),
-    };
-    warn_if_world_readable(cf, &path, place);
-    if !token_looks_like_ase(&token) {
-        log_conf(cf, NGX_LOG_WARN, &format!(
+unsafe fn read_token_file(cf: *mut ngx_conf_t, raw: &[u8], place: &str) -> Result<(Token, TokenSource), *mut c_char> {
+    unsafe {
+        let Some(path) = full_name(cf, raw) else {
+            return Err(emerg(cf, &format!("cannot build the file's full path in {place}")));
+        };
+        let mut content = match std::fs::read(&path) {
+            Ok(c) => c,
+            Err(e) => return Err(emerg(cf, &format!("cannot read \"{path}\" ({e}) in {place}"))),
+        };
+        let parsed = parse_token(&content);
+        crate::secret::zeroize_vec(&mut content);
+        let token = match parsed {
+            Ok(t) => t,
+            Err(e) => return Err(emerg(cf, &format!("{e} (\"{path}\") in {place}"))),
+        };
+        warn_if_world_readable(cf, &path, place);
+        if !token_looks_like_ase(&token) {
+            log_conf(cf, NGX_LOG_WARN, &format!(
             "the token in \"{path}\" ({place}) is not 32 characters of a-z0-9 as ASE's create_sideband_token makes them"));
+        }
+        Ok((token, TokenSource::File(path)))
     }
-    Ok((token, TokenSource::File(path)))
-}}
+}
 
 /// `ase_ssl_certificate FILE;`
 pub unsafe extern "C" fn set_ssl_certificate(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
-) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut MainConf);
-        set_conf_file(cf, "ase_ssl_certificate", &mut conf.ssl_certificate)
-    })
-}}
+) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut MainConf);
+            set_conf_file(cf, "ase_ssl_certificate", &mut conf.ssl_certificate)
+        })
+    }
+}
 
 /// `ase_ssl_certificate_key FILE;`
 pub unsafe extern "C" fn set_ssl_certificate_key(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
-) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut MainConf);
-        set_conf_file(cf, "ase_ssl_certificate_key", &mut conf.ssl_certificate_key)
-    })
-}}
+) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut MainConf);
+            set_conf_file(cf, "ase_ssl_certificate_key", &mut conf.ssl_certificate_key)
+        })
+    }
+}
 
 /// A file directive given once: the path made absolute against the configuration prefix
 /// (as nginx does for `proxy_ssl_certificate`), and a file that cannot be opened reported
 /// here, at its line. nginx's OpenSSL reads it once the http block is read.
-unsafe fn set_conf_file(cf: *mut ngx_conf_t, name: &str, slot: &mut Option<ConfFile>) -> *mut c_char { unsafe {
-    if slot.is_some() {
-        return emerg(cf, &duplicate(name));
-    }
-    let args = directive_args(cf);
-    let Some(path) = full_name(cf, args[0]) else {
-        return emerg(cf, &in_directive("cannot build the file's full path", name));
-    };
-    if let Err(e) = std::fs::File::open(&path) {
-        return emerg(cf, &in_directive(&format!("cannot read \"{path}\" ({e})"), name));
-    }
-    *slot = Some(ConfFile { path, position: current_position(cf) });
-    conf_ok()
-}}
-
-pub unsafe extern "C" fn set_status(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    _conf: *mut c_void,
-) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let Some(clcf) = NgxHttpCoreModule::location_conf_mut(&*cf) else {
-            return emerg(cf, &in_directive("no location configuration", "ase_status"));
+unsafe fn set_conf_file(cf: *mut ngx_conf_t, name: &str, slot: &mut Option<ConfFile>) -> *mut c_char {
+    unsafe {
+        if slot.is_some() {
+            return emerg(cf, &duplicate(name));
+        }
+        let args = directive_args(cf);
+        let Some(path) = full_name(cf, args[0]) else {
+            return emerg(cf, &in_directive("cannot build the file's full path", name));
         };
-        clcf.handler = Some(crate::status::handler::handler);
+        if let Err(e) = std::fs::File::open(&path) {
+            return emerg(cf, &in_directive(&format!("cannot read \"{path}\" ({e})"), name));
+        }
+        *slot = Some(ConfFile { path, position: current_position(cf) });
         conf_ok()
-    })
-}}
+    }
+}
+
+pub unsafe extern "C" fn set_status(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, _conf: *mut c_void) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let Some(clcf) = NgxHttpCoreModule::location_conf_mut(&*cf) else {
+                return emerg(cf, &in_directive("no location configuration", "ase_status"));
+            };
+            clcf.handler = Some(crate::status::handler::handler);
+            conf_ok()
+        })
+    }
+}
 
 /// Called once the `http` block is read: defaults and checks that need the whole block.
-pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char { unsafe {
-    checked(cf, || {
-        let conf = &mut *(conf as *mut MainConf);
-        conf.finish();
-        // The http level's own `ase_pass` (nginx never merges that level with another).
-        if let Some(http) = <crate::Module as HttpModuleLocationConf>::location_conf_mut(&*cf) {
-            let rv = resolve_pass(cf, http, &LocConf::default(), conf);
-            if !rv.is_null() {
-                return rv;
-            }
-        }
-        let nodes = conf.node_count();
-        if nodes > crate::counters::MAX_NODES {
-            log_conf(cf, NGX_LOG_WARN, &format!(
-                "ase_server: the status page keeps statistics for the first {} of the {nodes} ASE node addresses; it lists the others as \"untracked\"",
-                crate::counters::MAX_NODES));
-        }
-        if let Some(at) = conf.first_resolve_server() {
-            // The http level's own `resolver` (not yet merged: unset is null, and its
-            // timeout nginx's "unset").
-            let core = NgxHttpCoreModule::location_conf(&*cf);
-            let resolver = core.map_or(core::ptr::null_mut(), |c| c.resolver);
-            if resolver.is_null() || (*resolver).connections.nelts == 0 {
-                log_emerg_at(cf, "\"resolve\" needs nginx's \"resolver\" directive in the http block", &at);
-                return ngx_ase_glue::conf::conf_error();
-            }
-            conf.resolver = resolver;
-            if let Some(t) = core.map(|c| c.resolver_timeout).filter(|&t| t != ngx_ase_glue::values::UNSET_MSEC) {
-                conf.resolver_timeout = t;
-            }
-        }
-        let groups = conf.groups.len() + 1;
-        if groups > crate::counters::MAX_GROUPS {
-            log_conf(cf, NGX_LOG_WARN, &format!(
-                "ase_upstream: the status page keeps per-group numbers for the first {} of the {groups} ASE groups (the default one included); it lists the others as \"untracked\"",
-                crate::counters::MAX_GROUPS));
-        }
-        if conf.uses_tls() && conf.ssl_verify == 0 {
-            log_conf(cf, NGX_LOG_WARN,
-                "ase_ssl_verify is off: the ASE's certificate is not checked, so anyone on the path can pose as the ASE");
-        }
-        let mut trusted = String::new();
-        if !conf.ssl_trusted_certificate.is_empty() {
-            let raw = conf.ssl_trusted_certificate.as_bytes().to_vec();
-            let Some(path) = full_name(cf, &raw) else {
-                return emerg(cf, &in_directive("cannot build the file's full path", "ase_ssl_trusted_certificate"));
-            };
-            if let Err(e) = std::fs::File::open(&path) {
-                return emerg(cf, &in_directive(&format!("cannot read \"{path}\" ({e})"), "ase_ssl_trusted_certificate"));
-            }
-            trusted = path;
-        }
-        for (url, at) in conf.clear_text_token_nodes() {
-            log_at(cf, NGX_LOG_WARN, &format!(
-                "ase_server {url}: the ASE-Token would travel in clear text to a node that is not on this host (loopback); use https://"),
-                &at);
-        }
-        let client_cert = match conf.client_certificate() {
-            Ok(c) => c.map(|(c, k)| (c.clone(), k.clone())),
-            Err((msg, at)) => {
-                log_emerg_at(cf, &msg, at);
-                return ngx_ase_glue::conf::conf_error();
-            }
-        };
-        if let (Some((cert, _)), false) = (&client_cert, conf.uses_tls()) {
-            log_at(cf, NGX_LOG_WARN,
-                "ase_ssl_certificate is not used: no \"ase_server\" (or \"server\" in an \"ase_upstream\") is https://", &cert.position);
-        }
-        if conf.uses_tls() {
-            match crate::net::tls::create_client_ssl(cf, conf.ssl_verify == 1, &trusted) {
-                Ok(ssl) => conf.ssl = ssl,
-                Err(e) => return emerg(cf, &in_directive(&e, "ase_server")),
-            }
-            if let Some((cert, key)) = &client_cert {
-                if let Err(e) = crate::net::tls::use_client_certificate(cf, conf.ssl, &cert.path, &key.path) {
-                    log_emerg_at(cf, &in_directive(&e, "ase_ssl_certificate"), &cert.position);
-                    return ngx_ase_glue::conf::conf_error();
+pub unsafe fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut MainConf);
+            conf.finish();
+            // The http level's own `ase_pass` (nginx never merges that level with another).
+            if let Some(http) = <crate::Module as HttpModuleLocationConf>::location_conf_mut(&*cf) {
+                let rv = resolve_pass(cf, http, &LocConf::default(), conf);
+                if !rv.is_null() {
+                    return rv;
                 }
             }
-        }
-        conf_ok()
-    })
-}}
+            let nodes = conf.node_count();
+            if nodes > crate::counters::MAX_NODES {
+                log_conf(cf, NGX_LOG_WARN, &format!(
+                "ase_server: the status page keeps statistics for the first {} of the {nodes} ASE node addresses; it lists the others as \"untracked\"",
+                crate::counters::MAX_NODES));
+            }
+            if let Some(at) = conf.first_resolve_server() {
+                // The http level's own `resolver` (not yet merged: unset is null, and its
+                // timeout nginx's "unset").
+                let core = NgxHttpCoreModule::location_conf(&*cf);
+                let resolver = core.map_or(core::ptr::null_mut(), |c| c.resolver);
+                if resolver.is_null() || (*resolver).connections.nelts == 0 {
+                    log_emerg_at(cf, "\"resolve\" needs nginx's \"resolver\" directive in the http block", &at);
+                    return ngx_ase_glue::conf::conf_error();
+                }
+                conf.resolver = resolver;
+                if let Some(t) = core.map(|c| c.resolver_timeout).filter(|&t| t != ngx_ase_glue::values::UNSET_MSEC) {
+                    conf.resolver_timeout = t;
+                }
+            }
+            let groups = conf.groups.len() + 1;
+            if groups > crate::counters::MAX_GROUPS {
+                log_conf(cf, NGX_LOG_WARN, &format!(
+                "ase_upstream: the status page keeps per-group numbers for the first {} of the {groups} ASE groups (the default one included); it lists the others as \"untracked\"",
+                crate::counters::MAX_GROUPS));
+            }
+            if conf.uses_tls() && conf.ssl_verify == 0 {
+                log_conf(cf, NGX_LOG_WARN,
+                "ase_ssl_verify is off: the ASE's certificate is not checked, so anyone on the path can pose as the ASE");
+            }
+            let mut trusted = String::new();
+            if !conf.ssl_trusted_certificate.is_empty() {
+                let raw = conf.ssl_trusted_certificate.as_bytes().to_vec();
+                let Some(path) = full_name(cf, &raw) else {
+                    return emerg(
+                        cf,
+                        &in_directive("cannot build the file's full path", "ase_ssl_trusted_certificate"),
+                    );
+                };
+                if let Err(e) = std::fs::File::open(&path) {
+                    return emerg(
+                        cf,
+                        &in_directive(&format!("cannot read \"{path}\" ({e})"), "ase_ssl_trusted_certificate"),
+                    );
+                }
+                trusted = path;
+            }
+            for (url, at) in conf.clear_text_token_nodes() {
+                log_at(cf, NGX_LOG_WARN, &format!(
+                "ase_server {url}: the ASE-Token would travel in clear text to a node that is not on this host (loopback); use https://"),
+                &at);
+            }
+            let client_cert = match conf.client_certificate() {
+                Ok(c) => c.map(|(c, k)| (c.clone(), k.clone())),
+                Err((msg, at)) => {
+                    log_emerg_at(cf, &msg, at);
+                    return ngx_ase_glue::conf::conf_error();
+                }
+            };
+            if let (Some((cert, _)), false) = (&client_cert, conf.uses_tls()) {
+                log_at(cf, NGX_LOG_WARN,
+                "ase_ssl_certificate is not used: no \"ase_server\" (or \"server\" in an \"ase_upstream\") is https://", &cert.position);
+            }
+            if conf.uses_tls() {
+                match crate::net::tls::create_client_ssl(cf, conf.ssl_verify == 1, &trusted) {
+                    Ok(ssl) => conf.ssl = ssl,
+                    Err(e) => return emerg(cf, &in_directive(&e, "ase_server")),
+                }
+                if let Some((cert, key)) = &client_cert {
+                    if let Err(e) = crate::net::tls::use_client_certificate(cf, conf.ssl, &cert.path, &key.path) {
+                        log_emerg_at(cf, &in_directive(&e, "ase_ssl_certificate"), &cert.position);
+                        return ngx_ase_glue::conf::conf_error();
+                    }
+                }
+            }
+            conf_ok()
+        })
+    }
+}
 
 /// A path relative to nginx's configuration prefix made absolute, as nginx does for its
 /// own file directives.
-unsafe fn full_name(cf: *mut ngx_conf_t, raw: &[u8]) -> Option<String> { unsafe {
-    let mut name = ngx_str_t::from_bytes((*cf).pool, raw)?;
-    if ngx_conf_full_name((*cf).cycle, &mut name, 1) != NGX_OK as isize {
-        return None;
+unsafe fn full_name(cf: *mut ngx_conf_t, raw: &[u8]) -> Option<String> {
+    unsafe {
+        let mut name = ngx_str_t::from_bytes((*cf).pool, raw)?;
+        if ngx_conf_full_name((*cf).cycle, &mut name, 1) != NGX_OK as isize {
+            return None;
+        }
+        Some(String::from_utf8_lossy(name.as_bytes()).into_owned())
     }
-    Some(String::from_utf8_lossy(name.as_bytes()).into_owned())
-}}
+}
 
 fn warn_if_world_readable(cf: *mut ngx_conf_t, path: &str, place: &str) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.permissions().mode() & 0o004 != 0 {
             unsafe {
-                log_conf(cf, NGX_LOG_WARN, &format!(
-                    "\"{path}\" in {place} is readable by every user; chmod o-r it"));
+                log_conf(cf, NGX_LOG_WARN, &format!("\"{path}\" in {place} is readable by every user; chmod o-r it"));
             }
         }
     }
 }
-

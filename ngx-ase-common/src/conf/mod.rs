@@ -180,7 +180,14 @@ impl MainConf {
     pub fn first_resolve_server(&self) -> Option<String> {
         self.group_views()
             .into_iter()
-            .flat_map(|g| g.servers.iter().zip(g.server_positions).filter(|(s, _)| s.resolve).map(|(_, at)| at.clone()).collect::<Vec<_>>())
+            .flat_map(|g| {
+                g.servers
+                    .iter()
+                    .zip(g.server_positions)
+                    .filter(|(s, _)| s.resolve)
+                    .map(|(_, at)| at.clone())
+                    .collect::<Vec<_>>()
+            })
             .next()
     }
 
@@ -194,14 +201,12 @@ impl MainConf {
         match (&self.ssl_certificate, &self.ssl_certificate_key) {
             (Some(c), Some(k)) => Ok(Some((c, k))),
             (None, None) => Ok(None),
-            (Some(c), None) => Err((
-                format!("no \"ase_ssl_certificate_key\" is defined for certificate \"{}\"", c.path),
-                &c.position,
-            )),
-            (None, Some(k)) => Err((
-                format!("no \"ase_ssl_certificate\" is defined for key \"{}\"", k.path),
-                &k.position,
-            )),
+            (Some(c), None) => {
+                Err((format!("no \"ase_ssl_certificate_key\" is defined for certificate \"{}\"", c.path), &c.position))
+            }
+            (None, Some(k)) => {
+                Err((format!("no \"ase_ssl_certificate\" is defined for key \"{}\"", k.path), &k.position))
+            }
         }
     }
 
@@ -298,8 +303,15 @@ mod tests {
 
     #[test]
     fn a_token_to_an_http_node_off_this_host_is_found() {
-        let urls = ["http://127.0.0.1:8000", "http://192.0.2.1:8000", "https://192.0.2.2", "http://[::1]:1", "http://[2001:db8::1]:1"];
-        let found: Vec<String> = with_servers(&urls, true).clear_text_token_nodes().into_iter().map(|(u, _)| u).collect();
+        let urls = [
+            "http://127.0.0.1:8000",
+            "http://192.0.2.1:8000",
+            "https://192.0.2.2",
+            "http://[::1]:1",
+            "http://[2001:db8::1]:1",
+        ];
+        let found: Vec<String> =
+            with_servers(&urls, true).clear_text_token_nodes().into_iter().map(|(u, _)| u).collect();
         assert_eq!(found, vec!["http://192.0.2.1:8000", "http://[2001:db8::1]:1"]);
         assert!(with_servers(&urls, false).clear_text_token_nodes().is_empty(), "no token, nothing to leak");
     }
@@ -314,9 +326,16 @@ mod tests {
         assert!(msg.contains("no \"ase_ssl_certificate_key\" is defined for certificate \"/c.pem\""), "{msg}");
         assert_eq!(at, "/c.pem.conf:7");
         m.ssl_certificate_key = f("/k.pem");
-        assert_eq!(m.client_certificate().unwrap().map(|(c, k)| (c.path.as_str(), k.path.as_str())), Some(("/c.pem", "/k.pem")));
+        assert_eq!(
+            m.client_certificate().unwrap().map(|(c, k)| (c.path.as_str(), k.path.as_str())),
+            Some(("/c.pem", "/k.pem"))
+        );
         m.ssl_certificate = None;
-        assert!(m.client_certificate().unwrap_err().0.contains("no \"ase_ssl_certificate\" is defined for key \"/k.pem\""));
+        assert!(m
+            .client_certificate()
+            .unwrap_err()
+            .0
+            .contains("no \"ase_ssl_certificate\" is defined for key \"/k.pem\""));
     }
 
     #[test]
@@ -331,7 +350,15 @@ mod tests {
         let m = with_servers(urls, false);
         let token = token.map(|t| (crate::conf::settings::parse_token(t).unwrap(), TokenSource::Inline));
         let MainConf { servers, addresses, server_positions, .. } = m;
-        GroupConf { name: name.into(), position: String::new(), servers, addresses, server_positions, token, keepalive: None }
+        GroupConf {
+            name: name.into(),
+            position: String::new(),
+            servers,
+            addresses,
+            server_positions,
+            token,
+            keepalive: None,
+        }
     }
 
     #[test]
@@ -343,9 +370,20 @@ mod tests {
         m.keepalive = 8;
         m.finish();
         assert_eq!(m.header.server_count, 4);
-        assert_eq!((m.group_index("default"), m.group_index("eu"), m.group_index("us"), m.group_index("x")), (Some(0), Some(1), Some(2), None));
+        assert_eq!(
+            (m.group_index("default"), m.group_index("eu"), m.group_index("us"), m.group_index("x")),
+            (Some(0), Some(1), Some(2), None)
+        );
         let nodes: Vec<(usize, String)> = m.nodes().into_iter().map(|(g, n)| (g, n.addr.to_string())).collect();
-        assert_eq!(nodes, vec![(0, "127.0.0.1:1".into()), (1, "127.0.0.2:1".into()), (1, "192.0.2.9:1".into()), (2, "192.0.2.7:1".into())]);
+        assert_eq!(
+            nodes,
+            vec![
+                (0, "127.0.0.1:1".into()),
+                (1, "127.0.0.2:1".into()),
+                (1, "192.0.2.9:1".into()),
+                (2, "192.0.2.7:1".into())
+            ]
+        );
         assert_eq!(m.node_count(), 4);
         let views = m.group_views();
         assert_eq!(views.iter().map(|v| v.keepalive).collect::<Vec<_>>(), vec![8, 8, 3]);

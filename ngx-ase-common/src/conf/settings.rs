@@ -69,9 +69,11 @@ impl AseUrl {
     /// Resolves the host with the system resolver, as nginx does for upstream servers at
     /// configuration time: every address, in the resolver's order, each once.
     pub fn resolve(&self) -> Result<Vec<SocketAddr>, String> {
-        let addrs = unique((self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("host not found in \"{}\": {e}", self.host))?);
+        let addrs = unique(
+            (self.host.as_str(), self.port)
+                .to_socket_addrs()
+                .map_err(|e| format!("host not found in \"{}\": {e}", self.host))?,
+        );
         if addrs.is_empty() {
             return Err(format!("host not found in \"{}\"", self.host));
         }
@@ -187,7 +189,9 @@ pub fn parse_url(raw: &[u8]) -> Result<AseUrl, String> {
         (host.to_string(), port)
     } else {
         match authority.split_once(':') {
-            Some((_, p)) if p.contains(':') => return Err(bad("an IPv6 address must be in brackets: http://[::1]:8000")),
+            Some((_, p)) if p.contains(':') => {
+                return Err(bad("an IPv6 address must be in brackets: http://[::1]:8000"))
+            }
             Some((h, p)) => (h.to_string(), parse_port(p).ok_or_else(|| bad("invalid port"))?),
             None => (authority.to_string(), default_port),
         }
@@ -343,10 +347,7 @@ pub fn parse_token(raw: &[u8]) -> Result<Token, String> {
         return Err("the token is empty".into());
     }
     if let Some(pos) = trimmed.iter().position(|&b| !(0x21..=0x7e).contains(&b)) {
-        return Err(format!(
-            "the token has a character that cannot be sent in an HTTP header (at byte {})",
-            pos + 1
-        ));
+        return Err(format!("the token has a character that cannot be sent in an HTTP header (at byte {})", pos + 1));
     }
     Ok(Token(trimmed.to_vec()))
 }
@@ -455,7 +456,13 @@ mod tests {
     }
 
     fn server(url: &str, backup: bool) -> ServerSpec {
-        ServerSpec { url: parse_url(url.as_bytes()).unwrap(), backup, max_fails: 3, fail_timeout_ms: 30_000, resolve: false }
+        ServerSpec {
+            url: parse_url(url.as_bytes()).unwrap(),
+            backup,
+            max_fails: 3,
+            fail_timeout_ms: 30_000,
+            resolve: false,
+        }
     }
 
     fn addr(s: &str) -> SocketAddr {
@@ -468,8 +475,10 @@ mod tests {
         let addresses = [vec![addr("[::1]:8000"), addr("127.0.0.1:8000")], vec![addr("10.0.0.9:8000")]];
         let nodes = expand_nodes(&servers, &addresses);
         assert_eq!(nodes.len(), 3);
-        assert_eq!(nodes.iter().map(|n| n.addr).collect::<Vec<_>>(),
-                   [addr("[::1]:8000"), addr("127.0.0.1:8000"), addr("10.0.0.9:8000")]);
+        assert_eq!(
+            nodes.iter().map(|n| n.addr).collect::<Vec<_>>(),
+            [addr("[::1]:8000"), addr("127.0.0.1:8000"), addr("10.0.0.9:8000")]
+        );
         // Both addresses of the name keep its role, limits and name.
         for n in &nodes[..2] {
             assert_eq!(n.server, servers[0]);
@@ -494,8 +503,12 @@ mod tests {
         let name = parse_url(b"http://ase.example:8000").unwrap();
         assert!(check_node_count(&name, 62, 2).is_ok());
         let err = check_node_count(&name, 62, 3).unwrap_err();
-        assert!(err.contains("\"ase.example\" resolves to 3 addresses") && err.contains("65 ASE node addresses")
-            && err.contains("at most 64"), "{err}");
+        assert!(
+            err.contains("\"ase.example\" resolves to 3 addresses")
+                && err.contains("65 ASE node addresses")
+                && err.contains("at most 64"),
+            "{err}"
+        );
         let ip = parse_url(b"http://10.0.0.1:8000").unwrap();
         let err = check_node_count(&ip, 64, 1).unwrap_err();
         assert!(err.starts_with("http://10.0.0.1:8000: this makes 65"), "{err}");

@@ -20,9 +20,9 @@
 
 pub mod answer;
 pub mod io;
-pub mod wire;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
 use core::fmt;
 
@@ -293,14 +293,29 @@ impl<D> Engine<D> {
 
     /// Starts a check (`waiter` gets its answer) or a report. `None`: the call already
     /// ended (a check's answer is then in `take_finished`).
-    pub fn start_check(&mut self, waiter: D, group: usize, correlation_id: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Option<CallId> {
+    pub fn start_check(
+        &mut self,
+        waiter: D,
+        group: usize,
+        correlation_id: &[u8],
+        body: &[u8],
+        limits: Limits,
+        io: &mut impl Io,
+    ) -> Option<CallId> {
         bump(&counters().checks);
         bump_group(group, |s| &s.checks);
         self.start(CallKind::Check, Some(waiter), group, correlation_id, body, limits, io)
     }
 
     /// Queues a report to group `group`; fire-and-forget.
-    pub fn send_report(&mut self, group: usize, correlation_id: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Admission {
+    pub fn send_report(
+        &mut self,
+        group: usize,
+        correlation_id: &[u8],
+        body: &[u8],
+        limits: Limits,
+        io: &mut impl Io,
+    ) -> Admission {
         bump(&counters().reports);
         bump_group(group, |s| &s.reports);
         let verdict = self.report_admission(group);
@@ -336,7 +351,16 @@ impl<D> Engine<D> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn start(&mut self, kind: CallKind, waiter: Option<D>, group: usize, cid: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> Option<CallId> {
+    fn start(
+        &mut self,
+        kind: CallKind,
+        waiter: Option<D>,
+        group: usize,
+        cid: &[u8],
+        body: &[u8],
+        limits: Limits,
+        io: &mut impl Io,
+    ) -> Option<CallId> {
         let slot = self.prepare(kind, waiter, group, cid, body, limits, io);
         let id = CallId { slot, generation: self.calls[slot].generation };
         self.attempt(slot, io);
@@ -345,7 +369,16 @@ impl<D> Engine<D> {
 
     /// A call slot filled in for a new call (its request bytes written), not yet sent.
     #[allow(clippy::too_many_arguments)]
-    fn prepare(&mut self, kind: CallKind, waiter: Option<D>, group: usize, cid: &[u8], body: &[u8], limits: Limits, io: &mut impl Io) -> usize {
+    fn prepare(
+        &mut self,
+        kind: CallKind,
+        waiter: Option<D>,
+        group: usize,
+        cid: &[u8],
+        body: &[u8],
+        limits: Limits,
+        io: &mut impl Io,
+    ) -> usize {
         let now = io.now();
         let first = self.nodes.group(group).start;
         let slot = self.alloc_call();
@@ -450,7 +483,10 @@ impl<D> Engine<D> {
         if let Some(conn) = self.idle[node].pop() {
             bump(&counters().connections_reused);
             if self.calls[slot].trace {
-                io.trace(Some(slot), format_args!("ase: connection reused to {}{}", self.names[node], self.group_of_node(node)));
+                io.trace(
+                    Some(slot),
+                    format_args!("ase: connection reused to {}{}", self.names[node], self.group_of_node(node)),
+                );
             }
             io.set_idle(conn, false);
             self.bind(conn, slot, true, ConnState::Sending);
@@ -519,7 +555,10 @@ impl<D> Engine<D> {
         bump(&counters().connections_new);
         if self.calls[slot].trace {
             let node = cs.node;
-            io.trace(Some(slot), format_args!("ase: connection opened to {}{}", self.names[node], self.group_of_node(node)));
+            io.trace(
+                Some(slot),
+                format_args!("ase: connection opened to {}{}", self.names[node], self.group_of_node(node)),
+            );
         }
         let c = &mut self.calls[slot];
         c.connect_deadline = None;
@@ -709,8 +748,13 @@ impl<D> Engine<D> {
         if c.kind == Some(CallKind::Report) {
             io.trace(Some(slot), format_args!("ase: report group={group} node={node} {outcome} ms={ms} cid={cid}"));
         } else {
-            io.trace(Some(slot), format_args!(
-                "ase: check group={group} node={node} {outcome} ms={ms} cid={cid} verdict={}", outcome.verdict()));
+            io.trace(
+                Some(slot),
+                format_args!(
+                    "ase: check group={group} node={node} {outcome} ms={ms} cid={cid} verdict={}",
+                    outcome.verdict()
+                ),
+            );
         }
     }
 
@@ -768,7 +812,10 @@ impl<D> Engine<D> {
         // A connection serving a call is traced with it; an idle one with the worker.
         let slot = (cs.state != ConnState::Idle).then_some(cs.call);
         if slot.map_or_else(|| io.traces(), |s| self.calls[s].trace) {
-            io.trace(slot, format_args!("ase: connection closed to {}{}", self.names[cs.node], self.group_of_node(cs.node)));
+            io.trace(
+                slot,
+                format_args!("ase: connection closed to {}{}", self.names[cs.node], self.group_of_node(cs.node)),
+            );
         }
         io.close(conn);
         self.forget_conn(conn);
@@ -891,8 +938,13 @@ impl<D> Engine<D> {
         if tripped {
             bump(&counters().breaker_trips);
             bump_group(group, |s| &s.breaker_trips);
-            io.log(Level::Warn, format_args!(
-                "ase: every ASE node is down{}; answering \"unavailable\" at once until one comes back", GroupSuffix(self.group_name(group))));
+            io.log(
+                Level::Warn,
+                format_args!(
+                    "ase: every ASE node is down{}; answering \"unavailable\" at once until one comes back",
+                    GroupSuffix(self.group_name(group))
+                ),
+            );
         }
     }
 

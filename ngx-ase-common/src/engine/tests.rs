@@ -344,7 +344,8 @@ fn request_complete(req: &[u8]) -> bool {
 fn advance(e: &mut Engine<u32>, io: &mut FakeIo, ms: u64) {
     let target = io.now + ms;
     loop {
-        let ev = io.events.iter().enumerate().filter(|(_, x)| x.0 <= target).min_by_key(|(_, x)| x.0).map(|(i, x)| (i, x.0));
+        let ev =
+            io.events.iter().enumerate().filter(|(_, x)| x.0 <= target).min_by_key(|(_, x)| x.0).map(|(i, x)| (i, x.0));
         let timer = io.timers.iter().filter(|t| *t.1 <= target).min_by_key(|t| *t.1).map(|(&s, &at)| (s, at));
         match (ev, timer) {
             (Some((i, at)), t) if t.is_none_or(|t| at <= t.1) => {
@@ -1016,7 +1017,12 @@ fn a_thousand_checks_use_one_call_slot_and_one_connection() {
 /// keepalive 1.
 fn two_groups(a1: Script, a2: Script, b1: Script) -> (Engine<u32>, FakeIo) {
     let groups = vec![
-        GroupSpec { name: "default".into(), nodes: vec![node("a:1", false, 1), node("a:2", true, 1)], token: Some(b"tok"), keepalive: 4 },
+        GroupSpec {
+            name: "default".into(),
+            nodes: vec![node("a:1", false, 1), node("a:2", true, 1)],
+            token: Some(b"tok"),
+            keepalive: 4,
+        },
         GroupSpec { name: "two".into(), nodes: vec![node("b:1", false, 1)], token: Some(b"tok2"), keepalive: 1 },
     ];
     (Engine::with_groups(groups, 2), FakeIo::new(vec![a1, a2, b1]))
@@ -1078,14 +1084,17 @@ fn the_trace_has_one_line_per_call_and_per_connection_event_and_nothing_when_off
     delivered(&mut e);
     report(&mut e, &mut io);
     let lines: Vec<&str> = io.traces.iter().map(|(_, l)| l.as_str()).collect();
-    assert_eq!(lines, vec![
-        "ase: connection opened to http://backup:8000 (group default)",
-        "ase: check group=default node=http://backup:8000 status=403 ms=0 cid=cid-1 verdict=block",
-        "ase: connection reused to http://backup:8000 (group default)",
-        "ase: check group=default node=http://backup:8000 status=403 ms=0 cid=cid-1 verdict=block",
-        "ase: connection reused to http://backup:8000 (group default)",
-        "ase: report group=default node=http://backup:8000 status=403 ms=0 cid=cid-1",
-    ]);
+    assert_eq!(
+        lines,
+        vec![
+            "ase: connection opened to http://backup:8000 (group default)",
+            "ase: check group=default node=http://backup:8000 status=403 ms=0 cid=cid-1 verdict=block",
+            "ase: connection reused to http://backup:8000 (group default)",
+            "ase: check group=default node=http://backup:8000 status=403 ms=0 cid=cid-1 verdict=block",
+            "ase: connection reused to http://backup:8000 (group default)",
+            "ase: report group=default node=http://backup:8000 status=403 ms=0 cid=cid-1",
+        ]
+    );
     assert!(io.traces.iter().all(|(slot, _)| slot.is_some()), "every line went to its call's log");
 
     // The breaker answers: no node, an error, the verdict the fail mode decides.
@@ -1095,10 +1104,13 @@ fn the_trace_has_one_line_per_call_and_per_connection_event_and_nothing_when_off
     check(&mut e, &mut io, 2);
     delivered(&mut e);
     let lines: Vec<&str> = io.traces.iter().map(|(_, l)| l.as_str()).collect();
-    assert_eq!(lines, vec![
-        "ase: check group=default node=http://primary:8000 error=refused ms=0 cid=cid-1 verdict=fail",
-        "ase: check group=default node=- error=unavailable ms=0 cid=cid-1 verdict=fail",
-    ]);
+    assert_eq!(
+        lines,
+        vec![
+            "ase: check group=default node=http://primary:8000 error=refused ms=0 cid=cid-1 verdict=fail",
+            "ase: check group=default node=- error=unavailable ms=0 cid=cid-1 verdict=fail",
+        ]
+    );
 
     // Off: the engine asks once per call and writes nothing (FakeIo::trace would panic).
     let (mut e, mut io) = two_nodes(answers(OK), answers(OK));
@@ -1116,7 +1128,10 @@ fn an_idle_connection_closed_by_the_ase_is_traced_with_the_worker() {
     delivered(&mut e);
     io.peer_closes(0, false);
     e.on_readable(0, &mut io);
-    assert_eq!(io.traces.last(), Some(&(None, "ase: connection closed to http://primary:8000 (group default)".to_string())));
+    assert_eq!(
+        io.traces.last(),
+        Some(&(None, "ase: connection closed to http://primary:8000 (group default)".to_string()))
+    );
 }
 
 #[test]
@@ -1134,7 +1149,13 @@ fn a_drained_node_takes_no_new_call_and_its_connections_go() {
     assert_eq!(check(&mut e, &mut io, 4), None, "the next check goes to the backup");
     assert_eq!(io.connects_to(1), 1);
     advance(&mut e, &mut io, 10);
-    let done: Vec<u32> = delivered(&mut e).into_iter().map(|(w, r)| { assert_eq!(r.status, 200); w }).collect();
+    let done: Vec<u32> = delivered(&mut e)
+        .into_iter()
+        .map(|(w, r)| {
+            assert_eq!(r.status, 200);
+            w
+        })
+        .collect();
     assert_eq!(done.len(), 3, "the calls in flight finished: {done:?}");
     assert!(!e.node_busy(0), "and their connections closed instead of going back to the pool");
     assert!(e.idle[0].is_empty());

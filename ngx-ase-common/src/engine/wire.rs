@@ -100,7 +100,6 @@ pub fn switch_node(out: &mut Vec<u8>, old_len: usize, head: &[u8]) -> usize {
     head.len()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +152,4 @@ mod tests {
         assert_eq!(out, expected);
         assert_eq!(len, b.get(CallKind::Check).len());
     }
-
 }

@@ -17,11 +17,10 @@ use std::ffi::CString;
 use std::net::SocketAddr;
 
 use nginx_sys::{
-    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_create_pool, ngx_cycle, ngx_del_timer,
-    ngx_destroy_pool, ngx_event_connect_peer, ngx_event_get_peer, ngx_event_t, ngx_handle_read_event,
-    ngx_handle_write_event, ngx_log_t, ngx_peer_connection_t, ngx_pool_t, ngx_ssl_create_connection,
-    ngx_ssl_handshake, ngx_ssl_shutdown, ngx_ssl_t, ngx_str_t, SSL_ctrl, NGX_AGAIN, NGX_ERROR, NGX_OK,
-    NGX_SSL_BUFFER, NGX_SSL_CLIENT,
+    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_create_pool, ngx_cycle, ngx_del_timer, ngx_destroy_pool,
+    ngx_event_connect_peer, ngx_event_get_peer, ngx_event_t, ngx_handle_read_event, ngx_handle_write_event, ngx_log_t,
+    ngx_peer_connection_t, ngx_pool_t, ngx_ssl_create_connection, ngx_ssl_handshake, ngx_ssl_shutdown, ngx_ssl_t,
+    ngx_str_t, SSL_ctrl, NGX_AGAIN, NGX_ERROR, NGX_OK, NGX_SSL_BUFFER, NGX_SSL_CLIENT,
 };
 use ngx_ase_glue::ase_log;
 use ngx_ase_glue::log::{Cycle, RateLimit, ONCE_A_MINUTE};
@@ -72,17 +71,19 @@ pub struct NgxIo {
 ///
 /// # Safety
 /// `log` must be null or a live `ngx_log_t`.
-pub unsafe fn trace_log(log: *const ngx_log_t) -> Option<ngx_log_t> { unsafe {
-    let l = log.as_ref()?;
-    if !ngx::log::DEBUG || !ngx::log::check_mask(ngx::log::DebugMask::Http, l.log_level) {
-        return None;
+pub unsafe fn trace_log(log: *const ngx_log_t) -> Option<ngx_log_t> {
+    unsafe {
+        let l = log.as_ref()?;
+        if !ngx::log::DEBUG || !ngx::log::check_mask(ngx::log::DebugMask::Http, l.log_level) {
+            return None;
+        }
+        let mut copy = *l;
+        copy.handler = None;
+        copy.data = ptr::null_mut();
+        copy.action = ptr::null_mut();
+        Some(copy)
     }
-    let mut copy = *l;
-    copy.handler = None;
-    copy.data = ptr::null_mut();
-    copy.action = ptr::null_mut();
-    Some(copy)
-}}
+}
 
 /// A call slot's timer. `ev.data` points at the whole struct: nginx's debug log reads
 /// `ev->data` as a connection (`ngx_event_ident`), so it must point to readable memory
@@ -154,54 +155,56 @@ impl NgxIo {
     ///
     /// # Safety
     /// `id` must name an open connection.
-    pub unsafe fn continue_connect(&mut self, id: ConnId) -> Option<Result<(), AseError>> { unsafe {
-        let c = self.conn(id);
-        if c.is_null() {
-            return Some(Err(AseError::Internal));
-        }
-        let rc = if (*c).ssl.is_null() {
-            // TCP connect finished (or failed).
-            if let Err(e) = socket_error(c) {
-                return Some(Err(e));
+    pub unsafe fn continue_connect(&mut self, id: ConnId) -> Option<Result<(), AseError>> {
+        unsafe {
+            let c = self.conn(id);
+            if c.is_null() {
+                return Some(Err(AseError::Internal));
             }
+            let rc = if (*c).ssl.is_null() {
+                // TCP connect finished (or failed).
+                if let Err(e) = socket_error(c) {
+                    return Some(Err(e));
+                }
+                let n = self.peers[id].as_ref()?.node;
+                let node = &self.nodes[n];
+                if !node.tls {
+                    return Some(Ok(()));
+                }
+                if let Err(why) = start_tls(c, self.ssl, node, self.ssl_verify) {
+                    self.tls_failed(n, &why);
+                    return Some(Err(AseError::Tls));
+                }
+                let rc = ngx_ssl_handshake(c);
+                if rc == NGX_AGAIN as isize {
+                    // nginx's handshake handlers run until it is done, then call on_handshake.
+                    (*(*c).ssl).handler = Some(on_handshake);
+                    return None;
+                }
+                rc
+            } else if (*(*c).ssl).handshaked() != 0 {
+                NGX_OK as isize
+            } else {
+                NGX_ERROR as isize
+            };
+            // The handshake handlers replaced ours: put them back.
+            (*(*c).read).handler = Some(on_read);
+            (*(*c).write).handler = Some(on_write);
             let n = self.peers[id].as_ref()?.node;
             let node = &self.nodes[n];
-            if !node.tls {
-                return Some(Ok(()));
-            }
-            if let Err(why) = start_tls(c, self.ssl, node, self.ssl_verify) {
+            let verified = if rc != NGX_OK as isize {
+                Err(crate::net::tls::handshake_failure(c))
+            } else if self.ssl_verify {
+                crate::net::tls::verify_peer(c, node.tls_name.as_deref().map(CStr::to_bytes))
+            } else {
+                Ok(())
+            };
+            Some(verified.map_err(|why| {
                 self.tls_failed(n, &why);
-                return Some(Err(AseError::Tls));
-            }
-            let rc = ngx_ssl_handshake(c);
-            if rc == NGX_AGAIN as isize {
-                // nginx's handshake handlers run until it is done, then call on_handshake.
-                (*(*c).ssl).handler = Some(on_handshake);
-                return None;
-            }
-            rc
-        } else if (*(*c).ssl).handshaked() != 0 {
-            NGX_OK as isize
-        } else {
-            NGX_ERROR as isize
-        };
-        // The handshake handlers replaced ours: put them back.
-        (*(*c).read).handler = Some(on_read);
-        (*(*c).write).handler = Some(on_write);
-        let n = self.peers[id].as_ref()?.node;
-        let node = &self.nodes[n];
-        let verified = if rc != NGX_OK as isize {
-            Err(crate::net::tls::handshake_failure(c))
-        } else if self.ssl_verify {
-            crate::net::tls::verify_peer(c, node.tls_name.as_deref().map(CStr::to_bytes))
-        } else {
-            Ok(())
-        };
-        Some(verified.map_err(|why| {
-            self.tls_failed(n, &why);
-            AseError::Tls
-        }))
-    }}
+                AseError::Tls
+            }))
+        }
+    }
 
     /// Marks a peer connected (its events now go to the engine).
     pub fn connected(&mut self, id: ConnId) {
@@ -291,7 +294,13 @@ impl Io for NgxIo {
         // SAFETY: c->fd is the connection's open socket.
         unsafe {
             let on: libc::c_int = 1;
-            libc::setsockopt((*c).fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, ptr::addr_of!(on).cast(), core::mem::size_of::<libc::c_int>() as _);
+            libc::setsockopt(
+                (*c).fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                ptr::addr_of!(on).cast(),
+                core::mem::size_of::<libc::c_int>() as _,
+            );
         }
         if self.peers.len() <= id {
             self.peers.resize_with(id + 1, || None);
@@ -331,9 +340,17 @@ impl Io for NgxIo {
             let Some(send) = c.as_ref().and_then(|c| c.send) else { return Xfer::Failed };
             let n = send(c, data.as_ptr() as *mut u8, data.len());
             if n == NGX_AGAIN as isize {
-                return if ngx_handle_write_event((*c).write, 0) == NGX_OK as isize { Xfer::WouldBlock } else { Xfer::Failed };
+                return if ngx_handle_write_event((*c).write, 0) == NGX_OK as isize {
+                    Xfer::WouldBlock
+                } else {
+                    Xfer::Failed
+                };
             }
-            if n < 0 { Xfer::Failed } else { Xfer::Done(n as usize) }
+            if n < 0 {
+                Xfer::Failed
+            } else {
+                Xfer::Done(n as usize)
+            }
         }
     }
 
@@ -349,9 +366,17 @@ impl Io for NgxIo {
             // Nothing has arrived since the last read: no system call for nothing.
             let n = if (*(*c).read).ready() == 0 { NGX_AGAIN as isize } else { recv(c, buf.as_mut_ptr(), buf.len()) };
             if n == NGX_AGAIN as isize {
-                return if ngx_handle_read_event((*c).read, 0) == NGX_OK as isize { Xfer::WouldBlock } else { Xfer::Failed };
+                return if ngx_handle_read_event((*c).read, 0) == NGX_OK as isize {
+                    Xfer::WouldBlock
+                } else {
+                    Xfer::Failed
+                };
             }
-            if n < 0 { Xfer::Failed } else { Xfer::Done(n as usize) }
+            if n < 0 {
+                Xfer::Failed
+            } else {
+                Xfer::Done(n as usize)
+            }
         }
     }
 
@@ -469,92 +494,116 @@ fn ngx_level(level: Level) -> u32 {
 }
 
 /// The outcome of a non-blocking connect, as `SO_ERROR` tells it.
-unsafe fn socket_error(c: *mut ngx_connection_t) -> Result<(), AseError> { unsafe {
-    let mut err: libc::c_int = 0;
-    let mut len = core::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    let rc = libc::getsockopt((*c).fd, libc::SOL_SOCKET, libc::SO_ERROR, ptr::addr_of_mut!(err).cast(), &mut len);
-    if rc == -1 || err != 0 {
-        return Err(AseError::Refused);
+unsafe fn socket_error(c: *mut ngx_connection_t) -> Result<(), AseError> {
+    unsafe {
+        let mut err: libc::c_int = 0;
+        let mut len = core::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let rc = libc::getsockopt((*c).fd, libc::SOL_SOCKET, libc::SO_ERROR, ptr::addr_of_mut!(err).cast(), &mut len);
+        if rc == -1 || err != 0 {
+            return Err(AseError::Refused);
+        }
+        Ok(())
     }
-    Ok(())
-}}
+}
 
 /// Sets up TLS on a connected socket: SNI, and (verification on) the checks OpenSSL makes
 /// *during* the handshake, so a certificate that does not chain to a trusted CA or does not
 /// name the node (its host name, or its IP address for a node given by address) ends the
 /// handshake before a byte of request — or the token — is written.
-unsafe fn start_tls(c: *mut ngx_connection_t, ssl: *mut ngx_ssl_t, node: &NodeAddr, verify: bool) -> Result<(), String> { unsafe {
-    if ssl.is_null() {
-        return Err("no TLS context".into());
-    }
-    let flags = (NGX_SSL_BUFFER | NGX_SSL_CLIENT) as usize;
-    if ngx_ssl_create_connection(ssl, c, flags) != NGX_OK as isize {
-        return Err("cannot create a TLS connection".into());
-    }
-    let conn = (*(*c).ssl).connection.cast::<nginx_sys::SSL>();
-    if let Some(name) = &node.tls_name {
-        // SSL_set_tlsext_host_name is a macro over SSL_ctrl.
-        const SSL_CTRL_SET_TLSEXT_HOSTNAME: i32 = 55;
-        const TLSEXT_NAMETYPE_HOST_NAME: i64 = 0;
-        SSL_ctrl(conn.cast(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_HOST_NAME as _, name.as_ptr() as *mut c_void);
-    }
-    if verify {
-        let param = nginx_sys::SSL_get0_param(conn);
-        let named = match (&node.tls_name, &node.tls_ip) {
-            (Some(name), _) => nginx_sys::X509_VERIFY_PARAM_set1_host(param, name.as_ptr(), 0) == 1,
-            (None, Some(ip)) => nginx_sys::X509_VERIFY_PARAM_set1_ip_asc(param, ip.as_ptr()) == 1,
-            (None, None) => false,
-        };
-        if !named {
-            return Err("cannot set the name the certificate must match".into());
+unsafe fn start_tls(
+    c: *mut ngx_connection_t,
+    ssl: *mut ngx_ssl_t,
+    node: &NodeAddr,
+    verify: bool,
+) -> Result<(), String> {
+    unsafe {
+        if ssl.is_null() {
+            return Err("no TLS context".into());
         }
-        // OpenSSL's own verification, failing the handshake (nginx's context callback only
-        // records the result for a check after the handshake).
-        const SSL_VERIFY_PEER: i32 = 1;
-        nginx_sys::SSL_set_verify(conn, SSL_VERIFY_PEER, None);
+        let flags = (NGX_SSL_BUFFER | NGX_SSL_CLIENT) as usize;
+        if ngx_ssl_create_connection(ssl, c, flags) != NGX_OK as isize {
+            return Err("cannot create a TLS connection".into());
+        }
+        let conn = (*(*c).ssl).connection.cast::<nginx_sys::SSL>();
+        if let Some(name) = &node.tls_name {
+            // SSL_set_tlsext_host_name is a macro over SSL_ctrl.
+            const SSL_CTRL_SET_TLSEXT_HOSTNAME: i32 = 55;
+            const TLSEXT_NAMETYPE_HOST_NAME: i64 = 0;
+            SSL_ctrl(
+                conn.cast(),
+                SSL_CTRL_SET_TLSEXT_HOSTNAME,
+                TLSEXT_NAMETYPE_HOST_NAME as _,
+                name.as_ptr() as *mut c_void,
+            );
+        }
+        if verify {
+            let param = nginx_sys::SSL_get0_param(conn);
+            let named = match (&node.tls_name, &node.tls_ip) {
+                (Some(name), _) => nginx_sys::X509_VERIFY_PARAM_set1_host(param, name.as_ptr(), 0) == 1,
+                (None, Some(ip)) => nginx_sys::X509_VERIFY_PARAM_set1_ip_asc(param, ip.as_ptr()) == 1,
+                (None, None) => false,
+            };
+            if !named {
+                return Err("cannot set the name the certificate must match".into());
+            }
+            // OpenSSL's own verification, failing the handshake (nginx's context callback only
+            // records the result for a check after the handshake).
+            const SSL_VERIFY_PEER: i32 = 1;
+            nginx_sys::SSL_set_verify(conn, SSL_VERIFY_PEER, None);
+        }
+        Ok(())
     }
-    Ok(())
-}}
+}
 
 // ---------------------------------------------------------------------- nginx's handlers
 
-unsafe fn peer_of(c: *mut ngx_connection_t) -> Option<(ConnId, bool)> { unsafe {
-    let p = (*c).data as *const Peer;
-    p.as_ref().map(|p| (p.id, p.connecting))
-}}
+unsafe fn peer_of(c: *mut ngx_connection_t) -> Option<(ConnId, bool)> {
+    unsafe {
+        let p = (*c).data as *const Peer;
+        p.as_ref().map(|p| (p.id, p.connecting))
+    }
+}
 
 /// Read event: the answer (or, for an idle connection, a hang-up or the worker's close).
-unsafe extern "C" fn on_read(ev: *mut ngx_event_t) { unsafe {
-    let c: *mut ngx_connection_t = (*ev).data.cast();
-    match peer_of(c) {
-        Some((id, true)) => worker::dispatch_connecting(id),
-        Some((id, false)) => worker::dispatch_conn(id, "ASE read event", |w| w.engine.on_readable(id, &mut w.io)),
-        None => {}
+unsafe extern "C" fn on_read(ev: *mut ngx_event_t) {
+    unsafe {
+        let c: *mut ngx_connection_t = (*ev).data.cast();
+        match peer_of(c) {
+            Some((id, true)) => worker::dispatch_connecting(id),
+            Some((id, false)) => worker::dispatch_conn(id, "ASE read event", |w| w.engine.on_readable(id, &mut w.io)),
+            None => {}
+        }
     }
-}}
+}
 
 /// Write event: connected, or room to write the rest of the request.
-unsafe extern "C" fn on_write(ev: *mut ngx_event_t) { unsafe {
-    let c: *mut ngx_connection_t = (*ev).data.cast();
-    match peer_of(c) {
-        Some((id, true)) => worker::dispatch_connecting(id),
-        Some((id, false)) => worker::dispatch_conn(id, "ASE write event", |w| w.engine.on_writable(id, &mut w.io)),
-        None => {}
+unsafe extern "C" fn on_write(ev: *mut ngx_event_t) {
+    unsafe {
+        let c: *mut ngx_connection_t = (*ev).data.cast();
+        match peer_of(c) {
+            Some((id, true)) => worker::dispatch_connecting(id),
+            Some((id, false)) => worker::dispatch_conn(id, "ASE write event", |w| w.engine.on_writable(id, &mut w.io)),
+            None => {}
+        }
     }
-}}
+}
 
 /// The TLS handshake ended, either way.
-unsafe extern "C" fn on_handshake(c: *mut ngx_connection_t) { unsafe {
-    if let Some((id, true)) = peer_of(c) {
-        worker::dispatch_connecting(id);
+unsafe extern "C" fn on_handshake(c: *mut ngx_connection_t) {
+    unsafe {
+        if let Some((id, true)) = peer_of(c) {
+            worker::dispatch_connecting(id);
+        }
     }
-}}
+}
 
 /// A call's timer: its connect timeout or its deadline.
-unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) { unsafe {
-    let slot = (*((*ev).data as *const CallTimer)).slot;
-    worker::dispatch_timer(slot);
-}}
+unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
+    unsafe {
+        let slot = (*((*ev).data as *const CallTimer)).slot;
+        worker::dispatch_timer(slot);
+    }
+}
 
 /// The end of the event loop's turn: the reports queued during it go out.
 unsafe extern "C" fn on_flush(_ev: *mut ngx_event_t) {

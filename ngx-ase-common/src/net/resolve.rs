@@ -21,8 +21,8 @@ use ngx_ase_glue::ase_log;
 use ngx_ase_glue::log::Cycle;
 use ngx_ase_glue::panic::guard;
 
-use crate::net::follow::{plan, Slot};
 use crate::conf::settings::{node_display, AseUrl};
+use crate::net::follow::{plan, Slot};
 
 /// After an error the resolver could not even report (no memory), try again this much later.
 const RETRY_MS: ngx_msec_t = 10_000;
@@ -65,25 +65,35 @@ thread_local! {
 ///
 /// # Safety
 /// `resolver` must be the cycle's live http-level resolver.
-pub unsafe fn start(resolver: *mut ngx_resolver_t, timeout: ngx_msec_t, names: Vec<Name>) { unsafe {
-    let mut boxes: Vec<Box<Following>> = names
-        .into_iter()
-        .map(|name| {
-            let host = name.url.host.clone().into_bytes();
-            Box::new(Following { ev: core::mem::zeroed(), name, host, resolver, timeout, pending: ptr::null_mut(), last: Vec::new() })
-        })
-        .collect();
-    for f in &mut boxes {
-        let data: *mut Following = &mut **f;
-        f.ev.handler = Some(on_timer);
-        f.ev.data = data.cast();
-        f.ev.log = (*ngx_cycle).log;
-        // A worker that is quitting does not wait for the next resolution.
-        f.ev.set_cancelable(1);
-        ngx_add_timer(&mut f.ev, 1);
+pub unsafe fn start(resolver: *mut ngx_resolver_t, timeout: ngx_msec_t, names: Vec<Name>) {
+    unsafe {
+        let mut boxes: Vec<Box<Following>> = names
+            .into_iter()
+            .map(|name| {
+                let host = name.url.host.clone().into_bytes();
+                Box::new(Following {
+                    ev: core::mem::zeroed(),
+                    name,
+                    host,
+                    resolver,
+                    timeout,
+                    pending: ptr::null_mut(),
+                    last: Vec::new(),
+                })
+            })
+            .collect();
+        for f in &mut boxes {
+            let data: *mut Following = &mut **f;
+            f.ev.handler = Some(on_timer);
+            f.ev.data = data.cast();
+            f.ev.log = (*ngx_cycle).log;
+            // A worker that is quitting does not wait for the next resolution.
+            f.ev.set_cancelable(1);
+            ngx_add_timer(&mut f.ev, 1);
+        }
+        FOLLOWING.with(|cell| cell.borrow_mut().extend(boxes));
     }
-    FOLLOWING.with(|cell| cell.borrow_mut().extend(boxes));
-}}
+}
 
 /// Stops following (worker exit): timers removed, resolutions under way ended.
 pub fn stop() {
@@ -101,68 +111,78 @@ pub fn stop() {
     }
 }
 
-unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) { unsafe {
-    let f = (*ev).data as *mut Following;
-    guard((*ngx_cycle).log, "ASE resolve", (), || resolve(f));
-}}
+unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
+    unsafe {
+        let f = (*ev).data as *mut Following;
+        guard((*ngx_cycle).log, "ASE resolve", (), || resolve(f));
+    }
+}
 
 /// Starts one resolution of `f`'s name.
-unsafe fn resolve(f: *mut Following) { unsafe {
-    let f = &mut *f;
-    let ctx = ngx_resolve_start(f.resolver, ptr::null_mut());
-    if ctx as usize == NO_RESOLVER {
-        ase_log!(NGX_LOG_ERR, Cycle, "ase: no resolver to resolve \"{}\"", f.name.url.host);
-        return;
+unsafe fn resolve(f: *mut Following) {
+    unsafe {
+        let f = &mut *f;
+        let ctx = ngx_resolve_start(f.resolver, ptr::null_mut());
+        if ctx as usize == NO_RESOLVER {
+            ase_log!(NGX_LOG_ERR, Cycle, "ase: no resolver to resolve \"{}\"", f.name.url.host);
+            return;
+        }
+        if ctx.is_null() {
+            ngx_add_timer(&mut f.ev, RETRY_MS);
+            return;
+        }
+        (*ctx).name = ngx_str_t { len: f.host.len(), data: f.host.as_mut_ptr() };
+        (*ctx).handler = Some(on_resolved);
+        (*ctx).data = (f as *mut Following).cast::<c_void>();
+        (*ctx).timeout = f.timeout;
+        (*ctx).set_cancelable(1);
+        f.pending = ctx;
+        if ngx_resolve_name(ctx) != NGX_OK as isize {
+            // The resolver freed the context.
+            f.pending = ptr::null_mut();
+            ngx_add_timer(&mut f.ev, RETRY_MS);
+        }
     }
-    if ctx.is_null() {
-        ngx_add_timer(&mut f.ev, RETRY_MS);
-        return;
-    }
-    (*ctx).name = ngx_str_t { len: f.host.len(), data: f.host.as_mut_ptr() };
-    (*ctx).handler = Some(on_resolved);
-    (*ctx).data = (f as *mut Following).cast::<c_void>();
-    (*ctx).timeout = f.timeout;
-    (*ctx).set_cancelable(1);
-    f.pending = ctx;
-    if ngx_resolve_name(ctx) != NGX_OK as isize {
-        // The resolver freed the context.
-        f.pending = ptr::null_mut();
-        ngx_add_timer(&mut f.ev, RETRY_MS);
-    }
-}}
+}
 
 /// The resolver's answer (maybe from inside `ngx_resolve_name`, for a cached name).
-unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) { unsafe {
-    let f = &mut *((*ctx).data as *mut Following);
-    let (state, valid) = ((*ctx).state, (*ctx).valid);
-    let mut addrs = Vec::new();
-    if state == 0 {
-        for i in 0..(*ctx).naddrs {
-            let a = &*(*ctx).addrs.add(i);
-            if let Some(ip) = read_ip(a.sockaddr) {
-                let addr = SocketAddr::new(ip, f.name.url.port);
-                if !addrs.contains(&addr) {
-                    addrs.push(addr);
+unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
+    unsafe {
+        let f = &mut *((*ctx).data as *mut Following);
+        let (state, valid) = ((*ctx).state, (*ctx).valid);
+        let mut addrs = Vec::new();
+        if state == 0 {
+            for i in 0..(*ctx).naddrs {
+                let a = &*(*ctx).addrs.add(i);
+                if let Some(ip) = read_ip(a.sockaddr) {
+                    let addr = SocketAddr::new(ip, f.name.url.port);
+                    if !addrs.contains(&addr) {
+                        addrs.push(addr);
+                    }
                 }
             }
         }
+        ngx_resolve_name_done(ctx);
+        f.pending = ptr::null_mut();
+        guard((*ngx_cycle).log, "ASE resolve", (), || {
+            if state == 0 || state == NXDOMAIN {
+                follow(f, addrs);
+            } else {
+                // A failed lookup (timeout, SERVFAIL...) is no news about the name: its
+                // addresses stay until an answer says otherwise.
+                ase_log!(
+                    NGX_LOG_WARN,
+                    Cycle,
+                    "ase: resolving \"{}\" failed (DNS error {state}); its addresses stay in use",
+                    f.name.url.host
+                );
+            }
+        });
+        // The next resolution when this answer expires (nginx's resolver says when).
+        let wait_s = (valid - ngx_time()).max(1) as ngx_msec_t;
+        ngx_add_timer(&mut f.ev, wait_s * 1000);
     }
-    ngx_resolve_name_done(ctx);
-    f.pending = ptr::null_mut();
-    guard((*ngx_cycle).log, "ASE resolve", (), || {
-        if state == 0 || state == NXDOMAIN {
-            follow(f, addrs);
-        } else {
-            // A failed lookup (timeout, SERVFAIL...) is no news about the name: its
-            // addresses stay until an answer says otherwise.
-            ase_log!(NGX_LOG_WARN, Cycle,
-                "ase: resolving \"{}\" failed (DNS error {state}); its addresses stay in use", f.name.url.host);
-        }
-    });
-    // The next resolution when this answer expires (nginx's resolver says when).
-    let wait_s = (valid - ngx_time()).max(1) as ngx_msec_t;
-    ngx_add_timer(&mut f.ev, wait_s * 1000);
-}}
+}
 
 /// Hands the name's addresses to the channel: new ones join, vanished ones drain.
 fn follow(f: &mut Following, addrs: Vec<SocketAddr>) {
@@ -170,14 +190,20 @@ fn follow(f: &mut Following, addrs: Vec<SocketAddr>) {
     let url = &f.name.url;
     crate::worker::with(|w| {
         let slots: Vec<Slot> = (first..first + count)
-            .map(|i| Slot { active: w.engine.node_active(i), busy: w.engine.node_busy(i), addr: w.io.address(i).unwrap_or(([0, 0, 0, 0], 0).into()) })
+            .map(|i| Slot {
+                active: w.engine.node_active(i),
+                busy: w.engine.node_busy(i),
+                addr: w.io.address(i).unwrap_or(([0, 0, 0, 0], 0).into()),
+            })
             .collect();
         let change = plan(&slots, &addrs);
         for i in change.drain {
             w.engine.drain(first + i, &mut w.io);
             let display = node_display(url, &slots[i].addr);
             // SAFETY: the cycle's log lives as long as the worker.
-            unsafe { ase_log!(NGX_LOG_NOTICE, Cycle, "ase: node {display} drains: \"{}\" no longer resolves to it", url.host) };
+            unsafe {
+                ase_log!(NGX_LOG_NOTICE, Cycle, "ase: node {display} drains: \"{}\" no longer resolves to it", url.host)
+            };
         }
         for (i, a) in change.join {
             let display = node_display(url, &a);
@@ -189,8 +215,13 @@ fn follow(f: &mut Following, addrs: Vec<SocketAddr>) {
         if !change.left_out.is_empty() && f.last != addrs {
             // SAFETY: the cycle's log lives as long as the worker.
             unsafe {
-                ase_log!(NGX_LOG_WARN, Cycle,
-                    "ase: \"{}\" resolves to more addresses than the {count} in use at a time; left out for now: {:?}", url.host, change.left_out);
+                ase_log!(
+                    NGX_LOG_WARN,
+                    Cycle,
+                    "ase: \"{}\" resolves to more addresses than the {count} in use at a time; left out for now: {:?}",
+                    url.host,
+                    change.left_out
+                );
             }
         }
     });
@@ -198,15 +229,17 @@ fn follow(f: &mut Following, addrs: Vec<SocketAddr>) {
 }
 
 /// The IP address of a resolver answer's `sockaddr`.
-unsafe fn read_ip(sa: *const nginx_sys::sockaddr) -> Option<std::net::IpAddr> { unsafe {
-    let family = i32::from(sa.as_ref()?.sa_family);
-    if family == libc::AF_INET {
-        let sin = &*sa.cast::<libc::sockaddr_in>();
-        Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into())
-    } else if family == libc::AF_INET6 {
-        let sin6 = &*sa.cast::<libc::sockaddr_in6>();
-        Some(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into())
-    } else {
-        None
+unsafe fn read_ip(sa: *const nginx_sys::sockaddr) -> Option<std::net::IpAddr> {
+    unsafe {
+        let family = i32::from(sa.as_ref()?.sa_family);
+        if family == libc::AF_INET {
+            let sin = &*sa.cast::<libc::sockaddr_in>();
+            Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into())
+        } else if family == libc::AF_INET6 {
+            let sin6 = &*sa.cast::<libc::sockaddr_in6>();
+            Some(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into())
+        } else {
+            None
+        }
     }
-}}
+}

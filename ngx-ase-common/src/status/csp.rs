@@ -13,7 +13,8 @@ pub const fn policy_parts(page: &[u8]) -> ([u8; 44], [u8; 44]) {
 
 pub const POLICY_HEAD: &str = "default-src 'none'; script-src 'sha256-";
 pub const POLICY_MIDDLE: &str = "'; style-src 'sha256-";
-pub const POLICY_TAIL: &str = "'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+pub const POLICY_TAIL: &str =
+    "'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 pub const POLICY_LEN: usize = POLICY_HEAD.len() + 44 + POLICY_MIDDLE.len() + 44 + POLICY_TAIL.len();
 
 /// `POLICY_HEAD` script-hash `POLICY_MIDDLE` style-hash `POLICY_TAIL`, as bytes.
@@ -66,18 +67,20 @@ const fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 }
 
 const K: [u32; 64] = [
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01,
-    0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc,
-    0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
-    0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08,
-    0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
-    0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+    0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+    0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+    0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+    0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+    0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+    0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2,
 ];
 
 /// SHA-256 (FIPS 180-4) of `data`.
 pub const fn sha256(data: &[u8]) -> [u8; 32] {
-    let mut h: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    let mut h: [u32; 8] =
+        [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
     // The message, a 0x80 byte, zeros, and the length in bits: a whole number of 64-byte blocks.
     let blocks = (data.len() + 9).div_ceil(64);
     let bits = (data.len() as u64).wrapping_mul(8).to_be_bytes();
@@ -111,7 +114,8 @@ pub const fn sha256(data: &[u8]) -> [u8; 32] {
             w[t] = w[t - 16].wrapping_add(s0).wrapping_add(w[t - 7]).wrapping_add(s1);
             t += 1;
         }
-        let (mut a, mut bb, mut c, mut d, mut e, mut f, mut g, mut hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+        let (mut a, mut bb, mut c, mut d, mut e, mut f, mut g, mut hh) =
+            (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
         t = 0;
         while t < 64 {
             let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
@@ -202,7 +206,14 @@ mod tests {
         let p = policy(page);
         let p = std::str::from_utf8(&p).unwrap();
         let want = |s: &[u8]| String::from_utf8(base64_32(&sha256(s)).to_vec()).unwrap();
-        assert!(p.starts_with(&format!("default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}';", want(b"go()"), want(b"p{}"))), "{p}");
+        assert!(
+            p.starts_with(&format!(
+                "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}';",
+                want(b"go()"),
+                want(b"p{}")
+            )),
+            "{p}"
+        );
         assert_eq!(element_text(page, b"<script>", b"</script>"), b"go()");
     }
 

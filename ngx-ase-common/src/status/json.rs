@@ -43,11 +43,19 @@ pub struct PageInput<'a> {
 }
 
 fn status_name(code: u16) -> String {
-    if code == 0 { "other".to_string() } else { code.to_string() }
+    if code == 0 {
+        "other".to_string()
+    } else {
+        code.to_string()
+    }
 }
 
 fn error_name(e: AseError) -> &'static str {
-    if e == AseError::None { "ase_status" } else { e.name() }
+    if e == AseError::None {
+        "ase_status"
+    } else {
+        e.name()
+    }
 }
 
 fn json_escape(s: &str) -> String {
@@ -62,20 +70,25 @@ pub fn to_json(p: &PageInput<'_>) -> String {
     let _ = write!(s, "{{\"scope\":\"{}\",", if p.shared { "all_workers" } else { "this_worker" });
     let _ = write!(s, "\"checks\":{},\"reports\":{},", get(&c.checks), get(&c.reports));
     s.push_str("\"ase_status\":{");
-    let items: Vec<String> = STATUS_CODES.iter().enumerate()
-        .map(|(i, code)| format!("\"{}\":{}", status_name(*code), get(&c.status[i]))).collect();
+    let items: Vec<String> = STATUS_CODES
+        .iter()
+        .enumerate()
+        .map(|(i, code)| format!("\"{}\":{}", status_name(*code), get(&c.status[i])))
+        .collect();
     s.push_str(&items.join(","));
     s.push_str("},\"errors\":{");
-    let items: Vec<String> = AseError::ALL.iter().skip(1)
-        .map(|e| format!("\"{}\":{}", e.name(), get(&c.errors[*e as usize]))).collect();
+    let items: Vec<String> =
+        AseError::ALL.iter().skip(1).map(|e| format!("\"{}\":{}", e.name(), get(&c.errors[*e as usize]))).collect();
     s.push_str(&items.join(","));
     s.push_str("},\"verdicts\":{");
-    let items: Vec<String> = Verdict::ALL.iter()
-        .map(|v| format!("\"{}\":{}", v.name(), get(&c.verdicts[*v as usize]))).collect();
+    let items: Vec<String> =
+        Verdict::ALL.iter().map(|v| format!("\"{}\":{}", v.name(), get(&c.verdicts[*v as usize]))).collect();
     s.push_str(&items.join(","));
     s.push_str("},\"fail_open_by_cause\":{");
-    let items: Vec<String> = AseError::ALL.iter()
-        .map(|e| format!("\"{}\":{}", error_name(*e), get(&c.fail_open_by_cause[*e as usize]))).collect();
+    let items: Vec<String> = AseError::ALL
+        .iter()
+        .map(|e| format!("\"{}\":{}", error_name(*e), get(&c.fail_open_by_cause[*e as usize])))
+        .collect();
     s.push_str(&items.join(","));
     let _ = write!(
         s,
@@ -83,16 +96,26 @@ pub fn to_json(p: &PageInput<'_>) -> String {
          \"reports_sent\":{},\"reports_dropped_queue_full\":{},\"reports_dropped_unavailable\":{},\
          \"payload_truncated\":{},\"nodes\":[",
         breaker(p.groups.first().is_some_and(|g| g.breaker_open)),
-        get(&c.breaker_trips), get(&c.connections_new), get(&c.connections_reused),
-        get(&c.reports_sent), get(&c.reports_dropped_queue_full), get(&c.reports_dropped_unavailable),
+        get(&c.breaker_trips),
+        get(&c.connections_new),
+        get(&c.connections_reused),
+        get(&c.reports_sent),
+        get(&c.reports_dropped_queue_full),
+        get(&c.reports_dropped_unavailable),
         get(&c.payload_truncated)
     );
     for (i, n) in p.nodes.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(s, "{{\"url\":{},\"address\":{},\"backup\":{},\"group\":{},",
-            json_escape(n.url), json_escape(n.address), n.backup, json_escape(n.group));
+        let _ = write!(
+            s,
+            "{{\"url\":{},\"address\":{},\"backup\":{},\"group\":{},",
+            json_escape(n.url),
+            json_escape(n.address),
+            n.backup,
+            json_escape(n.group)
+        );
         let Some(st) = c.nodes.get(n.index) else {
             // Past the counters' MAX_NODES: the channel uses the node, the page has no numbers.
             s.push_str("\"state\":\"untracked\"}");
@@ -103,7 +126,10 @@ pub fn to_json(p: &PageInput<'_>) -> String {
             s,
             "\"state\":\"{}\",\"calls\":{},\"failures\":{},\"latency_ms\":{{\"p50\":{},\"p99\":{}}}}}",
             if get(&st.down_since_ms) != 0 { "down" } else { "up" },
-            get(&st.calls), get(&st.failures), q(0.5), q(0.99)
+            get(&st.calls),
+            get(&st.failures),
+            q(0.5),
+            q(0.99)
         );
     }
     let _ = write!(s, "],\"nodes_untracked\":{},\"groups\":{{", untracked(p));
@@ -111,14 +137,18 @@ pub fn to_json(p: &PageInput<'_>) -> String {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(s, "{}:{{\"breaker\":\"{}\",\"nodes\":{}", json_escape(g.name), breaker(g.breaker_open), g.nodes);
+        let _ =
+            write!(s, "{}:{{\"breaker\":\"{}\",\"nodes\":{}", json_escape(g.name), breaker(g.breaker_open), g.nodes);
         let Some(st) = c.groups.get(i) else {
             // Past the counters' MAX_GROUPS: the channel uses the group, the page has no numbers.
             s.push_str(",\"state\":\"untracked\"}");
             continue;
         };
-        let errors: Vec<String> = AseError::ALL.iter().skip(1)
-            .map(|e| format!("\"{}\":{}", e.name(), get(&st.errors[*e as usize]))).collect();
+        let errors: Vec<String> = AseError::ALL
+            .iter()
+            .skip(1)
+            .map(|e| format!("\"{}\":{}", e.name(), get(&st.errors[*e as usize])))
+            .collect();
         let _ = write!(
             s,
             ",\"checks\":{},\"reports\":{},\"errors\":{{{}}},\"breaker_trips\":{},\"reports_sent\":{},\"reports_dropped\":{}}}",
@@ -130,7 +160,11 @@ pub fn to_json(p: &PageInput<'_>) -> String {
 }
 
 fn breaker(open: bool) -> &'static str {
-    if open { "open" } else { "closed" }
+    if open {
+        "open"
+    } else {
+        "closed"
+    }
 }
 
 /// Nodes past the first `MAX_NODES`, for which the page keeps no statistics.
@@ -156,50 +190,161 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
     };
     let one = |v: u64| vec![(String::new(), v)];
     family("nginx_ase_checks_total", "counter", "Request checks started (POST /ase/request).", one(get(&c.checks)));
-    family("nginx_ase_reports_total", "counter", "Response reports offered (POST /ase/response).", one(get(&c.reports)));
-    family("nginx_ase_responses_total", "counter", "ASE answers by status.",
-        STATUS_CODES.iter().enumerate().map(|(i, code)| (format!("{{status=\"{}\"}}", status_name(*code)), get(&c.status[i]))).collect());
-    family("nginx_ase_errors_total", "counter", "Sideband calls that got no usable answer, by cause.",
-        AseError::ALL.iter().skip(1).map(|e| (format!("{{cause=\"{}\"}}", e.name()), get(&c.errors[*e as usize]))).collect());
-    family("nginx_ase_verdicts_total", "counter", "Request verdicts.",
-        Verdict::ALL.iter().map(|v| (format!("{{verdict=\"{}\"}}", v.name()), get(&c.verdicts[*v as usize]))).collect());
-    family("nginx_ase_fail_open_total", "counter", "Requests let through (or refused, in fail-closed mode) because of an ASE error, by cause.",
-        AseError::ALL.iter().map(|e| (format!("{{cause=\"{}\"}}", error_name(*e)), get(&c.fail_open_by_cause[*e as usize]))).collect());
-    family("nginx_ase_breaker_trips_total", "counter", "Times every ASE node was found down.", one(get(&c.breaker_trips)));
+    family(
+        "nginx_ase_reports_total",
+        "counter",
+        "Response reports offered (POST /ase/response).",
+        one(get(&c.reports)),
+    );
+    family(
+        "nginx_ase_responses_total",
+        "counter",
+        "ASE answers by status.",
+        STATUS_CODES
+            .iter()
+            .enumerate()
+            .map(|(i, code)| (format!("{{status=\"{}\"}}", status_name(*code)), get(&c.status[i])))
+            .collect(),
+    );
+    family(
+        "nginx_ase_errors_total",
+        "counter",
+        "Sideband calls that got no usable answer, by cause.",
+        AseError::ALL
+            .iter()
+            .skip(1)
+            .map(|e| (format!("{{cause=\"{}\"}}", e.name()), get(&c.errors[*e as usize])))
+            .collect(),
+    );
+    family(
+        "nginx_ase_verdicts_total",
+        "counter",
+        "Request verdicts.",
+        Verdict::ALL.iter().map(|v| (format!("{{verdict=\"{}\"}}", v.name()), get(&c.verdicts[*v as usize]))).collect(),
+    );
+    family(
+        "nginx_ase_fail_open_total",
+        "counter",
+        "Requests let through (or refused, in fail-closed mode) because of an ASE error, by cause.",
+        AseError::ALL
+            .iter()
+            .map(|e| (format!("{{cause=\"{}\"}}", error_name(*e)), get(&c.fail_open_by_cause[*e as usize])))
+            .collect(),
+    );
+    family(
+        "nginx_ase_breaker_trips_total",
+        "counter",
+        "Times every ASE node was found down.",
+        one(get(&c.breaker_trips)),
+    );
     let group_label = |g: &str| format!("group=\"{}\"", g.replace('\\', "\\\\").replace('"', "\\\""));
-    family("nginx_ase_breaker_open", "gauge", "1 while this worker's circuit breaker for the group is open.",
-        p.groups.iter().map(|g| (format!("{{{}}}", group_label(g.name)), g.breaker_open as u64)).collect());
-    family("nginx_ase_connections_total", "counter", "Sideband connections used, new or reused from the keep-alive pool.",
-        vec![("{kind=\"new\"}".into(), get(&c.connections_new)), ("{kind=\"reused\"}".into(), get(&c.connections_reused))]);
+    family(
+        "nginx_ase_breaker_open",
+        "gauge",
+        "1 while this worker's circuit breaker for the group is open.",
+        p.groups.iter().map(|g| (format!("{{{}}}", group_label(g.name)), g.breaker_open as u64)).collect(),
+    );
+    family(
+        "nginx_ase_connections_total",
+        "counter",
+        "Sideband connections used, new or reused from the keep-alive pool.",
+        vec![
+            ("{kind=\"new\"}".into(), get(&c.connections_new)),
+            ("{kind=\"reused\"}".into(), get(&c.connections_reused)),
+        ],
+    );
     family("nginx_ase_reports_sent_total", "counter", "Response reports the ASE answered.", one(get(&c.reports_sent)));
-    family("nginx_ase_reports_dropped_total", "counter", "Response reports dropped, by reason.",
-        vec![("{reason=\"queue_full\"}".into(), get(&c.reports_dropped_queue_full)), ("{reason=\"unavailable\"}".into(), get(&c.reports_dropped_unavailable))]);
-    family("nginx_ase_payload_truncated_total", "counter",
-        "Request checks whose metadata was larger than ase_request_max_size and was sent cut short.", one(get(&c.payload_truncated)));
+    family(
+        "nginx_ase_reports_dropped_total",
+        "counter",
+        "Response reports dropped, by reason.",
+        vec![
+            ("{reason=\"queue_full\"}".into(), get(&c.reports_dropped_queue_full)),
+            ("{reason=\"unavailable\"}".into(), get(&c.reports_dropped_unavailable)),
+        ],
+    );
+    family(
+        "nginx_ase_payload_truncated_total",
+        "counter",
+        "Request checks whose metadata was larger than ase_request_max_size and was sent cut short.",
+        one(get(&c.payload_truncated)),
+    );
     let node_label = |n: &NodeView<'_>| {
         format!("node=\"{}\",{}", n.name.replace('\\', "\\\\").replace('"', "\\\""), group_label(n.group))
     };
-    family("nginx_ase_node_up", "gauge", "1 when the ASE node (one address of an ase_server) is up.",
-        tracked(p).map(|(n, st)| (format!("{{{}}}", node_label(n)), (get(&st.down_since_ms) == 0) as u64)).collect());
-    family("nginx_ase_node_calls_total", "counter", "Sideband calls per ASE node.",
-        tracked(p).map(|(n, st)| (format!("{{{}}}", node_label(n)), get(&st.calls))).collect());
-    family("nginx_ase_node_failures_total", "counter", "Failed sideband calls per ASE node.",
-        tracked(p).map(|(n, st)| (format!("{{{}}}", node_label(n)), get(&st.failures))).collect());
-    family("nginx_ase_nodes_untracked", "gauge",
-        &format!("ASE node addresses past the first {MAX_NODES}, which have no per-node metrics here."), one(untracked(p) as u64));
+    family(
+        "nginx_ase_node_up",
+        "gauge",
+        "1 when the ASE node (one address of an ase_server) is up.",
+        tracked(p).map(|(n, st)| (format!("{{{}}}", node_label(n)), (get(&st.down_since_ms) == 0) as u64)).collect(),
+    );
+    family(
+        "nginx_ase_node_calls_total",
+        "counter",
+        "Sideband calls per ASE node.",
+        tracked(p).map(|(n, st)| (format!("{{{}}}", node_label(n)), get(&st.calls))).collect(),
+    );
+    family(
+        "nginx_ase_node_failures_total",
+        "counter",
+        "Failed sideband calls per ASE node.",
+        tracked(p).map(|(n, st)| (format!("{{{}}}", node_label(n)), get(&st.failures))).collect(),
+    );
+    family(
+        "nginx_ase_nodes_untracked",
+        "gauge",
+        &format!("ASE node addresses past the first {MAX_NODES}, which have no per-node metrics here."),
+        one(untracked(p) as u64),
+    );
     let tracked_groups = || p.groups.iter().enumerate().take(MAX_GROUPS);
     let per_group = |f: &dyn Fn(&crate::counters::GroupStats) -> u64| -> Vec<(String, u64)> {
         tracked_groups().map(|(i, g)| (format!("{{{}}}", group_label(g.name)), f(&c.groups[i]))).collect()
     };
-    family("nginx_ase_group_checks_total", "counter", "Request checks started, per ASE group.", per_group(&|g| get(&g.checks)));
-    family("nginx_ase_group_reports_total", "counter", "Response reports offered, per ASE group.", per_group(&|g| get(&g.reports)));
-    family("nginx_ase_group_errors_total", "counter", "Sideband calls that got no usable answer, per ASE group, by cause.",
-        tracked_groups().flat_map(|(i, g)| AseError::ALL.iter().skip(1).map(move |e| {
-            (format!("{{{},cause=\"{}\"}}", group_label(g.name), e.name()), get(&c.groups[i].errors[*e as usize]))
-        })).collect());
-    family("nginx_ase_group_breaker_trips_total", "counter", "Times every ASE node of the group was found down.", per_group(&|g| get(&g.breaker_trips)));
-    family("nginx_ase_group_reports_sent_total", "counter", "Response reports the ASE answered, per ASE group.", per_group(&|g| get(&g.reports_sent)));
-    family("nginx_ase_group_reports_dropped_total", "counter", "Response reports dropped, per ASE group.", per_group(&|g| get(&g.reports_dropped)));
+    family(
+        "nginx_ase_group_checks_total",
+        "counter",
+        "Request checks started, per ASE group.",
+        per_group(&|g| get(&g.checks)),
+    );
+    family(
+        "nginx_ase_group_reports_total",
+        "counter",
+        "Response reports offered, per ASE group.",
+        per_group(&|g| get(&g.reports)),
+    );
+    family(
+        "nginx_ase_group_errors_total",
+        "counter",
+        "Sideband calls that got no usable answer, per ASE group, by cause.",
+        tracked_groups()
+            .flat_map(|(i, g)| {
+                AseError::ALL.iter().skip(1).map(move |e| {
+                    (
+                        format!("{{{},cause=\"{}\"}}", group_label(g.name), e.name()),
+                        get(&c.groups[i].errors[*e as usize]),
+                    )
+                })
+            })
+            .collect(),
+    );
+    family(
+        "nginx_ase_group_breaker_trips_total",
+        "counter",
+        "Times every ASE node of the group was found down.",
+        per_group(&|g| get(&g.breaker_trips)),
+    );
+    family(
+        "nginx_ase_group_reports_sent_total",
+        "counter",
+        "Response reports the ASE answered, per ASE group.",
+        per_group(&|g| get(&g.reports_sent)),
+    );
+    family(
+        "nginx_ase_group_reports_dropped_total",
+        "counter",
+        "Response reports dropped, per ASE group.",
+        per_group(&|g| get(&g.reports_dropped)),
+    );
     let mut lat = Vec::new();
     for (n, st) in tracked(p) {
         for q in [0.5, 0.99] {
@@ -221,8 +366,20 @@ mod tests {
     use crate::counters::bump;
 
     fn page(c: &Counters) -> PageInput<'_> {
-        PageInput { counters: c, nodes: vec![NodeView { index: 0, url: "http://a:1", address: "10.0.0.1:1", name: "http://a:1 (10.0.0.1:1)", backup: false, group: "default" }],
-                    groups: vec![GroupPageView { name: "default", breaker_open: false, nodes: 1 }], now_ms: 5_000, shared: true }
+        PageInput {
+            counters: c,
+            nodes: vec![NodeView {
+                index: 0,
+                url: "http://a:1",
+                address: "10.0.0.1:1",
+                name: "http://a:1 (10.0.0.1:1)",
+                backup: false,
+                group: "default",
+            }],
+            groups: vec![GroupPageView { name: "default", breaker_open: false, nodes: 1 }],
+            now_ms: 5_000,
+            shared: true,
+        }
     }
 
     fn view<'a>(url: &'a str, address: &'a str, name: &'a str) -> NodeView<'a> {
@@ -242,14 +399,24 @@ mod tests {
         ];
         let v: serde_json::Value = serde_json::from_str(&to_json(&p)).expect("valid JSON");
         assert_eq!(v["nodes"][0]["url"], "http://localhost:1");
-        assert_eq!((&v["nodes"][0]["address"], &v["nodes"][0]["state"], &v["nodes"][0]["failures"]),
-                   (&serde_json::json!("[::1]:1"), &serde_json::json!("down"), &serde_json::json!(1)));
-        assert_eq!((&v["nodes"][1]["address"], &v["nodes"][1]["state"], &v["nodes"][1]["calls"]),
-                   (&serde_json::json!("127.0.0.1:1"), &serde_json::json!("up"), &serde_json::json!(1)));
+        assert_eq!(
+            (&v["nodes"][0]["address"], &v["nodes"][0]["state"], &v["nodes"][0]["failures"]),
+            (&serde_json::json!("[::1]:1"), &serde_json::json!("down"), &serde_json::json!(1))
+        );
+        assert_eq!(
+            (&v["nodes"][1]["address"], &v["nodes"][1]["state"], &v["nodes"][1]["calls"]),
+            (&serde_json::json!("127.0.0.1:1"), &serde_json::json!("up"), &serde_json::json!(1))
+        );
         assert_eq!(v["nodes_untracked"], 0);
         let text = to_prometheus(&p);
-        assert!(text.contains("nginx_ase_node_up{node=\"http://localhost:1 ([::1]:1)\",group=\"default\"} 0\n"), "{text}");
-        assert!(text.contains("nginx_ase_node_up{node=\"http://localhost:1 (127.0.0.1:1)\",group=\"default\"} 1\n"), "{text}");
+        assert!(
+            text.contains("nginx_ase_node_up{node=\"http://localhost:1 ([::1]:1)\",group=\"default\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nginx_ase_node_up{node=\"http://localhost:1 (127.0.0.1:1)\",group=\"default\"} 1\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -295,7 +462,10 @@ mod tests {
         let text = to_prometheus(&page(&c));
         assert!(text.contains("nginx_ase_verdicts_total{verdict=\"block\"} 1\n"), "{text}");
         assert!(text.contains("nginx_ase_node_up{node=\"http://a:1 (10.0.0.1:1)\",group=\"default\"} 1\n"), "{text}");
-        assert!(text.contains("# TYPE nginx_ase_payload_truncated_total counter\nnginx_ase_payload_truncated_total 0\n"), "{text}");
+        assert!(
+            text.contains("# TYPE nginx_ase_payload_truncated_total counter\nnginx_ase_payload_truncated_total 0\n"),
+            "{text}"
+        );
         assert!(text.contains("nginx_ase_nodes_untracked 0\n"), "{text}");
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').expect("name and value");
@@ -311,11 +481,21 @@ mod tests {
         bump(&c.groups[1].errors[AseError::Refused as usize]);
         bump(&c.checks);
         let mut p = page(&c);
-        p.nodes.push(NodeView { index: 1, url: "http://b:1", address: "10.0.0.2:1", name: "http://b:1", backup: false, group: "eu" });
+        p.nodes.push(NodeView {
+            index: 1,
+            url: "http://b:1",
+            address: "10.0.0.2:1",
+            name: "http://b:1",
+            backup: false,
+            group: "eu",
+        });
         p.groups.push(GroupPageView { name: "eu", breaker_open: true, nodes: 1 });
         let v: serde_json::Value = serde_json::from_str(&to_json(&p)).expect("valid JSON");
         assert_eq!(v["breaker"], "closed", "the top-level breaker is the default group's");
-        assert_eq!((&v["nodes"][0]["group"], &v["nodes"][1]["group"]), (&serde_json::json!("default"), &serde_json::json!("eu")));
+        assert_eq!(
+            (&v["nodes"][0]["group"], &v["nodes"][1]["group"]),
+            (&serde_json::json!("default"), &serde_json::json!("eu"))
+        );
         assert_eq!(v["groups"]["eu"]["breaker"], "open");
         assert_eq!(v["groups"]["eu"]["checks"], 1);
         assert_eq!(v["groups"]["eu"]["breaker_trips"], 1);
@@ -337,9 +517,13 @@ mod tests {
         bump(&c.nodes[5].calls);
         let mut p = page(&c);
         // A resolve server's slots 0..5 have no address: only slot 5 is listed.
-        p.nodes = vec![NodeView { index: 5, ..view("http://ase.example:1", "10.0.0.7:1", "http://ase.example:1 (10.0.0.7:1)") }];
+        p.nodes = vec![NodeView {
+            index: 5,
+            ..view("http://ase.example:1", "10.0.0.7:1", "http://ase.example:1 (10.0.0.7:1)")
+        }];
         let v: serde_json::Value = serde_json::from_str(&to_json(&p)).expect("valid JSON");
         assert_eq!(v["nodes"][0]["calls"], 1);
-        assert!(to_prometheus(&p).contains("nginx_ase_node_calls_total{node=\"http://ase.example:1 (10.0.0.7:1)\",group=\"default\"} 1\n"));
+        assert!(to_prometheus(&p)
+            .contains("nginx_ase_node_calls_total{node=\"http://ase.example:1 (10.0.0.7:1)\",group=\"default\"} 1\n"));
     }
 }

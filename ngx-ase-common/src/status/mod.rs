@@ -4,6 +4,6 @@
 
 pub mod csp;
 pub mod format;
-pub mod json;
 #[cfg(not(test))]
 pub mod handler;
+pub mod json;

@@ -37,9 +37,7 @@ pub async fn run(listener: TcpListener, state: Arc<State>) {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(req, &state).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
@@ -47,10 +45,7 @@ pub async fn run(listener: TcpListener, state: Arc<State>) {
 fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -63,9 +58,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>
 }
 
 /// Reads a JSON body; `None` when the body is empty.
-async fn json_body<T: DeserializeOwned>(
-    body: Incoming,
-) -> Result<Option<T>, Response<Full<Bytes>>> {
+async fn json_body<T: DeserializeOwned>(body: Incoming) -> Result<Option<T>, Response<Full<Bytes>>> {
     let bytes = Limited::new(body, MAX_ADMIN_BODY)
         .collect()
         .await
@@ -74,15 +67,11 @@ async fn json_body<T: DeserializeOwned>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
 }
 
 async fn required<T: DeserializeOwned>(body: Incoming) -> Result<T, Response<Full<Bytes>>> {
-    json_body(body)
-        .await?
-        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "a JSON body is required"))
+    json_body(body).await?.ok_or_else(|| error(StatusCode::BAD_REQUEST, "a JSON body is required"))
 }
 
 #[derive(Deserialize)]
@@ -139,9 +128,7 @@ async fn route(
         (&Method::GET, "/fault") => ok(fault_json(&state.fault())),
         (&Method::PUT, "/fault") => {
             let fault: Fault = required(body).await?;
-            fault
-                .validate()
-                .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+            fault.validate().map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
             state.set_fault(fault.clone());
             ok(fault_json(&fault))
         }
@@ -149,14 +136,10 @@ async fn route(
             state.set_fault(Fault::none());
             ok(fault_json(&Fault::none()))
         }
-        (_, "/health" | "/stats" | "/records" | "/deny" | "/keepalive" | "/fault") => error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not allowed on {path}"),
-        ),
-        _ => error(
-            StatusCode::NOT_FOUND,
-            format!("no such admin resource: {path}"),
-        ),
+        (_, "/health" | "/stats" | "/records" | "/deny" | "/keepalive" | "/fault") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}"))
+        }
+        _ => error(StatusCode::NOT_FOUND, format!("no such admin resource: {path}")),
     })
 }
 

@@ -86,8 +86,7 @@ impl Api {
         let Some(host) = host.map(str::trim) else {
             return false;
         };
-        host.eq_ignore_ascii_case(&self.hostname)
-            || strip_port(host).eq_ignore_ascii_case(&self.hostname)
+        host.eq_ignore_ascii_case(&self.hostname) || strip_port(host).eq_ignore_ascii_case(&self.hostname)
     }
 
     fn prefix_len(&self) -> usize {
@@ -133,9 +132,7 @@ pub fn find_api<'a>(apis: &'a [Api], path: &str, host: Option<&str>) -> Result<&
             None => true,
             Some(b) => {
                 api.prefix_len() > b.prefix_len()
-                    || (api.prefix_len() == b.prefix_len()
-                        && b.hostname == "*"
-                        && api.hostname != "*")
+                    || (api.prefix_len() == b.prefix_len() && b.hostname == "*" && api.hostname != "*")
             }
         };
         if better {
@@ -159,10 +156,7 @@ pub fn parse_api(text: &str) -> Result<Api, String> {
     let file: ApiFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let mut api = file.api_metadata;
     if !api.url.starts_with('/') {
-        return Err(format!(
-            "api_metadata.url must start with '/': {:?}",
-            api.url
-        ));
+        return Err(format!("api_metadata.url must start with '/': {:?}", api.url));
     }
     if api.hostname.trim().is_empty() {
         api.hostname = "*".to_string();
@@ -185,15 +179,11 @@ pub fn load(path: &Path) -> Result<Vec<Api>, String> {
     };
     let mut apis = Vec::with_capacity(files.len());
     for file in files {
-        let text =
-            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         apis.push(parse_api(&text).map_err(|e| format!("{}: {e}", file.display()))?);
     }
     if apis.is_empty() {
-        return Err(format!(
-            "--apis {}: no API definition (*.json) found",
-            path.display()
-        ));
+        return Err(format!("--apis {}: no API definition (*.json) found", path.display()));
     }
     Ok(apis)
 }
@@ -203,11 +193,7 @@ mod tests {
     use super::*;
 
     fn api(url: &str, hostname: &str) -> Api {
-        Api {
-            url: url.to_string(),
-            hostname: hostname.to_string(),
-            ..Api::default()
-        }
+        Api { url: url.to_string(), hostname: hostname.to_string(), ..Api::default() }
     }
 
     #[test]
@@ -231,37 +217,19 @@ mod tests {
     #[test]
     fn longest_prefix_wins() {
         let apis = vec![api("/", "*"), api("/shop", "*"), api("/shop/admin", "*")];
-        assert_eq!(
-            find_api(&apis, "/shop/items", None).map(|a| a.url.as_str()),
-            Ok("/shop")
-        );
-        assert_eq!(
-            find_api(&apis, "/shop/admin/x", None).map(|a| a.url.as_str()),
-            Ok("/shop/admin")
-        );
-        assert_eq!(
-            find_api(&apis, "/shopping", None).map(|a| a.url.as_str()),
-            Ok("/")
-        );
+        assert_eq!(find_api(&apis, "/shop/items", None).map(|a| a.url.as_str()), Ok("/shop"));
+        assert_eq!(find_api(&apis, "/shop/admin/x", None).map(|a| a.url.as_str()), Ok("/shop/admin"));
+        assert_eq!(find_api(&apis, "/shopping", None).map(|a| a.url.as_str()), Ok("/"));
         // the order of the definitions does not matter
         let reversed: Vec<Api> = apis.into_iter().rev().collect();
-        assert_eq!(
-            find_api(&reversed, "/shop/items", None).map(|a| a.url.as_str()),
-            Ok("/shop")
-        );
+        assert_eq!(find_api(&reversed, "/shop/items", None).map(|a| a.url.as_str()), Ok("/shop"));
     }
 
     #[test]
     fn unknown_api() {
         let apis = vec![api("/shop", "*")];
-        assert_eq!(
-            find_api(&apis, "/other", Some("x")),
-            Err(ApiMiss::UnknownApi)
-        );
-        assert_eq!(
-            find_api(&apis, "/shopping", Some("x")),
-            Err(ApiMiss::UnknownApi)
-        );
+        assert_eq!(find_api(&apis, "/other", Some("x")), Err(ApiMiss::UnknownApi));
+        assert_eq!(find_api(&apis, "/shopping", Some("x")), Err(ApiMiss::UnknownApi));
         assert_eq!(find_api(&[], "/", Some("x")), Err(ApiMiss::UnknownApi));
     }
 
@@ -272,22 +240,13 @@ mod tests {
         assert!(found(Some("shop.example.com")).is_ok());
         assert!(found(Some("shop.example.com:8080")).is_ok());
         assert!(found(Some("SHOP.example.com")).is_ok());
-        assert_eq!(
-            found(Some("other.example.com")),
-            Err(ApiMiss::UnknownHostname)
-        );
-        assert_eq!(
-            found(Some("shop.example.com.evil")),
-            Err(ApiMiss::UnknownHostname)
-        );
+        assert_eq!(found(Some("other.example.com")), Err(ApiMiss::UnknownHostname));
+        assert_eq!(found(Some("shop.example.com.evil")), Err(ApiMiss::UnknownHostname));
         assert_eq!(found(None), Err(ApiMiss::UnknownHostname));
         // a hostname with a port matches the host header with that port only
         let with_port = vec![api("/", "shop.example.com:8080")];
         assert!(find_api(&with_port, "/", Some("shop.example.com:8080")).is_ok());
-        assert_eq!(
-            find_api(&with_port, "/", Some("shop.example.com")),
-            Err(ApiMiss::UnknownHostname)
-        );
+        assert_eq!(find_api(&with_port, "/", Some("shop.example.com")), Err(ApiMiss::UnknownHostname));
         // IPv6 literal
         let v6 = vec![api("/", "[::1]")];
         assert!(find_api(&v6, "/", Some("[::1]:8080")).is_ok());
@@ -300,10 +259,7 @@ mod tests {
             find_api(&apis, "/shop/x", Some("shop.example.com")).map(|a| a.hostname.as_str()),
             Ok("shop.example.com")
         );
-        assert_eq!(
-            find_api(&apis, "/shop/x", Some("other")).map(|a| a.url.as_str()),
-            Ok("/")
-        );
+        assert_eq!(find_api(&apis, "/shop/x", Some("other")).map(|a| a.url.as_str()), Ok("/"));
         // same url, exact host beats *
         let apis = vec![api("/shop", "*"), api("/shop", "shop.example.com")];
         assert_eq!(
@@ -324,8 +280,7 @@ mod tests {
         assert_eq!(a.url, "/shop");
         assert!(a.oauth2_access_token && a.enable_blocking);
         assert_eq!(a.apikey_header, "x-api-key");
-        let minimal =
-            parse_api(r#"{"api_metadata": {"url": "/min", "cookie": null}}"#).expect("parses");
+        let minimal = parse_api(r#"{"api_metadata": {"url": "/min", "cookie": null}}"#).expect("parses");
         assert_eq!(minimal.hostname, "*");
         assert!(!minimal.enable_blocking && !minimal.oauth2_access_token);
         assert!(minimal.cookie.is_empty() && minimal.apikey_qs.is_empty());

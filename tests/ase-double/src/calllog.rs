@@ -13,9 +13,7 @@ pub struct CallLog {
 
 impl CallLog {
     pub fn stdout() -> CallLog {
-        CallLog {
-            out: Mutex::new(Box::new(std::io::stdout())),
-        }
+        CallLog { out: Mutex::new(Box::new(std::io::stdout())) }
     }
 
     /// Appends to a file (created if missing).
@@ -25,9 +23,7 @@ impl CallLog {
             .append(true)
             .open(path)
             .map_err(|e| format!("--log {}: {e}", path.display()))?;
-        Ok(CallLog {
-            out: Mutex::new(Box::new(file)),
-        })
+        Ok(CallLog { out: Mutex::new(Box::new(file)) })
     }
 
     /// Writes one line and flushes it; a log that cannot be written is not a reason to fail a call.

@@ -50,14 +50,11 @@ pub async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc<Sta
         tokio::spawn(async move {
             match tls {
                 None => serve(stream, &state, id).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(stream)) => serve(stream, &state, id).await,
-                        Ok(Err(e)) => eprintln!("ase-double: connection {id}: TLS handshake: {e}"),
-                        Err(_) => eprintln!("ase-double: connection {id}: TLS handshake timed out"),
-                    }
-                }
+                Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve(stream, &state, id).await,
+                    Ok(Err(e)) => eprintln!("ase-double: connection {id}: TLS handshake: {e}"),
+                    Err(_) => eprintln!("ase-double: connection {id}: TLS handshake timed out"),
+                },
             }
         });
     }
@@ -132,9 +129,7 @@ async fn answer<S: Conn>(
             outcome.content_type = TEXT;
             outcome.body = b"Error: Injected Fault".to_vec();
         }
-        Some(f) if matches!(f.kind, FaultKind::Huge | FaultKind::CloseMidBody) => {
-            outcome.status = 200
-        }
+        Some(f) if matches!(f.kind, FaultKind::Huge | FaultKind::CloseMidBody) => outcome.status = 200,
         _ => {}
     }
     outcome.record.status = match kind {
@@ -151,8 +146,7 @@ async fn answer<S: Conn>(
             return Ok(Next::Drop);
         }
         (FaultKind::Garbage, _) => {
-            s.write_all(b"\x00\x01\x02\x03 this is not HTTP \xff\xfe\xfd\r\n\r\n\x1b[0m}{")
-                .await?;
+            s.write_all(b"\x00\x01\x02\x03 this is not HTTP \xff\xfe\xfd\r\n\r\n\x1b[0m}{").await?;
             s.flush().await?;
             return Ok(Next::Close);
         }
@@ -163,8 +157,7 @@ async fn answer<S: Conn>(
             return Ok(Next::Drop);
         }
         (FaultKind::Huge, _) => {
-            s.write_all(&wire::head(200, "application/json", HUGE_BODY_LEN, !keep))
-                .await?;
+            s.write_all(&wire::head(200, "application/json", HUGE_BODY_LEN, !keep)).await?;
             let chunk = vec![b' '; 64 * 1024];
             let mut left = HUGE_BODY_LEN;
             while left > 0 && !head_only {
@@ -176,8 +169,7 @@ async fn answer<S: Conn>(
             return Ok(Next::keep(keep));
         }
         (FaultKind::CloseMidBody, _) => {
-            s.write_all(&wire::head(200, "application/json", 1000, true))
-                .await?;
+            s.write_all(&wire::head(200, "application/json", 1000, true)).await?;
             s.write_all(b"{\"partial\"").await?;
             s.flush().await?;
             return Ok(Next::Close);
@@ -185,23 +177,10 @@ async fn answer<S: Conn>(
         _ => {}
     }
     if head_only {
-        s.write_all(&wire::head(
-            outcome.status,
-            outcome.content_type,
-            outcome.body.len(),
-            !keep,
-        ))
-        .await?;
+        s.write_all(&wire::head(outcome.status, outcome.content_type, outcome.body.len(), !keep)).await?;
         s.flush().await?;
     } else {
-        wire::write_answer(
-            s,
-            outcome.status,
-            outcome.content_type,
-            &outcome.body,
-            !keep,
-        )
-        .await?;
+        wire::write_answer(s, outcome.status, outcome.content_type, &outcome.body, !keep).await?;
     }
     Ok(Next::keep(keep))
 }

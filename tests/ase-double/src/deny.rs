@@ -16,13 +16,8 @@ pub enum DenyKind {
 }
 
 impl DenyKind {
-    pub const ALL: [DenyKind; 5] = [
-        DenyKind::Ip,
-        DenyKind::Cookie,
-        DenyKind::Token,
-        DenyKind::ApiKey,
-        DenyKind::Username,
-    ];
+    pub const ALL: [DenyKind; 5] =
+        [DenyKind::Ip, DenyKind::Cookie, DenyKind::Token, DenyKind::ApiKey, DenyKind::Username];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -71,12 +66,7 @@ impl DenyList {
     pub fn to_json(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();
         for kind in DenyKind::ALL {
-            let values: Vec<&str> = self
-                .entries
-                .iter()
-                .filter(|(k, _)| *k == kind)
-                .map(|(_, v)| v.as_str())
-                .collect();
+            let values: Vec<&str> = self.entries.iter().filter(|(k, _)| *k == kind).map(|(_, v)| v.as_str()).collect();
             map.insert(kind.name().to_string(), serde_json::json!(values));
         }
         serde_json::Value::Object(map)
@@ -102,15 +92,8 @@ mod tests {
 
     #[test]
     fn entry_json() {
-        let e: DenyEntry =
-            serde_json::from_str(r#"{"kind": "api_key", "value": "k1"}"#).expect("parses");
-        assert_eq!(
-            e,
-            DenyEntry {
-                kind: DenyKind::ApiKey,
-                value: "k1".to_string()
-            }
-        );
+        let e: DenyEntry = serde_json::from_str(r#"{"kind": "api_key", "value": "k1"}"#).expect("parses");
+        assert_eq!(e, DenyEntry { kind: DenyKind::ApiKey, value: "k1".to_string() });
         assert!(serde_json::from_str::<DenyEntry>(r#"{"kind": "apikey", "value": "k1"}"#).is_err());
         assert!(serde_json::from_str::<DenyEntry>(r#"{"kind": "ip"}"#).is_err());
         let mut d = DenyList::default();

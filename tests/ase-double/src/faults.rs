@@ -109,13 +109,7 @@ impl Default for Fault {
 
 impl Fault {
     pub fn none() -> Fault {
-        Fault {
-            kind: FaultKind::None,
-            ms: default_ms(),
-            status: default_status(),
-            calls: FaultCalls::All,
-            count: None,
-        }
+        Fault { kind: FaultKind::None, ms: default_ms(), status: default_status(), calls: FaultCalls::All, count: None }
     }
 
     /// Checks the values the JSON shape cannot.
@@ -170,19 +164,10 @@ mod tests {
     #[test]
     fn parses_and_defaults() {
         let f = parse(r#"{"kind": "delay", "ms": 500}"#).expect("ok");
-        assert_eq!(
-            (f.kind, f.ms, f.calls),
-            (FaultKind::Delay, 500, FaultCalls::All)
-        );
+        assert_eq!((f.kind, f.ms, f.calls), (FaultKind::Delay, 500, FaultCalls::All));
         let f = parse(r#"{"kind": "status", "status": 502, "calls": "response"}"#).expect("ok");
-        assert_eq!(
-            (f.kind, f.status, f.calls),
-            (FaultKind::Status, 502, FaultCalls::Response)
-        );
-        assert_eq!(
-            parse(r#"{"kind": "close_mid_body"}"#).expect("ok").kind,
-            FaultKind::CloseMidBody
-        );
+        assert_eq!((f.kind, f.status, f.calls), (FaultKind::Status, 502, FaultCalls::Response));
+        assert_eq!(parse(r#"{"kind": "close_mid_body"}"#).expect("ok").kind, FaultKind::CloseMidBody);
         assert!(parse(r#"{"kind": "explode"}"#).is_err());
         assert!(parse(r#"{"kind": "status", "status": 99}"#).is_err());
         assert!(parse(r#"{"kind": "delay", "calls": "some"}"#).is_err());
@@ -191,11 +176,7 @@ mod tests {
 
     #[test]
     fn applies_by_call_kind() {
-        let mut f = Fault {
-            kind: FaultKind::Reset,
-            calls: FaultCalls::Request,
-            ..Fault::none()
-        };
+        let mut f = Fault { kind: FaultKind::Reset, calls: FaultCalls::Request, ..Fault::none() };
         assert!(f.applies_to(CallKind::Request));
         assert!(!f.applies_to(CallKind::Response));
         assert!(!f.applies_to(CallKind::Health));
@@ -206,11 +187,7 @@ mod tests {
 
     #[test]
     fn count_runs_out() {
-        let mut f = Fault {
-            kind: FaultKind::Hang,
-            count: Some(2),
-            ..Fault::none()
-        };
+        let mut f = Fault { kind: FaultKind::Hang, count: Some(2), ..Fault::none() };
         assert!(f.take(CallKind::Request).is_some());
         assert!(f.take(CallKind::Request).is_some());
         assert!(f.take(CallKind::Request).is_none());

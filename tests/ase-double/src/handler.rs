@@ -32,8 +32,7 @@ pub fn route(method: &str, path: &str) -> CallKind {
 pub fn handle(state: &State, req: &WireRequest, connection: u64) -> Outcome {
     let kind = route(&req.method, req.path());
     let token = protocol::check_token(state.token.as_deref(), req.header("ase-token"));
-    let parsed: Result<Value, String> =
-        serde_json::from_slice(&req.body).map_err(|e| format!("invalid JSON: {e}"));
+    let parsed: Result<Value, String> = serde_json::from_slice(&req.body).map_err(|e| format!("invalid JSON: {e}"));
     let body = match (&parsed, kind) {
         (Ok(v), _) => v.clone(),
         (Err(_), CallKind::Health | CallKind::Other) if req.body.is_empty() => Value::Null,
@@ -58,24 +57,16 @@ pub fn handle(state: &State, req: &WireRequest, connection: u64) -> Outcome {
     let (status, content_type, answer): (u16, &'static str, Vec<u8>) = match kind {
         CallKind::Health => (200, JSON, json!({"status": "ok"}).to_string().into_bytes()),
         CallKind::Other => (404, TEXT, b"Error: Not Found".to_vec()),
-        CallKind::Request | CallKind::Response => {
-            match sideband(state, kind, token, parsed, &mut record) {
-                Ok(Some(body)) => (200, JSON, body.into_bytes()),
-                Ok(None) => (200, JSON, Vec::new()),
-                Err((status, text)) => (status, TEXT, text.as_bytes().to_vec()),
-            }
-        }
+        CallKind::Request | CallKind::Response => match sideband(state, kind, token, parsed, &mut record) {
+            Ok(Some(body)) => (200, JSON, body.into_bytes()),
+            Ok(None) => (200, JSON, Vec::new()),
+            Err((status, text)) => (status, TEXT, text.as_bytes().to_vec()),
+        },
     };
     // a 403 has an empty body
     let content_type = if status == 403 { JSON } else { content_type };
     record.status = Some(status);
-    Outcome {
-        kind,
-        status,
-        content_type,
-        body: answer,
-        record,
-    }
+    Outcome { kind, status, content_type, body: answer, record }
 }
 
 /// A sideband call: `Ok` for a 200 (with an optional body), `Err((status, body))` otherwise.
@@ -119,13 +110,7 @@ mod tests {
 
     fn state(token: Option<&str>) -> State {
         let log = CallLog::file(std::path::Path::new("/dev/null")).expect("/dev/null");
-        State::new(
-            token.map(str::to_string),
-            vec![Api::builtin()],
-            false,
-            Duration::from_secs(1),
-            log,
-        )
+        State::new(token.map(str::to_string), vec![Api::builtin()], false, Duration::from_secs(1), log)
     }
 
     fn post(path: &str, token: Option<&str>, body: &str) -> WireRequest {
@@ -133,40 +118,24 @@ mod tests {
         if let Some(t) = token {
             headers.push(("ASE-Token".to_string(), t.as_bytes().to_vec()));
         }
-        WireRequest {
-            method: "POST".into(),
-            target: path.into(),
-            version: 1,
-            headers,
-            body: body.as_bytes().to_vec(),
-        }
+        WireRequest { method: "POST".into(), target: path.into(), version: 1, headers, body: body.as_bytes().to_vec() }
     }
 
     const REQ: &str = r#"{"source_ip":"10.0.0.1","source_port":1,"method":"GET","url":"/","http_version":"1.1","headers":[{"host":"x"}]}"#;
-    const RESP: &str =
-        r#"{"response_code":"200","response_status":"OK","http_version":"1.1","headers":[]}"#;
+    const RESP: &str = r#"{"response_code":"200","response_status":"OK","http_version":"1.1","headers":[]}"#;
 
     #[test]
     fn statuses() {
         let s = state(Some("tok"));
         let o = handle(&s, &post("/ase/request", Some("tok"), REQ), 1);
-        assert_eq!(
-            (o.status, o.record.token, o.record.correlation_id.as_deref()),
-            (200, "ok", Some("cid-1"))
-        );
+        assert_eq!((o.status, o.record.token, o.record.correlation_id.as_deref()), (200, "ok", Some("cid-1")));
         assert_eq!(o.record.body["source_ip"], "10.0.0.1");
         let o = handle(&s, &post("/ase/request", None, REQ), 1);
-        assert_eq!(
-            (o.status, o.body.as_slice(), o.record.token),
-            (401, &b"Error: Unauthorized"[..], "missing")
-        );
+        assert_eq!((o.status, o.body.as_slice(), o.record.token), (401, &b"Error: Unauthorized"[..], "missing"));
         let o = handle(&s, &post("/ase/response", Some("nope"), RESP), 1);
         assert_eq!((o.status, o.record.token), (401, "wrong"));
         let o = handle(&s, &post("/ase/request", Some("tok"), "{not json"), 1);
-        assert_eq!(
-            (o.status, o.body.as_slice()),
-            (400, &b"Error: Malformed Request"[..])
-        );
+        assert_eq!((o.status, o.body.as_slice()), (400, &b"Error: Malformed Request"[..]));
         assert_eq!(o.record.body, Value::String("{not json".into()));
         let o = handle(&s, &post("/ase/request", Some("tok"), RESP), 1);
         assert_eq!(o.status, 400);
@@ -179,42 +148,24 @@ mod tests {
         assert!(o.body.is_empty());
         let o = handle(&s, &post("/ase/other", Some("tok"), REQ), 1);
         assert_eq!((o.status, o.kind), (404, CallKind::Other));
-        let get = WireRequest {
-            method: "GET".into(),
-            target: "/ase".into(),
-            version: 1,
-            headers: vec![],
-            body: vec![],
-        };
+        let get =
+            WireRequest { method: "GET".into(), target: "/ase".into(), version: 1, headers: vec![], body: vec![] };
         let o = handle(&s, &get, 1);
         assert_eq!((o.status, o.kind), (200, CallKind::Health));
-        let get = WireRequest {
-            target: "/ase/request".into(),
-            ..get
-        };
+        let get = WireRequest { target: "/ase/request".into(), ..get };
         assert_eq!(handle(&s, &get, 1).status, 404);
     }
 
     #[test]
     fn unknown_api_and_host() {
         let log = CallLog::file(std::path::Path::new("/dev/null")).expect("/dev/null");
-        let apis = vec![Api {
-            url: "/shop".into(),
-            hostname: "shop".into(),
-            ..Api::default()
-        }];
+        let apis = vec![Api { url: "/shop".into(), hostname: "shop".into(), ..Api::default() }];
         let s = State::new(None, apis, false, Duration::from_secs(1), log);
         let o = handle(&s, &post("/ase/request", None, REQ), 1);
-        assert_eq!(
-            (o.status, o.body.as_slice()),
-            (503, &b"Error: Unknown API"[..])
-        );
+        assert_eq!((o.status, o.body.as_slice()), (503, &b"Error: Unknown API"[..]));
         let req = REQ.replace("\"url\":\"/\"", "\"url\":\"/shop/x\"");
         let o = handle(&s, &post("/ase/request", None, &req), 1);
-        assert_eq!(
-            (o.status, o.body.as_slice()),
-            (503, &b"Error: Unknown Hostname"[..])
-        );
+        assert_eq!((o.status, o.body.as_slice()), (503, &b"Error: Unknown Hostname"[..]));
         // no token configured: none needed
         assert_eq!(o.record.token, "missing");
     }

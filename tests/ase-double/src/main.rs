@@ -27,11 +27,7 @@ use crate::state::State;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ase-double: starting the runtime: {e}");
@@ -64,22 +60,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         Some(path) => CallLog::file(path)?,
         None => CallLog::stdout(),
     };
-    let data = TcpListener::bind(cli.listen)
-        .await
-        .map_err(|e| format!("--listen {}: {e}", cli.listen))?;
-    let admin = TcpListener::bind(cli.admin)
-        .await
-        .map_err(|e| format!("--admin {}: {e}", cli.admin))?;
+    let data = TcpListener::bind(cli.listen).await.map_err(|e| format!("--listen {}: {e}", cli.listen))?;
+    let admin = TcpListener::bind(cli.admin).await.map_err(|e| format!("--admin {}: {e}", cli.admin))?;
     let data_addr = data.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
 
-    let state = Arc::new(State::new(
-        token,
-        apis,
-        cli.keepalive,
-        Duration::from_secs(cli.keepalive_timeout.max(1)),
-        log,
-    ));
+    let state =
+        Arc::new(State::new(token, apis, cli.keepalive, Duration::from_secs(cli.keepalive_timeout.max(1)), log));
     tokio::spawn(data_server::run(data, tls, state.clone()));
     tokio::spawn(admin::run(admin, state));
 

@@ -144,18 +144,14 @@ fn headers_field(obj: &Obj) -> Result<Vec<(String, String)>, String> {
 }
 
 fn object(body: &Value) -> Result<&Obj, String> {
-    body.as_object()
-        .ok_or_else(|| "the body must be a JSON object".to_string())
+    body.as_object().ok_or_else(|| "the body must be a JSON object".to_string())
 }
 
 /// Validates a request call body; the error says what is wrong (for the log).
 pub fn parse_request_call(body: &Value) -> Result<RequestCall, String> {
     let obj = object(body)?;
     let source_port = match obj.get("source_port") {
-        Some(v) => v
-            .as_u64()
-            .filter(|p| *p <= 65535)
-            .ok_or("source_port must be an integer in 0..=65535")?,
+        Some(v) => v.as_u64().filter(|p| *p <= 65535).ok_or("source_port must be an integer in 0..=65535")?,
         None => return Err("source_port is missing".to_string()),
     };
     let user_info = match obj.get("user_info") {
@@ -207,29 +203,12 @@ pub fn decide(call: &RequestCall, apis: &[Api], deny: &DenyList) -> Decision {
                 ApiMiss::UnknownApi => UNKNOWN_API,
                 ApiMiss::UnknownHostname => UNKNOWN_HOSTNAME,
             };
-            return Decision {
-                status: 503,
-                body,
-                api: None,
-                denied: None,
-            };
+            return Decision { status: 503, body, api: None, denied: None };
         }
     };
-    let denied = client_ids(call, api)
-        .into_iter()
-        .find(|(kind, value)| deny.contains(*kind, value))
-        .map(|(k, _)| k);
-    let status = if denied.is_some() && api.enable_blocking {
-        403
-    } else {
-        200
-    };
-    Decision {
-        status,
-        body: "",
-        api: Some(api.url.clone()),
-        denied,
-    }
+    let denied = client_ids(call, api).into_iter().find(|(kind, value)| deny.contains(*kind, value)).map(|(k, _)| k);
+    let status = if denied.is_some() && api.enable_blocking { 403 } else { 200 };
+    Decision { status, body: "", api: Some(api.url.clone()), denied }
 }
 
 /// Everything in a request that identifies its client to the deny list, for this API.
@@ -282,14 +261,8 @@ pub fn client_ids(call: &RequestCall, api: &Api) -> Vec<(DenyKind, String)> {
 }
 
 /// The values of the headers with this name (case-insensitive), in order.
-pub fn header<'a>(
-    headers: &'a [(String, String)],
-    name: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .iter()
-        .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+pub fn header<'a>(headers: &'a [(String, String)], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 /// `/path?query#frag` → (`/path`, Some(`query`)); an absolute URL loses its scheme and authority.
@@ -315,10 +288,7 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
                         out.push(b);
                         i += 3;
@@ -388,10 +358,7 @@ mod tests {
         assert_eq!(check_token(Some("abc"), Some(b" abc ")), TokenStatus::Ok);
         assert_eq!(check_token(Some("abc"), Some(b"abd")), TokenStatus::Wrong);
         assert_eq!(check_token(Some("abc"), Some(b"abcd")), TokenStatus::Wrong);
-        assert_eq!(
-            check_token(Some("abc"), Some(b"\xff\xfe")),
-            TokenStatus::Wrong
-        );
+        assert_eq!(check_token(Some("abc"), Some(b"\xff\xfe")), TokenStatus::Wrong);
         assert_eq!(check_token(Some("abc"), None), TokenStatus::Missing);
         assert_eq!(check_token(Some("abc"), Some(b"")), TokenStatus::Missing);
         // without a configured token, any token is accepted
@@ -408,10 +375,7 @@ mod tests {
         let c = call(json!({"user_info": [{"username": "alice"}, {"client_id": "app"}]}));
         assert_eq!(c.source_port, 52144);
         assert_eq!(c.headers.len(), 3);
-        assert_eq!(
-            c.headers[2],
-            ("accept".to_string(), "application/json".to_string())
-        );
+        assert_eq!(c.headers[2], ("accept".to_string(), "application/json".to_string()));
         assert_eq!(c.user_info.len(), 2);
         // the one object ngx-ase sends, with the keys it knows
         let c = call(json!({"user_info": [{"username": "alice", "client_id": "app"}]}));
@@ -453,10 +417,7 @@ mod tests {
             json!({"user_info": [{"username": "alice", "client_id": null}]}),
         ];
         for extra in bad {
-            assert!(
-                parse_request_call(&request(extra.clone())).is_err(),
-                "accepted {extra}"
-            );
+            assert!(parse_request_call(&request(extra.clone())).is_err(), "accepted {extra}");
         }
         assert!(parse_request_call(&json!([1, 2])).is_err());
         assert!(parse_request_call(&json!("x")).is_err());
@@ -474,10 +435,7 @@ mod tests {
             json!({"headers": null}),
             json!({"headers": [{"a": "b", "c": "d"}]}),
         ] {
-            assert!(
-                parse_response_call(&response(extra.clone())).is_err(),
-                "accepted {extra}"
-            );
+            assert!(parse_response_call(&response(extra.clone())).is_err(), "accepted {extra}");
         }
     }
 
@@ -495,25 +453,13 @@ mod tests {
 
     #[test]
     fn unknown_api_and_hostname() {
-        let apis = [Api {
-            url: "/shop".into(),
-            hostname: "shop.example.com".into(),
-            ..Api::default()
-        }];
+        let apis = [Api { url: "/shop".into(), hostname: "shop.example.com".into(), ..Api::default() }];
         let deny = DenyList::default();
         let d = decide(&call(json!({"url": "/other?x=1"})), &apis, &deny);
         assert_eq!((d.status, d.body), (503, UNKNOWN_API));
-        let d = decide(
-            &call(json!({"headers": [{"host": "evil.example.com"}]})),
-            &apis,
-            &deny,
-        );
+        let d = decide(&call(json!({"headers": [{"host": "evil.example.com"}]})), &apis, &deny);
         assert_eq!((d.status, d.body), (503, UNKNOWN_HOSTNAME));
-        let d = decide(
-            &call(json!({"headers": [{"Host": "shop.example.com:443"}]})),
-            &apis,
-            &deny,
-        );
+        let d = decide(&call(json!({"headers": [{"Host": "shop.example.com:443"}]})), &apis, &deny);
         assert_eq!(d.status, 200);
         // the query string is not part of the path
         let d = decide(&call(json!({"url": "/other?u=/shop"})), &apis, &deny);
@@ -530,10 +476,7 @@ mod tests {
     fn deny_by_ip() {
         let d = decide_default(&call(json!({})), &denied(DenyKind::Ip, "203.0.113.7"));
         assert_eq!((d.status, d.denied), (403, Some(DenyKind::Ip)));
-        assert_eq!(
-            decide_default(&call(json!({})), &denied(DenyKind::Ip, "203.0.113.8")).status,
-            200
-        );
+        assert_eq!(decide_default(&call(json!({})), &denied(DenyKind::Ip, "203.0.113.8")).status, 200);
     }
 
     #[test]
@@ -547,10 +490,7 @@ mod tests {
         let c = call(json!({"headers": [{"cookie": "OTHER=s3cr3t"}]}));
         assert_eq!(decide_default(&c, &deny).status, 200);
         // an API without a session cookie ignores cookies
-        let api = Api {
-            cookie: String::new(),
-            ..Api::builtin()
-        };
+        let api = Api { cookie: String::new(), ..Api::builtin() };
         let c = call(json!({"headers": [{"cookie": "JSESSIONID=s3cr3t"}]}));
         assert_eq!(decide(&c, &[api], &deny).status, 200);
     }
@@ -564,10 +504,7 @@ mod tests {
         assert_eq!(decide_default(&c, &deny).status, 403);
         let c = call(json!({"headers": [{"authorization": "Basic tok123"}]}));
         assert_eq!(decide_default(&c, &deny).status, 200);
-        let api = Api {
-            oauth2_access_token: false,
-            ..Api::builtin()
-        };
+        let api = Api { oauth2_access_token: false, ..Api::builtin() };
         let c = call(json!({"headers": [{"authorization": "Bearer tok123"}]}));
         assert_eq!(decide(&c, &[api], &deny).status, 200);
     }
@@ -585,11 +522,7 @@ mod tests {
         assert_eq!(decide_default(&c, &deny).status, 403);
         let c = call(json!({"url": "/x?notapikey=key%201"}));
         assert_eq!(decide_default(&c, &deny).status, 200);
-        let api = Api {
-            apikey_qs: String::new(),
-            apikey_header: String::new(),
-            ..Api::builtin()
-        };
+        let api = Api { apikey_qs: String::new(), apikey_header: String::new(), ..Api::builtin() };
         let c = call(json!({"url": "/x?apikey=key%201", "headers": [{"x-api-key": "key 1"}]}));
         assert_eq!(decide(&c, &[api], &deny).status, 200);
     }
@@ -608,15 +541,8 @@ mod tests {
 
     #[test]
     fn no_blocking_means_allow_even_when_denied() {
-        let api = Api {
-            enable_blocking: false,
-            ..Api::builtin()
-        };
-        let d = decide(
-            &call(json!({})),
-            &[api],
-            &denied(DenyKind::Ip, "203.0.113.7"),
-        );
+        let api = Api { enable_blocking: false, ..Api::builtin() };
+        let d = decide(&call(json!({})), &[api], &denied(DenyKind::Ip, "203.0.113.7"));
         assert_eq!((d.status, d.denied), (200, Some(DenyKind::Ip)));
     }
 

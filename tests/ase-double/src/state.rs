@@ -163,19 +163,13 @@ impl State {
     pub fn clear_records(&self) {
         let mut calls = self.calls.lock();
         let seq = calls.seq;
-        *calls = Calls {
-            seq,
-            ..Calls::default()
-        };
+        *calls = Calls { seq, ..Calls::default() };
         self.connections.store(0, Ordering::SeqCst);
     }
 }
 
 fn unix_time() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| (d.as_millis() as f64) / 1000.0)
-        .unwrap_or(0.0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| (d.as_millis() as f64) / 1000.0).unwrap_or(0.0)
 }
 
 #[cfg(test)]
@@ -216,22 +210,10 @@ mod tests {
         let s = state();
         s.connection_accepted();
         s.record(CallKind::Request, rec(Some(200)));
-        s.record(
-            CallKind::Response,
-            Record {
-                kind: "response",
-                ..rec(Some(200))
-            },
-        );
+        s.record(CallKind::Response, Record { kind: "response", ..rec(Some(200)) });
         s.record(CallKind::Request, rec(Some(403)));
         s.record(CallKind::Request, rec(None));
-        s.record(
-            CallKind::Health,
-            Record {
-                kind: "health",
-                ..rec(Some(200))
-            },
-        );
+        s.record(CallKind::Health, Record { kind: "health", ..rec(Some(200)) });
         let stats = s.stats_json();
         assert_eq!(stats["connections"], 1);
         assert_eq!(stats["requests"], 3);

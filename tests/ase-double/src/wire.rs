@@ -23,22 +23,16 @@ pub struct WireRequest {
 impl WireRequest {
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
     pub fn header_str(&self, name: &str) -> Option<String> {
-        self.header(name)
-            .map(|v| String::from_utf8_lossy(v).trim().to_string())
+        self.header(name).map(|v| String::from_utf8_lossy(v).trim().to_string())
     }
 
     /// The path without its query string.
     pub fn path(&self) -> &str {
-        self.target
-            .split_once('?')
-            .map_or(self.target.as_str(), |(p, _)| p)
+        self.target.split_once('?').map_or(self.target.as_str(), |(p, _)| p)
     }
 
     /// Whether the client wants the connection kept open after this request.
@@ -48,10 +42,7 @@ impl WireRequest {
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
             .flat_map(|(_, v)| {
-                String::from_utf8_lossy(v)
-                    .split(',')
-                    .map(|t| t.trim().to_ascii_lowercase())
-                    .collect::<Vec<_>>()
+                String::from_utf8_lossy(v).split(',').map(|t| t.trim().to_ascii_lowercase()).collect::<Vec<_>>()
             })
             .collect();
         if tokens.iter().any(|t| t == "close") {
@@ -73,11 +64,7 @@ pub enum ReadError {
 
 /// Reads one request. `buf` holds bytes already read (pipelining) and keeps what follows
 /// the request. `idle` limits the wait for each read.
-pub async fn read_request<S>(
-    s: &mut S,
-    buf: &mut Vec<u8>,
-    idle: Duration,
-) -> Result<WireRequest, ReadError>
+pub async fn read_request<S>(s: &mut S, buf: &mut Vec<u8>, idle: Duration) -> Result<WireRequest, ReadError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -86,27 +73,15 @@ where
             break parsed;
         }
         if buf.len() > MAX_HEAD {
-            return Err(ReadError::Bad(
-                431,
-                "Error: Request Header Fields Too Large",
-            ));
+            return Err(ReadError::Bad(431, "Error: Request Header Fields Too Large"));
         }
         if read_more(s, buf, idle).await? == 0 {
-            return Err(if buf.is_empty() {
-                ReadError::Closed
-            } else {
-                eof()
-            });
+            return Err(if buf.is_empty() { ReadError::Closed } else { eof() });
         }
     };
-    if buf.len() < head_len + body_len
-        && req
-            .header("expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
+    if buf.len() < head_len + body_len && req.header("expect").is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
     {
-        s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .await
-            .map_err(ReadError::Io)?;
+        s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.map_err(ReadError::Io)?;
     }
     while buf.len() < head_len + body_len {
         if read_more(s, buf, idle).await? == 0 {
@@ -122,11 +97,7 @@ fn eof() -> ReadError {
     ReadError::Io(std::io::ErrorKind::UnexpectedEof.into())
 }
 
-async fn read_more<S: AsyncRead + Unpin>(
-    s: &mut S,
-    buf: &mut Vec<u8>,
-    idle: Duration,
-) -> Result<usize, ReadError> {
+async fn read_more<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>, idle: Duration) -> Result<usize, ReadError> {
     let mut chunk = [0u8; 16 * 1024];
     match tokio::time::timeout(idle, s.read(&mut chunk)).await {
         Err(_) if buf.is_empty() => Err(ReadError::Closed),
@@ -146,27 +117,18 @@ fn parse_head(buf: &[u8]) -> Result<Option<(WireRequest, usize, usize)>, ReadErr
     let head_len = match parsed.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(ReadError::Bad(431, "Error: Too Many Headers"))
-        }
+        Err(httparse::Error::TooManyHeaders) => return Err(ReadError::Bad(431, "Error: Too Many Headers")),
         Err(_) => return Err(ReadError::Bad(400, "Error: Bad Request")),
     };
     let req = WireRequest {
         method: parsed.method.unwrap_or_default().to_string(),
         target: parsed.path.unwrap_or_default().to_string(),
         version: parsed.version.unwrap_or(1),
-        headers: parsed
-            .headers
-            .iter()
-            .map(|h| (h.name.to_string(), h.value.to_vec()))
-            .collect(),
+        headers: parsed.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect(),
         body: Vec::new(),
     };
     if req.header("transfer-encoding").is_some() {
-        return Err(ReadError::Bad(
-            400,
-            "Error: chunked request bodies are not supported",
-        ));
+        return Err(ReadError::Bad(400, "Error: chunked request bodies are not supported"));
     }
     let body_len = match req.header("content-length") {
         None => 0,
@@ -265,10 +227,7 @@ mod tests {
         .await;
         assert_eq!(reqs.len(), 2);
         let first = reqs[0].as_ref().expect("first");
-        assert_eq!(
-            (first.method.as_str(), first.path(), first.body.as_slice()),
-            ("POST", "/ase/request", &b"{}"[..])
-        );
+        assert_eq!((first.method.as_str(), first.path(), first.body.as_slice()), ("POST", "/ase/request", &b"{}"[..]));
         assert!(first.wants_keepalive());
         let second = reqs[1].as_ref().expect("second");
         assert_eq!(second.version, 0);
@@ -277,24 +236,19 @@ mod tests {
 
     #[tokio::test]
     async fn bad_requests() {
-        let (reqs, _) =
-            read_all(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").await;
+        let (reqs, _) = read_all(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").await;
         assert!(matches!(&reqs[0], Err(e) if e.starts_with("400")));
         let (reqs, _) = read_all(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n").await;
         assert!(matches!(&reqs[0], Err(e) if e.starts_with("400")));
         let (reqs, _) = read_all(b"\x00\x01 garbage\r\n\r\n").await;
         assert!(matches!(&reqs[0], Err(e) if e.starts_with("400")));
         let (reqs, _) = read_all(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc").await;
-        assert!(
-            matches!(&reqs[0], Err(e) if e.contains("end of file")),
-            "{reqs:?}"
-        );
+        assert!(matches!(&reqs[0], Err(e) if e.contains("end of file")), "{reqs:?}");
     }
 
     #[tokio::test]
     async fn expect_continue() {
-        let (reqs, written) =
-            read_all(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n").await;
+        let (reqs, written) = read_all(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n").await;
         assert!(reqs[0].is_ok());
         assert!(written.is_empty(), "no 100 when the body is complete");
     }
@@ -305,9 +259,7 @@ mod tests {
             method: "GET".into(),
             target: "/".into(),
             version,
-            headers: conn
-                .map(|c| vec![("Connection".to_string(), c.as_bytes().to_vec())])
-                .unwrap_or_default(),
+            headers: conn.map(|c| vec![("Connection".to_string(), c.as_bytes().to_vec())]).unwrap_or_default(),
             body: vec![],
         };
         assert!(req(1, None).wants_keepalive());
