@@ -306,6 +306,36 @@ out=$(PATH="$TMP/fakebin:$PATH" "$INSTALL" --uninstall --backup-dir="$W/backups"
 check "defaults: uninstall" [ "$rc" -eq 0 ]
 check "defaults: uninstall gives back the original" no_change
 
+say "--conf on a copy whose includes name the real directory"
+prepare debian outside
+# $W/conf plays the real /etc/nginx; $W/copy is the operator's copy of it, whose nginx.conf
+# still includes $W/conf/modules-enabled/*.conf, $W/conf/conf.d/*.conf, ... by absolute path.
+cp -a "$W/conf" "$W/copy" && cp -a "$W/copy" "$W/copy-orig"
+COPY=(--conf "$W/copy/nginx.conf" --modules-dir "$W/mods" --backup-dir "$W/backups")
+out=$("$INSTALL" "${COPY[@]}" --ase-server http://127.0.0.1:9999 --enable-location / 2>&1) && rc=0 || rc=$?
+check "outside the --conf directory: refused, naming the first file outside" \
+    refused "^error: $W/conf/modules-enabled/50-ngx-ase.conf is outside $W/copy, the directory of --conf"
+check "outside the --conf directory: the refusal is one line" [ "$(grep -c . <<<"$out")" -eq 2 -a "$(grep -c '^error:' <<<"$out")" -eq 1 ]
+check "outside the --conf directory: the real directory is unchanged, no module installed" no_change
+check "outside the --conf directory: the copy is unchanged" same "$W/copy-orig" "$W/copy"
+out=$("$INSTALL" "${COPY[@]}" --ase-server http://127.0.0.1:9999 --enable-location / --dry-run 2>&1) && rc=0 || rc=$?
+check "outside the --conf directory: --dry-run refuses too" refused "is outside $W/copy"
+out=$("$INSTALL" "${COPY[@]}" --ase-server http://127.0.0.1:9999 --enable-location / --allow-outside-conf-dir 2>&1) \
+    && rc=0 || rc=$?
+check "--allow-outside-conf-dir: install succeeds" [ "$rc" -eq 0 ]
+check "--allow-outside-conf-dir: the files outside were patched" \
+    grep -q ngx_ase_common_module "$W/conf/modules-enabled/50-ngx-ase.conf"
+check "--allow-outside-conf-dir: nginx -t on the copy" "$NGINX" -t -c "$W/copy/nginx.conf" -e stderr
+out=$("$INSTALL" "${COPY[@]}" --uninstall 2>&1) && rc=0 || rc=$?
+check "--allow-outside-conf-dir: uninstall succeeds without the flag" [ "$rc" -eq 0 ]
+check "--allow-outside-conf-dir: uninstall gives back the real directory, no module left" no_change
+check "--allow-outside-conf-dir: uninstall gives back the copy" same "$W/copy-orig" "$W/copy"
+check "--allow-outside-conf-dir: stat-identical" same_stat "$W/orig" "$W/conf"
+out=$("$INSTALL" --conf "$W/copy/./nginx.conf" --modules-dir "$W/mods" --backup-dir "$W/backups" \
+    --ase-server http://127.0.0.1:9999 --enable-location / 2>&1) && rc=0 || rc=$?
+check "outside the --conf directory: a path with ./ in it is refused as well" refused "is outside $W/copy"
+check "outside the --conf directory: still nothing changed" no_change
+
 say "a Lua block added after the install"
 prepare lua lua-later
 install --ase-server http://127.0.0.1:9999 --enable-location /
@@ -588,7 +618,9 @@ check "nginx -t failing: the line quoted is the operator's line $want" has "ase_
 say "--help documents every flag"
 help=$("$INSTALL" --help)
 undocumented=""
-for f in $(grep -o '^        --[a-z-]*)' "$INSTALL" | tr -d ' )'); do
+flags=$(cd "$ROOT/scripts/install" && python3 -B -c 'import cli; print(" ".join(o for a in cli.parser()._actions for o in a.option_strings))')
+check "--help: the parser has its flags (at least 20)" [ "$(wc -w <<<"$flags")" -ge 20 ]
+for f in $flags; do
     grep -q -- "$f" <<<"$help" || undocumented+=" $f"
 done
 out="not in --help:$undocumented"

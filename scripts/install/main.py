@@ -1,5 +1,5 @@
-"""The config-editing half of scripts/install.sh (which finds nginx and checks the modules
-first, then runs this). Usage: main.py install|uninstall [options]; see install.sh --help.
+"""The config-editing half of scripts/install.sh: cli.py parses the flags, finds nginx and
+checks the modules first, then calls main(a); see install.sh --help.
 
 Every change is one journaled transaction (txn.py): backups, then the journal in the state
 file, then the files in a crash-safe order (steps.py), then `nginx -t`; if that fails, or
@@ -11,7 +11,6 @@ having to parse the configuration."""
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import fcntl
 import os
@@ -76,6 +75,21 @@ def check_includes(a, plan) -> None:
 
 
 # --- the run -----------------------------------------------------------------------------------
+
+def outside_conf_dir(a, steps) -> None:
+    """With --conf (often a copy of a configuration), a file the install would create or change
+    outside the main file's directory is refused unless asked for: a copy whose includes name
+    absolute paths (include /etc/nginx/conf.d/*.conf;) would otherwise patch the real files.
+    Modules go where --modules-dir says, so they are not asked about."""
+    if not getattr(a, "conf_given", False) or getattr(a, "allow_outside_conf_dir", False):
+        return
+    top = os.path.realpath(os.path.dirname(a.conf))
+    for s in steps:
+        rp = os.path.realpath(s.path)
+        if not s.module and os.path.commonpath([top, rp]) != top:
+            raise Fail(f"{s.path} is outside {top}, the directory of --conf {a.conf} (an include with an absolute "
+                       "path?): nothing was changed; add --allow-outside-conf-dir to change it all the same")
+
 
 def lock(conf_dir: str) -> int:
     """One install at a time per configuration directory (a lock on it: no file is created)."""
@@ -148,6 +162,7 @@ def run(a) -> int:
             raise Fail(f"{marks[0][0]}:{marks[0][1]} has ngx-ase managed lines but {sf.path} does not list them "
                        "(deleted?): take them out by hand or restore a backup, then run the install again")
         steps, new_state, plan, replaced_loaded = plan_install_steps(a, cfg, overlay, state, others)
+        outside_conf_dir(a, steps)
         if not steps:
             say(f"already installed as asked in {conf}: nothing changed")
             return 0
@@ -226,29 +241,8 @@ def run(a) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="main.py", description=__doc__)
-    p.add_argument("command", choices=["install", "uninstall"])
-    p.add_argument("--nginx", required=True)
-    p.add_argument("--conf", required=True)
-    p.add_argument("--prefix")
-    p.add_argument("--error-log-flag", action="store_true", help="nginx takes -e (1.19.5+)")
-    p.add_argument("--modules-dir", required=True)
-    p.add_argument("--modules-from", required=True)
-    p.add_argument("--backup-dir", required=True)
-    p.add_argument("--ase-server", action="append", default=[])
-    p.add_argument("--ase-backup", action="append", default=[])
-    p.add_argument("--max-fails")
-    p.add_argument("--fail-timeout")
-    p.add_argument("--token-file")
-    p.add_argument("--fail-mode")
-    p.add_argument("--connect-timeout")
-    p.add_argument("--timeout")
-    p.add_argument("--enable-all", action="store_true")
-    p.add_argument("--enable-location", action="append", default=[])
-    p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--flags-text", default="")
-    a = p.parse_args(argv)
+def main(a) -> int:
+    """Runs the command cli.py prepared from the operator's flags; 1 after a refusal."""
     try:
         return run(a)
     except Fail as e:
@@ -258,6 +252,3 @@ def main(argv=None) -> int:
         print(f"error: interrupted by {e} before any file was changed", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

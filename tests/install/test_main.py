@@ -14,6 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "install"))
 
+import cli  # noqa: E402
 import main  # noqa: E402
 import patch  # noqa: E402
 from patch import MODULE_FILES  # noqa: E402
@@ -38,9 +39,11 @@ class IncludeCheck(unittest.TestCase):
     def run_install(self):
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
-            rc = main.main(["install", f"--nginx={TRUE}", f"--conf={self.conf}",
-                            f"--modules-dir={self.dir}/mods", f"--modules-from={self.mods_from}",
-                            f"--backup-dir={self.dir}/backups", "--ase-server=http://127.0.0.1:1"])
+            a = cli.parse([f"--conf={self.conf}", f"--modules-dir={self.dir}/mods",
+                           f"--modules-from={self.mods_from}", f"--backup-dir={self.dir}/backups",
+                           "--ase-server=http://127.0.0.1:1"])
+            a.command, a.nginx, a.error_log_flag = "install", TRUE, False
+            rc = main.main(a)
         return rc, err.getvalue()
 
     def test_an_include_nginx_would_read_as_a_pattern_is_caught_and_rolled_back(self):
