@@ -65,6 +65,8 @@ pub struct Ctx {
     pub correlation_id: [u8; ID_LEN],
     pub verdict: Verdict,
     pub elapsed_ms: Option<u64>,
+    /// The status the request was answered with (block or fail closed), 0 if it went on.
+    refused_with: u16,
 }
 
 fn api() -> Option<&'static ChannelApi> {
@@ -130,7 +132,12 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
             return match ctx.state {
                 State::Pending => NGX_AGAIN as ngx_int_t,
                 State::Answered => finish(r, ctx, lc),
-                // Already checked (internal redirect): once per main request.
+                // Refused, then redirected (`error_page` on the block status) to a location that
+                // checks: refused again, as nginx's `deny` would be, not let through to its
+                // backend. Not checked again: once per main request.
+                State::Decided if ctx.refused_with != 0 && lc.mode() == RequestMode::On => {
+                    refuse(r, ctx.refused_with)
+                }
                 State::Decided => NGX_DECLINED as ngx_int_t,
             };
         }
@@ -155,6 +162,7 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
                 correlation_id: new_id(),
                 verdict: Verdict::Skip,
                 elapsed_ms: None,
+                refused_with: 0,
             },
         );
         (*cl).handler = Some(CLEANUP);
@@ -283,10 +291,18 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx
             // module's "no" and let an `allow` or `auth_basic` that says yes override it.
             // (`ctx` lives in the request's pool: not touched after this.)
             Decision::Finalize(status, _) => {
-                nginx_sys::ngx_http_finalize_request(r, status as ngx_int_t);
-                nginx_sys::NGX_DONE as ngx_int_t
+                ctx.refused_with = status;
+                refuse(r, status)
             }
         }
+    }
+}
+
+/// Answers the request with `status` now (nginx's `error_page` for it still applies).
+unsafe fn refuse(r: *mut ngx_http_request_t, status: u16) -> ngx_int_t {
+    unsafe {
+        nginx_sys::ngx_http_finalize_request(r, status as ngx_int_t);
+        nginx_sys::NGX_DONE as ngx_int_t
     }
 }
 

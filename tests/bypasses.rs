@@ -1,0 +1,91 @@
+//! A blocked client tries to reach the backend anyway: `error_page` on the block status,
+//! internal redirects between locations that check in different phases.
+
+use ngx_ase_tests::{client, AseDouble, Backend, Nginx};
+
+fn get(n: &Nginx, path: &str) -> reqwest::blocking::Response {
+    client().get(n.url(path)).send().expect("request through nginx")
+}
+
+/// nginx's `error_page` runs on the block status as on any other: the page it names is
+/// served, but a location where `ase_request` is on answers a blocked request with the block
+/// again (as nginx's own `deny` does where it applies), so `error_page 403 = @backend` cannot
+/// carry a blocked client to the backend, in either phase. A page in a location with
+/// `ase_request off` is served as usual.
+#[test]
+fn error_page_on_the_block_status_does_not_reach_the_backend() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {ase};
+    ase_request on;
+    ase_timeout 2s;
+    log_format ase '$uri $status $ase_verdict';
+    access_log logs/ase.log ase;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location /early/ {{ error_page 403 = @fallback; proxy_pass http://{b}; }}
+        location /late/ {{ ase_request_after_access on; error_page 403 = @fallback; proxy_pass http://{b}; }}
+        location /by-uri/ {{ error_page 403 /fallback; proxy_pass http://{b}; }}
+        location /closed/ {{ ase_fail_mode closed; error_page 503 = @fallback; proxy_pass http://{b}; }}
+        location /page/ {{ error_page 403 /blocked.html; proxy_pass http://{b}; }}
+        location @fallback {{ proxy_pass http://{b}; }}
+        location /fallback {{ ase_request_after_access on; proxy_pass http://{b}; }}
+        location = /blocked.html {{ ase_request off; default_type text/plain; return 200 "custom block page"; }}
+    }}
+"#,
+        ase = double.url(),
+        b = backend.addr()
+    ));
+    // While the ASE allows the client, error_page plays no part.
+    assert_eq!(get(&n, "/early/ok").status(), 200);
+    double.deny("ip", "127.0.0.1");
+    for path in ["/early/x", "/late/x", "/by-uri/x"] {
+        assert_eq!(get(&n, path).status(), 403, "{path}");
+    }
+    let page = get(&n, "/page/x");
+    assert_eq!(page.status(), 403);
+    assert_eq!(page.text().unwrap(), "custom block page");
+    // Fail closed: the same with its 503.
+    double.fault(serde_json::json!({"kind": "status", "status": 500}));
+    assert_eq!(get(&n, "/closed/x").status(), 503);
+    assert_eq!(backend.paths(), vec!["/early/ok"], "a blocked client reached the backend");
+    // One check per request, whatever the redirects.
+    assert_eq!(double.records_of("request").len(), 6);
+}
+
+/// The location a request is redirected to may check in the other phase: the request is
+/// still checked exactly once, and a blocked one never reaches the backend.
+#[test]
+fn redirects_between_the_two_phases_check_exactly_once() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {ase};
+    ase_request on;
+    ase_timeout 2s;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location /late-to-early/ {{ ase_request_after_access on; try_files /nonexistent @early; }}
+        location @early {{ proxy_pass http://{b}; }}
+        location /early-to-late/ {{ try_files /nonexistent @late; }}
+        location @late {{ ase_request_after_access on; proxy_pass http://{b}; }}
+        location /unchecked-to-late/ {{ ase_request off; try_files /nonexistent @late; }}
+        location /rewritten/ {{ ase_request_after_access on; rewrite ^ /early-to-late/r last; }}
+    }}
+"#,
+        ase = double.url(),
+        b = backend.addr()
+    ));
+    let paths = ["/late-to-early/a", "/early-to-late/a", "/unchecked-to-late/a", "/rewritten/a"];
+    for path in paths {
+        assert_eq!(get(&n, path).status(), 200, "{path}");
+    }
+    assert_eq!(double.records_of("request").len(), paths.len(), "{:?}", double.records_of("request"));
+    double.deny("ip", "127.0.0.1");
+    for path in paths {
+        assert_eq!(get(&n, path).status(), 403, "{path}");
+    }
+    assert_eq!(backend.hits(), paths.len(), "a blocked client reached the backend: {:?}", backend.paths());
+    assert_eq!(double.records_of("request").len(), 2 * paths.len());
+}
