@@ -1,6 +1,8 @@
 //! A blocked client tries to reach the backend anyway: `error_page` on the block status,
 //! internal redirects between locations that check in different phases.
 
+use std::time::Duration;
+
 use ngx_ase_tests::{client, AseDouble, Backend, Nginx};
 
 fn get(n: &Nginx, path: &str) -> reqwest::blocking::Response {
@@ -88,4 +90,48 @@ fn redirects_between_the_two_phases_check_exactly_once() {
     }
     assert_eq!(backend.hits(), paths.len(), "a blocked client reached the backend: {:?}", backend.paths());
     assert_eq!(double.records_of("request").len(), 2 * paths.len());
+}
+
+/// `ase_request monitor` waits for nothing, so a hanging ASE does not hold the client: it
+/// must not hold nginx's connections either. Monitored checks in flight are bounded (as
+/// reports are, by `ase_response_queue`): however many requests arrive while the ASE hangs,
+/// new clients are still served.
+#[test]
+fn monitored_checks_do_not_pile_up_while_the_ase_hangs() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let http = format!(
+        r#"
+    ase_server {ase};
+    ase_request monitor;
+    ase_timeout 60s;
+    ase_response_queue 16;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{ proxy_pass http://{b}; }}
+        location = /status {{ ase_request off; ase_status; }}
+    }}
+"#,
+        ase = double.url(),
+        b = backend.addr()
+    );
+    let port = ngx_ase_tests::free_port();
+    let config = ngx_ase_tests::nginx::config_with_http(&http.replace("{port}", &port.to_string()))
+        .replace("worker_connections 4096", "worker_connections 64");
+    let mut n = Nginx::prepare(&config);
+    n.port = port;
+    n.launch();
+    double.fault(serde_json::json!({"kind": "hang", "calls": "request"}));
+    for i in 0..200 {
+        // A new connection each time, as new clients would.
+        let r = ngx_ase_tests::client().get(n.url(&format!("/m{i}"))).header("Connection", "close").send();
+        assert!(r.as_ref().is_ok_and(|r| r.status() == 200), "request {i}: {r:?}");
+    }
+    // 16 (a quarter of 64) reached the ASE; the rest were not sent, and that is said once.
+    let sent = ngx_ase_tests::wait_for("the monitored calls at the ASE", Duration::from_secs(10), || {
+        let n = double.records_of("request").len();
+        (n >= 16).then_some(n)
+    });
+    assert!(sent < 200, "{sent} monitored checks in flight at once");
+    assert_eq!(n.error_log().matches("16 monitored checks in flight").count(), 1, "{}", n.error_log());
+    double.clear_fault();
 }

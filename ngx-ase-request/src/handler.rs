@@ -39,6 +39,7 @@ use ngx_ase_shared::header_names::visible;
 use ngx_ase_shared::json::with_scratch;
 
 use crate::conf::{LocConf, PerRequestValue};
+use crate::in_flight::{monitor_ceiling, InFlight};
 use crate::payload::{build_into, http_version_name, RequestMeta};
 use crate::verdict::{decide, Complaint, Decision};
 use crate::Module;
@@ -237,14 +238,31 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
         if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
             return;
         }
+        // Bounded (see `in_flight.rs`); the place is given back by `on_monitor_done`, which
+        // the channel calls exactly once, maybe inside `start_check`.
+        let ceiling = monitor_ceiling((*nginx_sys::ngx_cycle).connection_n);
+        if !MONITORED.try_take(ceiling) {
+            static TOO_MANY: RateLimit = RateLimit::new(ONCE_A_MINUTE);
+            if TOO_MANY.allow() {
+                ase_log!(nginx_sys::NGX_LOG_WARN, r,
+                    "ase: {ceiling} monitored checks in flight (a quarter of worker_connections), the ASE is slow \
+                     or down: request metadata not sent to the ASE");
+            }
+            return;
+        }
         // No handle is kept: nothing cancels a monitor check, and its callback needs no data.
         let cid = ctx.correlation_id;
         send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut());
     }
 }
 
-/// A monitor check's outcome: nothing to do (the channel has counted it).
-unsafe extern "C" fn on_monitor_done(_data: *mut c_void, _result: CheckResult) {}
+/// Monitored checks in flight in this worker.
+static MONITORED: InFlight = InFlight::new();
+
+/// A monitor check's outcome: its place is free again (the channel has counted it).
+unsafe extern "C" fn on_monitor_done(_data: *mut c_void, _result: CheckResult) {
+    MONITORED.release();
+}
 
 /// The channel's answer (on the event loop): note it and, when it comes later, resume the
 /// request's phases from a posted event, outside the channel's task. Inside `start_check`
