@@ -135,3 +135,39 @@ fn monitored_checks_do_not_pile_up_while_the_ase_hangs() {
     assert_eq!(n.error_log().matches("16 monitored checks in flight").count(), 1, "{}", n.error_log());
     double.clear_fault();
 }
+
+/// A group whose ASE is down follows the location's `ase_fail_mode`: `closed` answers 503
+/// for every request, before and after the group's breaker opens, and `error_page` to a
+/// location of a group whose ASE would allow the client does not let it through.
+#[test]
+fn a_group_that_is_down_fails_closed_where_configured_even_through_error_page() {
+    let (a, mut b, backend) = (AseDouble::start(&[]), AseDouble::start(&[]), Backend::start());
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {a};
+    ase_upstream two {{ server {b} max_fails=1 fail_timeout=30s; }}
+    ase_request on;
+    ase_timeout 2s;
+    log_format ase '$uri $status $ase_verdict';
+    access_log logs/ase.log ase;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location /two/ {{ ase_pass two; ase_fail_mode closed; error_page 503 = @default; proxy_pass http://{be}; }}
+        location /two-open/ {{ ase_pass two; proxy_pass http://{be}; }}
+        location @default {{ proxy_pass http://{be}; }}
+    }}
+"#,
+        a = a.url(),
+        b = b.url(),
+        be = backend.addr()
+    ));
+    b.stop();
+    for i in 0..4 {
+        assert_eq!(get(&n, &format!("/two/{i}")).status(), 503, "request {i}");
+    }
+    assert_eq!(backend.hits(), 0, "a request that failed closed reached the backend: {:?}", backend.paths());
+    assert_eq!(get(&n, "/two-open/x").status(), 200, "open where not configured closed");
+    let log = n.log_lines("logs/ase.log", 5).join("\n");
+    assert_eq!(log.matches(" 503 fail_closed").count(), 4, "{log}");
+    assert!(a.records_of("request").is_empty(), "the default group was asked about another group's requests");
+}
