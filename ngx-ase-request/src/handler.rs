@@ -234,6 +234,7 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
     unsafe {
         ctx.state = State::Decided;
         ctx.verdict = Verdict::Monitor;
+        trace_verdict(r, ctx);
         (api.count_verdict)(Verdict::Monitor as u8, AseError::None as u8);
         if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
             return;
@@ -299,6 +300,7 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx
         };
         // Recorded before the request may end below (its log phase reads $ase_verdict).
         ctx.verdict = verdict;
+        trace_verdict(r, ctx);
         if let Some(api) = api() {
             (api.count_verdict)(verdict as u8, ctx.result.error() as u8);
         }
@@ -321,6 +323,16 @@ unsafe fn refuse(r: *mut ngx_http_request_t, status: u16) -> ngx_int_t {
     unsafe {
         nginx_sys::ngx_http_finalize_request(r, status as ngx_int_t);
         nginx_sys::NGX_DONE as ngx_int_t
+    }
+}
+
+/// The debug trace's line for the request's own verdict: the channel's `check` line says
+/// `verdict=fail` for an ASE error, as only the location knows `ase_fail_mode`. Written, as
+/// the channel's lines, only by an nginx built `--with-debug`.
+unsafe fn trace_verdict(r: *mut ngx_http_request_t, ctx: &Ctx) {
+    if ngx::log::DEBUG {
+        let cid = core::str::from_utf8(&ctx.correlation_id).unwrap_or("-");
+        ase_log!(nginx_sys::NGX_LOG_DEBUG, r, "ase: verdict={} cid={cid}", ctx.verdict.name());
     }
 }
 
