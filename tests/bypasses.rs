@@ -171,3 +171,37 @@ fn a_group_that_is_down_fails_closed_where_configured_even_through_error_page() 
     assert_eq!(log.matches(" 503 fail_closed").count(), 4, "{log}");
     assert!(a.records_of("request").is_empty(), "the default group was asked about another group's requests");
 }
+
+/// With `ase_request_after_access on` the check shares the precontent phase with `mirror`
+/// and `try_files`; it runs before them, so a blocked request sends no mirror copy either.
+#[test]
+fn a_blocked_request_sends_no_mirror_copy_in_either_phase() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {ase};
+    ase_request on;
+    ase_timeout 2s;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location /early/ {{ mirror /mirror; proxy_pass http://{b}; }}
+        location /late/ {{ ase_request_after_access on; mirror /mirror; proxy_pass http://{b}; }}
+        location = /mirror {{ internal; proxy_pass http://{b}/mirrored; }}
+    }}
+"#,
+        ase = double.url(),
+        b = backend.addr()
+    ));
+    double.deny("ip", "127.0.0.1");
+    assert_eq!(get(&n, "/early/x").status(), 403);
+    assert_eq!(get(&n, "/late/x").status(), 403);
+    double.allow("ip", "127.0.0.1");
+    assert_eq!(get(&n, "/late/ok").status(), 200);
+    ngx_ase_tests::wait_for("the allowed request's mirror copy", Duration::from_secs(5), || {
+        (backend.hits() >= 2).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let mut paths = backend.paths();
+    paths.sort();
+    assert_eq!(paths, vec!["/late/ok", "/mirrored"], "a blocked request reached a backend");
+}
