@@ -234,8 +234,11 @@ fn at_debug_each_verdict_has_its_line_and_no_secret_is_logged() {
     if nginx_has_debug() {
         for (path, verdict) in paths {
             let line = format!("ase: verdict={verdict} cid={}", cid_of(&n, path, paths.len()));
-            assert_eq!(log.matches(&format!("{line}\n")).count() + log.matches(&format!("{line},")).count(), 1,
-                "{path}: {line}");
+            assert_eq!(
+                log.matches(&format!("{line}\n")).count() + log.matches(&format!("{line},")).count(),
+                1,
+                "{path}: {line}"
+            );
         }
     }
     assert!(!log.contains(TOKEN), "the ASE token is in the error log");

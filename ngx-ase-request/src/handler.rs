@@ -136,9 +136,7 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
                 // Refused, then redirected (`error_page` on the block status) to a location that
                 // checks: refused again, as nginx's `deny` would be, not let through to its
                 // backend. Not checked again: once per main request.
-                State::Decided if ctx.refused_with != 0 && lc.mode() == RequestMode::On => {
-                    refuse(r, ctx.refused_with)
-                }
+                State::Decided if ctx.refused_with != 0 && lc.mode() == RequestMode::On => refuse(r, ctx.refused_with),
                 State::Decided => NGX_DECLINED as ngx_int_t,
             };
         }
@@ -245,9 +243,12 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
         if !MONITORED.try_take(ceiling) {
             static TOO_MANY: RateLimit = RateLimit::new(ONCE_A_MINUTE);
             if TOO_MANY.allow() {
-                ase_log!(nginx_sys::NGX_LOG_WARN, r,
+                ase_log!(
+                    nginx_sys::NGX_LOG_WARN,
+                    r,
                     "ase: {ceiling} monitored checks in flight (a quarter of worker_connections), the ASE is slow \
-                     or down: request metadata not sent to the ASE");
+                     or down: request metadata not sent to the ASE"
+                );
             }
             return;
         }

@@ -33,6 +33,12 @@ impl InFlight {
     }
 }
 
+impl Default for InFlight {
+    fn default() -> Self {
+        InFlight::new()
+    }
+}
+
 /// The most monitored checks a worker keeps in flight: a quarter of its connections
 /// (`worker_connections`), at least one.
 pub fn monitor_ceiling(worker_connections: usize) -> usize {
