@@ -205,3 +205,54 @@ fn a_blocked_request_sends_no_mirror_copy_in_either_phase() {
     paths.sort();
     assert_eq!(paths, vec!["/late/ok", "/mirrored"], "a blocked request reached a backend");
 }
+
+/// A request first reaches a location in `monitor` and is redirected to one with
+/// `ase_request on`: the enforcing location checks it for real (as it would a request from
+/// a location with `ase_request off`), so a client cannot route around the enforcement
+/// through a learning location.
+#[test]
+fn a_redirect_from_a_monitored_location_to_an_enforcing_one_is_enforced() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {ase};
+    ase_request on;
+    ase_response on;
+    ase_timeout 2s;
+    log_format ase '$uri $status $ase_verdict $ase_correlation_id';
+    access_log logs/ase.log ase;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location /learn/ {{ ase_request monitor; try_files /nonexistent @enforced; }}
+        location /learn-late/ {{ ase_request monitor; try_files /nonexistent @enforced-late; }}
+        location @enforced {{ proxy_pass http://{b}; }}
+        location @enforced-late {{ ase_request_after_access on; proxy_pass http://{b}; }}
+        location /learn-only/ {{ ase_request monitor; proxy_pass http://{b}; }}
+    }}
+"#,
+        ase = double.url(),
+        b = backend.addr()
+    ));
+    double.deny("ip", "127.0.0.1");
+    assert_eq!(get(&n, "/learn/x").status(), 403);
+    assert_eq!(get(&n, "/learn-late/x").status(), 403);
+    assert_eq!(get(&n, "/learn-only/x").status(), 200, "monitor alone never blocks");
+    assert_eq!(backend.paths(), vec!["/learn-only/x"], "a blocked client reached the backend");
+    // /learn/x: the monitored call, then the enforced one with its own correlation ID, which
+    // the log and the report carry.
+    let calls: Vec<String> = double
+        .records_of("request")
+        .iter()
+        .filter(|r| r["body"]["url"] == "/learn/x")
+        .map(|r| r["correlation_id"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_ne!(calls[0], calls[1]);
+    let log = n.log_lines("logs/ase.log", 3);
+    let line = log.iter().find(|l| l.starts_with("/learn/x ")).expect("/learn/x logged");
+    let cid = line.rsplit(' ').next().unwrap_or("").to_string();
+    assert!(line.starts_with("/learn/x 403 block ") && calls.contains(&cid), "{line} {calls:?}");
+    ngx_ase_tests::wait_for("the report of /learn/x", Duration::from_secs(10), || {
+        double.records_of("response").iter().any(|r| r["correlation_id"] == cid.as_str()).then_some(())
+    });
+}

@@ -129,6 +129,8 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
             return NGX_DECLINED as ngx_int_t;
         }
         let Some(lc) = Module::location_conf(&*r) else { return NGX_DECLINED as ngx_int_t };
+        let mode = lc.mode();
+        let here = mode != RequestMode::Off && lc.after_access() == late;
         if let Some(ctx) = find_ctx(r) {
             return match ctx.state {
                 State::Pending => NGX_AGAIN as ngx_int_t,
@@ -136,12 +138,20 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
                 // Refused, then redirected (`error_page` on the block status) to a location that
                 // checks: refused again, as nginx's `deny` would be, not let through to its
                 // backend. Not checked again: once per main request.
-                State::Decided if ctx.refused_with != 0 && lc.mode() == RequestMode::On => refuse(r, ctx.refused_with),
+                State::Decided if ctx.refused_with != 0 && mode == RequestMode::On => refuse(r, ctx.refused_with),
+                // Monitored first, then redirected to a location that enforces: checked for
+                // real here, as a request from a location with `ase_request off` would be (a
+                // new correlation ID: the report pairs with this check).
+                State::Decided if ctx.verdict == Verdict::Monitor && mode == RequestMode::On && here => {
+                    let Some(api) = api() else { return NGX_DECLINED as ngx_int_t };
+                    let ctx_ptr: *mut Ctx = ctx;
+                    ptr::write(ctx_ptr, Ctx::new(r));
+                    enforce(r, ctx_ptr, lc, api)
+                }
                 State::Decided => NGX_DECLINED as ngx_int_t,
             };
         }
-        let mode = lc.mode();
-        if mode == RequestMode::Off || lc.after_access() != late {
+        if !here {
             return NGX_DECLINED as ngx_int_t;
         }
         let Some(api) = api() else { return NGX_DECLINED as ngx_int_t };
@@ -150,26 +160,37 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
             return NGX_ERROR as ngx_int_t;
         }
         let ctx_ptr = (*cl).data as *mut Ctx;
-        ptr::write(
-            ctx_ptr,
-            Ctx {
-                r,
-                state: State::Pending,
-                handle: ptr::null_mut(),
-                in_start: false,
-                result: CheckResult::new(0, AseError::None, 0),
-                correlation_id: new_id(),
-                verdict: Verdict::Skip,
-                elapsed_ms: None,
-                refused_with: 0,
-            },
-        );
+        ptr::write(ctx_ptr, Ctx::new(r));
         (*cl).handler = Some(CLEANUP);
         if mode == RequestMode::Monitor {
             monitor(r, &mut *ctx_ptr, lc, api);
             return NGX_DECLINED as ngx_int_t;
         }
+        enforce(r, ctx_ptr, lc, api)
+    }
+}
 
+impl Ctx {
+    /// A check about to start, with a new correlation ID.
+    fn new(r: *mut ngx_http_request_t) -> Ctx {
+        Ctx {
+            r,
+            state: State::Pending,
+            handle: ptr::null_mut(),
+            in_start: false,
+            result: CheckResult::new(0, AseError::None, 0),
+            correlation_id: new_id(),
+            verdict: Verdict::Skip,
+            elapsed_ms: None,
+            refused_with: 0,
+        }
+    }
+}
+
+/// Starts the check the request waits for (`ase_request on`), or decides at once when the
+/// channel cannot take it or answers at once.
+unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, api: &ChannelApi) -> ngx_int_t {
+    unsafe {
         // Asked before anything is built: when the channel cannot take the check (breaker
         // open), it has counted it already, and the request takes the fail mode at once.
         if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
