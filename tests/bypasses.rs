@@ -256,3 +256,37 @@ fn a_redirect_from_a_monitored_location_to_an_enforcing_one_is_enforced() {
         double.records_of("response").iter().any(|r| r["correlation_id"] == cid.as_str()).then_some(())
     });
 }
+
+/// `limit_except` moves a request with another method into a block of its own (nginx
+/// merges it as a nested location): the check applies there too, in either phase.
+#[test]
+fn other_methods_under_limit_except_are_checked() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {ase};
+    ase_request on;
+    ase_timeout 2s;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location /early/ {{ limit_except GET {{ allow 127.0.0.1; deny all; }} proxy_pass http://{b}; }}
+        location /late/ {{
+            ase_request_after_access on;
+            limit_except GET {{ allow 127.0.0.1; deny all; }}
+            proxy_pass http://{b};
+        }}
+    }}
+"#,
+        ase = double.url(),
+        b = backend.addr()
+    ));
+    for path in ["/early/x", "/late/x"] {
+        assert_eq!(client().post(n.url(path)).body("a").send().expect("POST").status(), 200, "{path}");
+    }
+    double.deny("ip", "127.0.0.1");
+    for path in ["/early/y", "/late/y"] {
+        assert_eq!(client().post(n.url(path)).body("a").send().expect("POST").status(), 403, "{path}");
+    }
+    assert_eq!(backend.paths(), vec!["/early/x", "/late/x"], "a blocked POST reached the backend");
+    assert_eq!(double.records_of("request").len(), 4);
+}
