@@ -173,3 +173,88 @@ fn at_info_nothing_is_traced_and_debug_connection_traces_only_its_client() {
     );
     assert_eq!(lines.iter().filter(|l| l.starts_with("ase: check ")).count(), 1, "{lines:#?}");
 }
+
+/// The request module's own line gives each checked request's final verdict (the channel's
+/// says `fail` for an ASE error; the location's `ase_fail_mode` decides), with its
+/// correlation ID; and no line of the log, at debug, holds the ASE token or a value of the
+/// client's headers but nginx's own header lines.
+#[test]
+fn at_debug_each_verdict_has_its_line_and_no_secret_is_logged() {
+    const TOKEN: &str = "tok3n-never-in-logs-0123456789ab";
+    const BEARER: &str = "bearer-never-in-ase-lines-42";
+    let (mut double, backend) = (AseDouble::start(&["--token", TOKEN]), Backend::start());
+    let port = free_port();
+    let http = format!(
+        r#"
+    ase_server {ase};
+    ase_token_file ase.token;
+    ase_request on;
+    ase_response on;
+    ase_timeout 2s;
+    log_format cid '$request_uri $ase_verdict $ase_correlation_id';
+    access_log logs/cid.log cid;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://{backend}; }}
+        location /closed/ {{ ase_fail_mode closed; proxy_pass http://{backend}; }}
+        location /learn/ {{ ase_request monitor; proxy_pass http://{backend}; }}
+    }}
+"#,
+        ase = double.url(),
+        backend = backend.addr()
+    );
+    let mut n = Nginx::prepare(&config_with_http(&http));
+    let token = n.write_file("conf/ase.token", TOKEN);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    n.port = port;
+    n.launch();
+    let get = |path: &str| {
+        let auth = format!("Bearer {BEARER}");
+        let r = ngx_ase_tests::client().get(n.url(path)).header("Authorization", auth).send().expect("request");
+        r.status().as_u16()
+    };
+    double.deny("token", BEARER);
+    assert_eq!(get("/blocked"), 403);
+    assert_eq!(get("/learn/x"), 200);
+    double.allow("token", BEARER);
+    assert_eq!(get("/allowed"), 200);
+    double.wait_records("response", 3);
+    double.stop();
+    assert_eq!(get("/open"), 200);
+    assert_eq!(get("/closed/x"), 503);
+    let paths = [
+        ("/blocked", "block"),
+        ("/learn/x", "monitor"),
+        ("/allowed", "allow"),
+        ("/open", "fail_open"),
+        ("/closed/x", "fail_closed"),
+    ];
+    let log = n.error_log();
+    if nginx_has_debug() {
+        for (path, verdict) in paths {
+            let line = format!("ase: verdict={verdict} cid={}", cid_of(&n, path, paths.len()));
+            assert_eq!(
+                log.matches(&format!("{line}\n")).count() + log.matches(&format!("{line},")).count(),
+                1,
+                "{path}: {line}"
+            );
+        }
+    }
+    assert!(!log.contains(TOKEN), "the ASE token is in the error log");
+    // One entry per log call; nginx's dump of the request it sends upstream spans lines.
+    let mut entries: Vec<String> = Vec::new();
+    for line in log.lines() {
+        match entries.last_mut() {
+            Some(last) if !line.starts_with("20") => last.push_str(line),
+            _ => entries.push(line.to_string()),
+        }
+    }
+    for entry in entries.iter().filter(|e| e.contains(BEARER)) {
+        // nginx's own debug lines for the headers it reads and the ones it passes on.
+        assert!(
+            entry.contains(" http header: \"") || entry.contains(" http proxy header:"),
+            "a header value in a line that is not nginx's own header line: {entry}"
+        );
+    }
+}

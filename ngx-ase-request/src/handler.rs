@@ -39,6 +39,7 @@ use ngx_ase_shared::header_names::visible;
 use ngx_ase_shared::json::with_scratch;
 
 use crate::conf::{LocConf, PerRequestValue};
+use crate::in_flight::{monitor_ceiling, InFlight};
 use crate::payload::{build_into, http_version_name, RequestMeta};
 use crate::verdict::{decide, Complaint, Decision};
 use crate::Module;
@@ -65,6 +66,8 @@ pub struct Ctx {
     pub correlation_id: [u8; ID_LEN],
     pub verdict: Verdict,
     pub elapsed_ms: Option<u64>,
+    /// The status the request was answered with (block or fail closed), 0 if it went on.
+    refused_with: u16,
 }
 
 fn api() -> Option<&'static ChannelApi> {
@@ -126,16 +129,29 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
             return NGX_DECLINED as ngx_int_t;
         }
         let Some(lc) = Module::location_conf(&*r) else { return NGX_DECLINED as ngx_int_t };
+        let mode = lc.mode();
+        let here = mode != RequestMode::Off && lc.after_access() == late;
         if let Some(ctx) = find_ctx(r) {
             return match ctx.state {
                 State::Pending => NGX_AGAIN as ngx_int_t,
                 State::Answered => finish(r, ctx, lc),
-                // Already checked (internal redirect): once per main request.
+                // Refused, then redirected (`error_page` on the block status) to a location that
+                // checks: refused again, as nginx's `deny` would be, not let through to its
+                // backend. Not checked again: once per main request.
+                State::Decided if ctx.refused_with != 0 && mode == RequestMode::On => refuse(r, ctx.refused_with),
+                // Monitored first, then redirected to a location that enforces: checked for
+                // real here, as a request from a location with `ase_request off` would be (a
+                // new correlation ID: the report pairs with this check).
+                State::Decided if ctx.verdict == Verdict::Monitor && mode == RequestMode::On && here => {
+                    let Some(api) = api() else { return NGX_DECLINED as ngx_int_t };
+                    let ctx_ptr: *mut Ctx = ctx;
+                    ptr::write(ctx_ptr, Ctx::new(r));
+                    enforce(r, ctx_ptr, lc, api)
+                }
                 State::Decided => NGX_DECLINED as ngx_int_t,
             };
         }
-        let mode = lc.mode();
-        if mode == RequestMode::Off || lc.after_access() != late {
+        if !here {
             return NGX_DECLINED as ngx_int_t;
         }
         let Some(api) = api() else { return NGX_DECLINED as ngx_int_t };
@@ -144,25 +160,37 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
             return NGX_ERROR as ngx_int_t;
         }
         let ctx_ptr = (*cl).data as *mut Ctx;
-        ptr::write(
-            ctx_ptr,
-            Ctx {
-                r,
-                state: State::Pending,
-                handle: ptr::null_mut(),
-                in_start: false,
-                result: CheckResult::new(0, AseError::None, 0),
-                correlation_id: new_id(),
-                verdict: Verdict::Skip,
-                elapsed_ms: None,
-            },
-        );
+        ptr::write(ctx_ptr, Ctx::new(r));
         (*cl).handler = Some(CLEANUP);
         if mode == RequestMode::Monitor {
             monitor(r, &mut *ctx_ptr, lc, api);
             return NGX_DECLINED as ngx_int_t;
         }
+        enforce(r, ctx_ptr, lc, api)
+    }
+}
 
+impl Ctx {
+    /// A check about to start, with a new correlation ID.
+    fn new(r: *mut ngx_http_request_t) -> Ctx {
+        Ctx {
+            r,
+            state: State::Pending,
+            handle: ptr::null_mut(),
+            in_start: false,
+            result: CheckResult::new(0, AseError::None, 0),
+            correlation_id: new_id(),
+            verdict: Verdict::Skip,
+            elapsed_ms: None,
+            refused_with: 0,
+        }
+    }
+}
+
+/// Starts the check the request waits for (`ase_request on`), or decides at once when the
+/// channel cannot take it or answers at once.
+unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, api: &ChannelApi) -> ngx_int_t {
+    unsafe {
         // Asked before anything is built: when the channel cannot take the check (breaker
         // open), it has counted it already, and the request takes the fail mode at once.
         if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
@@ -225,8 +253,24 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
     unsafe {
         ctx.state = State::Decided;
         ctx.verdict = Verdict::Monitor;
+        trace_verdict(r, ctx);
         (api.count_verdict)(Verdict::Monitor as u8, AseError::None as u8);
         if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
+            return;
+        }
+        // Bounded (see `in_flight.rs`); the place is given back by `on_monitor_done`, which
+        // the channel calls exactly once, maybe inside `start_check`.
+        let ceiling = monitor_ceiling((*nginx_sys::ngx_cycle).connection_n);
+        if !MONITORED.try_take(ceiling) {
+            static TOO_MANY: RateLimit = RateLimit::new(ONCE_A_MINUTE);
+            if TOO_MANY.allow() {
+                ase_log!(
+                    nginx_sys::NGX_LOG_WARN,
+                    r,
+                    "ase: {ceiling} monitored checks in flight (a quarter of worker_connections), the ASE is slow \
+                     or down: request metadata not sent to the ASE"
+                );
+            }
             return;
         }
         // No handle is kept: nothing cancels a monitor check, and its callback needs no data.
@@ -235,8 +279,13 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
     }
 }
 
-/// A monitor check's outcome: nothing to do (the channel has counted it).
-unsafe extern "C" fn on_monitor_done(_data: *mut c_void, _result: CheckResult) {}
+/// Monitored checks in flight in this worker.
+static MONITORED: InFlight = InFlight::new();
+
+/// A monitor check's outcome: its place is free again (the channel has counted it).
+unsafe extern "C" fn on_monitor_done(_data: *mut c_void, _result: CheckResult) {
+    MONITORED.release();
+}
 
 /// The channel's answer (on the event loop): note it and, when it comes later, resume the
 /// request's phases from a posted event, outside the channel's task. Inside `start_check`
@@ -273,6 +322,7 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx
         };
         // Recorded before the request may end below (its log phase reads $ase_verdict).
         ctx.verdict = verdict;
+        trace_verdict(r, ctx);
         if let Some(api) = api() {
             (api.count_verdict)(verdict as u8, ctx.result.error() as u8);
         }
@@ -283,10 +333,28 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx
             // module's "no" and let an `allow` or `auth_basic` that says yes override it.
             // (`ctx` lives in the request's pool: not touched after this.)
             Decision::Finalize(status, _) => {
-                nginx_sys::ngx_http_finalize_request(r, status as ngx_int_t);
-                nginx_sys::NGX_DONE as ngx_int_t
+                ctx.refused_with = status;
+                refuse(r, status)
             }
         }
+    }
+}
+
+/// Answers the request with `status` now (nginx's `error_page` for it still applies).
+unsafe fn refuse(r: *mut ngx_http_request_t, status: u16) -> ngx_int_t {
+    unsafe {
+        nginx_sys::ngx_http_finalize_request(r, status as ngx_int_t);
+        nginx_sys::NGX_DONE as ngx_int_t
+    }
+}
+
+/// The debug trace's line for the request's own verdict: the channel's `check` line says
+/// `verdict=fail` for an ASE error, as only the location knows `ase_fail_mode`. Written, as
+/// the channel's lines, only by an nginx built `--with-debug`.
+unsafe fn trace_verdict(r: *mut ngx_http_request_t, ctx: &Ctx) {
+    if ngx::log::DEBUG {
+        let cid = core::str::from_utf8(&ctx.correlation_id).unwrap_or("-");
+        ase_log!(nginx_sys::NGX_LOG_DEBUG, r, "ase: verdict={} cid={cid}", ctx.verdict.name());
     }
 }
 

@@ -9,6 +9,7 @@ pub mod conf;
 mod directives;
 #[cfg(not(test))]
 mod handler;
+pub mod in_flight;
 #[cfg(not(test))]
 mod module;
 pub mod payload;
