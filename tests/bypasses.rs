@@ -133,6 +133,11 @@ fn monitored_checks_do_not_pile_up_while_the_ase_hangs() {
     });
     assert!(sent < 200, "{sent} monitored checks in flight at once");
     assert_eq!(n.error_log().matches("16 monitored checks in flight").count(), 1, "{}", n.error_log());
+    // And counted: every request was monitored, all but the 16 in flight went unsent.
+    let status: serde_json::Value =
+        ngx_ase_tests::client().get(n.url("/status")).send().and_then(|r| r.json()).expect("status JSON");
+    assert_eq!(status["verdicts"]["monitor"], 200, "{status}");
+    assert_eq!(status["monitor_skipped"], 200 - 16, "{status}");
     double.clear_fault();
 }
 

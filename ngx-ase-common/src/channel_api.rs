@@ -147,7 +147,9 @@ unsafe extern "C" fn count_verdict(verdict: u8, error: u8) {
 
 /// ABI v3: one more of an [`Event`]; a value this build does not know is ignored.
 unsafe extern "C" fn count_event(event: u8) {
-    if let Some(Event::PayloadTruncated) = Event::from_u8(event) {
-        bump(&counters().payload_truncated);
+    match Event::from_u8(event) {
+        Some(Event::PayloadTruncated) => bump(&counters().payload_truncated),
+        Some(Event::MonitorSkipped) => bump(&counters().monitor_skipped),
+        None => {}
     }
 }

@@ -69,6 +69,8 @@ pub struct Counters {
     pub reports_dropped_unavailable: AtomicU64,
     /// Request checks whose payload was cut short to `ase_request_max_size`.
     pub payload_truncated: AtomicU64,
+    /// Monitored requests whose metadata was not sent: too many monitored checks in flight.
+    pub monitor_skipped: AtomicU64,
     pub nodes: [NodeStats; MAX_NODES],
     pub groups: [GroupStats; MAX_GROUPS],
 }
@@ -106,6 +108,7 @@ impl Counters {
             reports_dropped_queue_full: Z,
             reports_dropped_unavailable: Z,
             payload_truncated: Z,
+            monitor_skipped: Z,
             nodes: [NODE; MAX_NODES],
             groups: [GROUP; MAX_GROUPS],
         }

@@ -262,6 +262,7 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
         // the channel calls exactly once, maybe inside `start_check`.
         let ceiling = monitor_ceiling((*nginx_sys::ngx_cycle).connection_n);
         if !MONITORED.try_take(ceiling) {
+            (api.count_event)(Event::MonitorSkipped as u8);
             static TOO_MANY: RateLimit = RateLimit::new(ONCE_A_MINUTE);
             if TOO_MANY.allow() {
                 ase_log!(

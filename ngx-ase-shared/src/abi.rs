@@ -208,10 +208,13 @@ pub enum Event {
     /// A request's metadata was larger than `ase_request_max_size`: the payload was sent cut
     /// short (headers left out, or the URL cut).
     PayloadTruncated = 0,
+    /// `ase_request monitor`: the worker already had its most monitored checks in flight (the
+    /// ASE is slow or down), so this request's metadata was not sent.
+    MonitorSkipped = 1,
 }
 
 impl Event {
-    pub const ALL: [Event; 1] = [Event::PayloadTruncated];
+    pub const ALL: [Event; 2] = [Event::PayloadTruncated, Event::MonitorSkipped];
 
     /// The event a `u8` from the other side of the ABI names, if it is one.
     pub fn from_u8(v: u8) -> Option<Event> {

@@ -94,7 +94,7 @@ pub fn to_json(p: &PageInput<'_>) -> String {
         s,
         "}},\"breaker\":\"{}\",\"breaker_trips\":{},\"connections_new\":{},\"connections_reused\":{},\
          \"reports_sent\":{},\"reports_dropped_queue_full\":{},\"reports_dropped_unavailable\":{},\
-         \"payload_truncated\":{},\"nodes\":[",
+         \"payload_truncated\":{},\"monitor_skipped\":{},\"nodes\":[",
         breaker(p.groups.first().is_some_and(|g| g.breaker_open)),
         get(&c.breaker_trips),
         get(&c.connections_new),
@@ -102,7 +102,8 @@ pub fn to_json(p: &PageInput<'_>) -> String {
         get(&c.reports_sent),
         get(&c.reports_dropped_queue_full),
         get(&c.reports_dropped_unavailable),
-        get(&c.payload_truncated)
+        get(&c.payload_truncated),
+        get(&c.monitor_skipped)
     );
     for (i, n) in p.nodes.iter().enumerate() {
         if i > 0 {
@@ -268,6 +269,12 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
         "counter",
         "Request checks whose metadata was larger than ase_request_max_size and was sent cut short.",
         one(get(&c.payload_truncated)),
+    );
+    family(
+        "nginx_ase_monitor_skipped_total",
+        "counter",
+        "Monitored requests whose metadata was not sent: the worker had its most monitored checks in flight.",
+        one(get(&c.monitor_skipped)),
     );
     let node_label = |n: &NodeView<'_>| {
         format!("node=\"{}\",{}", n.name.replace('\\', "\\\\").replace('"', "\\\""), group_label(n.group))
