@@ -32,6 +32,20 @@ def strip_or_fail(path: str, cur: bytes, edits) -> Tuple[bytes, List[str]]:
                    "'end' marker there by hand (or restore a backup), then run the same command again") from None
 
 
+def without_our_lines(m: dict):
+    """A file the install changed, as it is now and with ngx-ase's lines taken out (warning
+    about lines already taken out by hand and about the operator's own edits)."""
+    cur = read(m["path"])
+    if cur is None:
+        raise Fail(f"{m['path']} (changed by the install) is gone; restore it from a backup")
+    base, notes = strip_or_fail(m["path"], cur, m["insertions"])
+    for n in notes:
+        warn(f"{m['path']}: the lines '{n}' were already taken out by hand")
+    if sha256(base) != m["original_sha256"]:
+        warn(f"{m['path']} was edited since the install; only ngx-ase's lines are taken out")
+    return cur, base
+
+
 def base_view(state: Optional[dict], others: List[dict]) -> Tuple[Dict[str, Optional[bytes]], Dict[str, bytes]]:
     """The overlay that takes our insertions out and hides the files ngx-ase created (ours and
     those of another main file's install), and the current content of each stripped file."""
@@ -43,14 +57,7 @@ def base_view(state: Optional[dict], others: List[dict]) -> Tuple[Dict[str, Opti
     if not state:
         return overlay, current
     for m in state["modified"]:
-        cur = read(m["path"])
-        if cur is None:
-            raise Fail(f"{m['path']} (changed by the install) is gone; restore it from a backup")
-        base, notes = strip_or_fail(m["path"], cur, m["insertions"])
-        for n in notes:
-            warn(f"{m['path']}: the lines '{n}' were already taken out by hand")
-        if sha256(base) != m["original_sha256"]:
-            warn(f"{m['path']} was edited since the install; only ngx-ase's lines are taken out")
+        cur, base = without_our_lines(m)
         overlay[os.path.realpath(m["path"])] = base
         current[os.path.realpath(m["path"])] = cur
     for c in state["created"]:
@@ -204,14 +211,7 @@ def plan_uninstall_steps(state: dict, others: List[dict]):
     others_own = owned_paths(others)
     targets = []
     for m in state["modified"]:
-        cur = read(m["path"])
-        if cur is None:
-            raise Fail(f"{m['path']} (changed by the install) is gone; restore it from a backup")
-        base, notes = strip_or_fail(m["path"], cur, m["insertions"])
-        for n in notes:
-            warn(f"{m['path']}: the lines '{n}' were already taken out by hand")
-        if sha256(base) != m["original_sha256"]:
-            warn(f"{m['path']} was edited since the install; only ngx-ase's lines are taken out")
+        cur, _ = without_our_lines(m)
         t, _ = unstaged_file(m["path"], cur, m["insertions"])
         targets += t
     for c in state["created"]:
