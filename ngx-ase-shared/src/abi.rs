@@ -69,10 +69,13 @@ pub enum AseError {
     Internal = 7,
     /// The channel could not take the call (e.g. the worker is shutting down).
     NotStarted = 8,
+    /// A 503 that is not the ASE's own unknown-API / unknown-hostname answer (e.g. a load
+    /// balancer in front of the ASE whose nodes are gone): an ASE error, not "continue".
+    Bad503 = 9,
 }
 
 impl AseError {
-    pub const ALL: [AseError; 9] = [
+    pub const ALL: [AseError; 10] = [
         AseError::None,
         AseError::Timeout,
         AseError::Refused,
@@ -82,6 +85,7 @@ impl AseError {
         AseError::Unavailable,
         AseError::Internal,
         AseError::NotStarted,
+        AseError::Bad503,
     ];
 
     /// The error a `u8` from the other side of the ABI names; an unknown value is `Internal`.
@@ -100,6 +104,7 @@ impl AseError {
             AseError::Unavailable => "unavailable",
             AseError::Internal => "internal",
             AseError::NotStarted => "not_started",
+            AseError::Bad503 => "bad_503",
         }
     }
 }

@@ -480,7 +480,15 @@ impl<D> Engine<D> {
         c.probe = probe;
         c.attempt_started = now;
         c.connect_deadline = None;
-        if let Some(conn) = self.idle[node].pop() {
+        while let Some(conn) = self.idle[node].pop() {
+            if io.pending(conn) {
+                // Something arrived on it since its last answer (an ASE or a middlebox
+                // writing what nobody asked for, or its close), and its readiness event, if
+                // any, has not run yet: what is there must not be read as this call's
+                // answer. Never reused; the next idle one, or a new connection.
+                self.close_conn(conn, io);
+                continue;
+            }
             bump(&counters().connections_reused);
             if self.calls[slot].trace {
                 io.trace(
@@ -660,8 +668,17 @@ impl<D> Engine<D> {
             inject_panic(&cs.buf[..cs.filled]);
             match answer::parse(&cs.buf[..cs.filled], eof) {
                 answer::Parsed::Done { status, len, keep_alive } => {
-                    let reusable = keep_alive && !eof && len == cs.filled;
+                    let reusable = keep_alive && !eof && len == cs.filled && self.drained(conn, io);
                     return self.answered(conn, status, reusable, io);
+                }
+                answer::Parsed::Foreign503 { len, keep_alive } => {
+                    // Not the ASE's unknown-API answer: an ASE error, charged to the node
+                    // like a 502. The connection carried a whole answer and may be kept.
+                    let reusable = keep_alive && !eof && len == cs.filled && self.drained(conn, io);
+                    self.calls[self.conns[conn].call].conn = None;
+                    let slot = self.conns[conn].call;
+                    self.give_back(conn, reusable, io);
+                    return self.attempt_failed(slot, AseError::Bad503, io);
                 }
                 answer::Parsed::Bad => return self.exchange_failed(conn, AseError::BadAnswer, io),
                 // The connection ended before a whole answer.
@@ -786,6 +803,18 @@ impl<D> Engine<D> {
         cs.written = 0;
         pool.push(conn);
         io.set_idle(conn, true);
+    }
+
+    /// Whether nothing is left to read on `conn` once its answer was read whole. nginx's
+    /// epoll is edge-triggered: a read that filled the buffer exactly leaves the readiness
+    /// flag set, and no new event comes for bytes already there, so what followed the answer
+    /// (an extra answer nobody asked for) would be read by the next call on this connection
+    /// as its own. One more read must say `WouldBlock`; anything else (bytes, the end, an
+    /// error) and the connection is not kept. In nginx this read costs no system call when
+    /// the last one already emptied the socket (the readiness flag is then clear).
+    fn drained(&mut self, conn: ConnId, io: &mut impl Io) -> bool {
+        let mut scratch = [0u8; 1];
+        io.recv(conn, &mut scratch) == Xfer::WouldBlock
     }
 
     /// An idle connection became readable: the ASE closed it (or sent what nobody asked
