@@ -12,7 +12,7 @@
 //! - A call has one deadline, `ase_timeout` from its start. A failover attempt does not
 //!   start with less than `ase_connect_timeout` left.
 //! - A node is charged with a failure only for what it did: refused, reset, a bad answer,
-//!   a 5xx other than 503, a connect that took longer than `ase_connect_timeout`, or no
+//!   a 5xx other than the ASE's own unknown-API 503, a connect that took longer than `ase_connect_timeout`, or no
 //!   answer within a whole `ase_timeout` of its own. A timeout that came because earlier
 //!   attempts used up the call's time is not the node's failure.
 //! - Only request checks change a node's health. Response reports go to nodes that are up,
