@@ -28,14 +28,15 @@ impl Haproxy {
         let bin = bin.expect("haproxy not found: install the Debian package haproxy (scripts/test.sh does)");
         let dir = tempfile::Builder::new().prefix("haproxy-").tempdir().expect("tempdir");
         let port = free_port();
-        // No retries and no health checks: a refused connection to the node is a 503 at
-        // once, the answer of an HAProxy whose servers are all gone.
+        // No retries, no health checks and a new connection to the node per request: a
+        // refused connection is a 503 at once, the answer of an HAProxy whose servers are
+        // all gone.
         let cfg = format!(
             "global\n    maxconn 256\n\
              defaults\n    mode http\n    retries 0\n    option http-keep-alive\n\
              \x20   timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\
              frontend ase\n    bind 127.0.0.1:{port}\n    default_backend nodes\n\
-             backend nodes\n    server ase1 {server}\n"
+             backend nodes\n    http-reuse never\n    server ase1 {server}\n"
         );
         let path = dir.path().join("haproxy.cfg");
         std::fs::write(&path, cfg).expect("write haproxy.cfg");
@@ -120,6 +121,14 @@ fn a_503_from_a_load_balancer_in_front_of_the_ase_is_an_ase_error() {
     let mut double = AseDouble::start(&["--keepalive", "--apis", api.to_str().expect("utf-8 path")]);
     let lb = Haproxy::start(&double.data);
     let n = start_nginx(&format!("{} max_fails=2 fail_timeout=60s", lb.url()), &backend);
+
+    // The double answers an unknown API as the ASE does: 503, plain text, that text only.
+    let meta = json!({"source_ip": "10.0.0.1", "source_port": 1, "method": "GET", "url": "/other",
+        "http_version": "1.1", "headers": [{"host": "x"}]});
+    let own = client().post(format!("http://{}/ase/request", double.data)).json(&meta).send().expect("the double");
+    assert_eq!(own.status().as_u16(), 503);
+    assert_eq!(own.headers()["content-type"], "text/plain");
+    assert_eq!(own.text().expect("body"), "Error: Unknown API");
 
     // The double up behind HAProxy: an API the ASE does not know passes, even failing
     // closed, as the ASE's unknown-API answer says; a known one is checked.
