@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from harness import CheckCase, Certs, ase_check
+from harness import TOKEN, CheckCase, Certs, ase_check
 
 ALL_OK = {"reach": "ok", "token": "ok", "keepalive": "ok", "unknown_api": "ok", "malformed": "ok", "latency": "ok"}
 
@@ -93,6 +93,18 @@ class FromNginxConf(CheckCase):
         self.assertVerdicts(r, {**ALL_OK, "tls": "warn"}, 0)
         self.assertEqual((r.report["settings"]["timeout_ms"], r.report["settings"]["timeout_source"]),
                          (500, "the default"))
+
+    def test_an_inline_token_is_used_and_never_shown(self):
+        conf = self.conf(f"""
+    ase_server http://127.0.0.1:{self.plain.port};
+    ase_token "{TOKEN}";""", "inline.conf")
+        r = ase_check("--conf", conf, "-n", "2", "--rate", "1000")
+        self.assertVerdicts(r, ALL_OK, 0)
+        self.assertIn("ase_token in ", r.report["nodes"][0]["token"])
+        self.assertNotIn(TOKEN, r.out + r.err)
+        r = ase_check("--conf", conf, "-n", "2", "--rate", "1000", json_out=False)
+        self.assertEqual(r.rc, 0, r)
+        self.assertNotIn(TOKEN, r.out + r.err)
 
     def test_urls_on_the_command_line_are_added(self):
         conf = self.conf(f"""
