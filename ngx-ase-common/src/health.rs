@@ -1,5 +1,6 @@
-//! Which ASE node a call goes to: failover in order (backups only while every primary is
-//! down), `max_fails`/`fail_timeout` as nginx upstreams define them, and a circuit breaker
+//! Which ASE node a call goes to: the primaries share the calls by nginx's smooth weighted
+//! round robin (`weight=N`), backups only while every primary is down, failover to the
+//! next node within a call, `max_fails`/`fail_timeout` as nginx upstreams define them, and a circuit breaker
 //! that lets one probe at a time test a node whose down time has passed. Safe Rust; time is
 //! passed in (milliseconds) so the tests drive it.
 //!
@@ -52,6 +53,8 @@ pub struct NodePolicy {
     pub backup: bool,
     pub max_fails: u32,
     pub fail_timeout_ms: u64,
+    /// Its share of the calls among the nodes of its role (`weight=N`, at least 1).
+    pub weight: u32,
 }
 
 /// What happened to the node's health with an outcome, for one log line per change.
@@ -76,6 +79,8 @@ pub struct Nodes {
     /// Whether a node is in use: a `resolve` server's slot without an address (or whose
     /// address vanished from the DNS) takes no call.
     active: Vec<bool>,
+    /// Per node: the smooth weighted round robin's current weight.
+    current_weight: Vec<i64>,
 }
 
 /// The result of `pick`.
@@ -105,7 +110,8 @@ impl Nodes {
         let breaker_open = vec![false; groups.len()];
         let (blind_since, blind_untaken) = (vec![None; groups.len()], vec![0; groups.len()]);
         let active = vec![true; policies.len()];
-        Nodes { policies, health, groups, breaker_open, blind_since, blind_untaken, active }
+        let current_weight = vec![0; policies.len()];
+        Nodes { policies, health, groups, breaker_open, blind_since, blind_untaken, active, current_weight }
     }
 
     pub fn is_active(&self, i: usize) -> bool {
@@ -210,18 +216,46 @@ impl Nodes {
         Err(self.trip(g, now))
     }
 
-    /// The node a response report goes to: one that is up (primaries first, backups while
-    /// no primary is up), never one that is down or being probed. Reports never change a
-    /// node's health, so they never test one.
-    pub fn pick_settled(&self, g: usize, tried: u64) -> Option<usize> {
+    /// Whether group `g` has a node a response report may go to.
+    pub fn has_settled(&self, g: usize) -> bool {
+        self.settled_candidates(g, 0) != 0
+    }
+
+    /// The node a response report goes to: one that is up (the primaries in turn, backups
+    /// while no primary is up), never one that is down or being probed. Reports never
+    /// change a node's health, so they never test one.
+    pub fn pick_settled(&mut self, g: usize, tried: u64) -> Option<usize> {
+        let candidates = self.settled_candidates(g, tried);
+        self.round_robin(candidates)
+    }
+
+    /// The nodes `pick_settled` chooses among, as a bit per node.
+    fn settled_candidates(&self, g: usize, tried: u64) -> u64 {
         let up = |i: usize| self.active[i] && self.health[i].down_until == 0 && !self.health[i].probing;
-        let primary = self.group(g).find(|&i| !self.policies[i].backup && up(i));
-        let any_primary_up = primary.is_some();
-        let usable = |i: usize| !is_tried(tried, i) && up(i) && (!self.policies[i].backup || !any_primary_up);
+        let any_primary_up = self.group(g).any(|i| !self.policies[i].backup && up(i));
+        let want_backup = !any_primary_up;
         self.group(g)
-            .filter(|&i| !self.policies[i].backup)
-            .find(|&i| usable(i))
-            .or_else(|| self.group(g).filter(|&i| self.policies[i].backup).find(|&i| usable(i)))
+            .filter(|&i| self.policies[i].backup == want_backup && !is_tried(tried, i) && up(i))
+            .fold(0, with_tried)
+    }
+
+    /// nginx's smooth weighted round robin among `candidates` (a bit per node): each gains
+    /// its weight, the one furthest ahead is chosen and pays back the total, so calls are
+    /// spread in proportion to the weights and evenly interleaved.
+    fn round_robin(&mut self, candidates: u64) -> Option<usize> {
+        let mut total: i64 = 0;
+        let mut best: Option<usize> = None;
+        for i in (0..self.policies.len().min(MAX_NODES)).filter(|&i| is_tried(candidates, i)) {
+            let w = i64::from(self.policies[i].weight.max(1));
+            self.current_weight[i] = self.current_weight[i].saturating_add(w);
+            total = total.saturating_add(w);
+            if best.is_none_or(|b| self.current_weight[i] > self.current_weight[b]) {
+                best = Some(i);
+            }
+        }
+        let b = best?;
+        self.current_weight[b] = self.current_weight[b].saturating_sub(total);
+        Some(b)
     }
 
     /// Chooses a node of group `g` for a check, skipping `tried` (a bit per node this call
@@ -232,15 +266,18 @@ impl Nodes {
             if want_backup && self.any_primary_usable(g, now, tried) {
                 break;
             }
-            // A node that is up.
-            let up = self.group(g).find(|&i| {
-                self.policies[i].backup == want_backup
-                    && self.active[i]
-                    && !is_tried(tried, i)
-                    && self.health[i].down_until == 0
-                    && !self.health[i].probing
-            });
-            if let Some(index) = up {
+            // A node that is up, in turn.
+            let up = self
+                .group(g)
+                .filter(|&i| {
+                    self.policies[i].backup == want_backup
+                        && self.active[i]
+                        && !is_tried(tried, i)
+                        && self.health[i].down_until == 0
+                        && !self.health[i].probing
+                })
+                .fold(0, with_tried);
+            if let Some(index) = self.round_robin(up) {
                 self.close_breaker(g, now);
                 return Pick::Node { index, probe: false };
             }
@@ -341,7 +378,65 @@ mod tests {
     use super::*;
 
     fn policy(backup: bool, max_fails: u32) -> NodePolicy {
-        NodePolicy { backup, max_fails, fail_timeout_ms: 10_000 }
+        NodePolicy { backup, max_fails, fail_timeout_ms: 10_000, weight: 1 }
+    }
+
+    fn weighted(backup: bool, weight: u32) -> NodePolicy {
+        NodePolicy { weight, ..policy(backup, 1) }
+    }
+
+    fn picks(n: &mut Nodes, count: usize) -> Vec<usize> {
+        (0..count)
+            .map(|_| match n.pick(0, 1, 0) {
+                Pick::Node { index, .. } => index,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// The primaries take turns (nginx's round robin), never a backup while one is up.
+    #[test]
+    fn primaries_take_turns() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(false, 1), policy(false, 1), policy(true, 1)]);
+        assert_eq!(picks(&mut n, 6), [0, 1, 2, 0, 1, 2]);
+        n.failed(1, 1);
+        assert_eq!(picks(&mut n, 4), [0, 2, 0, 2], "the others share a down node's calls");
+        n.failed(0, 1);
+        n.failed(2, 1);
+        assert_eq!(picks(&mut n, 2), [3, 3], "the backup only once every primary is down");
+    }
+
+    /// `weight=N`: shares in proportion, interleaved as nginx's smooth round robin does.
+    #[test]
+    fn weights_share_in_proportion_and_interleave() {
+        let mut n = Nodes::new(vec![weighted(false, 5), weighted(false, 1), weighted(false, 1)]);
+        assert_eq!(picks(&mut n, 7), [0, 0, 1, 0, 2, 0, 0], "nginx's sequence for 5, 1, 1");
+        let mut n = Nodes::new(vec![weighted(false, 3), weighted(false, 1)]);
+        let p = picks(&mut n, 400);
+        assert_eq!((p.iter().filter(|&&i| i == 0).count(), p.iter().filter(|&&i| i == 1).count()), (300, 100));
+    }
+
+    /// Failover within a call skips the nodes it tried, whoever's turn it is.
+    #[test]
+    fn failover_within_a_call_skips_what_it_tried() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(false, 1)]);
+        assert_eq!(n.pick(0, 0, 1 << 0), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(0, 0, 1 << 1), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick(0, 0, 0b11), Pick::Exhausted);
+    }
+
+    /// Reports take turns over the nodes that are up as well.
+    #[test]
+    fn reports_take_turns_over_nodes_that_are_up() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(false, 1), policy(true, 1)]);
+        let r: Vec<_> = (0..4).map(|_| n.pick_settled(0, 0)).collect();
+        assert_eq!(r, [Some(0), Some(1), Some(0), Some(1)]);
+        n.failed(0, 0);
+        n.failed(1, 0);
+        assert_eq!(n.pick_settled(0, 0), Some(2));
+        n.failed(2, 0);
+        assert!(!n.has_settled(0));
+        assert_eq!(n.pick_settled(0, 0), None);
     }
 
     #[test]
@@ -456,8 +551,10 @@ mod tests {
     /// A huge `fail_timeout` does not wrap: the node stays down.
     #[test]
     fn a_huge_fail_timeout_does_not_wrap() {
-        let mut n =
-            Nodes::new(vec![NodePolicy { backup: false, max_fails: 1, fail_timeout_ms: u64::MAX }, policy(true, 1)]);
+        let mut n = Nodes::new(vec![
+            NodePolicy { backup: false, max_fails: 1, fail_timeout_ms: u64::MAX, weight: 1 },
+            policy(true, 1),
+        ]);
         n.failed(0, 5);
         assert!(n.is_down(0, u64::MAX - 1));
         assert_eq!(n.pick(0, 1_000_000, 0), Pick::Node { index: 1, probe: false });

@@ -299,7 +299,7 @@ impl<D> Engine<D> {
     }
 
     fn report_admission(&self, group: usize) -> Admission {
-        if self.nodes.pick_settled(group, 0).is_none() {
+        if !self.nodes.has_settled(group) {
             Admission::Unavailable
         } else if self.reports_in_flight >= self.response_queue {
             Admission::QueueFull

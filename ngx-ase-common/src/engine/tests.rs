@@ -389,7 +389,7 @@ fn node(name: &str, backup: bool, max_fails: u32) -> NodeSpec {
     NodeSpec {
         display: format!("http://{name}"),
         authority: name.to_string(),
-        policy: NodePolicy { backup, max_fails, fail_timeout_ms: FAIL_TIMEOUT },
+        policy: NodePolicy { backup, max_fails, fail_timeout_ms: FAIL_TIMEOUT, weight: 1 },
         active: true,
     }
 }
