@@ -40,7 +40,8 @@ use ngx_ase_shared::json::with_scratch;
 
 use crate::conf::{LocConf, PerRequestValue};
 use crate::in_flight::{monitor_ceiling, InFlight};
-use crate::payload::{build_into, http_version_name, RequestMeta};
+use crate::payload::{build_into, http_version_name, Fit, RequestMeta};
+use crate::routed;
 use crate::verdict::{decide, Complaint, Decision};
 use crate::Module;
 
@@ -238,11 +239,29 @@ unsafe fn send_metadata(
 ) -> *mut c_void {
     unsafe {
         let meta = request_meta(r, lc);
-        with_scratch(|body| {
-            if build_into(body, &meta, lc.max_size) {
+        with_scratch(|body| match build_into(body, &meta, lc.max_size) {
+            Fit::Whole => (api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data),
+            Fit::Cut => {
                 (api.count_event)(Event::PayloadTruncated as u8);
+                (api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data)
             }
-            (api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data)
+            // Never cut from the identity: not sent, and decided as an ASE error (the fail
+            // mode), through `done` as a channel that cannot take the call would.
+            Fit::IdentityTooLarge => {
+                (api.count_event)(Event::IdentityTooLarge as u8);
+                static TOO_LARGE: RateLimit = RateLimit::new(ONCE_A_MINUTE);
+                if TOO_LARGE.allow() {
+                    ase_log!(
+                        nginx_sys::NGX_LOG_WARN,
+                        r,
+                        "ase: the request's identity (its fields, host and identity headers) does not fit in \
+                         ase_request_max_size ({} bytes): not sent to the ASE, ase_fail_mode applies",
+                        lc.max_size
+                    );
+                }
+                done(data, CheckResult::new(0, AseError::NotStarted, 0));
+                ptr::null_mut()
+            }
         })
     }
 }
@@ -430,9 +449,11 @@ unsafe fn request_meta<'a>(
             source_ip: (*c).addr_text.as_bytes(),
             source_port: nginx_sys::ngx_inet_get_port((*c).sockaddr) as u16,
             method: (*r).method_name.as_bytes(),
-            url: (*r).unparsed_uri.as_bytes(),
+            url: routed::url(r),
             http_version: http_version_name((*r).http_version),
+            host: routed::host(r, lc.hidden()),
             headers,
+            identity: lc.identity(),
             username,
             client_id,
         }
