@@ -282,10 +282,15 @@ where
         }
         let mut taken = 0;
         for (name, value) in self.headers.clone() {
-            let kept = match self.line(name) {
-                Line::Host => false,
-                Line::Identity => true,
-                Line::Other => keep.admits(|| entry_len(name, value), &mut taken),
+            let kept = if keep == Keep::ALL {
+                // The usual case: only `Host` lines are told apart, the rest all go.
+                self.host.is_none() || !name.eq_ignore_ascii_case(b"host")
+            } else {
+                match self.line(name) {
+                    Line::Host => false,
+                    Line::Identity => true,
+                    Line::Other => keep.admits(|| entry_len(name, value), &mut taken),
+                }
             };
             if kept {
                 entry(out, name, value);
