@@ -13,7 +13,8 @@
 //! reused per-thread buffer (`with_scratch`), which the channel copies.
 //!
 //! The payload is held to `ase_request_max_size` (`payload.rs` says what is left out); a
-//! payload cut short is counted (ABI v3's `count_event`) and the check goes on as usual.
+//! payload cut short is counted (ABI v3's `count_event`) and the check goes on as usual. One
+//! whose identity alone does not fit is not sent: counted, and an ASE error (the fail mode).
 //!
 //! `ase_request monitor`: the check is started as with `on`, but with a callback that
 //! ignores its outcome and no pointer to the request: the request is decided (`monitor`) at
