@@ -65,11 +65,17 @@ pub struct Ctx {
     /// finishes the request itself, so it must not post the write event.
     in_start: bool,
     result: CheckResult,
-    pub correlation_id: [u8; ID_LEN],
+    correlation_id: [u8; ID_LEN],
     pub verdict: Verdict,
     pub elapsed_ms: Option<u64>,
     /// The status the request was answered with (block or fail closed), 0 if it went on.
     refused_with: u16,
+    /// The group (`ase_pass`, as the channel numbers them) of the location that decided.
+    group: u32,
+    /// The correlation ID of the latest check whose metadata went to the channel: what
+    /// `$ase_correlation_id` gives and the response report carries. `None` while nothing was
+    /// sent (breaker open, monitor ceiling reached): the ASE could pair no report with it.
+    pub sent_id: Option<[u8; ID_LEN]>,
 }
 
 fn api() -> Option<&'static ChannelApi> {
@@ -141,15 +147,20 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
                 // checks: refused again, as nginx's `deny` would be, not let through to its
                 // backend. Not checked again: once per main request.
                 State::Decided if ctx.refused_with != 0 && mode == RequestMode::On => refuse(r, ctx.refused_with),
-                // Monitored first, then redirected to a location that enforces: checked for
-                // real here, as a request from a location with `ase_request off` would be (a
+                // Where the request ends up decides: redirected into a location that enforces,
+                // a request that was only monitored, that failed open, or that another group
+                // allowed is checked here, in this location's group and with its fail mode (a
                 // new correlation ID: the report pairs with this check).
-                State::Decided if ctx.verdict == Verdict::Monitor && mode == RequestMode::On && here => {
-                    let Some(api) = api() else { return NGX_DECLINED as ngx_int_t };
-                    let ctx_ptr: *mut Ctx = ctx;
-                    ptr::write(ctx_ptr, Ctx::new(r));
-                    enforce(r, ctx_ptr, lc, api)
-                }
+                State::Decided if mode == RequestMode::On && here => match api() {
+                    Some(api) if needs_check_here(ctx, r, api) => {
+                        let ctx_ptr: *mut Ctx = ctx;
+                        let sent_id = ctx.sent_id;
+                        ptr::write(ctx_ptr, Ctx::new(r));
+                        (*ctx_ptr).sent_id = sent_id;
+                        enforce(r, ctx_ptr, lc, api)
+                    }
+                    _ => NGX_DECLINED as ngx_int_t,
+                },
                 State::Decided => NGX_DECLINED as ngx_int_t,
             };
         }
@@ -172,6 +183,19 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
     }
 }
 
+/// A request decided elsewhere and redirected into a location that enforces: does that
+/// verdict stand here? Only the ASE's own answer from this location's group does: a monitor
+/// verdict or a fail-open is no answer, and another group's allow speaks for another cluster.
+unsafe fn needs_check_here(ctx: &Ctx, r: *mut ngx_http_request_t, api: &ChannelApi) -> bool {
+    unsafe {
+        match ctx.verdict {
+            Verdict::Monitor | Verdict::FailOpen => true,
+            Verdict::Allow => (api.group_of)(r.cast()) != ctx.group,
+            Verdict::Block | Verdict::FailClosed | Verdict::Skip => false,
+        }
+    }
+}
+
 impl Ctx {
     /// A check about to start, with a new correlation ID.
     fn new(r: *mut ngx_http_request_t) -> Ctx {
@@ -185,6 +209,8 @@ impl Ctx {
             verdict: Verdict::Skip,
             elapsed_ms: None,
             refused_with: 0,
+            group: u32::MAX,
+            sent_id: None,
         }
     }
 }
@@ -193,6 +219,7 @@ impl Ctx {
 /// channel cannot take it or answers at once.
 unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, api: &ChannelApi) -> ngx_int_t {
     unsafe {
+        (*ctx_ptr).group = (api.group_of)(r.cast());
         // Asked before anything is built: when the channel cannot take the check (breaker
         // open), it has counted it already, and the request takes the fail mode at once.
         if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
@@ -206,6 +233,7 @@ unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, a
         // through `ctx_ptr`, so no reference to it is held across the call.
         (*ctx_ptr).in_start = true;
         let cid = (*ctx_ptr).correlation_id;
+        (*ctx_ptr).sent_id = Some(cid);
         let handle = send_metadata(r, lc, api, &cid, on_done, ctx_ptr.cast());
         let ctx = &mut *ctx_ptr;
         ctx.in_start = false;
@@ -273,9 +301,10 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
     unsafe {
         ctx.state = State::Decided;
         ctx.verdict = Verdict::Monitor;
-        trace_verdict(r, ctx);
+        ctx.group = (api.group_of)(r.cast());
         (api.count_verdict)(Verdict::Monitor as u8, AseError::None as u8);
         if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
+            trace_verdict(r, ctx);
             return;
         }
         // Bounded (see `in_flight.rs`); the place is given back by `on_monitor_done`, which
@@ -283,6 +312,7 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
         let ceiling = monitor_ceiling((*nginx_sys::ngx_cycle).connection_n);
         if !MONITORED.try_take(ceiling) {
             (api.count_event)(Event::MonitorSkipped as u8);
+            trace_verdict(r, ctx);
             static TOO_MANY: RateLimit = RateLimit::new(ONCE_A_MINUTE);
             if TOO_MANY.allow() {
                 ase_log!(
@@ -296,6 +326,8 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
         }
         // No handle is kept: nothing cancels a monitor check, and its callback needs no data.
         let cid = ctx.correlation_id;
+        ctx.sent_id = Some(cid);
+        trace_verdict(r, ctx);
         send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut());
     }
 }
@@ -374,7 +406,8 @@ unsafe fn refuse(r: *mut ngx_http_request_t, status: u16) -> ngx_int_t {
 /// the channel's lines, only by an nginx built `--with-debug`.
 unsafe fn trace_verdict(r: *mut ngx_http_request_t, ctx: &Ctx) {
     if ngx::log::DEBUG {
-        let cid = core::str::from_utf8(&ctx.correlation_id).unwrap_or("-");
+        // The ID the access log's `$ase_correlation_id` shows: `-` when nothing was sent.
+        let cid = ctx.sent_id.as_ref().and_then(|id| core::str::from_utf8(id).ok()).unwrap_or("-");
         ase_log!(nginx_sys::NGX_LOG_DEBUG, r, "ase: verdict={} cid={cid}", ctx.verdict.name());
     }
 }
