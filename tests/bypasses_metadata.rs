@@ -150,7 +150,8 @@ fn an_identity_too_large_for_the_limit_follows_the_fail_mode() {
     ase_request on;
     ase_timeout 5s;
     ase_request_max_size 4k;
-    log_format ase '$uri $status $ase_verdict';
+    ase_response on;
+    log_format ase '$uri $status $ase_verdict cid=$ase_correlation_id';
     access_log logs/ase.log ase;
     server {{
         listen 127.0.0.1:{{port}};
@@ -171,7 +172,9 @@ fn an_identity_too_large_for_the_limit_follows_the_fail_mode() {
     let s = status_page(&n);
     assert_eq!(s["identity_too_large"].as_u64(), Some(2), "{s}");
     let log = n.log_lines("logs/ase.log", 2).join("\n");
-    assert!(log.contains("/closed/x 503 fail_closed") && log.contains("/open/x 200 fail_open"), "{log}");
+    // Nothing went to the ASE: no correlation ID to log, no report it could never pair.
+    assert!(log.contains("/closed/x 503 fail_closed cid=-") && log.contains("/open/x 200 fail_open cid=-"), "{log}");
+    assert!(double.records_of("response").is_empty(), "{:?}", double.records_of("response"));
     assert!(n.error_log().contains("does not fit in ase_request_max_size"), "{}", n.error_log());
     let text = client().get(n.url("/status?format=prometheus")).send().and_then(|r| r.text()).expect("metrics");
     assert!(text.contains("\nnginx_ase_identity_too_large_total 2\n"), "{text}");

@@ -233,8 +233,11 @@ unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, a
         // through `ctx_ptr`, so no reference to it is held across the call.
         (*ctx_ptr).in_start = true;
         let cid = (*ctx_ptr).correlation_id;
-        (*ctx_ptr).sent_id = Some(cid);
-        let handle = send_metadata(r, lc, api, &cid, on_done, ctx_ptr.cast());
+        let before = (*ctx_ptr).sent_id.replace(cid);
+        let handle = send_metadata(r, lc, api, &cid, on_done, ctx_ptr.cast()).unwrap_or_else(|| {
+            (*ctx_ptr).sent_id = before;
+            ptr::null_mut()
+        });
         let ctx = &mut *ctx_ptr;
         ctx.in_start = false;
         match ctx.state {
@@ -257,7 +260,8 @@ unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, a
 }
 
 /// Builds the payload and starts the check; the channel copies the body before
-/// `start_check` returns, so one reused buffer will do.
+/// `start_check` returns, so one reused buffer will do. `None`: nothing was sent (the
+/// identity does not fit), and `done` has run.
 unsafe fn send_metadata(
     r: *mut ngx_http_request_t,
     lc: &LocConf,
@@ -265,14 +269,14 @@ unsafe fn send_metadata(
     cid: &[u8],
     done: ngx_ase_shared::abi::CheckDone,
     data: *mut c_void,
-) -> *mut c_void {
+) -> Option<*mut c_void> {
     unsafe {
         let meta = request_meta(r, lc);
         with_scratch(|body| match build_into(body, &meta, lc.max_size) {
-            Fit::Whole => (api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data),
+            Fit::Whole => Some((api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data)),
             Fit::Cut => {
                 (api.count_event)(Event::PayloadTruncated as u8);
-                (api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data)
+                Some((api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data))
             }
             // Never cut from the identity: not sent, and decided as an ASE error (the fail
             // mode), through `done` as a channel that cannot take the call would.
@@ -289,7 +293,7 @@ unsafe fn send_metadata(
                     );
                 }
                 done(data, CheckResult::new(0, AseError::NotStarted, 0));
-                ptr::null_mut()
+                None
             }
         })
     }
@@ -326,9 +330,12 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
         }
         // No handle is kept: nothing cancels a monitor check, and its callback needs no data.
         let cid = ctx.correlation_id;
-        ctx.sent_id = Some(cid);
+        let before = ctx.sent_id.replace(cid);
         trace_verdict(r, ctx);
-        send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut());
+        if send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut()).is_none() {
+            // Not sent: no report, no $ase_correlation_id for it.
+            ctx.sent_id = before;
+        }
     }
 }
 
