@@ -74,6 +74,9 @@ pub struct Counters {
     pub payload_truncated: AtomicU64,
     /// Monitored requests whose metadata was not sent: too many monitored checks in flight.
     pub monitor_skipped: AtomicU64,
+    /// Request checks not sent: what identifies the request does not fit in
+    /// `ase_request_max_size` (the check followed the fail mode).
+    pub identity_too_large: AtomicU64,
     pub nodes: [NodeStats; MAX_NODES],
     pub groups: [GroupStats; MAX_GROUPS],
 }
@@ -113,6 +116,7 @@ impl Counters {
             reports_dropped_unavailable: Z,
             payload_truncated: Z,
             monitor_skipped: Z,
+            identity_too_large: Z,
             nodes: [NODE; MAX_NODES],
             groups: [GROUP; MAX_GROUPS],
         }

@@ -215,10 +215,14 @@ pub enum Event {
     /// `ase_request monitor`: the worker already had its most monitored checks in flight (the
     /// ASE is slow or down), so this request's metadata was not sent.
     MonitorSkipped = 1,
+    /// What identifies the request (the fields, `user_info`, the host and the identity
+    /// headers) does not fit in `ase_request_max_size`: nothing was sent, and the check
+    /// followed the fail mode.
+    IdentityTooLarge = 2,
 }
 
 impl Event {
-    pub const ALL: [Event; 2] = [Event::PayloadTruncated, Event::MonitorSkipped];
+    pub const ALL: [Event; 3] = [Event::PayloadTruncated, Event::MonitorSkipped, Event::IdentityTooLarge];
 
     /// The event a `u8` from the other side of the ABI names, if it is one.
     pub fn from_u8(v: u8) -> Option<Event> {

@@ -94,7 +94,7 @@ pub fn to_json(p: &PageInput<'_>) -> String {
         s,
         "}},\"breaker\":\"{}\",\"breaker_trips\":{},\"blind_ms\":{},\"connections_new\":{},\"connections_reused\":{},\
          \"reports_sent\":{},\"reports_dropped_queue_full\":{},\"reports_dropped_unavailable\":{},\
-         \"payload_truncated\":{},\"monitor_skipped\":{},\"nodes\":[",
+         \"payload_truncated\":{},\"monitor_skipped\":{},\"identity_too_large\":{},\"nodes\":[",
         breaker(p.groups.first().is_some_and(|g| g.breaker_open)),
         get(&c.breaker_trips),
         c.groups.iter().map(|g| get(&g.blind_ms)).fold(0u64, u64::saturating_add),
@@ -104,7 +104,8 @@ pub fn to_json(p: &PageInput<'_>) -> String {
         get(&c.reports_dropped_queue_full),
         get(&c.reports_dropped_unavailable),
         get(&c.payload_truncated),
-        get(&c.monitor_skipped)
+        get(&c.monitor_skipped),
+        get(&c.identity_too_large)
     );
     for (i, n) in p.nodes.iter().enumerate() {
         if i > 0 {
@@ -276,6 +277,12 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
         "counter",
         "Monitored requests whose metadata was not sent: the worker had its most monitored checks in flight.",
         one(get(&c.monitor_skipped)),
+    );
+    family(
+        "nginx_ase_identity_too_large_total",
+        "counter",
+        "Request checks not sent: the client's identity did not fit in ase_request_max_size (the fail mode applied).",
+        one(get(&c.identity_too_large)),
     );
     let node_label = |n: &NodeView<'_>| {
         format!("node=\"{}\",{}", n.name.replace('\\', "\\\\").replace('"', "\\\""), group_label(n.group))
