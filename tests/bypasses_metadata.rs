@@ -139,10 +139,11 @@ fn padding_cannot_push_an_operators_identity_header_out() {
 }
 
 /// Item 1, the rest of it: when the identity alone does not fit in `ase_request_max_size`,
-/// nothing is cut from it: the check is not sent and follows `ase_fail_mode`, counted
-/// (`identity_too_large`) and logged.
+/// nothing is cut from it: the check is not sent, counted (`identity_too_large`) and logged,
+/// and the request is refused with 431 whatever `ase_fail_mode` says (the client padded its
+/// own identity: failing open would let it choose not to be checked). Monitor never blocks.
 #[test]
-fn an_identity_too_large_for_the_limit_follows_the_fail_mode() {
+fn an_identity_too_large_for_the_limit_is_refused_whatever_the_fail_mode() {
     let (double, backend) = (AseDouble::start(&[]), Backend::start());
     let n = Nginx::start(&format!(
         r#"
@@ -157,6 +158,7 @@ fn an_identity_too_large_for_the_limit_follows_the_fail_mode() {
         listen 127.0.0.1:{{port}};
         location /closed/ {{ ase_fail_mode closed; proxy_pass http://{b}; }}
         location /open/ {{ proxy_pass http://{b}; }}
+        location /learn/ {{ ase_request monitor; proxy_pass http://{b}; }}
         location = /status {{ ase_request off; ase_status; }}
     }}
 "#,
@@ -165,19 +167,23 @@ fn an_identity_too_large_for_the_limit_follows_the_fail_mode() {
     ));
     // 1,000 control bytes in the cookie: 6,000 bytes of JSON, over the 4k limit.
     let headers = [line("Host: a"), padding("Cookie: JSESSIONID=x; pad", 1000)];
-    assert_eq!(get_raw(n.port, "/closed/x", &headers), 503);
-    assert_eq!(get_raw(n.port, "/open/x", &headers), 200);
+    assert_eq!(get_raw(n.port, "/closed/x", &headers), 431);
+    assert_eq!(get_raw(n.port, "/open/x", &headers), 431);
+    assert_eq!(get_raw(n.port, "/learn/x", &headers), 200);
     assert!(double.records_of("request").is_empty(), "a check without the identity went out");
-    assert_eq!(backend.paths(), ["/open/x"]);
+    assert_eq!(backend.paths(), ["/learn/x"]);
     let s = status_page(&n);
-    assert_eq!(s["identity_too_large"].as_u64(), Some(2), "{s}");
-    let log = n.log_lines("logs/ase.log", 2).join("\n");
+    assert_eq!(s["identity_too_large"].as_u64(), Some(3), "{s}");
+    assert_eq!(s["fail_open_by_cause"]["not_started"].as_u64(), Some(2), "{s}");
+    let log = n.log_lines("logs/ase.log", 3).join("\n");
     // Nothing went to the ASE: no correlation ID to log, no report it could never pair.
-    assert!(log.contains("/closed/x 503 fail_closed cid=-") && log.contains("/open/x 200 fail_open cid=-"), "{log}");
+    for want in ["/closed/x 431 fail_closed cid=-", "/open/x 431 fail_closed cid=-", "/learn/x 200 monitor cid=-"] {
+        assert!(log.contains(want), "{want}: {log}");
+    }
     assert!(double.records_of("response").is_empty(), "{:?}", double.records_of("response"));
     assert!(n.error_log().contains("does not fit in ase_request_max_size"), "{}", n.error_log());
     let text = client().get(n.url("/status?format=prometheus")).send().and_then(|r| r.text()).expect("metrics");
-    assert!(text.contains("\nnginx_ase_identity_too_large_total 2\n"), "{text}");
+    assert!(text.contains("\nnginx_ase_identity_too_large_total 3\n"), "{text}");
 }
 
 /// Item 1 over HTTP/2: nginx puts the (joined) cookie header after every other header, so

@@ -234,12 +234,13 @@ unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, a
         (*ctx_ptr).in_start = true;
         let cid = (*ctx_ptr).correlation_id;
         let before = (*ctx_ptr).sent_id.replace(cid);
-        let handle = send_metadata(r, lc, api, &cid, on_done, ctx_ptr.cast()).unwrap_or_else(|| {
-            (*ctx_ptr).sent_id = before;
-            ptr::null_mut()
-        });
+        let sent = send_metadata(r, lc, api, &cid, on_done, ctx_ptr.cast());
         let ctx = &mut *ctx_ptr;
         ctx.in_start = false;
+        let Some(handle) = sent else {
+            ctx.sent_id = before;
+            return refuse_unsendable(r, ctx, api);
+        };
         match ctx.state {
             // `done` already ran: decide now, in this handler call (no event was posted).
             State::Answered => finish(r, ctx, lc),
@@ -259,9 +260,29 @@ unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, a
     }
 }
 
+/// A request whose identity does not fit in `ase_request_max_size` cannot be checked, and
+/// it is the client's doing (padded cookies, say), not the ASE's: refused with 431 whatever
+/// `ase_fail_mode` says, else any client could choose not to be checked. Its verdict is
+/// `fail_closed`, counted with the cause `not_started`.
+unsafe fn refuse_unsendable(r: *mut ngx_http_request_t, ctx: &mut Ctx, api: &ChannelApi) -> ngx_int_t {
+    unsafe {
+        ctx.state = State::Decided;
+        ctx.verdict = Verdict::FailClosed;
+        ctx.result = CheckResult::new(0, AseError::NotStarted, 0);
+        ctx.elapsed_ms = Some(0);
+        trace_verdict(r, ctx);
+        (api.count_verdict)(Verdict::FailClosed as u8, AseError::NotStarted as u8);
+        ctx.refused_with = IDENTITY_TOO_LARGE_STATUS;
+        refuse(r, IDENTITY_TOO_LARGE_STATUS)
+    }
+}
+
+/// 431 Request Header Fields Too Large.
+const IDENTITY_TOO_LARGE_STATUS: u16 = 431;
+
 /// Builds the payload and starts the check; the channel copies the body before
 /// `start_check` returns, so one reused buffer will do. `None`: nothing was sent (the
-/// identity does not fit), and `done` has run.
+/// identity does not fit; counted and logged here) and `done` was not called.
 unsafe fn send_metadata(
     r: *mut ngx_http_request_t,
     lc: &LocConf,
@@ -288,11 +309,12 @@ unsafe fn send_metadata(
                         nginx_sys::NGX_LOG_WARN,
                         r,
                         "ase: the request's identity (its fields, host and identity headers) does not fit in \
-                         ase_request_max_size ({} bytes): not sent to the ASE, ase_fail_mode applies",
+                         ase_request_max_size ({} bytes): not sent to the ASE; refused with 431 (with ase_request \
+                         monitor: let through)",
                         lc.max_size
                     );
                 }
-                done(data, CheckResult::new(0, AseError::NotStarted, 0));
+                let _ = (done, data);
                 None
             }
         })
@@ -333,7 +355,8 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
         let before = ctx.sent_id.replace(cid);
         trace_verdict(r, ctx);
         if send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut()).is_none() {
-            // Not sent: no report, no $ase_correlation_id for it.
+            // Not sent: its place is free again; no report, no $ase_correlation_id for it.
+            MONITORED.release();
             ctx.sent_id = before;
         }
     }
