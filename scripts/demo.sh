@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: nginx with the three modules in front of a small sample API, and the ASE test
 # double standing in for the ASE. Shows a call allowed, a bearer token put on the ASE's
-# deny list, the same call blocked, and what the ASE saw.
+# deny list, the same call blocked, and what the ASE saw; first, scripts/ase-check asks the
+# ASE the questions the modules depend on.
 #
 #   scripts/demo.sh          run it and clean up
 #   scripts/demo.sh --keep   leave everything running and print the URLs
@@ -46,6 +47,10 @@ for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/ase-s
 api="http://127.0.0.1:$NGINX_PORT"
 show() { printf '\n\033[1m%s\033[0m\n$ %s\n' "$1" "$2"; eval "$2"; echo; }
 
+show "0. Before turning the modules on, ask the ASE what they depend on (here the double: its one API covers every host and path, and it runs without token or keep-alive, so three lines say what a real ASE should change)." \
+     "$ROOT/scripts/ase-check --conf $dir/conf/nginx.conf -n 50 || true"
+# Its calls went to the double directly: clear them, so that step 4 shows only nginx's.
+curl -s -o /dev/null -X DELETE "http://$ADMIN/records"
 show "1. A call with a good token is allowed: nginx asked the ASE, which said 200." \
      "curl -s -i -H 'Authorization: Bearer alice-token' $api/api/orders | sed -n '1p;\$p'"
 show "2. The ASE's AI engine flags bob's token: put it on the ASE's deny list (the double's admin API)." \

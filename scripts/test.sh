@@ -121,6 +121,7 @@ run_script() {
 }
 if [ ${#filter[@]} -eq 0 ]; then
     run_script "install script tests" "$ROOT/scripts/test-install.sh" || status=1
+    run_script "ase-check against the ASE double (scripts/test-ase-check.sh)" "$ROOT/scripts/test-ase-check.sh" || status=1
     run_script "building for a user's nginx (scripts/build.sh --nginx-src)" "$ROOT/scripts/test-nginx-src.sh" || status=1
     # Its last line may add ", N skipped" (not root: no dpkg -i).
     run_script "the Debian package (scripts/test-package.sh)" "$ROOT/scripts/test-package.sh" || status=1

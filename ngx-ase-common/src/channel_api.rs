@@ -25,6 +25,7 @@ pub static CHANNEL_API: ChannelApi = ChannelApi {
     send_report,
     count_verdict,
     count_event,
+    group_of,
 };
 
 unsafe fn request_log(r: *mut c_void) -> *mut nginx_sys::ngx_log_t {
@@ -82,8 +83,15 @@ unsafe extern "C" fn start_check(
     done: CheckDone,
     data: *mut c_void,
 ) -> *mut c_void {
-    // SAFETY: r is the caller's live request (ABI contract).
-    let Some((limits, group)) = (unsafe { guard(request_log(r), "start_check", None, || limits(r)) }) else {
+    // SAFETY: r is the caller's live request (ABI contract); the note is for its report.
+    let checked = unsafe {
+        guard(request_log(r), "start_check", None, || {
+            let (limits, group) = limits(r)?;
+            crate::checked_group::note(r.cast(), group);
+            Some((limits, group))
+        })
+    };
+    let Some((limits, group)) = checked else {
         bump(&counters().errors[AseError::NotStarted as usize]);
         // SAFETY: the caller's callback and its data, called once (ABI contract).
         unsafe { done(data, ngx_ase_shared::abi::CheckResult::new(0, AseError::NotStarted, 0)) };
@@ -117,7 +125,9 @@ unsafe extern "C" fn cancel_check(handle: *mut c_void) {
 unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> u8 {
     unsafe {
         guard(request_log(r), "send_report", Admission::Unavailable as u8, || {
-            let sent = limits(r).and_then(|(limits, group)| {
+            // To the group the request's check went to, which a redirect may have left.
+            let sent = limits(r).and_then(|(limits, here)| {
+                let group = crate::checked_group::noted(r.cast()).unwrap_or(here);
                 worker::with(|w| {
                     w.io.trace_next = crate::net::ngx_io::trace_log(request_log(r));
                     let a = w.engine.send_report(group, correlation_id.as_slice(), body.as_slice(), limits, &mut w.io);
@@ -150,6 +160,16 @@ unsafe extern "C" fn count_event(event: u8) {
     match Event::from_u8(event) {
         Some(Event::PayloadTruncated) => bump(&counters().payload_truncated),
         Some(Event::MonitorSkipped) => bump(&counters().monitor_skipped),
+        Some(Event::IdentityTooLarge) => bump(&counters().identity_too_large),
         None => {}
+    }
+}
+
+/// ABI v6: the group of `r`'s location; `u32::MAX` when it has no configuration of ours.
+unsafe extern "C" fn group_of(r: *mut c_void) -> u32 {
+    unsafe {
+        guard(request_log(r), "group_of", u32::MAX, || {
+            limits(r).map_or(u32::MAX, |(_, g)| u32::try_from(g).unwrap_or(u32::MAX))
+        })
     }
 }

@@ -50,6 +50,9 @@ pub struct GroupStats {
     pub breaker_trips: AtomicU64,
     pub reports_sent: AtomicU64,
     pub reports_dropped: AtomicU64,
+    /// Milliseconds the group's breaker was open (every node down): checks were not asked.
+    /// Brought up to date by each check of the group.
+    pub blind_ms: AtomicU64,
 }
 
 #[repr(C)]
@@ -71,6 +74,9 @@ pub struct Counters {
     pub payload_truncated: AtomicU64,
     /// Monitored requests whose metadata was not sent: too many monitored checks in flight.
     pub monitor_skipped: AtomicU64,
+    /// Request checks not sent: what identifies the request does not fit in
+    /// `ase_request_max_size` (the check followed the fail mode).
+    pub identity_too_large: AtomicU64,
     pub nodes: [NodeStats; MAX_NODES],
     pub groups: [GroupStats; MAX_GROUPS],
 }
@@ -93,6 +99,7 @@ impl Counters {
             breaker_trips: Z,
             reports_sent: Z,
             reports_dropped: Z,
+            blind_ms: Z,
         };
         Counters {
             checks: Z,
@@ -109,6 +116,7 @@ impl Counters {
             reports_dropped_unavailable: Z,
             payload_truncated: Z,
             monitor_skipped: Z,
+            identity_too_large: Z,
             nodes: [NODE; MAX_NODES],
             groups: [GROUP; MAX_GROUPS],
         }

@@ -11,11 +11,14 @@
 //! - `net/`: the channel on nginx's event loop: peer connections and timers (`ngx_io.rs`),
 //!   TLS (`tls.rs`), following `resolve` names (`resolve.rs`, `follow.rs`).
 //! - `worker.rs` holds the channel per worker; `process.rs` builds it at worker start;
-//!   `channel_api.rs` is the table the other modules call; `clock.rs` nginx's clock.
+//!   `channel_api.rs` is the table the other modules call (`checked_group.rs` notes where a
+//!   request's check went, for its report); `clock.rs` nginx's clock.
 //! - `counters.rs`, `zone.rs` (`ase_zone`) and `status/`: the numbers and the status page.
 
 #[cfg(not(test))]
 mod channel_api;
+#[cfg(not(test))]
+mod checked_group;
 #[cfg(not(test))]
 mod clock;
 pub mod conf;

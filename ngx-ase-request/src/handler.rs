@@ -13,7 +13,8 @@
 //! reused per-thread buffer (`with_scratch`), which the channel copies.
 //!
 //! The payload is held to `ase_request_max_size` (`payload.rs` says what is left out); a
-//! payload cut short is counted (ABI v3's `count_event`) and the check goes on as usual.
+//! payload cut short is counted (ABI v3's `count_event`) and the check goes on as usual. One
+//! whose identity alone does not fit is not sent: counted, and an ASE error (the fail mode).
 //!
 //! `ase_request monitor`: the check is started as with `on`, but with a callback that
 //! ignores its outcome and no pointer to the request: the request is decided (`monitor`) at
@@ -40,7 +41,8 @@ use ngx_ase_shared::json::with_scratch;
 
 use crate::conf::{LocConf, PerRequestValue};
 use crate::in_flight::{monitor_ceiling, InFlight};
-use crate::payload::{build_into, http_version_name, RequestMeta};
+use crate::payload::{build_into, http_version_name, Fit, RequestMeta};
+use crate::routed;
 use crate::verdict::{decide, Complaint, Decision};
 use crate::Module;
 
@@ -63,11 +65,17 @@ pub struct Ctx {
     /// finishes the request itself, so it must not post the write event.
     in_start: bool,
     result: CheckResult,
-    pub correlation_id: [u8; ID_LEN],
+    correlation_id: [u8; ID_LEN],
     pub verdict: Verdict,
     pub elapsed_ms: Option<u64>,
     /// The status the request was answered with (block or fail closed), 0 if it went on.
     refused_with: u16,
+    /// The group (`ase_pass`, as the channel numbers them) of the location that decided.
+    group: u32,
+    /// The correlation ID of the latest check whose metadata went to the channel: what
+    /// `$ase_correlation_id` gives and the response report carries. `None` while nothing was
+    /// sent (breaker open, monitor ceiling reached): the ASE could pair no report with it.
+    pub sent_id: Option<[u8; ID_LEN]>,
 }
 
 fn api() -> Option<&'static ChannelApi> {
@@ -139,15 +147,20 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
                 // checks: refused again, as nginx's `deny` would be, not let through to its
                 // backend. Not checked again: once per main request.
                 State::Decided if ctx.refused_with != 0 && mode == RequestMode::On => refuse(r, ctx.refused_with),
-                // Monitored first, then redirected to a location that enforces: checked for
-                // real here, as a request from a location with `ase_request off` would be (a
+                // Where the request ends up decides: redirected into a location that enforces,
+                // a request that was only monitored, that failed open, or that another group
+                // allowed is checked here, in this location's group and with its fail mode (a
                 // new correlation ID: the report pairs with this check).
-                State::Decided if ctx.verdict == Verdict::Monitor && mode == RequestMode::On && here => {
-                    let Some(api) = api() else { return NGX_DECLINED as ngx_int_t };
-                    let ctx_ptr: *mut Ctx = ctx;
-                    ptr::write(ctx_ptr, Ctx::new(r));
-                    enforce(r, ctx_ptr, lc, api)
-                }
+                State::Decided if mode == RequestMode::On && here => match api() {
+                    Some(api) if needs_check_here(ctx, r, api) => {
+                        let ctx_ptr: *mut Ctx = ctx;
+                        let sent_id = ctx.sent_id;
+                        ptr::write(ctx_ptr, Ctx::new(r));
+                        (*ctx_ptr).sent_id = sent_id;
+                        enforce(r, ctx_ptr, lc, api)
+                    }
+                    _ => NGX_DECLINED as ngx_int_t,
+                },
                 State::Decided => NGX_DECLINED as ngx_int_t,
             };
         }
@@ -170,6 +183,19 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
     }
 }
 
+/// A request decided elsewhere and redirected into a location that enforces: does that
+/// verdict stand here? Only the ASE's own answer from this location's group does: a monitor
+/// verdict or a fail-open is no answer, and another group's allow speaks for another cluster.
+unsafe fn needs_check_here(ctx: &Ctx, r: *mut ngx_http_request_t, api: &ChannelApi) -> bool {
+    unsafe {
+        match ctx.verdict {
+            Verdict::Monitor | Verdict::FailOpen => true,
+            Verdict::Allow => (api.group_of)(r.cast()) != ctx.group,
+            Verdict::Block | Verdict::FailClosed | Verdict::Skip => false,
+        }
+    }
+}
+
 impl Ctx {
     /// A check about to start, with a new correlation ID.
     fn new(r: *mut ngx_http_request_t) -> Ctx {
@@ -183,6 +209,8 @@ impl Ctx {
             verdict: Verdict::Skip,
             elapsed_ms: None,
             refused_with: 0,
+            group: u32::MAX,
+            sent_id: None,
         }
     }
 }
@@ -191,6 +219,7 @@ impl Ctx {
 /// channel cannot take it or answers at once.
 unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, api: &ChannelApi) -> ngx_int_t {
     unsafe {
+        (*ctx_ptr).group = (api.group_of)(r.cast());
         // Asked before anything is built: when the channel cannot take the check (breaker
         // open), it has counted it already, and the request takes the fail mode at once.
         if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
@@ -204,9 +233,14 @@ unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, a
         // through `ctx_ptr`, so no reference to it is held across the call.
         (*ctx_ptr).in_start = true;
         let cid = (*ctx_ptr).correlation_id;
-        let handle = send_metadata(r, lc, api, &cid, on_done, ctx_ptr.cast());
+        let before = (*ctx_ptr).sent_id.replace(cid);
+        let sent = send_metadata(r, lc, api, &cid, on_done, ctx_ptr.cast());
         let ctx = &mut *ctx_ptr;
         ctx.in_start = false;
+        let Some(handle) = sent else {
+            ctx.sent_id = before;
+            return refuse_unsendable(r, ctx, api);
+        };
         match ctx.state {
             // `done` already ran: decide now, in this handler call (no event was posted).
             State::Answered => finish(r, ctx, lc),
@@ -226,8 +260,29 @@ unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, a
     }
 }
 
+/// A request whose identity does not fit in `ase_request_max_size` cannot be checked, and
+/// it is the client's doing (padded cookies, say), not the ASE's: refused with 431 whatever
+/// `ase_fail_mode` says, else any client could choose not to be checked. Its verdict is
+/// `fail_closed`, counted with the cause `not_started`.
+unsafe fn refuse_unsendable(r: *mut ngx_http_request_t, ctx: &mut Ctx, api: &ChannelApi) -> ngx_int_t {
+    unsafe {
+        ctx.state = State::Decided;
+        ctx.verdict = Verdict::FailClosed;
+        ctx.result = CheckResult::new(0, AseError::NotStarted, 0);
+        ctx.elapsed_ms = Some(0);
+        trace_verdict(r, ctx);
+        (api.count_verdict)(Verdict::FailClosed as u8, AseError::NotStarted as u8);
+        ctx.refused_with = IDENTITY_TOO_LARGE_STATUS;
+        refuse(r, IDENTITY_TOO_LARGE_STATUS)
+    }
+}
+
+/// 431 Request Header Fields Too Large.
+const IDENTITY_TOO_LARGE_STATUS: u16 = 431;
+
 /// Builds the payload and starts the check; the channel copies the body before
-/// `start_check` returns, so one reused buffer will do.
+/// `start_check` returns, so one reused buffer will do. `None`: nothing was sent (the
+/// identity does not fit; counted and logged here) and `done` was not called.
 unsafe fn send_metadata(
     r: *mut ngx_http_request_t,
     lc: &LocConf,
@@ -235,14 +290,33 @@ unsafe fn send_metadata(
     cid: &[u8],
     done: ngx_ase_shared::abi::CheckDone,
     data: *mut c_void,
-) -> *mut c_void {
+) -> Option<*mut c_void> {
     unsafe {
         let meta = request_meta(r, lc);
-        with_scratch(|body| {
-            if build_into(body, &meta, lc.max_size) {
+        with_scratch(|body| match build_into(body, &meta, lc.max_size) {
+            Fit::Whole => Some((api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data)),
+            Fit::Cut => {
                 (api.count_event)(Event::PayloadTruncated as u8);
+                Some((api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data))
             }
-            (api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data)
+            // Never cut from the identity: not sent, and decided as an ASE error (the fail
+            // mode), through `done` as a channel that cannot take the call would.
+            Fit::IdentityTooLarge => {
+                (api.count_event)(Event::IdentityTooLarge as u8);
+                static TOO_LARGE: RateLimit = RateLimit::new(ONCE_A_MINUTE);
+                if TOO_LARGE.allow() {
+                    ase_log!(
+                        nginx_sys::NGX_LOG_WARN,
+                        r,
+                        "ase: the request's identity (its fields, host and identity headers) does not fit in \
+                         ase_request_max_size ({} bytes): not sent to the ASE; refused with 431 (with ase_request \
+                         monitor: let through)",
+                        lc.max_size
+                    );
+                }
+                let _ = (done, data);
+                None
+            }
         })
     }
 }
@@ -253,9 +327,10 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
     unsafe {
         ctx.state = State::Decided;
         ctx.verdict = Verdict::Monitor;
-        trace_verdict(r, ctx);
+        ctx.group = (api.group_of)(r.cast());
         (api.count_verdict)(Verdict::Monitor as u8, AseError::None as u8);
         if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
+            trace_verdict(r, ctx);
             return;
         }
         // Bounded (see `in_flight.rs`); the place is given back by `on_monitor_done`, which
@@ -263,6 +338,7 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
         let ceiling = monitor_ceiling((*nginx_sys::ngx_cycle).connection_n);
         if !MONITORED.try_take(ceiling) {
             (api.count_event)(Event::MonitorSkipped as u8);
+            trace_verdict(r, ctx);
             static TOO_MANY: RateLimit = RateLimit::new(ONCE_A_MINUTE);
             if TOO_MANY.allow() {
                 ase_log!(
@@ -276,7 +352,13 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
         }
         // No handle is kept: nothing cancels a monitor check, and its callback needs no data.
         let cid = ctx.correlation_id;
-        send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut());
+        let before = ctx.sent_id.replace(cid);
+        trace_verdict(r, ctx);
+        if send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut()).is_none() {
+            // Not sent: its place is free again; no report, no $ase_correlation_id for it.
+            MONITORED.release();
+            ctx.sent_id = before;
+        }
     }
 }
 
@@ -354,7 +436,8 @@ unsafe fn refuse(r: *mut ngx_http_request_t, status: u16) -> ngx_int_t {
 /// the channel's lines, only by an nginx built `--with-debug`.
 unsafe fn trace_verdict(r: *mut ngx_http_request_t, ctx: &Ctx) {
     if ngx::log::DEBUG {
-        let cid = core::str::from_utf8(&ctx.correlation_id).unwrap_or("-");
+        // The ID the access log's `$ase_correlation_id` shows: `-` when nothing was sent.
+        let cid = ctx.sent_id.as_ref().and_then(|id| core::str::from_utf8(id).ok()).unwrap_or("-");
         ase_log!(nginx_sys::NGX_LOG_DEBUG, r, "ase: verdict={} cid={cid}", ctx.verdict.name());
     }
 }
@@ -430,9 +513,11 @@ unsafe fn request_meta<'a>(
             source_ip: (*c).addr_text.as_bytes(),
             source_port: nginx_sys::ngx_inet_get_port((*c).sockaddr) as u16,
             method: (*r).method_name.as_bytes(),
-            url: (*r).unparsed_uri.as_bytes(),
+            url: routed::url(r),
             http_version: http_version_name((*r).http_version),
+            host: routed::host(r, lc.hidden()),
             headers,
+            identity: lc.identity(),
             username,
             client_id,
         }

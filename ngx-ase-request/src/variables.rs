@@ -70,11 +70,10 @@ unsafe extern "C" fn get_correlation_id(
     _: usize,
 ) -> ngx_int_t {
     unsafe {
-        match find_ctx(r) {
-            Some(c) => {
-                let id = c.correlation_id;
-                set(r, v, &id)
-            }
+        // Only an ID the ASE got a request call with: the response module reports a
+        // response only when this is found.
+        match find_ctx(r).and_then(|c| c.sent_id) {
+            Some(id) => set(r, v, &id),
             None => not_found(v),
         }
     }

@@ -16,7 +16,7 @@
 use core::ffi::c_void;
 
 /// Bumped whenever the layout of anything in this file changes.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 /// The nginx module name of the common module, as `cycle->modules[i]->name` spells it.
 pub const COMMON_MODULE_NAME: &str = "ngx_ase_common_module";
@@ -204,6 +204,10 @@ pub struct ChannelApi {
     /// Adds one to the status page's counter for an [`Event`] (as `u8`); a value the
     /// channel does not know is ignored. Never fails, never affects the request. (ABI v3)
     pub count_event: unsafe extern "C" fn(event: u8),
+    /// The group (`ase_pass`) that the calls of `r`'s location go to, as an index (0 is the
+    /// default group): a request checked in one group and redirected into a location of
+    /// another is checked again there. (ABI v6)
+    pub group_of: unsafe extern "C" fn(r: *mut c_void) -> u32,
 }
 
 /// Something a module counts on the status page through [`ChannelApi::count_event`].
@@ -216,10 +220,14 @@ pub enum Event {
     /// `ase_request monitor`: the worker already had its most monitored checks in flight (the
     /// ASE is slow or down), so this request's metadata was not sent.
     MonitorSkipped = 1,
+    /// What identifies the request (the fields, `user_info`, the host and the identity
+    /// headers) does not fit in `ase_request_max_size`: nothing was sent, and the check
+    /// followed the fail mode.
+    IdentityTooLarge = 2,
 }
 
 impl Event {
-    pub const ALL: [Event; 2] = [Event::PayloadTruncated, Event::MonitorSkipped];
+    pub const ALL: [Event; 3] = [Event::PayloadTruncated, Event::MonitorSkipped, Event::IdentityTooLarge];
 
     /// The event a `u8` from the other side of the ABI names, if it is one.
     pub fn from_u8(v: u8) -> Option<Event> {

@@ -36,7 +36,12 @@ pub const UNKNOWN_HOSTNAME: &[u8] = b"Error: Unknown Hostname";
 /// `ase_fail_mode closed`, so anything else (an HTML error page, an empty body, another
 /// spelling) is an ASE error.
 pub fn is_ase_unknown(body: &[u8]) -> bool {
-    let body = trim(body);
+    // The whitespace Python's `bytes.strip()` takes (scripts/ase-check): space, \t, \n, \r,
+    // \x0b, \x0c, so that the tool and the modules never disagree on an answer.
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let start = body.iter().position(|b| !space(b)).unwrap_or(body.len());
+    let end = body.iter().rposition(|b| !space(b)).map_or(start, |e| e + 1);
+    let body = &body[start..end];
     body == UNKNOWN_API || body == UNKNOWN_HOSTNAME
 }
 

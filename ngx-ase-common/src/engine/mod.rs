@@ -260,7 +260,7 @@ impl<D> Engine<D> {
     /// the call's outcome.
     pub fn admit(&mut self, kind: CallKind, group: usize, io: &mut impl Io) -> Admission {
         match kind {
-            CallKind::Check => match self.nodes.admit_check(group, io.now()) {
+            CallKind::Check => match self.admit_check(group, io.now()) {
                 Ok(()) => Admission::Go,
                 Err(tripped) => {
                     bump(&counters().checks);
@@ -281,8 +281,25 @@ impl<D> Engine<D> {
         }
     }
 
+    /// Whether group `g` has a node for a check now; each check brings the group's blind
+    /// time (milliseconds with its breaker open) on the status page up to date.
+    fn admit_check(&mut self, g: usize, now: u64) -> Result<(), bool> {
+        let admitted = self.nodes.admit_check(g, now);
+        self.count_blind_time(g, now);
+        admitted
+    }
+
+    fn count_blind_time(&mut self, g: usize, now: u64) {
+        let ms = self.nodes.take_blind_ms(g, now);
+        if ms > 0 {
+            if let Some(s) = crate::counters::group(g) {
+                s.blind_ms.fetch_add(ms, core::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
     fn report_admission(&self, group: usize) -> Admission {
-        if self.nodes.pick_settled(group, 0).is_none() {
+        if !self.nodes.has_settled(group) {
             Admission::Unavailable
         } else if self.reports_in_flight >= self.response_queue {
             Admission::QueueFull
@@ -703,7 +720,9 @@ impl<D> Engine<D> {
         c.probe = false;
         if c.kind == Some(CallKind::Check) {
             let node = c.node;
-            let t = if node_failed { self.nodes.failed(node, now) } else { self.nodes.succeeded(node) };
+            let t = if node_failed { self.nodes.failed(node, now) } else { self.nodes.succeeded(node, now) };
+            let group = c.group;
+            self.count_blind_time(group, now);
             self.log_transition(node, t, StatusWhy(status), io);
         }
         self.finish(slot, status, AseError::None, io);
