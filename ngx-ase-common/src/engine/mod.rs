@@ -12,8 +12,8 @@
 //! - A call has one deadline, `ase_timeout` from its start. A failover attempt does not
 //!   start with less than `ase_connect_timeout` left.
 //! - A node is charged with a failure only for what it did: refused, reset, a bad answer,
-//!   a 5xx other than the ASE's own unknown-API 503, a connect that took longer than `ase_connect_timeout`, or no
-//!   answer within a whole `ase_timeout` of its own. A timeout that came because earlier
+//!   a 5xx other than the ASE's own unknown-API 503, a connect that took longer than
+//!   `ase_connect_timeout`, or no answer within a whole `ase_timeout` of its own. A timeout that came because earlier
 //!   attempts used up the call's time is not the node's failure.
 //! - Only request checks change a node's health. Response reports go to nodes that are up,
 //!   never probe, and never mark a node down or up.
@@ -691,9 +691,9 @@ impl<D> Engine<D> {
                 answer::Parsed::Foreign503 { len, keep_alive } => {
                     // Not the ASE's unknown-API answer: an ASE error, charged to the node
                     // like a 502. The connection carried a whole answer and may be kept.
+                    let slot = cs.call;
                     let reusable = keep_alive && !eof && len == cs.filled && self.drained(conn, io);
-                    self.calls[self.conns[conn].call].conn = None;
-                    let slot = self.conns[conn].call;
+                    self.calls[slot].conn = None;
                     self.give_back(conn, reusable, io);
                     return self.attempt_failed(slot, AseError::Bad503, io);
                 }
