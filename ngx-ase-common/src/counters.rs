@@ -67,6 +67,8 @@ pub struct Counters {
     pub breaker_trips: AtomicU64,
     pub connections_new: AtomicU64,
     pub connections_reused: AtomicU64,
+    /// Answers that said `Connection: close` (the ASE keeps no sideband connection).
+    pub connections_closed_by_ase: AtomicU64,
     pub reports_sent: AtomicU64,
     pub reports_dropped_queue_full: AtomicU64,
     pub reports_dropped_unavailable: AtomicU64,
@@ -111,6 +113,7 @@ impl Counters {
             breaker_trips: Z,
             connections_new: Z,
             connections_reused: Z,
+            connections_closed_by_ase: Z,
             reports_sent: Z,
             reports_dropped_queue_full: Z,
             reports_dropped_unavailable: Z,

@@ -157,6 +157,8 @@ pub struct Engine<D> {
     finished: Vec<(D, CheckResult)>,
     /// Reports waiting for the end of this turn of the event loop (`flush`).
     pending_reports: Vec<CallId>,
+    /// Per node: whether this worker already said that the node closes its connections.
+    said_closes: Vec<bool>,
 }
 
 impl<D> Drop for Engine<D> {
@@ -195,6 +197,7 @@ impl<D> Engine<D> {
             group_names.push(g.name);
         }
         let idle = names.iter().map(|_| Vec::new()).collect();
+        let said_closes = vec![false; names.len()];
         let mut nodes = Nodes::with_groups(policies, ranges);
         for i in inactive {
             nodes.set_active(i, false);
@@ -214,6 +217,7 @@ impl<D> Engine<D> {
             idle,
             finished: Vec::new(),
             pending_reports: Vec::new(),
+            said_closes,
         }
     }
 
@@ -686,6 +690,9 @@ impl<D> Engine<D> {
             match answer::parse(&cs.buf[..cs.filled], eof) {
                 answer::Parsed::Done { status, len, keep_alive } => {
                     let reusable = keep_alive && !eof && len == cs.filled && self.drained(conn, io);
+                    if !keep_alive {
+                        self.closed_by_ase(conn, io);
+                    }
                     return self.answered(conn, status, reusable, io);
                 }
                 answer::Parsed::Foreign503 { len, keep_alive } => {
@@ -702,6 +709,25 @@ impl<D> Engine<D> {
                 answer::Parsed::Partial if eof => return self.exchange_failed(conn, AseError::Reset, io),
                 answer::Parsed::Partial => {}
             }
+        }
+    }
+
+    /// The answer on `conn` said `Connection: close`: the ASE keeps no sideband connection
+    /// (`enable_sideband_keepalive` is off, its default), so every call pays a TCP connect
+    /// (and a TLS handshake). Counted, and said once per node and worker.
+    fn closed_by_ase(&mut self, conn: ConnId, io: &mut impl Io) {
+        bump(&counters().connections_closed_by_ase);
+        let node = self.conns[conn].node;
+        if let Some(said) = self.said_closes.get_mut(node).filter(|said| !**said) {
+            *said = true;
+            io.log(
+                Level::Warn,
+                format_args!(
+                    "ase: node {} closes every sideband connection (Connection: close): each call pays a new \
+                     connection; set enable_sideband_keepalive=true in the ASE's ase.conf",
+                    self.names[node]
+                ),
+            );
         }
     }
 

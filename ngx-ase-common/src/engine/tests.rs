@@ -539,12 +539,16 @@ fn a_check_is_answered_and_its_connection_pooled_and_reused() {
 
 #[test]
 fn keep_alive_only_when_the_answer_allows_and_up_to_keepalive() {
-    // Connection: close
+    // Connection: close, said once per node however often it happens.
     let (mut e, mut io) = one_node(answers(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));
     check(&mut e, &mut io, 1);
     assert_eq!(result(&mut e), ok(200, 0));
     assert_eq!(io.closes, vec![0]);
     assert!(io.set_idle.is_empty() && e.idle[0].is_empty());
+    check(&mut e, &mut io, 2);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(io.logged("closes every sideband connection"), 1, "{:?}", io.logs);
+    assert_eq!(io.logged("set enable_sideband_keepalive=true"), 1);
 
     // Bytes after the answer: the connection is out of step.
     let mut extra = OK.to_vec();

@@ -92,7 +92,7 @@ pub fn to_json(p: &PageInput<'_>) -> String {
     s.push_str(&items.join(","));
     let _ = write!(
         s,
-        "}},\"breaker\":\"{}\",\"breaker_trips\":{},\"blind_ms\":{},\"connections_new\":{},\"connections_reused\":{},\
+        "}},\"breaker\":\"{}\",\"breaker_trips\":{},\"blind_ms\":{},\"connections_new\":{},\"connections_reused\":{},\"connections_closed_by_ase\":{},\
          \"reports_sent\":{},\"reports_dropped_queue_full\":{},\"reports_dropped_unavailable\":{},\
          \"payload_truncated\":{},\"monitor_skipped\":{},\"identity_too_large\":{},\"nodes\":[",
         breaker(p.groups.first().is_some_and(|g| g.breaker_open)),
@@ -100,6 +100,7 @@ pub fn to_json(p: &PageInput<'_>) -> String {
         c.groups.iter().map(|g| get(&g.blind_ms)).fold(0u64, u64::saturating_add),
         get(&c.connections_new),
         get(&c.connections_reused),
+        get(&c.connections_closed_by_ase),
         get(&c.reports_sent),
         get(&c.reports_dropped_queue_full),
         get(&c.reports_dropped_unavailable),
@@ -255,6 +256,12 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
             ("{kind=\"new\"}".into(), get(&c.connections_new)),
             ("{kind=\"reused\"}".into(), get(&c.connections_reused)),
         ],
+    );
+    family(
+        "nginx_ase_connections_closed_by_ase_total",
+        "counter",
+        "ASE answers that said Connection: close (enable_sideband_keepalive off on the ASE).",
+        one(get(&c.connections_closed_by_ase)),
     );
     family("nginx_ase_reports_sent_total", "counter", "Response reports the ASE answered.", one(get(&c.reports_sent)));
     family(
