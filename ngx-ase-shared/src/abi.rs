@@ -55,7 +55,7 @@ pub enum AseError {
     None = 0,
     /// `ase_timeout` or `ase_connect_timeout` ran out.
     Timeout = 1,
-    /// Connection refused or no route.
+    /// Connection refused (or a connect that failed in another way the node is to blame for).
     Refused = 2,
     /// The connection was reset or closed before a whole answer arrived.
     Reset = 3,
@@ -72,10 +72,15 @@ pub enum AseError {
     /// A 503 that is not the ASE's own unknown-API / unknown-hostname answer (e.g. a load
     /// balancer in front of the ASE whose nodes are gone): an ASE error, not "continue".
     Bad503 = 9,
+    /// The network said there is no way to the node (`ENETUNREACH`, `EHOSTUNREACH`, ...).
+    Unreachable = 10,
+    /// nginx itself could not open a connection (no free connection in `worker_connections`,
+    /// no file descriptor, no local port): not the ASE's doing, never charged to a node.
+    Local = 11,
 }
 
 impl AseError {
-    pub const ALL: [AseError; 10] = [
+    pub const ALL: [AseError; 12] = [
         AseError::None,
         AseError::Timeout,
         AseError::Refused,
@@ -86,6 +91,8 @@ impl AseError {
         AseError::Internal,
         AseError::NotStarted,
         AseError::Bad503,
+        AseError::Unreachable,
+        AseError::Local,
     ];
 
     /// The error a `u8` from the other side of the ABI names; an unknown value is `Internal`.
@@ -105,6 +112,8 @@ impl AseError {
             AseError::Internal => "internal",
             AseError::NotStarted => "not_started",
             AseError::Bad503 => "bad_503",
+            AseError::Unreachable => "unreachable",
+            AseError::Local => "local",
         }
     }
 }

@@ -159,6 +159,8 @@ pub struct Engine<D> {
     pending_reports: Vec<CallId>,
     /// Per node: whether this worker already said that the node closes its connections.
     said_closes: Vec<bool>,
+    /// When this worker last said that nginx itself had no connection to give.
+    local_said_at: Option<u64>,
 }
 
 impl<D> Drop for Engine<D> {
@@ -218,6 +220,7 @@ impl<D> Engine<D> {
             finished: Vec::new(),
             pending_reports: Vec::new(),
             said_closes,
+            local_said_at: None,
         }
     }
 
@@ -549,11 +552,41 @@ impl<D> Engine<D> {
     /// The attempt on the call's node failed with `e`: charge the node (checks only), then
     /// the next node.
     fn attempt_failed(&mut self, slot: usize, e: AseError, io: &mut impl Io) {
+        if e == AseError::Local {
+            return self.local_shortage(slot, io);
+        }
         self.count_attempt_failure(slot, e, true, io);
         let c = &mut self.calls[slot];
         c.tried = with_tried(c.tried, c.node);
         c.last_error = Some(e);
         self.attempt(slot, io);
+    }
+
+    /// nginx could not open a connection for the call (no free connection in
+    /// `worker_connections`, no descriptor, no local port). Not the ASE's doing: no node is
+    /// charged, no other node tried (the shortage is ours, for every node alike); the call
+    /// ends as `local` and says so at most once a minute.
+    fn local_shortage(&mut self, slot: usize, io: &mut impl Io) {
+        let e = AseError::Local;
+        bump(&counters().errors[e as usize]);
+        let c = &mut self.calls[slot];
+        bump_group(c.group, |s| &s.errors[e as usize]);
+        if core::mem::take(&mut c.probe) {
+            let node = c.node;
+            self.nodes.abandoned(node);
+        }
+        let now = io.now();
+        if self.local_said_at.is_none_or(|at| now.saturating_sub(at) >= 60_000) {
+            self.local_said_at = Some(now);
+            io.log(
+                Level::Error,
+                format_args!(
+                    "ase: nginx could not open a connection to the ASE (worker_connections or file descriptors \
+                     exhausted): the call fails as \"local\", no ASE node is charged"
+                ),
+            );
+        }
+        self.finish(slot, 0, AseError::Local, io);
     }
 
     fn count_attempt_failure(&mut self, slot: usize, e: AseError, node_at_fault: bool, io: &mut impl Io) {

@@ -25,6 +25,8 @@ enum Accept {
     /// `Connect::Pending`, then `on_connected` after so many ms.
     After(u64),
     RefuseNow,
+    /// nginx has no connection to give (worker_connections, descriptors): `Local` at once.
+    NoLocalConnection,
     /// `Connect::Pending`, then `on_connect_failed(Refused)` after so many ms.
     RefuseAfter(u64),
     /// `Connect::Pending` forever.
@@ -62,6 +64,9 @@ fn refuses() -> Script {
 }
 fn refuses_after(ms: u64) -> Script {
     Script { accept: Accept::RefuseAfter(ms), ..hangs() }
+}
+fn no_local_connection() -> Script {
+    Script { accept: Accept::NoLocalConnection, ..hangs() }
 }
 fn never_accepts() -> Script {
     Script { accept: Accept::Never, ..hangs() }
@@ -203,7 +208,7 @@ impl Io for FakeIo {
         assert!(!self.is_open(conn), "connection id {conn} reused while open");
         self.connects.push((conn, node));
         let accept = self.nodes[node].accept;
-        let open = !matches!(accept, Accept::RefuseNow);
+        let open = !matches!(accept, Accept::RefuseNow | Accept::NoLocalConnection);
         let fc = FakeConn {
             node,
             open,
@@ -222,6 +227,7 @@ impl Io for FakeIo {
                 Connect::Pending
             }
             Accept::RefuseNow => Connect::Failed(AseError::Refused),
+            Accept::NoLocalConnection => Connect::Failed(AseError::Local),
             Accept::RefuseAfter(ms) => {
                 self.events.push((self.now + ms, Ev::ConnectFailed(conn)));
                 Connect::Pending
@@ -850,6 +856,25 @@ fn the_breaker_answers_at_once_and_lets_one_probe_through() {
     assert!(!e.breaker_open(0));
     e.cancel(backup_probe, &mut io);
     assert!(delivered(&mut e).is_empty());
+}
+
+/// nginx's own shortage (no free connection, no descriptor) is not the ASE's: the call
+/// fails as `local` at once, no other node is tried, no node is charged, said once a minute.
+#[test]
+fn a_local_shortage_charges_no_node() {
+    let (mut e, mut io) = two_nodes(no_local_connection(), answers(OK));
+    for i in 0..3 {
+        check(&mut e, &mut io, i);
+        assert_eq!(result(&mut e), failed(AseError::Local, 0), "check {i}");
+    }
+    assert_eq!(io.connects_to(1), 0, "the backup is not tried for our own shortage");
+    assert!(!e.breaker_open(0));
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go, "no node marked down");
+    assert_eq!(io.logged("could not open a connection to the ASE"), 1);
+    assert_eq!(io.logged("is down"), 0);
+    advance(&mut e, &mut io, 60_000);
+    check(&mut e, &mut io, 9);
+    assert_eq!(io.logged("could not open a connection to the ASE"), 2, "again a minute later");
 }
 
 /// A lone node that failed is probed early (its group has no node up), and a failed probe

@@ -20,13 +20,14 @@ use nginx_sys::{
     ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_create_pool, ngx_cycle, ngx_del_timer, ngx_destroy_pool,
     ngx_event_connect_peer, ngx_event_get_peer, ngx_event_t, ngx_handle_read_event, ngx_handle_write_event, ngx_log_t,
     ngx_peer_connection_t, ngx_pool_t, ngx_ssl_create_connection, ngx_ssl_handshake, ngx_ssl_shutdown, ngx_ssl_t,
-    ngx_str_t, SSL_ctrl, SSL_pending, NGX_AGAIN, NGX_ERROR, NGX_OK, NGX_SSL_BUFFER, NGX_SSL_CLIENT,
+    ngx_str_t, SSL_ctrl, SSL_pending, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_OK, NGX_SSL_BUFFER, NGX_SSL_CLIENT,
 };
 use ngx_ase_glue::ase_log;
 use ngx_ase_glue::log::{Cycle, RateLimit, ONCE_A_MINUTE};
 use ngx_ase_shared::abi::AseError;
 
 use crate::engine::{ConnId, Connect, Io, Level, Xfer};
+use crate::net::connect_error::from_errno;
 use crate::worker;
 
 /// Where a node is and how to talk to it.
@@ -273,9 +274,13 @@ impl Io for NgxIo {
         p.pc.set_log_error(nginx_sys::ngx_connection_log_error_e_NGX_ERROR_INFO as _);
         // SAFETY: pc is set up; nginx fills pc.connection.
         let rc = unsafe { ngx_event_connect_peer(&mut p.pc) };
+        // Read before anything else can touch it: connect()'s own error.
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
         let c = p.pc.connection;
         if c.is_null() {
-            return Connect::Failed(AseError::Refused);
+            // NGX_DECLINED: connect() failed, errno says how. NGX_ERROR: nginx had no
+            // connection (worker_connections) or socket to give: our shortage, not the ASE's.
+            return Connect::Failed(if rc == NGX_DECLINED as isize { from_errno(errno) } else { AseError::Local });
         }
         // SAFETY: c is the live connection nginx just made for us; `p` is boxed, so the
         // pointer in c->data stays valid until `close` drops it.
@@ -526,8 +531,11 @@ unsafe fn socket_error(c: *mut ngx_connection_t) -> Result<(), AseError> {
         let mut err: libc::c_int = 0;
         let mut len = core::mem::size_of::<libc::c_int>() as libc::socklen_t;
         let rc = libc::getsockopt((*c).fd, libc::SOL_SOCKET, libc::SO_ERROR, ptr::addr_of_mut!(err).cast(), &mut len);
-        if rc == -1 || err != 0 {
+        if rc == -1 {
             return Err(AseError::Refused);
+        }
+        if err != 0 {
+            return Err(from_errno(err));
         }
         Ok(())
     }
