@@ -137,6 +137,10 @@ struct ConnSlot {
 
 /// The first size of a connection's read buffer; an ASE answer is usually far smaller.
 const READ_BUFFER: usize = 1024;
+/// A call slot's request buffer: its first size (most requests fit), and the most it keeps
+/// once its call is over (a larger one is freed; see `release`).
+const WIRE_START: usize = 2048;
+const KEEP_WIRE: usize = 16 * 1024;
 
 pub struct Engine<D> {
     nodes: Nodes,
@@ -858,6 +862,12 @@ impl<D> Engine<D> {
         let c = &mut self.calls[slot];
         c.live = false;
         c.waiter = None;
+        // A burst of large payloads must not leave every slot at its peak size for good:
+        // a buffer past the usual size goes back (zeroed first: it held the token).
+        if c.wire.capacity() > KEEP_WIRE {
+            crate::secret::zeroize_vec(&mut c.wire);
+            c.wire = Vec::with_capacity(WIRE_START);
+        }
         // Fix (found while writing the engine tests): the generation must wrap within the bits a
         // handle carries (`to_bits` keeps its low HALF bits). Where usize is 32 bits that
         // is 16 bits, and a generation that grew past them never matched its own handle
@@ -878,6 +888,10 @@ impl<D> Engine<D> {
         let cs = &mut self.conns[conn];
         cs.state = ConnState::Idle;
         cs.filled = 0;
+        if cs.buf.len() > READ_BUFFER {
+            cs.buf.truncate(READ_BUFFER);
+            cs.buf.shrink_to_fit();
+        }
         cs.written = 0;
         pool.push(conn);
         io.set_idle(conn, true);
@@ -935,6 +949,10 @@ impl<D> Engine<D> {
             return;
         }
         cs.live = false;
+        // An answer buffer that grew for a large answer goes back to its usual size.
+        if cs.buf.len() > READ_BUFFER {
+            cs.buf = Vec::new();
+        }
         if cs.state == ConnState::Idle {
             let pool = &mut self.idle[cs.node];
             if let Some(i) = pool.iter().position(|&c| c == conn) {
@@ -986,11 +1004,17 @@ impl<D> Engine<D> {
                 limits: Limits::default(),
                 group: 0,
                 last_error: None,
-                wire: Vec::with_capacity(2048),
+                wire: Vec::with_capacity(WIRE_START),
                 head_len: 0,
             });
             self.calls.len() - 1
         })
+    }
+
+    /// Bytes the call slots and connections keep allocated for requests and answers.
+    pub fn buffer_bytes(&self) -> usize {
+        let calls: usize = self.calls.iter().map(|c| c.wire.capacity()).sum();
+        calls + self.conns.iter().map(|c| c.buf.capacity()).sum::<usize>()
     }
 
     // ------------------------------------------------------------------ shutdown, panics

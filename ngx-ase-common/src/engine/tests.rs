@@ -858,6 +858,23 @@ fn the_breaker_answers_at_once_and_lets_one_probe_through() {
     assert!(delivered(&mut e).is_empty());
 }
 
+/// A burst of large checks against a hanging ASE grows every call slot's buffer; once the
+/// calls are over, what they grew goes back (a worker keeps no burst's peak for good).
+#[test]
+fn a_burst_of_large_checks_leaves_no_large_buffers_behind() {
+    let (mut e, mut io) = one_node(hangs());
+    let body = vec![b'x'; 60_000];
+    for i in 0..100 {
+        e.start_check(i, 0, CID, &body, LIMITS, &mut io);
+    }
+    assert!(e.buffer_bytes() >= 100 * 60_000, "{}", e.buffer_bytes());
+    advance(&mut e, &mut io, LIMITS.timeout_ms + 1);
+    assert_eq!(delivered(&mut e).len(), 100);
+    assert!(e.buffer_bytes() <= 100 * 4096, "kept {} bytes after the burst", e.buffer_bytes());
+    // The slots are reused as before.
+    check(&mut e, &mut io, 101);
+}
+
 /// nginx's own shortage (no free connection, no descriptor) is not the ASE's: the call
 /// fails as `local` at once, no other node is tried, no node is charged, said once a minute.
 #[test]
