@@ -17,6 +17,7 @@ fn the_primaries_share_the_checks() {
     ase_server {c};
     ase_server {bk} backup;
     ase_upstream weighted {{ server {a} weight=2; server {d}; }}
+    ase_upstream fewest {{ least_conn; server {b} max_conns=64; server {c}; }}
     ase_request on;
     ase_response on;
     ase_timeout 2s;
@@ -24,6 +25,7 @@ fn the_primaries_share_the_checks() {
         listen 127.0.0.1:{{port}};
         location / {{ proxy_pass http://{be}; }}
         location /weighted/ {{ ase_pass weighted; proxy_pass http://{be}; }}
+        location /fewest/ {{ ase_pass fewest; ase_response off; proxy_pass http://{be}; }}
     }}
 "#,
         a = doubles[0].url(),
@@ -50,4 +52,13 @@ fn the_primaries_share_the_checks() {
         assert_eq!(client().get(n.url(&format!("/weighted/{i}"))).send().expect("request").status(), 200);
     }
     assert_eq!([checks(&doubles[0]), checks(&doubles[3])], [200, 100], "weight=2 takes twice the share");
+    // least_conn: one check at a time (and no reports, which would keep a node busy as the
+    // next check comes), so every node is idle each time: they take turns.
+    for d in &doubles[..4] {
+        d.clear_records();
+    }
+    for i in 0..100 {
+        assert_eq!(client().get(n.url(&format!("/fewest/{i}"))).send().expect("request").status(), 200);
+    }
+    assert_eq!([checks(&doubles[1]), checks(&doubles[2])], [50, 50]);
 }

@@ -204,6 +204,21 @@ fn group_mistakes_are_errors_with_file_and_line() {
         http_line(1),
     );
     expect_error(
+        "ase_upstream eu {\n server http://127.0.0.1:18001 max_conns=x;\n}",
+        "invalid max_conns value \"x\" in \"server\" directive of ase_upstream \"eu\"",
+        http_line(1),
+    );
+    expect_error(
+        "ase_upstream eu {\n server http://127.0.0.1:18001;\n least_conn on;\n}",
+        "invalid number of arguments in \"least_conn\" directive of ase_upstream \"eu\"",
+        http_line(2),
+    );
+    expect_error(
+        "ase_upstream eu {\n server http://127.0.0.1:18001;\n least_conn;\n least_conn;\n}",
+        "\"least_conn\" directive of ase_upstream \"eu\" is duplicate",
+        http_line(3),
+    );
+    expect_error(
         "ase_upstream eu {\n server http://127.0.0.1:18001;\n server http://127.0.0.1:18001;\n}",
         "is listed twice",
         http_line(2),

@@ -55,6 +55,18 @@ pub struct NodePolicy {
     pub fail_timeout_ms: u64,
     /// Its share of the calls among the nodes of its role (`weight=N`, at least 1).
     pub weight: u32,
+    /// The most calls in flight to it at once (`max_conns=N`; 0: no limit).
+    pub max_conns: u32,
+}
+
+/// How a group shares its calls among the nodes of one role.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Balance {
+    /// nginx's smooth weighted round robin (the default).
+    #[default]
+    RoundRobin,
+    /// `least_conn`: the node with the fewest calls in flight for its weight; ties go round.
+    LeastConn,
 }
 
 /// What happened to the node's health with an outcome, for one log line per change.
@@ -81,6 +93,10 @@ pub struct Nodes {
     active: Vec<bool>,
     /// Per node: the smooth weighted round robin's current weight.
     current_weight: Vec<i64>,
+    /// Per node: calls in flight to it (`max_conns`, `least_conn`).
+    in_flight: Vec<u32>,
+    /// Per group: how its calls are shared.
+    balance: Vec<Balance>,
 }
 
 /// The result of `pick`.
@@ -93,6 +109,9 @@ pub enum Pick {
     Unavailable { tripped: bool },
     /// This call already tried every node it may use (the breaker is not involved).
     Exhausted,
+    /// Nodes are up, but every one has its `max_conns` calls in flight: the call is not
+    /// made (the breaker is not involved).
+    Busy,
 }
 
 impl Nodes {
@@ -110,8 +129,47 @@ impl Nodes {
         let breaker_open = vec![false; groups.len()];
         let (blind_since, blind_untaken) = (vec![None; groups.len()], vec![0; groups.len()]);
         let active = vec![true; policies.len()];
-        let current_weight = vec![0; policies.len()];
-        Nodes { policies, health, groups, breaker_open, blind_since, blind_untaken, active, current_weight }
+        let (current_weight, in_flight) = (vec![0; policies.len()], vec![0; policies.len()]);
+        let balance = vec![Balance::RoundRobin; groups.len()];
+        Nodes {
+            policies,
+            health,
+            groups,
+            breaker_open,
+            blind_since,
+            blind_untaken,
+            active,
+            current_weight,
+            in_flight,
+            balance,
+        }
+    }
+
+    /// How group `g` shares its calls.
+    pub fn set_balance(&mut self, g: usize, balance: Balance) {
+        if let Some(b) = self.balance.get_mut(g) {
+            *b = balance;
+        }
+    }
+
+    /// A call went to node `i` (until `left`): counted for `max_conns` and `least_conn`.
+    pub fn entered(&mut self, i: usize) {
+        if let Some(n) = self.in_flight.get_mut(i) {
+            *n = n.saturating_add(1);
+        }
+    }
+
+    /// A call that `entered` node `i` is over there.
+    pub fn left(&mut self, i: usize) {
+        if let Some(n) = self.in_flight.get_mut(i) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Whether node `i` may take one more call (`max_conns`).
+    fn has_room(&self, i: usize) -> bool {
+        let max = self.policies[i].max_conns;
+        max == 0 || self.in_flight[i] < max
     }
 
     pub fn is_active(&self, i: usize) -> bool {
@@ -226,7 +284,32 @@ impl Nodes {
     /// change a node's health, so they never test one.
     pub fn pick_settled(&mut self, g: usize, tried: u64) -> Option<usize> {
         let candidates = self.settled_candidates(g, tried);
-        self.round_robin(candidates)
+        self.choose(g, candidates)
+    }
+
+    /// One of `candidates` (a bit per node) by group `g`'s balancing, skipping nodes at
+    /// their `max_conns`.
+    fn choose(&mut self, g: usize, candidates: u64) -> Option<usize> {
+        let with_room = self.members(candidates).filter(|&i| self.has_room(i)).fold(0, with_tried);
+        match self.balance.get(g).copied().unwrap_or_default() {
+            Balance::RoundRobin => self.round_robin(with_room),
+            Balance::LeastConn => {
+                // Fewest in flight for the weight (a/wa < b/wb as a*wb < b*wa), ties in turn.
+                let load = |i: usize| (u64::from(self.in_flight[i]), u64::from(self.policies[i].weight.max(1)));
+                let best = self.members(with_room).min_by(|&a, &b| {
+                    let ((ca, wa), (cb, wb)) = (load(a), load(b));
+                    (ca * wb).cmp(&(cb * wa))
+                })?;
+                let (cb, wb) = load(best);
+                let ties = self.members(with_room).filter(|&i| load(i).0 * wb == cb * load(i).1).fold(0, with_tried);
+                self.round_robin(ties)
+            }
+        }
+    }
+
+    /// The nodes in `set` (a bit per node).
+    fn members(&self, set: u64) -> impl Iterator<Item = usize> + use<> {
+        (0..self.policies.len().min(MAX_NODES)).filter(move |&i| is_tried(set, i))
     }
 
     /// The nodes `pick_settled` chooses among, as a bit per node.
@@ -277,7 +360,7 @@ impl Nodes {
                         && !self.health[i].probing
                 })
                 .fold(0, with_tried);
-            if let Some(index) = self.round_robin(up) {
+            if let Some(index) = self.choose(g, up) {
                 self.close_breaker(g, now);
                 return Pick::Node { index, probe: false };
             }
@@ -292,6 +375,10 @@ impl Nodes {
         }
         if tried != 0 {
             return Pick::Exhausted;
+        }
+        let up = |i: usize| self.active[i] && self.health[i].down_until == 0 && !self.health[i].probing;
+        if self.group(g).any(|i| up(i) && !self.has_room(i)) {
+            return Pick::Busy;
         }
         Pick::Unavailable { tripped: self.trip(g, now) }
     }
@@ -378,7 +465,7 @@ mod tests {
     use super::*;
 
     fn policy(backup: bool, max_fails: u32) -> NodePolicy {
-        NodePolicy { backup, max_fails, fail_timeout_ms: 10_000, weight: 1 }
+        NodePolicy { backup, max_fails, fail_timeout_ms: 10_000, weight: 1, max_conns: 0 }
     }
 
     fn weighted(backup: bool, weight: u32) -> NodePolicy {
@@ -414,6 +501,42 @@ mod tests {
         let mut n = Nodes::new(vec![weighted(false, 3), weighted(false, 1)]);
         let p = picks(&mut n, 400);
         assert_eq!((p.iter().filter(|&&i| i == 0).count(), p.iter().filter(|&&i| i == 1).count()), (300, 100));
+    }
+
+    /// `max_conns=N`: a node with N calls in flight takes no more; when every node that is
+    /// up is full, the call is not made (`Busy`) and the breaker stays closed.
+    #[test]
+    fn max_conns_caps_the_calls_in_flight() {
+        let mut n = Nodes::new(vec![NodePolicy { max_conns: 1, ..policy(false, 1) }, policy(false, 1)]);
+        assert_eq!(n.pick(0, 0, 0), Pick::Node { index: 0, probe: false });
+        n.entered(0);
+        assert_eq!(picks(&mut n, 3), [1, 1, 1], "node 0 is full");
+        n.left(0);
+        assert!(picks(&mut n, 2).contains(&0), "room again");
+        let mut n = Nodes::new(vec![NodePolicy { max_conns: 2, ..policy(false, 1) }]);
+        n.entered(0);
+        n.entered(0);
+        assert_eq!(n.pick(0, 0, 0), Pick::Busy);
+        assert!(!n.breaker_open(0));
+    }
+
+    /// `least_conn`: the node with the fewest calls in flight (for its weight) takes the
+    /// call; ties take turns.
+    #[test]
+    fn least_conn_prefers_the_node_with_the_fewest_calls() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(false, 1), weighted(false, 2)]);
+        n.set_balance(0, Balance::LeastConn);
+        assert_eq!(picks(&mut n, 3), [2, 0, 1], "all idle: in turn (weight 2 first)");
+        n.entered(0);
+        n.entered(0);
+        n.entered(1);
+        // In flight 2, 1, 0: node 2.
+        assert_eq!(n.pick(0, 0, 0), Pick::Node { index: 2, probe: false });
+        n.entered(2);
+        n.entered(2);
+        // 2/1, 1/1, 2/2: nodes 1 and 2 tie at one call per weight; node 0 never.
+        let p = picks(&mut n, 4);
+        assert!(p.iter().all(|&i| i != 0) && p.contains(&1) && p.contains(&2), "{p:?}");
     }
 
     /// Failover within a call skips the nodes it tried, whoever's turn it is.
@@ -552,7 +675,7 @@ mod tests {
     #[test]
     fn a_huge_fail_timeout_does_not_wrap() {
         let mut n = Nodes::new(vec![
-            NodePolicy { backup: false, max_fails: 1, fail_timeout_ms: u64::MAX, weight: 1 },
+            NodePolicy { backup: false, max_fails: 1, fail_timeout_ms: u64::MAX, weight: 1, max_conns: 0 },
             policy(true, 1),
         ]);
         n.failed(0, 5);

@@ -50,6 +50,7 @@ fn build_worker(conf: &crate::conf::MainConf) -> Worker {
             nodes: specs,
             token: g.token.map(|t| t.as_bytes()),
             keepalive: g.keepalive,
+            balance: g.balance,
         });
         all_addrs.extend(addrs);
     }
@@ -89,6 +90,7 @@ fn node_specs(nodes: Vec<crate::conf::settings::Node>) -> (Vec<NodeSpec>, Vec<No
                     max_fails: s.max_fails,
                     fail_timeout_ms: s.fail_timeout_ms,
                     weight: s.weight,
+                    max_conns: s.max_conns,
                 },
                 // A `resolve` server's slots wait for the resolver's answer.
                 active: !s.resolve,

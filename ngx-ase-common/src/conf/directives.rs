@@ -142,10 +142,17 @@ unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command
                     Err(rv) => rv,
                 }
             }
-            ("server" | "keepalive" | "token_file", _) => {
+            ("least_conn", 0) => {
+                if group.least_conn {
+                    return emerg(cf, &format!("{place} is duplicate"));
+                }
+                group.least_conn = true;
+                conf_ok()
+            }
+            ("server" | "keepalive" | "token_file" | "least_conn", _) => {
                 emerg(cf, &format!("invalid number of arguments in {place}"))
             }
-            _ => emerg(cf, &format!("unknown directive \"{what}\" in ase_upstream \"{}\" (it takes server, keepalive and token_file)", group.name)),
+            _ => emerg(cf, &format!("unknown directive \"{what}\" in ase_upstream \"{}\" (it takes server, keepalive, token_file and least_conn)", group.name)),
         }
         })
     }

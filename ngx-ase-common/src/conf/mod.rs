@@ -50,6 +50,8 @@ pub struct GroupConf {
     pub token: Option<(Token, TokenSource)>,
     /// `keepalive N` in the block; without it `ase_keepalive`.
     pub keepalive: Option<usize>,
+    /// `least_conn;` in the block; without it, round robin.
+    pub least_conn: bool,
 }
 
 /// A group's servers and settings as the channel uses them, the default group (the
@@ -61,6 +63,7 @@ pub struct GroupView<'a> {
     pub server_positions: &'a [String],
     pub token: Option<&'a Token>,
     pub keepalive: usize,
+    pub balance: crate::health::Balance,
 }
 
 impl GroupView<'_> {
@@ -144,6 +147,7 @@ impl MainConf {
             server_positions: &self.server_positions,
             token: http_token,
             keepalive: self.keepalive,
+            balance: crate::health::Balance::RoundRobin,
         }];
         out.extend(self.groups.iter().map(|g| GroupView {
             name: &g.name,
@@ -152,6 +156,7 @@ impl MainConf {
             server_positions: &g.server_positions,
             token: g.token.as_ref().map(|(t, _)| t).or(http_token),
             keepalive: g.keepalive.unwrap_or(self.keepalive),
+            balance: if g.least_conn { crate::health::Balance::LeastConn } else { crate::health::Balance::RoundRobin },
         }));
         out
     }
@@ -358,6 +363,7 @@ mod tests {
             server_positions,
             token,
             keepalive: None,
+            least_conn: false,
         }
     }
 

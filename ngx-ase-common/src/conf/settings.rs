@@ -5,7 +5,7 @@
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-/// One `ase_server URL [backup] [weight=N] [max_fails=N] [fail_timeout=T] [resolve];` line.
+/// One `ase_server URL [backup] [weight=N] [max_conns=N] [max_fails=N] [fail_timeout=T] [resolve];` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerSpec {
     pub url: AseUrl,
@@ -16,6 +16,8 @@ pub struct ServerSpec {
     pub fail_timeout_ms: u64,
     /// Its share of the calls among the nodes of its role (round robin), as in nginx.
     pub weight: u32,
+    /// The most calls in flight to the node at once in a worker (0: no limit), as in nginx.
+    pub max_conns: u32,
     /// `resolve`: the host name is resolved by nginx's `resolver` while nginx runs, and its
     /// addresses followed (`RESOLVE_SLOTS` node slots), instead of once at configuration.
     pub resolve: bool,
@@ -231,6 +233,7 @@ pub fn parse_server(args: &[&[u8]]) -> Result<ServerSpec, String> {
         max_fails: DEFAULT_MAX_FAILS,
         fail_timeout_ms: DEFAULT_FAIL_TIMEOUT_MS,
         weight: 1,
+        max_conns: 0,
         resolve: false,
     };
     for param in params {
@@ -247,6 +250,11 @@ pub fn parse_server(args: &[&[u8]]) -> Result<ServerSpec, String> {
                 .and_then(|v| v.parse::<u32>().ok())
                 .filter(|&w| w > 0 && w <= i32::MAX as u32)
                 .ok_or_else(|| format!("invalid weight value \"{v}\""))?;
+        } else if let Some(v) = text.strip_prefix("max_conns=") {
+            spec.max_conns = Some(v)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u32>().ok())
+                .ok_or_else(|| format!("invalid max_conns value \"{v}\""))?;
         } else if let Some(v) = text.strip_prefix("fail_timeout=") {
             spec.fail_timeout_ms = parse_time_ms(v.as_bytes(), TimeUnit::Seconds)
                 .ok_or_else(|| format!("invalid fail_timeout value \"{v}\""))?;
@@ -425,6 +433,9 @@ mod tests {
         assert!(parse_server(&[b"http://a:1", b"down"]).unwrap_err().contains("invalid parameter \"down\""));
         assert_eq!(parse_server(&[b"http://a:1", b"weight=5"]).unwrap().weight, 5);
         assert_eq!(parse_server(&[b"http://a:1"]).unwrap().weight, 1);
+        assert_eq!(parse_server(&[b"http://a:1", b"max_conns=100"]).unwrap().max_conns, 100);
+        assert_eq!(parse_server(&[b"http://a:1"]).unwrap().max_conns, 0);
+        assert!(parse_server(&[b"http://a:1", b"max_conns=-1"]).unwrap_err().contains("invalid max_conns value"));
         for bad in ["weight=0", "weight=", "weight=-1", "weight=+2", "weight=2x", "weight=99999999999"] {
             let err = parse_server(&[b"http://a:1", bad.as_bytes()]).unwrap_err();
             assert!(err.contains("invalid weight value"), "{bad}: {err}");
@@ -477,6 +488,7 @@ mod tests {
             backup,
             max_fails: 3,
             weight: 1,
+            max_conns: 0,
             fail_timeout_ms: 30_000,
             resolve: false,
         }

@@ -29,6 +29,7 @@ use core::fmt;
 use ngx_ase_shared::abi::{Admission, AseError, CallKind, CheckResult};
 
 use crate::counters::{bump, counters, status_slot, GroupStats};
+pub use crate::health::Balance;
 use crate::health::{with_tried, NodePolicy, Nodes, Pick, Transition};
 pub use io::{ConnId, Connect, Io, Level, Xfer};
 use wire::NodeHeads;
@@ -54,6 +55,8 @@ pub struct GroupSpec<'a> {
     pub token: Option<&'a [u8]>,
     /// Idle connections kept per node of this group.
     pub keepalive: usize,
+    /// How the group shares its calls among its nodes (`least_conn` in its block).
+    pub balance: Balance,
 }
 
 /// A call's time limits (the location's `ase_timeout` and `ase_connect_timeout`).
@@ -105,6 +108,8 @@ struct CallSlot<D> {
     attempt_started: u64,
     /// While connecting: when `ase_connect_timeout` runs out.
     connect_deadline: Option<u64>,
+    /// The call counts as in flight on `node` (`Nodes::entered`).
+    on_node: bool,
     limits: Limits,
     /// The group whose nodes this call may use.
     group: usize,
@@ -180,15 +185,20 @@ impl<D> Drop for Engine<D> {
 impl<D> Engine<D> {
     /// One group (the http-level `ase_server` lines only).
     pub fn new(nodes: Vec<NodeSpec>, token: Option<&[u8]>, keepalive: usize, response_queue: usize) -> Self {
-        Engine::with_groups(vec![GroupSpec { name: "default".into(), nodes, token, keepalive }], response_queue)
+        let balance = Balance::RoundRobin;
+        Engine::with_groups(
+            vec![GroupSpec { name: "default".into(), nodes, token, keepalive, balance }],
+            response_queue,
+        )
     }
 
     /// Nodes in groups; group `g` of a call is `groups[g]`. Node indices run through the
     /// groups in order (the `Io`'s and the status page's node numbers).
     pub fn with_groups(groups: Vec<GroupSpec<'_>>, response_queue: usize) -> Self {
         let (mut heads, mut keepalive, mut names, mut policies, mut ranges) = (vec![], vec![], vec![], vec![], vec![]);
-        let (mut group_names, mut inactive) = (Vec::new(), Vec::new());
+        let (mut group_names, mut inactive, mut balances) = (Vec::new(), Vec::new(), Vec::new());
         for g in groups {
+            balances.push(g.balance);
             let start = policies.len();
             for n in g.nodes {
                 heads.push(NodeHeads::new(&n.authority, g.token));
@@ -207,6 +217,9 @@ impl<D> Engine<D> {
         let mut nodes = Nodes::with_groups(policies, ranges);
         for i in inactive {
             nodes.set_active(i, false);
+        }
+        for (g, balance) in balances.into_iter().enumerate() {
+            nodes.set_balance(g, balance);
         }
         Engine {
             nodes,
@@ -489,6 +502,11 @@ impl<D> Engine<D> {
                     self.unavailable(group, tripped, io);
                     return self.finish(slot, 0, AseError::Unavailable, io);
                 }
+                Pick::Busy => {
+                    // Every node that is up has its `max_conns` calls: not made, no breaker.
+                    self.unavailable(group, false, io);
+                    return self.finish(slot, 0, AseError::Unavailable, io);
+                }
             },
             CallKind::Report => match self.nodes.pick_settled(group, c.tried) {
                 Some(index) => (index, false),
@@ -502,7 +520,10 @@ impl<D> Engine<D> {
                 }
             },
         };
+        self.leave_node(slot);
+        self.nodes.entered(node);
         let c = &mut self.calls[slot];
+        c.on_node = true;
         c.head_len = wire::switch_node(&mut c.wire, c.head_len, self.heads[node].get(kind));
         c.node = node;
         c.probe = probe;
@@ -808,6 +829,15 @@ impl<D> Engine<D> {
     }
 
     /// Ends a call: a check's answer goes to `finished`, the slot is free again.
+    /// The call's attempt on its node is over (for `max_conns` and `least_conn`).
+    fn leave_node(&mut self, slot: usize) {
+        let c = &mut self.calls[slot];
+        if core::mem::take(&mut c.on_node) {
+            let node = c.node;
+            self.nodes.left(node);
+        }
+    }
+
     fn finish(&mut self, slot: usize, status: u16, e: AseError, io: &mut impl Io) {
         let now = io.now();
         let c = &mut self.calls[slot];
@@ -859,6 +889,7 @@ impl<D> Engine<D> {
 
     fn release(&mut self, slot: usize, io: &mut impl Io) {
         io.disarm(slot);
+        self.leave_node(slot);
         let c = &mut self.calls[slot];
         c.live = false;
         c.waiter = None;
@@ -1001,6 +1032,7 @@ impl<D> Engine<D> {
                 deadline: 0,
                 attempt_started: 0,
                 connect_deadline: None,
+                on_node: false,
                 limits: Limits::default(),
                 group: 0,
                 last_error: None,

@@ -440,7 +440,7 @@ fn node(name: &str, backup: bool, max_fails: u32) -> NodeSpec {
     NodeSpec {
         display: format!("http://{name}"),
         authority: name.to_string(),
-        policy: NodePolicy { backup, max_fails, fail_timeout_ms: FAIL_TIMEOUT, weight: 1 },
+        policy: NodePolicy { backup, max_fails, fail_timeout_ms: FAIL_TIMEOUT, weight: 1, max_conns: 0 },
         active: true,
     }
 }
@@ -858,6 +858,46 @@ fn the_breaker_answers_at_once_and_lets_one_probe_through() {
     assert!(delivered(&mut e).is_empty());
 }
 
+/// `max_conns=1`: while one check waits on the node, the next is not made (the call fails
+/// as `unavailable` at once, the breaker stays closed); once it is over, the node takes
+/// calls again: the count of calls in flight follows every way a call ends.
+#[test]
+fn max_conns_holds_calls_back_while_the_node_is_full() {
+    let mut spec = node("primary:8000", false, 0);
+    spec.policy.max_conns = 1;
+    let (mut e, mut io) = (Engine::new(vec![spec], Some(b"tok"), 4, 2), FakeIo::new(vec![hangs()]));
+    check(&mut e, &mut io, 1);
+    check(&mut e, &mut io, 2);
+    assert_eq!(delivered(&mut e), vec![(2, failed(AseError::Unavailable, 0))]);
+    assert!(!e.breaker_open(0));
+    advance(&mut e, &mut io, LIMITS.timeout_ms + 1);
+    assert_eq!(delivered(&mut e).len(), 1, "the first timed out");
+    check(&mut e, &mut io, 3);
+    assert!(delivered(&mut e).is_empty(), "the node has room again: the call waits on it");
+    assert_eq!(io.connects_to(0), 2);
+}
+
+/// `least_conn` with every node idle each time: the nodes take turns, checks and reports.
+#[test]
+fn least_conn_takes_turns_among_idle_nodes() {
+    let spec = |n: &str| node(n, false, 1);
+    let groups = vec![GroupSpec {
+        name: "default".into(),
+        nodes: vec![spec("a:1"), spec("b:1")],
+        token: None,
+        keepalive: 4,
+        balance: Balance::LeastConn,
+    }];
+    let (mut e, mut io) = (Engine::with_groups(groups, 4), FakeIo::new(vec![answers(OK), answers(OK)]));
+    for i in 0..10 {
+        check(&mut e, &mut io, i);
+        assert_eq!(result(&mut e), ok(200, 0));
+        report(&mut e, &mut io);
+        advance(&mut e, &mut io, 1);
+    }
+    assert_eq!((io.sends_to(0), io.sends_to(1)), (10, 10));
+}
+
 /// A burst of large checks against a hanging ASE grows every call slot's buffer; once the
 /// calls are over, what they grew goes back (a worker keeps no burst's peak for good).
 #[test]
@@ -1121,8 +1161,15 @@ fn two_groups(a1: Script, a2: Script, b1: Script) -> (Engine<u32>, FakeIo) {
             nodes: vec![node("a:1", false, 1), node("a:2", true, 1)],
             token: Some(b"tok"),
             keepalive: 4,
+            balance: Balance::RoundRobin,
         },
-        GroupSpec { name: "two".into(), nodes: vec![node("b:1", false, 1)], token: Some(b"tok2"), keepalive: 1 },
+        GroupSpec {
+            name: "two".into(),
+            nodes: vec![node("b:1", false, 1)],
+            token: Some(b"tok2"),
+            keepalive: 1,
+            balance: Balance::RoundRobin,
+        },
     ];
     (Engine::with_groups(groups, 2), FakeIo::new(vec![a1, a2, b1]))
 }
