@@ -381,7 +381,8 @@ fn run_check(engine: &mut Engine<u32>, io: &mut FuzzIo, id: u32, limit: usize, e
 /// Both checks over `answer` (the first reads `answer[..split]`): their results.
 pub fn exchange(setup: Setup, answer: &[u8], split: usize) -> [CheckResult; 2] {
     let split = split.min(answer.len());
-    let policy = NodePolicy { backup: false, max_fails: setup.max_fails, fail_timeout_ms: 10_000, weight: 1, max_conns: 0 };
+    let policy =
+        NodePolicy { backup: false, max_fails: setup.max_fails, fail_timeout_ms: 10_000, weight: 1, max_conns: 0 };
     let nodes = if setup.two_nodes { 2 } else { 1 };
     let specs = (0..nodes)
         .map(|i| NodeSpec {
