@@ -227,7 +227,7 @@ impl Nodes {
         let was_down = h.down_until != 0;
         if h.probing {
             h.probing = false;
-            h.down_until = now + policy.fail_timeout_ms.max(1);
+            h.down_until = now.saturating_add(policy.fail_timeout_ms.max(1));
             return Transition::None;
         }
         if policy.max_fails == 0 {
@@ -239,7 +239,7 @@ impl Nodes {
         }
         h.fails += 1;
         if h.fails >= policy.max_fails {
-            h.down_until = now + policy.fail_timeout_ms.max(1);
+            h.down_until = now.saturating_add(policy.fail_timeout_ms.max(1));
             h.fails = 0;
             if !was_down {
                 return Transition::WentDown;
@@ -315,6 +315,20 @@ mod tests {
         let mut n = Nodes::new(vec![policy(false, 0)]);
         assert_eq!(n.pick(0, 0, 1 << 0), Pick::Exhausted);
         assert!(!n.breaker_open(0));
+    }
+
+    #[test]
+    fn the_longest_fail_timeout_keeps_a_node_down_and_does_not_wrap() {
+        // Far past what the configuration takes (nginx's largest time): still no wrap.
+        for fail_timeout_ms in [i64::MAX as u64, u64::MAX] {
+            let mut n = Nodes::new(vec![NodePolicy { backup: false, max_fails: 1, fail_timeout_ms }, policy(true, 1)]);
+            let now = 5_000_000;
+            assert_eq!(n.failed(0, now), Transition::WentDown);
+            for later in [now + 1, now + 10_000, now + 1_000_000_000] {
+                assert!(n.is_down(0, later), "{fail_timeout_ms}");
+                assert_eq!(n.pick(0, later, 0), Pick::Node { index: 1, probe: false }, "{fail_timeout_ms}");
+            }
+        }
     }
 
     #[test]
