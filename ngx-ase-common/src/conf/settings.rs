@@ -281,6 +281,24 @@ pub fn parse_fail_timeout(raw: &str) -> Result<u64, String> {
     })
 }
 
+/// `ase_zone`'s sizes: room for the counters (`1m` is plenty), and at most 1024m. A larger
+/// size is a typo; one nginx cannot map fails at `mmap` without naming the directive, and
+/// nginx writes a descriptor for every page of the zone at start.
+pub const MIN_ZONE_SIZE: usize = 64 * 1024;
+pub const MAX_ZONE_SIZE: usize = 1024 * 1024 * 1024;
+
+/// Checks `ase_zone`'s size, once nginx's size parser has read it.
+pub fn check_zone_size(name: &[u8], size: usize) -> Result<usize, String> {
+    let name = String::from_utf8_lossy(name);
+    if size < MIN_ZONE_SIZE {
+        Err(format!("zone \"{name}\" is too small, it must be at least 64k"))
+    } else if size > MAX_ZONE_SIZE {
+        Err(format!("zone \"{name}\" is too large, it must be at most 1024m"))
+    } else {
+        Ok(size)
+    }
+}
+
 /// The `ASE-Token`. Its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token(Vec<u8>);
@@ -414,6 +432,19 @@ mod tests {
         }
         let err = parse_server(&[b"http://a:1", b"fail_timeout=1s1m"]).unwrap_err();
         assert!(err.contains("invalid fail_timeout value \"1s1m\""), "{err}");
+    }
+
+    #[test]
+    fn zone_sizes() {
+        assert_eq!(check_zone_size(b"ase", 64 * 1024), Ok(64 * 1024));
+        assert_eq!(check_zone_size(b"ase", 1024 * 1024 * 1024), Ok(MAX_ZONE_SIZE));
+        assert!(check_zone_size(b"ase", 64 * 1024 - 1).unwrap_err().contains("\"ase\" is too small"));
+        for big in [MAX_ZONE_SIZE + 1, i64::MAX as usize] {
+            assert_eq!(
+                check_zone_size(b"ase", big).unwrap_err(),
+                "zone \"ase\" is too large, it must be at most 1024m"
+            );
+        }
     }
 
     #[test]
