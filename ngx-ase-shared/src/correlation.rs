@@ -22,10 +22,7 @@ thread_local! {
 fn seed() -> [u64; 2] {
     let mut bytes = [0u8; 16];
     if getrandom::getrandom(&mut bytes).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         bytes = (t ^ (u128::from(std::process::id()) << 96)).to_le_bytes();
     }
     let (a, b) = bytes.split_at(8);
