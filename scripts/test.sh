@@ -23,7 +23,7 @@ done
 ensure_rust
 # chromium: the status page's browser test (tests/status_browser.rs) runs it headless;
 # lintian and dpkg-dev: the Debian package's test.
-ensure_packages "${BUILD_PACKAGES[@]}" nginx nginx-dev curl openssl python3 lintian dpkg-dev chromium
+ensure_packages "${BUILD_PACKAGES[@]}" nginx nginx-dev curl openssl python3 lintian dpkg-dev chromium haproxy
 
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT

@@ -104,8 +104,8 @@ fn bad_urls_are_errors_with_file_and_line() {
     expect_error("ase_server http://ase:8000/ase/request;", "give only scheme, host and port", http_line(0));
     expect_error("ase_server http://ase.invalid:8000;", "host not found", http_line(0));
     expect_error(
-        "ase_server http://127.0.0.1:8000 weight=3;",
-        "invalid parameter \"weight=3\" in \"ase_server\" directive",
+        "ase_server http://127.0.0.1:8000 weight=0;",
+        "invalid weight value \"0\" in \"ase_server\" directive",
         http_line(0),
     );
     expect_error("ase_server http://127.0.0.1:8000 fail_timeout=soon;", "invalid fail_timeout", http_line(0));

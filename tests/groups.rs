@@ -199,8 +199,8 @@ fn group_mistakes_are_errors_with_file_and_line() {
         http_line(2),
     );
     expect_error(
-        "ase_upstream eu {\n server http://127.0.0.1:18001 weight=2;\n}",
-        "invalid parameter \"weight=2\" in \"server\" directive of ase_upstream \"eu\"",
+        "ase_upstream eu {\n server http://127.0.0.1:18001 weight=two;\n}",
+        "invalid weight value \"two\" in \"server\" directive of ase_upstream \"eu\"",
         http_line(1),
     );
     expect_error(

@@ -435,14 +435,14 @@ fn the_page_answers_with_its_security_policy() {
 /// polls: nodes are grouped, every figure is shown as the JSON has it, nothing breaks.
 const FUTURE: &str = r#"{"scope":"all_workers","checks":43,"reports":40,"ase_status":{"200":30,"403":10,"other":1},
 "errors":{"timeout":1},"verdicts":{"allow":20,"block":10,"fail_open":2,"fail_closed":0,"monitor":8,"skip":0,"shadow":3},
-"fail_open_by_cause":{"ase_status":1,"timeout":1},"breaker":"closed","breaker_trips":1,"reports_sent":38,
+"fail_open_by_cause":{"ase_status":1,"timeout":1},"breaker":"closed","breaker_trips":1,"blind_ms":2750,"reports_sent":38,
 "reports_dropped_queue_full":1,"reports_dropped_unavailable":1,"payload_truncated":0,"nodes":[
 {"url":"http://10.0.0.1:8000","address":"10.0.0.1:8000","backup":false,"group":"payments","state":"up","calls":50,"failures":0,"latency_ms":{"p50":2,"p99":7}},
 {"url":"http://10.0.0.2:8000","address":"10.0.0.2:8000","backup":true,"group":"payments","state":"down","calls":5,"failures":5,"latency_ms":{"p50":null,"p99":null}},
 {"url":"http://10.0.0.3:8000","address":"10.0.0.3:8000","backup":false,"group":"public","state":"up","calls":30,"failures":1,"latency_ms":{"p50":1,"p99":3}}],
 "nodes_untracked":0,"groups":{
-"payments":{"breaker":"open","nodes":2,"checks":30,"reports":28,"errors":{"timeout":1,"refused":0},"breaker_trips":2,"reports_sent":27,"reports_dropped":1,"shadowed":3},
-"public":{"breaker":"closed","nodes":1,"checks":13,"reports":12,"errors":{"timeout":0},"breaker_trips":0,"reports_sent":11,"reports_dropped":1},
+"payments":{"breaker":"open","nodes":2,"checks":30,"reports":28,"errors":{"timeout":1,"refused":0},"breaker_trips":2,"blind_ms":2750,"reports_sent":27,"reports_dropped":1,"shadowed":3},
+"public":{"breaker":"closed","nodes":1,"checks":13,"reports":12,"errors":{"timeout":0},"breaker_trips":0,"blind_ms":0,"reports_sent":11,"reports_dropped":1},
 "late":{"breaker":"closed","nodes":0,"state":"untracked"}},
 "groups_reloaded":4,"monitor_sessions":{"open":2,"closed":5}}"#;
 

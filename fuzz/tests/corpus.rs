@@ -48,16 +48,16 @@ fn pseudo_random_inputs() {
 }
 
 /// The answer target drives the real engine to the channel's outcomes: a check that the
-/// fake world (pieces, `WouldBlock` in between, the stream's end, the manual clock) and the
+/// fake world (pieces, edge-triggered readiness, the stream's end, the manual clock) and the
 /// driver give what the engine's own unit tests say for these answers.
 #[test]
 fn the_answer_harness_gives_the_channels_outcomes() {
-    use ngx_ase_fuzz::ngx_ase_shared_abi::AseError::{self, BadAnswer, Reset, Timeout};
+    use ngx_ase_fuzz::ngx_ase_shared_abi::AseError::{self, Bad503, BadAnswer, Reset, Timeout};
     use ngx_ase_fuzz::targets::answer::{exchange, outcome, End, Setup};
     let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
     let two = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
     type Case<'a> = (&'a [u8], usize, End, [Result<u16, AseError>; 2]);
-    let cases: [Case; 10] = [
+    let cases: [Case; 11] = [
         // kept alive; the second check finds it closed (EOF, nothing read), retries once on
         // a new connection, which ends too
         (ok, 99, End::Hang, [Ok(200), Err(Reset)]),
@@ -68,8 +68,15 @@ fn the_answer_harness_gives_the_channels_outcomes() {
         // the first answer not complete: the check's timer ends it; the second check reads
         // the rest on a new connection
         (two, 10, End::Hang, [Err(Timeout), Err(BadAnswer)]),
+        // a 503 that is not the ASE's unknown-API answer is an error; the ASE's own is an answer
         (
             b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 3\r\n\r\nxyz",
+            99,
+            End::Eof,
+            [Err(Bad503), Err(Reset)],
+        ),
+        (
+            b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 18\r\n\r\nError: Unknown API",
             99,
             End::Eof,
             [Ok(503), Err(Reset)],
@@ -98,5 +105,34 @@ fn the_answer_harness_gives_the_channels_outcomes() {
                 assert_eq!(got, expected, "{:?} in pieces of {piece}, tick {tick}", String::from_utf8_lossy(answer));
             }
         }
+    }
+}
+
+/// Issue 23, item 5, as the fake world finds it (edge-triggered readiness): bytes that
+/// arrived behind an answer, or on a pooled connection in the turn it is reused, are no
+/// answer to the next check. The engine before the fix read them as the second check's
+/// answer (the target's "stale" property panicked); the same inputs are kept in
+/// `regressions/ase_answer/`.
+#[test]
+fn the_answer_harness_finds_stale_answers_on_pooled_connections() {
+    use ngx_ase_fuzz::targets::answer::{exchange, outcome, End, Setup};
+    let block = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
+    let stray = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    // (a) A 403 of exactly 1,024 bytes, the engine's first read buffer, with the stray 200
+    // in the same piece: the read stops at 1,024 bytes and no event comes for the rest.
+    let head = |n: usize| format!("HTTP/1.1 403 Forbidden\r\nContent-Length: {n:04}\r\n\r\n").into_bytes();
+    let mut exact = head(1024 - head(0).len());
+    exact.resize(1024, b' ');
+    let a: Vec<u8> = [&exact[..], stray].concat();
+    let setup = Setup { pieces: [4096, 4096], ends: [End::Hang, End::Eof], ..Setup::default() };
+    let got = exchange(setup, &a, a.len()).map(|r| outcome(&r));
+    assert_eq!(got, [Ok(403), Err(ngx_ase_fuzz::ngx_ase_shared_abi::AseError::Reset)]);
+    // (b) The 403, then the stray in a piece of its own, whose event runs only after the
+    // second check took the pooled connection.
+    let b: Vec<u8> = [&block[..], stray].concat();
+    for announce in [true, false] {
+        let setup = Setup { pieces: [block.len(), 4096], ends: [End::Hang, End::Eof], announce, ..Setup::default() };
+        let got = exchange(setup, &b, b.len()).map(|r| outcome(&r));
+        assert_eq!(got, [Ok(403), Err(ngx_ase_fuzz::ngx_ase_shared_abi::AseError::Reset)], "announce {announce}");
     }
 }

@@ -160,6 +160,7 @@ unsafe extern "C" fn count_event(event: u8) {
     match Event::from_u8(event) {
         Some(Event::PayloadTruncated) => bump(&counters().payload_truncated),
         Some(Event::MonitorSkipped) => bump(&counters().monitor_skipped),
+        Some(Event::IdentityTooLarge) => bump(&counters().identity_too_large),
         None => {}
     }
 }

@@ -50,6 +50,9 @@ pub struct GroupStats {
     pub breaker_trips: AtomicU64,
     pub reports_sent: AtomicU64,
     pub reports_dropped: AtomicU64,
+    /// Milliseconds the group's breaker was open (every node down): checks were not asked.
+    /// Brought up to date by each check of the group.
+    pub blind_ms: AtomicU64,
 }
 
 #[repr(C)]
@@ -64,6 +67,8 @@ pub struct Counters {
     pub breaker_trips: AtomicU64,
     pub connections_new: AtomicU64,
     pub connections_reused: AtomicU64,
+    /// Answers that said `Connection: close` (the ASE keeps no sideband connection).
+    pub connections_closed_by_ase: AtomicU64,
     pub reports_sent: AtomicU64,
     pub reports_dropped_queue_full: AtomicU64,
     pub reports_dropped_unavailable: AtomicU64,
@@ -71,6 +76,9 @@ pub struct Counters {
     pub payload_truncated: AtomicU64,
     /// Monitored requests whose metadata was not sent: too many monitored checks in flight.
     pub monitor_skipped: AtomicU64,
+    /// Request checks not sent: what identifies the request does not fit in
+    /// `ase_request_max_size` (the check followed the fail mode).
+    pub identity_too_large: AtomicU64,
     pub nodes: [NodeStats; MAX_NODES],
     pub groups: [GroupStats; MAX_GROUPS],
 }
@@ -93,6 +101,7 @@ impl Counters {
             breaker_trips: Z,
             reports_sent: Z,
             reports_dropped: Z,
+            blind_ms: Z,
         };
         Counters {
             checks: Z,
@@ -104,11 +113,13 @@ impl Counters {
             breaker_trips: Z,
             connections_new: Z,
             connections_reused: Z,
+            connections_closed_by_ase: Z,
             reports_sent: Z,
             reports_dropped_queue_full: Z,
             reports_dropped_unavailable: Z,
             payload_truncated: Z,
             monitor_skipped: Z,
+            identity_too_large: Z,
             nodes: [NODE; MAX_NODES],
             groups: [GROUP; MAX_GROUPS],
         }

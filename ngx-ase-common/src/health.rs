@@ -1,7 +1,15 @@
-//! Which ASE node a call goes to: failover in order (backups only while every primary is
-//! down), `max_fails`/`fail_timeout` as nginx upstreams define them, and a circuit breaker
+//! Which ASE node a call goes to: the primaries share the calls by nginx's smooth weighted
+//! round robin (`weight=N`), backups only while every primary is down, failover to the
+//! next node within a call, `max_fails`/`fail_timeout` as nginx upstreams define them, and a circuit breaker
 //! that lets one probe at a time test a node whose down time has passed. Safe Rust; time is
 //! passed in (milliseconds) so the tests drive it.
+//!
+//! While every node of a group is down, nginx would be blind for a whole `fail_timeout`
+//! (anyone who can provoke one slow answer buys that long). So a group with no node up
+//! probes early: the node that failed first gets its probe `QUICK_PROBE_FIRST_MS` after its
+//! last failure, doubling with each failed probe up to `QUICK_PROBE_MAX_MS` (nginx's round
+//! robin likewise forgets failures once every peer has failed). The time a group's breaker
+//! is open is its *blind time*, counted for the status page.
 //!
 //! Nodes belong to groups (the http-level `ase_server` lines are group 0, each
 //! `ase_upstream` block one more): a call picks only within its group, and each group has
@@ -20,6 +28,24 @@ pub struct Health {
     down_until: u64,
     /// A call is testing this node after its down time ran out.
     probing: bool,
+    /// When the node last failed a call (for the early probe while its group is all down).
+    last_failure: u64,
+    /// Probes that failed in a row since the node went down (the early probe backs off).
+    failed_probes: u32,
+}
+
+/// While every node of a group is down, the first early probe follows the last failure by
+/// this much; each failed probe doubles it, up to `QUICK_PROBE_MAX_MS`, so that enforcement
+/// is back within a second of the ASE's recovery.
+pub const QUICK_PROBE_FIRST_MS: u64 = 250;
+pub const QUICK_PROBE_MAX_MS: u64 = 1000;
+
+impl Health {
+    /// When this down node may be probed early, its group having no node up.
+    fn early_probe_at(&self, fail_timeout_ms: u64) -> u64 {
+        let delay = QUICK_PROBE_FIRST_MS.saturating_mul(1 << self.failed_probes.min(16));
+        self.last_failure.saturating_add(delay.min(QUICK_PROBE_MAX_MS).min(fail_timeout_ms.max(1)))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -27,6 +53,8 @@ pub struct NodePolicy {
     pub backup: bool,
     pub max_fails: u32,
     pub fail_timeout_ms: u64,
+    /// Its share of the calls among the nodes of its role (`weight=N`, at least 1).
+    pub weight: u32,
 }
 
 /// What happened to the node's health with an outcome, for one log line per change.
@@ -44,9 +72,15 @@ pub struct Nodes {
     groups: Vec<Range<usize>>,
     /// Per group: whether the last `pick` found every node down (to count trips once).
     breaker_open: Vec<bool>,
+    /// Per group: since when its blind time has not been counted (while the breaker is
+    /// open), and how much has been counted but not yet taken (`take_blind_ms`).
+    blind_since: Vec<Option<u64>>,
+    blind_untaken: Vec<u64>,
     /// Whether a node is in use: a `resolve` server's slot without an address (or whose
     /// address vanished from the DNS) takes no call.
     active: Vec<bool>,
+    /// Per node: the smooth weighted round robin's current weight.
+    current_weight: Vec<i64>,
 }
 
 /// The result of `pick`.
@@ -74,8 +108,10 @@ impl Nodes {
     pub fn with_groups(policies: Vec<NodePolicy>, groups: Vec<Range<usize>>) -> Self {
         let health = vec![Health::default(); policies.len()];
         let breaker_open = vec![false; groups.len()];
+        let (blind_since, blind_untaken) = (vec![None; groups.len()], vec![0; groups.len()]);
         let active = vec![true; policies.len()];
-        Nodes { policies, health, groups, breaker_open, active }
+        let current_weight = vec![0; policies.len()];
+        Nodes { policies, health, groups, breaker_open, blind_since, blind_untaken, active, current_weight }
     }
 
     pub fn is_active(&self, i: usize) -> bool {
@@ -112,17 +148,52 @@ impl Nodes {
     }
 
     /// Opens group `g`'s breaker; whether this opened it (it was closed).
-    fn trip(&mut self, g: usize) -> bool {
-        match self.breaker_open.get_mut(g) {
+    fn trip(&mut self, g: usize, now: u64) -> bool {
+        let opened = match self.breaker_open.get_mut(g) {
             Some(open) => !core::mem::replace(open, true),
             None => false,
+        };
+        if opened {
+            self.blind_since[g] = Some(now);
         }
+        opened
     }
 
-    fn close_breaker(&mut self, g: usize) {
+    fn close_breaker(&mut self, g: usize, now: u64) {
         if let Some(open) = self.breaker_open.get_mut(g) {
             *open = false;
         }
+        if let Some(since) = self.blind_since.get_mut(g).and_then(Option::take) {
+            self.blind_untaken[g] = self.blind_untaken[g].saturating_add(now.saturating_sub(since));
+        }
+    }
+
+    /// Group `g`'s blind time (milliseconds with its breaker open) not taken before, up to
+    /// `now`: the caller adds it to the status page's counter.
+    pub fn take_blind_ms(&mut self, g: usize, now: u64) -> u64 {
+        let Some(untaken) = self.blind_untaken.get_mut(g) else { return 0 };
+        let mut ms = core::mem::take(untaken);
+        if let Some(since) = self.blind_since[g].as_mut() {
+            ms = ms.saturating_add(now.saturating_sub(*since));
+            *since = now.max(*since);
+        }
+        ms
+    }
+
+    /// Whether no node of group `g` is up or being probed: its down nodes may be probed
+    /// early (see the module comment).
+    fn all_down(&self, g: usize) -> bool {
+        !self.group(g).any(|i| self.active[i] && (self.health[i].down_until == 0 || self.health[i].probing))
+    }
+
+    /// Whether down node `i` may be probed now: its down time ran out, or its group has no
+    /// node up and its early probe is due.
+    fn probe_due(&self, i: usize, now: u64, all_down: bool) -> bool {
+        let h = &self.health[i];
+        self.active[i]
+            && h.down_until != 0
+            && !h.probing
+            && (h.down_until <= now || (all_down && h.early_probe_at(self.policies[i].fail_timeout_ms) <= now))
     }
 
     /// The group node `i` belongs to.
@@ -134,58 +205,85 @@ impl Nodes {
     /// probe). When none would, the breaker opens here as `pick` would open it:
     /// `Err(tripped)`.
     pub fn admit_check(&mut self, g: usize, now: u64) -> Result<(), bool> {
+        let all_down = self.all_down(g);
         let usable = self.group(g).any(|i| {
             let h = &self.health[i];
-            self.active[i] && !h.probing && (h.down_until == 0 || h.down_until <= now)
+            (self.active[i] && !h.probing && h.down_until == 0) || self.probe_due(i, now, all_down)
         });
         if usable {
             return Ok(());
         }
-        Err(self.trip(g))
+        Err(self.trip(g, now))
     }
 
-    /// The node a response report goes to: one that is up (primaries first, backups while
-    /// no primary is up), never one that is down or being probed. Reports never change a
-    /// node's health, so they never test one.
-    pub fn pick_settled(&self, g: usize, tried: u64) -> Option<usize> {
+    /// Whether group `g` has a node a response report may go to.
+    pub fn has_settled(&self, g: usize) -> bool {
+        self.settled_candidates(g, 0) != 0
+    }
+
+    /// The node a response report goes to: one that is up (the primaries in turn, backups
+    /// while no primary is up), never one that is down or being probed. Reports never
+    /// change a node's health, so they never test one.
+    pub fn pick_settled(&mut self, g: usize, tried: u64) -> Option<usize> {
+        let candidates = self.settled_candidates(g, tried);
+        self.round_robin(candidates)
+    }
+
+    /// The nodes `pick_settled` chooses among, as a bit per node.
+    fn settled_candidates(&self, g: usize, tried: u64) -> u64 {
         let up = |i: usize| self.active[i] && self.health[i].down_until == 0 && !self.health[i].probing;
-        let primary = self.group(g).find(|&i| !self.policies[i].backup && up(i));
-        let any_primary_up = primary.is_some();
-        let usable = |i: usize| !is_tried(tried, i) && up(i) && (!self.policies[i].backup || !any_primary_up);
+        let any_primary_up = self.group(g).any(|i| !self.policies[i].backup && up(i));
+        let want_backup = !any_primary_up;
         self.group(g)
-            .filter(|&i| !self.policies[i].backup)
-            .find(|&i| usable(i))
-            .or_else(|| self.group(g).filter(|&i| self.policies[i].backup).find(|&i| usable(i)))
+            .filter(|&i| self.policies[i].backup == want_backup && !is_tried(tried, i) && up(i))
+            .fold(0, with_tried)
+    }
+
+    /// nginx's smooth weighted round robin among `candidates` (a bit per node): each gains
+    /// its weight, the one furthest ahead is chosen and pays back the total, so calls are
+    /// spread in proportion to the weights and evenly interleaved.
+    fn round_robin(&mut self, candidates: u64) -> Option<usize> {
+        let mut total: i64 = 0;
+        let mut best: Option<usize> = None;
+        for i in (0..self.policies.len().min(MAX_NODES)).filter(|&i| is_tried(candidates, i)) {
+            let w = i64::from(self.policies[i].weight.max(1));
+            self.current_weight[i] = self.current_weight[i].saturating_add(w);
+            total = total.saturating_add(w);
+            if best.is_none_or(|b| self.current_weight[i] > self.current_weight[b]) {
+                best = Some(i);
+            }
+        }
+        let b = best?;
+        self.current_weight[b] = self.current_weight[b].saturating_sub(total);
+        Some(b)
     }
 
     /// Chooses a node of group `g` for a check, skipping `tried` (a bit per node this call
     /// already failed on).
     pub fn pick(&mut self, g: usize, now: u64, tried: u64) -> Pick {
+        let all_down = self.all_down(g);
         for want_backup in [false, true] {
             if want_backup && self.any_primary_usable(g, now, tried) {
                 break;
             }
-            // A node that is up.
-            let up = self.group(g).find(|&i| {
-                self.policies[i].backup == want_backup
-                    && self.active[i]
-                    && !is_tried(tried, i)
-                    && self.health[i].down_until == 0
-                    && !self.health[i].probing
-            });
-            if let Some(index) = up {
-                self.close_breaker(g);
+            // A node that is up, in turn.
+            let up = self
+                .group(g)
+                .filter(|&i| {
+                    self.policies[i].backup == want_backup
+                        && self.active[i]
+                        && !is_tried(tried, i)
+                        && self.health[i].down_until == 0
+                        && !self.health[i].probing
+                })
+                .fold(0, with_tried);
+            if let Some(index) = self.round_robin(up) {
+                self.close_breaker(g, now);
                 return Pick::Node { index, probe: false };
             }
-            // A node whose down time ran out and that nobody is probing yet.
+            // A node due for its probe that nobody is probing yet.
             let retry = self.group(g).find(|&i| {
-                let h = &self.health[i];
-                self.policies[i].backup == want_backup
-                    && self.active[i]
-                    && !is_tried(tried, i)
-                    && h.down_until != 0
-                    && h.down_until <= now
-                    && !h.probing
+                self.policies[i].backup == want_backup && !is_tried(tried, i) && self.probe_due(i, now, all_down)
             });
             if let Some(index) = retry {
                 self.health[index].probing = true;
@@ -195,24 +293,25 @@ impl Nodes {
         if tried != 0 {
             return Pick::Exhausted;
         }
-        Pick::Unavailable { tripped: self.trip(g) }
+        Pick::Unavailable { tripped: self.trip(g, now) }
     }
 
     fn any_primary_usable(&self, g: usize, now: u64, tried: u64) -> bool {
+        let all_down = self.all_down(g);
         self.group(g).any(|i| {
-            !self.policies[i].backup && self.active[i] && !is_tried(tried, i) && {
+            !self.policies[i].backup && !is_tried(tried, i) && {
                 let h = &self.health[i];
-                !h.probing && (h.down_until == 0 || h.down_until <= now)
+                (self.active[i] && !h.probing && h.down_until == 0) || self.probe_due(i, now, all_down)
             }
         })
     }
 
     /// Records that a call to node `i` worked (the node answered).
-    pub fn succeeded(&mut self, i: usize) -> Transition {
+    pub fn succeeded(&mut self, i: usize, now: u64) -> Transition {
         let h = &mut self.health[i];
         let was_down = h.down_until != 0;
         *h = Health::default();
-        self.close_breaker(self.group_of(i));
+        self.close_breaker(self.group_of(i), now);
         if was_down {
             Transition::CameBack
         } else {
@@ -225,8 +324,10 @@ impl Nodes {
         let policy = &self.policies[i];
         let h = &mut self.health[i];
         let was_down = h.down_until != 0;
+        h.last_failure = now;
         if h.probing {
             h.probing = false;
+            h.failed_probes = h.failed_probes.saturating_add(1);
             h.down_until = now.saturating_add(policy.fail_timeout_ms.max(1));
             return Transition::None;
         }
@@ -237,9 +338,10 @@ impl Nodes {
             h.fails = 0;
             h.window_start = now;
         }
-        h.fails += 1;
+        h.fails = h.fails.saturating_add(1);
         if h.fails >= policy.max_fails {
             h.down_until = now.saturating_add(policy.fail_timeout_ms.max(1));
+            h.failed_probes = 0;
             h.fails = 0;
             if !was_down {
                 return Transition::WentDown;
@@ -276,7 +378,65 @@ mod tests {
     use super::*;
 
     fn policy(backup: bool, max_fails: u32) -> NodePolicy {
-        NodePolicy { backup, max_fails, fail_timeout_ms: 10_000 }
+        NodePolicy { backup, max_fails, fail_timeout_ms: 10_000, weight: 1 }
+    }
+
+    fn weighted(backup: bool, weight: u32) -> NodePolicy {
+        NodePolicy { weight, ..policy(backup, 1) }
+    }
+
+    fn picks(n: &mut Nodes, count: usize) -> Vec<usize> {
+        (0..count)
+            .map(|_| match n.pick(0, 1, 0) {
+                Pick::Node { index, .. } => index,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// The primaries take turns (nginx's round robin), never a backup while one is up.
+    #[test]
+    fn primaries_take_turns() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(false, 1), policy(false, 1), policy(true, 1)]);
+        assert_eq!(picks(&mut n, 6), [0, 1, 2, 0, 1, 2]);
+        n.failed(1, 1);
+        assert_eq!(picks(&mut n, 4), [0, 2, 0, 2], "the others share a down node's calls");
+        n.failed(0, 1);
+        n.failed(2, 1);
+        assert_eq!(picks(&mut n, 2), [3, 3], "the backup only once every primary is down");
+    }
+
+    /// `weight=N`: shares in proportion, interleaved as nginx's smooth round robin does.
+    #[test]
+    fn weights_share_in_proportion_and_interleave() {
+        let mut n = Nodes::new(vec![weighted(false, 5), weighted(false, 1), weighted(false, 1)]);
+        assert_eq!(picks(&mut n, 7), [0, 0, 1, 0, 2, 0, 0], "nginx's sequence for 5, 1, 1");
+        let mut n = Nodes::new(vec![weighted(false, 3), weighted(false, 1)]);
+        let p = picks(&mut n, 400);
+        assert_eq!((p.iter().filter(|&&i| i == 0).count(), p.iter().filter(|&&i| i == 1).count()), (300, 100));
+    }
+
+    /// Failover within a call skips the nodes it tried, whoever's turn it is.
+    #[test]
+    fn failover_within_a_call_skips_what_it_tried() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(false, 1)]);
+        assert_eq!(n.pick(0, 0, 1 << 0), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(0, 0, 1 << 1), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick(0, 0, 0b11), Pick::Exhausted);
+    }
+
+    /// Reports take turns over the nodes that are up as well.
+    #[test]
+    fn reports_take_turns_over_nodes_that_are_up() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(false, 1), policy(true, 1)]);
+        let r: Vec<_> = (0..4).map(|_| n.pick_settled(0, 0)).collect();
+        assert_eq!(r, [Some(0), Some(1), Some(0), Some(1)]);
+        n.failed(0, 0);
+        n.failed(1, 0);
+        assert_eq!(n.pick_settled(0, 0), Some(2));
+        n.failed(2, 0);
+        assert!(!n.has_settled(0));
+        assert_eq!(n.pick_settled(0, 0), None);
     }
 
     #[test]
@@ -318,20 +478,6 @@ mod tests {
     }
 
     #[test]
-    fn the_longest_fail_timeout_keeps_a_node_down_and_does_not_wrap() {
-        // Far past what the configuration takes (nginx's largest time): still no wrap.
-        for fail_timeout_ms in [i64::MAX as u64, u64::MAX] {
-            let mut n = Nodes::new(vec![NodePolicy { backup: false, max_fails: 1, fail_timeout_ms }, policy(true, 1)]);
-            let now = 5_000_000;
-            assert_eq!(n.failed(0, now), Transition::WentDown);
-            for later in [now + 1, now + 10_000, now + 1_000_000_000] {
-                assert!(n.is_down(0, later), "{fail_timeout_ms}");
-                assert_eq!(n.pick(0, later, 0), Pick::Node { index: 1, probe: false }, "{fail_timeout_ms}");
-            }
-        }
-    }
-
-    #[test]
     fn max_fails_zero_never_marks_down() {
         let mut n = Nodes::new(vec![policy(false, 0)]);
         for t in 0..10 {
@@ -350,20 +496,68 @@ mod tests {
         assert!(n.breaker_open(0));
     }
 
+    /// Every node of the group down: the first probe goes out `QUICK_PROBE_FIRST_MS` after
+    /// the failure, not a whole `fail_timeout` later; one at a time; each failed probe
+    /// doubles the wait up to `QUICK_PROBE_MAX_MS`. The breaker's open time is blind time.
     #[test]
-    fn one_probe_at_a_time_after_the_down_time() {
+    fn a_group_with_every_node_down_probes_early_and_backs_off() {
         let mut n = Nodes::new(vec![policy(false, 1)]);
         n.failed(0, 0);
-        assert_eq!(n.pick(0, 5_000, 0), Pick::Unavailable { tripped: true });
-        assert_eq!(n.pick(0, 10_000, 0), Pick::Node { index: 0, probe: true });
-        assert_eq!(n.pick(0, 10_001, 0), Pick::Unavailable { tripped: false }, "second caller waits");
-        // the probe fails: down for another fail_timeout
-        assert_eq!(n.failed(0, 10_002), Transition::None);
-        assert_eq!(n.pick(0, 15_000, 0), Pick::Unavailable { tripped: false });
-        assert_eq!(n.pick(0, 20_002, 0), Pick::Node { index: 0, probe: true });
-        assert_eq!(n.succeeded(0), Transition::CameBack);
-        assert_eq!(n.pick(0, 20_003, 0), Pick::Node { index: 0, probe: false });
+        assert_eq!(n.pick(0, 100, 0), Pick::Unavailable { tripped: true });
+        assert_eq!(n.admit_check(0, 249), Err(false));
+        assert_eq!(n.pick(0, 250, 0), Pick::Node { index: 0, probe: true });
+        assert_eq!(n.pick(0, 251, 0), Pick::Unavailable { tripped: false }, "second caller waits");
+        // Each failed probe doubles the wait: 500, 1000, then 1000 again (the cap).
+        let mut at = 300;
+        for wait in [500, 1000, 1000] {
+            assert_eq!(n.failed(0, at), Transition::None);
+            assert_eq!(n.pick(0, at + wait - 1, 0), Pick::Unavailable { tripped: false }, "before {wait}");
+            assert_eq!(n.admit_check(0, at + wait), Ok(()));
+            assert_eq!(n.pick(0, at + wait, 0), Pick::Node { index: 0, probe: true }, "after {wait}");
+            at += wait;
+        }
+        assert_eq!(n.succeeded(0, at + 1), Transition::CameBack);
+        assert_eq!(n.pick(0, at + 2, 0), Pick::Node { index: 0, probe: false });
         assert!(!n.breaker_open(0));
+        assert_eq!(n.take_blind_ms(0, at + 2), at + 1 - 100, "open from the trip to the answer");
+        assert_eq!(n.take_blind_ms(0, at + 3), 0, "taken once");
+        // Down again: the backoff starts over.
+        n.failed(0, 50_000);
+        assert_eq!(n.pick(0, 50_250, 0), Pick::Node { index: 0, probe: true });
+    }
+
+    /// Blind time is counted while the breaker is still open, as it accrues.
+    #[test]
+    fn blind_time_accrues_while_the_breaker_is_open() {
+        let mut n = Nodes::new(vec![policy(false, 1)]);
+        n.failed(0, 0);
+        assert_eq!(n.admit_check(0, 10), Err(true));
+        assert_eq!(n.take_blind_ms(0, 110), 100);
+        assert_eq!(n.take_blind_ms(0, 160), 50);
+        assert_eq!(n.take_blind_ms(1, 160), 0, "no such group");
+    }
+
+    /// The early probe is only for a group with no node up: while a backup answers, a
+    /// down primary waits out its `fail_timeout` as in nginx.
+    #[test]
+    fn no_early_probe_while_another_node_of_the_group_is_up() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(true, 1)]);
+        n.failed(0, 0);
+        assert_eq!(n.pick(0, 500, 0), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(0, 9_999, 0), Pick::Node { index: 1, probe: false });
+        assert_eq!(n.pick(0, 10_000, 0), Pick::Node { index: 0, probe: true });
+    }
+
+    /// A huge `fail_timeout` does not wrap: the node stays down.
+    #[test]
+    fn a_huge_fail_timeout_does_not_wrap() {
+        let mut n = Nodes::new(vec![
+            NodePolicy { backup: false, max_fails: 1, fail_timeout_ms: u64::MAX, weight: 1 },
+            policy(true, 1),
+        ]);
+        n.failed(0, 5);
+        assert!(n.is_down(0, u64::MAX - 1));
+        assert_eq!(n.pick(0, 1_000_000, 0), Pick::Node { index: 1, probe: false });
     }
 
     #[test]
@@ -372,7 +566,7 @@ mod tests {
         n.failed(0, 0);
         assert_eq!(n.pick(0, 1, 0), Pick::Node { index: 1, probe: false });
         assert_eq!(n.pick(0, 10_000, 0), Pick::Node { index: 0, probe: true });
-        n.succeeded(0);
+        n.succeeded(0, 0);
         assert_eq!(n.pick(0, 10_001, 0), Pick::Node { index: 0, probe: false });
     }
 
@@ -427,7 +621,7 @@ mod tests {
         assert_eq!(n.pick_settled(1, 0), None);
         assert_eq!(n.pick_settled(0, 0), Some(0));
         assert_eq!(n.pick(1, 10_000, 0), Pick::Node { index: 2, probe: true });
-        assert_eq!(n.succeeded(2), Transition::CameBack);
+        assert_eq!(n.succeeded(2, 0), Transition::CameBack);
         assert!(!n.breaker_open(1));
         assert_eq!(n.pick(7, 0, 0), Pick::Unavailable { tripped: false }, "a group that does not exist has no node");
     }

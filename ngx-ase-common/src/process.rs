@@ -84,7 +84,12 @@ fn node_specs(nodes: Vec<crate::conf::settings::Node>) -> (Vec<NodeSpec>, Vec<No
             let spec = NodeSpec {
                 display: display.clone(),
                 authority: s.url.authority(),
-                policy: NodePolicy { backup: s.backup, max_fails: s.max_fails, fail_timeout_ms: s.fail_timeout_ms },
+                policy: NodePolicy {
+                    backup: s.backup,
+                    max_fails: s.max_fails,
+                    fail_timeout_ms: s.fail_timeout_ms,
+                    weight: s.weight,
+                },
                 // A `resolve` server's slots wait for the resolver's answer.
                 active: !s.resolve,
             };

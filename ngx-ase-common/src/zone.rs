@@ -18,8 +18,9 @@ use crate::conf::MainConf;
 use crate::counters::Counters;
 
 /// The layout of [`Counters`]: bumped whenever a field is added, removed or moved (the size
-/// alone would not tell a reordering). 2: `payload_truncated`. 3: `groups`.
-const LAYOUT_VERSION: u64 = 4;
+/// alone would not tell a reordering). 2: `payload_truncated`. 3: `groups`. 4: `monitor_skipped`. 5: `identity_too_large`.
+/// 6: the groups' `blind_ms`. 7: error `bad_503`. 8: `connections_closed_by_ase`.
+const LAYOUT_VERSION: u64 = 8;
 
 /// Identifies counters of this exact layout, so a zone left by another build is not misread
 /// (a reload into a build with another layout starts the counters afresh).

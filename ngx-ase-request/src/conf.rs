@@ -4,6 +4,7 @@ use nginx_sys::{ngx_flag_t, ngx_http_complex_value_t, ngx_uint_t};
 use ngx::http::{Merge, MergeConfigError};
 use ngx_ase_glue::values::{invalid_value, merge, merge_option, UNSET_FLAG, UNSET_SIZE, UNSET_UINT};
 use ngx_ase_shared::abi::{Bytes, RequestLocShared, RequestMode};
+use ngx_ase_shared::header_names;
 
 pub const DEFAULT_BLOCK_STATUS: ngx_uint_t = 403;
 /// `ase_request_max_size`'s default: the most bytes of JSON a request's metadata takes.
@@ -118,6 +119,9 @@ pub struct LocConf {
     /// `ase_hide_header` names set at this level (see `ngx_ase_shared::header_names`);
     /// `None` = unset: the level above's list applies, as with nginx's `proxy_hide_header`.
     pub hidden: Option<Vec<u8>>,
+    /// `ase_identity_header` names (packed, as `hidden`), besides the built-in ones
+    /// (`payload::IDENTITY`); `None` = none at this level or above.
+    pub identity: Option<Vec<u8>>,
     /// `ase_request_max_size` in bytes (`UNSET_SIZE` until merged).
     pub max_size: usize,
     /// `ase_request_after_access on|off`: check in the precontent phase, after the access
@@ -136,6 +140,7 @@ impl Default for LocConf {
             user: None,
             client_id: None,
             hidden: None,
+            identity: None,
             max_size: UNSET_SIZE,
             after_access: UNSET_FLAG,
         }
@@ -155,6 +160,11 @@ impl LocConf {
     /// The header names never sent to the ASE here (packed).
     pub fn hidden(&self) -> &[u8] {
         self.hidden.as_deref().unwrap_or(b"")
+    }
+
+    /// The operator's identity header names here (packed).
+    pub fn identity(&self) -> &[u8] {
+        self.identity.as_deref().unwrap_or(b"")
     }
 
     /// Points the shared part at this level's merged values.
@@ -180,10 +190,26 @@ impl Merge for LocConf {
         merge_option(&mut self.client_id, &prev.client_id);
         // A level with its own list replaces the one above (nginx's array directives).
         merge_option(&mut self.hidden, &prev.hidden);
+        merge_identity(&mut self.identity, &prev.identity);
         merge(&mut self.max_size, prev.max_size, UNSET_SIZE, DEFAULT_MAX_SIZE);
         merge(&mut self.after_access, prev.after_access, UNSET_FLAG, 0);
         self.fill_shared();
         Ok(())
+    }
+}
+
+/// `ase_identity_header` names add up through the levels (unlike `ase_hide_header`'s): an
+/// inner level that names one more header must not make an outer one cuttable again.
+fn merge_identity(own: &mut Option<Vec<u8>>, outer: &Option<Vec<u8>>) {
+    match (own.as_mut(), outer) {
+        (Some(list), Some(outer)) => {
+            for name in header_names::names(outer) {
+                // A name from a list is a valid name: nothing to refuse.
+                let _ = header_names::add_name(list, name);
+            }
+        }
+        (None, Some(outer)) => *own = Some(outer.clone()),
+        (_, None) => {}
     }
 }
 
@@ -263,6 +289,20 @@ mod tests {
         assert_eq!((bare.mode(), bare.fail_mode), (RequestMode::Off, FailMode::Open));
         assert!(bare.user.is_none() && bare.hidden().is_empty() && bare.shared.mode_at.len == 0);
         assert_eq!(bare.max_size, DEFAULT_MAX_SIZE);
+    }
+
+    #[test]
+    fn identity_names_add_up_through_the_levels() {
+        let http = LocConf { identity: Some(b"x-session ".to_vec()), ..LocConf::default() };
+        let mut server = LocConf::default();
+        server.merge(&http).unwrap();
+        let mut location = LocConf { identity: Some(b"x-tenant x-session ".to_vec()), ..LocConf::default() };
+        location.merge(&server).unwrap();
+        assert_eq!(server.identity(), b"x-session ");
+        assert_eq!(location.identity(), b"x-tenant x-session ");
+        let mut bare = LocConf::default();
+        bare.merge(&LocConf::default()).unwrap();
+        assert_eq!(bare.identity(), b"");
     }
 
     #[test]

@@ -132,6 +132,27 @@ pub unsafe extern "C" fn set_hide_header(
     }
 }
 
+/// `ase_identity_header NAME ...`: repeatable; the names add to this level's list (and to
+/// the enclosing levels', when merged).
+pub unsafe extern "C" fn set_identity_header(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    unsafe {
+        checked(cf, || {
+            let conf = &mut *(conf as *mut LocConf);
+            let list = conf.identity.get_or_insert_with(Vec::new);
+            for name in directive_args(cf) {
+                if let Err(e) = header_names::add_name(list, name) {
+                    return emerg(cf, &in_directive(&e, "ase_identity_header"));
+                }
+            }
+            conf_ok()
+        })
+    }
+}
+
 pub unsafe extern "C" fn set_fail_mode(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,

@@ -13,7 +13,8 @@
 //! reused per-thread buffer (`with_scratch`), which the channel copies.
 //!
 //! The payload is held to `ase_request_max_size` (`payload.rs` says what is left out); a
-//! payload cut short is counted (ABI v3's `count_event`) and the check goes on as usual.
+//! payload cut short is counted (ABI v3's `count_event`) and the check goes on as usual. One
+//! whose identity alone does not fit is not sent: counted, and an ASE error (the fail mode).
 //!
 //! `ase_request monitor`: the check is started as with `on`, but with a callback that
 //! ignores its outcome and no pointer to the request: the request is decided (`monitor`) at
@@ -40,7 +41,8 @@ use ngx_ase_shared::json::with_scratch;
 
 use crate::conf::{LocConf, PerRequestValue};
 use crate::in_flight::{monitor_ceiling, InFlight};
-use crate::payload::{build_into, http_version_name, RequestMeta};
+use crate::payload::{build_into, http_version_name, Fit, RequestMeta};
+use crate::routed;
 use crate::verdict::{decide, Complaint, Decision};
 use crate::Module;
 
@@ -231,10 +233,14 @@ unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, a
         // through `ctx_ptr`, so no reference to it is held across the call.
         (*ctx_ptr).in_start = true;
         let cid = (*ctx_ptr).correlation_id;
-        (*ctx_ptr).sent_id = Some(cid);
-        let handle = send_metadata(r, lc, api, &cid, on_done, ctx_ptr.cast());
+        let before = (*ctx_ptr).sent_id.replace(cid);
+        let sent = send_metadata(r, lc, api, &cid, on_done, ctx_ptr.cast());
         let ctx = &mut *ctx_ptr;
         ctx.in_start = false;
+        let Some(handle) = sent else {
+            ctx.sent_id = before;
+            return refuse_unsendable(r, ctx, api);
+        };
         match ctx.state {
             // `done` already ran: decide now, in this handler call (no event was posted).
             State::Answered => finish(r, ctx, lc),
@@ -254,8 +260,29 @@ unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, a
     }
 }
 
+/// A request whose identity does not fit in `ase_request_max_size` cannot be checked, and
+/// it is the client's doing (padded cookies, say), not the ASE's: refused with 431 whatever
+/// `ase_fail_mode` says, else any client could choose not to be checked. Its verdict is
+/// `fail_closed`, counted with the cause `not_started`.
+unsafe fn refuse_unsendable(r: *mut ngx_http_request_t, ctx: &mut Ctx, api: &ChannelApi) -> ngx_int_t {
+    unsafe {
+        ctx.state = State::Decided;
+        ctx.verdict = Verdict::FailClosed;
+        ctx.result = CheckResult::new(0, AseError::NotStarted, 0);
+        ctx.elapsed_ms = Some(0);
+        trace_verdict(r, ctx);
+        (api.count_verdict)(Verdict::FailClosed as u8, AseError::NotStarted as u8);
+        ctx.refused_with = IDENTITY_TOO_LARGE_STATUS;
+        refuse(r, IDENTITY_TOO_LARGE_STATUS)
+    }
+}
+
+/// 431 Request Header Fields Too Large.
+const IDENTITY_TOO_LARGE_STATUS: u16 = 431;
+
 /// Builds the payload and starts the check; the channel copies the body before
-/// `start_check` returns, so one reused buffer will do.
+/// `start_check` returns, so one reused buffer will do. `None`: nothing was sent (the
+/// identity does not fit; counted and logged here) and `done` was not called.
 unsafe fn send_metadata(
     r: *mut ngx_http_request_t,
     lc: &LocConf,
@@ -263,14 +290,33 @@ unsafe fn send_metadata(
     cid: &[u8],
     done: ngx_ase_shared::abi::CheckDone,
     data: *mut c_void,
-) -> *mut c_void {
+) -> Option<*mut c_void> {
     unsafe {
         let meta = request_meta(r, lc);
-        with_scratch(|body| {
-            if build_into(body, &meta, lc.max_size) {
+        with_scratch(|body| match build_into(body, &meta, lc.max_size) {
+            Fit::Whole => Some((api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data)),
+            Fit::Cut => {
                 (api.count_event)(Event::PayloadTruncated as u8);
+                Some((api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data))
             }
-            (api.start_check)(r.cast(), Bytes::new(cid), Bytes::new(body), done, data)
+            // Never cut from the identity: not sent, and decided as an ASE error (the fail
+            // mode), through `done` as a channel that cannot take the call would.
+            Fit::IdentityTooLarge => {
+                (api.count_event)(Event::IdentityTooLarge as u8);
+                static TOO_LARGE: RateLimit = RateLimit::new(ONCE_A_MINUTE);
+                if TOO_LARGE.allow() {
+                    ase_log!(
+                        nginx_sys::NGX_LOG_WARN,
+                        r,
+                        "ase: the request's identity (its fields, host and identity headers) does not fit in \
+                         ase_request_max_size ({} bytes): not sent to the ASE; refused with 431 (with ase_request \
+                         monitor: let through)",
+                        lc.max_size
+                    );
+                }
+                let _ = (done, data);
+                None
+            }
         })
     }
 }
@@ -306,9 +352,13 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
         }
         // No handle is kept: nothing cancels a monitor check, and its callback needs no data.
         let cid = ctx.correlation_id;
-        ctx.sent_id = Some(cid);
+        let before = ctx.sent_id.replace(cid);
         trace_verdict(r, ctx);
-        send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut());
+        if send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut()).is_none() {
+            // Not sent: its place is free again; no report, no $ase_correlation_id for it.
+            MONITORED.release();
+            ctx.sent_id = before;
+        }
     }
 }
 
@@ -463,9 +513,11 @@ unsafe fn request_meta<'a>(
             source_ip: (*c).addr_text.as_bytes(),
             source_port: nginx_sys::ngx_inet_get_port((*c).sockaddr) as u16,
             method: (*r).method_name.as_bytes(),
-            url: (*r).unparsed_uri.as_bytes(),
+            url: routed::url(r),
             http_version: http_version_name((*r).http_version),
+            host: routed::host(r, lc.hidden()),
             headers,
+            identity: lc.identity(),
             username,
             client_id,
         }

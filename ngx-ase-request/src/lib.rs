@@ -14,6 +14,8 @@ pub mod in_flight;
 mod module;
 pub mod payload;
 #[cfg(not(test))]
+mod routed;
+#[cfg(not(test))]
 mod variables;
 pub mod verdict;
 

@@ -75,7 +75,7 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = LocConf;
 }
 
-static mut COMMANDS: [ngx_command_t; 10] = [
+static mut COMMANDS: [ngx_command_t; 11] = [
     command(ngx_string!("ase_request"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_request, LOC_CONF, 0),
     command(ngx_string!("ase_fail_mode"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_fail_mode, LOC_CONF, 0),
     command(ngx_string!("ase_block_status"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_block_status, LOC_CONF, 0),
@@ -90,6 +90,7 @@ static mut COMMANDS: [ngx_command_t; 10] = [
         offset_of!(LocConf, after_access),
     ),
     command(ngx_string!("ase_hide_header"), ANY_LEVEL | NGX_CONF_1MORE, set::set_hide_header, LOC_CONF, 0),
+    command(ngx_string!("ase_identity_header"), ANY_LEVEL | NGX_CONF_1MORE, set::set_identity_header, LOC_CONF, 0),
     command(
         ngx_string!("ase_request_max_size"),
         ANY_LEVEL | NGX_CONF_TAKE1,

@@ -5,86 +5,87 @@
 //! borrowed pairs (the handler walks nginx's header list in place, no `Vec` of pairs), and
 //! [`build_into`] appends to a buffer the caller reuses.
 //!
+//! # What nginx routed by
+//! The ASE must judge the request nginx serves, not another spelling of it: `url` is the
+//! path nginx routed by with the query string ([`Url`]), and the `host` entry, first among
+//! the headers, carries the host nginx routed by, in place of every `Host` line the client
+//! sent (an absolute-form request line's host wins over the `Host` header in nginx).
+//!
 //! # The bound (`ase_request_max_size`)
 //! A request's JSON can be far larger than the request (a control byte in a header value
 //! takes six bytes as `\u00XX`), so the payload is held to a limit. A request whose
-//! metadata fits is sent whole. One that does not is sent *cut short*, and [`build_into`]
-//! says so:
-//! - `source_ip`, `source_port`, `method`, `url`, `http_version` and `user_info` come
-//!   first, then as many header lines as fit, in order, each one whole: the headers sent are
-//!   always the first ones the client sent, and the rest are left out.
-//! - When those fields alone do not fit (a huge URL), the URL is cut at a character
-//!   boundary to the room the other fields leave (no header is sent then): the ASE still
-//!   sees the path, which names the API. Should even an empty URL not fit, `user_info` is
-//!   left out (never a cut name), then `method` and `source_ip` are cut. With the smallest
-//!   limit the directive allows (`conf::MIN_MAX_SIZE`, 1k) only an absurd method or username gets
-//!   that far.
-//! - The output is always valid JSON with every field of the protocol, and never longer
-//!   than the limit once the limit holds the skeleton (every string empty, about 100 bytes),
-//!   which every limit from `conf::MIN_MAX_SIZE` does.
+//! metadata fits is sent whole, its headers in the order received. One that does not is
+//! sent *cut short*, and what is kept comes in this order:
+//! 1. What identifies the request, never cut: `source_ip`, `source_port`, `method`,
+//!    `http_version`, `user_info`, the `host` entry and every identity header line
+//!    ([`IDENTITY`], and the names given with `ase_identity_header`). A client must not be
+//!    able to push its own token out with padding. When these alone do not fit, nothing is
+//!    built ([`Fit::IdentityTooLarge`]): the check is not sent and follows the fail mode.
+//! 2. The `url`, whole if it fits, else cut to the room left (never inside an escape): the
+//!    ASE matches APIs by path prefix. A cut URL leaves no room for other headers.
+//! 3. The other header lines, as many as fit, smallest first: the largest are left out
+//!    first (of equal sizes, the later one). Those kept are written in the order received.
 //!
+//! The output is valid JSON with every field of the protocol, never longer than the limit.
 //! Checking costs nothing for the usual request: a string of `n` bytes takes at most
-//! `6n + 2` ([`str_len_bound`]); only a field or header that might not fit by that bound is
-//! measured exactly.
+//! `6n + 2` ([`str_len_bound`]); only a payload that might not fit by that bound is measured
+//! exactly, and only one that does not fit walks its headers more than once.
 
-use ngx_ase_shared::json::{
-    decimal, str_len, str_len_bound, str_prefix_within, write_header_pair, write_str, write_uint,
-};
+use ngx_ase_shared::header_names::is_listed;
+use ngx_ase_shared::json::{decimal, str_len, str_len_bound, write_header_pair, write_str, write_uint};
+pub use ngx_ase_shared::url::Url;
+
+/// Header names (lower case) the ASE identifies clients by: kept whatever else is cut. The
+/// ASE's API definitions name the API-key header; `ase_identity_header` adds others.
+pub const IDENTITY: [&[u8]; 7] =
+    [b"host", b"authorization", b"cookie", b"x-api-key", b"apikey", b"api-key", b"x-forwarded-for"];
 
 /// The request's metadata. `H` yields every header line; it is walked once per
-/// [`build_into`] (from a clone), so an iterator over nginx's list costs nothing to clone.
+/// [`build_into`] (from a clone) when the payload fits, so an iterator over nginx's list
+/// costs nothing to clone.
 pub struct RequestMeta<'a, H = Vec<(&'a [u8], &'a [u8])>> {
     pub source_ip: &'a [u8],
     pub source_port: u16,
     pub method: &'a [u8],
-    /// Path and query as the client sent them.
-    pub url: &'a [u8],
+    /// The path nginx routed by, and the query string.
+    pub url: Url<'a>,
     /// `1.0`, `1.1`, `2.0` or `3.0`.
     pub http_version: &'a str,
+    /// The host nginx routed by: the `host` entry, first, in place of every `Host` line.
+    /// `None`: no such entry, and `Host` lines go as received.
+    pub host: Option<&'a [u8]>,
     /// Every header line in order, as received.
     pub headers: H,
+    /// More identity header names (`ase_identity_header`), packed as `header_names` makes them.
+    pub identity: &'a [u8],
     /// `user_info`'s `username` (`ase_user`, `ase_user_header`), when known and not empty.
     pub username: Option<&'a [u8]>,
     /// `user_info`'s `client_id` (`ase_client_id`), when known and not empty.
     pub client_id: Option<&'a [u8]>,
 }
 
-impl<H> RequestMeta<'_, H> {
-    /// Whether the payload has a `user_info` (one object with the keys that are known).
-    fn has_user_info(&self) -> bool {
-        self.username.is_some() || self.client_id.is_some()
-    }
-
-    /// The two `user_info` strings that are there.
-    fn user_strings(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.username.into_iter().chain(self.client_id)
-    }
-
-    /// `user_info`'s bytes but for its strings.
-    fn user_frame(&self) -> usize {
-        if !self.has_user_info() {
-            return 0;
-        }
-        let both = self.username.is_some() && self.client_id.is_some();
-        K_USER.len()
-            + K_USER_END.len()
-            + usize::from(both)
-            + self.username.map_or(0, |_| K_USERNAME.len())
-            + self.client_id.map_or(0, |_| K_CLIENT_ID.len())
-    }
+/// How the payload came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fit {
+    /// Everything, within the limit.
+    Whole,
+    /// Cut short (see the module's notes): the URL cut, or headers left out.
+    Cut,
+    /// What identifies the request does not fit in the limit: nothing was written.
+    IdentityTooLarge,
 }
 
 pub use ngx_ase_shared::http::version_name as http_version_name;
 
 /// The payload in a new buffer, at most `limit` bytes (tests, fuzzing; the handler uses
-/// [`build_into`]), and whether it was cut short.
-pub fn build<'a, H>(meta: &RequestMeta<'a, H>, limit: usize) -> (Vec<u8>, bool)
+/// [`build_into`]), and how it came out.
+pub fn build<'a, H>(meta: &RequestMeta<'a, H>, limit: usize) -> (Vec<u8>, Fit)
 where
     H: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
 {
     let mut out = Vec::new();
-    let truncated = build_into(&mut out, meta, limit);
-    (out, truncated)
+    let fit = build_into(&mut out, meta, limit);
+    (out, fit)
 }
 
 const K_IP: &[u8] = b"{\"source_ip\":";
@@ -98,141 +99,239 @@ const K_CLIENT_ID: &[u8] = b"\"client_id\":";
 const K_USER_END: &[u8] = b"}]";
 const K_HEADERS: &[u8] = b",\"headers\":[";
 const K_END: &[u8] = b"]}";
-/// A header entry's bytes around its quoted name and value: `,{` `:` `}` (no comma before
-/// the first).
-const PAIR_FRAME: usize = 4;
+/// A header entry's bytes around its quoted name and value, `{` `:` `}`, and the comma
+/// before it (counted for every entry: one byte more than written, which keeps sums simple).
+const ENTRY_FRAME: usize = 4;
 
-/// The fields before the headers as they will be written: each string possibly cut.
-struct Fixed<'a> {
-    source_ip: &'a [u8],
-    method: &'a [u8],
-    url: &'a [u8],
-    /// Whether `user_info` is written (whole, or not at all).
-    user_info: bool,
-    truncated: bool,
+/// What a header entry takes (see [`ENTRY_FRAME`]).
+fn entry_len(name: &[u8], value: &[u8]) -> usize {
+    ENTRY_FRAME + str_len(name) + str_len(value)
 }
 
-fn digits(n: u16) -> usize {
-    decimal(u64::from(n), &mut [0; 20]).len()
+fn entry_len_bound(name: &[u8], value: &[u8]) -> usize {
+    ENTRY_FRAME.saturating_add(str_len_bound(name)).saturating_add(str_len_bound(value))
 }
 
-/// Decides what of the fields before the headers fits in `limit` (with an empty header
-/// list after them).
-fn fit_fixed<'a, H>(meta: &RequestMeta<'a, H>, limit: usize) -> Fixed<'a> {
-    let frame = K_IP.len()
-        + K_PORT.len()
-        + K_METHOD.len()
-        + K_URL.len()
-        + K_VERSION.len()
-        + K_HEADERS.len()
-        + K_END.len()
-        + digits(meta.source_port)
-        + str_len(meta.http_version.as_bytes());
-    let whole = Fixed {
-        source_ip: meta.source_ip,
-        method: meta.method,
-        url: meta.url,
-        user_info: meta.has_user_info(),
-        truncated: false,
-    };
-    // The usual case, in O(1): even at six bytes a byte, everything fits.
-    let bound = [meta.source_ip, meta.method, meta.url]
-        .into_iter()
-        .chain(meta.user_strings())
-        .fold(frame + meta.user_frame(), |sum, s| sum.saturating_add(str_len_bound(s)));
-    if bound <= limit {
-        return whole;
-    }
-    let (ip, method, url) = (str_len(meta.source_ip), str_len(meta.method), str_len(meta.url));
-    let user = meta.user_frame() + meta.user_strings().map(str_len).sum::<usize>();
-    if frame + ip + method + url + user <= limit {
-        return whole;
-    }
-    let mut cut = Fixed { truncated: true, ..whole };
-    // The URL gets the room the rest leaves; when the rest leaves not even "", the
-    // user_info goes first, whole.
-    let mut rest = frame + ip + method + user;
-    if rest + 2 > limit && cut.user_info {
-        cut.user_info = false;
-        rest -= user;
-    }
-    let (n, url_len) = str_prefix_within(meta.url, limit.saturating_sub(rest));
-    cut.url = &meta.url[..n];
-    rest += url_len;
-    // Then the method, then the client address (only for absurd values).
-    if rest > limit {
-        let (n, len) = str_prefix_within(meta.method, limit.saturating_sub(rest - method));
-        cut.method = &meta.method[..n];
-        rest = rest - method + len;
-    }
-    if rest > limit {
-        let (n, _) = str_prefix_within(meta.source_ip, limit.saturating_sub(rest - ip));
-        cut.source_ip = &meta.source_ip[..n];
-    }
-    cut
+/// Which of the non-identity header lines a cut payload keeps: those of at most `upto`
+/// bytes, and the first `next_count` of exactly `next` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Keep {
+    upto: usize,
+    next: usize,
+    next_count: usize,
 }
 
-/// Appends the payload to `out`: at most `limit` bytes of it (see the module's notes for
-/// what is left out first). Returns whether it was cut short.
-pub fn build_into<'a, H>(out: &mut Vec<u8>, meta: &RequestMeta<'a, H>, limit: usize) -> bool
+impl Keep {
+    const ALL: Keep = Keep { upto: usize::MAX, next: 0, next_count: 0 };
+    const NONE: Keep = Keep { upto: 0, next: 0, next_count: 0 };
+
+    /// Whether a line of `size()` bytes is kept; `taken` counts the `next`-sized ones kept.
+    fn admits(&self, size: impl FnOnce() -> usize, taken: &mut usize) -> bool {
+        if *self == Keep::ALL {
+            return true;
+        }
+        let size = size();
+        if size <= self.upto {
+            return true;
+        }
+        if size == self.next && *taken < self.next_count {
+            *taken += 1;
+            return true;
+        }
+        false
+    }
+}
+
+/// A header line as the cutting sees it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// A `Host` line, replaced by the `host` entry.
+    Host,
+    Identity,
+    Other,
+}
+
+impl<'a, H> RequestMeta<'a, H>
 where
     H: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
 {
-    let start = out.len();
-    let fixed = fit_fixed(meta, limit);
-    out.extend_from_slice(K_IP);
-    write_str(out, fixed.source_ip);
-    out.extend_from_slice(K_PORT);
-    write_uint(out, u64::from(meta.source_port));
-    out.extend_from_slice(K_METHOD);
-    write_str(out, fixed.method);
-    out.extend_from_slice(K_URL);
-    write_str(out, fixed.url);
-    out.extend_from_slice(K_VERSION);
-    write_str(out, meta.http_version.as_bytes());
-    if fixed.user_info {
-        out.extend_from_slice(K_USER);
-        if let Some(name) = meta.username {
-            out.extend_from_slice(K_USERNAME);
-            write_str(out, name);
+    fn line(&self, name: &[u8]) -> Line {
+        if self.host.is_some() && name.eq_ignore_ascii_case(b"host") {
+            Line::Host
+        } else if IDENTITY.iter().any(|n| n.eq_ignore_ascii_case(name)) || is_listed(self.identity, name) {
+            Line::Identity
+        } else {
+            Line::Other
         }
-        if let Some(client) = meta.client_id {
-            if meta.username.is_some() {
+    }
+
+    /// The two `user_info` strings that are there.
+    fn user_strings(&self) -> impl Iterator<Item = &'a [u8]> + use<'a, H> {
+        self.username.into_iter().chain(self.client_id)
+    }
+
+    /// The fields before the headers, and the empty header list, but for the strings.
+    fn frame(&self) -> usize {
+        let user = match (self.username.is_some(), self.client_id.is_some()) {
+            (false, false) => 0,
+            (name, client) => {
+                K_USER.len()
+                    + K_USER_END.len()
+                    + usize::from(name && client)
+                    + if name { K_USERNAME.len() } else { 0 }
+                    + if client { K_CLIENT_ID.len() } else { 0 }
+            }
+        };
+        K_IP.len()
+            + K_PORT.len()
+            + K_METHOD.len()
+            + K_URL.len()
+            + K_VERSION.len()
+            + K_HEADERS.len()
+            + K_END.len()
+            + decimal(u64::from(self.source_port), &mut [0; 20]).len()
+            + str_len(self.http_version.as_bytes())
+            + user
+    }
+
+    /// An upper bound of the whole payload, in O(number of headers).
+    fn whole_len_bound(&self) -> usize {
+        let strings = [self.source_ip, self.method].into_iter().chain(self.user_strings()).map(str_len_bound);
+        let entries = self.headers.clone().into_iter().map(|(n, v)| entry_len_bound(n, v));
+        let host = self.host.map_or(0, |h| entry_len_bound(b"host", h));
+        strings.chain(entries).fold(self.frame() + self.url.json_len_bound() + host, usize::saturating_add)
+    }
+
+    /// The fields before the headers, exactly, with a URL of `url_len` bytes.
+    fn fields_len(&self, url_len: usize) -> usize {
+        let strings: usize = [self.source_ip, self.method].into_iter().chain(self.user_strings()).map(str_len).sum();
+        self.frame() + strings + url_len
+    }
+
+    /// The `host` entry and the header lines `keep` takes (each with its comma).
+    fn entries_len(&self, mut keep: impl FnMut(Line) -> bool) -> usize {
+        let host = self.host.map_or(0, |h| entry_len(b"host", h));
+        let lines = self.headers.clone().into_iter().filter(|(n, _)| keep(self.line(n)));
+        host + lines.map(|(n, v)| entry_len(n, v)).sum::<usize>()
+    }
+
+    /// The sizes of the lines that may be cut.
+    fn other_sizes(&self) -> impl Iterator<Item = usize> + use<'_, 'a, H> {
+        let others = self.headers.clone().into_iter().filter(|(n, _)| self.line(n) == Line::Other);
+        others.map(|(n, v)| entry_len(n, v))
+    }
+
+    /// The most of the other lines that fit in `room`, smallest first: the largest `upto` whose
+    /// lines all fit (a binary search over sizes, with no list of them), then as many of the
+    /// next size as still fit.
+    fn smallest_first(&self, room: usize) -> Keep {
+        let within = |t: usize| self.other_sizes().filter(|&s| s <= t).sum::<usize>();
+        let (mut lo, mut hi) = (0, self.other_sizes().max().unwrap_or(0));
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if within(mid) <= room {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let left = room.saturating_sub(within(lo));
+        match self.other_sizes().filter(|&s| s > lo).min() {
+            Some(next) => Keep { upto: lo, next, next_count: left / next },
+            None => Keep { upto: lo, ..Keep::NONE },
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>, url: Url<'_>, keep: Keep) {
+        out.extend_from_slice(K_IP);
+        write_str(out, self.source_ip);
+        out.extend_from_slice(K_PORT);
+        write_uint(out, u64::from(self.source_port));
+        out.extend_from_slice(K_METHOD);
+        write_str(out, self.method);
+        out.extend_from_slice(K_URL);
+        url.write_json(out);
+        out.extend_from_slice(K_VERSION);
+        write_str(out, self.http_version.as_bytes());
+        if self.username.is_some() || self.client_id.is_some() {
+            out.extend_from_slice(K_USER);
+            if let Some(name) = self.username {
+                out.extend_from_slice(K_USERNAME);
+                write_str(out, name);
+            }
+            if let Some(client) = self.client_id {
+                if self.username.is_some() {
+                    out.push(b',');
+                }
+                out.extend_from_slice(K_CLIENT_ID);
+                write_str(out, client);
+            }
+            out.extend_from_slice(K_USER_END);
+        }
+        out.extend_from_slice(K_HEADERS);
+        let mut first = true;
+        let mut entry = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| {
+            if !first {
                 out.push(b',');
             }
-            out.extend_from_slice(K_CLIENT_ID);
-            write_str(out, client);
+            first = false;
+            write_header_pair(out, name, value);
+        };
+        if let Some(host) = self.host {
+            entry(out, b"host", host);
         }
-        out.extend_from_slice(K_USER_END);
-    }
-    out.extend_from_slice(K_HEADERS);
-    let mut truncated = fixed.truncated;
-    // What the header entries may take: the limit less what is written and the closing `]}`.
-    let mut room = limit.saturating_sub(out.len() - start + K_END.len());
-    for (i, (name, value)) in meta.headers.clone().into_iter().enumerate() {
-        let bound = PAIR_FRAME.saturating_add(str_len_bound(name)).saturating_add(str_len_bound(value));
-        if bound > room {
-            let exact = PAIR_FRAME - usize::from(i == 0) + str_len(name) + str_len(value);
-            if exact > room {
-                truncated = true;
-                break;
+        let mut taken = 0;
+        for (name, value) in self.headers.clone() {
+            let kept = if keep == Keep::ALL {
+                // The usual case: only `Host` lines are told apart, the rest all go.
+                self.host.is_none() || !name.eq_ignore_ascii_case(b"host")
+            } else {
+                match self.line(name) {
+                    Line::Host => false,
+                    Line::Identity => true,
+                    Line::Other => keep.admits(|| entry_len(name, value), &mut taken),
+                }
+            };
+            if kept {
+                entry(out, name, value);
             }
         }
-        let before = out.len();
-        if i > 0 {
-            out.push(b',');
-        }
-        write_header_pair(out, name, value);
-        room -= out.len() - before;
+        out.extend_from_slice(K_END);
     }
-    out.extend_from_slice(K_END);
-    truncated
+}
+
+/// Appends the payload to `out`: at most `limit` bytes of it (see the module's notes for
+/// what is left out first), or nothing when what identifies the request does not fit.
+pub fn build_into<'a, H>(out: &mut Vec<u8>, meta: &RequestMeta<'a, H>, limit: usize) -> Fit
+where
+    H: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    // The usual case: even at six bytes a byte, everything fits. (One comma too many is
+    // counted with the entries; the exact length is one less when there is any.)
+    let fits = || {
+        let entries = meta.entries_len(|l| l != Line::Host);
+        meta.fields_len(meta.url.json_len()) + entries - usize::from(entries > 0) <= limit
+    };
+    if meta.whole_len_bound() <= limit || fits() {
+        meta.write(out, meta.url, Keep::ALL);
+        return Fit::Whole;
+    }
+    let core = meta.fields_len(2) + meta.entries_len(|l| l == Line::Identity);
+    if core > limit {
+        return Fit::IdentityTooLarge;
+    }
+    let (url, url_len) = meta.url.prefix_within(limit - core + 2);
+    let room = limit - (core - 2 + url_len);
+    let keep = if url == meta.url { meta.smallest_first(room) } else { Keep::NONE };
+    meta.write(out, url, keep);
+    Fit::Cut
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::conf::{DEFAULT_MAX_SIZE, MIN_MAX_SIZE};
+    use ngx_ase_shared::json::decode_like_writer;
     use proptest::prelude::*;
     use serde_json::{json, Value};
 
@@ -241,18 +340,31 @@ mod tests {
             source_ip: b"203.0.113.7",
             source_port: 52144,
             method: b"GET",
-            url: b"/shop/items?id=7&sort=asc",
+            url: Url::split(b"/shop/items?id=7&sort=asc"),
             http_version: "1.1",
+            host: None,
             headers,
+            identity: b"",
             username: None,
             client_id: None,
         }
     }
 
+    fn json_of(m: &RequestMeta<'_>, limit: usize) -> (Value, Fit) {
+        let (out, fit) = build(m, limit);
+        (serde_json::from_slice(&out).expect("valid JSON"), fit)
+    }
+
+    fn names(v: &Value) -> Vec<String> {
+        let hs = v["headers"].as_array().expect("headers");
+        hs.iter().map(|h| h.as_object().and_then(|o| o.keys().next().cloned()).expect("one pair")).collect()
+    }
+
     #[test]
     fn matches_the_protocol_example() {
         let m = meta(vec![(b"Host", b"shop.example.com"), (b"Accept", b"text/html"), (b"accept", b"application/json")]);
-        let v: Value = serde_json::from_slice(&build(&m, usize::MAX).0).unwrap();
+        let (v, fit) = json_of(&m, usize::MAX);
+        assert_eq!(fit, Fit::Whole);
         assert_eq!(
             v,
             json!({
@@ -264,21 +376,33 @@ mod tests {
     }
 
     #[test]
+    fn the_routed_host_comes_first_in_place_of_every_host_line() {
+        let lines: Vec<(&[u8], &[u8])> = vec![(b"Accept", b"*/*"), (b"Host", b"decoy.example"), (b"HOST", b"x")];
+        let m = RequestMeta { host: Some(b"shop.example"), ..meta(lines) };
+        let (v, _) = json_of(&m, usize::MAX);
+        assert_eq!(v["headers"], json!([{"host": "shop.example"}, {"accept": "*/*"}]));
+        // without a routed host, the lines go as received
+        let m = RequestMeta { host: None, ..m };
+        assert_eq!(names(&json_of(&m, usize::MAX).0), ["accept", "host", "host"]);
+    }
+
+    #[test]
+    fn the_url_is_what_nginx_routed_by_escaped_again() {
+        let m = RequestMeta { url: Url { path: b"//api/a?b c", args: b"k=%20" }, ..meta(vec![]) };
+        assert_eq!(json_of(&m, usize::MAX).0["url"], "/api/a%3Fb%20c?k=%20");
+    }
+
+    #[test]
     fn user_info_only_when_known() {
         let mut m = meta(vec![]);
-        assert!(!String::from_utf8(build(&m, usize::MAX).0).unwrap().contains("user_info"));
+        assert!(json_of(&m, usize::MAX).0.get("user_info").is_none());
         m.username = Some(b"alice");
-        let v: Value = serde_json::from_slice(&build(&m, usize::MAX).0).unwrap();
-        assert_eq!(v["user_info"], json!([{"username": "alice"}]));
+        assert_eq!(json_of(&m, usize::MAX).0["user_info"], json!([{"username": "alice"}]));
         m.client_id = Some(b"app-7\"");
-        let v: Value = serde_json::from_slice(&build(&m, usize::MAX).0).unwrap();
-        assert_eq!(v["user_info"], json!([{"username": "alice", "client_id": "app-7\""}]));
+        assert_eq!(json_of(&m, usize::MAX).0["user_info"], json!([{"username": "alice", "client_id": "app-7\""}]));
         m.username = None;
-        let v: Value = serde_json::from_slice(&build(&m, usize::MAX).0).unwrap();
-        assert_eq!(v["user_info"], json!([{"client_id": "app-7\""}]));
+        assert_eq!(json_of(&m, usize::MAX).0["user_info"], json!([{"client_id": "app-7\""}]));
         // user_info sits between http_version and headers, as in docs/protocol.md
-        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-        assert!(keys.contains(&&"user_info".to_string()));
         let text = String::from_utf8(build(&m, usize::MAX).0).unwrap();
         assert!(
             text.find("\"http_version\"") < text.find("\"user_info\"")
@@ -288,44 +412,55 @@ mod tests {
 
     #[test]
     fn build_into_appends_the_same_bytes_from_any_header_iterator() {
-        let pairs: [(&[u8], &[u8]); 2] = [(b"Host", b"h"), (b"X-A", b"\xff\"")];
-        let m = meta(pairs.to_vec());
-        let expected = build(&m, usize::MAX).0;
-        let lazy = RequestMeta {
-            source_ip: m.source_ip,
-            source_port: m.source_port,
-            method: m.method,
-            url: m.url,
-            http_version: m.http_version,
-            headers: pairs.iter().copied(),
-            username: None,
-            client_id: None,
-        };
-        let mut out = b"old".to_vec();
-        assert!(!build_into(&mut out, &lazy, usize::MAX));
-        assert_eq!(&out[..3], b"old");
-        assert_eq!(&out[3..], &expected[..]);
+        let pairs: [(&[u8], &[u8]); 3] = [(b"Host", b"h"), (b"X-A", b"\xff\""), (b"Cookie", b"c=1")];
+        let m = RequestMeta { host: Some(b"h"), ..meta(pairs.to_vec()) };
+        for limit in [usize::MAX, 150] {
+            let expected = build(&m, limit);
+            let lazy = RequestMeta {
+                source_ip: m.source_ip,
+                source_port: m.source_port,
+                method: m.method,
+                url: m.url,
+                http_version: m.http_version,
+                host: m.host,
+                headers: pairs.iter().copied(),
+                identity: b"",
+                username: None,
+                client_id: None,
+            };
+            let mut out = b"old".to_vec();
+            assert_eq!(build_into(&mut out, &lazy, limit), expected.1);
+            assert_eq!(&out[..3], b"old");
+            assert_eq!(&out[3..], &expected.0[..]);
+        }
     }
 
     #[test]
     fn building_into_the_scratch_buffer_allocates_nothing_once_warm() {
         let pairs: Vec<(&[u8], &[u8])> =
             (0..30).map(|_| (&b"X-Header-Name"[..], &b"some value \xff\" here"[..])).collect();
-        let run = || {
+        let fill = vec![1u8; 3000];
+        let mut cut = pairs.clone();
+        cut.extend([(&b"X-Fill"[..], &fill[..]), (b"Authorization", b"Bearer t"), (b"X-Fill-2", &fill[..])]);
+        let run = |pairs: &[(&[u8], &[u8])], limit| {
             let m = RequestMeta {
                 source_ip: b"203.0.113.7",
                 source_port: 52144,
                 method: b"GET",
-                url: b"/shop/items?id=7&sort=asc",
+                url: Url::split(b"/shop/items?id=7&sort=asc"),
                 http_version: "1.1",
+                host: Some(b"shop.example"),
                 headers: pairs.iter().copied(),
+                identity: b"x-session ",
                 username: Some(&b"alice"[..]),
                 client_id: Some(&b"app"[..]),
             };
-            ngx_ase_shared::json::with_scratch(|buf| build_into(buf, &m, DEFAULT_MAX_SIZE));
+            ngx_ase_shared::json::with_scratch(|buf| build_into(buf, &m, limit))
         };
-        run();
-        assert_eq!(counting::allocations(run), 0);
+        for (lines, limit, fit) in [(&pairs, DEFAULT_MAX_SIZE, Fit::Whole), (&cut, 8 * 1024, Fit::Cut)] {
+            assert_eq!(run(lines, limit), fit);
+            assert_eq!(counting::allocations(|| assert_eq!(run(lines, limit), fit)), 0, "{fit:?}");
+        }
         // the counter does count
         assert!(counting::allocations(|| drop(std::hint::black_box(vec![1u8; 8]))) > 0);
     }
@@ -335,47 +470,70 @@ mod tests {
     #[global_allocator]
     static COUNTING: counting::Counting = counting::Counting;
 
-    /// The payload parsed, checked against the limit and against what the whole payload
-    /// says: every field there (user_info whole or left out), the strings prefixes of
-    /// theirs, the headers the first ones; returns (parsed, truncated).
-    fn check_bounded(m: &RequestMeta<'_>, limit: usize) -> (Value, bool) {
-        let (whole, cut_short) = build(m, usize::MAX);
-        assert!(!cut_short);
-        let (out, truncated) = build(m, limit);
-        let v: Value = serde_json::from_slice(&out).expect("valid JSON");
-        let all: Value = serde_json::from_slice(&whole).unwrap();
-        if out.len() <= limit && out == whole {
-            assert!(!truncated);
-            return (v, false);
-        }
-        assert!(truncated, "cut short without saying so");
-        if limit >= skeleton_len(m) {
-            assert!(out.len() <= limit, "{} bytes for a limit of {limit}", out.len());
-        }
-        for key in ["source_ip", "method", "url"] {
-            let (got, of) = (v[key].as_str().expect(key), all[key].as_str().unwrap());
-            assert!(of.starts_with(got), "{key}: {got:?} is not a prefix of {of:?}");
-        }
-        assert_eq!((&v["source_port"], &v["http_version"]), (&all["source_port"], &all["http_version"]));
-        assert!(v.get("user_info").is_none() || v["user_info"] == all["user_info"]);
-        let (got, of) = (v["headers"].as_array().unwrap(), all["headers"].as_array().unwrap());
-        assert!(got.len() < of.len() || v != all);
-        assert_eq!(got[..], of[..got.len()], "the headers sent are the first ones");
-        (v, true)
+    fn is_identity(m: &RequestMeta<'_>, name: &[u8]) -> bool {
+        IDENTITY.iter().any(|n| n.eq_ignore_ascii_case(name)) || is_listed(m.identity, name)
     }
 
-    /// The payload with every string empty and no user_info: what any limit must hold.
-    fn skeleton_len(m: &RequestMeta<'_>) -> usize {
-        let empty = RequestMeta {
-            source_ip: b"",
-            method: b"",
-            url: b"",
-            headers: vec![],
-            username: None,
-            client_id: None,
-            ..*m
-        };
-        build(&empty, usize::MAX).0.len()
+    /// The payload built with `limit`, checked against the whole one and the rules of the
+    /// module's notes; returns (parsed, how it came out).
+    fn check_bounded(m: &RequestMeta<'_>, limit: usize) -> (Value, Fit) {
+        let (whole, fit) = build(m, usize::MAX);
+        assert_eq!(fit, Fit::Whole);
+        let (out, fit) = build(m, limit);
+        if fit == Fit::IdentityTooLarge {
+            assert!(out.is_empty());
+            return (Value::Null, fit);
+        }
+        let v: Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert!(out.len() <= limit, "{} bytes for a limit of {limit}", out.len());
+        if fit == Fit::Whole {
+            assert_eq!(out, whole);
+            return (v, fit);
+        }
+        assert!(whole.len() > limit, "cut short, but the whole takes {}", whole.len());
+        let all: Value = serde_json::from_slice(&whole).unwrap();
+        for key in ["source_ip", "source_port", "method", "http_version", "user_info"] {
+            assert_eq!(v.get(key), all.get(key), "{key}");
+        }
+        let (url, of) = (v["url"].as_str().unwrap(), all["url"].as_str().unwrap());
+        assert!(of.starts_with(url), "{url:?} is not a prefix of {of:?}");
+        // The host entry, then a subsequence of the lines, identity lines all there.
+        let sent = v["headers"].as_array().unwrap();
+        let mut next = 0;
+        if let Some(host) = m.host {
+            assert_eq!(sent[0], json!({"host": decode_like_writer(host)}));
+            next = 1;
+        }
+        let (mut kept, mut dropped) = (Vec::new(), Vec::new());
+        for (i, &(name, value)) in m.headers.iter().enumerate() {
+            if m.host.is_some() && name.eq_ignore_ascii_case(b"host") {
+                continue;
+            }
+            let pair = json!({decode_like_writer(&name.to_ascii_lowercase()): decode_like_writer(value)});
+            let here = sent.get(next) == Some(&pair);
+            if here {
+                next += 1;
+            }
+            match (is_identity(m, name), here) {
+                (true, _) => assert!(here, "identity line {:?} left out", String::from_utf8_lossy(name)),
+                (false, true) => kept.push((entry_len(name, value), i)),
+                (false, false) => dropped.push((entry_len(name, value), i)),
+            }
+        }
+        assert_eq!(next, sent.len(), "headers not in the order received, or not the client's");
+        if url != of {
+            assert!(kept.is_empty(), "a cut URL leaves no room for other headers");
+        } else {
+            // largest first: each dropped line is larger than each kept one, or as large and later
+            for &(ds, di) in &dropped {
+                assert!(kept.iter().all(|&(ks, ki)| ks < ds || (ks == ds && ki < di)), "{kept:?} {dropped:?}");
+            }
+            // and no more could be kept
+            if let Some(&(smallest, _)) = dropped.iter().min() {
+                assert!(out.len() + smallest >= limit, "{} + {smallest} fits in {limit}", out.len());
+            }
+        }
+        (v, fit)
     }
 
     fn controls(n: usize) -> Vec<u8> {
@@ -384,78 +542,99 @@ mod tests {
 
     #[test]
     fn a_payload_that_fits_is_sent_whole_up_to_its_own_length() {
-        let m = RequestMeta { username: Some(&b"alice"[..]), ..meta(vec![(b"Host", b"h"), (b"X-A", b"\x01\xff\"")]) };
-        let (whole, _) = build(&m, usize::MAX);
-        assert_eq!(build(&m, whole.len()), (whole.clone(), false));
-        let (cut, truncated) = build(&m, whole.len() - 1);
-        assert!(truncated && cut.len() < whole.len());
-        let v: Value = serde_json::from_slice(&cut).unwrap();
-        assert_eq!(v["headers"], json!([{"host": "h"}]), "the last header left out whole");
-        assert_eq!(v["user_info"], json!([{"username": "alice"}]));
-        assert!(skeleton_len(&m) < 128, "{}", skeleton_len(&m));
-    }
-
-    #[test]
-    fn headers_that_do_not_fit_are_left_out_whole_in_order() {
-        // 32 KiB of control bytes: about 190 KiB of JSON
-        let fill = controls(4000);
-        let names: Vec<String> = (0..8).map(|i| format!("X-Fill-{i}")).collect();
-        let mut hs: Vec<(&[u8], &[u8])> = vec![(b"Host", b"shop.example.com")];
-        hs.extend(names.iter().map(|n| (n.as_bytes(), fill.as_slice())));
-        let m = meta(hs);
-        // the fields and Host take 157 bytes, each X-Fill header 24 016
-        for (limit, sent) in [(MIN_MAX_SIZE, 1), (8 * 1024, 1), (DEFAULT_MAX_SIZE, 3), (100_000, 5)] {
-            let (v, truncated) = check_bounded(&m, limit);
-            assert!(truncated);
-            assert_eq!(v["url"], "/shop/items?id=7&sort=asc");
-            assert_eq!(v["headers"].as_array().unwrap().len(), sent, "limit {limit}");
-        }
-    }
-
-    #[test]
-    fn a_huge_url_is_cut_at_a_character_boundary() {
-        let url = [&b"/api/"[..], "\u{e9}".repeat(5000).as_bytes()].concat();
-        let m = RequestMeta { url: &url, username: Some(&b"alice"[..]), ..meta(vec![(b"Host", b"h")]) };
-        let (v, truncated) = check_bounded(&m, MIN_MAX_SIZE);
-        assert!(truncated);
-        let got = v["url"].as_str().unwrap();
-        assert!(got.starts_with("/api/\u{e9}") && got.len() > 800, "{got}");
-        assert_eq!(v["headers"], json!([]));
-        assert_eq!(v["user_info"], json!([{"username": "alice"}]));
-        assert!(build(&m, MIN_MAX_SIZE).0.len() >= MIN_MAX_SIZE - 1, "the URL takes the room there is");
-    }
-
-    #[test]
-    fn a_username_too_large_for_the_limit_is_left_out_not_cut() {
-        let user = controls(2000);
-        let m = RequestMeta { username: Some(&user[..]), ..meta(vec![(b"Host", b"h")]) };
-        let (v, truncated) = check_bounded(&m, MIN_MAX_SIZE);
-        assert!(truncated);
-        assert!(v.get("user_info").is_none(), "{v}");
-        assert_eq!(v["url"], "/shop/items?id=7&sort=asc");
-        assert_eq!(v["headers"], json!([{"host": "h"}]));
-    }
-
-    #[test]
-    fn absurd_fields_are_cut_down_to_the_skeleton() {
-        let (huge, ip) = (controls(3000), vec![b'a'; 3000]);
         let m = RequestMeta {
-            source_ip: &ip,
-            method: &huge,
-            url: &huge,
-            username: Some(&huge[..]),
-            ..meta(vec![(b"Host", b"h")])
+            username: Some(&b"alice"[..]),
+            host: Some(b"h"),
+            ..meta(vec![(b"Host", b"h"), (b"X-A", b"\x01\xff\""), (b"X-B", b"b")])
         };
-        let skeleton = skeleton_len(&m);
-        for limit in [skeleton, skeleton + 7, 200, MIN_MAX_SIZE, 4096] {
-            let (v, truncated) = check_bounded(&m, limit);
-            assert!(truncated && v["url"] == "" && v.get("user_info").is_none(), "{v}");
+        let (whole, _) = build(&m, usize::MAX);
+        assert_eq!(build(&m, whole.len()), (whole.clone(), Fit::Whole));
+        let (v, fit) = check_bounded(&m, whole.len() - 1);
+        assert_eq!(fit, Fit::Cut);
+        assert_eq!(v["headers"], json!([{"host": "h"}, {"x-b": "b"}]), "the larger header left out");
+        assert_eq!(v["user_info"], json!([{"username": "alice"}]));
+    }
+
+    #[test]
+    fn padding_cannot_push_the_identity_out() {
+        // the issue's request: two 7,000-byte headers of control bytes before the token
+        let pad = controls(7000);
+        let lines: Vec<(&[u8], &[u8])> = vec![
+            (b"Host", b"a"),
+            (b"X-Pad-1", &pad),
+            (b"X-Small", b"s"),
+            (b"X-Pad-2", &pad),
+            (b"Authorization", b"Bearer denied"),
+            (b"X-Session", b"s-1"),
+            (b"Cookie", b"JSESSIONID=x"),
+        ];
+        let m = RequestMeta { host: Some(b"a"), identity: b"x-session ", ..meta(lines) };
+        let (v, fit) = check_bounded(&m, DEFAULT_MAX_SIZE);
+        assert_eq!(fit, Fit::Cut);
+        assert_eq!(names(&v), ["host", "x-pad-1", "x-small", "authorization", "x-session", "cookie"]);
+        let (v, _) = check_bounded(&m, 8 * 1024);
+        assert_eq!(names(&v), ["host", "x-small", "authorization", "x-session", "cookie"]);
+    }
+
+    #[test]
+    fn an_identity_that_does_not_fit_builds_nothing() {
+        let cookie = controls(1000);
+        let m = RequestMeta { host: Some(b"a"), ..meta(vec![(b"Cookie", &cookie), (b"X-A", b"a")]) };
+        let mut out = b"old".to_vec();
+        assert_eq!(build_into(&mut out, &m, 4096), Fit::IdentityTooLarge);
+        assert_eq!(out, b"old");
+        assert_eq!(check_bounded(&m, 8192).1, Fit::Whole);
+        // the operator's own names count, in any case
+        let m = RequestMeta { identity: b"x-session ", ..meta(vec![(b"X-SESSION", &cookie)]) };
+        assert_eq!(build(&m, 4096).1, Fit::IdentityTooLarge);
+        // as do user_info and absurd fields
+        let m = RequestMeta { username: Some(&cookie), ..meta(vec![]) };
+        assert_eq!(build(&m, 4096).1, Fit::IdentityTooLarge);
+        let m = RequestMeta { method: &cookie, ..meta(vec![]) };
+        assert_eq!(build(&m, 4096).1, Fit::IdentityTooLarge);
+    }
+
+    #[test]
+    fn headers_that_do_not_fit_are_left_out_largest_first() {
+        // 8 fillers of 4000 control bytes (24 016 bytes each), and a few small lines between
+        let fill = controls(4000);
+        let names_: Vec<String> = (0..8).map(|i| format!("X-Fill-{i}")).collect();
+        let mut hs: Vec<(&[u8], &[u8])> = vec![(b"Host", b"shop.example.com")];
+        for (i, n) in names_.iter().enumerate() {
+            hs.push((n.as_bytes(), fill.as_slice()));
+            if i % 3 == 0 {
+                hs.push((b"Accept", b"*/*"));
+            }
         }
-        // below the skeleton: still valid JSON with every field, as small as it gets
-        let (out, truncated) = build(&m, 10);
-        assert!(truncated);
-        assert_eq!(out.len(), skeleton);
-        let _: Value = serde_json::from_slice(&out).unwrap();
+        let m = RequestMeta { host: Some(b"shop.example.com"), ..meta(hs) };
+        for (limit, fillers) in [(MIN_MAX_SIZE, 0), (8 * 1024, 0), (DEFAULT_MAX_SIZE, 2), (100_000, 4)] {
+            let (v, fit) = check_bounded(&m, limit);
+            assert_eq!(fit, Fit::Cut);
+            assert_eq!(v["url"], "/shop/items?id=7&sort=asc");
+            let sent = names(&v);
+            assert_eq!(sent.iter().filter(|n| *n == "accept").count(), 3, "small lines kept at {limit}");
+            let expected: Vec<String> = (0..fillers).map(|i| format!("x-fill-{i}")).collect();
+            let got: Vec<String> = sent.into_iter().filter(|n| n.starts_with("x-fill")).collect();
+            assert_eq!(got, expected, "the earliest of equal size kept, at {limit}");
+        }
+    }
+
+    #[test]
+    fn a_huge_url_is_cut_after_the_identity() {
+        let path = [&b"/api/"[..], "\u{e9}".repeat(5000).as_bytes()].concat();
+        let m = RequestMeta {
+            url: Url { path: &path, args: b"" },
+            username: Some(&b"alice"[..]),
+            host: Some(b"h"),
+            ..meta(vec![(b"Host", b"h"), (b"Cookie", b"c=1"), (b"Accept", b"a")])
+        };
+        let (v, fit) = check_bounded(&m, MIN_MAX_SIZE);
+        assert_eq!(fit, Fit::Cut);
+        let got = v["url"].as_str().unwrap();
+        assert!(got.starts_with("/api/%C3%A9") && got.len() > 800, "{got}");
+        assert_eq!(v["headers"], json!([{"host": "h"}, {"cookie": "c=1"}]));
+        assert_eq!(v["user_info"], json!([{"username": "alice"}]));
+        assert!(build(&m, MIN_MAX_SIZE).0.len() >= MIN_MAX_SIZE - 3, "the URL takes the room there is");
     }
 
     proptest! {
@@ -463,45 +642,57 @@ mod tests {
         fn any_header_bytes_give_json_that_parses_back(
             headers in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 1..20),
                                                   proptest::collection::vec(any::<u8>(), 0..60)), 0..20),
-            url in proptest::collection::vec(any::<u8>(), 0..80)) {
+            path in proptest::collection::vec(any::<u8>(), 0..80),
+            host in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20))) {
             let hs: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
             let mut m = meta(hs);
-            m.url = &url;
+            m.url = Url { path: &path, args: b"a=1" };
+            m.host = host.as_deref();
             let v: Value = serde_json::from_slice(&build(&m, usize::MAX).0).expect("valid JSON");
             let got = v["headers"].as_array().expect("headers array");
-            prop_assert_eq!(got.len(), headers.len());
-            for ((name, value), pair) in headers.iter().zip(got) {
+            let expected: Vec<&(Vec<u8>, Vec<u8>)> =
+                headers.iter().filter(|(n, _)| host.is_none() || !n.eq_ignore_ascii_case(b"host")).collect();
+            prop_assert_eq!(got.len(), expected.len() + usize::from(host.is_some()));
+            for ((name, value), pair) in expected.into_iter().zip(&got[usize::from(host.is_some())..]) {
                 let obj = pair.as_object().expect("object");
-                let expected_name = ngx_ase_shared::json::decode_like_writer(&name.to_ascii_lowercase());
-                let expected_value = ngx_ase_shared::json::decode_like_writer(value);
+                let expected_name = decode_like_writer(&name.to_ascii_lowercase());
+                let expected_value = decode_like_writer(value);
                 prop_assert_eq!(obj.get(&expected_name).and_then(Value::as_str), Some(expected_value.as_str()));
             }
-            let expected_url = ngx_ase_shared::json::decode_like_writer(&url);
-            prop_assert_eq!(v["url"].as_str(), Some(expected_url.as_str()));
+            let mut url = Vec::new();
+            m.url.write_json(&mut url);
+            let url: Option<String> = serde_json::from_slice(&url).ok();
+            prop_assert_eq!(v["url"].as_str(), url.as_deref());
         }
     }
 
     proptest! {
         #[test]
-        fn a_bounded_payload_is_valid_json_within_the_limit_with_the_first_headers(
-            headers in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 1..20),
+        fn a_bounded_payload_keeps_the_identity_and_cuts_the_largest_first(
+            headers in proptest::collection::vec((prop_oneof![
+                                                      Just(b"Authorization".to_vec()), Just(b"cookie".to_vec()),
+                                                      Just(b"Host".to_vec()), Just(b"X-Session".to_vec()),
+                                                      proptest::collection::vec(any::<u8>(), 1..20)],
                                                   proptest::collection::vec(any::<u8>(), 0..300)), 0..24),
-            url in proptest::collection::vec(any::<u8>(), 0..1500),
+            path in proptest::collection::vec(any::<u8>(), 0..1500),
             method in proptest::collection::vec(any::<u8>(), 1..12),
+            host in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
             username in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..400)),
             client_id in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
             limit in prop_oneof![MIN_MAX_SIZE..6000usize, 0..MIN_MAX_SIZE]) {
             let hs: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
-            let m = RequestMeta { url: &url, method: &method, username: username.as_deref(), client_id: client_id.as_deref(), ..meta(hs) };
-            let (v, truncated) = check_bounded(&m, limit);
+            let m = RequestMeta {
+                url: Url { path: &path, args: b"" },
+                method: &method,
+                host: host.as_deref(),
+                identity: b"x-session ",
+                username: username.as_deref(),
+                client_id: client_id.as_deref(),
+                ..meta(hs)
+            };
+            let (_, fit) = check_bounded(&m, limit);
             let whole = build(&m, usize::MAX).0;
-            prop_assert_eq!(truncated, whole.len() > limit);
-            if limit >= MIN_MAX_SIZE {
-                prop_assert!(build(&m, limit).0.len() <= limit);
-            }
-            if truncated && v["url"] != serde_json::from_slice::<Value>(&whole).unwrap()["url"] {
-                prop_assert_eq!(v["headers"].as_array().map(Vec::len), Some(0), "a cut URL leaves no room for headers");
-            }
+            prop_assert_eq!(fit == Fit::Whole, whole.len() <= limit);
         }
     }
 }

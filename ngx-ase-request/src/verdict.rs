@@ -35,7 +35,10 @@ pub fn decide(result: &CheckResult, fail_mode: FailMode, block_status: u16) -> (
     match result.status {
         200 => (Decision::Continue(Verdict::Allow), Complaint::None),
         403 => (Decision::Finalize(block_status, Verdict::Block), Complaint::None),
-        // Unknown API or host: the ASE does not protect this API.
+        // Unknown API or host: the ASE does not protect this API. The channel passes a 503
+        // on as an answer only when its body is the ASE's own (`Error: Unknown API` /
+        // `Error: Unknown Hostname`); any other 503 (a load balancer's, say) comes as the
+        // error `Bad503` and fails above.
         503 => (Decision::Continue(Verdict::Allow), Complaint::None),
         401 => fail(Complaint::BadToken),
         400 => fail(Complaint::Malformed),
@@ -78,6 +81,10 @@ mod tests {
         // an error value from another build is an error, never an answer
         let unknown = CheckResult { status: 200, error: 200, elapsed_ms: 1 };
         assert_eq!(decide(&unknown, FailMode::Open, 403).0, Decision::Continue(Verdict::FailOpen));
+        // a 503 that is not the ASE's unknown-API answer (a load balancer's) is an error
+        let foreign = CheckResult::new(0, AseError::Bad503, 1);
+        assert_eq!(decide(&foreign, FailMode::Open, 403), (Decision::Continue(Verdict::FailOpen), Complaint::AseError));
+        assert_eq!(decide(&foreign, FailMode::Closed, 403).0, Decision::Finalize(503, Verdict::FailClosed));
         // a block is a block whatever the fail mode
         assert_eq!(decide(&answer(403), FailMode::Closed, 403).0, Decision::Finalize(403, Verdict::Block));
     }

@@ -69,10 +69,13 @@ pub enum AseError {
     Internal = 7,
     /// The channel could not take the call (e.g. the worker is shutting down).
     NotStarted = 8,
+    /// A 503 that is not the ASE's own unknown-API / unknown-hostname answer (e.g. a load
+    /// balancer in front of the ASE whose nodes are gone): an ASE error, not "continue".
+    Bad503 = 9,
 }
 
 impl AseError {
-    pub const ALL: [AseError; 9] = [
+    pub const ALL: [AseError; 10] = [
         AseError::None,
         AseError::Timeout,
         AseError::Refused,
@@ -82,6 +85,7 @@ impl AseError {
         AseError::Unavailable,
         AseError::Internal,
         AseError::NotStarted,
+        AseError::Bad503,
     ];
 
     /// The error a `u8` from the other side of the ABI names; an unknown value is `Internal`.
@@ -100,6 +104,7 @@ impl AseError {
             AseError::Unavailable => "unavailable",
             AseError::Internal => "internal",
             AseError::NotStarted => "not_started",
+            AseError::Bad503 => "bad_503",
         }
     }
 }
@@ -215,10 +220,14 @@ pub enum Event {
     /// `ase_request monitor`: the worker already had its most monitored checks in flight (the
     /// ASE is slow or down), so this request's metadata was not sent.
     MonitorSkipped = 1,
+    /// What identifies the request (the fields, `user_info`, the host and the identity
+    /// headers) does not fit in `ase_request_max_size`: nothing was sent, and the check
+    /// followed the fail mode.
+    IdentityTooLarge = 2,
 }
 
 impl Event {
-    pub const ALL: [Event; 2] = [Event::PayloadTruncated, Event::MonitorSkipped];
+    pub const ALL: [Event; 3] = [Event::PayloadTruncated, Event::MonitorSkipped, Event::IdentityTooLarge];
 
     /// The event a `u8` from the other side of the ABI names, if it is one.
     pub fn from_u8(v: u8) -> Option<Event> {

@@ -7,3 +7,4 @@ pub mod correlation;
 pub mod header_names;
 pub mod http;
 pub mod json;
+pub mod url;

@@ -6,20 +6,26 @@
 //! `ngx_ase_request::verdict::decide`, which must follow the protocol's table.
 //!
 //! The fake ([`FuzzIo`]): one or two nodes (`ase_server`s); a connect is ready at once;
-//! every write is taken whole and recorded; reads hand out the answer bytes in pieces of
-//! fuzzed sizes with `WouldBlock` in between (the driver then delivers a readiness event),
-//! and when the bytes of the current check are used up, the stream ends as fuzzed: EOF
-//! (`Done(0)`), reset (`Failed`) or nothing more (the call's timer ends it). The clock is
-//! manual: it advances by a fuzzed tick per round, and jumps to the next armed timer when
-//! nothing else can happen. The bytes are one stream shared by the connections (a failover
-//! or reconnect reads on where the last connection stopped).
+//! every write is taken whole and recorded. The answer bytes arrive on the connection that
+//! carries the call, a piece of fuzzed size per round, each with one readiness event; the
+//! stream then ends as fuzzed: EOF (`Done(0)`), reset (`Failed`) or nothing more (the call's
+//! timer ends it). Readiness is edge-triggered, as nginx's epoll is: a read hands out what
+//! has arrived, up to the buffer's size, says `WouldBlock` only when nothing is left, and
+//! bytes a read left behind get no new event. The clock is manual: it advances by a fuzzed
+//! tick per round, and jumps to the next armed timer when nothing else can happen. A
+//! failover or reconnect reads on in the stream where the last connection's arrived bytes
+//! end (what arrived on a connection stays with it).
 //!
 //! Two checks run on one engine: the first over the answer's first `split` bytes, the
 //! second over the rest, after the first ended (so the kept-alive connection, if the first
-//! answer left one in the pool, carries the second: the reuse path; between the checks,
-//! an idle connection with bytes or an end pending is readable, as a socket would be).
+//! answer left one in the pool, carries the second: the reuse path). What the first
+//! segment holds beyond the first answer (a second answer nobody asked for, or the
+//! stream's end) arrives on the pooled connection before the second check: its readiness
+//! event runs before the check, or (fuzzed) only after the check has started, in the same
+//! turn of the event loop.
 //!
-//! What must hold (a panic otherwise): no panic in the engine; every started check is
+//! What must hold (a panic otherwise): no panic in the engine; the second check never reads
+//! a byte of the first segment (sent before its request: no answer to it); every started check is
 //! delivered exactly once (`take_finished`), none twice, none for a check not started; a
 //! result without an error has a status in 100..=999 and one with an error status 0; no
 //! busy loop (more rounds than bytes plus a few is one); after each check no call is live,
@@ -70,6 +76,9 @@ pub struct Setup {
     pub max_fails: u32,
     /// `ase_keepalive`.
     pub keepalive: usize,
+    /// What the first segment holds after the first answer gets its readiness event before
+    /// the second check starts (else in the same turn, after it).
+    pub announce: bool,
 }
 
 impl Default for Setup {
@@ -81,6 +90,7 @@ impl Default for Setup {
             tick: 0,
             max_fails: 0,
             keepalive: 1,
+            announce: true,
         }
     }
 }
@@ -93,8 +103,8 @@ struct Conn {
     idle: bool,
     /// A read returned the end (`Done(0)` or `Failed`).
     ended: bool,
-    /// The last read gave a piece: the next one says `WouldBlock`.
-    owes_block: bool,
+    /// The ASE ended the stream behind the bytes that arrived (while it sat in the pool).
+    peer_end: Option<End>,
     /// A read said `WouldBlock`; no readiness event since.
     waiting: bool,
     /// Bytes written.
@@ -106,10 +116,20 @@ pub struct FuzzIo {
     now: u64,
     nodes: usize,
     data: Vec<u8>,
-    /// The next byte to hand out, and where the current check's bytes end.
+    /// The next byte to hand out, the end of what has arrived, and where the current
+    /// check's bytes end.
     pos: usize,
+    arrived: usize,
     limit: usize,
     end: End,
+    /// The stream's end (not `Hang`) has arrived after `limit`.
+    end_arrived: bool,
+    /// The connection the bytes arrive on: the last one a request was written to.
+    current: Option<ConnId>,
+    /// During the second check: bytes before this are the first segment's, stale.
+    stale_below: usize,
+    /// A readiness event queued in this turn, run in the next round.
+    owed_event: Option<ConnId>,
     pieces: [usize; 2],
     pieces_given: usize,
     conns: Vec<Conn>,
@@ -126,25 +146,38 @@ impl FuzzIo {
         }
     }
 
-    /// Whether a read on `conn` would give something (bytes, or the end).
-    fn readable(&self, conn: ConnId) -> bool {
-        let c = &self.conns[conn];
-        c.open && !c.ended && (self.pos < self.limit || self.end != End::Hang)
-    }
-
-    fn next_readable(&self, idle: bool) -> Option<ConnId> {
-        (0..self.conns.len()).find(|&c| self.readable(c) && (!idle || self.conns[c].idle))
-    }
-
     fn next_timer(&self) -> Option<(usize, u64)> {
         self.timers.iter().map(|(&s, &at)| (s, at)).min_by_key(|&(s, at)| (at, s))
     }
 
+    /// The connection bytes arrive on, when it is open and waits for them.
+    fn receiving(&self) -> Option<ConnId> {
+        self.current.filter(|&c| {
+            let c = &self.conns[c];
+            c.open && !c.ended && c.peer_end.is_none() && c.sent > 0
+        })
+    }
+
+    /// The next piece (or the stream's end) arrives on the receiving connection: `Some`
+    /// (it, for its readiness event) when something did.
+    fn arrive(&mut self) -> Option<ConnId> {
+        let conn = self.receiving()?;
+        if self.arrived < self.limit {
+            let piece = self.pieces[self.pieces_given % 2];
+            self.pieces_given += 1;
+            self.arrived = (self.arrived + piece).min(self.limit);
+            return Some(conn);
+        }
+        if self.end != End::Hang && !self.end_arrived {
+            self.end_arrived = true;
+            return Some(conn);
+        }
+        None
+    }
+
     /// A readiness event for `conn`.
     fn ready(&mut self, conn: ConnId) {
-        let c = &mut self.conns[conn];
-        c.waiting = false;
-        c.owes_block = false;
+        self.conns[conn].waiting = false;
     }
 }
 
@@ -160,6 +193,10 @@ impl Io for FuzzIo {
         }
         assert!(!self.conns[conn].open, "the engine connects id {conn}, which is still open");
         self.conns[conn] = Conn { open: true, node, ..Conn::default() };
+        if self.current == Some(conn) {
+            // A new connection under a closed one's id: nothing arrived on it yet.
+            self.current = None;
+        }
         Connect::Ready
     }
 
@@ -171,31 +208,38 @@ impl Io for FuzzIo {
         c.sent += data.len();
         // A request was written: what follows is new.
         c.waiting = false;
-        c.owes_block = false;
+        if self.current != Some(conn) {
+            // Another connection: the bytes that arrived on the last one stay there.
+            self.current = Some(conn);
+            self.pos = self.arrived;
+            self.end_arrived = false;
+        }
         Xfer::Done(data.len())
     }
 
     fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Xfer {
-        let (pos, limit, end) = (self.pos, self.limit, self.end);
-        let piece = self.pieces[self.pieces_given % 2];
+        let (pos, arrived, limit, end, end_arrived) = (self.pos, self.arrived, self.limit, self.end, self.end_arrived);
+        let (current, stale_below) = (self.current == Some(conn), self.stale_below);
         let c = self.conn(conn, "reads from");
         assert!(!buf.is_empty(), "the engine reads into an empty buffer (it would see an end)");
         assert!(!c.ended, "the engine reads from connection {conn} after its end");
         assert!(!c.waiting, "the engine reads from connection {conn} again after WouldBlock, with no readiness event");
         assert!(c.idle || c.sent > 0, "the engine reads from connection {conn} before writing a request");
-        if c.owes_block {
-            c.owes_block = false;
-            c.waiting = true;
-            return Xfer::WouldBlock;
-        }
-        if pos < limit {
-            let n = piece.min(limit - pos).min(buf.len());
-            c.owes_block = true;
+        if current && pos < arrived {
+            assert!(
+                c.idle || pos >= stale_below,
+                "the second check read byte {pos} of the first segment on connection {conn}: an answer sent before its request"
+            );
+            let n = (arrived - pos).min(buf.len());
             buf[..n].copy_from_slice(&self.data[pos..pos + n]);
             self.pos += n;
-            self.pieces_given += 1;
             return Xfer::Done(n);
         }
+        let end = match c.peer_end {
+            Some(e) => e,
+            None if current && arrived == limit && end_arrived => end,
+            None => End::Hang,
+        };
         match end {
             End::Hang => {
                 c.waiting = true;
@@ -210,6 +254,13 @@ impl Io for FuzzIo {
                 Xfer::Failed
             }
         }
+    }
+
+    fn pending(&mut self, conn: ConnId) -> bool {
+        let current = self.current == Some(conn);
+        let readable = current && (self.pos < self.arrived || (self.end_arrived && self.arrived == self.limit));
+        let c = self.conn(conn, "peeks at");
+        c.peer_end.is_some() || readable
     }
 
     fn close(&mut self, conn: ConnId) {
@@ -264,6 +315,7 @@ impl Io for FuzzIo {
 fn run_check(engine: &mut Engine<u32>, io: &mut FuzzIo, id: u32, limit: usize, end: End, setup: &Setup) -> CheckResult {
     io.limit = limit;
     io.end = end;
+    io.end_arrived = false;
     let started = io.now;
     let budget = limit.saturating_sub(io.pos) + SPARE_ROUNDS;
     engine.start_check(id, 0, b"fuzz-correlation-id", b"{\"source_ip\":\"127.0.0.1\"}", LIMITS, io);
@@ -278,9 +330,11 @@ fn run_check(engine: &mut Engine<u32>, io: &mut FuzzIo, id: u32, limit: usize, e
             engine.on_timer(slot, io);
             continue;
         }
-        if let Some(conn) = io.next_readable(false) {
-            io.ready(conn);
-            engine.on_readable(conn, io);
+        if let Some(conn) = io.owed_event.take().or_else(|| io.arrive()) {
+            if io.conns[conn].open {
+                io.ready(conn);
+                engine.on_readable(conn, io);
+            }
             continue;
         }
         // Nothing to read: only a timer can move the call on.
@@ -327,7 +381,7 @@ fn run_check(engine: &mut Engine<u32>, io: &mut FuzzIo, id: u32, limit: usize, e
 /// Both checks over `answer` (the first reads `answer[..split]`): their results.
 pub fn exchange(setup: Setup, answer: &[u8], split: usize) -> [CheckResult; 2] {
     let split = split.min(answer.len());
-    let policy = NodePolicy { backup: false, max_fails: setup.max_fails, fail_timeout_ms: 10_000 };
+    let policy = NodePolicy { backup: false, max_fails: setup.max_fails, fail_timeout_ms: 10_000, weight: 1 };
     let nodes = if setup.two_nodes { 2 } else { 1 };
     let specs = (0..nodes)
         .map(|i| NodeSpec {
@@ -343,8 +397,13 @@ pub fn exchange(setup: Setup, answer: &[u8], split: usize) -> [CheckResult; 2] {
         nodes,
         data: answer.to_vec(),
         pos: 0,
+        arrived: 0,
         limit: 0,
         end: End::Hang,
+        end_arrived: false,
+        current: None,
+        stale_below: 0,
+        owed_event: None,
         pieces: [setup.pieces[0].max(1), setup.pieces[1].max(1)],
         pieces_given: 0,
         conns: Vec::new(),
@@ -352,15 +411,32 @@ pub fn exchange(setup: Setup, answer: &[u8], split: usize) -> [CheckResult; 2] {
         scratch: String::new(),
     };
     let first = run_check(&mut engine, &mut io, 1, split, setup.ends[0], &setup);
-    // Between the checks: a pooled connection with bytes or an end pending is readable.
-    for _ in 0..io.conns.len() + 2 {
-        let Some(conn) = io.next_readable(true) else { break };
-        io.ready(conn);
-        engine.on_readable(conn, &mut io);
+    // Between the checks: the rest of the first segment, and its end, arrive on the pooled
+    // connection (the ASE sent them before the second request); the readiness event runs
+    // now, or after the second check has started (the same turn of the event loop).
+    let pooled = io.current.filter(|&c| io.conns[c].open && io.conns[c].idle && !io.conns[c].ended);
+    match pooled {
+        Some(conn) => {
+            let more = io.arrived < split;
+            io.arrived = split;
+            let end = (io.end != End::Hang && !io.end_arrived).then_some(io.end);
+            io.conns[conn].peer_end = end;
+            if more || end.is_some() {
+                if setup.announce {
+                    io.ready(conn);
+                    engine.on_readable(conn, &mut io);
+                } else {
+                    io.owed_event = Some(conn);
+                }
+            }
+        }
+        // No connection kept: what is left of the first segment is lost with its connection.
+        None => {
+            io.arrived = io.arrived.max(split);
+            io.pos = io.arrived;
+        }
     }
-    assert!(io.next_readable(true).is_none(), "a readable idle connection stays in the pool");
-    // The second check's bytes (a new connection does not see what the old one left).
-    io.pos = io.pos.max(split);
+    io.stale_below = split;
     let second = run_check(&mut engine, &mut io, 2, answer.len(), setup.ends[1], &setup);
     engine.close_all(&mut io);
     assert!(io.conns.iter().all(|c| !c.open), "close_all left connections open");
@@ -410,7 +486,8 @@ fn end_of(bits: u8) -> End {
 
 /// The input's layout (6 bytes, then the answer; missing bytes read as 0):
 /// - 0, 1: read piece sizes - 1 (pieces alternate between them);
-/// - 2: the block status, 400 + n % 200;
+/// - 2: bits 0-6 the block status, 400 + n % 200; bit 7: the readiness event of what
+///   arrives between the checks runs only after the second check has started;
 /// - 3: flags: bit 0 two nodes; bits 1-2 and 3-4 how the stream ends after the first and
 ///   the second check's bytes (0 EOF, 2 reset, 1 or 3 nothing more); bit 5 the clock
 ///   moves 1 ms per round; bit 6 `max_fails` 1 (else 0); bit 7 `keepalive` 0 (else 1);
@@ -425,8 +502,9 @@ pub fn decode(data: &[u8]) -> (Setup, u16, usize, &[u8]) {
         tick: u64::from(flags >> 5 & 1),
         max_fails: u32::from(flags >> 6 & 1),
         keepalive: if flags & 0x80 != 0 { 0 } else { 1 },
+        announce: byte(2) & 0x80 == 0,
     };
-    let block_status = 400 + u16::from(byte(2)) % 200;
+    let block_status = 400 + u16::from(byte(2) & 0x7f) % 200;
     let answer = data.get(6..).unwrap_or(&[]);
     let split = usize::from(u16::from_le_bytes([byte(4), byte(5)])) % (answer.len() + 1);
     (setup, block_status, split, answer)

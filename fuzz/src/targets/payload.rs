@@ -1,20 +1,26 @@
 //! Target `request_payload`: `ngx_ase_request::payload::build` with arbitrary bytes for
-//! the client address, method, URL, every header name and value, the username and the
-//! client ID (`user_info`: one object with the keys known). The
-//! output must parse as JSON (serde_json), have exactly the protocol's fields, and give
-//! back every byte string as `ngx_ase_shared::json::decode_like_writer` says (header names
-//! lower-cased, repeated headers kept, in order).
+//! the client address, method, URL (path and query string, split at the first `?`), every
+//! header name and value, the routed host, the username and the client ID (`user_info`: one
+//! object with the keys known). The output must parse as JSON (serde_json), have exactly the
+//! protocol's fields, and give back every byte string as
+//! `ngx_ase_shared::json::decode_like_writer` says (header names lower-cased, repeated
+//! headers kept, in order; the routed host first, in place of every `Host` line), the URL as
+//! `ngx_ase_shared::url` writes it (printable ASCII).
 //!
 //! With a limit (`ase_request_max_size`, any value up to 64k; none in most corpus inputs) a
-//! payload that fits is the whole one, and one cut short says so, is valid JSON no longer
-//! than the limit (once the limit holds the skeleton, every string empty), has a prefix of
-//! each string (a character prefix, never half a character), `user_info` whole or not at
-//! all, and the first header lines, whole.
+//! payload that fits is the whole one; one cut short says so, is valid JSON no longer than
+//! the limit, has every field but the URL as in the whole one, a prefix of the URL, every
+//! identity header line, and the other lines a subsequence in the order received (which
+//! of them, smallest first, the unit tests check); and one whose identity does not fit is not built at all.
 
-use crate::ngx_ase_request::payload::{build, http_version_name, RequestMeta};
+use crate::ngx_ase_request::payload::{build, http_version_name, Fit, RequestMeta, Url, IDENTITY};
 use arbitrary::{Arbitrary, Unstructured};
+use ngx_ase_shared::header_names::is_listed;
 use ngx_ase_shared::json::decode_like_writer;
 use serde_json::Value;
+
+/// The operator's identity header names in every input (`ase_identity_header`).
+const OWN_IDENTITY: &[u8] = b"x-session ";
 
 #[derive(Arbitrary, Debug, Default)]
 pub struct Input {
@@ -30,11 +36,22 @@ pub struct Input {
     pub limit: Option<u16>,
     /// Last, so that the older corpus reads as before (without one).
     pub client_id: Option<Vec<u8>>,
+    /// The routed host; after the older fields, for the same reason.
+    pub host: Option<Vec<u8>>,
 }
 
 pub fn check(data: &[u8]) {
     let input: Input = crate::take(&mut Unstructured::new(data));
     check_input(&input);
+}
+
+/// The header lines the payload carries besides the `host` entry.
+fn lines(input: &Input) -> impl Iterator<Item = &(Vec<u8>, Vec<u8>)> {
+    input.headers.iter().filter(|(n, _)| input.host.is_none() || !n.eq_ignore_ascii_case(b"host"))
+}
+
+fn is_identity(name: &[u8]) -> bool {
+    IDENTITY.iter().any(|n| n.eq_ignore_ascii_case(name)) || is_listed(OWN_IDENTITY, name)
 }
 
 pub fn check_input(input: &Input) {
@@ -44,17 +61,26 @@ pub fn check_input(input: &Input) {
         source_ip: &input.source_ip,
         source_port: input.source_port,
         method: &input.method,
-        url: &input.url,
+        url: Url::split(&input.url),
         http_version: version,
+        host: input.host.as_deref(),
         // A lazy iterator, as the handler passes nginx's header list (no `Vec` of pairs).
         headers: input.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())),
+        identity: OWN_IDENTITY,
         username: input.username.as_deref(),
         client_id: input.client_id.as_deref(),
     };
     let limit = input.limit.map_or(usize::MAX, usize::from);
-    let (out, truncated) = build(&meta, limit);
-    if truncated {
-        return check_cut_short(input, &meta, &out, limit);
+    let (out, fit) = build(&meta, limit);
+    match fit {
+        Fit::Whole => {}
+        Fit::Cut => return check_cut_short(input, &meta, &out, limit),
+        Fit::IdentityTooLarge => {
+            assert!(out.is_empty(), "built though the identity does not fit");
+            let (whole, fit) = build(&meta, usize::MAX);
+            assert!(fit == Fit::Whole && whole.len() > limit);
+            return;
+        }
     }
     assert!(out.len() <= limit, "{} bytes for a limit of {limit}", out.len());
     let v: Value = match serde_json::from_slice(&out) {
@@ -75,7 +101,10 @@ pub fn check_input(input: &Input) {
     assert_eq!(text("source_ip"), decode_like_writer(&input.source_ip));
     assert_eq!(obj["source_port"].as_u64(), Some(u64::from(input.source_port)));
     assert_eq!(text("method"), decode_like_writer(&input.method));
-    assert_eq!(text("url"), decode_like_writer(&input.url));
+    let mut url = Vec::new();
+    meta.url.write_json(&mut url);
+    assert_eq!(format!("\"{}\"", text("url")).as_bytes(), &url[..]);
+    assert!(url.iter().all(|b| (0x21..0x7f).contains(b)), "the URL is printable ASCII");
     assert_eq!(text("http_version"), version);
 
     if let Some(info) = obj.get("user_info") {
@@ -83,8 +112,12 @@ pub fn check_input(input: &Input) {
     }
 
     let headers = obj["headers"].as_array().expect("headers is an array");
-    assert_eq!(headers.len(), input.headers.len(), "one entry per header line");
-    for ((name, value), got) in input.headers.iter().zip(headers) {
+    let first = usize::from(input.host.is_some());
+    if let Some(host) = &input.host {
+        assert_pair(&headers[0], b"host", host);
+    }
+    assert_eq!(headers.len() - first, lines(input).count(), "one entry per header line");
+    for ((name, value), got) in lines(input).zip(&headers[first..]) {
         assert_pair(got, &name.to_ascii_lowercase(), value);
     }
 }
@@ -93,44 +126,43 @@ fn check_cut_short<'a, H>(input: &Input, meta: &RequestMeta<'a, H>, out: &[u8], 
 where
     H: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
 {
-    let (whole, cut_short) = build(meta, usize::MAX);
-    assert!(!cut_short && whole.len() > limit, "cut short, but the whole payload takes {} of {limit}", whole.len());
-    let skeleton = RequestMeta {
-        source_ip: b"",
-        source_port: meta.source_port,
-        method: b"",
-        url: b"",
-        http_version: meta.http_version,
-        headers: Vec::new(),
-        username: None,
-        client_id: None,
-    };
-    if limit >= build(&skeleton, usize::MAX).0.len() {
-        assert!(out.len() <= limit, "{} bytes for a limit of {limit}", out.len());
-    }
+    let (whole, fit) = build(meta, usize::MAX);
+    assert!(
+        fit == Fit::Whole && whole.len() > limit,
+        "cut short, but the whole payload takes {} of {limit}",
+        whole.len()
+    );
+    assert!(out.len() <= limit, "{} bytes for a limit of {limit}", out.len());
     let v: Value = match serde_json::from_slice(out) {
         Ok(v) => v,
         Err(e) => panic!("the cut payload is not JSON ({e}): {}", String::from_utf8_lossy(out)),
     };
+    let all: Value = serde_json::from_slice(&whole).expect("the whole payload is JSON");
     let obj = v.as_object().expect("the payload is a JSON object");
-    let has_user = obj.contains_key("user_info");
-    assert!(!has_user || input.username.is_some() || input.client_id.is_some());
-    assert_eq!(obj.len(), 6 + usize::from(has_user), "{v}");
-    for (key, of) in [("source_ip", &input.source_ip), ("method", &input.method), ("url", &input.url)] {
-        let got = obj[key].as_str().unwrap_or_else(|| panic!("{key} is not a string"));
-        let of = decode_like_writer(of);
-        assert!(of.starts_with(got), "{key}: {got:?} is not a prefix of {of:?}");
+    for key in ["source_ip", "source_port", "method", "http_version", "user_info"] {
+        assert_eq!(obj.get(key), all.get(key), "{key}");
     }
-    assert_eq!(obj["source_port"].as_u64(), Some(u64::from(input.source_port)));
-    assert_eq!(obj["http_version"].as_str(), Some(meta.http_version));
-    if has_user {
-        assert_user_info(&obj["user_info"], input);
-    }
+    let (url, of) = (obj["url"].as_str().expect("url"), all["url"].as_str().expect("url"));
+    assert!(of.starts_with(url), "url: {url:?} is not a prefix of {of:?}");
     let headers = obj["headers"].as_array().expect("headers is an array");
-    assert!(headers.len() <= input.headers.len());
-    for ((name, value), got) in input.headers.iter().zip(headers) {
-        assert_pair(got, &name.to_ascii_lowercase(), value);
+    let mut next = 0;
+    if let Some(host) = &input.host {
+        assert_pair(&headers[0], b"host", host);
+        next = 1;
     }
+    let mut others_kept = false;
+    for (name, value) in lines(input) {
+        let pair = serde_json::json!({decode_like_writer(&name.to_ascii_lowercase()): decode_like_writer(value)});
+        let here = headers.get(next) == Some(&pair);
+        next += usize::from(here);
+        if is_identity(name) {
+            assert!(here, "identity line {name:?} left out");
+        } else {
+            others_kept |= here;
+        }
+    }
+    assert_eq!(next, headers.len(), "the headers sent are the client's, in order");
+    assert!(url == of || !others_kept, "a cut URL leaves no room for other headers");
 }
 
 /// `user_info` is one object with exactly the keys the input has, whole.

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use ngx_ase_glue::time::{parse_msec, TimeError, MAX_MSEC_TEXT};
 
-/// One `ase_server URL [backup] [max_fails=N] [fail_timeout=T];` line.
+/// One `ase_server URL [backup] [weight=N] [max_fails=N] [fail_timeout=T] [resolve];` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerSpec {
     pub url: AseUrl,
@@ -17,6 +17,8 @@ pub struct ServerSpec {
     pub max_fails: u32,
     /// How long a node stays down, and the window in which failures count.
     pub fail_timeout_ms: u64,
+    /// Its share of the calls among the nodes of its role (round robin), as in nginx.
+    pub weight: u32,
     /// `resolve`: the host name is resolved by nginx's `resolver` while nginx runs, and its
     /// addresses followed (`RESOLVE_SLOTS` node slots), instead of once at configuration.
     pub resolve: bool,
@@ -231,6 +233,7 @@ pub fn parse_server(args: &[&[u8]]) -> Result<ServerSpec, String> {
         backup: false,
         max_fails: DEFAULT_MAX_FAILS,
         fail_timeout_ms: DEFAULT_FAIL_TIMEOUT_MS,
+        weight: 1,
         resolve: false,
     };
     for param in params {
@@ -240,6 +243,13 @@ pub fn parse_server(args: &[&[u8]]) -> Result<ServerSpec, String> {
                 .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|v| v.parse::<u32>().ok())
                 .ok_or_else(|| format!("invalid max_fails value \"{v}\""))?;
+        } else if let Some(v) = text.strip_prefix("weight=") {
+            // As nginx's upstream: a positive whole number (the round robin's sums saturate).
+            spec.weight = Some(v)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u32>().ok())
+                .filter(|&w| w > 0 && w <= i32::MAX as u32)
+                .ok_or_else(|| format!("invalid weight value \"{v}\""))?;
         } else if let Some(v) = text.strip_prefix("fail_timeout=") {
             spec.fail_timeout_ms = parse_fail_timeout(v)?;
         } else if text == "backup" {
@@ -395,7 +405,13 @@ mod tests {
         assert_eq!((s.max_fails, s.fail_timeout_ms), (3, 30_000));
         let s = parse_server(&[b"http://a:1", b"fail_timeout=10"]).unwrap();
         assert_eq!((s.backup, s.max_fails, s.fail_timeout_ms), (false, 1, 10_000));
-        assert!(parse_server(&[b"http://a:1", b"weight=2"]).unwrap_err().contains("invalid parameter \"weight=2\""));
+        assert!(parse_server(&[b"http://a:1", b"down"]).unwrap_err().contains("invalid parameter \"down\""));
+        assert_eq!(parse_server(&[b"http://a:1", b"weight=5"]).unwrap().weight, 5);
+        assert_eq!(parse_server(&[b"http://a:1"]).unwrap().weight, 1);
+        for bad in ["weight=0", "weight=", "weight=-1", "weight=+2", "weight=2x", "weight=99999999999"] {
+            let err = parse_server(&[b"http://a:1", bad.as_bytes()]).unwrap_err();
+            assert!(err.contains("invalid weight value"), "{bad}: {err}");
+        }
         assert!(parse_server(&[b"http://a:1", b"max_fails=x"]).unwrap_err().contains("max_fails"));
         assert!(parse_server(&[b"http://a:1", b"max_fails=+3"]).unwrap_err().contains("max_fails"));
         assert!(parse_server(&[b"http://a:1", b"fail_timeout=1x"]).unwrap_err().contains("fail_timeout"));
@@ -463,6 +479,7 @@ mod tests {
             url: parse_url(url.as_bytes()).unwrap(),
             backup,
             max_fails: 3,
+            weight: 1,
             fail_timeout_ms: 30_000,
             resolve: false,
         }

@@ -1,6 +1,7 @@
 //! Reads the ASE's answer: an HTTP/1.x response with a bounded body, parsed from the bytes
 //! received so far (`httparse` for the status line and headers). The channel only needs
-//! the status, where the answer ends, and whether the connection may be used again.
+//! the status, where the answer ends, and whether the connection may be used again, and
+//! for a 503, whether it is the ASE's own "unknown API / host name" answer (its body).
 
 /// The largest answer body read from the ASE; a larger one is a bad answer.
 pub const MAX_ANSWER_BODY: usize = 64 * 1024;
@@ -16,8 +17,32 @@ pub enum Parsed {
     /// A whole answer: its status, how many bytes of the buffer it took, and whether the
     /// connection may carry another exchange.
     Done { status: u16, len: usize, keep_alive: bool },
+    /// A whole 503 answer that is not the ASE's own unknown-API / unknown-hostname answer
+    /// (see [`is_ase_unknown`]): a load balancer in front of the ASE, or anything else
+    /// answering 503, has nothing to say about the API. It is an ASE error, not "continue".
+    Foreign503 { len: usize, keep_alive: bool },
     /// Not HTTP/1.x, or larger than the limits.
     Bad,
+}
+
+/// The bodies of the ASE's own 503 answers (Ping's documentation: the ASE's error bodies are
+/// plain text): the API, or the host name, is not one the ASE protects.
+pub const UNKNOWN_API: &[u8] = b"Error: Unknown API";
+pub const UNKNOWN_HOSTNAME: &[u8] = b"Error: Unknown Hostname";
+
+/// Whether a 503's body is the ASE's unknown-API or unknown-hostname answer: exactly one of
+/// the two texts, byte for byte and case included, with only whitespace (CR and LF
+/// included) around it. Narrow on purpose: this answer lets a request through even under
+/// `ase_fail_mode closed`, so anything else (an HTML error page, an empty body, another
+/// spelling) is an ASE error.
+pub fn is_ase_unknown(body: &[u8]) -> bool {
+    // The whitespace Python's `bytes.strip()` takes (scripts/ase-check): space, \t, \n, \r,
+    // \x0b, \x0c, so that the tool and the modules never disagree on an answer.
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let start = body.iter().position(|b| !space(b)).unwrap_or(body.len());
+    let end = body.iter().rposition(|b| !space(b)).map_or(start, |e| e + 1);
+    let body = &body[start..end];
+    body == UNKNOWN_API || body == UNKNOWN_HOSTNAME
 }
 
 /// Parses `buf` (everything received for this exchange). `eof` = the ASE closed the
@@ -30,6 +55,9 @@ pub fn parse(buf: &[u8], eof: bool) -> Parsed {
             One::Interim(len) => start += len,
             One::Final(Parsed::Done { status, len, keep_alive }) => {
                 return Parsed::Done { status, len: start + len, keep_alive };
+            }
+            One::Final(Parsed::Foreign503 { len, keep_alive }) => {
+                return Parsed::Foreign503 { len: start + len, keep_alive };
             }
             One::Final(p) => return p,
         }
@@ -79,15 +107,46 @@ fn parse_one(buf: &[u8], eof: bool) -> One {
         Body::Bad
     } else if eof {
         // Delimited by the end of the connection.
-        return One::Final(Parsed::Done { status, len: buf.len(), keep_alive: false });
+        return One::Final(done(status, body, buf.len(), false, false));
     } else {
         Body::Partial
     };
     One::Final(match body_result {
-        Body::Complete(n) => Parsed::Done { status, len: head_len + n, keep_alive: framing.keep_alive },
+        Body::Complete(n) => done(status, &body[..n], head_len + n, framing.keep_alive, framing.chunked),
         Body::Partial => Parsed::Partial,
         Body::Bad => Parsed::Bad,
     })
+}
+
+/// A whole answer of `len` bytes whose body (as framed: chunked or not) is `body`.
+fn done(status: u16, body: &[u8], len: usize, keep_alive: bool, chunked: bool) -> Parsed {
+    if status == 503 && !unknown_body(body, chunked) {
+        return Parsed::Foreign503 { len, keep_alive };
+    }
+    Parsed::Done { status, len, keep_alive }
+}
+
+/// Whether a 503's body, chunked or not, is the ASE's own unknown-API/hostname answer.
+fn unknown_body(body: &[u8], chunked: bool) -> bool {
+    if !chunked {
+        return is_ase_unknown(body);
+    }
+    // The chunks' data, joined; the texts are short, so a longer body is not one of them.
+    let mut joined = [0u8; 64];
+    let mut n = 0;
+    let mut pos = 0;
+    while let Ok(httparse::Status::Complete((consumed, size))) = httparse::parse_chunk_size(&body[pos..]) {
+        pos += consumed;
+        let Ok(size) = usize::try_from(size) else { return false };
+        if size == 0 {
+            return is_ase_unknown(&joined[..n]);
+        }
+        let (Some(data), Some(room)) = (body.get(pos..pos + size), joined.get_mut(n..n + size)) else { return false };
+        room.copy_from_slice(data);
+        n += size;
+        pos += size + 2;
+    }
+    false
 }
 
 /// How the answer's body is delimited and whether the connection stays open.
@@ -270,6 +329,47 @@ mod tests {
         assert_eq!(parse(b"HTTP/1.0 020 OK\r\n\r\n", true), Parsed::Bad);
         assert_eq!(parse(b"HTTP/1.1 000 X\r\nContent-Length: 0\r\n\r\n", false), Parsed::Bad);
         assert_eq!(parse(b"HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n", false), Parsed::Bad);
+    }
+
+    #[test]
+    fn only_the_ases_own_503_is_unknown_api() {
+        let ase = |body: &str| {
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        for body in
+            ["Error: Unknown API", "Error: Unknown Hostname", "Error: Unknown API\r\n", "  Error: Unknown Hostname\n"]
+        {
+            let a = ase(body);
+            assert_eq!(parse(a.as_bytes(), false), done(503, a.len(), true), "{body:?}");
+        }
+        let haproxy = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 107\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n\r\n<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n";
+        assert_eq!(parse(haproxy.as_bytes(), false), Parsed::Foreign503 { len: haproxy.len(), keep_alive: true });
+        for body in [
+            "",
+            "error: unknown api",
+            "Error: Unknown APIs",
+            "Error: Unknown API Error: Unknown API",
+            "Error: Unauthorized",
+        ] {
+            let a = ase(body);
+            assert_eq!(parse(a.as_bytes(), false), Parsed::Foreign503 { len: a.len(), keep_alive: true }, "{body:?}");
+        }
+        // Chunked, or ended by the connection: the body as framed.
+        let chunked =
+            b"HTTP/1.1 503 X\r\nTransfer-Encoding: chunked\r\n\r\n7\r\nError: \r\nb\r\nUnknown API\r\n0\r\n\r\n";
+        assert_eq!(parse(chunked, false), done(503, chunked.len(), true));
+        let chunked = b"HTTP/1.1 503 X\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nErr\r\n0\r\n\r\n";
+        assert_eq!(parse(chunked, false), Parsed::Foreign503 { len: chunked.len(), keep_alive: true });
+        let eof = b"HTTP/1.0 503 X\r\n\r\nError: Unknown Hostname";
+        assert_eq!(parse(eof, true), done(503, eof.len(), false));
+        let eof = b"HTTP/1.0 503 X\r\n\r\n<html>";
+        assert_eq!(parse(eof, true), Parsed::Foreign503 { len: eof.len(), keep_alive: false });
+        // Other statuses are read as before, whatever their body.
+        let other = b"HTTP/1.1 502 X\r\nContent-Length: 3\r\n\r\nabc";
+        assert_eq!(parse(other, false), done(502, other.len(), true));
     }
 
     #[test]

@@ -45,6 +45,12 @@ pub trait Io {
     fn connect(&mut self, conn: ConnId, node: usize) -> Connect;
     fn send(&mut self, conn: ConnId, data: &[u8]) -> Xfer;
     fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Xfer;
+    /// Whether anything waits unread on `conn` (bytes, the end of the stream, an error),
+    /// seen without reading it (a non-blocking peek). Asked of an idle connection before it
+    /// is reused: bytes that arrived since its last answer may have no readiness event yet
+    /// (it comes later in this turn of the event loop, or never, epoll being
+    /// edge-triggered), and must never be read as the next call's answer.
+    fn pending(&mut self, conn: ConnId) -> bool;
     /// Closes the connection; its id may be given to a new one afterwards.
     fn close(&mut self, conn: ConnId);
     /// An idle pooled connection, or one lent to a call.

@@ -12,8 +12,8 @@
 //! - A call has one deadline, `ase_timeout` from its start. A failover attempt does not
 //!   start with less than `ase_connect_timeout` left.
 //! - A node is charged with a failure only for what it did: refused, reset, a bad answer,
-//!   a 5xx other than 503, a connect that took longer than `ase_connect_timeout`, or no
-//!   answer within a whole `ase_timeout` of its own. A timeout that came because earlier
+//!   a 5xx other than the ASE's own unknown-API 503, a connect that took longer than
+//!   `ase_connect_timeout`, or no answer within a whole `ase_timeout` of its own. A timeout that came because earlier
 //!   attempts used up the call's time is not the node's failure.
 //! - Only request checks change a node's health. Response reports go to nodes that are up,
 //!   never probe, and never mark a node down or up.
@@ -157,6 +157,8 @@ pub struct Engine<D> {
     finished: Vec<(D, CheckResult)>,
     /// Reports waiting for the end of this turn of the event loop (`flush`).
     pending_reports: Vec<CallId>,
+    /// Per node: whether this worker already said that the node closes its connections.
+    said_closes: Vec<bool>,
 }
 
 impl<D> Drop for Engine<D> {
@@ -195,6 +197,7 @@ impl<D> Engine<D> {
             group_names.push(g.name);
         }
         let idle = names.iter().map(|_| Vec::new()).collect();
+        let said_closes = vec![false; names.len()];
         let mut nodes = Nodes::with_groups(policies, ranges);
         for i in inactive {
             nodes.set_active(i, false);
@@ -214,6 +217,7 @@ impl<D> Engine<D> {
             idle,
             finished: Vec::new(),
             pending_reports: Vec::new(),
+            said_closes,
         }
     }
 
@@ -260,7 +264,7 @@ impl<D> Engine<D> {
     /// the call's outcome.
     pub fn admit(&mut self, kind: CallKind, group: usize, io: &mut impl Io) -> Admission {
         match kind {
-            CallKind::Check => match self.nodes.admit_check(group, io.now()) {
+            CallKind::Check => match self.admit_check(group, io.now()) {
                 Ok(()) => Admission::Go,
                 Err(tripped) => {
                     bump(&counters().checks);
@@ -281,8 +285,25 @@ impl<D> Engine<D> {
         }
     }
 
+    /// Whether group `g` has a node for a check now; each check brings the group's blind
+    /// time (milliseconds with its breaker open) on the status page up to date.
+    fn admit_check(&mut self, g: usize, now: u64) -> Result<(), bool> {
+        let admitted = self.nodes.admit_check(g, now);
+        self.count_blind_time(g, now);
+        admitted
+    }
+
+    fn count_blind_time(&mut self, g: usize, now: u64) {
+        let ms = self.nodes.take_blind_ms(g, now);
+        if ms > 0 {
+            if let Some(s) = crate::counters::group(g) {
+                s.blind_ms.fetch_add(ms, core::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
     fn report_admission(&self, group: usize) -> Admission {
-        if self.nodes.pick_settled(group, 0).is_none() {
+        if !self.nodes.has_settled(group) {
             Admission::Unavailable
         } else if self.reports_in_flight >= self.response_queue {
             Admission::QueueFull
@@ -480,7 +501,15 @@ impl<D> Engine<D> {
         c.probe = probe;
         c.attempt_started = now;
         c.connect_deadline = None;
-        if let Some(conn) = self.idle[node].pop() {
+        while let Some(conn) = self.idle[node].pop() {
+            if io.pending(conn) {
+                // Something arrived on it since its last answer (an ASE or a middlebox
+                // writing what nobody asked for, or its close), and its readiness event, if
+                // any, has not run yet: what is there must not be read as this call's
+                // answer. Never reused; the next idle one, or a new connection.
+                self.close_conn(conn, io);
+                continue;
+            }
             bump(&counters().connections_reused);
             if self.calls[slot].trace {
                 io.trace(
@@ -660,14 +689,45 @@ impl<D> Engine<D> {
             inject_panic(&cs.buf[..cs.filled]);
             match answer::parse(&cs.buf[..cs.filled], eof) {
                 answer::Parsed::Done { status, len, keep_alive } => {
-                    let reusable = keep_alive && !eof && len == cs.filled;
+                    let reusable = keep_alive && !eof && len == cs.filled && self.drained(conn, io);
+                    if !keep_alive {
+                        self.closed_by_ase(conn, io);
+                    }
                     return self.answered(conn, status, reusable, io);
+                }
+                answer::Parsed::Foreign503 { len, keep_alive } => {
+                    // Not the ASE's unknown-API answer: an ASE error, charged to the node
+                    // like a 502. The connection carried a whole answer and may be kept.
+                    let slot = cs.call;
+                    let reusable = keep_alive && !eof && len == cs.filled && self.drained(conn, io);
+                    self.calls[slot].conn = None;
+                    self.give_back(conn, reusable, io);
+                    return self.attempt_failed(slot, AseError::Bad503, io);
                 }
                 answer::Parsed::Bad => return self.exchange_failed(conn, AseError::BadAnswer, io),
                 // The connection ended before a whole answer.
                 answer::Parsed::Partial if eof => return self.exchange_failed(conn, AseError::Reset, io),
                 answer::Parsed::Partial => {}
             }
+        }
+    }
+
+    /// The answer on `conn` said `Connection: close`: the ASE keeps no sideband connection
+    /// (`enable_sideband_keepalive` is off, its default), so every call pays a TCP connect
+    /// (and a TLS handshake). Counted, and said once per node and worker.
+    fn closed_by_ase(&mut self, conn: ConnId, io: &mut impl Io) {
+        bump(&counters().connections_closed_by_ase);
+        let node = self.conns[conn].node;
+        if let Some(said) = self.said_closes.get_mut(node).filter(|said| !**said) {
+            *said = true;
+            io.log(
+                Level::Warn,
+                format_args!(
+                    "ase: node {} closes every sideband connection (Connection: close): each call pays a new \
+                     connection; set enable_sideband_keepalive=true in the ASE's ase.conf",
+                    self.names[node]
+                ),
+            );
         }
     }
 
@@ -686,7 +746,9 @@ impl<D> Engine<D> {
         c.probe = false;
         if c.kind == Some(CallKind::Check) {
             let node = c.node;
-            let t = if node_failed { self.nodes.failed(node, now) } else { self.nodes.succeeded(node) };
+            let t = if node_failed { self.nodes.failed(node, now) } else { self.nodes.succeeded(node, now) };
+            let group = c.group;
+            self.count_blind_time(group, now);
             self.log_transition(node, t, StatusWhy(status), io);
         }
         self.finish(slot, status, AseError::None, io);
@@ -786,6 +848,18 @@ impl<D> Engine<D> {
         cs.written = 0;
         pool.push(conn);
         io.set_idle(conn, true);
+    }
+
+    /// Whether nothing is left to read on `conn` once its answer was read whole. nginx's
+    /// epoll is edge-triggered: a read that filled the buffer exactly leaves the readiness
+    /// flag set, and no new event comes for bytes already there, so what followed the answer
+    /// (an extra answer nobody asked for) would be read by the next call on this connection
+    /// as its own. One more read must say `WouldBlock`; anything else (bytes, the end, an
+    /// error) and the connection is not kept. In nginx this read costs no system call when
+    /// the last one already emptied the socket (the readiness flag is then clear).
+    fn drained(&mut self, conn: ConnId, io: &mut impl Io) -> bool {
+        let mut scratch = [0u8; 1];
+        io.recv(conn, &mut scratch) == Xfer::WouldBlock
     }
 
     /// An idle connection became readable: the ASE closed it (or sent what nobody asked

@@ -3,6 +3,11 @@
 //! manual, and `advance` fires due connection events and timers in time order. The fake
 //! records what the engine did (connects, request bytes, closes, pool changes, timers, log
 //! lines), and panics when the engine uses a connection that is not open.
+//!
+//! Readiness is edge-triggered, as nginx's epoll is: a connection gets one `Readable` event
+//! when bytes arrive (or the stream ends), none for bytes already there that a read left
+//! behind (a read that filled the engine's buffer), and `pending` sees bytes that arrived
+//! but whose event has not run yet (later in the same turn of the event loop).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -41,10 +46,13 @@ struct Script {
     end: Option<(u64, Xfer)>,
     /// Takes at most this many bytes per write, then `WouldBlock` for 1 ms (0: all).
     write_piece: usize,
+    /// Bytes nobody asked for, sent after each answer: in the answer's last piece (0), or
+    /// so many ms after it, with their own event.
+    stray: Option<(u64, Vec<u8>)>,
 }
 
 fn answers(bytes: &[u8]) -> Script {
-    Script { accept: Accept::Now, answer: bytes.to_vec(), after: 0, piece: 0, end: None, write_piece: 0 }
+    Script { accept: Accept::Now, answer: bytes.to_vec(), after: 0, piece: 0, end: None, write_piece: 0, stray: None }
 }
 fn hangs() -> Script {
     answers(b"")
@@ -77,6 +85,9 @@ impl Script {
     }
     fn writes_in(self, write_piece: usize) -> Script {
         Script { write_piece, ..self }
+    }
+    fn then_stray(self, after: u64, bytes: &[u8]) -> Script {
+        Script { stray: Some((after, bytes.to_vec())), ..self }
     }
 }
 
@@ -173,6 +184,14 @@ impl FakeIo {
             self.events.push((at, ev));
         }
     }
+
+    /// `bytes` arrive on `conn` now; their readiness event is queued behind what runs in
+    /// this turn (the engine hears of it at the next `advance`).
+    fn arrive_unannounced(&mut self, conn: ConnId, bytes: &[u8]) {
+        let now = self.now;
+        self.conn(conn).inbox.push_back((now, bytes.to_vec()));
+        self.events.push((now, Ev::Readable(conn)));
+    }
 }
 
 impl Io for FakeIo {
@@ -247,6 +266,21 @@ impl Io for FakeIo {
             c.inbox.push_back((at + i as u64, chunk.to_vec()));
             times.push(at + i as u64);
         }
+        match script.stray {
+            Some((0, bytes)) => match c.inbox.back_mut() {
+                Some(last) => last.1.extend_from_slice(&bytes),
+                None => {
+                    c.inbox.push_back((at, bytes));
+                    times.push(at);
+                }
+            },
+            Some((ms, bytes)) => {
+                let t = times.last().copied().unwrap_or(at) + ms;
+                c.inbox.push_back((t, bytes));
+                times.push(t);
+            }
+            None => {}
+        }
         c.end = script.end.map(|(ms, x)| (now + ms, x));
         times.extend(c.end.map(|e| e.0));
         for t in times {
@@ -277,6 +311,12 @@ impl Io for FakeIo {
                 _ => Xfer::WouldBlock,
             },
         }
+    }
+
+    fn pending(&mut self, conn: ConnId) -> bool {
+        let now = self.now;
+        let c = self.conn(conn);
+        c.dead || c.inbox.front().is_some_and(|b| b.0 <= now) || c.end.is_some_and(|e| e.0 <= now)
     }
 
     fn close(&mut self, conn: ConnId) {
@@ -380,6 +420,11 @@ fn advance(e: &mut Engine<u32>, io: &mut FakeIo, ms: u64) {
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
 const BLOCK: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
+/// The ASE's own 503: the API is not one it protects.
+const UNKNOWN_API: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 18\r\n\r\nError: Unknown API";
+/// HAProxy's own 503 when no server behind it is up (its built-in error page).
+const HAPROXY_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 107\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n\r\n<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n";
 const LIMITS: Limits = Limits { timeout_ms: 500, connect_timeout_ms: 100 };
 const FAIL_TIMEOUT: u64 = 10_000;
 const CID: &[u8] = b"cid-1";
@@ -389,7 +434,7 @@ fn node(name: &str, backup: bool, max_fails: u32) -> NodeSpec {
     NodeSpec {
         display: format!("http://{name}"),
         authority: name.to_string(),
-        policy: NodePolicy { backup, max_fails, fail_timeout_ms: FAIL_TIMEOUT },
+        policy: NodePolicy { backup, max_fails, fail_timeout_ms: FAIL_TIMEOUT, weight: 1 },
         active: true,
     }
 }
@@ -494,12 +539,16 @@ fn a_check_is_answered_and_its_connection_pooled_and_reused() {
 
 #[test]
 fn keep_alive_only_when_the_answer_allows_and_up_to_keepalive() {
-    // Connection: close
+    // Connection: close, said once per node however often it happens.
     let (mut e, mut io) = one_node(answers(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));
     check(&mut e, &mut io, 1);
     assert_eq!(result(&mut e), ok(200, 0));
     assert_eq!(io.closes, vec![0]);
     assert!(io.set_idle.is_empty() && e.idle[0].is_empty());
+    check(&mut e, &mut io, 2);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(io.logged("closes every sideband connection"), 1, "{:?}", io.logs);
+    assert_eq!(io.logged("set enable_sideband_keepalive=true"), 1);
 
     // Bytes after the answer: the connection is out of step.
     let mut extra = OK.to_vec();
@@ -814,17 +863,25 @@ fn the_breaker_answers_at_once_and_lets_one_probe_through() {
     assert!(delivered(&mut e).is_empty());
 }
 
+/// A lone node that failed is probed early (its group has no node up), and a failed probe
+/// doubles the wait: nginx is not blind for a whole `fail_timeout`.
 #[test]
-fn a_probe_that_fails_keeps_the_node_down_for_another_fail_timeout() {
+fn a_lone_node_that_failed_is_probed_early_and_backs_off() {
+    use crate::health::QUICK_PROBE_FIRST_MS as FIRST;
+    const { assert!(2 * FIRST < FAIL_TIMEOUT, "the test shows an early probe") };
     let (mut e, mut io) = one_node(refuses());
     check(&mut e, &mut io, 1);
     delivered(&mut e);
-    advance(&mut e, &mut io, FAIL_TIMEOUT);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
+    advance(&mut e, &mut io, FIRST - 1);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
+    advance(&mut e, &mut io, 1);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
     check(&mut e, &mut io, 2);
     assert_eq!(result(&mut e), failed(AseError::Refused, 0));
     assert_eq!(io.connects.len(), 2);
     assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
-    advance(&mut e, &mut io, FAIL_TIMEOUT - 1);
+    advance(&mut e, &mut io, 2 * FIRST - 1);
     assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
     advance(&mut e, &mut io, 1);
     assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
@@ -880,7 +937,7 @@ fn answers_bad_503_502_pieces_oversize() {
     assert_eq!(io.closes, vec![0]);
 
     // 503 (unknown API): delivered, not charged.
-    let (mut e, mut io) = one_node(answers(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"));
+    let (mut e, mut io) = one_node(answers(UNKNOWN_API));
     check(&mut e, &mut io, 1);
     assert_eq!(result(&mut e), ok(503, 0));
     assert!(!down(&e, &io, 0));
@@ -1214,6 +1271,9 @@ impl Io for QuietIo {
         buf[..OK.len()].copy_from_slice(OK);
         Xfer::Done(OK.len())
     }
+    fn pending(&mut self, _: ConnId) -> bool {
+        false
+    }
     fn close(&mut self, _: ConnId) {}
     fn set_idle(&mut self, _: ConnId, _: bool) {}
     fn arm(&mut self, _: usize, _: u64) {}
@@ -1255,4 +1315,80 @@ fn a_check_and_a_report_of_a_named_group_allocate_nothing_once_warm() {
     round();
     assert_eq!(counting::allocations(&mut round), 0);
     assert!(counting::allocations(|| drop(std::hint::black_box(vec![1u8; 8]))) > 0, "the counter counts");
+}
+
+// ---------------------------------------------------------------------- a 503 not the ASE's
+
+#[test]
+fn a_503_that_is_not_the_ases_own_is_an_error_charged_to_the_node() {
+    // One node: the check fails (the request module's fail mode decides), the node is down.
+    let (mut e, mut io) = one_node(answers(HAPROXY_503));
+    let errors_before = counters().errors[AseError::Bad503 as usize].load(core::sync::atomic::Ordering::Relaxed);
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), failed(AseError::Bad503, 0));
+    assert!(down(&e, &io, 0));
+    assert_eq!(io.logged("node http://primary:8000 is down (bad_503)"), 1);
+    assert!(counters().errors[AseError::Bad503 as usize].load(core::sync::atomic::Ordering::Relaxed) > errors_before);
+    assert_eq!(e.idle[0].len(), 1, "a whole answer: the connection is kept");
+    // The breaker: every node down, the next check is answered at once.
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
+
+    // A backup takes the check, as after a 502.
+    let (mut e, mut io) = two_nodes(answers(HAPROXY_503), answers(BLOCK));
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(403, 0));
+    assert!(down(&e, &io, 0) && !down(&e, &io, 1));
+}
+
+// ---------------------------------------------------------------------- stale bytes
+
+/// A 403 of exactly the engine's first read buffer (1,024 bytes), its body padded.
+fn block_of_1024() -> Vec<u8> {
+    let head = |n: usize| format!("HTTP/1.1 403 Forbidden\r\nContent-Length: {n:04}\r\n\r\n");
+    let body = READ_BUFFER - head(0).len();
+    let mut a = head(body).into_bytes();
+    a.resize(READ_BUFFER, b' ');
+    a
+}
+
+#[test]
+fn an_answer_that_fills_the_read_buffer_leaves_nothing_for_the_next_call() {
+    // The ASE answers 403 to every call, and writes a 200 nobody asked for behind each, in
+    // the same segment: the first read takes exactly the 403, the 200 stays in the socket
+    // with no new readiness event to come.
+    let a = block_of_1024();
+    assert_eq!(a.len(), READ_BUFFER);
+    let (mut e, mut io) = one_node(answers(&a).then_stray(0, OK));
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(403, 0));
+    assert!(e.idle[0].is_empty(), "bytes were left behind the answer: not pooled");
+    assert_eq!(io.closes, vec![0]);
+    check(&mut e, &mut io, 2);
+    assert_eq!(result(&mut e), ok(403, 0), "the second call's own answer, not the stray 200");
+    assert_eq!(io.connects.len(), 2);
+}
+
+#[test]
+fn bytes_that_arrive_on_an_idle_connection_in_the_turn_it_is_reused_are_no_answer() {
+    let (mut e, mut io) = one_node(answers(BLOCK));
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(403, 0));
+    assert_eq!(e.idle[0], vec![0]);
+    // A stray 200 arrives; its readiness event runs after this turn's check reuses the
+    // connection.
+    io.arrive_unannounced(0, OK);
+    check(&mut e, &mut io, 2);
+    advance(&mut e, &mut io, 0);
+    assert_eq!(result(&mut e), ok(403, 0), "the stray 200 was taken as the answer");
+    assert_eq!(io.closes, vec![0], "the connection with bytes pending was closed, not reused");
+    assert_eq!(io.connects.len(), 2);
+
+    // Later (a stray after each answer, 5 ms on): the idle connection's own event closes it.
+    let (mut e, mut io) = one_node(answers(BLOCK).then_stray(5, OK));
+    for waiter in 1..=3 {
+        check(&mut e, &mut io, waiter);
+        assert_eq!(result(&mut e), ok(403, 0));
+        advance(&mut e, &mut io, 10);
+    }
+    assert_eq!(io.connects.len(), 3, "each connection closed after its stray");
 }

@@ -20,7 +20,7 @@ use nginx_sys::{
     ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_create_pool, ngx_cycle, ngx_del_timer, ngx_destroy_pool,
     ngx_event_connect_peer, ngx_event_get_peer, ngx_event_t, ngx_handle_read_event, ngx_handle_write_event, ngx_log_t,
     ngx_peer_connection_t, ngx_pool_t, ngx_ssl_create_connection, ngx_ssl_handshake, ngx_ssl_shutdown, ngx_ssl_t,
-    ngx_str_t, SSL_ctrl, NGX_AGAIN, NGX_ERROR, NGX_OK, NGX_SSL_BUFFER, NGX_SSL_CLIENT,
+    ngx_str_t, SSL_ctrl, SSL_pending, NGX_AGAIN, NGX_ERROR, NGX_OK, NGX_SSL_BUFFER, NGX_SSL_CLIENT,
 };
 use ngx_ase_glue::ase_log;
 use ngx_ase_glue::log::{Cycle, RateLimit, ONCE_A_MINUTE};
@@ -378,6 +378,33 @@ impl Io for NgxIo {
             } else {
                 Xfer::Done(n as usize)
             }
+        }
+    }
+
+    fn pending(&mut self, id: ConnId) -> bool {
+        let c = self.conn(id);
+        // SAFETY: c is open (or null); the peek writes at most one byte into `byte`.
+        unsafe {
+            let Some(cr) = c.as_ref() else { return true };
+            // A readiness flag still set, or the worker closing it: not a clean idle one.
+            if cr.close() != 0 || (*cr.read).ready() != 0 {
+                return true;
+            }
+            // Bytes OpenSSL already decrypted and holds.
+            if !cr.ssl.is_null() && SSL_pending((*cr.ssl).connection) > 0 {
+                return true;
+            }
+            // What the kernel holds (for TLS, records not yet read: a close_notify or data,
+            // either way not for the next call). Non-blocking, nothing consumed.
+            let mut byte = 0u8;
+            let n = libc::recv(cr.fd, (&raw mut byte).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+            if n >= 0 {
+                return true; // bytes, or the end of the stream (0)
+            }
+            let err = std::io::Error::last_os_error().raw_os_error();
+            // EAGAIN: nothing there, the one answer that lets it be reused. Any other error
+            // (a reset) closes it too.
+            err != Some(libc::EAGAIN) && err != Some(libc::EWOULDBLOCK)
         }
     }
 

@@ -92,18 +92,21 @@ pub fn to_json(p: &PageInput<'_>) -> String {
     s.push_str(&items.join(","));
     let _ = write!(
         s,
-        "}},\"breaker\":\"{}\",\"breaker_trips\":{},\"connections_new\":{},\"connections_reused\":{},\
+        "}},\"breaker\":\"{}\",\"breaker_trips\":{},\"blind_ms\":{},\"connections_new\":{},\"connections_reused\":{},\"connections_closed_by_ase\":{},\
          \"reports_sent\":{},\"reports_dropped_queue_full\":{},\"reports_dropped_unavailable\":{},\
-         \"payload_truncated\":{},\"monitor_skipped\":{},\"nodes\":[",
+         \"payload_truncated\":{},\"monitor_skipped\":{},\"identity_too_large\":{},\"nodes\":[",
         breaker(p.groups.first().is_some_and(|g| g.breaker_open)),
         get(&c.breaker_trips),
+        c.groups.iter().map(|g| get(&g.blind_ms)).fold(0u64, u64::saturating_add),
         get(&c.connections_new),
         get(&c.connections_reused),
+        get(&c.connections_closed_by_ase),
         get(&c.reports_sent),
         get(&c.reports_dropped_queue_full),
         get(&c.reports_dropped_unavailable),
         get(&c.payload_truncated),
-        get(&c.monitor_skipped)
+        get(&c.monitor_skipped),
+        get(&c.identity_too_large)
     );
     for (i, n) in p.nodes.iter().enumerate() {
         if i > 0 {
@@ -152,8 +155,8 @@ pub fn to_json(p: &PageInput<'_>) -> String {
             .collect();
         let _ = write!(
             s,
-            ",\"checks\":{},\"reports\":{},\"errors\":{{{}}},\"breaker_trips\":{},\"reports_sent\":{},\"reports_dropped\":{}}}",
-            get(&st.checks), get(&st.reports), errors.join(","), get(&st.breaker_trips), get(&st.reports_sent), get(&st.reports_dropped)
+            ",\"checks\":{},\"reports\":{},\"errors\":{{{}}},\"breaker_trips\":{},\"blind_ms\":{},\"reports_sent\":{},\"reports_dropped\":{}}}",
+            get(&st.checks), get(&st.reports), errors.join(","), get(&st.breaker_trips), get(&st.blind_ms), get(&st.reports_sent), get(&st.reports_dropped)
         );
     }
     s.push_str("}}");
@@ -254,6 +257,12 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
             ("{kind=\"reused\"}".into(), get(&c.connections_reused)),
         ],
     );
+    family(
+        "nginx_ase_connections_closed_by_ase_total",
+        "counter",
+        "ASE answers that said Connection: close (enable_sideband_keepalive off on the ASE).",
+        one(get(&c.connections_closed_by_ase)),
+    );
     family("nginx_ase_reports_sent_total", "counter", "Response reports the ASE answered.", one(get(&c.reports_sent)));
     family(
         "nginx_ase_reports_dropped_total",
@@ -275,6 +284,12 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
         "counter",
         "Monitored requests whose metadata was not sent: the worker had its most monitored checks in flight.",
         one(get(&c.monitor_skipped)),
+    );
+    family(
+        "nginx_ase_identity_too_large_total",
+        "counter",
+        "Request checks not sent: the client's identity did not fit in ase_request_max_size (the fail mode applied).",
+        one(get(&c.identity_too_large)),
     );
     let node_label = |n: &NodeView<'_>| {
         format!("node=\"{}\",{}", n.name.replace('\\', "\\\\").replace('"', "\\\""), group_label(n.group))
@@ -339,6 +354,12 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
         "counter",
         "Times every ASE node of the group was found down.",
         per_group(&|g| get(&g.breaker_trips)),
+    );
+    family(
+        "nginx_ase_group_blind_ms_total",
+        "counter",
+        "Milliseconds the group's circuit breaker was open: every ASE node down, checks not asked.",
+        per_group(&|g| get(&g.blind_ms)),
     );
     family(
         "nginx_ase_group_reports_sent_total",

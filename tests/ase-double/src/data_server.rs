@@ -9,7 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::faults::{FaultKind, HUGE_BODY_LEN};
+use crate::faults::{self, FaultKind, HUGE_BODY_LEN};
 use crate::handler::{self, Outcome, TEXT};
 use crate::state::State;
 use crate::wire::{self, ReadError};
@@ -173,6 +173,30 @@ async fn answer<S: Conn>(
             s.write_all(b"{\"partial\"").await?;
             s.flush().await?;
             return Ok(Next::Close);
+        }
+        (FaultKind::Exact1024 | FaultKind::Stray, Some(f)) if !head_only => {
+            let mut out = wire::head(outcome.status, outcome.content_type, outcome.body.len(), !keep);
+            out.extend_from_slice(&outcome.body);
+            if f.kind == FaultKind::Exact1024 {
+                let head = |n| wire::head(outcome.status, outcome.content_type, n, !keep);
+                out = faults::exact_answer(head, &outcome.body).unwrap_or(out);
+            }
+            let stray = f.kind == FaultKind::Stray || f.stray;
+            if stray && f.ms == 0 {
+                // One write: the stray is in the same segment as the answer.
+                out.extend_from_slice(faults::STRAY_ANSWER);
+            }
+            s.write_all(&out).await?;
+            s.flush().await?;
+            if stray && f.ms > 0 {
+                tokio::time::sleep(Duration::from_millis(f.ms)).await;
+                s.write_all(faults::STRAY_ANSWER).await?;
+                s.flush().await?;
+            }
+            if stray {
+                state.stray_written();
+            }
+            return Ok(Next::keep(keep));
         }
         _ => {}
     }

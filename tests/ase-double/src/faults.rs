@@ -45,7 +45,21 @@ pub enum FaultKind {
     Huge,
     /// A 200 with `Content-Length: 1000` and only 10 bytes of body, then close.
     CloseMidBody,
+    /// The normal answer, its body padded with spaces so that the whole answer is exactly
+    /// [`EXACT_LEN`] bytes (the size of ngx-ase's first read buffer); with `stray`, a stray
+    /// answer follows as after `stray`.
+    #[serde(rename = "exact_1024")]
+    Exact1024,
+    /// The normal answer, then [`STRAY_ANSWER`], which nobody asked for: `ms` after the
+    /// answer, or in the same write for `ms: 0`.
+    Stray,
 }
+
+/// The length of an `exact_1024` answer.
+pub const EXACT_LEN: usize = 1024;
+
+/// What `stray` writes after an answer: a whole 200, as a misbehaving ASE or middlebox would.
+pub const STRAY_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nServer: ase-double\r\nContent-Length: 0\r\n\r\n";
 
 impl FaultKind {
     pub fn name(self) -> &'static str {
@@ -58,6 +72,8 @@ impl FaultKind {
             FaultKind::Hang => "hang",
             FaultKind::Huge => "huge",
             FaultKind::CloseMidBody => "close_mid_body",
+            FaultKind::Exact1024 => "exact_1024",
+            FaultKind::Stray => "stray",
         }
     }
 }
@@ -91,6 +107,9 @@ pub struct Fault {
     /// Apply to this many calls only, then clear itself (default: until cleared).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// For `exact_1024`: a stray answer follows it, as with `stray`.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub stray: bool,
 }
 
 fn default_ms() -> u64 {
@@ -109,7 +128,14 @@ impl Default for Fault {
 
 impl Fault {
     pub fn none() -> Fault {
-        Fault { kind: FaultKind::None, ms: default_ms(), status: default_status(), calls: FaultCalls::All, count: None }
+        Fault {
+            kind: FaultKind::None,
+            ms: default_ms(),
+            status: default_status(),
+            calls: FaultCalls::All,
+            count: None,
+            stray: false,
+        }
     }
 
     /// Checks the values the JSON shape cannot.
@@ -117,7 +143,7 @@ impl Fault {
         if self.kind == FaultKind::Status && !(200..=999).contains(&self.status) {
             return Err(format!("status must be in 200..=999, not {}", self.status));
         }
-        if self.kind == FaultKind::Delay && self.ms > 3_600_000 {
+        if matches!(self.kind, FaultKind::Delay | FaultKind::Stray | FaultKind::Exact1024) && self.ms > 3_600_000 {
             return Err("ms must be at most 3600000".to_string());
         }
         Ok(())
@@ -168,6 +194,9 @@ mod tests {
         let f = parse(r#"{"kind": "status", "status": 502, "calls": "response"}"#).expect("ok");
         assert_eq!((f.kind, f.status, f.calls), (FaultKind::Status, 502, FaultCalls::Response));
         assert_eq!(parse(r#"{"kind": "close_mid_body"}"#).expect("ok").kind, FaultKind::CloseMidBody);
+        let f = parse(r#"{"kind": "exact_1024", "stray": true, "ms": 0}"#).expect("ok");
+        assert_eq!((f.kind, f.stray, f.ms), (FaultKind::Exact1024, true, 0));
+        assert_eq!(parse(r#"{"kind": "stray", "ms": 50}"#).expect("ok").kind, FaultKind::Stray);
         assert!(parse(r#"{"kind": "explode"}"#).is_err());
         assert!(parse(r#"{"kind": "status", "status": 99}"#).is_err());
         assert!(parse(r#"{"kind": "delay", "calls": "some"}"#).is_err());
@@ -192,5 +221,33 @@ mod tests {
         assert!(f.take(CallKind::Request).is_some());
         assert!(f.take(CallKind::Request).is_none());
         assert_eq!(f.kind, FaultKind::None);
+    }
+}
+
+/// The answer `exact_1024` writes: `head(len)` + `body` padded with spaces to `len`, where
+/// `len` makes the whole [`EXACT_LEN`] bytes (`None` when the body is too long for that).
+pub fn exact_answer(head: impl Fn(usize) -> Vec<u8>, body: &[u8]) -> Option<Vec<u8>> {
+    // The head's length depends on the digits of the body's length: try each.
+    (body.len()..EXACT_LEN).find(|&n| head(n).len() + n == EXACT_LEN).map(|n| {
+        let mut out = head(n);
+        out.extend_from_slice(body);
+        out.resize(EXACT_LEN, b' ');
+        out
+    })
+}
+
+#[cfg(test)]
+mod exact_tests {
+    use super::*;
+
+    #[test]
+    fn an_exact_answer_is_1024_bytes_with_its_length_right() {
+        let head = |n: usize| format!("HTTP/1.1 403 Forbidden\r\nContent-Length: {n}\r\n\r\n").into_bytes();
+        let a = exact_answer(head, b"").expect("fits");
+        assert_eq!(a.len(), EXACT_LEN);
+        let text = String::from_utf8(a).expect("text");
+        let (h, body) = text.split_once("\r\n\r\n").expect("head");
+        assert!(h.ends_with(&format!("Content-Length: {}", body.len())), "{h}");
+        assert!(exact_answer(head, &[b'x'; 2000]).is_none());
     }
 }

@@ -25,6 +25,8 @@ pub struct State {
     connections: AtomicU64,
     /// Numbers connections (never reset).
     last_connection_id: AtomicU64,
+    /// Stray answers written (faults `stray`, `exact_1024` with `stray`) since the last clear.
+    strays: AtomicU64,
     calls: Mutex<Calls>,
     log: CallLog,
 }
@@ -85,6 +87,7 @@ impl State {
             fault: Mutex::new(Fault::none()),
             connections: AtomicU64::new(0),
             last_connection_id: AtomicU64::new(0),
+            strays: AtomicU64::new(0),
             calls: Mutex::new(Calls::default()),
             log,
         }
@@ -143,6 +146,11 @@ impl State {
         self.log.line(&line);
     }
 
+    /// A stray answer went out (after the answer it follows).
+    pub fn stray_written(&self) {
+        self.strays.fetch_add(1, Ordering::SeqCst);
+    }
+
     pub fn records_json(&self) -> Value {
         json!({ "records": self.calls.lock().records })
     }
@@ -156,6 +164,7 @@ impl State {
             "health": calls.health,
             "other": calls.other,
             "by_status": calls.by_status,
+            "strays_written": self.strays.load(Ordering::SeqCst),
         })
     }
 
@@ -165,6 +174,7 @@ impl State {
         let seq = calls.seq;
         *calls = Calls { seq, ..Calls::default() };
         self.connections.store(0, Ordering::SeqCst);
+        self.strays.store(0, Ordering::SeqCst);
     }
 }
 
