@@ -271,6 +271,56 @@ fn a_zone_size_past_the_bound_is_an_error() {
     );
 }
 
+/// `fail_timeout=` takes exactly the times nginx's own parser takes: `proxy_read_timeout`
+/// beside it, on the nginx under test.
+#[test]
+fn fail_timeout_takes_the_times_nginx_takes() {
+    let token = Some((TEST_TOKEN, 0o600));
+    for t in [
+        "0",
+        "7",
+        "500ms",
+        "1m30s",
+        "1m 30s",
+        "1h1m1s1ms",
+        "2w",
+        "1m30",
+        "1 1",
+        " 5",
+        "1s 1",
+        "5 ",
+        "007s",
+        "9223372036854775807ms",
+        "9223372036854775",
+        "",
+        "s",
+        "ms",
+        " ",
+        "1s1m",
+        "1s1s",
+        "1ms1s",
+        "1h1d",
+        "1M",
+        "1y",
+        "1 1 1",
+        "1 1s",
+        "5x",
+        "-1",
+        "1.5s",
+        "1S",
+        "18446744073709551s",
+        "9223372036854775808ms",
+        "9223372036854776",
+        "106751991167d7h",
+        "106751991167d8h",
+    ] {
+        let nginx = nginx_t(&config_with_http(&format!("proxy_read_timeout \"{t}\";")), token).0;
+        let ours =
+            nginx_t(&config_with_http(&format!("{SERVER} \"fail_timeout={t}\";\nase_token_file ase.token;")), token).0;
+        assert_eq!(ours, nginx, "fail_timeout={t:?}: ours {ours}, nginx's {nginx}");
+    }
+}
+
 #[test]
 fn the_largest_times_are_accepted() {
     let server = SERVER;
