@@ -9,7 +9,8 @@
 #   test_tls     TLS: the right certificate by address and by name, one for another name, a CA
 #                that did not sign it, verification off, mutual TLS with and without ours;
 #   test_conf    --conf: nodes, tokens, TLS settings and ase_timeout from an nginx.conf;
-#   test_runner  the runner counts and shows failures.
+#   test_runner  the runner (tests/pyrunner/, shared with tests/install) counts and shows
+#                failures.
 # Builds the double as scripts/test.sh does (target/double); uses loopback ports and openssl.
 # Arguments go to run.py (-k PATTERN runs the matching tests). Last line: "N passed, M failed".
 set -euo pipefail

@@ -210,6 +210,128 @@ fn bad_values_are_errors() {
     expect_error(&format!("{s}ase_ssl_trusted_certificate /nonexistent/ca.pem;"), "cannot read", http_line(2));
 }
 
+// Times and sizes by nginx's rules, and none whose arithmetic would wrap: each refused at
+// its line, naming the directive; the largest accepted ones pass.
+
+const SERVER: &str = "ase_server http://127.0.0.1:18000";
+
+#[test]
+fn a_time_with_units_out_of_order_is_an_error() {
+    let server = SERVER;
+    expect_error(
+        &format!("{server} fail_timeout=1s1m;"),
+        "invalid fail_timeout value \"1s1m\", it must be a time such as 10s, 1m30s or 500ms (units from the largest to the smallest, each once) in \"ase_server\" directive",
+        http_line(0),
+    );
+    expect_error(&format!("{server};\nase_timeout 1s1m;"), "\"ase_timeout\" directive invalid value", http_line(1));
+}
+
+#[test]
+fn a_fail_timeout_that_would_wrap_is_an_error() {
+    let server = SERVER;
+    expect_error(
+        &format!("{server} fail_timeout=18446744073709551s;"),
+        "fail_timeout value \"18446744073709551s\" is too large, it must be at most 9223372036854775807ms in \"ase_server\" directive",
+        http_line(0),
+    );
+    expect_error(
+        &format!("ase_upstream eu {{\n    server http://127.0.0.1:18001 fail_timeout=9223372036854775808ms;\n}}"),
+        "fail_timeout value \"9223372036854775808ms\" is too large, it must be at most 9223372036854775807ms in \"server\" directive of ase_upstream \"eu\"",
+        http_line(1),
+    );
+}
+
+#[test]
+fn a_timeout_longer_than_a_timer_takes_is_an_error() {
+    let server = SERVER;
+    expect_error(
+        &format!("{server};\nase_timeout 4294967296ms;"),
+        "\"ase_timeout\" must be at most 2147483647ms (24 days), not \"4294967296ms\"",
+        http_line(1),
+    );
+    expect_error(
+        &format!("{server};\nserver {{\n    location / {{ ase_connect_timeout 25d; }}\n}}"),
+        "\"ase_connect_timeout\" must be at most 2147483647ms (24 days), not \"25d\"",
+        http_line(2),
+    );
+}
+
+#[test]
+fn a_zone_size_past_the_bound_is_an_error() {
+    let server = SERVER;
+    expect_error(
+        &format!("{server};\nase_zone ase 8796093022207m;"),
+        "zone \"ase\" is too large, it must be at most 1024m in \"ase_zone\" directive",
+        http_line(1),
+    );
+    expect_error(
+        &format!("{server};\nase_zone ase 2048m;"),
+        "zone \"ase\" is too large, it must be at most 1024m in \"ase_zone\" directive",
+        http_line(1),
+    );
+}
+
+/// `fail_timeout=` takes exactly the times nginx's own parser takes: `proxy_read_timeout`
+/// beside it, on the nginx under test.
+#[test]
+fn fail_timeout_takes_the_times_nginx_takes() {
+    let token = Some((TEST_TOKEN, 0o600));
+    for t in [
+        "0",
+        "7",
+        "500ms",
+        "1m30s",
+        "1m 30s",
+        "1h1m1s1ms",
+        "2w",
+        "1m30",
+        "1 1",
+        " 5",
+        "1s 1",
+        "5 ",
+        "007s",
+        "9223372036854775807ms",
+        "9223372036854775",
+        "",
+        "s",
+        "ms",
+        " ",
+        "1s1m",
+        "1s1s",
+        "1ms1s",
+        "1h1d",
+        "1M",
+        "1y",
+        "1 1 1",
+        "1 1s",
+        "5x",
+        "-1",
+        "1.5s",
+        "1S",
+        "18446744073709551s",
+        "9223372036854775808ms",
+        "9223372036854776",
+        "106751991167d7h",
+        "106751991167d8h",
+    ] {
+        let nginx = nginx_t(&config_with_http(&format!("proxy_read_timeout \"{t}\";")), token).0;
+        let ours =
+            nginx_t(&config_with_http(&format!("{SERVER} \"fail_timeout={t}\";\nase_token_file ase.token;")), token).0;
+        assert_eq!(ours, nginx, "fail_timeout={t:?}: ours {ours}, nginx's {nginx}");
+    }
+}
+
+#[test]
+fn the_largest_times_are_accepted() {
+    let server = SERVER;
+    let largest = format!(
+        "{server} fail_timeout=9223372036854775807ms;\nase_token_file ase.token;\nase_timeout 2147483647ms;\n\
+         ase_connect_timeout 24d20h31m23s647ms;\nase_zone ase 64k;"
+    );
+    let (ok, err, _n) = nginx_t(&config_with_http(&largest), Some((TEST_TOKEN, 0o600)));
+    assert!(ok, "the largest values are accepted:\n{err}");
+}
+
 #[test]
 fn identity_and_hidden_header_mistakes_are_errors_with_file_and_line() {
     let s = "ase_server http://127.0.0.1:18000;\n";

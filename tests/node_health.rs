@@ -186,6 +186,34 @@ fn black_holed_primary_with_a_backup() {
     assert!(backup.records_of("request").len() >= ok, "{summary}");
 }
 
+/// The longest `fail_timeout` nginx's time syntax takes (its largest time) keeps a dead
+/// node down: the time it comes back does not wrap, so it is not tried on every request.
+/// (`fail_timeout=18446744073709551s` did wrap; `nginx -t` now refuses it: config_check.rs.)
+#[test]
+fn a_dead_node_with_the_longest_fail_timeout_is_tried_once() {
+    let (hole, backup, backend) = (BlackHole::start(), AseDouble::start(&["--keepalive"]), Backend::start());
+    let n = start(
+        &backend,
+        &format!(
+            "ase_server {} max_fails=1 fail_timeout=9223372036854775807ms;\n    ase_server {} backup;\n    \
+             ase_timeout 300ms;",
+            hole.url(),
+            backup.url()
+        ),
+        "",
+    );
+    let http = client();
+    for i in 0..10 {
+        let r = http.get(n.url(&format!("/r{i}"))).send().expect("request");
+        assert_eq!(r.status().as_u16(), 200, "request {i} (fail open, then the backup)");
+    }
+    let status = status_page(&n);
+    assert_eq!(hole.accepted(), 1, "the dead node was tried again: {status}");
+    assert_eq!(node(&status, &hole.url())["state"], "down", "{status}");
+    assert_eq!(node(&status, &backup.url())["state"], "up", "{status}");
+    assert!(backup.records_of("request").len() >= 9, "the backup answered the rest: {status}");
+}
+
 /// POST /ase/response is fire-and-forget: the ASE answering it late (2 s, past ase_timeout)
 /// changes nothing for the client, fails no check and does not mark the node down (the
 /// node answers every request check at once).

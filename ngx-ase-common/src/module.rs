@@ -6,13 +6,14 @@ use core::mem::offset_of;
 use core::ptr::addr_of;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_set_msec_slot, ngx_conf_set_num_slot, ngx_conf_set_str_slot,
-    ngx_conf_t, ngx_http_module_t, ngx_module_t, NGX_CONF_1MORE, NGX_CONF_BLOCK, NGX_CONF_FLAG, NGX_CONF_NOARGS,
-    NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LOC_CONF, NGX_HTTP_MAIN_CONF,
+    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_set_num_slot, ngx_conf_set_str_slot, ngx_conf_t, ngx_http_module_t,
+    ngx_module_t, NGX_CONF_1MORE, NGX_CONF_BLOCK, NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2,
+    NGX_HTTP_LOC_CONF, NGX_HTTP_MAIN_CONF,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
 use ngx_ase_glue::module::{command, ANY_LEVEL, LOC_CONF, MAIN_CONF};
+use ngx_ase_glue::slots::timer_msec_slot;
 
 use ngx_ase_shared::abi::CommonMainHeader;
 
@@ -66,14 +67,14 @@ static mut COMMANDS: [ngx_command_t; 17] = [
     command(
         ngx_string!("ase_connect_timeout"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        ngx_conf_set_msec_slot,
+        timer_msec_slot,
         LOC_CONF,
         offset_of!(LocConf, connect_timeout),
     ),
     command(
         ngx_string!("ase_timeout"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        ngx_conf_set_msec_slot,
+        timer_msec_slot,
         LOC_CONF,
         offset_of!(LocConf, timeout),
     ),

@@ -13,6 +13,7 @@ use ngx_ase_glue::conf::{conf_ok, directive_args, emerg};
 use ngx_ase_glue::module::guard_conf;
 use ngx_ase_glue::values::{duplicate, in_directive};
 
+use crate::conf::settings::check_zone_size;
 use crate::conf::MainConf;
 use crate::counters::Counters;
 
@@ -30,8 +31,6 @@ struct ZoneData {
     magic: u64,
     counters: Counters,
 }
-
-pub const MIN_ZONE_SIZE: usize = 64 * 1024;
 
 pub unsafe extern "C" fn set_zone(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     unsafe {
@@ -53,20 +52,15 @@ pub unsafe extern "C" fn set_zone(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t,
                     &in_directive(&format!("invalid size \"{}\"", String::from_utf8_lossy(size_text)), "ase_zone"),
                 );
             }
-            if (size as usize) < MIN_ZONE_SIZE {
-                return emerg(
-                    cf,
-                    &in_directive(
-                        &format!("zone \"{}\" is too small, it must be at least 64k", String::from_utf8_lossy(name)),
-                        "ase_zone",
-                    ),
-                );
-            }
+            let size = match check_zone_size(name, size as usize) {
+                Ok(s) => s,
+                Err(e) => return emerg(cf, &in_directive(&e, "ase_zone")),
+            };
             let Some(mut name_str) = ngx_str_t::from_bytes((*cf).pool, name) else {
                 return emerg(cf, &in_directive("out of memory", "ase_zone"));
             };
             let tag = ptr::addr_of_mut!(crate::ngx_ase_common_module).cast::<c_void>();
-            let zone = ngx_shared_memory_add(cf, &mut name_str, size as usize, tag);
+            let zone = ngx_shared_memory_add(cf, &mut name_str, size, tag);
             if zone.is_null() {
                 return emerg(cf, &in_directive("cannot add the shared memory zone", "ase_zone"));
             }

@@ -1,6 +1,7 @@
 //! What the three ngx-ase modules share of nginx's side, written once: the directive
 //! table's pieces and guarded entry points (`module`), directive arguments and messages
-//! with file and line (`conf`), nginx's value conventions (`values`, plain Rust), the
+//! with file and line (`conf`), nginx's value conventions and time syntax (`values`, `time`,
+//! plain Rust) and the slot functions that bound them (`slots`), the
 //! handle to the common module's channel table (`channel`), the panic guard (`panic`), log
 //! macros and the rate limiter (`log`),
 //! and what the request and response modules read of each other (`peer`, `headers`).
@@ -14,4 +15,6 @@ pub mod log;
 pub mod module;
 pub mod panic;
 pub mod peer;
+pub mod slots;
+pub mod time;
 pub mod values;

@@ -1,77 +1,17 @@
-"""The runner itself (run.py): a failing check, an error, a failing subtest and a failing
-setUpClass are each counted and shown with their traceback, the last line is "N passed, M
-failed", and the exit status is not 0. (A runner that breaks on the first failure would
-report nothing useful exactly when it matters.)"""
-
-from __future__ import annotations
+"""This suite's run.py counts and shows failures (the checks: tests/pyrunner/runner_checks.py)."""
 
 import os
-import subprocess
 import sys
-import tempfile
-import textwrap
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "pyrunner"))
 
-SAMPLE = textwrap.dedent('''
-    import unittest
-
-    class Sample(unittest.TestCase):
-        def test_a_pass(self):
-            self.assertEqual(1, 1)
-
-        def test_b_failure(self):
-            self.assertEqual("expected", "got", "a failing check")
-
-        def test_c_error(self):
-            raise RuntimeError("an error in a test")
-
-        def test_d_subtests(self):
-            for i in range(3):
-                with self.subTest(i=i):
-                    self.assertNotEqual(i, 1, "subtest one fails")
-
-    class BrokenSetUp(unittest.TestCase):
-        @classmethod
-        def setUpClass(cls):
-            raise RuntimeError("setUpClass broke")
-
-        def test_never_runs(self):
-            pass
-''')
+from runner_checks import RunnerChecks  # noqa: E402
 
 
-class Runner(unittest.TestCase):
-    def run_on(self, source: str):
-        with tempfile.TemporaryDirectory(prefix="ase-check-runner-") as d:
-            with open(os.path.join(d, "test_sample.py"), "w") as f:
-                f.write(source)
-            return subprocess.run([sys.executable, "-B", os.path.join(HERE, "run.py"), "--dir", d],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
-
-    def test_failures_are_counted_and_shown(self):
-        r = self.run_on(SAMPLE)
-        lines = r.stdout.splitlines()
-        # passed: test_a_pass, subtests 0 and 2; failed: test_b, test_c, subtest 1, setUpClass
-        self.assertEqual(lines[-1], "3 passed, 4 failed", r.stdout)
-        self.assertEqual(r.returncode, 1, r.stdout)
-        self.assertIn("a failing check", r.stdout)
-        self.assertIn("RuntimeError: an error in a test", r.stdout)
-        self.assertIn("subtest one fails", r.stdout)
-        self.assertIn("setUpClass broke", r.stdout)
-        self.assertNotIn("AttributeError", r.stdout, "the runner itself must not break")
-        self.assertEqual(sum(1 for l in lines if l.startswith("FAIL  ")), 4, r.stdout)
-
-    def test_all_passing(self):
-        r = self.run_on("import unittest\nclass T(unittest.TestCase):\n    def test_x(self):\n        pass\n")
-        self.assertEqual(r.stdout.splitlines()[-1], "1 passed, 0 failed", r.stdout)
-        self.assertEqual(r.returncode, 0, r.stdout)
-
-    def test_nothing_ran_is_not_a_pass(self):
-        r = self.run_on("")
-        self.assertEqual(r.stdout.splitlines()[-1], "0 passed, 0 failed", r.stdout)
-        self.assertNotEqual(r.returncode, 0, r.stdout)
+class Runner(RunnerChecks, unittest.TestCase):
+    RUN_PY = os.path.join(HERE, "run.py")
 
 
 if __name__ == "__main__":

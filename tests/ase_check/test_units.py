@@ -121,9 +121,14 @@ class Parsing(unittest.TestCase):
                 T.parse_url(bad)
 
     def test_times_in_nginx_syntax(self):
-        for text, ms in (("500ms", 500), ("2s", 2000), ("1m30s", 90000), ("750", 750), ("1m 30s", 90000)):
+        # As nginx -t reads them (proxy_read_timeout on nginx 1.22 and 1.28): a bare number
+        # is seconds, "1 1" is two of them, units go from the largest to the smallest.
+        for text, ms in (("500ms", 500), ("2s", 2000), ("1m30s", 90000), ("750", 750_000), ("1m 30s", 90000),
+                         ("1 1", 2000), (" 5", 5000), ("1s 1", 2000), ("1m30", 90000), ("1h1m1s1ms", 3_661_001),
+                         ("9223372036854775807ms", 2**63 - 1), ("9223372036854775", 9_223_372_036_854_775_000)):
             self.assertEqual(T.parse_time_ms(text), ms, text)
-        for bad in ("", "s", "5x", "-1", "1.5s", "5 5"):
+        for bad in ("", "s", "ms", " ", "5x", "-1", "1.5s", "1s1m", "1s1s", "1ms1s", "1h1d", "1M", "1y", "1 1 1",
+                    "1 1s", "1S", "18446744073709551s", "9223372036854775808ms", "9223372036854776"):
             self.assertIsNone(T.parse_time_ms(bad), bad)
 
     def test_percentiles_by_nearest_rank(self):

@@ -5,7 +5,9 @@
 //!   as a URL that parses back to the same value (see `url_round_trips` for the one
 //!   exception, host names with `:`);
 //! - `parse_server`: its URL is `parse_url` of the first argument;
-//! - `parse_time_ms`: a value it gives back reads again as `<value>ms`;
+//! - `parse_msec`, `parse_sec` (nginx's time syntax): a value they give back reads again as
+//!   `<value>ms` (`<value>s`), never more than nginx's largest time, and `parse_fail_timeout`
+//!   is `parse_msec`;
 //! - `parse_token`: the trimmed bytes, all sendable in a header; its errors and `Debug`
 //!   never contain the token;
 //! - `parse_fail_mode`, `parse_block_status` (400..=599), `user_header_variable` (the
@@ -15,11 +17,12 @@
 use std::net::Ipv6Addr;
 
 use crate::ngx_ase_common::settings::{
-    parse_server, parse_time_ms, parse_token, parse_url, token_looks_like_ase, AseUrl, TimeUnit,
+    parse_fail_timeout, parse_server, parse_token, parse_url, token_looks_like_ase, AseUrl,
 };
 use crate::ngx_ase_request::conf::{
     parse_block_status, parse_fail_mode, parse_request_mode, user_header_variable, FailMode,
 };
+use ngx_ase_glue::time::{parse_msec, parse_sec};
 use ngx_ase_shared::abi::RequestMode;
 use ngx_ase_shared::header_names;
 
@@ -27,9 +30,7 @@ pub fn check(data: &[u8]) {
     check_url(data);
     let args: Vec<&[u8]> = data.split(|&b| b == 0).collect();
     check_server(&args);
-    for unit in [TimeUnit::Milliseconds, TimeUnit::Seconds] {
-        check_time(data, unit);
-    }
+    check_time(data);
     check_token(data);
     check_request_values(data);
 }
@@ -59,9 +60,19 @@ fn check_server(args: &[&[u8]]) {
     assert_eq!(Ok(&s.url), parse_url(args[0]).as_ref());
 }
 
-fn check_time(raw: &[u8], unit: TimeUnit) {
-    let Some(ms) = parse_time_ms(raw, unit) else { return };
-    assert_eq!(parse_time_ms(format!("{ms}ms").as_bytes(), TimeUnit::Seconds), Some(ms));
+fn check_time(raw: &[u8]) {
+    let ms = parse_msec(raw);
+    if let Ok(text) = std::str::from_utf8(raw) {
+        assert_eq!(parse_fail_timeout(text).ok(), ms.ok());
+    }
+    if let Ok(ms) = ms {
+        assert!(ms <= i64::MAX as u64);
+        assert_eq!(parse_msec(format!("{ms}ms").as_bytes()), Ok(ms));
+    }
+    if let Ok(s) = parse_sec(raw) {
+        assert!(s <= i64::MAX as u64);
+        assert_eq!(parse_sec(format!("{s}s").as_bytes()), Ok(s));
+    }
 }
 
 fn check_token(raw: &[u8]) {

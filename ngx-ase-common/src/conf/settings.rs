@@ -1,9 +1,12 @@
 //! Parsing of the common module's directive values, in safe Rust. Values that nginx has
 //! its own parser for (`on|off`, times, numbers, paths) go through nginx's slot functions
-//! instead, so their syntax and messages are exactly nginx's.
+//! instead, so their syntax and messages are exactly nginx's; a time inside a parameter
+//! (`fail_timeout=`) by nginx's rules (`ngx_ase_glue::time`).
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+
+use ngx_ase_glue::time::{parse_msec, TimeError, MAX_MSEC_TEXT};
 
 /// One `ase_server URL [backup] [weight=N] [max_conns=N] [max_fails=N] [fail_timeout=T] [resolve];` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,8 +259,7 @@ pub fn parse_server(args: &[&[u8]]) -> Result<ServerSpec, String> {
                 .and_then(|v| v.parse::<u32>().ok())
                 .ok_or_else(|| format!("invalid max_conns value \"{v}\""))?;
         } else if let Some(v) = text.strip_prefix("fail_timeout=") {
-            spec.fail_timeout_ms = parse_time_ms(v.as_bytes(), TimeUnit::Seconds)
-                .ok_or_else(|| format!("invalid fail_timeout value \"{v}\""))?;
+            spec.fail_timeout_ms = parse_fail_timeout(v)?;
         } else if text == "backup" {
             spec.backup = true;
         } else if text == "resolve" {
@@ -286,52 +288,33 @@ pub fn parse_group_name(raw: &[u8]) -> Result<String, String> {
     Ok(text.into_owned())
 }
 
-/// The unit a bare number means, as in nginx (`fail_timeout=10` is seconds).
-#[derive(Clone, Copy)]
-pub enum TimeUnit {
-    Milliseconds,
-    Seconds,
+/// `fail_timeout=`: nginx's time syntax with milliseconds allowed (`500ms`; nginx's own
+/// upstream takes whole seconds), a bare number in seconds, at most nginx's largest time.
+pub fn parse_fail_timeout(raw: &str) -> Result<u64, String> {
+    parse_msec(raw.as_bytes()).map_err(|e| match e {
+        TimeError::Syntax => format!(
+            "invalid fail_timeout value \"{raw}\", it must be a time such as 10s, 1m30s or 500ms (units from the largest to the smallest, each once)"
+        ),
+        TimeError::TooLarge => format!("fail_timeout value \"{raw}\" is too large, it must be at most {MAX_MSEC_TEXT}"),
+    })
 }
 
-/// Parses nginx time syntax (`500ms`, `10s`, `1m30s`, `2h`, bare numbers in `bare`).
-pub fn parse_time_ms(raw: &[u8], bare: TimeUnit) -> Option<u64> {
-    let text = std::str::from_utf8(raw).ok()?;
-    if text.is_empty() {
-        return None;
+/// `ase_zone`'s sizes: room for the counters (`1m` is plenty), and at most 1024m. A larger
+/// size is a typo; one nginx cannot map fails at `mmap` without naming the directive, and
+/// nginx writes a descriptor for every page of the zone at start.
+pub const MIN_ZONE_SIZE: usize = 64 * 1024;
+pub const MAX_ZONE_SIZE: usize = 1024 * 1024 * 1024;
+
+/// Checks `ase_zone`'s size, once nginx's size parser has read it.
+pub fn check_zone_size(name: &[u8], size: usize) -> Result<usize, String> {
+    let name = String::from_utf8_lossy(name);
+    if size < MIN_ZONE_SIZE {
+        Err(format!("zone \"{name}\" is too small, it must be at least 64k"))
+    } else if size > MAX_ZONE_SIZE {
+        Err(format!("zone \"{name}\" is too large, it must be at most 1024m"))
+    } else {
+        Ok(size)
     }
-    let mut total: u64 = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
-        let unit = &rest[..unit_len];
-        rest = rest[unit_len..].trim_start();
-        let scale: u64 = match unit {
-            "" => match bare {
-                TimeUnit::Milliseconds => 1,
-                TimeUnit::Seconds => 1000,
-            },
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            "M" => 2_592_000_000,
-            "y" => 31_536_000_000,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(scale)?)?;
-        if unit.is_empty() && !rest.is_empty() {
-            return None;
-        }
-    }
-    Some(total)
 }
 
 /// The `ASE-Token`. Its `Debug` and `Display` never show the value.
@@ -461,13 +444,33 @@ mod tests {
     }
 
     #[test]
-    fn times() {
-        assert_eq!(parse_time_ms(b"500ms", TimeUnit::Seconds), Some(500));
-        assert_eq!(parse_time_ms(b"1m30s", TimeUnit::Seconds), Some(90_000));
-        assert_eq!(parse_time_ms(b"7", TimeUnit::Seconds), Some(7_000));
-        assert_eq!(parse_time_ms(b"7", TimeUnit::Milliseconds), Some(7));
-        for bad in [&b""[..], b"s", b"5x", b"-1", b"1.5s", b"99999999999999999999y"] {
-            assert_eq!(parse_time_ms(bad, TimeUnit::Seconds), None, "{:?}", bad);
+    fn fail_timeout_takes_nginxs_times_and_milliseconds() {
+        assert_eq!(parse_fail_timeout("500ms"), Ok(500));
+        assert_eq!(parse_fail_timeout("1m30s"), Ok(90_000));
+        assert_eq!(parse_fail_timeout("7"), Ok(7_000));
+        assert_eq!(parse_fail_timeout(MAX_MSEC_TEXT), Ok(i64::MAX as u64));
+        for bad in ["", "s", "5x", "-1", "1.5s", "1s1m", "1s1s", "1ms1s"] {
+            let err = parse_fail_timeout(bad).unwrap_err();
+            assert!(err.starts_with(&format!("invalid fail_timeout value \"{bad}\"")), "{err}");
+        }
+        for big in ["18446744073709551s", "9223372036854775808ms", "99999999999999999999y"] {
+            let err = parse_fail_timeout(big).unwrap_err();
+            assert!(err.contains("is too large, it must be at most 9223372036854775807ms"), "{err}");
+        }
+        let err = parse_server(&[b"http://a:1", b"fail_timeout=1s1m"]).unwrap_err();
+        assert!(err.contains("invalid fail_timeout value \"1s1m\""), "{err}");
+    }
+
+    #[test]
+    fn zone_sizes() {
+        assert_eq!(check_zone_size(b"ase", 64 * 1024), Ok(64 * 1024));
+        assert_eq!(check_zone_size(b"ase", 1024 * 1024 * 1024), Ok(MAX_ZONE_SIZE));
+        assert!(check_zone_size(b"ase", 64 * 1024 - 1).unwrap_err().contains("\"ase\" is too small"));
+        for big in [MAX_ZONE_SIZE + 1, i64::MAX as usize] {
+            assert_eq!(
+                check_zone_size(b"ase", big).unwrap_err(),
+                "zone \"ase\" is too large, it must be at most 1024m"
+            );
         }
     }
 

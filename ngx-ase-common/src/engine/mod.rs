@@ -434,7 +434,7 @@ impl<D> Engine<D> {
         c.attempt_started = now;
         // No node yet (the trace shows "-" for a call that never got one).
         c.node = NO_NODE;
-        c.deadline = now + limits.timeout_ms.max(1);
+        c.deadline = now.saturating_add(limits.timeout_ms.max(1));
         c.connect_deadline = None;
         c.limits = limits;
         c.group = group;
@@ -561,7 +561,7 @@ impl<D> Engine<D> {
             Connect::Ready => self.on_connected(conn, io),
             Connect::Pending => {
                 let c = &mut self.calls[slot];
-                let at = (io.now() + c.limits.connect_timeout_ms.max(1)).min(c.deadline);
+                let at = io.now().saturating_add(c.limits.connect_timeout_ms.max(1)).min(c.deadline);
                 c.connect_deadline = Some(at);
                 io.arm(slot, at);
             }

@@ -661,6 +661,17 @@ fn a_node_that_hangs_for_the_whole_timeout_is_charged_and_no_failover_follows() 
 }
 
 #[test]
+fn the_longest_limits_do_not_wrap_the_deadline() {
+    let (mut e, mut io) = one_node(hangs());
+    io.now = 1_000;
+    let longest = Limits { timeout_ms: u64::MAX, connect_timeout_ms: u64::MAX };
+    assert!(e.start_check(1, 0, CID, BODY, longest, &mut io).is_some());
+    assert_eq!(io.timers.get(&0), Some(&u64::MAX), "the deadline saturates");
+    advance(&mut e, &mut io, 1_000_000);
+    assert!(delivered(&mut e).is_empty(), "still waiting for the answer");
+}
+
+#[test]
 fn no_failover_with_less_than_connect_timeout_left() {
     // The primary resets after 450 ms of 500: 50 ms < ase_connect_timeout (100) remain.
     let (mut e, mut io) = two_nodes(resets_after(450), answers(OK));

@@ -24,6 +24,7 @@ use nginx_sys::{
 };
 use ngx_ase_glue::ase_log;
 use ngx_ase_glue::log::{Cycle, RateLimit, ONCE_A_MINUTE};
+use ngx_ase_glue::time::MAX_TIMER_MS;
 use ngx_ase_shared::abi::AseError;
 
 use crate::engine::{ConnId, Connect, Io, Level, Xfer};
@@ -441,7 +442,8 @@ impl Io for NgxIo {
 
     fn arm(&mut self, slot: usize, at_ms: u64) {
         let ev = self.timer(slot);
-        let delay = at_ms.saturating_sub(self.now()).max(1);
+        // Within what epoll_wait's int takes; a call woken early is armed again.
+        let delay = at_ms.saturating_sub(self.now()).clamp(1, MAX_TIMER_MS);
         // SAFETY: the event is ours and never moves. Deleted first: ngx_add_timer would keep
         // an old time that is close to the new one.
         unsafe {

@@ -20,6 +20,7 @@ use nginx_sys::{
 use ngx_ase_glue::ase_log;
 use ngx_ase_glue::log::Cycle;
 use ngx_ase_glue::panic::guard;
+use ngx_ase_glue::time::MAX_TIMER_MS;
 
 use crate::conf::settings::{node_display, AseUrl};
 use crate::net::follow::{plan, Slot};
@@ -178,9 +179,10 @@ unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
                 );
             }
         });
-        // The next resolution when this answer expires (nginx's resolver says when).
-        let wait_s = (valid - ngx_time()).max(1) as ngx_msec_t;
-        ngx_add_timer(&mut f.ev, wait_s * 1000);
+        // The next resolution when this answer expires (nginx's resolver says when; its
+        // `valid=` may be years), within what a timer takes.
+        let wait_s = valid.saturating_sub(ngx_time()).max(1) as u64;
+        ngx_add_timer(&mut f.ev, wait_s.saturating_mul(1000).min(MAX_TIMER_MS) as ngx_msec_t);
     }
 }
 
