@@ -394,7 +394,10 @@ mod tests {
             addresses,
             server_positions,
             token,
-            ..GroupConf::default()
+            keepalive: None,
+            keepalive_timeout: None,
+            keepalive_requests: None,
+            keepalive_time: None,
         }
     }
 
