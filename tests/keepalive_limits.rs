@@ -230,3 +230,31 @@ fn nginx_t_checks_the_keepalive_limits() {
         assert!(err.contains(&place), "expected the place {place} in:\n{err}");
     }
 }
+
+/// The idle connections' timers (`ase_keepalive_timeout`, 60 s here) must not keep a
+/// reloaded worker alive: it closes its idle connections when it starts exiting, as nginx
+/// does with its upstream keep-alive pool, and exits long before 60 s.
+#[test]
+fn idle_timers_do_not_hold_an_exiting_worker() {
+    let (double, backend) = (AseDouble::start(&["--keepalive"]), Backend::start());
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {ase};
+    ase_request on;
+    ase_timeout 10s;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{ proxy_pass http://{b}; }}
+    }}
+"#,
+        ase = double.url(),
+        b = backend.addr()
+    ));
+    assert_eq!(get(&n, "/"), 200);
+    assert_eq!(sockets_to(&double).lines().count(), 1, "a pooled connection with its idle timer");
+    n.signal("reload");
+    ngx_ase_tests::wait_for("the old worker to exit", Duration::from_secs(30), || {
+        n.error_log().contains("exited with code 0").then_some(())
+    });
+    assert_eq!(get(&n, "/after"), 200);
+}
