@@ -58,7 +58,7 @@ unsafe impl HttpModuleLocationConf for Module {
 
 const HTTP: u32 = NGX_HTTP_MAIN_CONF;
 
-static mut COMMANDS: [ngx_command_t; 17] = [
+static mut COMMANDS: [ngx_command_t; 21] = [
     command(ngx_string!("ase_server"), HTTP | NGX_CONF_1MORE, set::set_server, MAIN_CONF, 0),
     command(ngx_string!("ase_upstream"), HTTP | NGX_CONF_BLOCK | NGX_CONF_TAKE1, set::set_upstream, MAIN_CONF, 0),
     command(ngx_string!("ase_pass"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_pass, LOC_CONF, 0),
@@ -84,6 +84,34 @@ static mut COMMANDS: [ngx_command_t; 17] = [
         ngx_conf_set_num_slot,
         MAIN_CONF,
         offset_of!(MainConf, keepalive),
+    ),
+    command(
+        ngx_string!("ase_keepalive_timeout"),
+        HTTP | NGX_CONF_TAKE1,
+        timer_msec_slot,
+        MAIN_CONF,
+        offset_of!(MainConf, keepalive_timeout),
+    ),
+    command(
+        ngx_string!("ase_keepalive_requests"),
+        HTTP | NGX_CONF_TAKE1,
+        ngx_conf_set_num_slot,
+        MAIN_CONF,
+        offset_of!(MainConf, keepalive_requests),
+    ),
+    command(
+        ngx_string!("ase_keepalive_time"),
+        HTTP | NGX_CONF_TAKE1,
+        timer_msec_slot,
+        MAIN_CONF,
+        offset_of!(MainConf, keepalive_time),
+    ),
+    command(
+        ngx_string!("ase_socket_keepalive"),
+        HTTP | NGX_CONF_FLAG,
+        ngx_conf_set_flag_slot,
+        MAIN_CONF,
+        offset_of!(MainConf, socket_keepalive),
     ),
     command(
         ngx_string!("ase_ssl_verify"),

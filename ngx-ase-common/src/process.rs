@@ -54,10 +54,13 @@ fn build_worker(conf: &crate::conf::MainConf) -> Worker {
         });
         all_addrs.extend(addrs);
     }
-    Worker {
-        engine: Engine::with_groups(groups, conf.response_queue),
-        io: NgxIo::new(all_addrs, conf.ssl, conf.ssl_verify == 1),
+    let mut engine = Engine::with_groups(groups, conf.response_queue);
+    for (g, view) in conf.group_views().iter().enumerate() {
+        engine.set_pool_limits(g, view.pool_limits);
     }
+    let mut io = NgxIo::new(all_addrs, conf.ssl, conf.ssl_verify == 1);
+    io.set_socket_keepalive(conf.socket_keepalive == 1);
+    Worker { engine, io }
 }
 
 /// The `resolve` servers' names and the node slots each one's addresses take (the node

@@ -110,51 +110,98 @@ unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command
             // nginx's words, naming the block: `... in "server" directive of ase_upstream "eu"`.
             let place = format!("\"{what}\" directive of ase_upstream \"{}\"", group.name);
             match (what.as_str(), args.len()) {
-            ("server", 1..) => {
-                let so_far = (*block.main).node_count() + group.addresses.iter().map(Vec::len).sum::<usize>();
-                match add_server(cf, so_far, &mut group.servers, &mut group.addresses, &mut group.server_positions) {
-                    Ok(()) => conf_ok(),
-                    Err(e) => emerg(cf, &format!("{e} in {place}")),
-                }
-            }
-            ("keepalive", 1) => {
-                if group.keepalive.is_some() {
-                    return emerg(cf, &format!("{place} is duplicate"));
-                }
-                let text = String::from_utf8_lossy(args[0]);
-                match text.parse::<usize>() {
-                    Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) => {
-                        group.keepalive = Some(n);
-                        conf_ok()
+                ("server", 1..) => {
+                    let so_far = (*block.main).node_count() + group.addresses.iter().map(Vec::len).sum::<usize>();
+                    match add_server(cf, so_far, &mut group.servers, &mut group.addresses, &mut group.server_positions)
+                    {
+                        Ok(()) => conf_ok(),
+                        Err(e) => emerg(cf, &format!("{e} in {place}")),
                     }
-                    _ => emerg(cf, &format!("invalid value \"{text}\" in {place}, it must be a number")),
                 }
-            }
-            ("token_file", 1) => {
-                if group.token.is_some() {
-                    return emerg(cf, &format!("{place} is duplicate"));
-                }
-                match read_token_file(cf, args[0], &place) {
-                    Ok(t) => {
-                        group.token = Some(t);
-                        conf_ok()
+                ("keepalive", 1) => {
+                    if group.keepalive.is_some() {
+                        return emerg(cf, &format!("{place} is duplicate"));
                     }
-                    Err(rv) => rv,
+                    let text = String::from_utf8_lossy(args[0]);
+                    match text.parse::<usize>() {
+                        Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) => {
+                            group.keepalive = Some(n);
+                            conf_ok()
+                        }
+                        _ => emerg(cf, &format!("invalid value \"{text}\" in {place}, it must be a number")),
+                    }
                 }
-            }
-            ("least_conn", 0) => {
-                if group.least_conn {
-                    return emerg(cf, &format!("{place} is duplicate"));
+                ("keepalive_timeout" | "keepalive_time", 1) => {
+                    let slot =
+                        if what == "keepalive_time" { &mut group.keepalive_time } else { &mut group.keepalive_timeout };
+                    block_time(cf, slot, args[0], &place)
                 }
-                group.least_conn = true;
-                conf_ok()
+                ("keepalive_requests", 1) => {
+                    if group.keepalive_requests.is_some() {
+                        return emerg(cf, &format!("{place} is duplicate"));
+                    }
+                    let text = String::from_utf8_lossy(args[0]);
+                    match text.parse::<u64>() {
+                        Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) => {
+                            group.keepalive_requests = Some(n);
+                            conf_ok()
+                        }
+                        _ => emerg(cf, &format!("invalid value \"{text}\" in {place}, it must be a number")),
+                    }
+                }
+                ("token_file", 1) => {
+                    if group.token.is_some() {
+                        return emerg(cf, &format!("{place} is duplicate"));
+                    }
+                    match read_token_file(cf, args[0], &place) {
+                        Ok(t) => {
+                            group.token = Some(t);
+                            conf_ok()
+                        }
+                        Err(rv) => rv,
+                    }
+                }
+                ("least_conn", 0) => {
+                    if group.least_conn {
+                        return emerg(cf, &format!("{place} is duplicate"));
+                    }
+                    group.least_conn = true;
+                    conf_ok()
+                }
+                (
+                    "server" | "keepalive" | "keepalive_timeout" | "keepalive_requests" | "keepalive_time"
+                    | "token_file" | "least_conn",
+                    _,
+                ) => emerg(cf, &format!("invalid number of arguments in {place}")),
+                _ => emerg(
+                    cf,
+                    &format!(
+                        "unknown directive \"{what}\" in ase_upstream \"{}\" (it takes server, keepalive, \
+                         keepalive_timeout, keepalive_requests, keepalive_time, token_file and least_conn)",
+                        group.name
+                    ),
+                ),
             }
-            ("server" | "keepalive" | "token_file" | "least_conn", _) => {
-                emerg(cf, &format!("invalid number of arguments in {place}"))
-            }
-            _ => emerg(cf, &format!("unknown directive \"{what}\" in ase_upstream \"{}\" (it takes server, keepalive, token_file and least_conn)", group.name)),
-        }
         })
+    }
+}
+
+/// A time line of an `ase_upstream` block (`keepalive_timeout`, `keepalive_time`), read as
+/// nginx's `ngx_conf_set_msec_slot` reads them: a bare number is milliseconds.
+unsafe fn block_time(cf: *mut ngx_conf_t, slot: &mut Option<u64>, raw: &[u8], place: &str) -> *mut c_char {
+    if slot.is_some() {
+        return unsafe { emerg(cf, &format!("{place} is duplicate")) };
+    }
+    // nginx's time rules; at most what one nginx timer takes (the idle timer uses it).
+    match ngx_ase_glue::time::parse_msec(raw) {
+        Ok(ms) if ms <= ngx_ase_glue::time::MAX_TIMER_MS => {
+            *slot = Some(ms);
+            conf_ok()
+        }
+        Ok(_) | Err(ngx_ase_glue::time::TimeError::TooLarge) => unsafe {
+            emerg(cf, &format!("{place}: {}", ngx_ase_glue::time::timer_too_long("keepalive time", raw)))
+        },
+        Err(_) => unsafe { emerg(cf, &format!("invalid value \"{}\" in {place}", String::from_utf8_lossy(raw))) },
     }
 }
 

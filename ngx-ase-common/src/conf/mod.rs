@@ -17,6 +17,11 @@ use settings::{expand_nodes, Node, ServerSpec, Token};
 pub const DEFAULT_CONNECT_TIMEOUT_MS: ngx_msec_t = 200;
 pub const DEFAULT_TIMEOUT_MS: ngx_msec_t = 500;
 pub const DEFAULT_KEEPALIVE: ngx_uint_t = 32;
+/// nginx's upstream keep-alive defaults: `keepalive_timeout`, `keepalive_requests`,
+/// `keepalive_time`.
+pub const DEFAULT_KEEPALIVE_TIMEOUT_MS: ngx_msec_t = 60_000;
+pub const DEFAULT_KEEPALIVE_REQUESTS: ngx_uint_t = 1000;
+pub const DEFAULT_KEEPALIVE_TIME_MS: ngx_msec_t = 3_600_000;
 pub const DEFAULT_RESPONSE_QUEUE: ngx_uint_t = 256;
 /// nginx's `resolver_timeout` default.
 pub const DEFAULT_RESOLVER_TIMEOUT_MS: ngx_msec_t = 30_000;
@@ -52,6 +57,11 @@ pub struct GroupConf {
     pub keepalive: Option<usize>,
     /// `least_conn;` in the block; without it, round robin.
     pub least_conn: bool,
+    /// `keepalive_timeout`, `keepalive_requests`, `keepalive_time` in the block; without
+    /// them the http level's `ase_keepalive_*`.
+    pub keepalive_timeout: Option<u64>,
+    pub keepalive_requests: Option<u64>,
+    pub keepalive_time: Option<u64>,
 }
 
 /// A group's servers and settings as the channel uses them, the default group (the
@@ -64,6 +74,7 @@ pub struct GroupView<'a> {
     pub token: Option<&'a Token>,
     pub keepalive: usize,
     pub balance: crate::health::Balance,
+    pub pool_limits: crate::engine::PoolLimits,
 }
 
 impl GroupView<'_> {
@@ -84,6 +95,12 @@ pub struct MainConf {
     pub server_positions: Vec<String>,
     pub token: Option<(Token, TokenSource)>,
     pub keepalive: ngx_uint_t,
+    /// `ase_keepalive_timeout`, `ase_keepalive_requests`, `ase_keepalive_time`.
+    pub keepalive_timeout: ngx_msec_t,
+    pub keepalive_requests: ngx_uint_t,
+    pub keepalive_time: ngx_msec_t,
+    /// `ase_socket_keepalive`: SO_KEEPALIVE on the connections to the ASE.
+    pub socket_keepalive: ngx_flag_t,
     pub ssl_verify: ngx_flag_t,
     pub ssl_trusted_certificate: ngx_str_t,
     /// `ase_ssl_certificate`: the client certificate for nodes that require one.
@@ -112,6 +129,10 @@ impl Default for MainConf {
             server_positions: Vec::new(),
             token: None,
             keepalive: UNSET_UINT,
+            keepalive_timeout: UNSET_MSEC,
+            keepalive_requests: UNSET_UINT,
+            keepalive_time: UNSET_MSEC,
+            socket_keepalive: UNSET_FLAG,
             ssl_verify: UNSET_FLAG,
             ssl_trusted_certificate: ngx_str_t::empty(),
             ssl_certificate: None,
@@ -130,6 +151,10 @@ impl MainConf {
     /// Fills in defaults once the `http` block is read.
     pub fn finish(&mut self) {
         init(&mut self.keepalive, UNSET_UINT, DEFAULT_KEEPALIVE);
+        init(&mut self.keepalive_timeout, UNSET_MSEC, DEFAULT_KEEPALIVE_TIMEOUT_MS);
+        init(&mut self.keepalive_requests, UNSET_UINT, DEFAULT_KEEPALIVE_REQUESTS);
+        init(&mut self.keepalive_time, UNSET_MSEC, DEFAULT_KEEPALIVE_TIME_MS);
+        init(&mut self.socket_keepalive, UNSET_FLAG, 0);
         init(&mut self.ssl_verify, UNSET_FLAG, 1);
         init(&mut self.response_queue, UNSET_UINT, DEFAULT_RESPONSE_QUEUE);
         // Other modules check that a module turned on has some ASE node to talk to.
@@ -148,6 +173,7 @@ impl MainConf {
             token: http_token,
             keepalive: self.keepalive,
             balance: crate::health::Balance::RoundRobin,
+            pool_limits: self.pool_limits(None),
         }];
         out.extend(self.groups.iter().map(|g| GroupView {
             name: &g.name,
@@ -157,8 +183,19 @@ impl MainConf {
             token: g.token.as_ref().map(|(t, _)| t).or(http_token),
             keepalive: g.keepalive.unwrap_or(self.keepalive),
             balance: if g.least_conn { crate::health::Balance::LeastConn } else { crate::health::Balance::RoundRobin },
+            pool_limits: self.pool_limits(Some(g)),
         }));
         out
+    }
+
+    /// The keep-alive limits of the default group (`None`) or of block `g`: the block's own
+    /// lines, else the http level's `ase_keepalive_*`.
+    fn pool_limits(&self, g: Option<&GroupConf>) -> crate::engine::PoolLimits {
+        crate::engine::PoolLimits {
+            idle_timeout_ms: g.and_then(|g| g.keepalive_timeout).unwrap_or(self.keepalive_timeout as u64),
+            requests: g.and_then(|g| g.keepalive_requests).unwrap_or(self.keepalive_requests as u64),
+            max_age_ms: g.and_then(|g| g.keepalive_time).unwrap_or(self.keepalive_time as u64),
+        }
     }
 
     /// The group `ase_pass NAME` chooses: 0 for `default`, `i + 1` for the `i`th block.
@@ -364,7 +401,27 @@ mod tests {
             token,
             keepalive: None,
             least_conn: false,
+            keepalive_timeout: None,
+            keepalive_requests: None,
+            keepalive_time: None,
         }
+    }
+
+    #[test]
+    fn keepalive_limits_default_to_nginx_and_blocks_inherit_what_they_do_not_set() {
+        let mut m = with_servers(&["http://127.0.0.1:1"], true);
+        m.groups.push(group("eu", &["http://127.0.0.2:1"], None));
+        m.groups.push(group("us", &["http://127.0.0.3:1"], None));
+        m.keepalive_requests = 7;
+        m.groups[1].keepalive_timeout = Some(1500);
+        m.groups[1].keepalive_time = Some(9000);
+        m.finish();
+        let limits: Vec<_> = m.group_views().iter().map(|v| v.pool_limits).collect();
+        let default = crate::engine::PoolLimits { idle_timeout_ms: 60_000, requests: 7, max_age_ms: 3_600_000 };
+        assert_eq!(limits[0], default);
+        assert_eq!(limits[1], default);
+        assert_eq!(limits[2], crate::engine::PoolLimits { idle_timeout_ms: 1500, requests: 7, max_age_ms: 9000 });
+        assert_eq!(m.socket_keepalive, 0);
     }
 
     #[test]

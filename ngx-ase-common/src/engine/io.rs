@@ -55,6 +55,11 @@ pub trait Io {
     fn close(&mut self, conn: ConnId);
     /// An idle pooled connection, or one lent to a call.
     fn set_idle(&mut self, conn: ConnId, idle: bool);
+    /// Arms idle `conn`'s own timer (`ase_keepalive_timeout`): `Engine::on_idle_timeout`
+    /// follows after `after_ms` unless the connection is taken or closed first (nginx: a
+    /// timer on the idle connection's read event). Without it (the default) an expired idle
+    /// connection is still closed when a call would take it, just later.
+    fn arm_idle(&mut self, _conn: ConnId, _after_ms: u64) {}
     /// (Re)arms the timer of call slot `slot` to fire at `at_ms`.
     fn arm(&mut self, slot: usize, at_ms: u64);
     fn disarm(&mut self, slot: usize);

@@ -59,6 +59,32 @@ pub struct GroupSpec<'a> {
     pub balance: Balance,
 }
 
+/// How long and how much a pooled connection may serve (`ase_keepalive_timeout`,
+/// `ase_keepalive_requests`, `ase_keepalive_time`, or the `ase_upstream` block's own), as
+/// nginx's upstream keep-alive limits its connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// An idle connection older than this (idle time) is closed, not reused.
+    pub idle_timeout_ms: u64,
+    /// A connection that carried this many calls is closed after its answer.
+    pub requests: u64,
+    /// A connection older than this (since its connect) is not pooled again.
+    pub max_age_ms: u64,
+}
+
+impl Default for PoolLimits {
+    /// nginx's `keepalive_timeout 60s`, `keepalive_requests 1000`, `keepalive_time 1h`.
+    fn default() -> Self {
+        PoolLimits { idle_timeout_ms: 60_000, requests: 1000, max_age_ms: 3_600_000 }
+    }
+}
+
+/// A reused connection that sat idle at least this long may have been forgotten by a
+/// middlebox (a NAT or load balancer that dropped the flow): its request gets a shorter
+/// first-byte bound (see `stale_bound`). Connections reused sooner (a busy worker's) keep
+/// the whole `ase_timeout`, so a slow ASE under load is not sent every call twice.
+const STALE_IDLE_MS: u64 = 1000;
+
 /// A call's time limits (the location's `ase_timeout` and `ase_connect_timeout`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Limits {
@@ -110,6 +136,9 @@ struct CallSlot<D> {
     connect_deadline: Option<u64>,
     /// The call counts as in flight on `node` (`Nodes::entered`).
     on_node: bool,
+    /// On a reused connection that was idle a while: when, with no answer byte yet, the
+    /// connection is taken for dead and the call goes on a new one (`stale_reuse`).
+    first_byte_deadline: Option<u64>,
     limits: Limits,
     /// The group whose nodes this call may use.
     group: usize,
@@ -134,6 +163,10 @@ struct ConnSlot {
     /// The call it serves (not while idle).
     call: usize,
     reused: bool,
+    /// When it connected, calls it carried and when it last went idle (the pool limits).
+    opened: u64,
+    requests: u64,
+    idle_since: u64,
     written: usize,
     /// The answer so far: `buf[..filled]` (the buffer is kept for the next exchange).
     buf: Vec<u8>,
@@ -154,6 +187,8 @@ pub struct Engine<D> {
     heads: Vec<NodeHeads>,
     /// Per node: idle connections kept (its group's `keepalive`).
     keepalive: Vec<usize>,
+    /// Per node: its group's keep-alive limits (`set_pool_limits`).
+    pool_limits: Vec<PoolLimits>,
     response_queue: usize,
     reports_in_flight: usize,
     calls: Vec<CallSlot<D>>,
@@ -170,6 +205,8 @@ pub struct Engine<D> {
     said_closes: Vec<bool>,
     /// When this worker last said that nginx itself had no connection to give.
     local_said_at: Option<u64>,
+    /// Per node: whether this worker already said that a reused connection to it was dead.
+    said_stale: Vec<bool>,
 }
 
 impl<D> Drop for Engine<D> {
@@ -214,6 +251,7 @@ impl<D> Engine<D> {
         }
         let idle = names.iter().map(|_| Vec::new()).collect();
         let said_closes = vec![false; names.len()];
+        let (said_stale, pool_limits) = (said_closes.clone(), vec![PoolLimits::default(); names.len()]);
         let mut nodes = Nodes::with_groups(policies, ranges);
         for i in inactive {
             nodes.set_active(i, false);
@@ -227,6 +265,7 @@ impl<D> Engine<D> {
             group_names,
             heads,
             keepalive,
+            pool_limits,
             response_queue,
             reports_in_flight: 0,
             calls: Vec::new(),
@@ -238,6 +277,15 @@ impl<D> Engine<D> {
             pending_reports: Vec::new(),
             said_closes,
             local_said_at: None,
+            said_stale,
+        }
+    }
+
+    /// Group `g`'s keep-alive limits (the defaults until set).
+    pub fn set_pool_limits(&mut self, g: usize, limits: PoolLimits) {
+        let range = self.nodes.group(g);
+        for l in self.pool_limits.get_mut(range).into_iter().flatten() {
+            *l = limits;
         }
     }
 
@@ -530,6 +578,11 @@ impl<D> Engine<D> {
         c.attempt_started = now;
         c.connect_deadline = None;
         while let Some(conn) = self.idle[node].pop() {
+            if self.idle_expired(conn, now) {
+                // Its idle timer is due but has not run yet in this turn of the event loop.
+                self.close_conn(conn, io);
+                continue;
+            }
             if io.pending(conn) {
                 // Something arrived on it since its last answer (an ASE or a middlebox
                 // writing what nobody asked for, or its close), and its readiness event, if
@@ -546,8 +599,11 @@ impl<D> Engine<D> {
                 );
             }
             io.set_idle(conn, false);
+            let idled = now.saturating_sub(self.conns[conn].idle_since);
             self.bind(conn, slot, true, ConnState::Sending);
-            io.arm(slot, self.calls[slot].deadline);
+            let c = &mut self.calls[slot];
+            c.first_byte_deadline = stale_bound(idled, now, &c.limits, c.deadline);
+            io.arm(slot, c.first_byte_deadline.unwrap_or(c.deadline));
             return self.send(conn, io);
         }
         self.connect_new(slot, io);
@@ -556,6 +612,8 @@ impl<D> Engine<D> {
     fn connect_new(&mut self, slot: usize, io: &mut impl Io) {
         let node = self.calls[slot].node;
         let conn = self.alloc_conn(node);
+        let cs = &mut self.conns[conn];
+        (cs.opened, cs.requests) = (io.now(), 0);
         self.bind(conn, slot, false, ConnState::Connecting);
         match io.connect(conn, node) {
             Connect::Ready => self.on_connected(conn, io),
@@ -692,7 +750,11 @@ impl<D> Engine<D> {
                 }
                 return self.attempt_failed(slot, AseError::Timeout, io);
             }
-            let at = c.connect_deadline.unwrap_or(c.deadline);
+            if c.first_byte_deadline.is_some_and(|at| now >= at) {
+                c.first_byte_deadline = None;
+                return self.stale_reuse(slot, io);
+            }
+            let at = c.connect_deadline.or(c.first_byte_deadline).unwrap_or(c.deadline);
             return io.arm(slot, at);
         }
         // The call's time is up. The node is at fault only if it had the whole time.
@@ -787,6 +849,40 @@ impl<D> Engine<D> {
                 ),
             );
         }
+    }
+
+    /// A reused connection that had been idle a while carried the call's request and no
+    /// answer byte came within its first-byte bound: a middlebox most likely forgot the flow
+    /// and drops its packets (nothing resets it, so only a timer tells). The call goes once
+    /// on a new connection, within its own deadline, and the node is not charged: it never
+    /// saw the request. A connection that is answering (some bytes came) keeps the call.
+    fn stale_reuse(&mut self, slot: usize, io: &mut impl Io) {
+        let Some(conn) = self.calls[slot].conn else { return };
+        let cs = &self.conns[conn];
+        if cs.filled > 0 || !cs.reused {
+            return io.arm(slot, self.calls[slot].deadline);
+        }
+        let node = cs.node;
+        if let Some(said) = self.said_stale.get_mut(node).filter(|said| !**said) {
+            *said = true;
+            io.log(
+                Level::Warn,
+                format_args!(
+                    "ase: a reused idle connection to {} did not answer (a middlebox forgot it?): the call went \
+                     on a new connection; consider a shorter ase_keepalive_timeout",
+                    self.names[node]
+                ),
+            );
+        }
+        if self.calls[slot].trace {
+            io.trace(
+                Some(slot),
+                format_args!("ase: reused connection to {} silent, retried on a new one", self.names[node]),
+            );
+        }
+        self.close_conn(conn, io);
+        self.calls[slot].conn = None;
+        self.connect_new(slot, io);
     }
 
     /// The ASE answered `status`.
@@ -912,8 +1008,10 @@ impl<D> Engine<D> {
     /// After an answer: back to the pool, or closed.
     fn give_back(&mut self, conn: ConnId, reusable: bool, io: &mut impl Io) {
         let node = self.conns[conn].node;
+        let now = io.now();
+        let spent = self.spent(conn, now);
         let pool = &mut self.idle[node];
-        if !reusable || io.exiting() || pool.len() >= self.keepalive[node] || !self.nodes.is_active(node) {
+        if !reusable || spent || io.exiting() || pool.len() >= self.keepalive[node] || !self.nodes.is_active(node) {
             return self.close_conn(conn, io);
         }
         let cs = &mut self.conns[conn];
@@ -924,8 +1022,33 @@ impl<D> Engine<D> {
             cs.buf.shrink_to_fit();
         }
         cs.written = 0;
+        cs.idle_since = now;
         pool.push(conn);
         io.set_idle(conn, true);
+        io.arm_idle(conn, self.pool_limits[node].idle_timeout_ms);
+    }
+
+    /// Whether `conn` carried `ase_keepalive_requests` calls or is older than
+    /// `ase_keepalive_time`: then it is closed after its answer instead of pooled (nginx's
+    /// upstream keep-alive does the same with `keepalive_requests` and `keepalive_time`).
+    fn spent(&self, conn: ConnId, now: u64) -> bool {
+        let cs = &self.conns[conn];
+        let limits = &self.pool_limits[cs.node];
+        cs.requests >= limits.requests || now.saturating_sub(cs.opened) >= limits.max_age_ms
+    }
+
+    /// Whether idle `conn` has been idle `ase_keepalive_timeout` or longer.
+    fn idle_expired(&self, conn: ConnId, now: u64) -> bool {
+        let cs = &self.conns[conn];
+        now.saturating_sub(cs.idle_since) >= self.pool_limits[cs.node].idle_timeout_ms
+    }
+
+    /// The idle timer of `conn` (`Io::arm_idle`) fired: closed, as nginx's upstream
+    /// keep-alive closes a cached connection when `keepalive_timeout` runs out.
+    pub fn on_idle_timeout(&mut self, conn: ConnId, io: &mut impl Io) {
+        if self.conns.get(conn).is_some_and(|c| c.live && c.state == ConnState::Idle) {
+            self.close_conn(conn, io);
+        }
     }
 
     /// Whether nothing is left to read on `conn` once its answer was read whole. nginx's
@@ -956,7 +1079,10 @@ impl<D> Engine<D> {
         cs.state = state;
         cs.written = 0;
         cs.filled = 0;
-        self.calls[slot].conn = Some(conn);
+        cs.requests = cs.requests.saturating_add(1);
+        let c = &mut self.calls[slot];
+        c.conn = Some(conn);
+        c.first_byte_deadline = None;
     }
 
     fn close_conn(&mut self, conn: ConnId, io: &mut impl Io) {
@@ -1001,6 +1127,9 @@ impl<D> Engine<D> {
                 state: ConnState::Connecting,
                 call: 0,
                 reused: false,
+                opened: 0,
+                requests: 0,
+                idle_since: 0,
                 written: 0,
                 buf: Vec::new(),
                 filled: 0,
@@ -1033,6 +1162,7 @@ impl<D> Engine<D> {
                 attempt_started: 0,
                 connect_deadline: None,
                 on_node: false,
+                first_byte_deadline: None,
                 limits: Limits::default(),
                 group: 0,
                 last_error: None,
@@ -1141,6 +1271,18 @@ impl<D> Engine<D> {
             Transition::None => {}
         }
     }
+}
+
+/// The first-byte bound of a call on a reused connection that sat idle `idled` ms: none for
+/// one reused soon (`STALE_IDLE_MS`); else the shorter of half `ase_timeout` and
+/// `ase_connect_timeout` from now, so that a new connection still has at least half the
+/// call's time (a connect and an answer) before its `deadline`, which bounds it all.
+fn stale_bound(idled: u64, now: u64, limits: &Limits, deadline: u64) -> Option<u64> {
+    if idled < STALE_IDLE_MS {
+        return None;
+    }
+    let bound = (limits.timeout_ms / 2).min(limits.connect_timeout_ms).max(1);
+    Some(now.saturating_add(bound).min(deadline))
 }
 
 fn count_dropped(group: usize, a: Admission) {

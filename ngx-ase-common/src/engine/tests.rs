@@ -109,6 +109,8 @@ struct FakeConn {
     req: Vec<u8>,
     /// A partial write happened: writes would block until the `Writable` event.
     blocked: bool,
+    /// A middlebox forgot the flow: what is written vanishes, nothing comes back, ever.
+    black_holed: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +144,8 @@ struct FakeIo {
     sent: Vec<(usize, Vec<u8>)>,
     closes: Vec<ConnId>,
     set_idle: Vec<(ConnId, bool)>,
+    /// Idle connections' own timers (`arm_idle`): connection -> when.
+    idle_timers: BTreeMap<ConnId, u64>,
     logs: Vec<String>,
     flushes_scheduled: usize,
     /// Whether calls are traced (the caller's log at debug), and the trace lines written.
@@ -218,6 +222,7 @@ impl Io for FakeIo {
             send_fails: false,
             req: Vec::new(),
             blocked: false,
+            black_holed: false,
         };
         self.conns.insert(conn, fc);
         match accept {
@@ -257,7 +262,7 @@ impl Io for FakeIo {
         if !request_complete(&c.req) {
             return Xfer::Done(n);
         }
-        let (node, dead, req) = (c.node, c.dead, core::mem::take(&mut c.req));
+        let (node, dead, req) = (c.node, c.dead || c.black_holed, core::mem::take(&mut c.req));
         self.sent.push((node, req));
         if dead {
             return Xfer::Done(n);
@@ -327,6 +332,7 @@ impl Io for FakeIo {
 
     fn close(&mut self, conn: ConnId) {
         self.conn(conn).open = false;
+        self.idle_timers.remove(&conn);
         self.closes.push(conn);
         self.events.retain(|e| e.1.conn() != conn);
     }
@@ -334,6 +340,14 @@ impl Io for FakeIo {
     fn set_idle(&mut self, conn: ConnId, idle: bool) {
         self.conn(conn);
         self.set_idle.push((conn, idle));
+        if !idle {
+            self.idle_timers.remove(&conn);
+        }
+    }
+
+    fn arm_idle(&mut self, conn: ConnId, after_ms: u64) {
+        self.conn(conn);
+        self.idle_timers.insert(conn, self.now + after_ms);
     }
 
     fn arm(&mut self, slot: usize, at_ms: u64) {
@@ -1160,7 +1174,7 @@ fn a_thousand_checks_use_one_call_slot_and_one_connection() {
     assert_eq!(e.calls.len(), 1);
     assert_eq!(e.conns.len(), 1);
     assert_eq!(io.connects.len(), 1);
-    assert!(io.closes.is_empty());
+    assert_eq!(io.closes, vec![0], "closed after its 1000th call only (ase_keepalive_requests' default)");
 }
 
 /// Group 0: "a:1" (primary) and "a:2" (backup), token "tok"; group "two": "b:1", token "tok2",
@@ -1480,4 +1494,137 @@ fn bytes_that_arrive_on_an_idle_connection_in_the_turn_it_is_reused_are_no_answe
         advance(&mut e, &mut io, 10);
     }
     assert_eq!(io.connects.len(), 3, "each connection closed after its stray");
+}
+
+// ---------------------------------------------------------------------- keep-alive limits
+
+const SHORT_POOL: PoolLimits = PoolLimits { idle_timeout_ms: 1000, requests: 1000, max_age_ms: 3_600_000 };
+
+impl FakeIo {
+    /// A middlebox forgot pooled connection `conn`'s flow: requests on it vanish unanswered.
+    fn forget(&mut self, conn: ConnId) {
+        self.conn(conn).black_holed = true;
+    }
+}
+
+/// Fires the idle timers that are due, as nginx's timer tree would.
+fn fire_idle_timers(e: &mut Engine<u32>, io: &mut FakeIo) {
+    let due: Vec<ConnId> = io.idle_timers.iter().filter(|t| *t.1 <= io.now).map(|t| *t.0).collect();
+    for conn in due {
+        io.idle_timers.remove(&conn);
+        e.on_idle_timeout(conn, io);
+    }
+}
+
+#[test]
+fn an_idle_connection_is_closed_when_keepalive_timeout_runs_out() {
+    let (mut e, mut io) = one_node(answers(OK));
+    e.set_pool_limits(0, SHORT_POOL);
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(io.idle_timers.get(&0), Some(&1000), "the idle connection's timer is armed");
+    advance(&mut e, &mut io, 999);
+    fire_idle_timers(&mut e, &mut io);
+    assert_eq!(e.idle[0], vec![0], "not yet");
+    advance(&mut e, &mut io, 1);
+    fire_idle_timers(&mut e, &mut io);
+    assert!(e.idle[0].is_empty() && io.closes == vec![0], "closed when its idle time reached the limit");
+    check(&mut e, &mut io, 2);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(io.connects.len(), 2, "the next call on a new connection");
+
+    // Its timer not run yet when a call comes (later in the same turn): not reused either.
+    let (mut e, mut io) = one_node(answers(OK));
+    e.set_pool_limits(0, SHORT_POOL);
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(200, 0));
+    advance(&mut e, &mut io, 1500);
+    check(&mut e, &mut io, 2);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!((io.connects.len(), io.closes.first()), (2, Some(&0)), "the expired one closed, a new one used");
+    // A reused connection's timer is taken off while it serves a call.
+    advance(&mut e, &mut io, 500);
+    check(&mut e, &mut io, 3);
+    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(io.connects.len(), 2, "reused within the limit");
+    assert_eq!(io.idle_timers.get(&0), Some(&(io.now + 1000)), "armed afresh when it went back to the pool");
+}
+
+#[test]
+fn a_connection_that_carried_keepalive_requests_calls_is_closed_after_its_answer() {
+    let (mut e, mut io) = one_node(answers(OK));
+    e.set_pool_limits(0, PoolLimits { requests: 2, ..PoolLimits::default() });
+    for waiter in 1..=3 {
+        check(&mut e, &mut io, waiter);
+        assert_eq!(result(&mut e), ok(200, 0));
+    }
+    assert_eq!(io.closes, vec![0], "closed after its second answer");
+    assert_eq!(io.connects.len(), 2, "the third call on a new connection");
+    assert_eq!(e.idle[0].len(), 1, "which is pooled (one call so far)");
+}
+
+#[test]
+fn a_connection_older_than_keepalive_time_is_not_pooled_again() {
+    let (mut e, mut io) = one_node(answers(OK));
+    e.set_pool_limits(0, PoolLimits { max_age_ms: 5000, ..PoolLimits::default() });
+    check(&mut e, &mut io, 1);
+    advance(&mut e, &mut io, 4000);
+    check(&mut e, &mut io, 2);
+    assert_eq!(io.connects.len(), 1, "4 s old: reused");
+    assert_eq!(e.idle[0], vec![0], "and pooled again");
+    advance(&mut e, &mut io, 1000);
+    check(&mut e, &mut io, 3);
+    assert_eq!(delivered(&mut e).len(), 3);
+    assert_eq!(io.connects.len(), 1, "reused once more (the limit is checked after the answer)");
+    assert!(e.idle[0].is_empty() && io.closes == vec![0], "5 s old after its answer: closed");
+}
+
+#[test]
+fn a_reused_idle_connection_a_middlebox_forgot_is_retried_on_a_new_one_uncharged() {
+    // max_fails=1: one charge would mark the only node down.
+    let (mut e, mut io) = one_node(answers(BLOCK));
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(403, 0));
+    advance(&mut e, &mut io, 4500);
+    io.forget(0);
+    assert!(check(&mut e, &mut io, 2).is_some(), "sent on the reused connection, unanswered");
+    assert_eq!(io.sends_to(0), 2);
+    // The first-byte bound: min(ase_timeout / 2, ase_connect_timeout) = 100 ms.
+    advance(&mut e, &mut io, 99);
+    assert!(delivered(&mut e).is_empty() && io.connects.len() == 1, "still waiting");
+    advance(&mut e, &mut io, 1);
+    assert_eq!(io.closes, vec![0], "the silent connection closed");
+    assert_eq!(io.connects.len(), 2, "the call went on a new connection");
+    assert_eq!(result(&mut e), ok(403, 100), "and the ASE's own answer came back");
+    assert!(!down(&e, &io, 0), "the node was not charged");
+    assert_eq!(io.logged("did not answer (a middlebox forgot it?)"), 1);
+    // (Its id is the closed one's, given out again.)
+    assert_eq!(e.idle[0], vec![0], "the new connection is pooled");
+
+    // Silent on the new connection too (the ASE itself hangs): the call still ends at its
+    // deadline, ase_timeout after its start, and the node is charged as for any hang.
+    io.nodes[0] = hangs();
+    advance(&mut e, &mut io, 4500);
+    io.forget(0);
+    check(&mut e, &mut io, 3);
+    advance(&mut e, &mut io, 499);
+    assert!(delivered(&mut e).is_empty());
+    advance(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), failed(AseError::Timeout, 500), "bounded by ase_timeout");
+    assert_eq!(io.connects.len(), 3, "one retry, no more");
+    assert_eq!(io.logged("did not answer"), 1, "said once per node");
+}
+
+#[test]
+fn a_connection_reused_soon_keeps_the_whole_timeout() {
+    // Idle well under a second (a busy worker): a slow answer is waited for, not retried.
+    let (mut e, mut io) = one_node(answers(OK));
+    check(&mut e, &mut io, 1);
+    assert_eq!(result(&mut e), ok(200, 0));
+    advance(&mut e, &mut io, 10);
+    io.nodes[0] = answers(OK).after(300);
+    check(&mut e, &mut io, 2);
+    advance(&mut e, &mut io, 300);
+    assert_eq!(result(&mut e), ok(200, 300));
+    assert_eq!(io.connects.len(), 1, "no second connection");
 }

@@ -63,6 +63,7 @@ pub struct NgxIo {
     /// around the engine call), and per call slot the log its trace lines go to.
     pub trace_next: Option<ngx_log_t>,
     trace_logs: Vec<Option<ngx_log_t>>,
+    socket_keepalive: bool,
 }
 
 /// A request's log as the trace keeps it, when it is at debug for HTTP (`error_log ...
@@ -124,7 +125,14 @@ impl NgxIo {
             flush: event(on_flush, usize::MAX),
             trace_next: None,
             trace_logs: Vec::new(),
+            socket_keepalive: false,
         }
+    }
+
+    /// `ase_socket_keepalive on`: SO_KEEPALIVE on every new connection (as nginx's
+    /// `proxy_socket_keepalive`), so the kernel's keep-alive probes find a dead peer.
+    pub fn set_socket_keepalive(&mut self, on: bool) {
+        self.socket_keepalive = on;
     }
 
     /// A TLS failure with node `n`, logged at `error` (at most once a minute per node).
@@ -273,6 +281,8 @@ impl Io for NgxIo {
         p.pc.get = Some(ngx_event_get_peer);
         p.pc.log = ptr::addr_of_mut!(p.log);
         p.pc.set_log_error(nginx_sys::ngx_connection_log_error_e_NGX_ERROR_INFO as _);
+        // ngx_event_connect_peer sets SO_KEEPALIVE on the socket for this flag.
+        p.pc.set_so_keepalive(self.socket_keepalive as _);
         // SAFETY: pc is set up; nginx fills pc.connection.
         let rc = unsafe { ngx_event_connect_peer(&mut p.pc) };
         // Read before anything else can touch it: connect()'s own error.
@@ -437,6 +447,31 @@ impl Io for NgxIo {
         // SAFETY: c is open (or null).
         if let Some(c) = unsafe { c.as_mut() } {
             c.set_idle(idle as _);
+            // Taken from the pool: its idle timer (`arm_idle`) must not fire on the call.
+            // SAFETY: c->read is the connection's live read event.
+            unsafe {
+                if !idle && (*c.read).timer_set() != 0 {
+                    ngx_del_timer(c.read);
+                }
+            }
+        }
+    }
+
+    fn arm_idle(&mut self, id: ConnId, after_ms: u64) {
+        let c = self.conn(id);
+        // SAFETY: c is open (or null); its read event is live while it is. nginx's upstream
+        // keep-alive puts `keepalive_timeout` on the idle connection's read event the same
+        // way; `on_read` sees `timedout` and hands the connection to `on_idle_timeout`.
+        if let Some(c) = unsafe { c.as_mut() } {
+            unsafe {
+                if (*c.read).timer_set() != 0 {
+                    ngx_del_timer(c.read);
+                }
+                ngx_add_timer(
+                    c.read,
+                    after_ms.clamp(1, nginx_sys::ngx_msec_t::MAX as u64 / 2) as nginx_sys::ngx_msec_t,
+                );
+            }
         }
     }
 
@@ -607,6 +642,11 @@ unsafe extern "C" fn on_read(ev: *mut ngx_event_t) {
         let c: *mut ngx_connection_t = (*ev).data.cast();
         match peer_of(c) {
             Some((id, true)) => worker::dispatch_connecting(id),
+            Some((id, false)) if (*ev).timedout() != 0 => {
+                // Only an idle connection has a timer on its read event (`arm_idle`).
+                (*ev).set_timedout(0);
+                worker::dispatch_conn(id, "ASE idle timer", |w| w.engine.on_idle_timeout(id, &mut w.io))
+            }
             Some((id, false)) => worker::dispatch_conn(id, "ASE read event", |w| w.engine.on_readable(id, &mut w.io)),
             None => {}
         }

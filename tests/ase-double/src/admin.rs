@@ -76,6 +76,12 @@ async fn required<T: DeserializeOwned>(body: Incoming) -> Result<T, Response<Ful
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ForgetIdle {
+    ms: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct KeepAlive {
     enabled: bool,
 }
@@ -125,6 +131,12 @@ async fn route(
             state.set_keepalive(k.enabled);
             ok(json!({"enabled": k.enabled}))
         }
+        (&Method::GET, "/forget_idle") => ok(json!({"ms": state.forget_idle_ms()})),
+        (&Method::PUT, "/forget_idle") => {
+            let f: ForgetIdle = required(body).await?;
+            state.set_forget_idle_ms(f.ms);
+            ok(json!({"ms": f.ms}))
+        }
         (&Method::GET, "/fault") => ok(fault_json(&state.fault())),
         (&Method::PUT, "/fault") => {
             let fault: Fault = required(body).await?;
@@ -136,7 +148,7 @@ async fn route(
             state.set_fault(Fault::none());
             ok(fault_json(&Fault::none()))
         }
-        (_, "/health" | "/stats" | "/records" | "/deny" | "/keepalive" | "/fault") => {
+        (_, "/health" | "/stats" | "/records" | "/deny" | "/keepalive" | "/forget_idle" | "/fault") => {
             error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}"))
         }
         _ => error(StatusCode::NOT_FOUND, format!("no such admin resource: {path}")),

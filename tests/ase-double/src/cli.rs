@@ -39,6 +39,12 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub keepalive_timeout: u64,
 
+    /// Forget idle flows, as a NAT or load balancer does: a request on a connection idle
+    /// for more than MS milliseconds is silently hung (never answered, never reset).
+    /// 0: off. Also `PUT /forget_idle {"ms": N}` on the admin port.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub forget_idle_ms: u64,
+
     /// API definitions: one ASE API JSON file, or a directory of *.json files.
     /// Without it, one built-in API: url "/", hostname "*", blocking on.
     #[arg(long, value_name = "PATH")]

@@ -63,6 +63,9 @@ pub async fn run(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc<Sta
 /// Serves the calls of one connection until it closes.
 async fn serve<S: Conn>(mut s: S, state: &State, id: u64) {
     let mut buf = Vec::new();
+    // When the connection was last busy (accepted, or an answer written): the idle time a
+    // "forget idle flows" middlebox counts.
+    let mut quiet_since = std::time::Instant::now();
     loop {
         let req = match wire::read_request(&mut s, &mut buf, state.keepalive_timeout).await {
             Ok(req) => req,
@@ -79,10 +82,19 @@ async fn serve<S: Conn>(mut s: S, state: &State, id: u64) {
                 return;
             }
         };
+        if state.forgets(quiet_since.elapsed()) {
+            // The flow was forgotten: the request never reaches the ASE and nothing comes
+            // back, not even a reset (black-holed packets). Held until the peer closes.
+            let mut sink = [0u8; 4096];
+            while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+            return;
+        }
         let keep = state.keepalive() && req.wants_keepalive();
         let outcome = handler::handle(state, &req, id);
         let head_only = req.method == "HEAD";
-        match answer(&mut s, state, outcome, keep, head_only).await {
+        let next = answer(&mut s, state, outcome, keep, head_only).await;
+        quiet_since = std::time::Instant::now();
+        match next {
             Ok(Next::KeepOpen) => continue,
             Ok(Next::Close) => {
                 let _ = s.shutdown().await;

@@ -67,6 +67,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 
     let state =
         Arc::new(State::new(token, apis, cli.keepalive, Duration::from_secs(cli.keepalive_timeout.max(1)), log));
+    state.set_forget_idle_ms(cli.forget_idle_ms);
     tokio::spawn(data_server::run(data, tls, state.clone()));
     tokio::spawn(admin::run(admin, state));
 

@@ -27,6 +27,11 @@ pub struct State {
     last_connection_id: AtomicU64,
     /// Stray answers written (faults `stray`, `exact_1024` with `stray`) since the last clear.
     strays: AtomicU64,
+    /// "Forget idle flows": a request on a connection idle longer than this (ms) is hung,
+    /// as behind a NAT or load balancer that dropped the flow; 0 is off.
+    forget_idle_ms: AtomicU64,
+    /// Requests hung so (since the last clear).
+    forgotten: AtomicU64,
     calls: Mutex<Calls>,
     log: CallLog,
 }
@@ -88,6 +93,8 @@ impl State {
             connections: AtomicU64::new(0),
             last_connection_id: AtomicU64::new(0),
             strays: AtomicU64::new(0),
+            forget_idle_ms: AtomicU64::new(0),
+            forgotten: AtomicU64::new(0),
             calls: Mutex::new(Calls::default()),
             log,
         }
@@ -147,6 +154,25 @@ impl State {
     }
 
     /// A stray answer went out (after the answer it follows).
+    pub fn forget_idle_ms(&self) -> u64 {
+        self.forget_idle_ms.load(Ordering::SeqCst)
+    }
+
+    pub fn set_forget_idle_ms(&self, ms: u64) {
+        self.forget_idle_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Whether a request that arrived after `idle` of quiet on its connection is one a
+    /// middlebox forgot (counted when it is).
+    pub fn forgets(&self, idle: Duration) -> bool {
+        let ms = self.forget_idle_ms();
+        let forgot = ms > 0 && idle > Duration::from_millis(ms);
+        if forgot {
+            self.forgotten.fetch_add(1, Ordering::SeqCst);
+        }
+        forgot
+    }
+
     pub fn stray_written(&self) {
         self.strays.fetch_add(1, Ordering::SeqCst);
     }
@@ -165,6 +191,7 @@ impl State {
             "other": calls.other,
             "by_status": calls.by_status,
             "strays_written": self.strays.load(Ordering::SeqCst),
+            "forgotten_flows": self.forgotten.load(Ordering::SeqCst),
         })
     }
 
@@ -173,6 +200,7 @@ impl State {
         let mut calls = self.calls.lock();
         let seq = calls.seq;
         *calls = Calls { seq, ..Calls::default() };
+        self.forgotten.store(0, Ordering::SeqCst);
         self.connections.store(0, Ordering::SeqCst);
         self.strays.store(0, Ordering::SeqCst);
     }
