@@ -119,16 +119,8 @@ pub unsafe extern "C" fn set_hide_header(
     conf: *mut c_void,
 ) -> *mut c_char {
     unsafe {
-        checked(cf, || {
-            let conf = &mut *(conf as *mut LocConf);
-            let list = conf.hidden.get_or_insert_with(Vec::new);
-            for name in directive_args(cf) {
-                if let Err(e) = header_names::add_name(list, name) {
-                    return emerg(cf, &in_directive(&e, "ase_hide_header"));
-                }
-            }
-            conf_ok()
-        })
+        let conf = &mut *(conf as *mut LocConf);
+        add_header_names(cf, conf.hidden.get_or_insert_with(Vec::new), "ase_hide_header")
     }
 }
 
@@ -140,12 +132,18 @@ pub unsafe extern "C" fn set_identity_header(
     conf: *mut c_void,
 ) -> *mut c_char {
     unsafe {
+        let conf = &mut *(conf as *mut LocConf);
+        add_header_names(cf, conf.identity.get_or_insert_with(Vec::new), "ase_identity_header")
+    }
+}
+
+/// Adds the directive's header names to `list`, or says which one is not a header name.
+unsafe fn add_header_names(cf: *mut ngx_conf_t, list: &mut Vec<u8>, directive: &str) -> *mut c_char {
+    unsafe {
         checked(cf, || {
-            let conf = &mut *(conf as *mut LocConf);
-            let list = conf.identity.get_or_insert_with(Vec::new);
             for name in directive_args(cf) {
                 if let Err(e) = header_names::add_name(list, name) {
-                    return emerg(cf, &in_directive(&e, "ase_identity_header"));
+                    return emerg(cf, &in_directive(&e, directive));
                 }
             }
             conf_ok()
