@@ -198,8 +198,7 @@ fn http2_padding_cannot_push_the_cookie_out() {
     ase_timeout 5s;
     ase_request_max_size 6k;
     server {{
-        listen 127.0.0.1:{{port}};
-        http2 on;
+        listen 127.0.0.1:{{port}} http2;
         location / {{ proxy_pass http://{b}; }}
     }}
 "#,

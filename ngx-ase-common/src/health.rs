@@ -238,6 +238,12 @@ impl Nodes {
         ms
     }
 
+    /// Whether a node of group `g` other than `i` is up (a probe of `i` may then be cut
+    /// short: the call has somewhere else to go).
+    pub fn another_up(&self, g: usize, i: usize) -> bool {
+        self.group(g).any(|j| j != i && self.active[j] && self.health[j].down_until == 0 && !self.health[j].probing)
+    }
+
     /// Whether no node of group `g` is up or being probed: its down nodes may be probed
     /// early (see the module comment).
     fn all_down(&self, g: usize) -> bool {

@@ -139,6 +139,10 @@ struct CallSlot<D> {
     /// On a reused connection that was idle a while: when, with no answer byte yet, the
     /// connection is taken for dead and the call goes on a new one (`stale_reuse`).
     first_byte_deadline: Option<u64>,
+    /// A probe of a down node while another node of the group is up: when, with no answer
+    /// yet, the probe has failed and the call moves on (`probe_gave_up`), so a hung node
+    /// costs the client who probes it only part of its `ase_timeout`.
+    probe_deadline: Option<u64>,
     limits: Limits,
     /// The group whose nodes this call may use.
     group: usize,
@@ -146,6 +150,16 @@ struct CallSlot<D> {
     /// The whole request; its first `head_len` bytes are the node's fixed part.
     wire: Vec<u8>,
     head_len: usize,
+}
+
+impl<D> CallSlot<D> {
+    /// When the slot's one timer must fire next: the earliest of its deadlines.
+    fn next_wake(&self) -> u64 {
+        [self.connect_deadline, self.first_byte_deadline, self.probe_deadline]
+            .into_iter()
+            .flatten()
+            .fold(self.deadline, u64::min)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -577,6 +591,12 @@ impl<D> Engine<D> {
         c.probe = probe;
         c.attempt_started = now;
         c.connect_deadline = None;
+        c.probe_deadline = None;
+        if probe && self.nodes.another_up(group, node) {
+            let c = &mut self.calls[slot];
+            let bound = (c.limits.timeout_ms / 2).max(1);
+            c.probe_deadline = Some(now.saturating_add(bound).min(c.deadline));
+        }
         while let Some(conn) = self.idle[node].pop() {
             if self.idle_expired(conn, now) {
                 // Its idle timer is due but has not run yet in this turn of the event loop.
@@ -603,7 +623,7 @@ impl<D> Engine<D> {
             self.bind(conn, slot, true, ConnState::Sending);
             let c = &mut self.calls[slot];
             c.first_byte_deadline = stale_bound(idled, now, &c.limits, c.deadline);
-            io.arm(slot, c.first_byte_deadline.unwrap_or(c.deadline));
+            io.arm(slot, c.next_wake());
             return self.send(conn, io);
         }
         self.connect_new(slot, io);
@@ -621,7 +641,7 @@ impl<D> Engine<D> {
                 let c = &mut self.calls[slot];
                 let at = io.now().saturating_add(c.limits.connect_timeout_ms.max(1)).min(c.deadline);
                 c.connect_deadline = Some(at);
-                io.arm(slot, at);
+                io.arm(slot, c.next_wake());
             }
             Connect::Failed(e) => {
                 // Nothing is open: just forget the connection.
@@ -707,7 +727,7 @@ impl<D> Engine<D> {
         }
         let c = &mut self.calls[slot];
         c.connect_deadline = None;
-        io.arm(slot, c.deadline);
+        io.arm(slot, c.next_wake());
         self.send(conn, io);
     }
 
@@ -750,12 +770,15 @@ impl<D> Engine<D> {
                 }
                 return self.attempt_failed(slot, AseError::Timeout, io);
             }
+            if c.probe_deadline.is_some_and(|at| now >= at) {
+                c.probe_deadline = None;
+                return self.probe_gave_up(slot, io);
+            }
             if c.first_byte_deadline.is_some_and(|at| now >= at) {
                 c.first_byte_deadline = None;
                 return self.stale_reuse(slot, io);
             }
-            let at = c.connect_deadline.or(c.first_byte_deadline).unwrap_or(c.deadline);
-            return io.arm(slot, at);
+            return io.arm(slot, c.next_wake());
         }
         // The call's time is up. The node is at fault only if it had the whole time.
         if let Some(conn) = c.conn.take() {
@@ -860,7 +883,7 @@ impl<D> Engine<D> {
         let Some(conn) = self.calls[slot].conn else { return };
         let cs = &self.conns[conn];
         if cs.filled > 0 || !cs.reused {
-            return io.arm(slot, self.calls[slot].deadline);
+            return io.arm(slot, self.calls[slot].next_wake());
         }
         let node = cs.node;
         if let Some(said) = self.said_stale.get_mut(node).filter(|said| !**said) {
@@ -883,6 +906,18 @@ impl<D> Engine<D> {
         self.close_conn(conn, io);
         self.calls[slot].conn = None;
         self.connect_new(slot, io);
+    }
+
+    /// A probe of a down node got no answer within its bound while another node of the
+    /// group is up: the probe failed (the node stays down, charged as a timeout), and the
+    /// call moves on to a node that is up, within its own deadline.
+    fn probe_gave_up(&mut self, slot: usize, io: &mut impl Io) {
+        if let Some(conn) = self.calls[slot].conn.take() {
+            self.close_conn(conn, io);
+        }
+        self.calls[slot].connect_deadline = None;
+        self.calls[slot].first_byte_deadline = None;
+        self.attempt_failed(slot, AseError::Timeout, io);
     }
 
     /// The ASE answered `status`.
@@ -1163,6 +1198,7 @@ impl<D> Engine<D> {
                 connect_deadline: None,
                 on_node: false,
                 first_byte_deadline: None,
+                probe_deadline: None,
                 limits: Limits::default(),
                 group: 0,
                 last_error: None,

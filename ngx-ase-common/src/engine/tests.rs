@@ -923,6 +923,27 @@ fn least_conn_takes_turns_among_idle_nodes() {
     assert_eq!((io.sends_to(0), io.sends_to(1)), (10, 10));
 }
 
+/// A primary that accepts and never answers, a healthy backup: when the primary's down
+/// time is over, the check that probes it gives up after half its `ase_timeout` and gets
+/// its answer from the backup, instead of failing open; the primary stays down.
+#[test]
+fn the_probe_of_a_hung_primary_does_not_cost_the_client_its_check() {
+    let (mut e, mut io) = two_nodes(hangs(), answers(OK));
+    check(&mut e, &mut io, 1);
+    advance(&mut e, &mut io, LIMITS.timeout_ms);
+    assert_eq!(result(&mut e), failed(AseError::Timeout, LIMITS.timeout_ms), "the primary had the whole time");
+    check(&mut e, &mut io, 2);
+    assert_eq!(result(&mut e), ok(200, 0), "the backup while the primary is down");
+    advance(&mut e, &mut io, FAIL_TIMEOUT);
+    check(&mut e, &mut io, 3);
+    assert!(delivered(&mut e).is_empty(), "the probe waits on the primary");
+    advance(&mut e, &mut io, LIMITS.timeout_ms / 2);
+    assert_eq!(result(&mut e), ok(200, LIMITS.timeout_ms / 2), "answered by the backup within the deadline");
+    check(&mut e, &mut io, 4);
+    assert_eq!(result(&mut e), ok(200, 0), "the primary stays down");
+    assert_eq!(io.connects_to(0), 2);
+}
+
 /// A burst of large checks against a hanging ASE grows every call slot's buffer; once the
 /// calls are over, what they grew goes back (a worker keeps no burst's peak for good).
 #[test]
