@@ -467,7 +467,8 @@ impl<D> Engine<D> {
         let slot = self.prepare(kind, waiter, group, cid, body, limits, io);
         let id = CallId { slot, generation: self.calls[slot].generation };
         self.attempt(slot, io);
-        self.is_current(id).then_some(id)
+        // A call whose caller has its answer (a detached probe) gives no handle.
+        (self.is_current(id) && self.calls[slot].waiter.is_some()).then_some(id)
     }
 
     /// A call slot filled in for a new call (its request bytes written), not yet sent.
@@ -596,6 +597,8 @@ impl<D> Engine<D> {
             let c = &mut self.calls[slot];
             let bound = (c.limits.timeout_ms / 2).max(1);
             c.probe_deadline = Some(now.saturating_add(bound).min(c.deadline));
+        } else if probe && kind == CallKind::Check {
+            self.detach_probe(slot, group, now);
         }
         while let Some(conn) = self.idle[node].pop() {
             if self.idle_expired(conn, now) {
@@ -906,6 +909,19 @@ impl<D> Engine<D> {
         self.close_conn(conn, io);
         self.calls[slot].conn = None;
         self.connect_new(slot, io);
+    }
+
+    /// The probe of a group whose every node is down: its client is answered now as the
+    /// open breaker would answer it ("unavailable", the fail mode), and the call goes on
+    /// without it, so a hung or black-holed ASE costs no client a wait; the probe's outcome
+    /// only changes the node's health (an answer brings it back for the next checks).
+    fn detach_probe(&mut self, slot: usize, group: usize, now: u64) {
+        let c = &mut self.calls[slot];
+        if let Some(w) = c.waiter.take() {
+            self.finished.push((w, CheckResult::new(0, AseError::Unavailable, now.saturating_sub(c.started))));
+            bump(&counters().errors[AseError::Unavailable as usize]);
+            bump_group(group, |s| &s.errors[AseError::Unavailable as usize]);
+        }
     }
 
     /// A probe of a down node got no answer within its bound while another node of the

@@ -856,30 +856,38 @@ fn the_breaker_answers_at_once_and_lets_one_probe_through() {
     assert_eq!(io.connects.len(), 2);
     assert_eq!(io.logged("every ASE node is down"), 1, "logged once");
 
-    // After fail_timeout: one check probes the primary (it hangs), the rest wait...
+    // After fail_timeout each node is probed (they hang) by a check whose client is
+    // answered at once, as the breaker answers; the rest meet the breaker.
     advance(&mut e, &mut io, FAIL_TIMEOUT);
     io.nodes = vec![hangs(), hangs()];
     assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
-    let probe = check(&mut e, &mut io, 3).expect("the probe is pending");
-    assert_eq!(io.connects.last(), Some(&(0, 0)));
+    assert_eq!(check(&mut e, &mut io, 3), None, "a detached probe gives no handle");
+    assert_eq!(result(&mut e), failed(AseError::Unavailable, 0));
+    assert_eq!(io.connects.last().map(|c| c.1), Some(0));
     assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go, "the backup is due for its probe too");
-    let backup_probe = check(&mut e, &mut io, 4).expect("pending");
+    assert_eq!(check(&mut e, &mut io, 4), None);
+    assert_eq!(result(&mut e), failed(AseError::Unavailable, 0));
     assert_eq!(io.connects.last().map(|c| c.1), Some(1));
     assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable, "both nodes are being probed");
     assert_eq!(check(&mut e, &mut io, 5), None);
     assert_eq!(result(&mut e), failed(AseError::Unavailable, 0));
     assert_eq!(io.logged("every ASE node is down"), 1);
 
-    // ...and a cancelled probe lets another check probe that node.
-    e.cancel(probe, &mut io);
+    // The probes time out (nobody waited for them); the primary answers again, and its
+    // next early probe (500 ms after the failed one) brings it back.
+    advance(&mut e, &mut io, LIMITS.timeout_ms);
+    assert_eq!(e.live_calls(), 0);
+    assert!(delivered(&mut e).is_empty());
     io.nodes[0] = answers(OK);
+    advance(&mut e, &mut io, 2 * crate::health::QUICK_PROBE_FIRST_MS);
     assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
     assert_eq!(check(&mut e, &mut io, 6), None);
-    assert_eq!(result(&mut e), ok(200, 0));
+    assert_eq!(result(&mut e), failed(AseError::Unavailable, 0), "the probe's client was answered at once");
+    check(&mut e, &mut io, 7);
+    assert_eq!(result(&mut e), ok(200, 0), "the primary is back");
     assert_eq!(io.connects_to(0), 3);
     assert_eq!(io.logged("node http://primary:8000 is back"), 1);
     assert!(!e.breaker_open(0));
-    e.cancel(backup_probe, &mut io);
     assert!(delivered(&mut e).is_empty());
 }
 
@@ -944,6 +952,24 @@ fn the_probe_of_a_hung_primary_does_not_cost_the_client_its_check() {
     assert_eq!(io.connects_to(0), 2);
 }
 
+/// A lone node that hangs: the early probe goes out without its client, who is answered
+/// at once (no wait on a black-holed ASE); once the node answers again, checks are back.
+#[test]
+fn the_early_probe_of_a_hung_lone_node_keeps_no_client_waiting() {
+    let (mut e, mut io) = one_node(hangs());
+    check(&mut e, &mut io, 1);
+    advance(&mut e, &mut io, LIMITS.timeout_ms);
+    assert_eq!(result(&mut e), failed(AseError::Timeout, LIMITS.timeout_ms));
+    advance(&mut e, &mut io, crate::health::QUICK_PROBE_FIRST_MS);
+    assert_eq!(check(&mut e, &mut io, 2), None);
+    assert_eq!(result(&mut e), failed(AseError::Unavailable, 0), "answered at once");
+    assert_eq!(io.connects_to(0), 2, "the probe went out");
+    assert_eq!(e.live_calls(), 1, "and goes on without its client");
+    advance(&mut e, &mut io, LIMITS.timeout_ms);
+    assert_eq!(e.live_calls(), 0);
+    assert!(delivered(&mut e).is_empty(), "nothing delivered for the detached probe");
+}
+
 /// A burst of large checks against a hanging ASE grows every call slot's buffer; once the
 /// calls are over, what they grew goes back (a worker keeps no burst's peak for good).
 #[test]
@@ -994,8 +1020,9 @@ fn a_lone_node_that_failed_is_probed_early_and_backs_off() {
     assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
     advance(&mut e, &mut io, 1);
     assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
-    check(&mut e, &mut io, 2);
-    assert_eq!(result(&mut e), failed(AseError::Refused, 0));
+    // The probe goes out, but its client is answered at once as the breaker would.
+    assert_eq!(check(&mut e, &mut io, 2), None, "no handle: the client has its answer");
+    assert_eq!(result(&mut e), failed(AseError::Unavailable, 0));
     assert_eq!(io.connects.len(), 2);
     assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
     advance(&mut e, &mut io, 2 * FIRST - 1);
@@ -1132,10 +1159,12 @@ fn abort_conn_and_abort_slot_end_the_call_as_internal() {
     delivered(&mut e);
     advance(&mut e, &mut io, FAIL_TIMEOUT);
     io.nodes[0] = hangs();
-    let probe = check(&mut e, &mut io, 5).unwrap();
+    assert_eq!(check(&mut e, &mut io, 5), None, "a detached probe");
+    assert_eq!(result(&mut e), failed(AseError::Unavailable, 0));
     assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
-    e.abort_slot(probe.slot, &mut io);
-    assert_eq!(result(&mut e), failed(AseError::Internal, 0));
+    let probe = (0..e.calls.len()).find(|&s| e.calls[s].live).expect("the probe goes on");
+    e.abort_slot(probe, &mut io);
+    assert!(delivered(&mut e).is_empty(), "nobody waits for it");
     assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
 }
 
