@@ -241,7 +241,12 @@ impl Nodes {
     /// Whether a node of group `g` other than `i` is up (a probe of `i` may then be cut
     /// short: the call has somewhere else to go).
     pub fn another_up(&self, g: usize, i: usize) -> bool {
-        self.group(g).any(|j| j != i && self.active[j] && self.health[j].down_until == 0 && !self.health[j].probing)
+        self.group(g).any(|j| j != i && self.is_up(j))
+    }
+
+    /// Whether node `i` takes calls now: in use, not marked down, not being probed.
+    fn is_up(&self, i: usize) -> bool {
+        self.active[i] && self.health[i].down_until == 0 && !self.health[i].probing
     }
 
     /// Whether no node of group `g` is up or being probed: its down nodes may be probed
@@ -270,10 +275,7 @@ impl Nodes {
     /// `Err(tripped)`.
     pub fn admit_check(&mut self, g: usize, now: u64) -> Result<(), bool> {
         let all_down = self.all_down(g);
-        let usable = self.group(g).any(|i| {
-            let h = &self.health[i];
-            (self.active[i] && !h.probing && h.down_until == 0) || self.probe_due(i, now, all_down)
-        });
+        let usable = self.group(g).any(|i| self.is_up(i) || self.probe_due(i, now, all_down));
         if usable {
             return Ok(());
         }
@@ -320,11 +322,10 @@ impl Nodes {
 
     /// The nodes `pick_settled` chooses among, as a bit per node.
     fn settled_candidates(&self, g: usize, tried: u64) -> u64 {
-        let up = |i: usize| self.active[i] && self.health[i].down_until == 0 && !self.health[i].probing;
-        let any_primary_up = self.group(g).any(|i| !self.policies[i].backup && up(i));
+        let any_primary_up = self.group(g).any(|i| !self.policies[i].backup && self.is_up(i));
         let want_backup = !any_primary_up;
         self.group(g)
-            .filter(|&i| self.policies[i].backup == want_backup && !is_tried(tried, i) && up(i))
+            .filter(|&i| self.policies[i].backup == want_backup && !is_tried(tried, i) && self.is_up(i))
             .fold(0, with_tried)
     }
 
@@ -352,19 +353,13 @@ impl Nodes {
     pub fn pick(&mut self, g: usize, now: u64, tried: u64) -> Pick {
         let all_down = self.all_down(g);
         for want_backup in [false, true] {
-            if want_backup && self.any_primary_usable(g, now, tried) {
+            if want_backup && self.any_primary_usable(g, now, tried, all_down) {
                 break;
             }
             // A node that is up, in turn.
             let up = self
                 .group(g)
-                .filter(|&i| {
-                    self.policies[i].backup == want_backup
-                        && self.active[i]
-                        && !is_tried(tried, i)
-                        && self.health[i].down_until == 0
-                        && !self.health[i].probing
-                })
+                .filter(|&i| self.policies[i].backup == want_backup && !is_tried(tried, i) && self.is_up(i))
                 .fold(0, with_tried);
             if let Some(index) = self.choose(g, up) {
                 self.close_breaker(g, now);
@@ -382,20 +377,16 @@ impl Nodes {
         if tried != 0 {
             return Pick::Exhausted;
         }
-        let up = |i: usize| self.active[i] && self.health[i].down_until == 0 && !self.health[i].probing;
-        if self.group(g).any(|i| up(i) && !self.has_room(i)) {
+        if self.group(g).any(|i| self.is_up(i) && !self.has_room(i)) {
             return Pick::Busy;
         }
         Pick::Unavailable { tripped: self.trip(g, now) }
     }
 
-    fn any_primary_usable(&self, g: usize, now: u64, tried: u64) -> bool {
-        let all_down = self.all_down(g);
+    /// `all_down` as `pick` found it for the group.
+    fn any_primary_usable(&self, g: usize, now: u64, tried: u64, all_down: bool) -> bool {
         self.group(g).any(|i| {
-            !self.policies[i].backup && !is_tried(tried, i) && {
-                let h = &self.health[i];
-                (self.active[i] && !h.probing && h.down_until == 0) || self.probe_due(i, now, all_down)
-            }
+            !self.policies[i].backup && !is_tried(tried, i) && (self.is_up(i) || self.probe_due(i, now, all_down))
         })
     }
 

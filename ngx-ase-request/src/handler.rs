@@ -14,7 +14,8 @@
 //!
 //! The payload is held to `ase_request_max_size` (`payload.rs` says what is left out); a
 //! payload cut short is counted (ABI v3's `count_event`) and the check goes on as usual. One
-//! whose identity alone does not fit is not sent: counted, and an ASE error (the fail mode).
+//! whose identity alone does not fit is not sent: counted, and refused with 431 whatever the
+//! fail mode (`refuse_unsendable`).
 //!
 //! `ase_request monitor`: the check is started as with `on`, but with a callback that
 //! ignores its outcome and no pointer to the request: the request is decided (`monitor`) at
