@@ -155,7 +155,8 @@ unsafe extern "C" fn count_verdict(verdict: u8, error: u8) {
     }
 }
 
-/// ABI v3: one more of an [`Event`]; a value this build does not know is ignored.
+/// One more of an [`Event`]; a byte that names none is ignored (a value from another
+/// module is never trusted to be one of ours).
 unsafe extern "C" fn count_event(event: u8) {
     match Event::from_u8(event) {
         Some(Event::PayloadTruncated) => bump(&counters().payload_truncated),
@@ -165,7 +166,7 @@ unsafe extern "C" fn count_event(event: u8) {
     }
 }
 
-/// ABI v6: the group of `r`'s location; `u32::MAX` when it has no configuration of ours.
+/// The group of `r`'s location; `u32::MAX` when it has no configuration of ours.
 unsafe extern "C" fn group_of(r: *mut c_void) -> u32 {
     unsafe {
         guard(request_log(r), "group_of", u32::MAX, || {
