@@ -45,7 +45,7 @@ pub struct PageInput<'a> {
     pub shared: bool,
 }
 
-fn status_name(code: u16) -> String {
+pub(super) fn status_name(code: u16) -> String {
     if code == 0 {
         "other".to_string()
     } else {
@@ -53,7 +53,7 @@ fn status_name(code: u16) -> String {
     }
 }
 
-fn error_name(e: AseError) -> &'static str {
+pub(super) fn error_name(e: AseError) -> &'static str {
     if e == AseError::None {
         "ase_status"
     } else {
@@ -225,7 +225,7 @@ pub fn to_json(p: &PageInput<'_>) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-fn breaker(open: bool) -> &'static str {
+pub(super) fn breaker(open: bool) -> &'static str {
     if open {
         "open"
     } else {
@@ -234,7 +234,7 @@ fn breaker(open: bool) -> &'static str {
 }
 
 /// Nodes past the first `MAX_NODES`, for which the page keeps no statistics.
-fn untracked(p: &PageInput<'_>) -> usize {
+pub(super) fn untracked(p: &PageInput<'_>) -> usize {
     p.nodes.iter().filter(|n| n.index >= MAX_NODES).count()
 }
 

@@ -7,23 +7,7 @@ use std::fmt::Write;
 use ngx_ase_shared::abi::{AseError, Verdict};
 
 use crate::counters::{get, STATUS_CODES};
-use crate::status::json::PageInput;
-
-fn status_name(code: u16) -> String {
-    if code == 0 {
-        "other".to_string()
-    } else {
-        code.to_string()
-    }
-}
-
-fn error_name(e: AseError) -> &'static str {
-    if e == AseError::None {
-        "ase_status"
-    } else {
-        e.name()
-    }
-}
+use crate::status::json::{breaker, error_name, status_name, untracked, PageInput};
 
 fn json_escape(s: &str) -> String {
     let mut out = Vec::new();
@@ -128,16 +112,4 @@ pub fn to_json(p: &PageInput<'_>) -> String {
     }
     s.push_str("}}");
     s
-}
-
-fn breaker(open: bool) -> &'static str {
-    if open {
-        "open"
-    } else {
-        "closed"
-    }
-}
-
-fn untracked(p: &PageInput<'_>) -> usize {
-    p.nodes.iter().filter(|n| n.index >= crate::counters::MAX_NODES).count()
 }
