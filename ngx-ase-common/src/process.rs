@@ -58,7 +58,7 @@ fn build_worker(conf: &crate::conf::MainConf) -> Worker {
     for (g, view) in conf.group_views().iter().enumerate() {
         engine.set_pool_limits(g, view.pool_limits);
     }
-    let mut io = NgxIo::new(all_addrs, conf.ssl, conf.ssl_verify == 1);
+    let mut io = NgxIo::new(all_addrs, conf.ssl, conf.ssl_verify == 1, &worker::EVENTS);
     io.set_socket_keepalive(conf.socket_keepalive == 1);
     Worker { engine, io }
 }

@@ -13,7 +13,7 @@ use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{AseError, CheckDone, CheckResult};
 
 use crate::engine::{ConnId, Engine};
-use crate::net::ngx_io::NgxIo;
+use crate::net::ngx_io::{Events, NgxIo};
 
 /// Who waits for a check's answer: the request module's callback and its data.
 pub struct Waiter {
@@ -79,38 +79,34 @@ fn dispatch(what: &str, run: impl FnOnce(&mut Worker), recover: impl FnOnce(&mut
     deliver_finished();
 }
 
+/// Where the nginx side hands its events: each one into the engine (`NgxIo::new` takes it).
+pub static EVENTS: Events = Events {
+    connecting: on_connecting,
+    readable: |id| dispatch_conn(id, "ASE read event", |w| w.engine.on_readable(id, &mut w.io)),
+    writable: |id| dispatch_conn(id, "ASE write event", |w| w.engine.on_writable(id, &mut w.io)),
+    idle_timeout: |id| dispatch_conn(id, "ASE idle timer", |w| w.engine.on_idle_timeout(id, &mut w.io)),
+    timer: on_timer,
+    // A report left unsent by a panic ends at its own timer.
+    flush: || dispatch("ASE flush", |w| w.engine.flush(&mut w.io), |_| {}),
+};
+
 /// Runs an engine event for connection `id`; after a panic, ends its call.
-pub fn dispatch_conn(id: ConnId, what: &str, f: impl FnOnce(&mut Worker)) {
+fn dispatch_conn(id: ConnId, what: &str, f: impl FnOnce(&mut Worker)) {
     dispatch(what, f, |w| w.engine.abort_conn(id, &mut w.io));
 }
 
 /// A connecting peer's socket (or TLS handshake) moved.
-pub fn dispatch_connecting(id: ConnId) {
-    dispatch_conn(id, "ASE connect", |w| {
-        // SAFETY: the event came for this open connection.
-        match unsafe { w.io.continue_connect(id) } {
-            None => {}
-            Some(Ok(())) => {
-                w.io.connected(id);
-                w.engine.on_connected(id, &mut w.io);
-            }
-            Some(Err(e)) => {
-                crate::engine::Io::close(&mut w.io, id);
-                w.engine.on_connect_failed(id, e, &mut w.io);
-            }
-        }
+fn on_connecting(id: ConnId) {
+    dispatch_conn(id, "ASE connect", |w| match w.io.finish_connect(id) {
+        None => {}
+        Some(Ok(())) => w.engine.on_connected(id, &mut w.io),
+        Some(Err(e)) => w.engine.on_connect_failed(id, e, &mut w.io),
     });
 }
 
 /// Call slot `slot`'s timer fired.
-pub fn dispatch_timer(slot: usize) {
+fn on_timer(slot: usize) {
     dispatch("ASE timer", |w| w.engine.on_timer(slot, &mut w.io), |w| w.engine.abort_slot(slot, &mut w.io));
-}
-
-/// The reports queued during this turn of the event loop go out (a report left unsent by
-/// a panic ends at its own timer).
-pub fn dispatch_flush() {
-    dispatch("ASE flush", |w| w.engine.flush(&mut w.io), |_| {});
 }
 
 /// Starts a check. Returns the caller's handle, or null when `done` has already been

@@ -9,11 +9,15 @@
 //! behind (a read that filled the engine's buffer), and `pending` sees bytes that arrived
 //! but whose event has not run yet (later in the same turn of the event loop).
 
+use core::fmt;
 use std::collections::{BTreeMap, VecDeque};
 
 use ngx_ase_shared::abi::{Admission, AseError, CallKind, CheckResult};
 
+use super::calls::LOW;
+use super::pool::READ_BUFFER;
 use super::*;
+use crate::counters::counters;
 use crate::health::NodePolicy;
 
 // ---------------------------------------------------------------------- the fake
@@ -231,8 +235,8 @@ impl Io for FakeIo {
                 self.events.push((self.now + ms, Ev::Connected(conn)));
                 Connect::Pending
             }
-            Accept::RefuseNow => Connect::Failed(AseError::Refused),
-            Accept::NoLocalConnection => Connect::Failed(AseError::Local),
+            Accept::RefuseNow => Connect::Failed(AseError::Refused.into()),
+            Accept::NoLocalConnection => Connect::Failed(AseError::Local.into()),
             Accept::RefuseAfter(ms) => {
                 self.events.push((self.now + ms, Ev::ConnectFailed(conn)));
                 Connect::Pending
@@ -416,7 +420,7 @@ fn advance(e: &mut Engine<u32>, io: &mut FakeIo, ms: u64) {
                     Ev::ConnectFailed(c) => {
                         // The connection is closed when the engine hears of it.
                         io.conn(c).open = false;
-                        e.on_connect_failed(c, AseError::Refused, io);
+                        e.on_connect_failed(c, AseError::Refused.into(), io);
                     }
                     Ev::Readable(c) => e.on_readable(c, io),
                     Ev::Writable(c) => {
