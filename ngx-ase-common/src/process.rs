@@ -28,7 +28,7 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
                     worker::install(build_worker(conf));
                     let names = resolve_names(conf);
                     if !names.is_empty() && !conf.resolver.is_null() {
-                        crate::net::resolve::start(conf.resolver, conf.resolver_timeout, names);
+                        crate::net::resolve::start(conf.resolver, conf.resolver_timeout, names, worker::follow_name);
                     }
                 }
             }

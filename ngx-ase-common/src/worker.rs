@@ -8,12 +8,19 @@
 
 use core::ffi::c_void;
 use std::cell::RefCell;
+use std::net::SocketAddr;
 
+use nginx_sys::{NGX_LOG_NOTICE, NGX_LOG_WARN};
+use ngx_ase_glue::ase_log;
+use ngx_ase_glue::log::Cycle;
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{AseError, CheckDone, CheckResult};
 
+use crate::conf::settings::node_display;
 use crate::engine::{ConnId, Engine};
+use crate::net::follow::{plan, Slot};
 use crate::net::ngx_io::{Events, NgxIo};
+use crate::net::resolve::Name;
 
 /// Who waits for a check's answer: the request module's callback and its data.
 pub struct Waiter {
@@ -138,4 +145,47 @@ pub fn start_check(
     };
     deliver_finished();
     handle
+}
+
+/// A `resolve` name's addresses (`net::resolve` calls this after each answer that says
+/// them): new ones join the channel, vanished ones drain.
+pub fn follow_name(name: &Name, addrs: &[SocketAddr], changed: bool) {
+    let (first, count, url) = (name.first, name.slots, &name.url);
+    with(|w| {
+        let slots: Vec<Slot> = (first..first + count)
+            .map(|i| Slot {
+                active: w.engine.node_active(i),
+                busy: w.engine.node_busy(i),
+                addr: w.io.address(i).unwrap_or(([0, 0, 0, 0], 0).into()),
+            })
+            .collect();
+        let change = plan(&slots, addrs);
+        for i in change.drain {
+            w.engine.drain(first + i, &mut w.io);
+            let display = node_display(url, &slots[i].addr);
+            // SAFETY: the cycle's log lives as long as the worker.
+            unsafe {
+                ase_log!(NGX_LOG_NOTICE, Cycle, "ase: node {display} drains: \"{}\" no longer resolves to it", url.host)
+            };
+        }
+        for (i, a) in change.join {
+            let display = node_display(url, &a);
+            w.io.set_address(first + i, a, display.clone());
+            w.engine.activate(first + i, display.clone());
+            // SAFETY: as above.
+            unsafe { ase_log!(NGX_LOG_NOTICE, Cycle, "ase: node {display} joins: \"{}\" resolves to it", url.host) };
+        }
+        if !change.left_out.is_empty() && changed {
+            // SAFETY: as above.
+            unsafe {
+                ase_log!(
+                    NGX_LOG_WARN,
+                    Cycle,
+                    "ase: \"{}\" resolves to more addresses than the {count} in use at a time; left out for now: {:?}",
+                    url.host,
+                    change.left_out
+                );
+            }
+        }
+    });
 }
