@@ -108,7 +108,11 @@ impl<D> Engine<D> {
     ) -> Option<CallId> {
         bump(&counters().checks);
         bump_group(group, |s| &s.checks);
-        self.start(CallKind::Check, Some(waiter), group, correlation_id, body, limits, io)
+        let slot = self.prepare(CallKind::Check, Some(waiter), group, correlation_id, body, limits, io);
+        let id = CallId { slot, generation: self.calls[slot].generation };
+        self.attempt(slot, io);
+        // A call whose caller has its answer (a detached probe) gives no handle.
+        (self.is_current(id) && self.calls[slot].waiter.is_some()).then_some(id)
     }
 
     /// Queues a report to group `group`; fire-and-forget.
@@ -152,24 +156,6 @@ impl<D> Engine<D> {
         if self.pending_reports.is_empty() {
             self.pending_reports = pending;
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn start(
-        &mut self,
-        kind: CallKind,
-        waiter: Option<D>,
-        group: usize,
-        cid: &[u8],
-        body: &[u8],
-        limits: Limits,
-        io: &mut impl Io,
-    ) -> Option<CallId> {
-        let slot = self.prepare(kind, waiter, group, cid, body, limits, io);
-        let id = CallId { slot, generation: self.calls[slot].generation };
-        self.attempt(slot, io);
-        // A call whose caller has its answer (a detached probe) gives no handle.
-        (self.is_current(id) && self.calls[slot].waiter.is_some()).then_some(id)
     }
 
     /// A call slot filled in for a new call (its request bytes written), not yet sent.

@@ -956,6 +956,24 @@ fn the_probe_of_a_hung_primary_does_not_cost_the_client_its_check() {
     assert_eq!(io.connects_to(0), 2);
 }
 
+/// A check that probes a down primary and is cancelled (its request went away) charges
+/// nobody and leaves the probe to the next check: the primary is not left "being probed".
+#[test]
+fn a_cancelled_probe_charges_nobody_and_lets_the_next_check_probe() {
+    let (mut e, mut io) = two_nodes(hangs(), answers(OK));
+    check(&mut e, &mut io, 1);
+    advance(&mut e, &mut io, LIMITS.timeout_ms);
+    assert_eq!(result(&mut e), failed(AseError::Timeout, LIMITS.timeout_ms));
+    advance(&mut e, &mut io, FAIL_TIMEOUT);
+    let probe = check(&mut e, &mut io, 2).unwrap();
+    assert_eq!(io.connects_to(0), 2, "the probe went to the primary");
+    e.cancel(probe, &mut io);
+    assert!(delivered(&mut e).is_empty(), "a cancelled call is answered to nobody");
+    check(&mut e, &mut io, 3);
+    assert_eq!(io.connects_to(0), 3, "the next check probes the primary again");
+    assert!(down(&e, &io, 0));
+}
+
 /// A lone node that hangs: the early probe goes out without its client, who is answered
 /// at once (no wait on a black-holed ASE); once the node answers again, checks are back.
 #[test]
