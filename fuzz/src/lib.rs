@@ -18,8 +18,7 @@ pub mod conf;
 pub mod request_payload;
 #[path = "../../ngx-ase-request/src/verdict.rs"]
 pub mod verdict;
-// ngx-ase-common: the channel's engine (its submodules `answer`, `io`, `wire` sit next to
-// its `mod.rs`; its unit tests are `#[cfg(test)]`, not built here); `counters` and `health`
+// ngx-ase-common: the channel's engine (its submodules sit next to its `mod.rs`; its unit tests are `#[cfg(test)]`, not built here); `counters` and `health`
 // must sit at the crate root, the engine says `crate::counters` and `crate::health`; so
 // must `secret` (zeroizing the token's bytes), used by the engine and settings.rs.
 #[path = "../../ngx-ase-common/src/counters.rs"]

@@ -17,6 +17,8 @@
 
 use core::ops::Range;
 
+use ngx_ase_shared::abi::AseError;
+
 /// Health of one node.
 #[derive(Clone, Debug, Default)]
 pub struct Health {
@@ -440,6 +442,105 @@ impl Nodes {
     }
 }
 
+/// What ended one attempt of a call without an answer it can use: kept whole, so the one
+/// failover rule (`judge`) sees everything that decides whose fault it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub error: AseError,
+    /// The system's error number, where there is one (a failed connect).
+    pub errno: Option<i32>,
+    /// The attempt was on a reused idle connection and no byte of answer came: the peer may
+    /// never have seen the request.
+    pub unanswered_reuse: bool,
+    pub cause: Cause,
+}
+
+/// Where in an attempt the failure came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// Connecting failed (refused, unreachable, TLS; or nginx had no connection to give).
+    Connect,
+    /// The node did not accept within `ase_connect_timeout`.
+    ConnectTimeout,
+    /// The exchange broke: a write or read failed, the stream ended early, a bad answer.
+    Exchange,
+    /// The node answered, with an error of its own (a 503 that is not the ASE's).
+    Answer,
+    /// No answer byte within the first-byte bound of a reused idle connection.
+    FirstByte,
+    /// A probe of a down node got no answer within its bound while another node is up.
+    ProbeBound,
+    /// The call's `ase_timeout` ran out; `whole_time`: this attempt had all of it.
+    Deadline { whole_time: bool },
+    /// A panic inside the channel while handling the call.
+    Panic,
+    /// The caller gave the call up (its request is over).
+    Cancelled,
+}
+
+/// Who a failure is charged to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blame {
+    /// The node: it counts towards `max_fails` (checks only; reports never change health).
+    Node,
+    /// Nobody the breaker should hear of.
+    Nobody(Excuse),
+    /// The caller, who went away: nothing is counted or answered.
+    Client,
+}
+
+/// Why a failure is charged to no node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Excuse {
+    /// nginx could not open a connection (worker_connections, descriptors, ports).
+    LocalShortage,
+    /// A reused idle connection stayed silent: a middlebox most likely forgot the flow.
+    SilentReuse,
+    /// A reused idle connection had been closed by the ASE before the request.
+    ClosedReuse,
+    /// The call's time ran out after earlier attempts had used part of it.
+    OutOfTime,
+    /// The channel's own bug (a panic).
+    Internal,
+}
+
+/// What the call does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Once more to the same node, on a new connection.
+    RetryFresh,
+    /// On to another node (within the call's deadline), or the end when there is none.
+    MoveOn,
+    /// The call ends with the failure's error.
+    Finish,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub blame: Blame,
+    pub next: Next,
+}
+
+/// The failover rule (nginx's `ngx_http_upstream_next` decides the same things): a node is
+/// charged only for what it did; what was ours, or the middle's, or the caller's, is not.
+pub fn judge(f: &Failure) -> Verdict {
+    let (blame, next) = match f.cause {
+        Cause::Cancelled => (Blame::Client, Next::Finish),
+        Cause::Panic => (Blame::Nobody(Excuse::Internal), Next::Finish),
+        Cause::Deadline { whole_time: true } => (Blame::Node, Next::Finish),
+        Cause::Deadline { whole_time: false } => (Blame::Nobody(Excuse::OutOfTime), Next::Finish),
+        // The shortage is ours, for every node alike: no other node is tried.
+        _ if f.error == AseError::Local => (Blame::Nobody(Excuse::LocalShortage), Next::Finish),
+        // A fresh connection is not `reused`, so each of these happens once per attempt.
+        Cause::FirstByte if f.unanswered_reuse => (Blame::Nobody(Excuse::SilentReuse), Next::RetryFresh),
+        Cause::Exchange if f.unanswered_reuse && f.error == AseError::Reset => {
+            (Blame::Nobody(Excuse::ClosedReuse), Next::RetryFresh)
+        }
+        _ => (Blame::Node, Next::MoveOn),
+    };
+    Verdict { blame, next }
+}
+
 /// The most nodes a channel takes (a call marks the nodes it tried in a `u64`).
 pub const MAX_NODES: usize = 64;
 
@@ -460,6 +561,76 @@ pub fn with_tried(tried: u64, i: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn failure(error: AseError, cause: Cause, unanswered_reuse: bool) -> Failure {
+        Failure { error, errno: None, unanswered_reuse, cause }
+    }
+
+    fn verdict(blame: Blame, next: Next) -> Verdict {
+        Verdict { blame, next }
+    }
+
+    /// What a node did is charged to it, and the call moves on to another node.
+    #[test]
+    fn what_the_node_did_is_charged_and_the_call_moves_on() {
+        let cases = [
+            (AseError::Refused, Cause::Connect),
+            (AseError::Unreachable, Cause::Connect),
+            (AseError::Tls, Cause::Connect),
+            (AseError::Timeout, Cause::ConnectTimeout),
+            (AseError::Reset, Cause::Exchange),
+            (AseError::BadAnswer, Cause::Exchange),
+            (AseError::Bad503, Cause::Answer),
+            (AseError::Timeout, Cause::ProbeBound),
+        ];
+        for (error, cause) in cases {
+            assert_eq!(judge(&failure(error, cause, false)), verdict(Blame::Node, Next::MoveOn), "{error:?} {cause:?}");
+        }
+        // A bad answer on a reused connection was an answer all the same.
+        let bad = failure(AseError::BadAnswer, Cause::Exchange, true);
+        assert_eq!(judge(&bad), verdict(Blame::Node, Next::MoveOn));
+        // A probe cut short is the probed node's failure, reused connection or not.
+        let probe = failure(AseError::Timeout, Cause::ProbeBound, true);
+        assert_eq!(judge(&probe), verdict(Blame::Node, Next::MoveOn));
+    }
+
+    /// nginx's own shortage is nobody's fault and tries no other node: it is ours for all.
+    #[test]
+    fn a_local_shortage_charges_nobody_and_ends_the_call() {
+        let f = Failure { errno: Some(libc::EMFILE), ..failure(AseError::Local, Cause::Connect, false) };
+        assert_eq!(judge(&f), verdict(Blame::Nobody(Excuse::LocalShortage), Next::Finish));
+    }
+
+    /// A reused idle connection that never answered is retried on a fresh one, uncharged:
+    /// the node may never have seen the request.
+    #[test]
+    fn a_dead_reused_connection_is_retried_fresh_uncharged() {
+        let silent = failure(AseError::Timeout, Cause::FirstByte, true);
+        assert_eq!(judge(&silent), verdict(Blame::Nobody(Excuse::SilentReuse), Next::RetryFresh));
+        let closed = failure(AseError::Reset, Cause::Exchange, true);
+        assert_eq!(judge(&closed), verdict(Blame::Nobody(Excuse::ClosedReuse), Next::RetryFresh));
+        // On a fresh connection the same reset is the node's.
+        let fresh = failure(AseError::Reset, Cause::Exchange, false);
+        assert_eq!(judge(&fresh), verdict(Blame::Node, Next::MoveOn));
+    }
+
+    /// The deadline ends the call; the node is charged only if it had the whole time.
+    #[test]
+    fn the_deadline_charges_the_node_only_for_its_whole_time() {
+        let whole = failure(AseError::Timeout, Cause::Deadline { whole_time: true }, false);
+        assert_eq!(judge(&whole), verdict(Blame::Node, Next::Finish));
+        let part = failure(AseError::Timeout, Cause::Deadline { whole_time: false }, true);
+        assert_eq!(judge(&part), verdict(Blame::Nobody(Excuse::OutOfTime), Next::Finish));
+    }
+
+    /// A panic is our bug and a cancel the caller's doing: no node hears of either.
+    #[test]
+    fn panics_and_cancels_charge_no_node() {
+        let panic = failure(AseError::Internal, Cause::Panic, false);
+        assert_eq!(judge(&panic), verdict(Blame::Nobody(Excuse::Internal), Next::Finish));
+        let cancel = failure(AseError::None, Cause::Cancelled, true);
+        assert_eq!(judge(&cancel), verdict(Blame::Client, Next::Finish));
+    }
 
     fn policy(backup: bool, max_fails: u32) -> NodePolicy {
         NodePolicy { backup, max_fails, fail_timeout_ms: 10_000, weight: 1, max_conns: 0 }

@@ -9,11 +9,15 @@
 //! behind (a read that filled the engine's buffer), and `pending` sees bytes that arrived
 //! but whose event has not run yet (later in the same turn of the event loop).
 
+use core::fmt;
 use std::collections::{BTreeMap, VecDeque};
 
 use ngx_ase_shared::abi::{Admission, AseError, CallKind, CheckResult};
 
+use super::calls::LOW;
+use super::pool::READ_BUFFER;
 use super::*;
+use crate::counters::counters;
 use crate::health::NodePolicy;
 
 // ---------------------------------------------------------------------- the fake
@@ -231,8 +235,8 @@ impl Io for FakeIo {
                 self.events.push((self.now + ms, Ev::Connected(conn)));
                 Connect::Pending
             }
-            Accept::RefuseNow => Connect::Failed(AseError::Refused),
-            Accept::NoLocalConnection => Connect::Failed(AseError::Local),
+            Accept::RefuseNow => Connect::Failed(AseError::Refused.into()),
+            Accept::NoLocalConnection => Connect::Failed(AseError::Local.into()),
             Accept::RefuseAfter(ms) => {
                 self.events.push((self.now + ms, Ev::ConnectFailed(conn)));
                 Connect::Pending
@@ -416,7 +420,7 @@ fn advance(e: &mut Engine<u32>, io: &mut FakeIo, ms: u64) {
                     Ev::ConnectFailed(c) => {
                         // The connection is closed when the engine hears of it.
                         io.conn(c).open = false;
-                        e.on_connect_failed(c, AseError::Refused, io);
+                        e.on_connect_failed(c, AseError::Refused.into(), io);
                     }
                     Ev::Readable(c) => e.on_readable(c, io),
                     Ev::Writable(c) => {
@@ -950,6 +954,24 @@ fn the_probe_of_a_hung_primary_does_not_cost_the_client_its_check() {
     check(&mut e, &mut io, 4);
     assert_eq!(result(&mut e), ok(200, 0), "the primary stays down");
     assert_eq!(io.connects_to(0), 2);
+}
+
+/// A check that probes a down primary and is cancelled (its request went away) charges
+/// nobody and leaves the probe to the next check: the primary is not left "being probed".
+#[test]
+fn a_cancelled_probe_charges_nobody_and_lets_the_next_check_probe() {
+    let (mut e, mut io) = two_nodes(hangs(), answers(OK));
+    check(&mut e, &mut io, 1);
+    advance(&mut e, &mut io, LIMITS.timeout_ms);
+    assert_eq!(result(&mut e), failed(AseError::Timeout, LIMITS.timeout_ms));
+    advance(&mut e, &mut io, FAIL_TIMEOUT);
+    let probe = check(&mut e, &mut io, 2).unwrap();
+    assert_eq!(io.connects_to(0), 2, "the probe went to the primary");
+    e.cancel(probe, &mut io);
+    assert!(delivered(&mut e).is_empty(), "a cancelled call is answered to nobody");
+    check(&mut e, &mut io, 3);
+    assert_eq!(io.connects_to(0), 3, "the next check probes the primary again");
+    assert!(down(&e, &io, 0));
 }
 
 /// A lone node that hangs: the early probe goes out without its client, who is answered
