@@ -146,6 +146,9 @@ struct CallSlot<D> {
     limits: Limits,
     /// The group whose nodes this call may use.
     group: usize,
+    /// Its hash key when the group hashes (`hash KEY`): the check and its report of one
+    /// key meet one node.
+    key: Option<u32>,
     last_error: Option<AseError>,
     /// The whole request; its first `head_len` bytes are the node's fixed part.
     wire: Vec<u8>,
@@ -271,7 +274,7 @@ impl<D> Engine<D> {
             nodes.set_active(i, false);
         }
         for (g, balance) in balances.into_iter().enumerate() {
-            nodes.set_balance(g, balance);
+            nodes.set_balance(g, balance, &names);
         }
         Engine {
             nodes,
@@ -395,11 +398,14 @@ impl<D> Engine<D> {
     }
 
     /// Starts a check (`waiter` gets its answer) or a report. `None`: the call already
-    /// ended (a check's answer is then in `take_finished`).
+    /// ended (a check's answer is then in `take_finished`). `key`: its hash key when the
+    /// group hashes.
+    #[allow(clippy::too_many_arguments)]
     pub fn start_check(
         &mut self,
         waiter: D,
         group: usize,
+        key: Option<u32>,
         correlation_id: &[u8],
         body: &[u8],
         limits: Limits,
@@ -407,13 +413,15 @@ impl<D> Engine<D> {
     ) -> Option<CallId> {
         bump(&counters().checks);
         bump_group(group, |s| &s.checks);
-        self.start(CallKind::Check, Some(waiter), group, correlation_id, body, limits, io)
+        self.start(CallKind::Check, Some(waiter), (group, key), correlation_id, body, limits, io)
     }
 
-    /// Queues a report to group `group`; fire-and-forget.
+    /// Queues a report to group `group`; fire-and-forget. `key`: as its check's.
+    #[allow(clippy::too_many_arguments)]
     pub fn send_report(
         &mut self,
         group: usize,
+        key: Option<u32>,
         correlation_id: &[u8],
         body: &[u8],
         limits: Limits,
@@ -427,7 +435,7 @@ impl<D> Engine<D> {
             return verdict;
         }
         self.reports_in_flight += 1;
-        let slot = self.prepare(CallKind::Report, None, group, correlation_id, body, limits, io);
+        let slot = self.prepare(CallKind::Report, None, (group, key), correlation_id, body, limits, io);
         // Sent once this turn of the event loop has answered its clients (`flush`): the
         // report is no part of the client's wait, and the ASE gets the turn's reports
         // together.
@@ -458,13 +466,13 @@ impl<D> Engine<D> {
         &mut self,
         kind: CallKind,
         waiter: Option<D>,
-        group: usize,
+        (group, key): (usize, Option<u32>),
         cid: &[u8],
         body: &[u8],
         limits: Limits,
         io: &mut impl Io,
     ) -> Option<CallId> {
-        let slot = self.prepare(kind, waiter, group, cid, body, limits, io);
+        let slot = self.prepare(kind, waiter, (group, key), cid, body, limits, io);
         let id = CallId { slot, generation: self.calls[slot].generation };
         self.attempt(slot, io);
         // A call whose caller has its answer (a detached probe) gives no handle.
@@ -477,7 +485,7 @@ impl<D> Engine<D> {
         &mut self,
         kind: CallKind,
         waiter: Option<D>,
-        group: usize,
+        (group, key): (usize, Option<u32>),
         cid: &[u8],
         body: &[u8],
         limits: Limits,
@@ -501,6 +509,7 @@ impl<D> Engine<D> {
         c.connect_deadline = None;
         c.limits = limits;
         c.group = group;
+        c.key = key;
         c.last_error = None;
         // Written for the group's first node; failover replaces the node's part only.
         let head = self.heads.get(first).map_or(&[][..], |h| h.get(kind));
@@ -555,7 +564,7 @@ impl<D> Engine<D> {
             return self.finish(slot, 0, e, io);
         }
         let (node, probe) = match kind {
-            CallKind::Check => match self.nodes.pick(group, now, c.tried) {
+            CallKind::Check => match self.nodes.pick(group, now, c.tried, c.key) {
                 Pick::Node { index, probe } => (index, probe),
                 Pick::Exhausted => {
                     let e = c.last_error.unwrap_or(AseError::Unavailable);
@@ -571,7 +580,7 @@ impl<D> Engine<D> {
                     return self.finish(slot, 0, AseError::Unavailable, io);
                 }
             },
-            CallKind::Report => match self.nodes.pick_settled(group, c.tried) {
+            CallKind::Report => match self.nodes.pick_settled(group, c.tried, c.key) {
                 Some(index) => (index, false),
                 None => {
                     let e = c.last_error.unwrap_or(AseError::Unavailable);
@@ -1217,6 +1226,7 @@ impl<D> Engine<D> {
                 probe_deadline: None,
                 limits: Limits::default(),
                 group: 0,
+                key: None,
                 last_error: None,
                 wire: Vec::with_capacity(WIRE_START),
                 head_len: 0,
