@@ -49,9 +49,11 @@ unsafe fn limits(r: *mut c_void) -> Option<(Limits, usize)> {
 /// nginx) when the group does not hash or the value is empty.
 unsafe fn hash_key(r: *mut c_void, group: usize) -> Option<u32> {
     unsafe {
+        // The default group (0) never hashes: nothing to look up on most sites.
+        let block = group.checked_sub(1)?;
         let r = r as *mut ngx_http_request_t;
         let main = <Module as HttpModuleMainConf>::main_conf(&*r)?;
-        let hash = main.groups.get(group.checked_sub(1)?)?.hash.as_ref()?;
+        let hash = main.groups.get(block)?.hash.as_ref()?;
         ngx_ase_glue::complex_value::evaluate(r, hash.value).map(crate::key_hash::crc32)
     }
 }

@@ -6,12 +6,12 @@ use nginx_sys::{
     ngx_http_complex_value_t, ngx_http_request_t, ngx_int_t, ngx_pcalloc, ngx_pnalloc, ngx_str_t, NGX_OK,
 };
 
-/// Compiles `value`. On `Err` nginx has logged its own message ("unknown variable" ...)
+/// Compiles `value`. On `None` nginx has logged its own message ("unknown variable" ...)
 /// naming the line.
 ///
 /// # Safety
 /// `cf` is nginx's configuration being read.
-pub unsafe fn compile(cf: *mut ngx_conf_t, value: &[u8]) -> Result<*mut ngx_http_complex_value_t, ()> {
+pub unsafe fn compile(cf: *mut ngx_conf_t, value: &[u8]) -> Option<*mut ngx_http_complex_value_t> {
     unsafe {
         let pool = (*cf).pool;
         let cv = ngx_pcalloc(pool, core::mem::size_of::<ngx_http_complex_value_t>()) as *mut ngx_http_complex_value_t;
@@ -19,7 +19,7 @@ pub unsafe fn compile(cf: *mut ngx_conf_t, value: &[u8]) -> Result<*mut ngx_http
         let data = ngx_pnalloc(pool, value.len().max(1)) as *mut u8;
         let text = ngx_pcalloc(pool, core::mem::size_of::<ngx_str_t>()) as *mut ngx_str_t;
         if cv.is_null() || data.is_null() || text.is_null() {
-            return Err(());
+            return None;
         }
         core::ptr::copy_nonoverlapping(value.as_ptr(), data, value.len());
         *text = ngx_str_t { len: value.len(), data };
@@ -28,9 +28,9 @@ pub unsafe fn compile(cf: *mut ngx_conf_t, value: &[u8]) -> Result<*mut ngx_http
         ccv.value = text;
         ccv.complex_value = cv;
         if ngx_http_compile_complex_value(&mut ccv) != NGX_OK as ngx_int_t {
-            return Err(());
+            return None;
         }
-        Ok(cv)
+        Some(cv)
     }
 }
 

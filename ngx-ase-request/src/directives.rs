@@ -51,11 +51,11 @@ unsafe fn set_value(
             return emerg(cf, &e);
         }
         match ngx_ase_glue::complex_value::compile(cf, value) {
-            Ok(cv) => {
+            Some(cv) => {
                 *slot = Some(PerRequestValue { cv, directive });
                 conf_ok()
             }
-            Err(()) => conf_error(),
+            None => conf_error(),
         }
     }
 }

@@ -208,7 +208,7 @@ unsafe fn set_hash(cf: *mut ngx_conf_t, group: &mut GroupConf, args: &[&[u8]], p
                 return emerg(cf, &format!("invalid parameter \"{}\" in {place}", String::from_utf8_lossy(other)))
             }
         };
-        let Ok(value) = ngx_ase_glue::complex_value::compile(cf, args[0]) else {
+        let Some(value) = ngx_ase_glue::complex_value::compile(cf, args[0]) else {
             return ngx_ase_glue::conf::conf_error();
         };
         if core::mem::take(&mut group.least_conn) {

@@ -446,6 +446,27 @@ mod tests {
         }
     }
 
+    /// The later of `least_conn` and `hash` is the block's balancing (the lines clear each
+    /// other); a `backup` server with `hash` is named by its line.
+    #[test]
+    fn a_block_balances_by_its_method_and_hash_refuses_backup() {
+        use crate::health::Balance;
+        let mut g = group("h", &["http://127.0.0.1:1", "http://127.0.0.1:2"], None);
+        assert_eq!(g.balance(), Balance::RoundRobin);
+        g.least_conn = true;
+        assert_eq!(g.balance(), Balance::LeastConn);
+        g.least_conn = false;
+        g.hash = Some(HashKey { value: core::ptr::null_mut(), consistent: true, position: "nginx.conf:9".into() });
+        assert_eq!(g.balance(), Balance::Hash { consistent: true });
+        assert_eq!(g.backup_with_hash(), None);
+        g.servers[1].backup = true;
+        let (msg, at) = g.backup_with_hash().expect("refused");
+        assert!(msg.starts_with("invalid parameter \"backup\" in \"server\" directive of ase_upstream \"h\""), "{msg}");
+        assert_eq!(at, "nginx.conf:2");
+        g.hash = None;
+        assert_eq!(g.backup_with_hash(), None, "backups are fine without hash");
+    }
+
     #[test]
     fn keepalive_limits_default_to_nginx_and_blocks_inherit_what_they_do_not_set() {
         let mut m = with_servers(&["http://127.0.0.1:1"], true);
