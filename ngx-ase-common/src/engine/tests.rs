@@ -1516,6 +1516,27 @@ fn a_check_and_a_report_of_a_named_group_allocate_nothing_once_warm() {
     assert!(counting::allocations(|| drop(std::hint::black_box(vec![1u8; 8]))) > 0, "the counter counts");
 }
 
+/// `hash` (plain and on its ring) allocates nothing per call either: the ring is built
+/// once, with the engine.
+#[test]
+fn a_hashed_check_and_report_allocate_nothing_once_warm() {
+    for consistent in [false, true] {
+        let (mut e, _) = hashing(consistent, vec![answers(OK), answers(OK), answers(OK)]);
+        let mut io = QuietIo::default();
+        let mut key = 0u32;
+        let mut round = || {
+            key = key.wrapping_add(0x9E37_79B9);
+            assert_eq!(e.start_check(7, 0, Some(key), CID, BODY, LIMITS, &mut io), None);
+            assert_eq!(e.take_finished().map(|(w, r)| (w, r.status)), Some((7, 200)));
+            assert_eq!(e.send_report(0, Some(key), CID, BODY, LIMITS, &mut io), Admission::Go);
+            e.flush(&mut io);
+        };
+        // Warm: every node's connection made and pooled.
+        (0..30).for_each(|_| round());
+        assert_eq!(counting::allocations(|| (0..30).for_each(|_| round())), 0, "consistent={consistent}");
+    }
+}
+
 // ---------------------------------------------------------------------- a 503 not the ASE's
 
 #[test]
