@@ -9,9 +9,13 @@ use ngx_ase_tests::{client, wait_for, AseDouble, Backend, Nginx};
 
 /// nginx in front of `backend` with group `h` of `doubles` balanced by `balance`.
 fn start(doubles: &[AseDouble], backend: &Backend, balance: &str) -> Nginx {
-    let servers: String =
-        doubles.iter().map(|d| format!("server {} max_fails=1 fail_timeout=60s; ", d.url())).collect();
-    Nginx::start(&format!(
+    Nginx::start(&http_block(doubles.iter(), backend, balance))
+}
+
+/// The http block of `start` (`{port}` left for the harness).
+fn http_block<'a>(doubles: impl Iterator<Item = &'a AseDouble>, backend: &Backend, balance: &str) -> String {
+    let servers: String = doubles.map(|d| format!("server {} max_fails=1 fail_timeout=60s; ", d.url())).collect();
+    format!(
         r#"
     ase_upstream h {{ {balance} {servers} }}
     ase_request on;
@@ -23,7 +27,7 @@ fn start(doubles: &[AseDouble], backend: &Backend, balance: &str) -> Nginx {
     }}
 "#,
         be = backend.addr()
-    ))
+    )
 }
 
 /// One request of client `k` (`X-Client: client-k`; no header for `None`); its status.
@@ -152,5 +156,52 @@ fn a_down_node_moves_only_its_own_clients() {
             }
         }
         assert_eq!(call(&n, Some(moved), 9), 403, "{balance}: the denied client got through");
+    }
+}
+
+/// `consistent` across a reload that takes one server line out: the clients of the nodes
+/// that stay keep their node (the ring's points are hashed from each node's name, not its
+/// place in the block).
+#[test]
+fn a_reload_without_one_node_keeps_the_other_nodes_clients() {
+    let backend = Backend::start();
+    let doubles: Vec<AseDouble> = (0..3).map(|_| AseDouble::start(&["--keepalive"])).collect();
+    let balance = "hash $http_x_client consistent;";
+    let mut n = start(&doubles, &backend, balance);
+    let clients = 30;
+    for k in 0..clients {
+        assert_eq!(call(&n, Some(k), 0), 200);
+    }
+    let home: BTreeMap<String, usize> = nodes_of_clients(&doubles, None)
+        .into_iter()
+        .map(|(who, nodes)| (who, nodes.into_iter().next().unwrap()))
+        .collect();
+    assert_eq!(home.len(), clients);
+    // The first node's server line goes (its double keeps running: only the reload moves keys).
+    let gone = 0;
+    let mover = home
+        .iter()
+        .find(|(_, &h)| h == gone)
+        .map(|(who, _)| who.parse::<usize>().unwrap())
+        .expect("a client on node 0");
+    let http = http_block(doubles.iter().skip(1), &backend, balance).replace("{port}", &n.port.to_string());
+    n.write_file("conf/nginx.conf", &ngx_ase_tests::nginx::config_with_http(&http));
+    n.signal("reload");
+    wait_for("the old worker to exit", Duration::from_secs(30), || {
+        n.error_log().contains("exited with code 0").then_some(())
+    });
+    for d in &doubles {
+        d.clear_records();
+    }
+    for k in 0..clients {
+        assert_eq!(call(&n, Some(k), 100), 200);
+    }
+    let after = nodes_of_clients(&doubles, None);
+    assert_eq!(after.len(), clients);
+    for (who, nodes) in &after {
+        assert!(!nodes.contains(&gone), "client {who} checked by the node taken out");
+        if home[who] != gone {
+            assert_eq!(nodes.iter().next(), Some(&home[who]), "client {who} moved off a node that stayed");
+        }
     }
 }
