@@ -82,8 +82,8 @@ pub fn weighted(hash: u32, nodes: impl Iterator<Item = (usize, u32)> + Clone) ->
 /// or removing a node moves only the keys whose points it owns (about 1/n of them).
 #[derive(Debug, Default)]
 pub struct Ring {
-    /// (point, node index), sorted by point.
-    points: Vec<(u32, usize)>,
+    /// (point, node index), sorted by point; 8 bytes a point (a channel has at most 64 nodes).
+    points: Vec<(u32, u32)>,
 }
 
 impl Ring {
@@ -94,6 +94,7 @@ impl Ring {
         for (i, name, weight) in nodes {
             let base = crc_update(0xFFFF_FFFF, name.as_bytes());
             let mut prev = 0u32;
+            let Ok(i) = u32::try_from(i) else { continue };
             for _ in 0..POINTS_PER_WEIGHT.saturating_mul(weight.clamp(1, RING_WEIGHT_CAP)) {
                 // Each point chains on the one before, as ketama's (and nginx's) do.
                 prev = crc_update(base, &prev.to_le_bytes()) ^ 0xFFFF_FFFF;
@@ -108,7 +109,7 @@ impl Ring {
     /// per point it owns).
     pub fn walk(&self, hash: u32) -> impl Iterator<Item = usize> + '_ {
         let start = self.points.partition_point(|&(p, _)| p < hash);
-        self.points[start..].iter().chain(&self.points[..start]).map(|&(_, i)| i)
+        self.points[start..].iter().chain(&self.points[..start]).map(|&(_, i)| i as usize)
     }
 
     pub fn is_empty(&self) -> bool {
