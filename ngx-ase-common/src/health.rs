@@ -1,6 +1,7 @@
 //! Which ASE node a call goes to: the primaries share the calls by nginx's smooth weighted
-//! round robin (`weight=N`), backups only while every primary is down, failover to the
-//! next node within a call, `max_fails`/`fail_timeout` as nginx upstreams define them, and a circuit breaker
+//! round robin (`weight=N`), by `least_conn`, or by the call's key (`hash KEY [consistent]`,
+//! its arithmetic in `key_hash.rs`); backups only while every primary is down, failover to
+//! the next node within a call, `max_fails`/`fail_timeout` as nginx upstreams define them, and a circuit breaker
 //! that lets one probe at a time test a node whose down time has passed. Safe Rust; time is
 //! passed in (milliseconds) so the tests drive it.
 //!

@@ -53,8 +53,8 @@ unsafe fn add_server(
     }
 }
 
-/// `ase_upstream NAME { server URL ...; keepalive N; token_file PATH; }`: a named group of
-/// ASE nodes. The block's lines are read by `upstream_line`.
+/// `ase_upstream NAME { server URL ...; keepalive N; token_file PATH; least_conn; hash KEY; }`:
+/// a named group of ASE nodes. The block's lines are read by `upstream_line`.
 pub unsafe extern "C" fn set_upstream(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     unsafe {
         checked(cf, || {
@@ -214,7 +214,7 @@ unsafe fn set_hash(cf: *mut ngx_conf_t, group: &mut GroupConf, args: &[&[u8]], p
         if core::mem::take(&mut group.least_conn) {
             balancing_redefined(cf);
         }
-        group.hash = Some(crate::conf::HashKey { value, consistent, position: current_position(cf) });
+        group.hash = Some(crate::conf::HashKey { value, consistent });
         conf_ok()
     }
 }

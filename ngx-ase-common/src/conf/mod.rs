@@ -73,8 +73,6 @@ pub struct HashKey {
     /// The compiled key (a complex value in the configuration's pool).
     pub value: *mut nginx_sys::ngx_http_complex_value_t,
     pub consistent: bool,
-    /// Where the line is ("FILE:LINE").
-    pub position: String,
 }
 
 impl GroupConf {
@@ -456,7 +454,7 @@ mod tests {
         g.least_conn = true;
         assert_eq!(g.balance(), Balance::LeastConn);
         g.least_conn = false;
-        g.hash = Some(HashKey { value: core::ptr::null_mut(), consistent: true, position: "nginx.conf:9".into() });
+        g.hash = Some(HashKey { value: core::ptr::null_mut(), consistent: true });
         assert_eq!(g.balance(), Balance::Hash { consistent: true });
         assert_eq!(g.backup_with_hash(), None);
         g.servers[1].backup = true;
