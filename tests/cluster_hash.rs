@@ -54,6 +54,17 @@ fn nodes_of_clients(doubles: &[AseDouble], stopped: Option<usize>) -> BTreeMap<S
     seen
 }
 
+/// One request of each of `clients` clients; the node each one's check went to.
+fn first_round(n: &Nginx, doubles: &[AseDouble], clients: usize) -> BTreeMap<String, usize> {
+    for k in 0..clients {
+        assert_eq!(call(n, Some(k), 0), 200);
+    }
+    let home: BTreeMap<String, usize> =
+        nodes_of_clients(doubles, None).into_iter().filter_map(|(who, nodes)| Some((who, *nodes.first()?))).collect();
+    assert_eq!(home.len(), clients, "{home:?}");
+    home
+}
+
 /// With `hash $http_x_client`, plain and `consistent`: each client's checks land on one
 /// node, the clients spread over more than one, and every report goes to the node that
 /// had its check; a request without the header (an empty key) goes round robin.
@@ -116,14 +127,7 @@ fn a_down_node_moves_only_its_own_clients() {
         let mut doubles: Vec<AseDouble> = (0..3).map(|_| AseDouble::start(&["--keepalive"])).collect();
         let n = start(&doubles, &backend, balance);
         let clients = 30;
-        for k in 0..clients {
-            assert_eq!(call(&n, Some(k), 0), 200);
-        }
-        let home: BTreeMap<String, usize> = nodes_of_clients(&doubles, None)
-            .into_iter()
-            .map(|(who, nodes)| (who, nodes.into_iter().next().unwrap()))
-            .collect();
-        assert_eq!(home.len(), clients);
+        let home = first_round(&n, &doubles, clients);
         // The node with the most clients goes down.
         let gone = (0..3).max_by_key(|&d| home.values().filter(|&&h| h == d).count()).unwrap();
         doubles[gone].stop();
@@ -167,23 +171,12 @@ fn a_reload_without_one_node_keeps_the_other_nodes_clients() {
     let backend = Backend::start();
     let doubles: Vec<AseDouble> = (0..3).map(|_| AseDouble::start(&["--keepalive"])).collect();
     let balance = "hash $http_x_client consistent;";
-    let mut n = start(&doubles, &backend, balance);
+    let n = start(&doubles, &backend, balance);
     let clients = 30;
-    for k in 0..clients {
-        assert_eq!(call(&n, Some(k), 0), 200);
-    }
-    let home: BTreeMap<String, usize> = nodes_of_clients(&doubles, None)
-        .into_iter()
-        .map(|(who, nodes)| (who, nodes.into_iter().next().unwrap()))
-        .collect();
-    assert_eq!(home.len(), clients);
+    let home = first_round(&n, &doubles, clients);
     // The first node's server line goes (its double keeps running: only the reload moves keys).
     let gone = 0;
-    let mover = home
-        .iter()
-        .find(|(_, &h)| h == gone)
-        .map(|(who, _)| who.parse::<usize>().unwrap())
-        .expect("a client on node 0");
+    assert!(home.values().any(|&h| h == gone), "no client on node 0");
     let http = http_block(doubles.iter().skip(1), &backend, balance).replace("{port}", &n.port.to_string());
     n.write_file("conf/nginx.conf", &ngx_ase_tests::nginx::config_with_http(&http));
     n.signal("reload");

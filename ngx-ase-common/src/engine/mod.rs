@@ -413,7 +413,8 @@ impl<D> Engine<D> {
     ) -> Option<CallId> {
         bump(&counters().checks);
         bump_group(group, |s| &s.checks);
-        self.start(CallKind::Check, Some(waiter), (group, key), correlation_id, body, limits, io)
+        let slot = self.prepare(CallKind::Check, Some(waiter), (group, key), correlation_id, body, limits, io);
+        self.start(slot, io)
     }
 
     /// Queues a report to group `group`; fire-and-forget. `key`: as its check's.
@@ -461,18 +462,8 @@ impl<D> Engine<D> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn start(
-        &mut self,
-        kind: CallKind,
-        waiter: Option<D>,
-        (group, key): (usize, Option<u32>),
-        cid: &[u8],
-        body: &[u8],
-        limits: Limits,
-        io: &mut impl Io,
-    ) -> Option<CallId> {
-        let slot = self.prepare(kind, waiter, (group, key), cid, body, limits, io);
+    /// Sends the call `prepare`d in `slot`.
+    fn start(&mut self, slot: usize, io: &mut impl Io) -> Option<CallId> {
         let id = CallId { slot, generation: self.calls[slot].generation };
         self.attempt(slot, io);
         // A call whose caller has its answer (a detached probe) gives no handle.
