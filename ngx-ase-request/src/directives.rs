@@ -2,10 +2,7 @@
 
 use core::ffi::{c_char, c_void};
 
-use nginx_sys::{
-    ngx_command_t, ngx_conf_set_size_slot, ngx_conf_t, ngx_http_compile_complex_value,
-    ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_pcalloc, ngx_pnalloc, ngx_str_t, NGX_OK,
-};
+use nginx_sys::{ngx_command_t, ngx_conf_set_size_slot, ngx_conf_t};
 use ngx::http::HttpModuleMainConf;
 use ngx_ase_glue::conf::{conf_error, conf_ok, current_position, directive_args, emerg, set_once};
 use ngx_ase_glue::module::guard_conf as checked;
@@ -42,31 +39,6 @@ pub unsafe extern "C" fn set_request(cf: *mut ngx_conf_t, _cmd: *mut ngx_command
     }
 }
 
-/// Compiles `value` (which may hold variables) as nginx's `proxy_set_header` values are.
-unsafe fn compile(cf: *mut ngx_conf_t, value: &[u8]) -> Result<*mut ngx_http_complex_value_t, ()> {
-    unsafe {
-        let pool = (*cf).pool;
-        let cv = ngx_pcalloc(pool, core::mem::size_of::<ngx_http_complex_value_t>()) as *mut ngx_http_complex_value_t;
-        // The text lives in the configuration's pool: the compiled value refers to it.
-        let data = ngx_pnalloc(pool, value.len().max(1)) as *mut u8;
-        let text = ngx_pcalloc(pool, core::mem::size_of::<ngx_str_t>()) as *mut ngx_str_t;
-        if cv.is_null() || data.is_null() || text.is_null() {
-            return Err(());
-        }
-        core::ptr::copy_nonoverlapping(value.as_ptr(), data, value.len());
-        *text = ngx_str_t { len: value.len(), data };
-        let mut ccv: ngx_http_compile_complex_value_t = core::mem::zeroed();
-        ccv.cf = cf;
-        ccv.value = text;
-        ccv.complex_value = cv;
-        // nginx logs its own message ("unknown variable" ...) naming the line.
-        if ngx_http_compile_complex_value(&mut ccv) != NGX_OK as nginx_sys::ngx_int_t {
-            return Err(());
-        }
-        Ok(cv)
-    }
-}
-
 /// Sets a per-request value slot from `value`, or says why not.
 unsafe fn set_value(
     cf: *mut ngx_conf_t,
@@ -78,12 +50,12 @@ unsafe fn set_value(
         if let Err(e) = check_value_slot(slot, directive) {
             return emerg(cf, &e);
         }
-        match compile(cf, value) {
-            Ok(cv) => {
+        match ngx_ase_glue::complex_value::compile(cf, value) {
+            Some(cv) => {
                 *slot = Some(PerRequestValue { cv, directive });
                 conf_ok()
             }
-            Err(()) => conf_error(),
+            None => conf_error(),
         }
     }
 }

@@ -481,23 +481,9 @@ impl core::fmt::Display for Message<'_> {
 }
 
 /// `ase_user` or `ase_client_id` for this request: `None` when unset, empty, or not
-/// computable (nginx's own complex-value evaluation, in the request's pool).
+/// computable.
 unsafe fn evaluate<'a>(r: *mut ngx_http_request_t, value: Option<PerRequestValue>) -> Option<&'a [u8]> {
-    unsafe {
-        let cv = value?.cv;
-        if cv.is_null() {
-            return None;
-        }
-        let mut out = nginx_sys::ngx_str_t { len: 0, data: ptr::null_mut() };
-        if nginx_sys::ngx_http_complex_value(r, cv, &mut out) != nginx_sys::NGX_OK as ngx_int_t {
-            return None;
-        }
-        if out.data.is_null() || out.len == 0 {
-            return None;
-        }
-        // SAFETY: nginx wrote `len` bytes in the request's pool, alive as long as the request.
-        Some(core::slice::from_raw_parts(out.data, out.len))
-    }
+    unsafe { ngx_ase_glue::complex_value::evaluate(r, value?.cv) }
 }
 
 /// Borrows what the payload needs from the request; hidden header lines are left out.

@@ -318,7 +318,7 @@ fn run_check(engine: &mut Engine<u32>, io: &mut FuzzIo, id: u32, limit: usize, e
     io.end_arrived = false;
     let started = io.now;
     let budget = limit.saturating_sub(io.pos) + SPARE_ROUNDS;
-    engine.start_check(id, 0, b"fuzz-correlation-id", b"{\"source_ip\":\"127.0.0.1\"}", LIMITS, io);
+    engine.start_check(id, 0, None, b"fuzz-correlation-id", b"{\"source_ip\":\"127.0.0.1\"}", LIMITS, io);
     let mut rounds = 0;
     while engine.live_calls() > 0 {
         rounds += 1;

@@ -70,6 +70,9 @@ pub(super) struct CallSlot<D> {
     pub(super) limits: Limits,
     /// The group whose nodes this call may use.
     pub(super) group: usize,
+    /// Its hash key when the group hashes (`hash KEY`): the check and its report of one
+    /// key meet one node.
+    pub(super) key: Option<u32>,
     pub(super) last_error: Option<AseError>,
     /// The whole request; its first `head_len` bytes are the node's fixed part.
     pub(super) wire: Vec<u8>,
@@ -96,11 +99,14 @@ pub(super) const NO_NODE: usize = usize::MAX;
 
 impl<D> Engine<D> {
     /// Starts a check (`waiter` gets its answer) or a report. `None`: the call already
-    /// ended (a check's answer is then in `take_finished`).
+    /// ended (a check's answer is then in `take_finished`). `key`: its hash key when the
+    /// group hashes.
+    #[allow(clippy::too_many_arguments)]
     pub fn start_check(
         &mut self,
         waiter: D,
         group: usize,
+        key: Option<u32>,
         correlation_id: &[u8],
         body: &[u8],
         limits: Limits,
@@ -108,17 +114,19 @@ impl<D> Engine<D> {
     ) -> Option<CallId> {
         bump(&counters().checks);
         bump_group(group, |s| &s.checks);
-        let slot = self.prepare(CallKind::Check, Some(waiter), group, correlation_id, body, limits, io);
+        let slot = self.prepare(CallKind::Check, Some(waiter), (group, key), correlation_id, body, limits, io);
         let id = CallId { slot, generation: self.calls[slot].generation };
         self.attempt(slot, io);
         // A call whose caller has its answer (a detached probe) gives no handle.
         (self.is_current(id) && self.calls[slot].waiter.is_some()).then_some(id)
     }
 
-    /// Queues a report to group `group`; fire-and-forget.
+    /// Queues a report to group `group`; fire-and-forget. `key`: as its check's.
+    #[allow(clippy::too_many_arguments)]
     pub fn send_report(
         &mut self,
         group: usize,
+        key: Option<u32>,
         correlation_id: &[u8],
         body: &[u8],
         limits: Limits,
@@ -132,7 +140,7 @@ impl<D> Engine<D> {
             return verdict;
         }
         self.reports_in_flight += 1;
-        let slot = self.prepare(CallKind::Report, None, group, correlation_id, body, limits, io);
+        let slot = self.prepare(CallKind::Report, None, (group, key), correlation_id, body, limits, io);
         // Sent once this turn of the event loop has answered its clients (`flush`): the
         // report is no part of the client's wait, and the ASE gets the turn's reports
         // together.
@@ -164,7 +172,7 @@ impl<D> Engine<D> {
         &mut self,
         kind: CallKind,
         waiter: Option<D>,
-        group: usize,
+        (group, key): (usize, Option<u32>),
         cid: &[u8],
         body: &[u8],
         limits: Limits,
@@ -188,6 +196,7 @@ impl<D> Engine<D> {
         c.connect_deadline = None;
         c.limits = limits;
         c.group = group;
+        c.key = key;
         c.last_error = None;
         // Written for the group's first node; failover replaces the node's part only.
         let head = self.heads.get(first).map_or(&[][..], |h| h.get(kind));
@@ -322,6 +331,7 @@ impl<D> Engine<D> {
                 probe_deadline: None,
                 limits: Limits::default(),
                 group: 0,
+                key: None,
                 last_error: None,
                 wire: Vec::with_capacity(WIRE_START),
                 head_len: 0,

@@ -78,7 +78,7 @@ impl<D> Engine<D> {
             return self.finish(slot, 0, e, io);
         }
         let (node, probe) = match kind {
-            CallKind::Check => match self.nodes.pick(group, now, c.tried) {
+            CallKind::Check => match self.nodes.pick(group, now, c.tried, c.key) {
                 Pick::Node { index, probe } => (index, probe),
                 Pick::Exhausted => {
                     let e = c.last_error.unwrap_or(AseError::Unavailable);
@@ -94,7 +94,7 @@ impl<D> Engine<D> {
                     return self.finish(slot, 0, AseError::Unavailable, io);
                 }
             },
-            CallKind::Report => match self.nodes.pick_settled(group, c.tried) {
+            CallKind::Report => match self.nodes.pick_settled(group, c.tried, c.key) {
                 Some(index) => (index, false),
                 None => {
                     let e = c.last_error.unwrap_or(AseError::Unavailable);

@@ -70,7 +70,7 @@ impl<D> Engine<D> {
             nodes.set_active(i, false);
         }
         for (g, balance) in balances.into_iter().enumerate() {
-            nodes.set_balance(g, balance);
+            nodes.set_balance(g, balance, &names);
         }
         Engine {
             nodes,
