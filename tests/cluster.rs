@@ -62,3 +62,49 @@ fn the_primaries_share_the_checks() {
     }
     assert_eq!([checks(&doubles[1]), checks(&doubles[2])], [50, 50]);
 }
+
+/// A primary that was down comes back into the rotation once its `fail_timeout` is over,
+/// while the other primary is up all along (nginx's round robin does the same): the first
+/// check after `fail_timeout` probes it, and from its answer on the two share the checks.
+#[test]
+fn a_recovered_primary_takes_its_share_again() {
+    let mut a = AseDouble::start(&["--keepalive"]);
+    let b = AseDouble::start(&["--keepalive"]);
+    let backend = Backend::start();
+    let n = Nginx::start(&format!(
+        r#"
+    ase_server {a} max_fails=1 fail_timeout=1s;
+    ase_server {b} max_fails=1 fail_timeout=1s;
+    ase_request on;
+    ase_timeout 2s;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{ proxy_pass http://{be}; }}
+    }}
+"#,
+        a = a.url(),
+        b = b.url(),
+        be = backend.addr()
+    ));
+    let get = |i: usize| client().get(n.url(&format!("/api/{i}"))).send().expect("request").status();
+    a.stop();
+    for i in 0..10 {
+        assert_eq!(get(i), 200, "the check moved on to the primary that is up");
+    }
+    a.restart();
+    // Until fail_timeout is over the node stays down; after it, a check probes it. Poll:
+    // a loaded machine may take longer than the second.
+    let mut i = 10;
+    ngx_ase_tests::wait_for("a check to reach the recovered primary", std::time::Duration::from_secs(20), || {
+        i += 1;
+        assert_eq!(get(i), 200);
+        (!a.records_of("request").is_empty()).then_some(())
+    });
+    a.clear_records();
+    b.clear_records();
+    for j in 0..20 {
+        assert_eq!(get(1000 + j), 200);
+    }
+    let checks = |d: &AseDouble| d.records_of("request").len();
+    assert_eq!([checks(&a), checks(&b)], [10, 10], "the recovered primary takes its share again");
+}

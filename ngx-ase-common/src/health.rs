@@ -395,6 +395,17 @@ impl Nodes {
             if want_backup && self.any_primary_usable(g, now, tried, all_down) {
                 break;
             }
+            // A node due for its probe that nobody is probing yet goes first, as nginx's
+            // round robin takes a peer back once its fail_timeout is over: else a node that
+            // recovered would wait until no other node answers. The probe costs its client
+            // little while another node is up (the engine's probe bound, then failover).
+            let retry = self.group(g).find(|&i| {
+                self.policies[i].backup == want_backup && !is_tried(tried, i) && self.probe_due(i, now, all_down)
+            });
+            if let Some(index) = retry {
+                self.health[index].probing = true;
+                return Pick::Node { index, probe: true };
+            }
             // A node that is up, in turn.
             let up = self
                 .group(g)
@@ -403,14 +414,6 @@ impl Nodes {
             if let Some(index) = self.choose(g, up, key) {
                 self.close_breaker(g, now);
                 return Pick::Node { index, probe: false };
-            }
-            // A node due for its probe that nobody is probing yet.
-            let retry = self.group(g).find(|&i| {
-                self.policies[i].backup == want_backup && !is_tried(tried, i) && self.probe_due(i, now, all_down)
-            });
-            if let Some(index) = retry {
-                self.health[index].probing = true;
-                return Pick::Node { index, probe: true };
             }
         }
         if tried != 0 {
@@ -696,6 +699,30 @@ mod tests {
         n.failed(0, 1);
         n.failed(2, 1);
         assert_eq!(picks(&mut n, 2), [3, 3], "the backup only once every primary is down");
+    }
+
+    /// A primary whose `fail_timeout` is over is probed even while another primary is up
+    /// (nginx's round robin takes it back into the rotation): otherwise a recovered node
+    /// would stay out of the rotation for as long as any other node answers.
+    #[test]
+    fn a_down_primary_is_probed_while_another_primary_is_up() {
+        let mut n = Nodes::new(vec![policy(false, 1), policy(false, 1)]);
+        n.failed(0, 1);
+        let before: Vec<usize> = (0..4)
+            .map(|_| match n.pick(0, 5_000, 0, None) {
+                Pick::Node { index, .. } => index,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(before, [1, 1, 1, 1], "no probe before fail_timeout");
+        match n.pick(0, 10_001, 0, None) {
+            Pick::Node { index: 0, probe: true } => {}
+            other => panic!("the due primary is probed, got {other:?}"),
+        }
+        // One probe at a time: the others go on to the node that is up.
+        assert!(matches!(n.pick(0, 10_002, 0, None), Pick::Node { index: 1, probe: false }));
+        n.succeeded(0, 10_003);
+        assert_eq!(picks(&mut n, 4), [0, 1, 0, 1], "back in the rotation");
     }
 
     /// `weight=N`: shares in proportion, interleaved as nginx's smooth round robin does.
