@@ -261,7 +261,7 @@ pub fn token_file(conf: &mut MainConf, d: &Directive) -> Result<(), ConfError> {
 /// `ase_token TOKEN;`: the http level's token, written out.
 pub fn token(conf: &mut MainConf, d: &Directive) -> Result<(), ConfError> {
     check_no_token(conf)?;
-    let token = parse_token(d.arg()).map_err(|e| d.error(&e))?;
+    let token = parse_token(d.arg()).map_err(|e| d.error(&e.to_string()))?;
     conf.token = Some((token, TokenSource::Inline));
     Ok(())
 }
