@@ -14,7 +14,7 @@ use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
 use ngx_ase_glue::directive::{directive, Setter};
 use ngx_ase_glue::module::{command, ANY_LEVEL, LOC_CONF, MAIN_CONF};
-use ngx_ase_glue::slots::timer_msec_slot;
+use ngx_ase_glue::slots::timer_msec;
 
 use ngx_ase_shared::abi::CommonMainHeader;
 
@@ -71,19 +71,19 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     directive(ngx_string!("ase_pass"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::pass)),
     directive(ngx_string!("ase_token_file"), HTTP | NGX_CONF_TAKE1, MAIN_CONF, 0, &Setter(set::token_file)),
     directive(ngx_string!("ase_token"), HTTP | NGX_CONF_TAKE1, MAIN_CONF, 0, &Setter(set::token)),
-    command(
+    directive(
         ngx_string!("ase_connect_timeout"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        timer_msec_slot,
         LOC_CONF,
         offset_of!(LocConf, connect_timeout),
+        &Setter(timer_msec::<LocConf>),
     ),
-    command(
+    directive(
         ngx_string!("ase_timeout"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        timer_msec_slot,
         LOC_CONF,
         offset_of!(LocConf, timeout),
+        &Setter(timer_msec::<LocConf>),
     ),
     command(
         ngx_string!("ase_keepalive"),
@@ -92,12 +92,12 @@ static mut COMMANDS: [ngx_command_t; 21] = [
         MAIN_CONF,
         offset_of!(MainConf, keepalive),
     ),
-    command(
+    directive(
         ngx_string!("ase_keepalive_timeout"),
         HTTP | NGX_CONF_TAKE1,
-        timer_msec_slot,
         MAIN_CONF,
         offset_of!(MainConf, keepalive_timeout),
+        &Setter(timer_msec::<MainConf>),
     ),
     command(
         ngx_string!("ase_keepalive_requests"),
@@ -106,12 +106,12 @@ static mut COMMANDS: [ngx_command_t; 21] = [
         MAIN_CONF,
         offset_of!(MainConf, keepalive_requests),
     ),
-    command(
+    directive(
         ngx_string!("ase_keepalive_time"),
         HTTP | NGX_CONF_TAKE1,
-        timer_msec_slot,
         MAIN_CONF,
         offset_of!(MainConf, keepalive_time),
+        &Setter(timer_msec::<MainConf>),
     ),
     command(
         ngx_string!("ase_socket_keepalive"),

@@ -6,7 +6,9 @@
 
 use core::ffi::{c_char, c_void};
 
-use nginx_sys::{ngx_command_t, ngx_conf_t, ngx_uint_t, NGX_LOG_EMERG, NGX_LOG_WARN};
+use nginx_sys::{
+    ngx_command_t, ngx_conf_set_msec_slot, ngx_conf_t, ngx_msec_t, ngx_uint_t, NGX_LOG_EMERG, NGX_LOG_WARN,
+};
 
 use crate::conf::{conf_error, conf_ok, current_position, directive_args, log_conf};
 use crate::module::{guard_conf, SetFn};
@@ -123,6 +125,14 @@ impl<'a> Directive<'a> {
             Err(ConfError::Nginx(rv))
         }
     }
+
+    /// [`Directive::nginx_slot`] with `ngx_conf_set_msec_slot`, giving the time it read.
+    pub fn msec_slot<C>(&self, conf: &mut C) -> Result<ngx_msec_t, ConfError> {
+        self.nginx_slot(conf, ngx_conf_set_msec_slot)?;
+        // SAFETY: `cmd` is nginx's, live for the call; its `offset` names the `ngx_msec_t`
+        // field of `conf` that nginx's slot has just written (as for `nginx_slot`).
+        unsafe { Ok(*(conf as *mut C).cast::<u8>().add((*self.cmd).offset).cast::<ngx_msec_t>()) }
+    }
 }
 
 /// The directive callback of every row built by [`directive`]: `C` is the configuration
@@ -178,5 +188,45 @@ pub const fn directive<C>(
         conf: conf as ngx_uint_t,
         offset,
         post: setter as *const Setter<C> as *mut c_void,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line as the setters see it; these tests use none of nginx's state.
+    fn line<'a>(name: &str, args: &[&'a [u8]]) -> Directive<'a> {
+        Directive { cf: core::ptr::null_mut(), cmd: core::ptr::null_mut(), args: args.to_vec(), name: name.into() }
+    }
+
+    fn message(e: ConfError) -> String {
+        match e {
+            ConfError::Message(m) => m,
+            other => panic!("not a message: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_are_in_nginxs_words_for_the_directive() {
+        let d = line("ase_zone", &[b"ase", b"1m"]);
+        assert_eq!((d.arg(), d.args().len(), d.name()), (&b"ase"[..], 2, "ase_zone"));
+        assert_eq!(message(d.error("the zone needs a name")), "the zone needs a name in \"ase_zone\" directive");
+        assert_eq!(message(d.duplicate()), "\"ase_zone\" directive is duplicate");
+        assert_eq!(line("ase_status", &[]).arg(), b"");
+    }
+
+    #[test]
+    fn a_value_is_set_once_and_a_refused_one_leaves_the_slot_alone() {
+        let d = line("ase_fail_mode", &[b"open"]);
+        let mut slot = 0;
+        d.set_once(&mut slot, false, Ok(7)).unwrap();
+        assert_eq!(slot, 7);
+        assert_eq!(
+            message(d.set_once(&mut slot, true, Ok(8)).unwrap_err()),
+            "\"ase_fail_mode\" directive is duplicate"
+        );
+        assert_eq!(message(d.set_once(&mut slot, false, Err("bad".into())).unwrap_err()), "bad");
+        assert_eq!(slot, 7);
     }
 }
