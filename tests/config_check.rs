@@ -597,3 +597,37 @@ fn directives_without_the_common_module_name_the_missing_load_module_line() {
         assert_eq!(err.lines().filter(|l| l.contains("[emerg]")).count(), 1, "one clear line:\n{err}");
     }
 }
+
+/// `hash KEY [consistent];` in an `ase_upstream` block: accepted with variables; its
+/// mistakes are errors at their line; a second balancing method draws nginx's warning.
+#[test]
+fn hash_lines_are_checked_with_file_and_line() {
+    let block = |lines: &str| format!("ase_upstream h {{\n server http://127.0.0.1:18002;\n{lines}\n}}");
+    for ok in ["hash $remote_addr;", "hash \"$http_authorization:$uri\" consistent;"] {
+        let (good, err, _n) = nginx_t(&config_with_http(&block(ok)), None);
+        assert!(good && !err.contains("[warn]"), "{ok}:\n{err}");
+    }
+    let place = "\"hash\" directive of ase_upstream \"h\"";
+    expect_error(&block(" hash;"), &format!("invalid number of arguments in {place}"), http_line(2));
+    expect_error(&block(" hash $a consistent x;"), &format!("invalid number of arguments in {place}"), http_line(2));
+    expect_error(
+        &block(" hash $remote_addr consistant;"),
+        &format!("invalid parameter \"consistant\" in {place}"),
+        http_line(2),
+    );
+    expect_error(&block(" hash $remote_addr;\n hash $uri;"), &format!("{place} is duplicate"), http_line(3));
+    // nginx checks variable names once the configuration is read: its message names no line.
+    let (good, err, _n) = nginx_t(&config_with_http(&block(" hash $no_such_variable;")), None);
+    assert!(!good && err.contains("unknown \"no_such_variable\" variable"), "{err}");
+    // nginx's hash takes no backup: refused at the server line, whichever comes first.
+    let backup = "invalid parameter \"backup\" in \"server\" directive of ase_upstream \"h\"";
+    expect_error(&block(" server http://127.0.0.1:18003 backup;\n hash $remote_addr;"), backup, http_line(2));
+    expect_error(&block(" hash $remote_addr;\n server http://127.0.0.1:18003 backup;"), backup, http_line(3));
+    // hash and least_conn: nginx's warning at the later line, which wins.
+    for (lines, at) in [(" least_conn;\n hash $remote_addr;", 3), (" hash $remote_addr;\n least_conn;", 3)] {
+        let (good, err, n) = nginx_t(&config_with_http(&block(lines)), None);
+        let found = warnings(&err, "load balancing method redefined");
+        let place = format!("{}:{}", n.path("conf/nginx.conf").display(), http_line(at));
+        assert!(good && found.len() == 1 && found[0].contains(&place), "{lines}:\n{err}");
+    }
+}

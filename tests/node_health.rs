@@ -188,7 +188,7 @@ fn black_holed_primary_with_a_backup() {
 
 /// The longest `fail_timeout` nginx's time syntax takes (its largest time) keeps a dead
 /// node down: the time it comes back does not wrap, so it is not tried on every request.
-/// (`fail_timeout=18446744073709551s` did wrap; `nginx -t` now refuses it: config_check.rs.)
+/// (A longer one, `fail_timeout=18446744073709551s`, would wrap: `nginx -t` refuses it, config_check.rs.)
 #[test]
 fn a_dead_node_with_the_longest_fail_timeout_is_tried_once() {
     let (hole, backup, backend) = (BlackHole::start(), AseDouble::start(&["--keepalive"]), Backend::start());

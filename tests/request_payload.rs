@@ -261,3 +261,54 @@ fn a_smaller_limit_and_a_location_of_its_own() {
     let s = status_page(&n);
     assert_eq!((s["checks"].as_u64(), s["payload_truncated"].as_u64()), (Some(2), Some(1)), "{s}");
 }
+
+/// Every header line of the request reaches the ASE, with its value, in the order the client
+/// sent it (names lower-cased), except the lines `ase_hide_header` names, in any case. The
+/// identity headers (`Authorization`, `Cookie`, API keys) are the ASE's way to tell clients
+/// apart: losing one of them must fail a payload test, not only a blocking one.
+#[test]
+fn every_header_not_hidden_is_sent_with_its_value_in_order() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = start(&double, &backend, "", "ase_hide_header X-Internal-Secret Proxy-Authorization;");
+    let sent: &[(&str, &str)] = &[
+        ("Host", "api.example"),
+        ("User-Agent", "curl/8.5.0"),
+        ("Accept", "*/*"),
+        ("Authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig"),
+        ("Cookie", "session=9f2c; theme=dark"),
+        ("X-API-Key", "key-123"),
+        ("apikey", "k2"),
+        ("Proxy-Authorization", "Basic Zm9vOmJhcg=="),
+        ("X-Forwarded-For", "203.0.113.7, 198.51.100.2"),
+        ("Content-Type", "application/json; charset=utf-8"),
+        ("Content-Length", "2"),
+        ("X-Internal-Secret", "s1"),
+        ("X-Request-Id", "r-1"),
+        ("Accept-Language", "en-GB,en;q=0.8"),
+        ("If-None-Match", "\"v1\""),
+        ("x-internal-secret", "s2"),
+        ("Referer", "https://app.example/page?a=1&b=2"),
+        ("X-Dup", "first"),
+        ("Accept-Encoding", "gzip, deflate"),
+        ("X-Dup", "second"),
+        ("X-Unicode", "caf\u{e9} \u{2603}"),
+        ("Cache-Control", "no-cache"),
+        ("Connection", "close"),
+    ];
+    let mut req = String::from("POST /orders/7?expand=items HTTP/1.1\r\n");
+    for (name, value) in sent {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n{}");
+    assert_eq!(raw_request(n.port, req.as_bytes()), 200);
+    let hidden = ["x-internal-secret", "proxy-authorization"];
+    let want: Vec<Value> = sent
+        .iter()
+        .map(|(name, value)| (name.to_ascii_lowercase(), value))
+        .filter(|(name, _)| !hidden.contains(&name.as_str()))
+        .map(|(name, value)| json!({ name: value }))
+        .collect();
+    let body = only_request_body(&double);
+    assert_eq!(headers_of(&body), want, "{body}");
+    assert_eq!(want.len(), sent.len() - 3, "three lines hidden");
+}

@@ -18,16 +18,18 @@ pub mod conf;
 pub mod request_payload;
 #[path = "../../ngx-ase-request/src/verdict.rs"]
 pub mod verdict;
-// ngx-ase-common: the channel's engine (its submodules `answer`, `io`, `wire` sit next to
-// its `mod.rs`; its unit tests are `#[cfg(test)]`, not built here); `counters` and `health`
+// ngx-ase-common: the channel's engine (its submodules sit next to its `mod.rs`; its unit tests are `#[cfg(test)]`, not built here); `counters` and `health`
 // must sit at the crate root, the engine says `crate::counters` and `crate::health`; so
-// must `secret` (zeroizing the token's bytes), used by the engine and settings.rs.
+// must `key_hash` (health.rs's `hash` arithmetic) and `secret` (zeroizing the token's
+// bytes), used by the engine and settings.rs.
 #[path = "../../ngx-ase-common/src/counters.rs"]
 pub mod counters;
 #[path = "../../ngx-ase-common/src/engine/mod.rs"]
 pub mod engine;
 #[path = "../../ngx-ase-common/src/health.rs"]
 pub mod health;
+#[path = "../../ngx-ase-common/src/key_hash.rs"]
+pub mod key_hash;
 #[path = "../../ngx-ase-common/src/secret.rs"]
 pub mod secret;
 #[path = "../../ngx-ase-common/src/conf/settings.rs"]

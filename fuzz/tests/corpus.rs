@@ -110,8 +110,8 @@ fn the_answer_harness_gives_the_channels_outcomes() {
 
 /// Issue 23, item 5, as the fake world finds it (edge-triggered readiness): bytes that
 /// arrived behind an answer, or on a pooled connection in the turn it is reused, are no
-/// answer to the next check. The engine before the fix read them as the second check's
-/// answer (the target's "stale" property panicked); the same inputs are kept in
+/// answer to the next check. An engine that read them as the second check's answer fails
+/// the target's "stale" property; the inputs that show it are kept in
 /// `regressions/ase_answer/`.
 #[test]
 fn the_answer_harness_finds_stale_answers_on_pooled_connections() {

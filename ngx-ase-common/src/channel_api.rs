@@ -4,7 +4,7 @@
 use core::ffi::c_void;
 
 use nginx_sys::ngx_http_request_t;
-use ngx::http::HttpModuleLocationConf;
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 use ngx_ase_glue::log::LogSource;
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{
@@ -41,6 +41,20 @@ unsafe fn limits(r: *mut c_void) -> Option<(Limits, usize)> {
             Limits { timeout_ms: lc.timeout as u64, connect_timeout_ms: lc.connect_timeout.min(lc.timeout) as u64 },
             lc.group,
         ))
+    }
+}
+
+/// The hash key of `r`'s calls to group `group` when that group hashes (`hash KEY`): the
+/// CRC-32 of the key's value, evaluated in the request's pool. `None` (round robin, as
+/// nginx) when the group does not hash or the value is empty.
+unsafe fn hash_key(r: *mut c_void, group: usize) -> Option<u32> {
+    unsafe {
+        // The default group (0) never hashes: nothing to look up on most sites.
+        let block = group.checked_sub(1)?;
+        let r = r as *mut ngx_http_request_t;
+        let main = <Module as HttpModuleMainConf>::main_conf(&*r)?;
+        let hash = main.groups.get(block)?.hash.as_ref()?;
+        ngx_ase_glue::complex_value::evaluate(r, hash.value).map(crate::key_hash::crc32)
     }
 }
 
@@ -88,10 +102,10 @@ unsafe extern "C" fn start_check(
         guard(request_log(r), "start_check", None, || {
             let (limits, group) = limits(r)?;
             crate::checked_group::note(r.cast(), group);
-            Some((limits, group))
+            Some((limits, group, hash_key(r, group)))
         })
     };
-    let Some((limits, group)) = checked else {
+    let Some((limits, group, key)) = checked else {
         bump(&counters().errors[AseError::NotStarted as usize]);
         // SAFETY: the caller's callback and its data, called once (ABI contract).
         unsafe { done(data, ngx_ase_shared::abi::CheckResult::new(0, AseError::NotStarted, 0)) };
@@ -103,7 +117,7 @@ unsafe extern "C" fn start_check(
             let (cid, body) = unsafe { (correlation_id.as_slice(), body.as_slice()) };
             // SAFETY: r is the caller's live request.
             w.io.trace_next = unsafe { crate::net::ngx_io::trace_log(request_log(r)) };
-            let id = w.engine.start_check(waiter, group, cid, body, limits, &mut w.io);
+            let id = w.engine.start_check(waiter, group, key, cid, body, limits, &mut w.io);
             w.io.trace_next = None;
             id.map(|id| id.to_bits())
         },
@@ -128,9 +142,11 @@ unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: By
             // To the group the request's check went to, which a redirect may have left.
             let sent = limits(r).and_then(|(limits, here)| {
                 let group = crate::checked_group::noted(r.cast()).unwrap_or(here);
+                let key = hash_key(r, group);
                 worker::with(|w| {
                     w.io.trace_next = crate::net::ngx_io::trace_log(request_log(r));
-                    let a = w.engine.send_report(group, correlation_id.as_slice(), body.as_slice(), limits, &mut w.io);
+                    let a =
+                        w.engine.send_report(group, key, correlation_id.as_slice(), body.as_slice(), limits, &mut w.io);
                     w.io.trace_next = None;
                     if a != Admission::Go {
                         trace_refused(r, CallKind::Report, a, w.engine.group_name(group));
@@ -155,7 +171,8 @@ unsafe extern "C" fn count_verdict(verdict: u8, error: u8) {
     }
 }
 
-/// ABI v3: one more of an [`Event`]; a value this build does not know is ignored.
+/// One more of an [`Event`]; a byte that names none is ignored (a value from another
+/// module is never trusted to be one of ours).
 unsafe extern "C" fn count_event(event: u8) {
     match Event::from_u8(event) {
         Some(Event::PayloadTruncated) => bump(&counters().payload_truncated),
@@ -165,7 +182,7 @@ unsafe extern "C" fn count_event(event: u8) {
     }
 }
 
-/// ABI v6: the group of `r`'s location; `u32::MAX` when it has no configuration of ours.
+/// The group of `r`'s location; `u32::MAX` when it has no configuration of ours.
 unsafe extern "C" fn group_of(r: *mut c_void) -> u32 {
     unsafe {
         guard(request_log(r), "group_of", u32::MAX, || {

@@ -7,7 +7,8 @@
 //!   the safe parsers of directive values (`settings.rs`), the directive callbacks
 //!   (`directives.rs`, unsafe glue).
 //! - `engine/`: the channel's logic (plain Rust, unit-tested over a fake); `health.rs`:
-//!   which node a call goes to (failover, `max_fails`, the breaker).
+//!   which node a call goes to (failover, `max_fails`, the breaker); `key_hash.rs` the
+//!   arithmetic of `hash KEY [consistent]`.
 //! - `net/`: the channel on nginx's event loop: peer connections and timers (`ngx_io.rs`),
 //!   TLS (`tls.rs`), following `resolve` names (`resolve.rs`, `follow.rs`).
 //! - `worker.rs` holds the channel per worker; `process.rs` builds it at worker start;
@@ -25,6 +26,7 @@ pub mod conf;
 pub mod counters;
 pub mod engine;
 pub mod health;
+pub mod key_hash;
 #[cfg(not(test))]
 mod module;
 pub mod net;

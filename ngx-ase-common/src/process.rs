@@ -28,7 +28,7 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
                     worker::install(build_worker(conf));
                     let names = resolve_names(conf);
                     if !names.is_empty() && !conf.resolver.is_null() {
-                        crate::net::resolve::start(conf.resolver, conf.resolver_timeout, names);
+                        crate::net::resolve::start(conf.resolver, conf.resolver_timeout, names, worker::follow_name);
                     }
                 }
             }
@@ -58,7 +58,7 @@ fn build_worker(conf: &crate::conf::MainConf) -> Worker {
     for (g, view) in conf.group_views().iter().enumerate() {
         engine.set_pool_limits(g, view.pool_limits);
     }
-    let mut io = NgxIo::new(all_addrs, conf.ssl, conf.ssl_verify == 1);
+    let mut io = NgxIo::new(all_addrs, conf.ssl, conf.ssl_verify == 1, &worker::EVENTS);
     io.set_socket_keepalive(conf.socket_keepalive == 1);
     Worker { engine, io }
 }

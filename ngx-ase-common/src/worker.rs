@@ -8,12 +8,19 @@
 
 use core::ffi::c_void;
 use std::cell::RefCell;
+use std::net::SocketAddr;
 
+use nginx_sys::{NGX_LOG_NOTICE, NGX_LOG_WARN};
+use ngx_ase_glue::ase_log;
+use ngx_ase_glue::log::Cycle;
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{AseError, CheckDone, CheckResult};
 
+use crate::conf::settings::node_display;
 use crate::engine::{ConnId, Engine};
-use crate::net::ngx_io::NgxIo;
+use crate::net::follow::{plan, Slot};
+use crate::net::ngx_io::{Events, NgxIo};
+use crate::net::resolve::Name;
 
 /// Who waits for a check's answer: the request module's callback and its data.
 pub struct Waiter {
@@ -79,38 +86,34 @@ fn dispatch(what: &str, run: impl FnOnce(&mut Worker), recover: impl FnOnce(&mut
     deliver_finished();
 }
 
+/// Where the nginx side hands its events: each one into the engine (`NgxIo::new` takes it).
+pub static EVENTS: Events = Events {
+    connecting: on_connecting,
+    readable: |id| dispatch_conn(id, "ASE read event", |w| w.engine.on_readable(id, &mut w.io)),
+    writable: |id| dispatch_conn(id, "ASE write event", |w| w.engine.on_writable(id, &mut w.io)),
+    idle_timeout: |id| dispatch_conn(id, "ASE idle timer", |w| w.engine.on_idle_timeout(id, &mut w.io)),
+    timer: on_timer,
+    // A report left unsent by a panic ends at its own timer.
+    flush: || dispatch("ASE flush", |w| w.engine.flush(&mut w.io), |_| {}),
+};
+
 /// Runs an engine event for connection `id`; after a panic, ends its call.
-pub fn dispatch_conn(id: ConnId, what: &str, f: impl FnOnce(&mut Worker)) {
+fn dispatch_conn(id: ConnId, what: &str, f: impl FnOnce(&mut Worker)) {
     dispatch(what, f, |w| w.engine.abort_conn(id, &mut w.io));
 }
 
 /// A connecting peer's socket (or TLS handshake) moved.
-pub fn dispatch_connecting(id: ConnId) {
-    dispatch_conn(id, "ASE connect", |w| {
-        // SAFETY: the event came for this open connection.
-        match unsafe { w.io.continue_connect(id) } {
-            None => {}
-            Some(Ok(())) => {
-                w.io.connected(id);
-                w.engine.on_connected(id, &mut w.io);
-            }
-            Some(Err(e)) => {
-                crate::engine::Io::close(&mut w.io, id);
-                w.engine.on_connect_failed(id, e, &mut w.io);
-            }
-        }
+fn on_connecting(id: ConnId) {
+    dispatch_conn(id, "ASE connect", |w| match w.io.finish_connect(id) {
+        None => {}
+        Some(Ok(())) => w.engine.on_connected(id, &mut w.io),
+        Some(Err(e)) => w.engine.on_connect_failed(id, e, &mut w.io),
     });
 }
 
 /// Call slot `slot`'s timer fired.
-pub fn dispatch_timer(slot: usize) {
+fn on_timer(slot: usize) {
     dispatch("ASE timer", |w| w.engine.on_timer(slot, &mut w.io), |w| w.engine.abort_slot(slot, &mut w.io));
-}
-
-/// The reports queued during this turn of the event loop go out (a report left unsent by
-/// a panic ends at its own timer).
-pub fn dispatch_flush() {
-    dispatch("ASE flush", |w| w.engine.flush(&mut w.io), |_| {});
 }
 
 /// Starts a check. Returns the caller's handle, or null when `done` has already been
@@ -142,4 +145,47 @@ pub fn start_check(
     };
     deliver_finished();
     handle
+}
+
+/// A `resolve` name's addresses (`net::resolve` calls this after each answer that says
+/// them): new ones join the channel, vanished ones drain.
+pub fn follow_name(name: &Name, addrs: &[SocketAddr], changed: bool) {
+    let (first, count, url) = (name.first, name.slots, &name.url);
+    with(|w| {
+        let slots: Vec<Slot> = (first..first + count)
+            .map(|i| Slot {
+                active: w.engine.node_active(i),
+                busy: w.engine.node_busy(i),
+                addr: w.io.address(i).unwrap_or(([0, 0, 0, 0], 0).into()),
+            })
+            .collect();
+        let change = plan(&slots, addrs);
+        for i in change.drain {
+            w.engine.drain(first + i, &mut w.io);
+            let display = node_display(url, &slots[i].addr);
+            // SAFETY: the cycle's log lives as long as the worker.
+            unsafe {
+                ase_log!(NGX_LOG_NOTICE, Cycle, "ase: node {display} drains: \"{}\" no longer resolves to it", url.host)
+            };
+        }
+        for (i, a) in change.join {
+            let display = node_display(url, &a);
+            w.io.set_address(first + i, a, display.clone());
+            w.engine.activate(first + i, display.clone());
+            // SAFETY: as above.
+            unsafe { ase_log!(NGX_LOG_NOTICE, Cycle, "ase: node {display} joins: \"{}\" resolves to it", url.host) };
+        }
+        if !change.left_out.is_empty() && changed {
+            // SAFETY: as above.
+            unsafe {
+                ase_log!(
+                    NGX_LOG_WARN,
+                    Cycle,
+                    "ase: \"{}\" resolves to more addresses than the {count} in use at a time; left out for now: {:?}",
+                    url.host,
+                    change.left_out
+                );
+            }
+        }
+    });
 }

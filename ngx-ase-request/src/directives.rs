@@ -1,11 +1,7 @@
 //! The request module's directives: a safe setter each, which the directive table's rows
-//! (`module.rs`) hand to `ngx_ase_glue::directive::set_by_post`; and the compiling of
-//! per-request values (unsafe glue).
+//! (`module.rs`) hand to `ngx_ase_glue::directive::set_by_post`.
 
-use nginx_sys::{
-    ngx_conf_set_size_slot, ngx_conf_t, ngx_http_compile_complex_value, ngx_http_compile_complex_value_t,
-    ngx_http_complex_value_t, ngx_pcalloc, ngx_pnalloc, ngx_str_t, NGX_OK,
-};
+use nginx_sys::ngx_conf_set_size_slot;
 use ngx::http::HttpModuleMainConf;
 use ngx_ase_glue::directive::{ConfError, Directive};
 use ngx_ase_glue::module::note_switch;
@@ -27,31 +23,6 @@ pub fn request(conf: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
     Ok(())
 }
 
-/// Compiles `value` (which may hold variables) as nginx's `proxy_set_header` values are.
-unsafe fn compile(cf: *mut ngx_conf_t, value: &[u8]) -> Result<*mut ngx_http_complex_value_t, ()> {
-    unsafe {
-        let pool = (*cf).pool;
-        let cv = ngx_pcalloc(pool, core::mem::size_of::<ngx_http_complex_value_t>()) as *mut ngx_http_complex_value_t;
-        // The text lives in the configuration's pool: the compiled value refers to it.
-        let data = ngx_pnalloc(pool, value.len().max(1)) as *mut u8;
-        let text = ngx_pcalloc(pool, core::mem::size_of::<ngx_str_t>()) as *mut ngx_str_t;
-        if cv.is_null() || data.is_null() || text.is_null() {
-            return Err(());
-        }
-        core::ptr::copy_nonoverlapping(value.as_ptr(), data, value.len());
-        *text = ngx_str_t { len: value.len(), data };
-        let mut ccv: ngx_http_compile_complex_value_t = core::mem::zeroed();
-        ccv.cf = cf;
-        ccv.value = text;
-        ccv.complex_value = cv;
-        // nginx logs its own message ("unknown variable" ...) naming the line.
-        if ngx_http_compile_complex_value(&mut ccv) != NGX_OK as nginx_sys::ngx_int_t {
-            return Err(());
-        }
-        Ok(cv)
-    }
-}
-
 /// Sets a per-request value slot from `value`, or says why not.
 fn set_value(
     d: &Directive,
@@ -61,7 +32,7 @@ fn set_value(
 ) -> Result<(), ConfError> {
     check_value_slot(slot, directive)?;
     // SAFETY: the configuration nginx is reading, live while the directive is.
-    let cv = unsafe { compile(d.raw(), value) }.map_err(|()| ConfError::Logged)?;
+    let cv = unsafe { ngx_ase_glue::complex_value::compile(d.raw(), value) }.ok_or(ConfError::Logged)?;
     *slot = Some(PerRequestValue { cv, directive });
     Ok(())
 }

@@ -6,14 +6,14 @@
 //! access phase again, and the cleanup is how we still find "already checked". The same
 //! cleanup cancels a pending check when the request ends early (client went away).
 //!
-//! ABI v2: `admit` is asked before the payload is built (a refusal takes the fail mode at
+//! `admit` is asked before the payload is built (a refusal takes the fail mode at
 //! once, as an `Unavailable` error); `done` may run inside `start_check`, and then the
 //! handler decides in the same call instead of posting an event. Per request nothing is
 //! allocated on the heap: the header list is walked in place and the payload is built in a
 //! reused per-thread buffer (`with_scratch`), which the channel copies.
 //!
 //! The payload is held to `ase_request_max_size` (`payload.rs` says what is left out); a
-//! payload cut short is counted (ABI v3's `count_event`) and the check goes on as usual. One
+//! payload cut short is counted (`count_event`) and the check goes on as usual. One
 //! whose identity alone does not fit is not sent: counted, and refused with 431 whatever the
 //! fail mode (`refuse_unsendable`).
 //!
@@ -246,7 +246,8 @@ unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, a
             // `done` already ran: decide now, in this handler call (no event was posted).
             State::Answered => finish(r, ctx, lc),
             State::Pending if handle.is_null() => {
-                // v2's channel always calls `done`; an older or broken one may not.
+                // A null handle means `done` ran inside `start_check`; should it not have (a
+                // channel breaking its contract), the check is not started, never left pending.
                 ctx.result = CheckResult::new(0, AseError::NotStarted, 0);
                 ctx.state = State::Answered;
                 finish(r, ctx, lc)
@@ -480,23 +481,9 @@ impl core::fmt::Display for Message<'_> {
 }
 
 /// `ase_user` or `ase_client_id` for this request: `None` when unset, empty, or not
-/// computable (nginx's own complex-value evaluation, in the request's pool).
+/// computable.
 unsafe fn evaluate<'a>(r: *mut ngx_http_request_t, value: Option<PerRequestValue>) -> Option<&'a [u8]> {
-    unsafe {
-        let cv = value?.cv;
-        if cv.is_null() {
-            return None;
-        }
-        let mut out = nginx_sys::ngx_str_t { len: 0, data: ptr::null_mut() };
-        if nginx_sys::ngx_http_complex_value(r, cv, &mut out) != nginx_sys::NGX_OK as ngx_int_t {
-            return None;
-        }
-        if out.data.is_null() || out.len == 0 {
-            return None;
-        }
-        // SAFETY: nginx wrote `len` bytes in the request's pool, alive as long as the request.
-        Some(core::slice::from_raw_parts(out.data, out.len))
-    }
+    unsafe { ngx_ase_glue::complex_value::evaluate(r, value?.cv) }
 }
 
 /// Borrows what the payload needs from the request; hidden header lines are left out.

@@ -70,6 +70,23 @@ impl Merge for LocConf {
     }
 }
 
+/// The module's marker: nginx's configuration of this module is found through it
+/// (`Module::location_conf` and `main_conf`); `module.rs` gives it the module table and
+/// hooks. It lives here so that the directives and the filter, which only read the
+/// configuration, need nothing from `module.rs`, which needs them.
+#[cfg(not(test))]
+pub struct Module;
+
+// SAFETY: the types match what create_main_conf/create_loc_conf allocate.
+#[cfg(not(test))]
+unsafe impl ngx::http::HttpModuleMainConf for Module {
+    type MainConf = ngx_ase_glue::module::MainConf;
+}
+#[cfg(not(test))]
+unsafe impl ngx::http::HttpModuleLocationConf for Module {
+    type LocationConf = LocConf;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,8 +11,7 @@ use ngx_ase_glue::module::{guard_conf, note_switch};
 use ngx_ase_glue::peer::{merging_a_serving_level, request_loc_shared};
 use ngx_ase_shared::abi::RequestMode;
 
-use crate::conf::{no_request_warning, LocConf};
-use crate::module::Module;
+use crate::conf::{no_request_warning, LocConf, Module};
 use crate::MODULE_NAME;
 
 /// `ase_response on|off`: nginx's own flag parser, noting where it is and where it was

@@ -46,7 +46,7 @@ use ngx_ase_shared::abi::{Admission, Bytes, CallKind, ChannelApi};
 use ngx_ase_shared::header_names::visible;
 use ngx_ase_shared::json::with_scratch;
 
-use crate::module::Module;
+use crate::conf::Module;
 use crate::payload::{client_headers, reason_for, write_json, Dedicated, Header, ListHeader, Snapshot};
 
 /// The next header filter in nginx's chain, saved when ours is installed.

@@ -3,7 +3,8 @@
 //! the response.
 //!
 //! The shape of all three modules: `module.rs` declares the module (registration,
-//! directive table, hooks), `conf.rs` holds its settings and their merge (safe),
+//! directive table, hooks), `conf.rs` holds its settings and their merge (safe; here also the
+//! module's marker type, so that nothing imports `module.rs` back),
 //! `directives.rs` the directive callbacks and merge (unsafe glue), then the handlers:
 //! here the header filter (`filter.rs`, unsafe glue) and what goes into the report
 //! (`payload.rs`, safe, unit-tested), as the request module's `payload.rs` builds its own.

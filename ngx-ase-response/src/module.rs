@@ -1,23 +1,22 @@
-//! The nginx module declaration (unsafe glue): module table, directives, context.
+//! The nginx module declaration (unsafe glue): module table, directives, context, and the
+//! hooks of the marker `Module` (which lives with the configuration it finds, `conf.rs`).
 //! Not compiled into unit-test binaries, which run without nginx's symbols.
 
 use core::mem::offset_of;
 use core::ptr::addr_of;
 
 use nginx_sys::{ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, NGX_CONF_FLAG};
-use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
+use ngx::http::{HttpModule, HttpModuleMainConf};
 use ngx::ngx_string;
 use ngx_ase_glue::conf::{check_channel, check_common_first, log_at, log_conf};
 use ngx_ase_glue::directive::{directive, Setter};
-use ngx_ase_glue::module::{guard_hook, MainConf, ANY_LEVEL, LOC_CONF};
+use ngx_ase_glue::module::{guard_hook, ANY_LEVEL, LOC_CONF};
 use ngx_ase_glue::peer::{check_request_module_first, request_module_loaded};
 use ngx_ase_shared::abi::REQUEST_MODULE_NAME;
 
-use crate::conf::LocConf;
+use crate::conf::{LocConf, Module};
 use crate::directives::{merge_loc_conf, response};
 use crate::MODULE_NAME;
-
-pub struct Module;
 
 impl HttpModule for Module {
     fn module() -> &'static ngx_module_t {
@@ -58,14 +57,6 @@ impl HttpModule for Module {
             })
         }
     }
-}
-
-// SAFETY: the types match what create_main_conf/create_loc_conf allocate.
-unsafe impl HttpModuleMainConf for Module {
-    type MainConf = MainConf;
-}
-unsafe impl HttpModuleLocationConf for Module {
-    type LocationConf = LocConf;
 }
 
 static mut COMMANDS: [ngx_command_t; 2] = [

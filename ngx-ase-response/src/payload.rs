@@ -140,7 +140,7 @@ pub fn reason_for(code: u16, status_line: &[u8]) -> &[u8] {
         if let Some(rest) = status_line.strip_prefix(digits.as_bytes()) {
             match rest.first() {
                 Some(b' ') => {
-                    let reason = trim_ascii(&rest[1..]);
+                    let reason = rest[1..].trim_ascii();
                     if !reason.is_empty() {
                         return reason;
                     }
@@ -151,12 +151,6 @@ pub fn reason_for(code: u16, status_line: &[u8]) -> &[u8] {
         }
     }
     reason_phrase(code).as_bytes()
-}
-
-fn trim_ascii(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
-    &s[start..end.max(start)]
 }
 
 /// `r->http_version` as the protocol spells it (the request's payload says it alike).
@@ -419,6 +413,18 @@ mod tests {
         for t in [i64::MIN, i64::MIN + 1, i64::MAX, -62_167_219_201] {
             let d = http_date(t);
             assert!(d.ends_with(" GMT") && d.len() < 48, "{t}: {d}");
+        }
+    }
+
+    /// The port of `ngx_http_time` against the `httpdate` crate: every day from 1970 to 2100
+    /// at a different second each, then samples to the year 9999 (the crate's last).
+    #[test]
+    fn dates_match_the_httpdate_crate() {
+        let every_day = (0..47_847i64).map(|d| d * 86_400 + (d * 7_919) % 86_400);
+        let to_9999 = (0..253_402_300_799i64).step_by(633_497);
+        for t in every_day.chain(to_9999).chain([253_402_300_799]) {
+            let want = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64));
+            assert_eq!(http_date(t), want, "{t}");
         }
     }
 

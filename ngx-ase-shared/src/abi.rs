@@ -211,11 +211,11 @@ pub struct ChannelApi {
     /// each as `u8`.
     pub count_verdict: unsafe extern "C" fn(verdict: u8, error: u8),
     /// Adds one to the status page's counter for an [`Event`] (as `u8`); a value the
-    /// channel does not know is ignored. Never fails, never affects the request. (ABI v3)
+    /// channel does not know is ignored. Never fails, never affects the request.
     pub count_event: unsafe extern "C" fn(event: u8),
     /// The group (`ase_pass`) that the calls of `r`'s location go to, as an index (0 is the
     /// default group): a request checked in one group and redirected into a location of
-    /// another is checked again there. (ABI v6)
+    /// another is checked again there.
     pub group_of: unsafe extern "C" fn(r: *mut c_void) -> u32,
 }
 
@@ -254,7 +254,7 @@ pub enum Verdict {
     FailClosed = 3,
     Skip = 4,
     /// `ase_request monitor`: the metadata went to the ASE and the request went on at once,
-    /// whatever the ASE says. (ABI v5)
+    /// whatever the ASE says.
     Monitor = 5,
 }
 
@@ -311,7 +311,7 @@ impl RequestMode {
 }
 
 /// The start of the request module's location configuration, as the response module reads
-/// it while it merges its own (ABI v5): the response module needs the request module's
+/// it while it merges its own: the response module needs the request module's
 /// merged `ase_request` (to warn where reports would have no request) and `ase_hide_header`
 /// list, and a directive belongs to one module only. Filled by the request module's merge;
 /// the byte strings point into that configuration and live as long as it does.

@@ -1,6 +1,6 @@
 //! Target `ase_answer`: arbitrary bytes as the ASE's answers, read by the REAL channel
-//! engine (`ngx-ase-common/src/engine/`: the call state machine in `mod.rs`, the answer
-//! parser `answer.rs`, the request bytes `wire.rs`, with `counters.rs` and `health.rs`),
+//! engine (`ngx-ase-common/src/engine/`: the call state machine in its files by job, the
+//! answer parser `answer.rs`, the request bytes `wire.rs`, with `counters.rs` and `health.rs`),
 //! compiled here from its own files (`src/lib.rs`) and driven through its `Io` trait by a
 //! fake world instead of nginx. Each outcome then goes through
 //! `ngx_ase_request::verdict::decide`, which must follow the protocol's table.
@@ -318,7 +318,7 @@ fn run_check(engine: &mut Engine<u32>, io: &mut FuzzIo, id: u32, limit: usize, e
     io.end_arrived = false;
     let started = io.now;
     let budget = limit.saturating_sub(io.pos) + SPARE_ROUNDS;
-    engine.start_check(id, 0, b"fuzz-correlation-id", b"{\"source_ip\":\"127.0.0.1\"}", LIMITS, io);
+    engine.start_check(id, 0, None, b"fuzz-correlation-id", b"{\"source_ip\":\"127.0.0.1\"}", LIMITS, io);
     let mut rounds = 0;
     while engine.live_calls() > 0 {
         rounds += 1;

@@ -49,8 +49,8 @@ fn add_server(
     Ok(())
 }
 
-/// `ase_upstream NAME { server URL ...; keepalive N; token_file PATH; }`: a named group of
-/// ASE nodes. The block's lines are read by `upstream_line`.
+/// `ase_upstream NAME { server URL ...; keepalive N; token_file PATH; least_conn; hash KEY; }`:
+/// a named group of ASE nodes. The block's lines are read by `upstream_line`.
 pub fn upstream(conf: &mut MainConf, d: &Directive) -> Result<(), ConfError> {
     let name = parse_group_name(d.arg()).map_err(|e| d.error(&e))?;
     if conf.groups.iter().any(|g| g.name == name) {
@@ -69,6 +69,11 @@ pub fn upstream(conf: &mut MainConf, d: &Directive) -> Result<(), ConfError> {
         unsafe {
             log_emerg_at(d.raw(), &format!("ase_upstream \"{}\" has no \"server\"", group.name), &group.position)
         };
+        return Err(ConfError::Logged);
+    }
+    if let Some((msg, at)) = group.backup_with_hash() {
+        // SAFETY: as above.
+        unsafe { log_emerg_at(d.raw(), &msg, at) };
         return Err(ConfError::Logged);
     }
     conf.groups.push(group);
@@ -172,25 +177,59 @@ unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command
                     if group.least_conn {
                         return emerg(cf, &format!("{place} is duplicate"));
                     }
+                    if group.hash.take().is_some() {
+                        balancing_redefined(cf);
+                    }
                     group.least_conn = true;
                     conf_ok()
                 }
+                ("hash", 1 | 2) => set_hash(cf, group, &args, &place),
                 (
                     "server" | "keepalive" | "keepalive_timeout" | "keepalive_requests" | "keepalive_time"
-                    | "token_file" | "least_conn",
+                    | "token_file" | "least_conn" | "hash",
                     _,
                 ) => emerg(cf, &format!("invalid number of arguments in {place}")),
                 _ => emerg(
                     cf,
                     &format!(
                         "unknown directive \"{what}\" in ase_upstream \"{}\" (it takes server, keepalive, \
-                         keepalive_timeout, keepalive_requests, keepalive_time, token_file and least_conn)",
+                         keepalive_timeout, keepalive_requests, keepalive_time, token_file, least_conn and hash)",
                         group.name
                     ),
                 ),
             }
         })
     }
+}
+
+/// `hash KEY [consistent];` in an `ase_upstream` block: the key compiled (it may hold
+/// variables), as nginx's upstream `hash`.
+unsafe fn set_hash(cf: *mut ngx_conf_t, group: &mut GroupConf, args: &[&[u8]], place: &str) -> *mut c_char {
+    unsafe {
+        if group.hash.is_some() {
+            return emerg(cf, &format!("{place} is duplicate"));
+        }
+        let consistent = match args.get(1) {
+            None => false,
+            Some(&b"consistent") => true,
+            Some(other) => {
+                return emerg(cf, &format!("invalid parameter \"{}\" in {place}", String::from_utf8_lossy(other)))
+            }
+        };
+        let Some(value) = ngx_ase_glue::complex_value::compile(cf, args[0]) else {
+            return ngx_ase_glue::conf::conf_error();
+        };
+        if core::mem::take(&mut group.least_conn) {
+            balancing_redefined(cf);
+        }
+        group.hash = Some(crate::conf::HashKey { value, consistent });
+        conf_ok()
+    }
+}
+
+/// nginx's warning when a block names a second balancing method (the later one is used).
+unsafe fn balancing_redefined(cf: *mut ngx_conf_t) {
+    unsafe { log_conf(cf, NGX_LOG_WARN, "load balancing method redefined") }
 }
 
 /// A time line of an `ase_upstream` block (`keepalive_timeout`, `keepalive_time`), read as

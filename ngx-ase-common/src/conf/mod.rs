@@ -55,13 +55,49 @@ pub struct GroupConf {
     pub token: Option<(Token, TokenSource)>,
     /// `keepalive N` in the block; without it `ase_keepalive`.
     pub keepalive: Option<usize>,
-    /// `least_conn;` in the block; without it, round robin.
+    /// `least_conn;` in the block; without it (and `hash`), round robin.
     pub least_conn: bool,
+    /// `hash KEY [consistent];` in the block.
+    pub hash: Option<HashKey>,
     /// `keepalive_timeout`, `keepalive_requests`, `keepalive_time` in the block; without
     /// them the http level's `ase_keepalive_*`.
     pub keepalive_timeout: Option<u64>,
     pub keepalive_requests: Option<u64>,
     pub keepalive_time: Option<u64>,
+}
+
+/// `hash KEY [consistent];`: the key nginx evaluates per request, so that one key's
+/// checks and reports meet one node.
+#[derive(Debug)]
+pub struct HashKey {
+    /// The compiled key (a complex value in the configuration's pool).
+    pub value: *mut nginx_sys::ngx_http_complex_value_t,
+    pub consistent: bool,
+}
+
+impl GroupConf {
+    /// How the block shares its calls (the later of `least_conn` and `hash` wins).
+    pub fn balance(&self) -> crate::health::Balance {
+        use crate::health::Balance;
+        match (&self.hash, self.least_conn) {
+            (Some(h), _) => Balance::Hash { consistent: h.consistent },
+            (None, true) => Balance::LeastConn,
+            (None, false) => Balance::RoundRobin,
+        }
+    }
+
+    /// A `backup` server in a block that hashes, which nginx's `hash` does not take: where
+    /// it is and the message.
+    pub fn backup_with_hash(&self) -> Option<(String, &str)> {
+        self.hash.as_ref()?;
+        let i = self.servers.iter().position(|s| s.backup)?;
+        let msg = format!(
+            "invalid parameter \"backup\" in \"server\" directive of ase_upstream \"{}\": a group that \
+             hashes (\"hash\") takes no backup, as nginx's upstream hash",
+            self.name
+        );
+        Some((msg, self.server_positions.get(i).map_or("", String::as_str)))
+    }
 }
 
 /// A group's servers and settings as the channel uses them, the default group (the
@@ -182,7 +218,7 @@ impl MainConf {
             server_positions: &g.server_positions,
             token: g.token.as_ref().map(|(t, _)| t).or(http_token),
             keepalive: g.keepalive.unwrap_or(self.keepalive),
-            balance: if g.least_conn { crate::health::Balance::LeastConn } else { crate::health::Balance::RoundRobin },
+            balance: g.balance(),
             pool_limits: self.pool_limits(Some(g)),
         }));
         out
@@ -401,10 +437,32 @@ mod tests {
             token,
             keepalive: None,
             least_conn: false,
+            hash: None,
             keepalive_timeout: None,
             keepalive_requests: None,
             keepalive_time: None,
         }
+    }
+
+    /// The later of `least_conn` and `hash` is the block's balancing (the lines clear each
+    /// other); a `backup` server with `hash` is named by its line.
+    #[test]
+    fn a_block_balances_by_its_method_and_hash_refuses_backup() {
+        use crate::health::Balance;
+        let mut g = group("h", &["http://127.0.0.1:1", "http://127.0.0.1:2"], None);
+        assert_eq!(g.balance(), Balance::RoundRobin);
+        g.least_conn = true;
+        assert_eq!(g.balance(), Balance::LeastConn);
+        g.least_conn = false;
+        g.hash = Some(HashKey { value: core::ptr::null_mut(), consistent: true });
+        assert_eq!(g.balance(), Balance::Hash { consistent: true });
+        assert_eq!(g.backup_with_hash(), None);
+        g.servers[1].backup = true;
+        let (msg, at) = g.backup_with_hash().expect("refused");
+        assert!(msg.starts_with("invalid parameter \"backup\" in \"server\" directive of ase_upstream \"h\""), "{msg}");
+        assert_eq!(at, "nginx.conf:2");
+        g.hash = None;
+        assert_eq!(g.backup_with_hash(), None, "backups are fine without hash");
     }
 
     #[test]

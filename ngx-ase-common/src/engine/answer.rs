@@ -171,13 +171,13 @@ impl Framing {
                 content_length = Some(n);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 // Only `chunked` (alone) is something a small JSON answer would use.
-                if !trim(h.value).eq_ignore_ascii_case(b"chunked") || chunked {
+                if !h.value.trim_ascii().eq_ignore_ascii_case(b"chunked") || chunked {
                     return None;
                 }
                 chunked = true;
             } else if h.name.eq_ignore_ascii_case("connection") {
                 for token in h.value.split(|&b| b == b',') {
-                    let token = trim(token);
+                    let token = token.trim_ascii();
                     close |= token.eq_ignore_ascii_case(b"close");
                     keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
@@ -233,17 +233,11 @@ fn chunked_len(buf: &[u8]) -> Body {
 }
 
 fn parse_decimal(v: &[u8]) -> Option<u64> {
-    let v = trim(v);
+    let v = v.trim_ascii();
     if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
     Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
-    &v[start..end]
 }
 
 #[cfg(test)]

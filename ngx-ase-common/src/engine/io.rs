@@ -15,7 +15,21 @@ pub enum Connect {
     Ready,
     /// Under way: `Engine::on_connected` or `Engine::on_connect_failed` follows.
     Pending,
-    Failed(AseError),
+    Failed(ConnectError),
+}
+
+/// A failed connect: the channel's error for it and, where the system gave one, its errno
+/// (kept for the failover rule and the logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectError {
+    pub error: AseError,
+    pub errno: Option<i32>,
+}
+
+impl From<AseError> for ConnectError {
+    fn from(error: AseError) -> Self {
+        ConnectError { error, errno: None }
+    }
 }
 
 /// How a read or write went.

@@ -9,11 +9,15 @@
 //! behind (a read that filled the engine's buffer), and `pending` sees bytes that arrived
 //! but whose event has not run yet (later in the same turn of the event loop).
 
+use core::fmt;
 use std::collections::{BTreeMap, VecDeque};
 
 use ngx_ase_shared::abi::{Admission, AseError, CallKind, CheckResult};
 
+use super::calls::LOW;
+use super::pool::READ_BUFFER;
 use super::*;
+use crate::counters::counters;
 use crate::health::NodePolicy;
 
 // ---------------------------------------------------------------------- the fake
@@ -231,8 +235,8 @@ impl Io for FakeIo {
                 self.events.push((self.now + ms, Ev::Connected(conn)));
                 Connect::Pending
             }
-            Accept::RefuseNow => Connect::Failed(AseError::Refused),
-            Accept::NoLocalConnection => Connect::Failed(AseError::Local),
+            Accept::RefuseNow => Connect::Failed(AseError::Refused.into()),
+            Accept::NoLocalConnection => Connect::Failed(AseError::Local.into()),
             Accept::RefuseAfter(ms) => {
                 self.events.push((self.now + ms, Ev::ConnectFailed(conn)));
                 Connect::Pending
@@ -416,7 +420,7 @@ fn advance(e: &mut Engine<u32>, io: &mut FakeIo, ms: u64) {
                     Ev::ConnectFailed(c) => {
                         // The connection is closed when the engine hears of it.
                         io.conn(c).open = false;
-                        e.on_connect_failed(c, AseError::Refused, io);
+                        e.on_connect_failed(c, AseError::Refused.into(), io);
                     }
                     Ev::Readable(c) => e.on_readable(c, io),
                     Ev::Writable(c) => {
@@ -471,12 +475,12 @@ fn two_nodes(primary: Script, backup: Script) -> (Engine<u32>, FakeIo) {
 }
 
 fn check(e: &mut Engine<u32>, io: &mut FakeIo, waiter: u32) -> Option<CallId> {
-    e.start_check(waiter, 0, CID, BODY, LIMITS, io)
+    e.start_check(waiter, 0, None, CID, BODY, LIMITS, io)
 }
 
 /// A report, sent as the end of the event loop's turn sends it.
 fn report(e: &mut Engine<u32>, io: &mut FakeIo) -> Admission {
-    let a = e.send_report(0, CID, BODY, LIMITS, io);
+    let a = e.send_report(0, None, CID, BODY, LIMITS, io);
     e.flush(io);
     a
 }
@@ -485,7 +489,7 @@ fn report(e: &mut Engine<u32>, io: &mut FakeIo) -> Admission {
 fn reports_wait_for_the_end_of_the_turn_and_go_together() {
     let (mut e, mut io) = one_node(answers(OK));
     for _ in 0..2 {
-        assert_eq!(e.send_report(0, CID, BODY, LIMITS, &mut io), Admission::Go);
+        assert_eq!(e.send_report(0, None, CID, BODY, LIMITS, &mut io), Admission::Go);
     }
     assert!(io.sent.is_empty() && io.connects.is_empty(), "nothing goes out before the flush");
     assert_eq!(io.flushes_scheduled, 1, "one flush per turn, however many reports");
@@ -493,7 +497,7 @@ fn reports_wait_for_the_end_of_the_turn_and_go_together() {
     assert_eq!(io.sent.len(), 2, "both reports went out at the flush");
     e.flush(&mut io);
     assert_eq!(io.sent.len(), 2, "a second flush sends nothing again");
-    assert_eq!(e.send_report(0, CID, BODY, LIMITS, &mut io), Admission::Go);
+    assert_eq!(e.send_report(0, None, CID, BODY, LIMITS, &mut io), Admission::Go);
     assert_eq!(io.flushes_scheduled, 2, "the next turn schedules its own flush");
 }
 
@@ -679,7 +683,7 @@ fn the_longest_limits_do_not_wrap_the_deadline() {
     let (mut e, mut io) = one_node(hangs());
     io.now = 1_000;
     let longest = Limits { timeout_ms: u64::MAX, connect_timeout_ms: u64::MAX };
-    assert!(e.start_check(1, 0, CID, BODY, longest, &mut io).is_some());
+    assert!(e.start_check(1, 0, None, CID, BODY, longest, &mut io).is_some());
     assert_eq!(io.timers.get(&0), Some(&u64::MAX), "the deadline saturates");
     advance(&mut e, &mut io, 1_000_000);
     assert!(delivered(&mut e).is_empty(), "still waiting for the answer");
@@ -931,6 +935,52 @@ fn least_conn_takes_turns_among_idle_nodes() {
     assert_eq!((io.sends_to(0), io.sends_to(1)), (10, 10));
 }
 
+/// Three nodes ("a:1", "b:1", "c:1") in a group that hashes.
+fn hashing(consistent: bool, scripts: Vec<Script>) -> (Engine<u32>, FakeIo) {
+    let nodes = vec![node("a:1", false, 1), node("b:1", false, 1), node("c:1", false, 1)];
+    let balance = Balance::Hash { consistent };
+    let groups = vec![GroupSpec { name: "default".into(), nodes, token: None, keepalive: 4, balance }];
+    (Engine::with_groups(groups, 4), FakeIo::new(scripts))
+}
+
+/// `hash`: the checks and reports of one key go to one node; a key whose node refuses
+/// fails over within its call and then keeps to another node while that one is down.
+#[test]
+fn a_hash_key_keeps_its_node_for_checks_and_reports_and_fails_over() {
+    let (mut e, mut io) = hashing(false, vec![answers(OK), answers(OK), answers(OK)]);
+    let sends = |io: &FakeIo| [io.sends_to(0), io.sends_to(1), io.sends_to(2)];
+    for key in 0..3u32 {
+        let before = sends(&io);
+        for i in 0..4 {
+            e.start_check(i, 0, Some(key), CID, BODY, LIMITS, &mut io);
+            assert_eq!(result(&mut e), ok(200, 0));
+            e.send_report(0, Some(key), CID, BODY, LIMITS, &mut io);
+            e.flush(&mut io);
+            advance(&mut e, &mut io, 1);
+        }
+        let grew: Vec<usize> = (0..3).filter(|&n| sends(&io)[n] != before[n]).collect();
+        assert_eq!(grew.len(), 1, "key {key}: every check and report on one node: {:?}", sends(&io));
+        assert_eq!(sends(&io)[grew[0]] - before[grew[0]], 8);
+    }
+    // Where key 7 goes on the ring; then that node refuses.
+    let (mut e, mut io) = hashing(true, vec![answers(OK), answers(OK), answers(OK)]);
+    e.start_check(1, 0, Some(7), CID, BODY, LIMITS, &mut io);
+    assert_eq!(result(&mut e), ok(200, 0));
+    let home = (0..3).find(|&n| io.sends_to(n) == 1).expect("one node took it");
+    let mut scripts = vec![answers(OK), answers(OK), answers(OK)];
+    scripts[home] = refuses();
+    let (mut e, mut io) = hashing(true, scripts);
+    for i in 0..3 {
+        e.start_check(i, 0, Some(7), CID, BODY, LIMITS, &mut io);
+        assert_eq!(result(&mut e), ok(200, 0), "check {i} answered by another node");
+        advance(&mut e, &mut io, 1);
+    }
+    assert!(down(&e, &io, home));
+    let others: Vec<usize> = (0..3).filter(|&n| n != home && io.sends_to(n) > 0).collect();
+    assert_eq!(others.len(), 1, "the key keeps to one other node: {others:?}");
+    assert_eq!(io.sends_to(others[0]), 3);
+}
+
 /// A primary that accepts and never answers, a healthy backup: when the primary's down
 /// time is over, the check that probes it gives up after half its `ase_timeout` and gets
 /// its answer from the backup, instead of failing open; the primary stays down.
@@ -950,6 +1000,24 @@ fn the_probe_of_a_hung_primary_does_not_cost_the_client_its_check() {
     check(&mut e, &mut io, 4);
     assert_eq!(result(&mut e), ok(200, 0), "the primary stays down");
     assert_eq!(io.connects_to(0), 2);
+}
+
+/// A check that probes a down primary and is cancelled (its request went away) charges
+/// nobody and leaves the probe to the next check: the primary is not left "being probed".
+#[test]
+fn a_cancelled_probe_charges_nobody_and_lets_the_next_check_probe() {
+    let (mut e, mut io) = two_nodes(hangs(), answers(OK));
+    check(&mut e, &mut io, 1);
+    advance(&mut e, &mut io, LIMITS.timeout_ms);
+    assert_eq!(result(&mut e), failed(AseError::Timeout, LIMITS.timeout_ms));
+    advance(&mut e, &mut io, FAIL_TIMEOUT);
+    let probe = check(&mut e, &mut io, 2).unwrap();
+    assert_eq!(io.connects_to(0), 2, "the probe went to the primary");
+    e.cancel(probe, &mut io);
+    assert!(delivered(&mut e).is_empty(), "a cancelled call is answered to nobody");
+    check(&mut e, &mut io, 3);
+    assert_eq!(io.connects_to(0), 3, "the next check probes the primary again");
+    assert!(down(&e, &io, 0));
 }
 
 /// A lone node that hangs: the early probe goes out without its client, who is answered
@@ -977,7 +1045,7 @@ fn a_burst_of_large_checks_leaves_no_large_buffers_behind() {
     let (mut e, mut io) = one_node(hangs());
     let body = vec![b'x'; 60_000];
     for i in 0..100 {
-        e.start_check(i, 0, CID, &body, LIMITS, &mut io);
+        e.start_check(i, 0, None, CID, &body, LIMITS, &mut io);
     }
     assert!(e.buffer_bytes() >= 100 * 60_000, "{}", e.buffer_bytes());
     advance(&mut e, &mut io, LIMITS.timeout_ms + 1);
@@ -1252,7 +1320,7 @@ fn two_groups(a1: Script, a2: Script, b1: Script) -> (Engine<u32>, FakeIo) {
 #[test]
 fn a_group_whose_nodes_are_down_leaves_the_other_group_alone() {
     let (mut e, mut io) = two_groups(refuses(), refuses(), answers(OK));
-    assert_eq!(e.start_check(1, 0, CID, BODY, LIMITS, &mut io), None);
+    assert_eq!(e.start_check(1, 0, None, CID, BODY, LIMITS, &mut io), None);
     assert_eq!(result(&mut e), failed(AseError::Refused, 0), "group 0 tried its primary and its backup");
     assert_eq!((io.connects_to(0), io.connects_to(1), io.connects_to(2)), (1, 1, 0), "never another group's node");
     assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Unavailable);
@@ -1261,7 +1329,7 @@ fn a_group_whose_nodes_are_down_leaves_the_other_group_alone() {
 
     assert!(!e.breaker_open(1));
     assert_eq!(e.admit(CallKind::Check, 1, &mut io), Admission::Go);
-    assert_eq!(e.start_check(2, 1, CID, BODY, LIMITS, &mut io), None);
+    assert_eq!(e.start_check(2, 1, None, CID, BODY, LIMITS, &mut io), None);
     assert_eq!(result(&mut e), ok(200, 0));
     assert_eq!(io.sent.last().map(|s| s.0), Some(2));
     let sent = &io.sent.last().unwrap().1;
@@ -1274,12 +1342,12 @@ fn a_group_whose_nodes_are_down_leaves_the_other_group_alone() {
     io.nodes[2] = refuses();
     let pooled = io.connects.iter().rev().find(|c| c.1 == 2).map(|c| c.0).expect("group two's connection");
     io.peer_closes(pooled, true);
-    e.start_check(3, 1, CID, BODY, LIMITS, &mut io);
+    e.start_check(3, 1, None, CID, BODY, LIMITS, &mut io);
     assert_eq!(result(&mut e), failed(AseError::Refused, 0));
     assert_eq!(e.admit(CallKind::Check, 1, &mut io), Admission::Unavailable);
     assert_eq!(io.logged("every ASE node is down in group \"two\""), 1);
     // A check of a group that does not exist finds no node (never another group's).
-    assert_eq!(e.start_check(4, 9, CID, BODY, LIMITS, &mut io), None);
+    assert_eq!(e.start_check(4, 9, None, CID, BODY, LIMITS, &mut io), None);
     assert_eq!(result(&mut e), failed(AseError::Unavailable, 0));
 }
 
@@ -1287,8 +1355,8 @@ fn a_group_whose_nodes_are_down_leaves_the_other_group_alone() {
 fn each_group_keeps_its_own_keepalive() {
     let (mut e, mut io) = two_groups(answers(OK), answers(OK), answers(OK).after(5));
     // Two checks of group two at once: two connections; keepalive 1 keeps one.
-    e.start_check(1, 1, CID, BODY, LIMITS, &mut io).expect("pending");
-    e.start_check(2, 1, CID, BODY, LIMITS, &mut io).expect("pending");
+    e.start_check(1, 1, None, CID, BODY, LIMITS, &mut io).expect("pending");
+    e.start_check(2, 1, None, CID, BODY, LIMITS, &mut io).expect("pending");
     advance(&mut e, &mut io, 10);
     assert_eq!(delivered(&mut e).len(), 2);
     assert_eq!(io.connects_to(2), 2);
@@ -1459,15 +1527,36 @@ fn a_check_and_a_report_of_a_named_group_allocate_nothing_once_warm() {
     let mut io = QuietIo::default();
     let mut round = || {
         assert_eq!(e.admit(CallKind::Check, 1, &mut io), Admission::Go);
-        assert_eq!(e.start_check(7, 1, CID, BODY, LIMITS, &mut io), None);
+        assert_eq!(e.start_check(7, 1, None, CID, BODY, LIMITS, &mut io), None);
         assert_eq!(e.take_finished().map(|(w, r)| (w, r.status)), Some((7, 200)));
-        assert_eq!(e.send_report(1, CID, BODY, LIMITS, &mut io), Admission::Go);
+        assert_eq!(e.send_report(1, None, CID, BODY, LIMITS, &mut io), Admission::Go);
         e.flush(&mut io);
     };
     round();
     round();
     assert_eq!(counting::allocations(&mut round), 0);
     assert!(counting::allocations(|| drop(std::hint::black_box(vec![1u8; 8]))) > 0, "the counter counts");
+}
+
+/// `hash` (plain and on its ring) allocates nothing per call either: the ring is built
+/// once, with the engine.
+#[test]
+fn a_hashed_check_and_report_allocate_nothing_once_warm() {
+    for consistent in [false, true] {
+        let (mut e, _) = hashing(consistent, vec![answers(OK), answers(OK), answers(OK)]);
+        let mut io = QuietIo::default();
+        let mut key = 0u32;
+        let mut round = || {
+            key = key.wrapping_add(0x9E37_79B9);
+            assert_eq!(e.start_check(7, 0, Some(key), CID, BODY, LIMITS, &mut io), None);
+            assert_eq!(e.take_finished().map(|(w, r)| (w, r.status)), Some((7, 200)));
+            assert_eq!(e.send_report(0, Some(key), CID, BODY, LIMITS, &mut io), Admission::Go);
+            e.flush(&mut io);
+        };
+        // Warm: every node's connection made and pooled.
+        (0..30).for_each(|_| round());
+        assert_eq!(counting::allocations(|| (0..30).for_each(|_| round())), 0, "consistent={consistent}");
+    }
 }
 
 // ---------------------------------------------------------------------- a 503 not the ASE's

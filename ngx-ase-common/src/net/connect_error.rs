@@ -3,6 +3,8 @@
 
 use ngx_ase_shared::abi::AseError;
 
+use crate::engine::ConnectError;
+
 /// The error for a connect that failed with `errno` (0 or unknown: `Refused`).
 pub fn from_errno(errno: i32) -> AseError {
     match errno {
@@ -16,6 +18,11 @@ pub fn from_errno(errno: i32) -> AseError {
         }
         _ => AseError::Refused,
     }
+}
+
+/// A connect that failed with `errno`, the number kept.
+pub fn with_errno(errno: i32) -> ConnectError {
+    ConnectError { error: from_errno(errno), errno: Some(errno) }
 }
 
 #[cfg(test)]
@@ -32,5 +39,6 @@ mod tests {
             assert_eq!(from_errno(local), AseError::Local, "{local}");
         }
         assert_eq!(from_errno(0), AseError::Refused);
+        assert_eq!(with_errno(libc::EMFILE), ConnectError { error: AseError::Local, errno: Some(libc::EMFILE) });
     }
 }

@@ -3,7 +3,8 @@
 //! nginx's own), one non-cancelable nginx timer per call slot, nginx's clock and log.
 //!
 //! nginx keeps a pointer to each connection's `Peer` in `c->data`; the event handlers at the
-//! bottom turn nginx events into engine events through `worker::dispatch`.
+//! bottom hand nginx's events up through the `Events` this layer was built with (the owner,
+//! `worker.rs`, wires them to the engine): nothing here calls its owner by name.
 //!
 //! An idle pooled connection is marked `c->idle` only, as nginx's upstream keep-alive pool
 //! does: a gracefully exiting worker then closes it (`ngx_close_idle_connections` sets
@@ -27,9 +28,25 @@ use ngx_ase_glue::log::{Cycle, RateLimit, ONCE_A_MINUTE};
 use ngx_ase_glue::time::MAX_TIMER_MS;
 use ngx_ase_shared::abi::AseError;
 
-use crate::engine::{ConnId, Connect, Io, Level, Xfer};
-use crate::net::connect_error::from_errno;
-use crate::worker;
+use crate::engine::{ConnId, Connect, ConnectError, Io, Level, Xfer};
+use crate::net::connect_error::with_errno;
+
+/// Where nginx's events for the channel go, given at construction. Each runs the event
+/// (under its owner's panic guard) with nothing of this layer borrowed.
+pub struct Events {
+    /// A connecting peer's socket or TLS handshake moved: `NgxIo::finish_connect` says how.
+    pub connecting: fn(ConnId),
+    /// A connected peer is readable (an answer, or a hang-up of an idle one).
+    pub readable: fn(ConnId),
+    /// A connected peer has room to write.
+    pub writable: fn(ConnId),
+    /// An idle peer's `arm_idle` timer ran out.
+    pub idle_timeout: fn(ConnId),
+    /// Call slot `slot`'s timer (`arm`) fired.
+    pub timer: fn(usize),
+    /// The posted event of `schedule_flush` ran.
+    pub flush: fn(),
+}
 
 /// Where a node is and how to talk to it.
 pub struct NodeAddr {
@@ -45,6 +62,7 @@ pub struct NodeAddr {
 }
 
 pub struct NgxIo {
+    events: &'static Events,
     nodes: Vec<NodeAddr>,
     /// Per node: its TLS failures are logged at most once a minute (a node with a bad
     /// certificate fails every call).
@@ -95,6 +113,7 @@ pub unsafe fn trace_log(log: *const ngx_log_t) -> Option<ngx_log_t> {
 struct CallTimer {
     ev: ngx_event_t,
     slot: usize,
+    events: &'static Events,
 }
 
 /// One connection: what `ngx_event_connect_peer` needs, kept at a stable address.
@@ -111,18 +130,20 @@ pub struct Peer {
     node: usize,
     /// Still connecting (TCP or the TLS handshake).
     pub connecting: bool,
+    events: &'static Events,
 }
 
 impl NgxIo {
-    pub fn new(nodes: Vec<NodeAddr>, ssl: *mut ngx_ssl_t, ssl_verify: bool) -> NgxIo {
+    pub fn new(nodes: Vec<NodeAddr>, ssl: *mut ngx_ssl_t, ssl_verify: bool, events: &'static Events) -> NgxIo {
         NgxIo {
+            events,
             tls_log: nodes.iter().map(|_| RateLimit::new(ONCE_A_MINUTE)).collect(),
             nodes,
             ssl,
             ssl_verify,
             peers: Vec::new(),
             timers: Vec::new(),
-            flush: event(on_flush, usize::MAX),
+            flush: event(on_flush, usize::MAX, events),
             trace_next: None,
             trace_logs: Vec::new(),
             socket_keepalive: false,
@@ -160,16 +181,31 @@ impl NgxIo {
         self.peers.get(id).and_then(|p| p.as_ref()).map_or(ptr::null_mut(), |p| p.pc.connection)
     }
 
+    /// A connecting peer's socket or TLS handshake moved (its `Events::connecting`):
+    /// `Some` once connecting is over, the peer then connected, or closed on an error.
+    pub fn finish_connect(&mut self, id: ConnId) -> Option<Result<(), ConnectError>> {
+        if !self.peers.get(id).is_some_and(|p| p.as_ref().is_some_and(|p| p.connecting)) {
+            return None;
+        }
+        // SAFETY: `id` names an open connection that is still connecting.
+        let done = unsafe { self.continue_connect(id) }?;
+        match done {
+            Ok(()) => self.connected(id),
+            Err(_) => self.close(id),
+        }
+        Some(done)
+    }
+
     /// A connecting peer's socket became ready: connected, refused, or the TLS handshake
     /// moved. `Some(result)` once connecting is over.
     ///
     /// # Safety
     /// `id` must name an open connection.
-    pub unsafe fn continue_connect(&mut self, id: ConnId) -> Option<Result<(), AseError>> {
+    unsafe fn continue_connect(&mut self, id: ConnId) -> Option<Result<(), ConnectError>> {
         unsafe {
             let c = self.conn(id);
             if c.is_null() {
-                return Some(Err(AseError::Internal));
+                return Some(Err(AseError::Internal.into()));
             }
             let rc = if (*c).ssl.is_null() {
                 // TCP connect finished (or failed).
@@ -183,7 +219,7 @@ impl NgxIo {
                 }
                 if let Err(why) = start_tls(c, self.ssl, node, self.ssl_verify) {
                     self.tls_failed(n, &why);
-                    return Some(Err(AseError::Tls));
+                    return Some(Err(AseError::Tls.into()));
                 }
                 let rc = ngx_ssl_handshake(c);
                 if rc == NGX_AGAIN as isize {
@@ -211,13 +247,13 @@ impl NgxIo {
             };
             Some(verified.map_err(|why| {
                 self.tls_failed(n, &why);
-                AseError::Tls
+                AseError::Tls.into()
             }))
         }
     }
 
-    /// Marks a peer connected (its events now go to the engine).
-    pub fn connected(&mut self, id: ConnId) {
+    /// Marks a peer connected (its events now go to `readable` and `writable`).
+    fn connected(&mut self, id: ConnId) {
         if let Some(Some(p)) = self.peers.get_mut(id) {
             p.connecting = false;
         }
@@ -225,16 +261,16 @@ impl NgxIo {
 
     fn timer(&mut self, slot: usize) -> *mut ngx_event_t {
         while self.timers.len() <= slot {
-            self.timers.push(event(on_timer, self.timers.len()));
+            self.timers.push(event(on_timer, self.timers.len(), self.events));
         }
         &mut self.timers[slot].ev
     }
 }
 
 /// A boxed event whose `data` points at itself (see `CallTimer`).
-fn event(handler: unsafe extern "C" fn(*mut ngx_event_t), slot: usize) -> Box<CallTimer> {
+fn event(handler: unsafe extern "C" fn(*mut ngx_event_t), slot: usize, events: &'static Events) -> Box<CallTimer> {
     // SAFETY: ngx_event_t is a plain C struct; zero is its idle state.
-    let mut t = Box::new(CallTimer { ev: unsafe { core::mem::zeroed() }, slot });
+    let mut t = Box::new(CallTimer { ev: unsafe { core::mem::zeroed() }, slot, events });
     t.ev.handler = Some(handler);
     t.ev.data = ptr::addr_of_mut!(*t).cast();
     // SAFETY: the cycle's log lives as long as the worker.
@@ -260,7 +296,7 @@ impl Io for NgxIo {
     }
 
     fn connect(&mut self, id: ConnId, node: usize) -> Connect {
-        let Some(addr) = self.nodes.get(node) else { return Connect::Failed(AseError::Internal) };
+        let Some(addr) = self.nodes.get(node) else { return Connect::Failed(AseError::Internal.into()) };
         let mut p = Box::new(Peer {
             // SAFETY: plain C structs; zero is their empty state.
             pc: unsafe { core::mem::zeroed() },
@@ -272,6 +308,7 @@ impl Io for NgxIo {
             id,
             node,
             connecting: true,
+            events: self.events,
         });
         p.log.action = c"talking to the ASE".as_ptr() as *mut _;
         p.pc.socklen = write_sockaddr(&addr.addr, &mut p.sockaddr);
@@ -291,7 +328,11 @@ impl Io for NgxIo {
         if c.is_null() {
             // NGX_DECLINED: connect() failed, errno says how. NGX_ERROR: nginx had no
             // connection (worker_connections) or socket to give: our shortage, not the ASE's.
-            return Connect::Failed(if rc == NGX_DECLINED as isize { from_errno(errno) } else { AseError::Local });
+            return Connect::Failed(if rc == NGX_DECLINED as isize {
+                with_errno(errno)
+            } else {
+                AseError::Local.into()
+            });
         }
         // SAFETY: c is the live connection nginx just made for us; `p` is boxed, so the
         // pointer in c->data stays valid until `close` drops it.
@@ -324,7 +365,7 @@ impl Io for NgxIo {
         self.peers[id] = Some(p);
         if addr.tls && self.peers[id].as_ref().is_some_and(|p| p.pool.is_null()) {
             self.close(id);
-            return Connect::Failed(AseError::Internal);
+            return Connect::Failed(AseError::Internal.into());
         }
         if rc == NGX_AGAIN as isize {
             return Connect::Pending;
@@ -332,7 +373,7 @@ impl Io for NgxIo {
         if rc != NGX_OK as isize {
             // NGX_DECLINED / NGX_BUSY: refused at once.
             self.close(id);
-            return Connect::Failed(AseError::Refused);
+            return Connect::Failed(AseError::Refused.into());
         }
         // Connected at once (a local socket): the handshake may still be needed.
         // SAFETY: c is open.
@@ -563,16 +604,16 @@ fn ngx_level(level: Level) -> u32 {
 }
 
 /// The outcome of a non-blocking connect, as `SO_ERROR` tells it.
-unsafe fn socket_error(c: *mut ngx_connection_t) -> Result<(), AseError> {
+unsafe fn socket_error(c: *mut ngx_connection_t) -> Result<(), ConnectError> {
     unsafe {
         let mut err: libc::c_int = 0;
         let mut len = core::mem::size_of::<libc::c_int>() as libc::socklen_t;
         let rc = libc::getsockopt((*c).fd, libc::SOL_SOCKET, libc::SO_ERROR, ptr::addr_of_mut!(err).cast(), &mut len);
         if rc == -1 {
-            return Err(AseError::Refused);
+            return Err(AseError::Refused.into());
         }
         if err != 0 {
-            return Err(from_errno(err));
+            return Err(with_errno(err));
         }
         Ok(())
     }
@@ -629,26 +670,26 @@ unsafe fn start_tls(
 
 // ---------------------------------------------------------------------- nginx's handlers
 
-unsafe fn peer_of(c: *mut ngx_connection_t) -> Option<(ConnId, bool)> {
-    unsafe {
-        let p = (*c).data as *const Peer;
-        p.as_ref().map(|p| (p.id, p.connecting))
-    }
+/// The connection's id, whether it is still connecting, and where its events go.
+unsafe fn peer_of(c: *mut ngx_connection_t) -> Option<(ConnId, bool, &'static Events)> {
+    // SAFETY: c->data is null or the connection's boxed `Peer` (set in `connect`), which
+    // lives until `close`.
+    unsafe { ((*c).data as *const Peer).as_ref().map(|p| (p.id, p.connecting, p.events)) }
 }
 
 /// Read event: the answer (or, for an idle connection, a hang-up or the worker's close).
 unsafe extern "C" fn on_read(ev: *mut ngx_event_t) {
     unsafe {
         let c: *mut ngx_connection_t = (*ev).data.cast();
-        match peer_of(c) {
-            Some((id, true)) => worker::dispatch_connecting(id),
-            Some((id, false)) if (*ev).timedout() != 0 => {
-                // Only an idle connection has a timer on its read event (`arm_idle`).
-                (*ev).set_timedout(0);
-                worker::dispatch_conn(id, "ASE idle timer", |w| w.engine.on_idle_timeout(id, &mut w.io))
-            }
-            Some((id, false)) => worker::dispatch_conn(id, "ASE read event", |w| w.engine.on_readable(id, &mut w.io)),
-            None => {}
+        let Some((id, connecting, events)) = peer_of(c) else { return };
+        if connecting {
+            (events.connecting)(id);
+        } else if (*ev).timedout() != 0 {
+            // Only an idle connection has a timer on its read event (`arm_idle`).
+            (*ev).set_timedout(0);
+            (events.idle_timeout)(id);
+        } else {
+            (events.readable)(id);
         }
     }
 }
@@ -657,10 +698,11 @@ unsafe extern "C" fn on_read(ev: *mut ngx_event_t) {
 unsafe extern "C" fn on_write(ev: *mut ngx_event_t) {
     unsafe {
         let c: *mut ngx_connection_t = (*ev).data.cast();
-        match peer_of(c) {
-            Some((id, true)) => worker::dispatch_connecting(id),
-            Some((id, false)) => worker::dispatch_conn(id, "ASE write event", |w| w.engine.on_writable(id, &mut w.io)),
-            None => {}
+        let Some((id, connecting, events)) = peer_of(c) else { return };
+        if connecting {
+            (events.connecting)(id);
+        } else {
+            (events.writable)(id);
         }
     }
 }
@@ -668,8 +710,8 @@ unsafe extern "C" fn on_write(ev: *mut ngx_event_t) {
 /// The TLS handshake ended, either way.
 unsafe extern "C" fn on_handshake(c: *mut ngx_connection_t) {
     unsafe {
-        if let Some((id, true)) = peer_of(c) {
-            worker::dispatch_connecting(id);
+        if let Some((id, true, events)) = peer_of(c) {
+            (events.connecting)(id);
         }
     }
 }
@@ -677,14 +719,17 @@ unsafe extern "C" fn on_handshake(c: *mut ngx_connection_t) {
 /// A call's timer: its connect timeout or its deadline.
 unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
     unsafe {
-        let slot = (*((*ev).data as *const CallTimer)).slot;
-        worker::dispatch_timer(slot);
+        let t = &*((*ev).data as *const CallTimer);
+        (t.events.timer)(t.slot);
     }
 }
 
 /// The end of the event loop's turn: the reports queued during it go out.
-unsafe extern "C" fn on_flush(_ev: *mut ngx_event_t) {
-    worker::dispatch_flush();
+unsafe extern "C" fn on_flush(ev: *mut ngx_event_t) {
+    unsafe {
+        let t = &*((*ev).data as *const CallTimer);
+        (t.events.flush)();
+    }
 }
 
 /// Fills a C sockaddr from a Rust address; returns its length.

@@ -1,7 +1,8 @@
 //! `resolve` on a server line (unsafe glue): each worker resolves the server's host name
 //! with nginx's own asynchronous resolver (the http block's `resolver`), from the event
 //! loop, again whenever the answer's TTL (or `resolver ... valid=`) runs out, and hands the
-//! addresses to the channel: new ones join, vanished ones drain (`follow.rs` decides).
+//! addresses up to its owner through the function it was started with (`worker.rs` hands
+//! them to the channel: new ones join, vanished ones drain, as `follow.rs` decides).
 //!
 //! A name's state lives in a box whose address nginx holds (its timer event and the
 //! resolver context's `data`); the resolver may answer inside `ngx_resolve_name` (a cached
@@ -14,16 +15,14 @@ use std::net::SocketAddr;
 
 use nginx_sys::{
     ngx_add_timer, ngx_cycle, ngx_del_timer, ngx_event_t, ngx_msec_t, ngx_resolve_name, ngx_resolve_name_done,
-    ngx_resolve_start, ngx_resolver_ctx_t, ngx_resolver_t, ngx_str_t, ngx_time, NGX_LOG_ERR, NGX_LOG_NOTICE,
-    NGX_LOG_WARN, NGX_OK,
+    ngx_resolve_start, ngx_resolver_ctx_t, ngx_resolver_t, ngx_str_t, ngx_time, NGX_LOG_ERR, NGX_LOG_WARN, NGX_OK,
 };
 use ngx_ase_glue::ase_log;
 use ngx_ase_glue::log::Cycle;
 use ngx_ase_glue::panic::guard;
 use ngx_ase_glue::time::MAX_TIMER_MS;
 
-use crate::conf::settings::{node_display, AseUrl};
-use crate::net::follow::{plan, Slot};
+use crate::conf::settings::AseUrl;
 
 /// After an error the resolver could not even report (no memory), try again this much later.
 const RETRY_MS: ngx_msec_t = 10_000;
@@ -40,6 +39,10 @@ pub struct Name {
     pub slots: usize,
 }
 
+/// Where a name's addresses go after each answer that says them (`changed`: they differ
+/// from the last answer's).
+pub type OnAddresses = fn(name: &Name, addrs: &[SocketAddr], changed: bool);
+
 /// One name being followed.
 #[repr(C)]
 struct Following {
@@ -54,6 +57,7 @@ struct Following {
     pending: *mut ngx_resolver_ctx_t,
     /// The last answer's addresses, to log only changes.
     last: Vec<SocketAddr>,
+    on_addresses: OnAddresses,
 }
 
 thread_local! {
@@ -66,7 +70,7 @@ thread_local! {
 ///
 /// # Safety
 /// `resolver` must be the cycle's live http-level resolver.
-pub unsafe fn start(resolver: *mut ngx_resolver_t, timeout: ngx_msec_t, names: Vec<Name>) {
+pub unsafe fn start(resolver: *mut ngx_resolver_t, timeout: ngx_msec_t, names: Vec<Name>, on_addresses: OnAddresses) {
     unsafe {
         let mut boxes: Vec<Box<Following>> = names
             .into_iter()
@@ -80,6 +84,7 @@ pub unsafe fn start(resolver: *mut ngx_resolver_t, timeout: ngx_msec_t, names: V
                     timeout,
                     pending: ptr::null_mut(),
                     last: Vec::new(),
+                    on_addresses,
                 })
             })
             .collect();
@@ -167,7 +172,8 @@ unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
         f.pending = ptr::null_mut();
         guard((*ngx_cycle).log, "ASE resolve", (), || {
             if state == 0 || state == NXDOMAIN {
-                follow(f, addrs);
+                (f.on_addresses)(&f.name, &addrs, f.last != addrs);
+                f.last = addrs;
             } else {
                 // A failed lookup (timeout, SERVFAIL...) is no news about the name: its
                 // addresses stay until an answer says otherwise.
@@ -184,50 +190,6 @@ unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
         let wait_s = valid.saturating_sub(ngx_time()).max(1) as u64;
         ngx_add_timer(&mut f.ev, wait_s.saturating_mul(1000).min(MAX_TIMER_MS) as ngx_msec_t);
     }
-}
-
-/// Hands the name's addresses to the channel: new ones join, vanished ones drain.
-fn follow(f: &mut Following, addrs: Vec<SocketAddr>) {
-    let (first, count) = (f.name.first, f.name.slots);
-    let url = &f.name.url;
-    crate::worker::with(|w| {
-        let slots: Vec<Slot> = (first..first + count)
-            .map(|i| Slot {
-                active: w.engine.node_active(i),
-                busy: w.engine.node_busy(i),
-                addr: w.io.address(i).unwrap_or(([0, 0, 0, 0], 0).into()),
-            })
-            .collect();
-        let change = plan(&slots, &addrs);
-        for i in change.drain {
-            w.engine.drain(first + i, &mut w.io);
-            let display = node_display(url, &slots[i].addr);
-            // SAFETY: the cycle's log lives as long as the worker.
-            unsafe {
-                ase_log!(NGX_LOG_NOTICE, Cycle, "ase: node {display} drains: \"{}\" no longer resolves to it", url.host)
-            };
-        }
-        for (i, a) in change.join {
-            let display = node_display(url, &a);
-            w.io.set_address(first + i, a, display.clone());
-            w.engine.activate(first + i, display.clone());
-            // SAFETY: as above.
-            unsafe { ase_log!(NGX_LOG_NOTICE, Cycle, "ase: node {display} joins: \"{}\" resolves to it", url.host) };
-        }
-        if !change.left_out.is_empty() && f.last != addrs {
-            // SAFETY: the cycle's log lives as long as the worker.
-            unsafe {
-                ase_log!(
-                    NGX_LOG_WARN,
-                    Cycle,
-                    "ase: \"{}\" resolves to more addresses than the {count} in use at a time; left out for now: {:?}",
-                    url.host,
-                    change.left_out
-                );
-            }
-        }
-    });
-    f.last = addrs;
 }
 
 /// The IP address of a resolver answer's `sockaddr`.

@@ -13,7 +13,6 @@ use ngx_ase_glue::headers::{add_response_header, request_headers};
 use ngx_ase_glue::panic::guard;
 
 use crate::counters::counters;
-use crate::status::csp::{policy, POLICY_LEN};
 use crate::status::format::{choose, Format};
 use crate::status::json::{to_json, to_prometheus, GroupPageView, NodeView, PageInput};
 
@@ -98,13 +97,9 @@ unsafe fn answer(r: *mut ngx_http_request_t) -> ngx_int_t {
 /// The page: one file, nothing outside it (it must work on an air-gapped gateway).
 const PAGE: &str = include_str!("page.html");
 
-/// Its Content-Security-Policy (`csp.rs`): only its own inline script and style, only
-/// this nginx to fetch from, nothing else.
-const POLICY_BYTES: [u8; POLICY_LEN] = policy(PAGE.as_bytes());
-const POLICY: &str = match core::str::from_utf8(&POLICY_BYTES) {
-    Ok(p) => p,
-    Err(_) => panic!("the policy is ASCII"),
-};
+/// Its Content-Security-Policy (`csp.rs`, computed by `build.rs`): only its own inline
+/// script and style, only this nginx to fetch from, nothing else.
+const POLICY: &str = include_str!(concat!(env!("OUT_DIR"), "/status_csp.txt"));
 
 const PAGE_HEADERS: [(&str, &str); 4] = [
     ("Content-Security-Policy", POLICY),

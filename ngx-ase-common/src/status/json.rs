@@ -1,11 +1,14 @@
-//! The status page's body: JSON (default) or Prometheus text, from the counters and this
+//! The status page's body: JSON (default, serde view structs of the counters) or Prometheus
+//! text (written by hand: a line format serde has no writer for), from the counters and this
 //! worker's view of the nodes. Safe Rust.
 
 use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
 
 use ngx_ase_shared::abi::{AseError, Verdict};
+use serde::{Serialize, Serializer};
 
-use crate::counters::{get, Counters, MAX_GROUPS, MAX_NODES, STATUS_CODES};
+use crate::counters::{get, Counters, GroupStats, MAX_GROUPS, MAX_NODES, STATUS_CODES};
 
 /// One node (one address of an `ase_server` line) as the page shows it.
 pub struct NodeView<'a> {
@@ -42,7 +45,7 @@ pub struct PageInput<'a> {
     pub shared: bool,
 }
 
-fn status_name(code: u16) -> String {
+pub(super) fn status_name(code: u16) -> String {
     if code == 0 {
         "other".to_string()
     } else {
@@ -50,7 +53,7 @@ fn status_name(code: u16) -> String {
     }
 }
 
-fn error_name(e: AseError) -> &'static str {
+pub(super) fn error_name(e: AseError) -> &'static str {
     if e == AseError::None {
         "ase_status"
     } else {
@@ -58,112 +61,171 @@ fn error_name(e: AseError) -> &'static str {
     }
 }
 
-fn json_escape(s: &str) -> String {
-    let mut out = Vec::new();
-    ngx_ase_shared::json::write_str(&mut out, s.as_bytes());
-    String::from_utf8_lossy(&out).into_owned()
+/// A JSON object whose keys come from the counters' tables, in the tables' order (a map
+/// type would sort them, and the page's order is part of its format).
+struct Ordered<K, V = u64>(Vec<(K, V)>);
+
+impl<K: Serialize, V: Serialize> Serialize for Ordered<K, V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// The ASE errors (not `none`) and a count for each.
+fn errors_of(counts: &[AtomicU64]) -> Ordered<&'static str> {
+    Ordered(AseError::ALL.iter().skip(1).map(|e| (e.name(), get(&counts[*e as usize]))).collect())
+}
+
+/// The page's JSON body; its fields, in their order, are the format users parse.
+#[derive(Serialize)]
+struct PageJson<'a> {
+    scope: &'static str,
+    checks: u64,
+    reports: u64,
+    ase_status: Ordered<String>,
+    errors: Ordered<&'static str>,
+    verdicts: Ordered<&'static str>,
+    fail_open_by_cause: Ordered<&'static str>,
+    breaker: &'static str,
+    breaker_trips: u64,
+    blind_ms: u64,
+    connections_new: u64,
+    connections_reused: u64,
+    connections_closed_by_ase: u64,
+    reports_sent: u64,
+    reports_dropped_queue_full: u64,
+    reports_dropped_unavailable: u64,
+    payload_truncated: u64,
+    monitor_skipped: u64,
+    identity_too_large: u64,
+    nodes: Vec<NodeJson<'a>>,
+    nodes_untracked: usize,
+    /// By name, in configuration order.
+    groups: Ordered<&'a str, GroupJson>,
+}
+
+#[derive(Serialize)]
+struct NodeJson<'a> {
+    url: &'a str,
+    address: &'a str,
+    backup: bool,
+    group: &'a str,
+    /// `up`, `down`, or `untracked` past the counters' `MAX_NODES` (no numbers then).
+    state: &'static str,
+    #[serde(flatten)]
+    stats: Option<NodeStatsJson>,
+}
+
+#[derive(Serialize)]
+struct NodeStatsJson {
+    calls: u64,
+    failures: u64,
+    latency_ms: LatencyJson,
+}
+
+/// `null` where the last minute has no calls.
+#[derive(Serialize)]
+struct LatencyJson {
+    p50: Option<u64>,
+    p99: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct GroupJson {
+    breaker: &'static str,
+    nodes: usize,
+    /// Only `untracked`, past the counters' `MAX_GROUPS` (no numbers then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'static str>,
+    #[serde(flatten)]
+    stats: Option<GroupStatsJson>,
+}
+
+#[derive(Serialize)]
+struct GroupStatsJson {
+    checks: u64,
+    reports: u64,
+    errors: Ordered<&'static str>,
+    breaker_trips: u64,
+    blind_ms: u64,
+    reports_sent: u64,
+    reports_dropped: u64,
+}
+
+fn node_json<'a>(p: &PageInput<'a>, n: &NodeView<'a>) -> NodeJson<'a> {
+    let st = p.counters.nodes.get(n.index);
+    NodeJson {
+        url: n.url,
+        address: n.address,
+        backup: n.backup,
+        group: n.group,
+        state: match st {
+            None => "untracked",
+            Some(st) if get(&st.down_since_ms) != 0 => "down",
+            Some(_) => "up",
+        },
+        stats: st.map(|st| NodeStatsJson {
+            calls: get(&st.calls),
+            failures: get(&st.failures),
+            latency_ms: LatencyJson { p50: st.quantile_ms(p.now_ms, 0.5), p99: st.quantile_ms(p.now_ms, 0.99) },
+        }),
+    }
+}
+
+fn group_json(g: &GroupPageView<'_>, st: Option<&GroupStats>) -> GroupJson {
+    GroupJson {
+        breaker: breaker(g.breaker_open),
+        nodes: g.nodes,
+        state: st.is_none().then_some("untracked"),
+        stats: st.map(|st| GroupStatsJson {
+            checks: get(&st.checks),
+            reports: get(&st.reports),
+            errors: errors_of(&st.errors),
+            breaker_trips: get(&st.breaker_trips),
+            blind_ms: get(&st.blind_ms),
+            reports_sent: get(&st.reports_sent),
+            reports_dropped: get(&st.reports_dropped),
+        }),
+    }
 }
 
 pub fn to_json(p: &PageInput<'_>) -> String {
     let c = p.counters;
-    let mut s = String::with_capacity(2048);
-    let _ = write!(s, "{{\"scope\":\"{}\",", if p.shared { "all_workers" } else { "this_worker" });
-    let _ = write!(s, "\"checks\":{},\"reports\":{},", get(&c.checks), get(&c.reports));
-    s.push_str("\"ase_status\":{");
-    let items: Vec<String> = STATUS_CODES
-        .iter()
-        .enumerate()
-        .map(|(i, code)| format!("\"{}\":{}", status_name(*code), get(&c.status[i])))
-        .collect();
-    s.push_str(&items.join(","));
-    s.push_str("},\"errors\":{");
-    let items: Vec<String> =
-        AseError::ALL.iter().skip(1).map(|e| format!("\"{}\":{}", e.name(), get(&c.errors[*e as usize]))).collect();
-    s.push_str(&items.join(","));
-    s.push_str("},\"verdicts\":{");
-    let items: Vec<String> =
-        Verdict::ALL.iter().map(|v| format!("\"{}\":{}", v.name(), get(&c.verdicts[*v as usize]))).collect();
-    s.push_str(&items.join(","));
-    s.push_str("},\"fail_open_by_cause\":{");
-    let items: Vec<String> = AseError::ALL
-        .iter()
-        .map(|e| format!("\"{}\":{}", error_name(*e), get(&c.fail_open_by_cause[*e as usize])))
-        .collect();
-    s.push_str(&items.join(","));
-    let _ = write!(
-        s,
-        "}},\"breaker\":\"{}\",\"breaker_trips\":{},\"blind_ms\":{},\"connections_new\":{},\"connections_reused\":{},\"connections_closed_by_ase\":{},\
-         \"reports_sent\":{},\"reports_dropped_queue_full\":{},\"reports_dropped_unavailable\":{},\
-         \"payload_truncated\":{},\"monitor_skipped\":{},\"identity_too_large\":{},\"nodes\":[",
-        breaker(p.groups.first().is_some_and(|g| g.breaker_open)),
-        get(&c.breaker_trips),
-        c.groups.iter().map(|g| get(&g.blind_ms)).fold(0u64, u64::saturating_add),
-        get(&c.connections_new),
-        get(&c.connections_reused),
-        get(&c.connections_closed_by_ase),
-        get(&c.reports_sent),
-        get(&c.reports_dropped_queue_full),
-        get(&c.reports_dropped_unavailable),
-        get(&c.payload_truncated),
-        get(&c.monitor_skipped),
-        get(&c.identity_too_large)
-    );
-    for (i, n) in p.nodes.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ = write!(
-            s,
-            "{{\"url\":{},\"address\":{},\"backup\":{},\"group\":{},",
-            json_escape(n.url),
-            json_escape(n.address),
-            n.backup,
-            json_escape(n.group)
-        );
-        let Some(st) = c.nodes.get(n.index) else {
-            // Past the counters' MAX_NODES: the channel uses the node, the page has no numbers.
-            s.push_str("\"state\":\"untracked\"}");
-            continue;
-        };
-        let q = |x| st.quantile_ms(p.now_ms, x).map(|v| v.to_string()).unwrap_or_else(|| "null".into());
-        let _ = write!(
-            s,
-            "\"state\":\"{}\",\"calls\":{},\"failures\":{},\"latency_ms\":{{\"p50\":{},\"p99\":{}}}}}",
-            if get(&st.down_since_ms) != 0 { "down" } else { "up" },
-            get(&st.calls),
-            get(&st.failures),
-            q(0.5),
-            q(0.99)
-        );
-    }
-    let _ = write!(s, "],\"nodes_untracked\":{},\"groups\":{{", untracked(p));
-    for (i, g) in p.groups.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ =
-            write!(s, "{}:{{\"breaker\":\"{}\",\"nodes\":{}", json_escape(g.name), breaker(g.breaker_open), g.nodes);
-        let Some(st) = c.groups.get(i) else {
-            // Past the counters' MAX_GROUPS: the channel uses the group, the page has no numbers.
-            s.push_str(",\"state\":\"untracked\"}");
-            continue;
-        };
-        let errors: Vec<String> = AseError::ALL
-            .iter()
-            .skip(1)
-            .map(|e| format!("\"{}\":{}", e.name(), get(&st.errors[*e as usize])))
-            .collect();
-        let _ = write!(
-            s,
-            ",\"checks\":{},\"reports\":{},\"errors\":{{{}}},\"breaker_trips\":{},\"blind_ms\":{},\"reports_sent\":{},\"reports_dropped\":{}}}",
-            get(&st.checks), get(&st.reports), errors.join(","), get(&st.breaker_trips), get(&st.blind_ms), get(&st.reports_sent), get(&st.reports_dropped)
-        );
-    }
-    s.push_str("}}");
-    s
+    let page = PageJson {
+        scope: if p.shared { "all_workers" } else { "this_worker" },
+        checks: get(&c.checks),
+        reports: get(&c.reports),
+        ase_status: Ordered(
+            STATUS_CODES.iter().enumerate().map(|(i, code)| (status_name(*code), get(&c.status[i]))).collect(),
+        ),
+        errors: errors_of(&c.errors),
+        verdicts: Ordered(Verdict::ALL.iter().map(|v| (v.name(), get(&c.verdicts[*v as usize]))).collect()),
+        fail_open_by_cause: Ordered(
+            AseError::ALL.iter().map(|e| (error_name(*e), get(&c.fail_open_by_cause[*e as usize]))).collect(),
+        ),
+        breaker: breaker(p.groups.first().is_some_and(|g| g.breaker_open)),
+        breaker_trips: get(&c.breaker_trips),
+        blind_ms: c.groups.iter().map(|g| get(&g.blind_ms)).fold(0u64, u64::saturating_add),
+        connections_new: get(&c.connections_new),
+        connections_reused: get(&c.connections_reused),
+        connections_closed_by_ase: get(&c.connections_closed_by_ase),
+        reports_sent: get(&c.reports_sent),
+        reports_dropped_queue_full: get(&c.reports_dropped_queue_full),
+        reports_dropped_unavailable: get(&c.reports_dropped_unavailable),
+        payload_truncated: get(&c.payload_truncated),
+        monitor_skipped: get(&c.monitor_skipped),
+        identity_too_large: get(&c.identity_too_large),
+        nodes: p.nodes.iter().map(|n| node_json(p, n)).collect(),
+        nodes_untracked: untracked(p),
+        groups: Ordered(p.groups.iter().enumerate().map(|(i, g)| (g.name, group_json(g, c.groups.get(i)))).collect()),
+    };
+    let mut out = Vec::with_capacity(2048);
+    // Writing plain structs of numbers and strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &page);
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn breaker(open: bool) -> &'static str {
+pub(super) fn breaker(open: bool) -> &'static str {
     if open {
         "open"
     } else {
@@ -172,7 +234,7 @@ fn breaker(open: bool) -> &'static str {
 }
 
 /// Nodes past the first `MAX_NODES`, for which the page keeps no statistics.
-fn untracked(p: &PageInput<'_>) -> usize {
+pub(super) fn untracked(p: &PageInput<'_>) -> usize {
     p.nodes.iter().filter(|n| n.index >= MAX_NODES).count()
 }
 
@@ -412,6 +474,66 @@ mod tests {
 
     fn view<'a>(url: &'a str, address: &'a str, name: &'a str) -> NodeView<'a> {
         NodeView { index: 0, url, address, name, backup: false, group: "default" }
+    }
+
+    /// Counters with every field different, two groups (one past the tracked ones) and
+    /// nodes up, down, untracked and named with characters JSON escapes.
+    fn busy_page(c: &Counters) -> PageInput<'_> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut n = 1;
+        let mut set = |a: &AtomicU64| {
+            a.store(n, Relaxed);
+            n += 7;
+        };
+        for a in [&c.checks, &c.reports, &c.breaker_trips, &c.connections_new, &c.connections_reused] {
+            set(a);
+        }
+        for a in [&c.connections_closed_by_ase, &c.reports_sent, &c.reports_dropped_queue_full] {
+            set(a);
+        }
+        for a in [&c.reports_dropped_unavailable, &c.payload_truncated, &c.monitor_skipped, &c.identity_too_large] {
+            set(a);
+        }
+        c.status.iter().chain(&c.errors).chain(&c.verdicts).chain(&c.fail_open_by_cause).for_each(&mut set);
+        for g in &c.groups[..2] {
+            for a in [&g.checks, &g.reports, &g.breaker_trips, &g.blind_ms, &g.reports_sent, &g.reports_dropped] {
+                set(a);
+            }
+            g.errors.iter().for_each(&mut set);
+        }
+        c.nodes[0].record(4_000, 3, false);
+        c.nodes[0].record(4_500, 250, true);
+        c.nodes[1].down_since_ms.store(4_200, Relaxed);
+        set(&c.nodes[1].failures);
+        let mut p = page(c);
+        p.nodes.push(NodeView { index: 1, backup: true, group: "eu \"west\"", ..view("http://b:2", "[::1]:2", "b") });
+        p.nodes.push(NodeView { index: MAX_NODES, ..view("http://c:3", "10.0.0.3:3", "c") });
+        p.groups.push(GroupPageView { name: "eu \"west\"", breaker_open: true, nodes: 1 });
+        p.groups.extend((2..=MAX_GROUPS).map(|_| GroupPageView { name: "more", breaker_open: false, nodes: 0 }));
+        p
+    }
+
+    #[test]
+    fn serde_writes_the_same_bytes_as_the_hand_written_json() {
+        let c = Counters::new();
+        let p = busy_page(&c);
+        let by_hand = crate::status::json_by_hand::to_json(&p);
+        assert!(by_hand.contains("\"state\":\"untracked\"}}"), "a group past MAX_GROUPS is shown: {by_hand}");
+        assert_eq!(to_json(&p), by_hand);
+        let empty = Counters::new();
+        let mut quiet = page(&empty);
+        quiet.shared = false;
+        assert_eq!(to_json(&quiet), crate::status::json_by_hand::to_json(&quiet));
+    }
+
+    #[test]
+    fn names_with_control_characters_are_the_same_json() {
+        let c = Counters::new();
+        let mut p = page(&c);
+        p.nodes[0].url = "http://a:1/\u{1}\u{8}\u{c}\u{7f}\t\n";
+        p.groups[0].name = "tab\there";
+        let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).expect("valid JSON");
+        assert_eq!(parse(&to_json(&p)), parse(&crate::status::json_by_hand::to_json(&p)));
     }
 
     #[test]

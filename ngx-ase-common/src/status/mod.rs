@@ -7,3 +7,5 @@ pub mod format;
 #[cfg(not(test))]
 pub mod handler;
 pub mod json;
+#[cfg(test)]
+mod json_by_hand;
