@@ -12,8 +12,9 @@ use nginx_sys::{
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
+use ngx_ase_glue::directive::{directive, Setter};
 use ngx_ase_glue::module::{command, ANY_LEVEL, LOC_CONF, MAIN_CONF};
-use ngx_ase_glue::slots::timer_msec_slot;
+use ngx_ase_glue::slots::timer_msec;
 
 use ngx_ase_shared::abi::CommonMainHeader;
 
@@ -59,24 +60,30 @@ unsafe impl HttpModuleLocationConf for Module {
 const HTTP: u32 = NGX_HTTP_MAIN_CONF;
 
 static mut COMMANDS: [ngx_command_t; 21] = [
-    command(ngx_string!("ase_server"), HTTP | NGX_CONF_1MORE, set::set_server, MAIN_CONF, 0),
-    command(ngx_string!("ase_upstream"), HTTP | NGX_CONF_BLOCK | NGX_CONF_TAKE1, set::set_upstream, MAIN_CONF, 0),
-    command(ngx_string!("ase_pass"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_pass, LOC_CONF, 0),
-    command(ngx_string!("ase_token_file"), HTTP | NGX_CONF_TAKE1, set::set_token_file, MAIN_CONF, 0),
-    command(ngx_string!("ase_token"), HTTP | NGX_CONF_TAKE1, set::set_token_inline, MAIN_CONF, 0),
-    command(
+    directive(ngx_string!("ase_server"), HTTP | NGX_CONF_1MORE, MAIN_CONF, 0, &Setter(set::server)),
+    directive(
+        ngx_string!("ase_upstream"),
+        HTTP | NGX_CONF_BLOCK | NGX_CONF_TAKE1,
+        MAIN_CONF,
+        0,
+        &Setter(set::upstream),
+    ),
+    directive(ngx_string!("ase_pass"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::pass)),
+    directive(ngx_string!("ase_token_file"), HTTP | NGX_CONF_TAKE1, MAIN_CONF, 0, &Setter(set::token_file)),
+    directive(ngx_string!("ase_token"), HTTP | NGX_CONF_TAKE1, MAIN_CONF, 0, &Setter(set::token)),
+    directive(
         ngx_string!("ase_connect_timeout"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        timer_msec_slot,
         LOC_CONF,
         offset_of!(LocConf, connect_timeout),
+        &Setter(timer_msec::<LocConf>),
     ),
-    command(
+    directive(
         ngx_string!("ase_timeout"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        timer_msec_slot,
         LOC_CONF,
         offset_of!(LocConf, timeout),
+        &Setter(timer_msec::<LocConf>),
     ),
     command(
         ngx_string!("ase_keepalive"),
@@ -85,12 +92,12 @@ static mut COMMANDS: [ngx_command_t; 21] = [
         MAIN_CONF,
         offset_of!(MainConf, keepalive),
     ),
-    command(
+    directive(
         ngx_string!("ase_keepalive_timeout"),
         HTTP | NGX_CONF_TAKE1,
-        timer_msec_slot,
         MAIN_CONF,
         offset_of!(MainConf, keepalive_timeout),
+        &Setter(timer_msec::<MainConf>),
     ),
     command(
         ngx_string!("ase_keepalive_requests"),
@@ -99,12 +106,12 @@ static mut COMMANDS: [ngx_command_t; 21] = [
         MAIN_CONF,
         offset_of!(MainConf, keepalive_requests),
     ),
-    command(
+    directive(
         ngx_string!("ase_keepalive_time"),
         HTTP | NGX_CONF_TAKE1,
-        timer_msec_slot,
         MAIN_CONF,
         offset_of!(MainConf, keepalive_time),
+        &Setter(timer_msec::<MainConf>),
     ),
     command(
         ngx_string!("ase_socket_keepalive"),
@@ -127,8 +134,14 @@ static mut COMMANDS: [ngx_command_t; 21] = [
         MAIN_CONF,
         offset_of!(MainConf, ssl_trusted_certificate),
     ),
-    command(ngx_string!("ase_ssl_certificate"), HTTP | NGX_CONF_TAKE1, set::set_ssl_certificate, MAIN_CONF, 0),
-    command(ngx_string!("ase_ssl_certificate_key"), HTTP | NGX_CONF_TAKE1, set::set_ssl_certificate_key, MAIN_CONF, 0),
+    directive(ngx_string!("ase_ssl_certificate"), HTTP | NGX_CONF_TAKE1, MAIN_CONF, 0, &Setter(set::ssl_certificate)),
+    directive(
+        ngx_string!("ase_ssl_certificate_key"),
+        HTTP | NGX_CONF_TAKE1,
+        MAIN_CONF,
+        0,
+        &Setter(set::ssl_certificate_key),
+    ),
     command(
         ngx_string!("ase_response_queue"),
         HTTP | NGX_CONF_TAKE1,
@@ -136,8 +149,8 @@ static mut COMMANDS: [ngx_command_t; 21] = [
         MAIN_CONF,
         offset_of!(MainConf, response_queue),
     ),
-    command(ngx_string!("ase_zone"), HTTP | NGX_CONF_TAKE2, crate::zone::set_zone, MAIN_CONF, 0),
-    command(ngx_string!("ase_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set::set_status, LOC_CONF, 0),
+    directive(ngx_string!("ase_zone"), HTTP | NGX_CONF_TAKE2, MAIN_CONF, 0, &Setter(crate::zone::zone)),
+    directive(ngx_string!("ase_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, LOC_CONF, 0, &Setter(set::status)),
     // Sentinels: nginx stops at the first command with an empty name.
     ngx_command_t::empty(),
     ngx_command_t::empty(),

@@ -2,16 +2,14 @@
 //! (unsafe glue). nginx keeps a zone of the same name and size across reloads, and `init`
 //! then adopts the old counters, so they survive a reload.
 
-use core::ffi::{c_char, c_void};
+use core::ffi::c_void;
 use core::ptr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_int_t, ngx_parse_size, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc,
-    ngx_slab_pool_t, ngx_str_t, NGX_ERROR, NGX_OK,
+    ngx_conf_t, ngx_int_t, ngx_parse_size, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t,
+    ngx_str_t, NGX_ERROR, NGX_OK,
 };
-use ngx_ase_glue::conf::{conf_ok, directive_args, emerg};
-use ngx_ase_glue::module::guard_conf;
-use ngx_ase_glue::values::{duplicate, in_directive};
+use ngx_ase_glue::directive::{ConfError, Directive};
 
 use crate::conf::settings::check_zone_size;
 use crate::conf::MainConf;
@@ -32,48 +30,53 @@ struct ZoneData {
     counters: Counters,
 }
 
-pub unsafe extern "C" fn set_zone(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+/// `ase_zone NAME SIZE;`
+pub fn zone(conf: &mut MainConf, d: &Directive) -> Result<(), ConfError> {
+    if !conf.zone.is_null() {
+        return Err(d.duplicate());
+    }
+    let (name, size_text) = match d.args() {
+        [name, size] => (*name, *size),
+        _ => return Err(d.error("invalid number of arguments")),
+    };
+    if name.is_empty() {
+        return Err(d.error("the zone needs a name"));
+    }
+    let invalid = || d.error(&format!("invalid size \"{}\"", String::from_utf8_lossy(size_text)));
+    let size = parse_size(size_text).ok_or_else(invalid)?;
+    let size = check_zone_size(name, size).map_err(|e| d.error(&e))?;
+    // SAFETY: the configuration nginx is reading, live while the directive is.
+    conf.zone = unsafe { add_zone(d.raw(), name, size) }.map_err(|e| d.error(&e))?;
+    Ok(())
+}
+
+/// nginx's size syntax (`64k`, `1m`).
+fn parse_size(text: &[u8]) -> Option<usize> {
+    let mut raw = ngx_str_t { len: text.len(), data: text.as_ptr() as *mut u8 };
+    // SAFETY: nginx only reads the `len` bytes of `raw`, which `text` holds.
+    let size = unsafe { ngx_parse_size(&mut raw) };
+    usize::try_from(size).ok()
+}
+
+/// Asks nginx for the shared memory zone `name` of `size` bytes, ours alone.
+///
+/// # Safety
+/// `cf` must be the configuration nginx is reading.
+unsafe fn add_zone(cf: *mut ngx_conf_t, name: &[u8], size: usize) -> Result<*mut ngx_shm_zone_t, String> {
     unsafe {
-        guard_conf(cf, || {
-            let conf = &mut *(conf as *mut MainConf);
-            if !conf.zone.is_null() {
-                return emerg(cf, &duplicate("ase_zone"));
-            }
-            let args = directive_args(cf);
-            let (name, size_text) = (args[0], args[1]);
-            if name.is_empty() {
-                return emerg(cf, &in_directive("the zone needs a name", "ase_zone"));
-            }
-            let mut size_str = ngx_str_t { len: size_text.len(), data: size_text.as_ptr() as *mut u8 };
-            let size = ngx_parse_size(&mut size_str);
-            if size == NGX_ERROR as isize {
-                return emerg(
-                    cf,
-                    &in_directive(&format!("invalid size \"{}\"", String::from_utf8_lossy(size_text)), "ase_zone"),
-                );
-            }
-            let size = match check_zone_size(name, size as usize) {
-                Ok(s) => s,
-                Err(e) => return emerg(cf, &in_directive(&e, "ase_zone")),
-            };
-            let Some(mut name_str) = ngx_str_t::from_bytes((*cf).pool, name) else {
-                return emerg(cf, &in_directive("out of memory", "ase_zone"));
-            };
-            let tag = ptr::addr_of_mut!(crate::ngx_ase_common_module).cast::<c_void>();
-            let zone = ngx_shared_memory_add(cf, &mut name_str, size, tag);
-            if zone.is_null() {
-                return emerg(cf, &in_directive("cannot add the shared memory zone", "ase_zone"));
-            }
-            if (*zone).init.is_some() {
-                return emerg(
-                    cf,
-                    &in_directive(&format!("zone \"{}\" is already used", String::from_utf8_lossy(name)), "ase_zone"),
-                );
-            }
-            (*zone).init = Some(init_zone);
-            conf.zone = zone;
-            conf_ok()
-        })
+        let Some(mut name_str) = ngx_str_t::from_bytes((*cf).pool, name) else {
+            return Err("out of memory".to_string());
+        };
+        let tag = ptr::addr_of_mut!(crate::ngx_ase_common_module).cast::<c_void>();
+        let zone = ngx_shared_memory_add(cf, &mut name_str, size, tag);
+        if zone.is_null() {
+            return Err("cannot add the shared memory zone".to_string());
+        }
+        if (*zone).init.is_some() {
+            return Err(format!("zone \"{}\" is already used", String::from_utf8_lossy(name)));
+        }
+        (*zone).init = Some(init_zone);
+        Ok(zone)
     }
 }
 

@@ -214,24 +214,3 @@ pub unsafe fn check_channel<'a>(
         Ok(header)
     }
 }
-
-/// A directive that may be given once per level: `is_set` says whether it already was;
-/// `parsed` is the value or the message for nginx -t.
-///
-/// # Safety
-/// `cf` must be a live `ngx_conf_t`.
-pub unsafe fn set_once<T>(cf: *mut ngx_conf_t, slot: &mut T, is_set: bool, parsed: Result<T, String>) -> *mut c_char {
-    unsafe {
-        if is_set {
-            let name = String::from_utf8_lossy(directive_name(cf)).into_owned();
-            return emerg(cf, &crate::values::duplicate(&name));
-        }
-        match parsed {
-            Ok(v) => {
-                *slot = v;
-                conf_ok()
-            }
-            Err(e) => emerg(cf, &e),
-        }
-    }
-}

@@ -10,7 +10,8 @@ use nginx_sys::{
     NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF,
 };
 
-use crate::conf::{conf_error, conf_ok, current_position};
+use crate::conf::conf_error;
+use crate::directive::Directive;
 use crate::panic::guard;
 
 /// A directive allowed in `http`, `server` and `location` blocks.
@@ -88,38 +89,14 @@ pub unsafe fn guard_hook(cf: *mut ngx_conf_t, what: &str, f: impl FnOnce() -> Re
     }
 }
 
-/// An `on|off` directive read by nginx's own flag parser (its messages, its "is duplicate");
-/// when it turns the module on, the place is noted in `main`. Returns the directive's
-/// position when it was set (on or off), for the caller's location configuration.
-///
-/// # Safety
-/// The arguments must be those of a directive callback whose `cmd->offset` is an
-/// `ngx_flag_t` inside `conf`.
-pub unsafe fn set_switch(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-    main: Option<&mut MainConf>,
-) -> Result<String, *mut c_char> {
-    // SAFETY: nginx's arguments (the caller's promise); `cmd->offset` names an `ngx_flag_t`
-    // field of `conf`, which nginx's flag parser has just set.
-    unsafe {
-        let rv = nginx_sys::ngx_conf_set_flag_slot(cf, cmd, conf);
-        if !rv.is_null() {
-            return Err(rv);
-        }
-        let here = current_position(cf);
-        let flag = *((conf as *const u8).add((*cmd).offset) as *const nginx_sys::ngx_flag_t);
-        if let (1, Some(main)) = (flag, main) {
-            main.note_enabled(&here);
-        }
-        Ok(here)
+/// Where a directive that switches a module on or off (`ase_request`, `ase_response`)
+/// stands; when it turns the module `on`, the place is noted in `main` too.
+pub fn note_switch(d: &Directive, on: bool, main: Option<&mut MainConf>) -> String {
+    let here = d.position();
+    if let (true, Some(main)) = (on, main) {
+        main.note_enabled(&here);
     }
-}
-
-/// [`conf_ok`] or the error value, for callbacks ending in a `Result`.
-pub fn conf_result(r: Result<(), *mut c_char>) -> *mut c_char {
-    r.err().unwrap_or_else(conf_ok)
+    here
 }
 
 /// Declares an HTTP module's `ngx_module_t` under its nginx name, from its context and

@@ -11,6 +11,7 @@ use nginx_sys::{
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
 use ngx_ase_glue::conf::{check_channel, check_common_first};
+use ngx_ase_glue::directive::{directive, Setter};
 use ngx_ase_glue::module::{command, guard_hook, MainConf, ANY_LEVEL, LOC_CONF};
 
 use crate::conf::LocConf;
@@ -76,12 +77,12 @@ unsafe impl HttpModuleLocationConf for Module {
 }
 
 static mut COMMANDS: [ngx_command_t; 11] = [
-    command(ngx_string!("ase_request"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_request, LOC_CONF, 0),
-    command(ngx_string!("ase_fail_mode"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_fail_mode, LOC_CONF, 0),
-    command(ngx_string!("ase_block_status"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_block_status, LOC_CONF, 0),
-    command(ngx_string!("ase_user_header"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_user_header, LOC_CONF, 0),
-    command(ngx_string!("ase_user"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_user, LOC_CONF, 0),
-    command(ngx_string!("ase_client_id"), ANY_LEVEL | NGX_CONF_TAKE1, set::set_client_id, LOC_CONF, 0),
+    directive(ngx_string!("ase_request"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::request)),
+    directive(ngx_string!("ase_fail_mode"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::fail_mode)),
+    directive(ngx_string!("ase_block_status"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::block_status)),
+    directive(ngx_string!("ase_user_header"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::user_header)),
+    directive(ngx_string!("ase_user"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::user)),
+    directive(ngx_string!("ase_client_id"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::client_id)),
     command(
         ngx_string!("ase_request_after_access"),
         ANY_LEVEL | NGX_CONF_FLAG,
@@ -89,14 +90,21 @@ static mut COMMANDS: [ngx_command_t; 11] = [
         LOC_CONF,
         offset_of!(LocConf, after_access),
     ),
-    command(ngx_string!("ase_hide_header"), ANY_LEVEL | NGX_CONF_1MORE, set::set_hide_header, LOC_CONF, 0),
-    command(ngx_string!("ase_identity_header"), ANY_LEVEL | NGX_CONF_1MORE, set::set_identity_header, LOC_CONF, 0),
-    command(
+    directive(ngx_string!("ase_hide_header"), ANY_LEVEL | NGX_CONF_1MORE, LOC_CONF, 0, &Setter(set::hide_header)),
+    directive(
+        ngx_string!("ase_identity_header"),
+        ANY_LEVEL | NGX_CONF_1MORE,
+        LOC_CONF,
+        0,
+        &Setter(set::identity_header),
+    ),
+    // nginx's size slot reads the value into `max_size` (see `set::max_size`).
+    directive(
         ngx_string!("ase_request_max_size"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        set::set_max_size,
         LOC_CONF,
         offset_of!(LocConf, max_size),
+        &Setter(set::max_size),
     ),
     ngx_command_t::empty(),
 ];

@@ -1,12 +1,13 @@
-//! Directive callbacks of the response module (unsafe glue over `conf.rs`), and its merge,
-//! which also reads the request module's settings for the same level.
+//! The response module's directive (a safe setter for `ngx_ase_glue::directive`) and its
+//! merge (unsafe glue), which also reads the request module's settings for the same level.
 
 use core::ffi::{c_char, c_void};
 
-use nginx_sys::{ngx_command_t, ngx_conf_t};
+use nginx_sys::{ngx_conf_set_flag_slot, ngx_conf_t};
 use ngx::http::{HttpModuleMainConf, Merge};
 use ngx_ase_glue::conf::{conf_error, conf_ok, log_at};
-use ngx_ase_glue::module::{guard_conf, set_switch};
+use ngx_ase_glue::directive::{ConfError, Directive};
+use ngx_ase_glue::module::{guard_conf, note_switch};
 use ngx_ase_glue::peer::{merging_a_serving_level, request_loc_shared};
 use ngx_ase_shared::abi::RequestMode;
 
@@ -15,16 +16,10 @@ use crate::MODULE_NAME;
 
 /// `ase_response on|off`: nginx's own flag parser, noting where it is and where it was
 /// first on.
-pub unsafe extern "C" fn set_response(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    unsafe {
-        guard_conf(cf, || match set_switch(cf, cmd, conf, Module::main_conf_mut(&*cf)) {
-            Ok(here) => {
-                (*(conf as *mut LocConf)).enabled_at = Some(here);
-                conf_ok()
-            }
-            Err(rv) => rv,
-        })
-    }
+pub fn response(conf: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
+    d.nginx_slot(conf, ngx_conf_set_flag_slot)?;
+    conf.enabled_at = Some(note_switch(d, conf.is_enabled(), Module::main_conf_mut(d.conf())));
+    Ok(())
 }
 
 /// Merges as `LocConf::merge`, then takes the request module's settings for the same level:

@@ -9,12 +9,13 @@ use nginx_sys::{ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_mod
 use ngx::http::{HttpModule, HttpModuleMainConf};
 use ngx::ngx_string;
 use ngx_ase_glue::conf::{check_channel, check_common_first, log_at, log_conf};
-use ngx_ase_glue::module::{command, guard_hook, ANY_LEVEL, LOC_CONF};
+use ngx_ase_glue::directive::{directive, Setter};
+use ngx_ase_glue::module::{guard_hook, ANY_LEVEL, LOC_CONF};
 use ngx_ase_glue::peer::{check_request_module_first, request_module_loaded};
 use ngx_ase_shared::abi::REQUEST_MODULE_NAME;
 
 use crate::conf::{LocConf, Module};
-use crate::directives::{merge_loc_conf, set_response};
+use crate::directives::{merge_loc_conf, response};
 use crate::MODULE_NAME;
 
 impl HttpModule for Module {
@@ -59,12 +60,13 @@ impl HttpModule for Module {
 }
 
 static mut COMMANDS: [ngx_command_t; 2] = [
-    command(
+    // nginx's flag slot reads the value into `enabled` (see `response`).
+    directive(
         ngx_string!("ase_response"),
         ANY_LEVEL | NGX_CONF_FLAG,
-        set_response,
         LOC_CONF,
         offset_of!(LocConf, enabled),
+        &Setter(response),
     ),
     ngx_command_t::empty(),
 ];

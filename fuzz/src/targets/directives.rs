@@ -17,7 +17,7 @@
 use std::net::Ipv6Addr;
 
 use crate::ngx_ase_common::settings::{
-    parse_fail_timeout, parse_server, parse_token, parse_url, token_looks_like_ase, AseUrl,
+    parse_fail_timeout, parse_server, parse_token, parse_url, token_looks_like_ase, AseUrl, TokenError,
 };
 use crate::ngx_ase_request::conf::{
     parse_block_status, parse_fail_mode, parse_request_mode, user_header_variable, FailMode,
@@ -84,13 +84,12 @@ fn check_token(raw: &[u8]) {
             assert_eq!(format!("{t:?}"), format!("Token(<{} bytes, hidden>)", t.as_bytes().len()));
             let _ = token_looks_like_ase(&t);
         }
-        Err(e) => {
-            // Only the two fixed messages: no byte of the token can be in them.
-            let positional = e
-                .strip_prefix("the token has a character that cannot be sent in an HTTP header (at byte ")
-                .and_then(|rest| rest.strip_suffix(')'))
-                .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n >= 1 && n <= raw.len()));
-            assert!(e == "the token is empty" || positional, "{e}");
+        // The error carries no byte of the token, only where the first bad one is.
+        Err(TokenError::Empty) => assert!(raw.trim_ascii().is_empty()),
+        Err(TokenError::BadByte { at }) => {
+            let trimmed = raw.trim_ascii();
+            assert!(at >= 1 && at <= trimmed.len(), "{at}");
+            assert!(!(0x21..=0x7e).contains(&trimmed[at - 1]));
         }
     }
 }

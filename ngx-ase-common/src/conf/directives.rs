@@ -1,6 +1,7 @@
-//! Directive callbacks of the common module (unsafe glue). Each one reads its arguments,
-//! hands them to the safe parsers in `settings.rs`, and reports errors with nginx's
-//! "in FILE:LINE" suffix.
+//! The common module's directives: a safe setter each, which the directive table's rows
+//! (`module.rs`) hand to `ngx_ase_glue::directive::set_by_post`, over the safe parsers in
+//! `settings.rs`; and the unsafe glue they need (the `ase_upstream` block's lines, files
+//! named against nginx's prefix, the merge and the http block's final checks).
 
 use core::ffi::{c_char, c_void};
 
@@ -9,90 +10,90 @@ use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use ngx_ase_glue::conf::{
     conf_ok, current_position, directive_args, directive_name, emerg, log_at, log_conf, log_emerg_at,
 };
+use ngx_ase_glue::directive::{ConfError, Directive};
 use ngx_ase_glue::module::guard_conf as checked;
-use ngx_ase_glue::values::{duplicate, in_directive};
+use ngx_ase_glue::values::in_directive;
 
 use crate::conf::settings::{
     check_node_count, parse_group_name, parse_server, parse_token, token_looks_like_ase, Token,
 };
 use crate::conf::{ConfFile, GroupConf, LocConf, MainConf, TokenSource};
 
-pub unsafe extern "C" fn set_server(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    unsafe {
-        checked(cf, || {
-            let conf = &mut *(conf as *mut MainConf);
-            let so_far = conf.node_count();
-            match add_server(cf, so_far, &mut conf.servers, &mut conf.addresses, &mut conf.server_positions) {
-                Ok(()) => conf_ok(),
-                Err(e) => emerg(cf, &in_directive(&e, "ase_server")),
-            }
-        })
-    }
+/// `ase_server URL [resolve] ...;`: a node of the default group.
+pub fn server(conf: &mut MainConf, d: &Directive) -> Result<(), ConfError> {
+    let so_far = conf.node_count();
+    add_server(d.args(), d.position(), so_far, &mut conf.servers, &mut conf.addresses, &mut conf.server_positions)
+        .map_err(|e| d.error(&e))
 }
 
 /// Parses and resolves one server line (`ase_server`, or `server` in an `ase_upstream`
-/// block) into a group's lists; `so_far` nodes exist in the whole channel before it.
-unsafe fn add_server(
-    cf: *mut ngx_conf_t,
+/// block, at `position`) into a group's lists; `so_far` nodes exist in the whole channel
+/// before it.
+fn add_server(
+    args: &[&[u8]],
+    position: String,
     so_far: usize,
     servers: &mut Vec<crate::conf::settings::ServerSpec>,
     addresses: &mut Vec<Vec<std::net::SocketAddr>>,
     positions: &mut Vec<String>,
 ) -> Result<(), String> {
-    unsafe {
-        let spec = parse_server(&directive_args(cf))?;
-        let addrs = spec.config_addresses()?;
-        if servers.iter().any(|s| s.url == spec.url) {
-            return Err(format!("\"{}\" is listed twice", spec.url));
-        }
-        check_node_count(&spec.url, so_far, addrs.len())?;
-        servers.push(spec);
-        addresses.push(addrs);
-        positions.push(current_position(cf));
-        Ok(())
+    let spec = parse_server(args)?;
+    let addrs = spec.config_addresses()?;
+    if servers.iter().any(|s| s.url == spec.url) {
+        return Err(format!("\"{}\" is listed twice", spec.url));
     }
+    check_node_count(&spec.url, so_far, addrs.len())?;
+    servers.push(spec);
+    addresses.push(addrs);
+    positions.push(position);
+    Ok(())
 }
 
 /// `ase_upstream NAME { server URL ...; keepalive N; token_file PATH; least_conn; hash KEY; }`:
 /// a named group of ASE nodes. The block's lines are read by `upstream_line`.
-pub unsafe extern "C" fn set_upstream(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub fn upstream(conf: &mut MainConf, d: &Directive) -> Result<(), ConfError> {
+    let name = parse_group_name(d.arg()).map_err(|e| d.error(&e))?;
+    if conf.groups.iter().any(|g| g.name == name) {
+        return Err(d.error(&format!("a group named \"{name}\" is already defined")));
+    }
+    let mut block = UpstreamBlock {
+        main: conf as *mut MainConf,
+        group: GroupConf { name, position: d.position(), ..GroupConf::default() },
+    };
+    // SAFETY: the configuration nginx is reading, live while the directive is; `block`
+    // outlives the block's parse, and `conf` is not used until it is over.
+    unsafe { read_block(d.raw(), &mut block) }?;
+    let group = block.group;
+    if group.servers.is_empty() {
+        // SAFETY: as above.
+        unsafe {
+            log_emerg_at(d.raw(), &format!("ase_upstream \"{}\" has no \"server\"", group.name), &group.position)
+        };
+        return Err(ConfError::Logged);
+    }
+    if let Some((msg, at)) = group.backup_with_hash() {
+        // SAFETY: as above.
+        unsafe { log_emerg_at(d.raw(), &msg, at) };
+        return Err(ConfError::Logged);
+    }
+    conf.groups.push(group);
+    Ok(())
+}
+
+/// Reads the `{ ... }` of an `ase_upstream` line, each line going to `upstream_line` with
+/// `block`, as nginx reads its `map` and `types` blocks.
+unsafe fn read_block(cf: *mut ngx_conf_t, block: &mut UpstreamBlock) -> Result<(), ConfError> {
     unsafe {
-        checked(cf, || {
-            let main = conf as *mut MainConf;
-            let name = match parse_group_name(directive_args(cf)[0]) {
-                Ok(n) => n,
-                Err(e) => return emerg(cf, &in_directive(&e, "ase_upstream")),
-            };
-            if (*main).groups.iter().any(|g| g.name == name) {
-                return emerg(
-                    cf,
-                    &in_directive(&format!("a group named \"{name}\" is already defined"), "ase_upstream"),
-                );
-            }
-            let mut block = UpstreamBlock {
-                main,
-                group: GroupConf { name, position: current_position(cf), ..GroupConf::default() },
-            };
-            let saved = *cf;
-            (*cf).handler = Some(upstream_line);
-            (*cf).handler_conf = (&mut block as *mut UpstreamBlock).cast();
-            let rv = ngx_conf_parse(cf, core::ptr::null_mut());
-            *cf = saved;
-            if !rv.is_null() {
-                return rv;
-            }
-            let group = block.group;
-            if group.servers.is_empty() {
-                log_emerg_at(cf, &format!("ase_upstream \"{}\" has no \"server\"", group.name), &group.position);
-                return ngx_ase_glue::conf::conf_error();
-            }
-            if let Some((msg, at)) = group.backup_with_hash() {
-                log_emerg_at(cf, &msg, at);
-                return ngx_ase_glue::conf::conf_error();
-            }
-            (*main).groups.push(group);
-            conf_ok()
-        })
+        let saved = *cf;
+        (*cf).handler = Some(upstream_line);
+        (*cf).handler_conf = (block as *mut UpstreamBlock).cast();
+        let rv = ngx_conf_parse(cf, core::ptr::null_mut());
+        *cf = saved;
+        if rv.is_null() {
+            Ok(())
+        } else {
+            Err(ConfError::Nginx(rv))
+        }
     }
 }
 
@@ -116,8 +117,15 @@ unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command
             match (what.as_str(), args.len()) {
                 ("server", 1..) => {
                     let so_far = (*block.main).node_count() + group.addresses.iter().map(Vec::len).sum::<usize>();
-                    match add_server(cf, so_far, &mut group.servers, &mut group.addresses, &mut group.server_positions)
-                    {
+                    let at = current_position(cf);
+                    match add_server(
+                        &args,
+                        at,
+                        so_far,
+                        &mut group.servers,
+                        &mut group.addresses,
+                        &mut group.server_positions,
+                    ) {
                         Ok(()) => conf_ok(),
                         Err(e) => emerg(cf, &format!("{e} in {place}")),
                     }
@@ -245,18 +253,12 @@ unsafe fn block_time(cf: *mut ngx_conf_t, slot: &mut Option<u64>, raw: &[u8], pl
 
 /// `ase_pass NAME;`: the group calls from this level go to (checked once the http block
 /// is read, so a block may come after the `ase_pass` naming it).
-pub unsafe extern "C" fn set_pass(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    unsafe {
-        checked(cf, || {
-            let lc = &mut *(conf as *mut LocConf);
-            if lc.pass.is_some() {
-                return emerg(cf, &duplicate("ase_pass"));
-            }
-            let name = String::from_utf8_lossy(directive_args(cf)[0]).into_owned();
-            lc.pass = Some((name, current_position(cf)));
-            conf_ok()
-        })
+pub fn pass(lc: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
+    if lc.pass.is_some() {
+        return Err(d.duplicate());
     }
+    lc.pass = Some((String::from_utf8_lossy(d.arg()).into_owned(), d.position()));
+    Ok(())
 }
 
 /// nginx's merge of the common module's location settings: timeouts, then `ase_pass`
@@ -287,52 +289,29 @@ unsafe fn resolve_pass(cf: *mut ngx_conf_t, lc: &mut LocConf, prev: &LocConf, ma
 }
 
 /// `ase_token_file PATH;`: the http level's token, read from a file.
-pub unsafe extern "C" fn set_token_file(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: nginx's arguments, passed on.
-    unsafe { set_token(cf, conf, |cf| read_token_file(cf, directive_args(cf)[0], "\"ase_token_file\" directive")) }
+pub fn token_file(conf: &mut MainConf, d: &Directive) -> Result<(), ConfError> {
+    check_no_token(conf)?;
+    // SAFETY: the configuration nginx is reading, live while the directive is.
+    let token = unsafe { read_token_file(d.raw(), d.arg(), "\"ase_token_file\" directive") };
+    conf.token = Some(token.map_err(|_| ConfError::Logged)?);
+    Ok(())
 }
 
 /// `ase_token TOKEN;`: the http level's token, written out.
-pub unsafe extern "C" fn set_token_inline(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: nginx's arguments, passed on.
-    unsafe {
-        set_token(cf, conf, |cf| {
-            parse_token(directive_args(cf)[0])
-                .map(|t| (t, TokenSource::Inline))
-                .map_err(|e| emerg(cf, &in_directive(&e, "ase_token")))
-        })
-    }
+pub fn token(conf: &mut MainConf, d: &Directive) -> Result<(), ConfError> {
+    check_no_token(conf)?;
+    let token = parse_token(d.arg()).map_err(|e| d.error(&e.to_string()))?;
+    conf.token = Some((token, TokenSource::Inline));
+    Ok(())
 }
 
-/// The http level's one token, from either directive; `read` gives it or the logged error.
-unsafe fn set_token(
-    cf: *mut ngx_conf_t,
-    conf: *mut c_void,
-    read: impl FnOnce(*mut ngx_conf_t) -> Result<(Token, TokenSource), *mut c_char>,
-) -> *mut c_char {
-    // SAFETY: nginx's arguments; `conf` is this module's main configuration (`cmd->conf`).
-    unsafe {
-        checked(cf, || {
-            let conf = &mut *(conf as *mut MainConf);
-            if conf.token.is_some() {
-                return emerg(cf, "the ASE token is already set (by \"ase_token\" or \"ase_token_file\")");
-            }
-            match read(cf) {
-                Ok(t) => {
-                    conf.token = Some(t);
-                    conf_ok()
-                }
-                Err(rv) => rv,
-            }
-        })
+/// The http level has one token, from either directive.
+fn check_no_token(conf: &MainConf) -> Result<(), ConfError> {
+    match conf.token {
+        Some(_) => {
+            Err(ConfError::Message("the ASE token is already set (by \"ase_token\" or \"ase_token_file\")".to_string()))
+        }
+        None => Ok(()),
     }
 }
 
@@ -364,63 +343,36 @@ unsafe fn read_token_file(cf: *mut ngx_conf_t, raw: &[u8], place: &str) -> Resul
 }
 
 /// `ase_ssl_certificate FILE;`
-pub unsafe extern "C" fn set_ssl_certificate(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    unsafe {
-        checked(cf, || {
-            let conf = &mut *(conf as *mut MainConf);
-            set_conf_file(cf, "ase_ssl_certificate", &mut conf.ssl_certificate)
-        })
-    }
+pub fn ssl_certificate(conf: &mut MainConf, d: &Directive) -> Result<(), ConfError> {
+    set_conf_file(d, &mut conf.ssl_certificate)
 }
 
 /// `ase_ssl_certificate_key FILE;`
-pub unsafe extern "C" fn set_ssl_certificate_key(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    unsafe {
-        checked(cf, || {
-            let conf = &mut *(conf as *mut MainConf);
-            set_conf_file(cf, "ase_ssl_certificate_key", &mut conf.ssl_certificate_key)
-        })
-    }
+pub fn ssl_certificate_key(conf: &mut MainConf, d: &Directive) -> Result<(), ConfError> {
+    set_conf_file(d, &mut conf.ssl_certificate_key)
 }
 
 /// A file directive given once: the path made absolute against the configuration prefix
 /// (as nginx does for `proxy_ssl_certificate`), and a file that cannot be opened reported
 /// here, at its line. nginx's OpenSSL reads it once the http block is read.
-unsafe fn set_conf_file(cf: *mut ngx_conf_t, name: &str, slot: &mut Option<ConfFile>) -> *mut c_char {
-    unsafe {
-        if slot.is_some() {
-            return emerg(cf, &duplicate(name));
-        }
-        let args = directive_args(cf);
-        let Some(path) = full_name(cf, args[0]) else {
-            return emerg(cf, &in_directive("cannot build the file's full path", name));
-        };
-        if let Err(e) = std::fs::File::open(&path) {
-            return emerg(cf, &in_directive(&format!("cannot read \"{path}\" ({e})"), name));
-        }
-        *slot = Some(ConfFile { path, position: current_position(cf) });
-        conf_ok()
+fn set_conf_file(d: &Directive, slot: &mut Option<ConfFile>) -> Result<(), ConfError> {
+    if slot.is_some() {
+        return Err(d.duplicate());
     }
+    // SAFETY: the configuration nginx is reading, live while the directive is.
+    let path = unsafe { full_name(d.raw(), d.arg()) }.ok_or_else(|| d.error("cannot build the file's full path"))?;
+    if let Err(e) = std::fs::File::open(&path) {
+        return Err(d.error(&format!("cannot read \"{path}\" ({e})")));
+    }
+    *slot = Some(ConfFile { path, position: d.position() });
+    Ok(())
 }
 
-pub unsafe extern "C" fn set_status(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, _conf: *mut c_void) -> *mut c_char {
-    unsafe {
-        checked(cf, || {
-            let Some(clcf) = NgxHttpCoreModule::location_conf_mut(&*cf) else {
-                return emerg(cf, &in_directive("no location configuration", "ase_status"));
-            };
-            clcf.handler = Some(crate::status::handler::handler);
-            conf_ok()
-        })
-    }
+/// `ase_status;`: this location serves the status page.
+pub fn status(_lc: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
+    let clcf = NgxHttpCoreModule::location_conf_mut(d.conf()).ok_or_else(|| d.error("no location configuration"))?;
+    clcf.handler = Some(crate::status::handler::handler);
+    Ok(())
 }
 
 /// Called once the `http` block is read: defaults and checks that need the whole block.

@@ -340,15 +340,36 @@ impl fmt::Debug for Token {
     }
 }
 
+/// Why a token is refused. The variants carry no byte of the token, so no message can
+/// show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenError {
+    /// Nothing but white space.
+    Empty,
+    /// A byte an HTTP header cannot carry, at this 1-based position of the trimmed token.
+    BadByte { at: usize },
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenError::Empty => f.write_str("the token is empty"),
+            TokenError::BadByte { at } => {
+                write!(f, "the token has a character that cannot be sent in an HTTP header (at byte {at})")
+            }
+        }
+    }
+}
+
 /// Checks a token read from `ase_token_file` (surrounding white space trimmed) or given
-/// inline. Messages never quote the token.
-pub fn parse_token(raw: &[u8]) -> Result<Token, String> {
+/// inline.
+pub fn parse_token(raw: &[u8]) -> Result<Token, TokenError> {
     let trimmed = raw.trim_ascii();
     if trimmed.is_empty() {
-        return Err("the token is empty".into());
+        return Err(TokenError::Empty);
     }
     if let Some(pos) = trimmed.iter().position(|&b| !(0x21..=0x7e).contains(&b)) {
-        return Err(format!("the token has a character that cannot be sent in an HTTP header (at byte {})", pos + 1));
+        return Err(TokenError::BadByte { at: pos + 1 });
     }
     Ok(Token(trimmed.to_vec()))
 }
@@ -479,9 +500,13 @@ mod tests {
         let t = parse_token(b"  abcdefghij0123456789abcdefghij01\n").unwrap();
         assert!(token_looks_like_ase(&t));
         assert!(!format!("{t:?}").contains("abcdef"));
-        assert!(parse_token(b" \n").unwrap_err().contains("empty"));
-        let err = parse_token(b"secret with space").unwrap_err();
-        assert!(!err.contains("secret"), "{err}");
+        assert_eq!(parse_token(b" \n").unwrap_err(), TokenError::Empty);
+        assert_eq!(parse_token(b" secret with space").unwrap_err(), TokenError::BadByte { at: 7 });
+        assert_eq!(
+            TokenError::BadByte { at: 7 }.to_string(),
+            "the token has a character that cannot be sent in an HTTP header (at byte 7)"
+        );
+        assert_eq!(TokenError::Empty.to_string(), "the token is empty");
         assert!(!token_looks_like_ase(&parse_token(b"short").unwrap()));
     }
 
