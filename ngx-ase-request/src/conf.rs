@@ -6,6 +6,8 @@ use ngx_ase_glue::values::{invalid_value, merge, merge_option, UNSET_FLAG, UNSET
 use ngx_ase_shared::abi::{Bytes, RequestLocShared, RequestMode};
 use ngx_ase_shared::header_names;
 
+use crate::cache_conf::CacheConf;
+
 pub const DEFAULT_BLOCK_STATUS: ngx_uint_t = 403;
 /// `ase_request_max_size`'s default: the most bytes of JSON a request's metadata takes.
 pub const DEFAULT_MAX_SIZE: usize = 64 * 1024;
@@ -127,6 +129,8 @@ pub struct LocConf {
     /// `ase_request_after_access on|off`: check in the precontent phase, after the access
     /// modules, instead of first in the access phase (`UNSET_FLAG` until merged).
     pub after_access: ngx_flag_t,
+    /// `ase_cache`, `ase_cache_key`, `ase_cache_valid`, `ase_cache_use_stale`.
+    pub cache: CacheConf,
 }
 
 impl Default for LocConf {
@@ -143,6 +147,7 @@ impl Default for LocConf {
             identity: None,
             max_size: UNSET_SIZE,
             after_access: UNSET_FLAG,
+            cache: CacheConf::default(),
         }
     }
 }
@@ -193,6 +198,7 @@ impl Merge for LocConf {
         merge_identity(&mut self.identity, &prev.identity);
         merge(&mut self.max_size, prev.max_size, UNSET_SIZE, DEFAULT_MAX_SIZE);
         merge(&mut self.after_access, prev.after_access, UNSET_FLAG, 0);
+        self.cache.merge(&prev.cache);
         self.fill_shared();
         Ok(())
     }

@@ -40,6 +40,8 @@ use ngx_ase_shared::correlation::{new_id, ID_LEN};
 use ngx_ase_shared::header_names::visible;
 use ngx_ase_shared::json::with_scratch;
 
+use crate::cache_check::{self, CacheState};
+use crate::cache_table::Cached;
 use crate::conf::{LocConf, PerRequestValue};
 use crate::in_flight::{monitor_ceiling, InFlight};
 use crate::payload::{build_into, http_version_name, Fit, RequestMeta};
@@ -77,6 +79,8 @@ pub struct Ctx {
     /// `$ase_correlation_id` gives and the response report carries. `None` while nothing was
     /// sent (breaker open, monitor ceiling reached): the ASE could pair no report with it.
     pub sent_id: Option<[u8; ID_LEN]>,
+    /// What the verdict cache said (`None` where `ase_cache` is off).
+    pub cache: Option<CacheState>,
 }
 
 fn api() -> Option<&'static ChannelApi> {
@@ -212,6 +216,7 @@ impl Ctx {
             refused_with: 0,
             group: u32::MAX,
             sent_id: None,
+            cache: None,
         }
     }
 }
@@ -221,6 +226,12 @@ impl Ctx {
 unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, api: &ChannelApi) -> ngx_int_t {
     unsafe {
         (*ctx_ptr).group = (api.group_of)(r.cast());
+        (*ctx_ptr).cache = cache_check::look_up(r, lc, (*ctx_ptr).group);
+        if let Some(state) = (*ctx_ptr).cache {
+            if let Some(verdict) = state.hit() {
+                return decide_from_cache(r, &mut *ctx_ptr, lc, api, &state, verdict);
+            }
+        }
         // Asked before anything is built: when the channel cannot take the check (breaker
         // open), it has counted it already, and the request takes the fail mode at once.
         if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
@@ -331,7 +342,61 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
         ctx.verdict = Verdict::Monitor;
         ctx.group = (api.group_of)(r.cast());
         (api.count_verdict)(Verdict::Monitor as u8, AseError::None as u8);
+        send_detached(r, ctx, lc, api, on_monitor_done, ptr::null_mut());
+    }
+}
+
+/// A cache hit (`cache_check.rs`): decided at once by the cached verdict, and the metadata
+/// still goes to the ASE, detached as with `monitor`; its answer refreshes the entry. A
+/// cached block is refused here and now, as the ASE's own would be.
+unsafe fn decide_from_cache(
+    r: *mut ngx_http_request_t,
+    ctx: &mut Ctx,
+    lc: &LocConf,
+    api: &ChannelApi,
+    state: &CacheState,
+    verdict: Cached,
+) -> ngx_int_t {
+    unsafe {
+        ctx.state = State::Decided;
+        ctx.elapsed_ms = Some(0);
+        ctx.verdict = match verdict {
+            Cached::Allow => Verdict::Allow,
+            Cached::Block => Verdict::Block,
+        };
+        (api.count_verdict)(ctx.verdict as u8, AseError::None as u8);
+        send_detached(r, ctx, lc, api, on_refresh_done, cache_check::pending_refresh(state));
+        match verdict {
+            Cached::Allow => NGX_DECLINED as ngx_int_t,
+            Cached::Block => {
+                ctx.refused_with = lc.block_status as u16;
+                refuse(r, ctx.refused_with)
+            }
+        }
+    }
+}
+
+/// The answer to a hit's detached check: frees its place and refreshes the cache entry.
+unsafe extern "C" fn on_refresh_done(data: *mut c_void, result: CheckResult) {
+    MONITORED.release();
+    let _evicted = cache_check::refreshed(data, &result);
+}
+
+/// Sends the request's metadata without waiting for the answer (`monitor`, a cache hit),
+/// when the channel takes it and the worker is under its ceiling of detached checks.
+/// `done(data)` is called exactly once if it is sent; otherwise `data` is handed back to
+/// [`drop_detached`].
+unsafe fn send_detached(
+    r: *mut ngx_http_request_t,
+    ctx: &mut Ctx,
+    lc: &LocConf,
+    api: &ChannelApi,
+    done: ngx_ase_shared::abi::CheckDone,
+    data: *mut c_void,
+) {
+    unsafe {
         if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
+            drop_detached(data);
             trace_verdict(r, ctx);
             return;
         }
@@ -339,6 +404,7 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
         // the channel calls exactly once, maybe inside `start_check`.
         let ceiling = monitor_ceiling((*nginx_sys::ngx_cycle).connection_n);
         if !MONITORED.try_take(ceiling) {
+            drop_detached(data);
             (api.count_event)(Event::MonitorSkipped as u8);
             trace_verdict(r, ctx);
             static TOO_MANY: RateLimit = RateLimit::new(ONCE_A_MINUTE);
@@ -356,11 +422,19 @@ unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: 
         let cid = ctx.correlation_id;
         let before = ctx.sent_id.replace(cid);
         trace_verdict(r, ctx);
-        if send_metadata(r, lc, api, &cid, on_monitor_done, ptr::null_mut()).is_none() {
+        if send_metadata(r, lc, api, &cid, done, data).is_none() {
             // Not sent: its place is free again; no report, no $ase_correlation_id for it.
             MONITORED.release();
+            drop_detached(data);
             ctx.sent_id = before;
         }
+    }
+}
+
+/// The callback data of a detached check that was not sent (a cache hit's refresh slot).
+fn drop_detached(data: *mut c_void) {
+    if !data.is_null() {
+        cache_check::drop_refresh(data);
     }
 }
 
@@ -400,8 +474,14 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx
         ctx.state = State::Decided;
         ctx.elapsed_ms = Some(ctx.result.elapsed_ms);
         (*r).read_event_handler = Some(nginx_sys::ngx_http_block_reading);
-        let (decision, complaint) = decide(&ctx.result, lc.fail_mode, lc.block_status as u16);
+        let (mut decision, complaint) = decide(&ctx.result, lc.fail_mode, lc.block_status as u16);
         complain(r, complaint, &ctx.result);
+        // The cache learns the ASE's answer, or stands in for the ASE on an error.
+        let (_evicted, stale) = cache_check::settle(ctx.cache.as_mut(), &ctx.result, lc);
+        if let Some(stale) = stale {
+            decision = decide(&stale, lc.fail_mode, lc.block_status as u16).0;
+            ctx.result = stale;
+        }
         let verdict = match decision {
             Decision::Continue(v) | Decision::Finalize(_, v) => v,
         };

@@ -4,6 +4,16 @@
 //!
 //! The nginx module declaration is in `module.rs` (unsafe glue).
 
+#[cfg(not(test))]
+mod cache_check;
+pub mod cache_conf;
+#[cfg(not(test))]
+mod cache_directives;
+pub mod cache_key;
+pub mod cache_policy;
+pub mod cache_table;
+#[cfg(not(test))]
+mod cache_zone;
 pub mod conf;
 #[cfg(not(test))]
 mod directives;

@@ -6,7 +6,7 @@ use core::ptr::addr_of;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, NGX_CONF_1MORE, NGX_CONF_FLAG,
-    NGX_CONF_TAKE1,
+    NGX_CONF_TAKE1, NGX_CONF_TAKE2,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
@@ -15,6 +15,7 @@ use ngx_ase_glue::directive::{directive, Setter};
 use ngx_ase_glue::module::{command, guard_hook, MainConf, ANY_LEVEL, LOC_CONF};
 
 use crate::conf::LocConf;
+use crate::cache_directives as cache;
 use crate::directives as set;
 use crate::MODULE_NAME;
 
@@ -76,7 +77,7 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = LocConf;
 }
 
-static mut COMMANDS: [ngx_command_t; 11] = [
+static mut COMMANDS: [ngx_command_t; 16] = [
     directive(ngx_string!("ase_request"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::request)),
     directive(ngx_string!("ase_fail_mode"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::fail_mode)),
     directive(ngx_string!("ase_block_status"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::block_status)),
@@ -105,6 +106,24 @@ static mut COMMANDS: [ngx_command_t; 11] = [
         LOC_CONF,
         offset_of!(LocConf, max_size),
         &Setter(set::max_size),
+    ),
+    // The verdict cache (`cache_directives.rs`, `cache_zone.rs`).
+    directive(
+        ngx_string!("ase_cache_zone"),
+        nginx_sys::NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE2,
+        LOC_CONF,
+        0,
+        &Setter(crate::cache_zone::cache_zone),
+    ),
+    directive(ngx_string!("ase_cache"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(cache::cache)),
+    directive(ngx_string!("ase_cache_key"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(cache::cache_key)),
+    directive(ngx_string!("ase_cache_valid"), ANY_LEVEL | NGX_CONF_TAKE2, LOC_CONF, 0, &Setter(cache::cache_valid)),
+    directive(
+        ngx_string!("ase_cache_use_stale"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        LOC_CONF,
+        0,
+        &Setter(cache::cache_use_stale),
     ),
     ngx_command_t::empty(),
 ];

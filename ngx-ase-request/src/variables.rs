@@ -1,4 +1,4 @@
-//! `$ase_verdict`, `$ase_correlation_id` and `$ase_time` (unsafe glue).
+//! `$ase_verdict`, `$ase_correlation_id`, `$ase_time` and `$ase_cache_status` (unsafe glue).
 
 use core::ptr;
 
@@ -14,8 +14,12 @@ type Getter = unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_variab
 /// Adds the variables to the configuration being read (preconfiguration).
 pub unsafe fn register(cf: *mut ngx_conf_t) -> Result<(), ()> {
     unsafe {
-        let vars: [(&str, Getter); 3] =
-            [("ase_verdict", get_verdict), ("ase_correlation_id", get_correlation_id), ("ase_time", get_time)];
+        let vars: [(&str, Getter); 4] = [
+            ("ase_verdict", get_verdict),
+            ("ase_correlation_id", get_correlation_id),
+            ("ase_time", get_time),
+            ("ase_cache_status", get_cache_status),
+        ];
         for (name, get) in vars {
             let mut n = ngx_str_t { len: name.len(), data: name.as_ptr() as *mut u8 };
             let v = ngx_http_add_variable(cf, &mut n, NGX_HTTP_VAR_NOCACHEABLE as _);
@@ -88,6 +92,20 @@ unsafe extern "C" fn get_time(r: *mut ngx_http_request_t, v: *mut ngx_http_varia
                 set(r, v, ngx_ase_shared::json::decimal(ms, &mut buf))
             }
             None => set(r, v, b"-"),
+        }
+    }
+}
+
+/// `MISS`, `HIT`, `STALE`, `EXPIRED` or `BYPASS`; not found where the cache was not asked.
+unsafe extern "C" fn get_cache_status(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    _: usize,
+) -> ngx_int_t {
+    unsafe {
+        match find_ctx(r).and_then(|c| c.cache) {
+            Some(state) => set(r, v, state.status.name().as_bytes()),
+            None => not_found(v),
         }
     }
 }
