@@ -14,6 +14,11 @@
 // ngx-ase-request: `conf.rs` must sit at the crate root, `verdict.rs` says `crate::conf`.
 #[path = "../../ngx-ase-request/src/conf.rs"]
 pub mod conf;
+// `conf.rs` holds the verdict cache's settings, which say `crate::cache_table`.
+#[path = "../../ngx-ase-request/src/cache_conf.rs"]
+pub mod cache_conf;
+#[path = "../../ngx-ase-request/src/cache_table.rs"]
+pub mod cache_table;
 #[path = "../../ngx-ase-request/src/payload.rs"]
 pub mod request_payload;
 #[path = "../../ngx-ase-request/src/verdict.rs"]

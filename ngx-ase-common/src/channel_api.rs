@@ -178,6 +178,10 @@ unsafe extern "C" fn count_event(event: u8) {
         Some(Event::PayloadTruncated) => bump(&counters().payload_truncated),
         Some(Event::MonitorSkipped) => bump(&counters().monitor_skipped),
         Some(Event::IdentityTooLarge) => bump(&counters().identity_too_large),
+        Some(Event::CacheHit) => bump(&counters().cache.hits),
+        Some(Event::CacheMiss) => bump(&counters().cache.misses),
+        Some(Event::CacheStale) => bump(&counters().cache.stale),
+        Some(Event::CacheEviction) => bump(&counters().cache.evictions),
         None => {}
     }
 }

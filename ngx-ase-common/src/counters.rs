@@ -55,6 +55,17 @@ pub struct GroupStats {
     pub blind_ms: AtomicU64,
 }
 
+/// The verdict cache (`ase_cache`), all zones together.
+#[repr(C)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    /// Requests that waited for the ASE: no verdict cached, or one past `ase_cache_valid`.
+    pub misses: AtomicU64,
+    /// ASE errors decided by a verdict within `ase_cache_use_stale`.
+    pub stale: AtomicU64,
+    pub evictions: AtomicU64,
+}
+
 #[repr(C)]
 pub struct Counters {
     pub checks: AtomicU64,
@@ -79,6 +90,7 @@ pub struct Counters {
     /// Request checks not sent: what identifies the request does not fit in
     /// `ase_request_max_size` (the check followed the fail mode).
     pub identity_too_large: AtomicU64,
+    pub cache: CacheStats,
     pub nodes: [NodeStats; MAX_NODES],
     pub groups: [GroupStats; MAX_GROUPS],
 }
@@ -120,6 +132,7 @@ impl Counters {
             payload_truncated: Z,
             monitor_skipped: Z,
             identity_too_large: Z,
+            cache: CacheStats { hits: Z, misses: Z, stale: Z, evictions: Z },
             nodes: [NODE; MAX_NODES],
             groups: [GROUP; MAX_GROUPS],
         }

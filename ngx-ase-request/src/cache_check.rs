@@ -19,7 +19,7 @@ use core::ffi::c_void;
 use nginx_sys::{ngx_http_request_t, ngx_shm_zone_t};
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use ngx_ase_glue::headers::request_headers;
-use ngx_ase_shared::abi::CheckResult;
+use ngx_ase_shared::abi::{CheckResult, Event};
 use ngx_ase_shared::header_names::is_listed;
 
 use crate::cache_key::KeyHasher;
@@ -45,6 +45,15 @@ impl CacheState {
     /// The verdict that decides at once, on a hit.
     pub fn hit(&self) -> Option<Cached> {
         (self.status == CacheStatus::Hit).then(|| self.found.map(|f| f.verdict)).flatten()
+    }
+
+    /// The status page's count for the lookup: a hit, or a miss (nothing, or too old).
+    pub fn event(&self) -> Option<Event> {
+        match self.status {
+            CacheStatus::Hit => Some(Event::CacheHit),
+            CacheStatus::Miss | CacheStatus::Expired => Some(Event::CacheMiss),
+            CacheStatus::Stale | CacheStatus::Bypass => None,
+        }
     }
 }
 

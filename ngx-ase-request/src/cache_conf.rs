@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn inheritance() {
-        let zone = 8usize as *mut ngx_shm_zone_t;
+        let zone = core::ptr::dangling_mut::<ngx_shm_zone_t>();
         let mut http = CacheConf { zone: Some(zone), valid_allow_ms: 200, ..CacheConf::default() };
         http.merge(&CacheConf::default());
         let mut location = CacheConf { use_stale_ms: 5000, ..CacheConf::default() };

@@ -4,9 +4,9 @@
 //! make a chance collision negligible. Each field is hashed with its length, so moving bytes
 //! from one field to the next (`a` + `bc` against `ab` + `c`) gives another key.
 
+use std::hash::Hasher;
 #[allow(deprecated)] // SipHash-2-4 with our own keys; its deprecation only points at std's RandomState.
 use std::hash::SipHasher;
-use std::hash::Hasher;
 
 #[allow(deprecated)]
 pub struct KeyHasher {

@@ -77,7 +77,8 @@ mod tests {
     use super::*;
 
     fn conf() -> CacheConf {
-        let mut c = CacheConf { valid_allow_ms: 1000, valid_block_ms: 10_000, use_stale_ms: 30_000, ..Default::default() };
+        let mut c =
+            CacheConf { valid_allow_ms: 1000, valid_block_ms: 10_000, use_stale_ms: 30_000, ..Default::default() };
         c.merge(&CacheConf::default());
         c
     }

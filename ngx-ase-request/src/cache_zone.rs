@@ -196,4 +196,3 @@ pub unsafe fn with_table<T>(zone: *mut ngx_shm_zone_t, f: impl FnOnce(&mut [Set]
         Some(out)
     }
 }
-

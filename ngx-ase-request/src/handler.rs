@@ -228,6 +228,9 @@ unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, a
         (*ctx_ptr).group = (api.group_of)(r.cast());
         (*ctx_ptr).cache = cache_check::look_up(r, lc, (*ctx_ptr).group);
         if let Some(state) = (*ctx_ptr).cache {
+            if let Some(event) = state.event() {
+                (api.count_event)(event as u8);
+            }
             if let Some(verdict) = state.hit() {
                 return decide_from_cache(r, &mut *ctx_ptr, lc, api, &state, verdict);
             }
@@ -379,7 +382,17 @@ unsafe fn decide_from_cache(
 /// The answer to a hit's detached check: frees its place and refreshes the cache entry.
 unsafe extern "C" fn on_refresh_done(data: *mut c_void, result: CheckResult) {
     MONITORED.release();
-    let _evicted = cache_check::refreshed(data, &result);
+    if cache_check::refreshed(data, &result) {
+        count(Event::CacheEviction);
+    }
+}
+
+/// Counts a cache event on the status page.
+fn count(event: Event) {
+    if let Some(api) = api() {
+        // SAFETY: the channel's function table, valid for the process's life.
+        unsafe { (api.count_event)(event as u8) };
+    }
 }
 
 /// Sends the request's metadata without waiting for the answer (`monitor`, a cache hit),
@@ -477,8 +490,12 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx
         let (mut decision, complaint) = decide(&ctx.result, lc.fail_mode, lc.block_status as u16);
         complain(r, complaint, &ctx.result);
         // The cache learns the ASE's answer, or stands in for the ASE on an error.
-        let (_evicted, stale) = cache_check::settle(ctx.cache.as_mut(), &ctx.result, lc);
+        let (evicted, stale) = cache_check::settle(ctx.cache.as_mut(), &ctx.result, lc);
+        if evicted {
+            count(Event::CacheEviction);
+        }
         if let Some(stale) = stale {
+            count(Event::CacheStale);
             decision = decide(&stale, lc.fail_mode, lc.block_status as u16).0;
             ctx.result = stale;
         }

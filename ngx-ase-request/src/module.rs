@@ -14,8 +14,8 @@ use ngx_ase_glue::conf::{check_channel, check_common_first};
 use ngx_ase_glue::directive::{directive, Setter};
 use ngx_ase_glue::module::{command, guard_hook, MainConf, ANY_LEVEL, LOC_CONF};
 
-use crate::conf::LocConf;
 use crate::cache_directives as cache;
+use crate::conf::LocConf;
 use crate::directives as set;
 use crate::MODULE_NAME;
 

@@ -16,7 +16,7 @@
 use core::ffi::c_void;
 
 /// Bumped whenever the layout of anything in this file changes.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 /// The nginx module name of the common module, as `cycle->modules[i]->name` spells it.
 pub const COMMON_MODULE_NAME: &str = "ngx_ase_common_module";
@@ -233,10 +233,26 @@ pub enum Event {
     /// headers) does not fit in `ase_request_max_size`: nothing was sent, and the check
     /// followed the fail mode.
     IdentityTooLarge = 2,
+    /// `ase_cache`: a verdict within `ase_cache_valid` decided the request at once.
+    CacheHit = 3,
+    /// `ase_cache`: no verdict, or one too old: the request waited for the ASE.
+    CacheMiss = 4,
+    /// `ase_cache_use_stale`: the ASE failed and a cached verdict decided instead.
+    CacheStale = 5,
+    /// `ase_cache_zone`: a full set gave up its least recently used verdict.
+    CacheEviction = 6,
 }
 
 impl Event {
-    pub const ALL: [Event; 3] = [Event::PayloadTruncated, Event::MonitorSkipped, Event::IdentityTooLarge];
+    pub const ALL: [Event; 7] = [
+        Event::PayloadTruncated,
+        Event::MonitorSkipped,
+        Event::IdentityTooLarge,
+        Event::CacheHit,
+        Event::CacheMiss,
+        Event::CacheStale,
+        Event::CacheEviction,
+    ];
 
     /// The event a `u8` from the other side of the ABI names, if it is one.
     pub fn from_u8(v: u8) -> Option<Event> {

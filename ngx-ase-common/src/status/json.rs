@@ -98,10 +98,19 @@ struct PageJson<'a> {
     payload_truncated: u64,
     monitor_skipped: u64,
     identity_too_large: u64,
+    cache: CacheJson,
     nodes: Vec<NodeJson<'a>>,
     nodes_untracked: usize,
     /// By name, in configuration order.
     groups: Ordered<&'a str, GroupJson>,
+}
+
+#[derive(Serialize)]
+struct CacheJson {
+    hits: u64,
+    misses: u64,
+    stale: u64,
+    evictions: u64,
 }
 
 #[derive(Serialize)]
@@ -215,6 +224,12 @@ pub fn to_json(p: &PageInput<'_>) -> String {
         payload_truncated: get(&c.payload_truncated),
         monitor_skipped: get(&c.monitor_skipped),
         identity_too_large: get(&c.identity_too_large),
+        cache: CacheJson {
+            hits: get(&c.cache.hits),
+            misses: get(&c.cache.misses),
+            stale: get(&c.cache.stale),
+            evictions: get(&c.cache.evictions),
+        },
         nodes: p.nodes.iter().map(|n| node_json(p, n)).collect(),
         nodes_untracked: untracked(p),
         groups: Ordered(p.groups.iter().enumerate().map(|(i, g)| (g.name, group_json(g, c.groups.get(i)))).collect()),
@@ -353,6 +368,18 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
         "Request checks not sent: the client's identity did not fit in ase_request_max_size (the fail mode applied).",
         one(get(&c.identity_too_large)),
     );
+    for (name, help, value) in [
+        ("nginx_ase_cache_hits_total", "Requests decided at once by a cached verdict (ase_cache).", &c.cache.hits),
+        ("nginx_ase_cache_misses_total", "Requests with ase_cache that waited for the ASE.", &c.cache.misses),
+        (
+            "nginx_ase_cache_stale_total",
+            "ASE errors decided by a cached verdict (ase_cache_use_stale).",
+            &c.cache.stale,
+        ),
+        ("nginx_ase_cache_evictions_total", "Cached verdicts evicted from a full ase_cache_zone.", &c.cache.evictions),
+    ] {
+        family(name, "counter", help, one(get(value)));
+    }
     let node_label = |n: &NodeView<'_>| {
         format!("node=\"{}\",{}", n.name.replace('\\', "\\\\").replace('"', "\\\""), group_label(n.group))
     };
@@ -492,6 +519,9 @@ mod tests {
             set(a);
         }
         for a in [&c.reports_dropped_unavailable, &c.payload_truncated, &c.monitor_skipped, &c.identity_too_large] {
+            set(a);
+        }
+        for a in [&c.cache.hits, &c.cache.misses, &c.cache.stale, &c.cache.evictions] {
             set(a);
         }
         c.status.iter().chain(&c.errors).chain(&c.verdicts).chain(&c.fail_open_by_cause).for_each(&mut set);

@@ -45,7 +45,8 @@ pub fn to_json(p: &PageInput<'_>) -> String {
         s,
         "}},\"breaker\":\"{}\",\"breaker_trips\":{},\"blind_ms\":{},\"connections_new\":{},\"connections_reused\":{},\"connections_closed_by_ase\":{},\
          \"reports_sent\":{},\"reports_dropped_queue_full\":{},\"reports_dropped_unavailable\":{},\
-         \"payload_truncated\":{},\"monitor_skipped\":{},\"identity_too_large\":{},\"nodes\":[",
+         \"payload_truncated\":{},\"monitor_skipped\":{},\"identity_too_large\":{},\
+         \"cache\":{{\"hits\":{},\"misses\":{},\"stale\":{},\"evictions\":{}}},\"nodes\":[",
         breaker(p.groups.first().is_some_and(|g| g.breaker_open)),
         get(&c.breaker_trips),
         c.groups.iter().map(|g| get(&g.blind_ms)).fold(0u64, u64::saturating_add),
@@ -57,7 +58,11 @@ pub fn to_json(p: &PageInput<'_>) -> String {
         get(&c.reports_dropped_unavailable),
         get(&c.payload_truncated),
         get(&c.monitor_skipped),
-        get(&c.identity_too_large)
+        get(&c.identity_too_large),
+        get(&c.cache.hits),
+        get(&c.cache.misses),
+        get(&c.cache.stale),
+        get(&c.cache.evictions)
     );
     for (i, n) in p.nodes.iter().enumerate() {
         if i > 0 {
