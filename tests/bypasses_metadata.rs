@@ -4,38 +4,10 @@
 //! Each request here reaches the backend on a build that sends the raw request line and cuts
 //! headers in order.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
+use ngx_ase_tests::double::{api, api_definitions as apis};
+use ngx_ase_tests::raw_http::{get_raw, line, raw};
 use ngx_ase_tests::{client, AseDouble, Backend, Nginx};
 use serde_json::{json, Value};
-
-/// Sends raw bytes as one request (the caller adds `Connection: close`) and returns the status.
-fn raw(port: u16, request: &[u8]) -> u16 {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to nginx");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
-    s.write_all(request).expect("send the request");
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let head = String::from_utf8_lossy(&buf[..buf.len().min(64)]).into_owned();
-    head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
-}
-
-/// A `GET` of `target` with `headers` (raw lines, no CRLF) and `Connection: close`.
-fn get_raw(port: u16, target: &str, headers: &[Vec<u8>]) -> u16 {
-    let mut req = format!("GET {target} HTTP/1.1\r\n").into_bytes();
-    for h in headers {
-        req.extend_from_slice(h);
-        req.extend_from_slice(b"\r\n");
-    }
-    req.extend_from_slice(b"Connection: close\r\n\r\n");
-    raw(port, &req)
-}
-
-fn line(s: &str) -> Vec<u8> {
-    s.as_bytes().to_vec()
-}
 
 /// `NAME: ` and `n` bytes of 0x01 (six bytes of JSON each).
 fn padding(name: &str, n: usize) -> Vec<u8> {
@@ -53,20 +25,6 @@ fn header_names(body: &Value) -> Vec<String> {
 
 fn status_page(n: &Nginx) -> Value {
     client().get(n.url("/status")).send().and_then(|r| r.json()).expect("status JSON")
-}
-
-/// An API definition file for the double, in a directory the test keeps.
-fn apis(defs: &[Value]) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("ase-apis-").tempdir().expect("tempdir");
-    for (i, d) in defs.iter().enumerate() {
-        std::fs::write(dir.path().join(format!("api{i}.json")), d.to_string()).expect("write API file");
-    }
-    dir
-}
-
-fn api(url: &str, hostname: &str) -> Value {
-    json!({"api_metadata": {"url": url, "hostname": hostname, "cookie": "JSESSIONID",
-        "oauth2_access_token": true, "apikey_header": "x-api-key", "enable_blocking": true}})
 }
 
 /// Item 1. Two 7,000-byte headers of control bytes (42,000 bytes of JSON each) before the

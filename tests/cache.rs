@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use ngx_ase_tests::nginx::config_with_http;
+use ngx_ase_tests::double::{api, api_definitions};
+use ngx_ase_tests::nginx::{config_with_http, nginx_t};
+use ngx_ase_tests::raw_http::{get_raw, line};
 use ngx_ase_tests::{client, wait_for, AseDouble, Backend, Nginx, TEST_TOKEN};
 use serde_json::{json, Value};
 
@@ -266,17 +268,6 @@ fn a_full_zone_evicts_its_least_recently_used_verdicts() {
     assert!(status["cache"]["hits"].as_u64().is_some_and(|e| e >= 2), "{}", status["cache"]);
 }
 
-/// `nginx -t` on an http block; returns (success, stderr, the nginx.conf path).
-fn nginx_t(http: &str) -> (bool, String, String) {
-    let n = Nginx::prepare(&config_with_http(http));
-    let out = n.test_config();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        n.path("conf/nginx.conf").display().to_string(),
-    )
-}
-
 fn line_of(http: &str, needle: &str) -> usize {
     let full = config_with_http(http);
     full.lines().position(|l| l.contains(needle)).expect("the line") + 1
@@ -315,42 +306,6 @@ fn config_errors_name_the_file_and_line() {
     assert!(ok, "{err}");
 }
 
-/// An API definition file for the double, in a directory the test keeps.
-fn apis(defs: &[Value]) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("ase-apis-").tempdir().expect("tempdir");
-    for (i, d) in defs.iter().enumerate() {
-        std::fs::write(dir.path().join(format!("api{i}.json")), d.to_string()).expect("write API file");
-    }
-    dir
-}
-
-fn api(url: &str, hostname: &str) -> Value {
-    json!({"api_metadata": {"url": url, "hostname": hostname, "cookie": "JSESSIONID",
-        "oauth2_access_token": true, "apikey_header": "x-api-key", "enable_blocking": true}})
-}
-
-/// Raw request bytes (the caller adds `Connection: close`); the status.
-fn raw(port: u16, request: &[u8]) -> u16 {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to nginx");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
-    s.write_all(request).expect("send the request");
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let head = String::from_utf8_lossy(&buf[..buf.len().min(64)]).into_owned();
-    head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
-}
-
-fn get_raw(port: u16, target: &str, headers: &[String]) -> u16 {
-    let mut req = format!("GET {target} HTTP/1.1\r\n").into_bytes();
-    for h in headers {
-        req.extend_from_slice(h.as_bytes());
-        req.extend_from_slice(b"\r\n");
-    }
-    req.extend_from_slice(b"Connection: close\r\n\r\n");
-    raw(port, &req)
-}
-
 /// Padding, another `Authorization` spelling, another's cookie: each is another key, so a
 /// denied token never finds the cached allow of the client whose headers it imitates.
 #[test]
@@ -358,18 +313,23 @@ fn with_the_cache_padded_or_respelled_identities_find_no_other_clients_allow() {
     let (double, backend) = (AseDouble::start(&[]), Backend::start());
     let n = start(&double, &backend, &CACHE);
     double.deny("token", "mallory");
-    let alice: Vec<String> = vec!["Host: a".into(), "Cookie: s=alice".into(), "Authorization: Bearer alice".into()];
+    let alice = vec![line("Host: a"), line("Cookie: s=alice"), line("Authorization: Bearer alice")];
     assert_eq!(get_raw(n.port, "/p", &alice), 200);
     assert_eq!(get_raw(n.port, "/p", &alice), 200);
-    let pad = format!("X-Pad: {}", "x".repeat(7000));
-    let variants: [Vec<String>; 4] = [
-        vec!["Host: a".into(), pad.clone(), "Authorization: Bearer mallory".into()],
-        vec!["Host: a".into(), "Authorization:   Bearer mallory".into()],
-        vec!["Host: a".into(), "Cookie: s=alice".into(), "Authorization: Bearer mallory".into()],
-        vec!["Host: a".into(), "authorization: Bearer mallory".into(), pad],
+    let pad = line(&format!("X-Pad: {}", "x".repeat(7000)));
+    let variants: [Vec<Vec<u8>>; 4] = [
+        vec![line("Host: a"), pad.clone(), line("Authorization: Bearer mallory")],
+        vec![line("Host: a"), line("Authorization:   Bearer mallory")],
+        vec![line("Host: a"), line("Cookie: s=alice"), line("Authorization: Bearer mallory")],
+        vec![line("Host: a"), line("authorization: Bearer mallory"), pad],
     ];
     for v in &variants {
-        assert_eq!(get_raw(n.port, "/p", v), 403, "{v:?} got alice's allow");
+        assert_eq!(
+            get_raw(n.port, "/p", v),
+            403,
+            "{:?} got alice's allow",
+            v.iter().map(|h| String::from_utf8_lossy(h)).collect::<Vec<_>>()
+        );
     }
     assert_eq!(backend.hits(), 2, "{:?}", backend.paths());
 }
@@ -378,18 +338,18 @@ fn with_the_cache_padded_or_respelled_identities_find_no_other_clients_allow() {
 /// the protected host, whatever the request line or `Host` header say.
 #[test]
 fn with_the_cache_an_allow_for_one_host_does_not_stand_for_another() {
-    let defs = apis(&[api("/api", "shop.example")]);
+    let defs = api_definitions(&[api("/api", "shop.example")]);
     let apis_dir = defs.path().to_string_lossy().into_owned();
     let (double, backend) = (AseDouble::start(&["--apis", &apis_dir]), Backend::start());
     let n = start(&double, &backend, &Cache { extra: "server_name shop.example other.example;", ..CACHE });
     double.deny("ip", "127.0.0.1");
     for _ in 0..2 {
-        assert_eq!(get_raw(n.port, "/api/orders", &["Host: other.example".into()]), 200);
+        assert_eq!(get_raw(n.port, "/api/orders", &[line("Host: other.example")]), 200);
     }
-    assert_eq!(get_raw(n.port, "/api/orders", &["Host: shop.example".into()]), 403);
-    let absolute = get_raw(n.port, "http://shop.example/api/orders", &["Host: other.example".into()]);
+    assert_eq!(get_raw(n.port, "/api/orders", &[line("Host: shop.example")]), 403);
+    let absolute = get_raw(n.port, "http://shop.example/api/orders", &[line("Host: other.example")]);
     assert_eq!(absolute, 403, "the decoy Host found the other host's allow");
-    assert_eq!(get_raw(n.port, "/api/orders", &["Host: SHOP.example.:8080".into()]), 403);
+    assert_eq!(get_raw(n.port, "/api/orders", &[line("Host: SHOP.example.:8080")]), 403);
     assert_eq!(backend.hits(), 2, "{:?}", backend.paths());
 }
 
@@ -397,13 +357,13 @@ fn with_the_cache_an_allow_for_one_host_does_not_stand_for_another() {
 /// path: the key holds the path nginx routed by, as the ASE is told it.
 #[test]
 fn with_the_cache_an_allow_for_one_path_does_not_stand_for_a_spelling_of_another() {
-    let defs = apis(&[api("/api", "*")]);
+    let defs = api_definitions(&[api("/api", "*")]);
     let apis_dir = defs.path().to_string_lossy().into_owned();
     let (double, backend) = (AseDouble::start(&["--apis", &apis_dir]), Backend::start());
     let n = start(&double, &backend, &CACHE);
     double.deny("ip", "127.0.0.1");
     for _ in 0..2 {
-        assert_eq!(get_raw(n.port, "/public/x", &["Host: a".into()]), 200);
+        assert_eq!(get_raw(n.port, "/public/x", &[line("Host: a")]), 200);
     }
     for path in [
         "/api/orders",
@@ -413,7 +373,7 @@ fn with_the_cache_an_allow_for_one_path_does_not_stand_for_a_spelling_of_another
         "/%61pi/orders",
         "/api/orders?public/x",
     ] {
-        assert_eq!(get_raw(n.port, path, &["Host: a".into()]), 403, "{path} found the allow of /public/x");
+        assert_eq!(get_raw(n.port, path, &[line("Host: a")]), 403, "{path} found the allow of /public/x");
     }
     assert_eq!(backend.hits(), 2, "{:?}", backend.paths());
 }

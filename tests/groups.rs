@@ -3,7 +3,7 @@
 //! ASE going down must leave the other group's checks exactly as they were, and the status
 //! page must show both. Real nginx and two ASE doubles on loopback.
 
-use ngx_ase_tests::nginx::{config_with_http, Nginx};
+use ngx_ase_tests::nginx::{config_with_http, nginx_t, Nginx};
 use ngx_ase_tests::{client, wait_for, AseDouble, Backend};
 use serde_json::Value;
 use std::time::Duration;
@@ -153,17 +153,6 @@ fn one_groups_ase_down_leaves_the_other_groups_checks_untouched() {
     let log = n.error_log();
     assert!(log.contains("every ASE node is down in group \"two\""), "{log}");
     assert!(!log.contains("every ASE node is down;"), "the default group's breaker never opened:\n{log}");
-}
-
-/// Runs `nginx -t` on an http block; returns (success, stderr, the config's path).
-fn nginx_t(http: &str) -> (bool, String, String) {
-    let n = Nginx::prepare(&config_with_http(http));
-    let out = n.test_config();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        n.path("conf/nginx.conf").display().to_string(),
-    )
 }
 
 /// The line (1-based) of the http block's line `i` (0-based) in the full configuration.

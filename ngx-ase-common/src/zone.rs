@@ -6,8 +6,8 @@ use core::ffi::c_void;
 use core::ptr;
 
 use nginx_sys::{
-    ngx_conf_t, ngx_int_t, ngx_parse_size, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t,
-    ngx_str_t, NGX_ERROR, NGX_OK,
+    ngx_conf_t, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t, ngx_str_t,
+    NGX_ERROR, NGX_OK,
 };
 use ngx_ase_glue::directive::{ConfError, Directive};
 
@@ -36,27 +36,11 @@ pub fn zone(conf: &mut MainConf, d: &Directive) -> Result<(), ConfError> {
     if !conf.zone.is_null() {
         return Err(d.duplicate());
     }
-    let (name, size_text) = match d.args() {
-        [name, size] => (*name, *size),
-        _ => return Err(d.error("invalid number of arguments")),
-    };
-    if name.is_empty() {
-        return Err(d.error("the zone needs a name"));
-    }
-    let invalid = || d.error(&format!("invalid size \"{}\"", String::from_utf8_lossy(size_text)));
-    let size = parse_size(size_text).ok_or_else(invalid)?;
+    let (name, size) = d.zone_args()?;
     let size = check_zone_size(name, size).map_err(|e| d.error(&e))?;
     // SAFETY: the configuration nginx is reading, live while the directive is.
     conf.zone = unsafe { add_zone(d.raw(), name, size) }.map_err(|e| d.error(&e))?;
     Ok(())
-}
-
-/// nginx's size syntax (`64k`, `1m`).
-fn parse_size(text: &[u8]) -> Option<usize> {
-    let mut raw = ngx_str_t { len: text.len(), data: text.as_ptr() as *mut u8 };
-    // SAFETY: nginx only reads the `len` bytes of `raw`, which `text` holds.
-    let size = unsafe { ngx_parse_size(&mut raw) };
-    usize::try_from(size).ok()
 }
 
 /// Asks nginx for the shared memory zone `name` of `size` bytes, ours alone.

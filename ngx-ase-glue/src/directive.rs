@@ -89,6 +89,20 @@ impl<'a> Directive<'a> {
         Ok(())
     }
 
+    /// The `NAME SIZE` of a shared memory zone directive (`ase_zone`, `ase_cache_zone`): a
+    /// name, and a size in nginx's syntax (`64k`, `1m`).
+    pub fn zone_args(&self) -> Result<(&'a [u8], usize), ConfError> {
+        let [name, size_text] = self.args() else { return Err(self.error("invalid number of arguments")) };
+        if name.is_empty() {
+            return Err(self.error("the zone needs a name"));
+        }
+        let mut raw = nginx_sys::ngx_str_t { len: size_text.len(), data: size_text.as_ptr() as *mut u8 };
+        // SAFETY: nginx only reads the `len` bytes of `raw`, which `size_text` holds.
+        let size = unsafe { nginx_sys::ngx_parse_size(&mut raw) };
+        let invalid = || self.error(&format!("invalid size \"{}\"", String::from_utf8_lossy(size_text)));
+        Ok((name, usize::try_from(size).map_err(|_| invalid())?))
+    }
+
     /// Logs a warning about this line (nginx appends " in FILE:LINE").
     pub fn warn(&self, msg: &str) {
         // SAFETY: as in `position`.

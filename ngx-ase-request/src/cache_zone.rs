@@ -10,8 +10,8 @@ use core::ffi::c_void;
 use core::ptr;
 
 use nginx_sys::{
-    ngx_conf_t, ngx_int_t, ngx_pagesize, ngx_parse_size, ngx_pcalloc, ngx_shared_memory_add, ngx_shm_zone_t,
-    ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_alloc, ngx_slab_pool_t, ngx_str_t, NGX_ERROR, NGX_OK,
+    ngx_conf_t, ngx_int_t, ngx_pagesize, ngx_pcalloc, ngx_shared_memory_add, ngx_shm_zone_t, ngx_shmtx_lock,
+    ngx_shmtx_unlock, ngx_slab_alloc, ngx_slab_pool_t, ngx_str_t, NGX_ERROR, NGX_OK,
 };
 use ngx_ase_glue::directive::{ConfError, Directive};
 
@@ -47,27 +47,12 @@ fn tag() -> *mut c_void {
 
 /// `ase_cache_zone NAME SIZE;` (http level; `conf` is unused: the zone itself is the setting).
 pub fn cache_zone(_conf: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
-    let (name, size_text) = match d.args() {
-        [name, size] => (*name, *size),
-        _ => return Err(d.error("invalid number of arguments")),
-    };
-    if name.is_empty() {
-        return Err(d.error("the zone needs a name"));
-    }
-    let invalid = || d.error(&format!("invalid size \"{}\"", String::from_utf8_lossy(size_text)));
-    let size = parse_size(size_text).filter(|&s| s > 0).ok_or_else(invalid)?;
+    let (name, size) = d.zone_args()?;
     // SAFETY: nginx sets its page size before it reads the configuration.
     let page = unsafe { ngx_pagesize };
     let size = check_cache_zone_size(name, size, 8 * page).map_err(|e| d.error(&e))?;
     // SAFETY: the configuration nginx is reading, live while the directive is.
     unsafe { define(d.raw(), name, size) }.map_err(|e| d.error(&e))
-}
-
-/// nginx's size syntax (`64k`, `1m`).
-fn parse_size(text: &[u8]) -> Option<usize> {
-    let mut raw = ngx_str_t { len: text.len(), data: text.as_ptr() as *mut u8 };
-    // SAFETY: nginx only reads the `len` bytes of `raw`, which `text` holds.
-    usize::try_from(unsafe { ngx_parse_size(&mut raw) }).ok()
 }
 
 /// Adds the zone `name` of `size` bytes, with its (empty) context.

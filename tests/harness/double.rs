@@ -8,6 +8,21 @@ use serde_json::{json, Value};
 
 use crate::{client, repo_root, wait_for};
 
+/// A directory of API definition files for the double's `--apis`, kept while it lives.
+pub fn api_definitions(defs: &[Value]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("ase-apis-").tempdir().expect("tempdir");
+    for (i, d) in defs.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("api{i}.json")), d.to_string()).expect("write API file");
+    }
+    dir
+}
+
+/// An API definition that blocks, with the ASE's usual identity settings.
+pub fn api(url: &str, hostname: &str) -> Value {
+    serde_json::json!({"api_metadata": {"url": url, "hostname": hostname, "cookie": "JSESSIONID",
+        "oauth2_access_token": true, "apikey_header": "x-api-key", "enable_blocking": true}})
+}
+
 pub fn binary() -> PathBuf {
     std::env::var_os("ASE_DOUBLE_BIN")
         .map(PathBuf::from)

@@ -17,6 +17,7 @@ pub mod dns;
 pub mod double;
 pub mod memcheck;
 pub mod nginx;
+pub mod raw_http;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -50,6 +50,17 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
 
+/// Runs `nginx -t` on an http block; returns (success, stderr, the config's path).
+pub fn nginx_t(http: &str) -> (bool, String, String) {
+    let n = Nginx::prepare(&config_with_http(http));
+    let out = n.test_config();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        n.path("conf/nginx.conf").display().to_string(),
+    )
+}
+
 pub struct Nginx {
     pub prefix: tempfile::TempDir,
     pub port: u16,
