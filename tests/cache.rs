@@ -268,6 +268,27 @@ fn a_full_zone_evicts_its_least_recently_used_verdicts() {
     assert!(status["cache"]["hits"].as_u64().is_some_and(|e| e >= 2), "{}", status["cache"]);
 }
 
+/// `ase_cache_key`: the operator's key in place of the default's client part (here across
+/// the location's paths); a request for which it is empty is not cached (`BYPASS`).
+#[test]
+fn ase_cache_key_replaces_the_client_part_and_an_empty_key_bypasses() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let extra = format!(
+        "location /k/ {{ ase_request on; ase_cache verdicts; ase_cache_key $http_x_client; proxy_pass http://{}; }}",
+        backend.addr()
+    );
+    let n = start(&double, &backend, &Cache { extra: &extra, ..CACHE });
+    assert_eq!(get(&n, "/k/1", &[("X-Client", "a")]).cache, "MISS");
+    assert_eq!(get(&n, "/k/2", &[("X-Client", "a")]).cache, "HIT");
+    assert_eq!(get(&n, "/k/2", &[("X-Client", "b")]).cache, "MISS");
+    for _ in 0..2 {
+        let a = get(&n, "/k/3", &[]);
+        assert_eq!((a.status, a.cache.as_str()), (200, "BYPASS"));
+    }
+    // Every request's metadata reached the ASE, the hit's too (detached).
+    assert_eq!(double.wait_records("request", 5).len(), 5);
+}
+
 fn line_of(http: &str, needle: &str) -> usize {
     let full = config_with_http(http);
     full.lines().position(|l| l.contains(needle)).expect("the line") + 1
