@@ -247,6 +247,27 @@ fn a_verdict_learned_by_one_worker_serves_the_other() {
     assert_eq!(pids.len(), 2, "one worker served every request: {pids:?}");
 }
 
+/// nginx keeps a zone of the same name and size across a reload: the new workers find the
+/// verdicts the old ones learned.
+#[test]
+fn the_verdicts_survive_a_reload() {
+    let (double, backend) = (AseDouble::start(&[]), Backend::start());
+    let n = start(&double, &backend, &CACHE);
+    double.deny("token", "mallory");
+    let (alice, mallory) = (bearer("alice"), bearer("mallory"));
+    let before = get(&n, "/r", &[("Authorization", &alice)]);
+    assert_eq!(get(&n, "/r", &[("Authorization", &mallory)]).status, 403);
+    n.signal("reload");
+    wait_for("the old worker to exit", Duration::from_secs(30), || {
+        n.error_log().contains("exited with code 0").then_some(())
+    });
+    let a = get(&n, "/r", &[("Authorization", &alice)]);
+    let m = get(&n, "/r", &[("Authorization", &mallory)]);
+    assert_ne!(a.pid, before.pid, "no new worker");
+    assert_eq!((a.status, a.cache.as_str()), (200, "HIT"));
+    assert_eq!((m.status, m.cache.as_str()), (403, "HIT"));
+}
+
 #[test]
 fn a_full_zone_evicts_its_least_recently_used_verdicts() {
     let (double, backend) = (AseDouble::start(&["--keepalive"]), Backend::start());
