@@ -90,12 +90,15 @@ MODULES="$ROOT/build/release/modules"
 [ -n "$report_from" ] || "$NGINX" -V 2>&1 | grep -q -- '--with-http_auth_request_module' \
     || die "$NGINX lacks --with-http_auth_request_module (the native floor needs it): rebuild with scripts/build.sh"
 
-# The fixed-rate load generator and the black hole: one small std-only Rust program.
+# The fixed-rate load generator and the black hole: one small Rust program (bench/Cargo.toml,
+# offline: httparse is the product's own dependency, already in cargo's cache).
 LOADGEN="$ROOT/build/bench/loadgen"
 mkdir -p "$ROOT/build/bench"
-if [ ! -x "$LOADGEN" ] || [ "$ROOT/bench/loadgen.rs" -nt "$LOADGEN" ]; then
+if [ ! -x "$LOADGEN" ] || [ "$ROOT/bench/loadgen.rs" -nt "$LOADGEN" ] || [ "$ROOT/bench/Cargo.toml" -nt "$LOADGEN" ]; then
     say "building build/bench/loadgen (bench/loadgen.rs)"
-    rustc -O --edition 2021 -o "$LOADGEN.new.$$" "$ROOT/bench/loadgen.rs" && mv -f "$LOADGEN.new.$$" "$LOADGEN"
+    cargo build -q --release --offline --locked --manifest-path "$ROOT/bench/Cargo.toml" --target-dir "$ROOT/build/bench/target" \
+        || die "building bench/loadgen.rs failed"
+    install -m 0755 "$ROOT/build/bench/target/release/loadgen" "$LOADGEN.new.$$" && mv -f "$LOADGEN.new.$$" "$LOADGEN"
 fi
 
 if [ -n "$report_from" ]; then
