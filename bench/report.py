@@ -118,7 +118,9 @@ class Report:
         loadavg = a.end_loadavg or " ".join(open("/proc/loadavg").read().split()[:3])
 
         say = self.say
-        marker, heading, where = SECTIONS[a.nginx_build]
+        marker, heading, where = SECTIONS.get(a.nginx_build, SECTIONS["release"])
+        if a.nginx_build not in SECTIONS:
+            where = "build/%s" % a.nginx_build
         say("<!-- BEGIN %s: generated, do not edit by hand -->" % marker)
         say(heading)
         say()
@@ -458,8 +460,9 @@ def parse_args(argv):
     p.add_argument("--ports", required=True, help='"backend=P stub=P refused=P blackhole=P"')
     p.add_argument("--gateways", required=True, help='"CONFIG=PORT ..." of the gateways')
     p.add_argument("--mode", default="default", help='"default" or "--quick"')
-    p.add_argument("--nginx-build", default="release", choices=sorted(SECTIONS),
-                   help="which nginx: release (1.28, the first section) or system (Debian's, its own section)")
+    p.add_argument("--nginx-build", default="release",
+                   help="which nginx: release (1.28, the first section), system (Debian's, its own section), "
+                        "or another build/NAME (reported as release, never written to BENCHMARKS.md)")
     p.add_argument("--extra-rounds", default="", help="rounds of the extra configurations (default: all)")
     p.add_argument("--nginx-cc-opt", default="", help="the nginx binary's --with-cc-opt, if any")
     for name in ("rounds", "duration", "warmup", "rate", "started-at", "finished-at"):

@@ -3,17 +3,21 @@
 #
 #   scripts/bench.sh              the default run (10 alternating rounds of 5 s per
 #                                 configuration and phase, a million requests for the RSS
-#                                 figure, a profile; about 13 minutes on 2 cores once built);
-#                                 rewrites the generated part of BENCHMARKS.md
+#                                 figure, a profile; about 16 minutes on 2 cores once built);
+#                                 rewrites its generated section of BENCHMARKS.md
 #   scripts/bench.sh --quick      a smoke run (3 rounds of 3 s, 100,000 requests for RSS,
-#                                 no profile; about 3 minutes); writes only
+#                                 no profile; about 5 minutes); writes only
 #                                 build/bench/latest/report.md
 #   --nginx release | system      release (default): NGINX 1.28 built by scripts/build.sh
 #                                 --nginx release, results in BENCHMARKS.md's first section;
 #                                 system: Debian's nginx (/usr/sbin/nginx, nginx-dev) with the
 #                                 modules as scripts/build.sh --nginx system builds them,
 #                                 results in its own section ("On Debian's nginx"); neither
-#                                 run overwrites the other's section
+#                                 run overwrites the other's section. Any other NAME: the
+#                                 nginx and modules already in build/NAME/{sbin,modules}, as
+#                                 they are (not rebuilt, e.g. an nginx built with other
+#                                 flags to find where a difference comes from); its report
+#                                 stays in the run directory
 #   --rounds N --duration S       rounds per configuration and seconds per round
 #   --extra-rounds N              rounds of the four extra configurations (three-node cluster
 #                                 and connection-per-call, each with its native equivalent):
@@ -87,7 +91,9 @@ done
 [ "$extra_rounds" -le "$rounds" ] || die "--extra-rounds cannot exceed --rounds ($rounds)"
 case "$nginx_choice" in
     release|system) ;;
-    *) die "--nginx takes release or system, not '$nginx_choice'" ;;
+    ''|*/*|.*) die "--nginx takes release, system or the NAME of a build/NAME, not '$nginx_choice'" ;;
+    *) [ -z "$write_cli" ] || [ "$write_cli" = 0 ] || die "--write: only the release and system runs have a section"
+       write_md=0 ;;
 esac
 
 started_at=$(date +%s)
@@ -95,7 +101,7 @@ started_at=$(date +%s)
 # ---------------------------------------------------------------------------- set-up
 if [ -z "$report_from" ]; then
     # nginx as users run it: 1.28 without --with-debug or test-only code, or Debian's own.
-    "$ROOT/scripts/build.sh" --nginx "$nginx_choice"
+    case "$nginx_choice" in release|system) "$ROOT/scripts/build.sh" --nginx "$nginx_choice" ;; esac
     ensure_packages wrk
     if [ -z "$nice_level" ]; then
         nice_level=0
