@@ -11,6 +11,8 @@
 #       RUN_DIR: build/bench/run-* of scripts/bench.sh (its generated configurations, with
 #       their module paths and ports, are run again; nothing of that run may still listen)
 #   --requests N    requests counted per configuration (default 1000, one connection, 100/s)
+#   --port-shift N  add N to every port of the run's configurations (to count while another
+#                   benchmark holds them)
 #   --nginx NAME    run the configurations with build/NAME/{sbin/nginx,modules} instead of the
 #                   run's own build (e.g. release, vendored, system, or bench/build-like-debian.sh's)
 #
@@ -20,13 +22,14 @@
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib/common.sh"
 
-requests=1000 build=
+requests=1000 build= shift_by=0
 configs=()
 run=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --requests) requests="$2"; shift 2 ;;
         --nginx) build="$2"; shift 2 ;;
+        --port-shift) shift_by="$2"; shift 2 ;;
         -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown option $1" ;;
         *) if [ -z "$run" ]; then run="$1"; else configs+=("$1"); fi; shift ;;
@@ -45,6 +48,11 @@ command -v valgrind >/dev/null || ensure_packages valgrind
 out="$run/callgrind-$build"
 mkdir -p "$out"
 
+# shift_ports: the configuration on stdin with --port-shift added to every 127.0.0.1 port.
+shift_ports() {
+    awk -v d="$shift_by" '{while (match($0, /127\.0\.0\.1:[0-9]+/)) {p=substr($0, RSTART + 10, RLENGTH - 10)
+        out=out substr($0, 1, RSTART - 1) "127.0.0.1#" (p + d); $0=substr($0, RSTART + RLENGTH)} print out $0; out=""}' | sed 's/127\.0\.0\.1#/127.0.0.1:/g'
+}
 port_of() { sed -n 's/^ *listen 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$1" | head -n1; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 PIDS=()
@@ -59,7 +67,7 @@ start() {
     local dir="$out/$1" port i
     rm -rf "$dir" && mkdir -p "$dir/logs"
     sed -e "s|$ROOT/build/$nginx_choice/modules/|$ROOT/build/$build/modules/|" -e 's/ase_timeout [0-9a-z]*;/ase_timeout 5s;/' -e 's/ase_connect_timeout [0-9a-z]*;/ase_connect_timeout 5s;/' \
-        "$run/$1/nginx.conf" > "$dir/nginx.conf"
+        "$run/$1/nginx.conf" | shift_ports > "$dir/nginx.conf"
     port=$(port_of "$dir/nginx.conf")
     port_open "$port" && die "port $port is in use: stop whatever listens there"
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/cg.out" \
@@ -72,11 +80,16 @@ start() {
 cg() { callgrind_control "$@" >/dev/null 2>&1 || die "callgrind_control $* failed"; }
 # totals FILE...: the sum of the Ir totals of callgrind dumps.
 totals() { awk '/^totals:/ {s += $2} END {printf "%d", s}' "$@"; }
-# split FILE: "nginx modules" Ir of one dump, by object (callgrind_annotate's ob= per function).
+# split FILE: "nginx modules" Ir of one dump, by the object the code is in (the dump's ob=
+# lines; the cost line after a calls= line is the callee's, inclusive, and is skipped).
 split() {
-    callgrind_annotate --inclusive=no --threshold=100 "$1" 2>/dev/null | awk '
-        /^ *[0-9,]+ / {n=$1; gsub(",", "", n); if ($0 ~ /_module\.so\]$/ && $0 ~ /ngx_(http_)?ase/) m += n; else if ($0 ~ /sbin\/nginx\]$/) g += n}
-        END {printf "%d %d\n", g, m}'
+    awk '
+        /^c?ob=/ {o=$0; sub(/^c?ob=/, "", o); if (match(o, /^\([0-9]+\) /)) {id=substr(o, 1, RLENGTH - 1); name[id]=substr(o, RLENGTH + 1); o=name[id]}
+                  else if (o ~ /^\([0-9]+\)$/) o=name[o]; if ($0 ~ /^ob=/) ob=o; next}
+        /^calls=/ {skip=1; next}
+        /^[0-9+*-]/ {if (skip) {skip=0; next} if (ob ~ /sbin\/nginx$/) g += $2; else if (ob ~ /ngx_(http_)?ase_[a-z]*(_module)?\.so$/) m += $2; next}
+        {skip=0}
+        END {printf "%d %d\n", g, m}' "$1"
 }
 
 say "instructions per request, nginx of build/$build ($("$NGINX" -v 2>&1 | sed 's|.*nginx/||')), configurations of $run"
