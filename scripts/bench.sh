@@ -47,10 +47,9 @@
 # cluster (three ase_server primaries, round robin, to three stub nodes; native: an upstream
 # of the same three servers, keep-alive) and connection-per-call (the stub closes every
 # connection, as an ASE without enable_sideband_keepalive; native: no upstream keep-alive).
-# The gateway
-# under test runs one worker; the backend and the ASE stub run in a second nginx (one
-# worker) so that the gateway worker's CPU time (/proc/PID/stat) is its own. See
-# BENCHMARKS.md.
+# The gateway under test runs one worker; the backend and the ASE stub run in a second
+# nginx (one worker) so that the gateway worker's CPU time (/proc/PID/stat) is its own.
+# See BENCHMARKS.md.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
@@ -72,7 +71,7 @@ while [ $# -gt 0 ]; do
         --nice) nice_level="$2"; shift 2 ;;
         --nginx) nginx_choice="$2"; shift 2 ;;
         --extra-rounds) extra_rounds="$2"; shift 2 ;;
-        -h|--help) sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,52p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
