@@ -340,3 +340,38 @@ fn main() {
         _ => die("usage: loadgen rate URL --rate N --duration S [--conns C] [-H H]... | blackhole PORT [--max N] [--lifetime S] | get URL"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_head;
+
+    #[test]
+    fn a_complete_head_gives_its_length_status_body_and_keep_alive() {
+        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"ok\":true}\nnext";
+        let h = parse_head(r).unwrap().unwrap();
+        assert_eq!((h.len, h.status, h.keep_alive, h.body_len), (39, 200, true, 12));
+    }
+
+    #[test]
+    fn an_incomplete_head_asks_for_more() {
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Len").unwrap().is_none());
+    }
+
+    #[test]
+    fn connection_close_and_http_1_0_end_the_connection() {
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n").unwrap().unwrap();
+        assert!(!h.keep_alive);
+        let h = parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap().unwrap();
+        assert!(!h.keep_alive);
+        let h = parse_head(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n").unwrap().unwrap();
+        assert!(h.keep_alive);
+    }
+
+    #[test]
+    fn a_body_without_a_length_is_refused_unless_the_status_has_none() {
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
+        assert_eq!(parse_head(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().unwrap().body_len, 0);
+        assert!(parse_head(b"garbage\r\n\r\n").is_err());
+    }
+}
