@@ -38,6 +38,7 @@ done
 [ -n "$run" ] && [ -f "$run/params.sh" ] || die "usage: bench/instructions.sh RUN_DIR [CONFIG...] (see --help)"
 [ ${#configs[@]} -gt 0 ] || configs=(base stub native)
 run=$(cd "$run" && pwd)
+nginx_choice=release   # a run from before --nginx
 # shellcheck disable=SC1091
 . "$run/params.sh"
 build=${build:-$nginx_choice}
