@@ -190,8 +190,13 @@ subst() {
         native) native='s|^@NATIVE@||' pool='s|^@NATIVE@@POOL@|@NATIVE@|' ;;
         native-nopool) native='s|^@NATIVE@||' ;;
     esac
+    # One node: a down node stays down for the run (the refused and black-holed cases). A
+    # cluster: nginx's upstream defaults, as the native equivalent's servers have them, so
+    # a node that timed out once under load comes back as it would there.
+    local health="max_fails=1 fail_timeout=60s"
+    [ "$(wc -w <<<"$2")" -gt 1 ] && health="max_fails=1 fail_timeout=10s"
     for p in $2; do
-        ase_servers+="${ase_servers:+\\n    }ase_server http://127.0.0.1:$p max_fails=1 fail_timeout=60s;"
+        ase_servers+="${ase_servers:+\\n    }ase_server http://127.0.0.1:$p $health;"
         native_servers+="${native_servers:+\\n        }server 127.0.0.1:$p;"
     done
     sed -e "$pool" -e "$native" -e "s|@USER@|$user_line|" -e "s|@MODULES@|$MODULES|g" -e "s|@BACKEND_PORT@|$P_BACKEND|g" \
