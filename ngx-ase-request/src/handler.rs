@@ -210,30 +210,22 @@ impl Ctx {
     /// A check about to start, with a new correlation ID (`ase_correlation_id`'s or the
     /// module's own).
     unsafe fn new(r: *mut ngx_http_request_t, lc: &LocConf) -> Ctx {
+        Ctx::with_id(r, unsafe { correlation_id(r, lc) })
+    }
+
+    /// A request `ase_skip` lets through unchecked: nothing is sent (no `sent_id`).
+    fn skipped(r: *mut ngx_http_request_t) -> Ctx {
+        Ctx { state: State::Decided, ..Ctx::with_id(r, CorrelationId::own()) }
+    }
+
+    fn with_id(r: *mut ngx_http_request_t, correlation_id: CorrelationId) -> Ctx {
         Ctx {
             r,
             state: State::Pending,
             handle: ptr::null_mut(),
             in_start: false,
             result: CheckResult::new(0, AseError::None, 0),
-            correlation_id: unsafe { correlation_id(r, lc) },
-            verdict: Verdict::Skip,
-            elapsed_ms: None,
-            refused_with: 0,
-            group: u32::MAX,
-            sent_id: None,
-        }
-    }
-
-    /// A request `ase_skip` lets through unchecked: nothing sent, so no correlation ID.
-    fn skipped(r: *mut ngx_http_request_t) -> Ctx {
-        Ctx {
-            r,
-            state: State::Decided,
-            handle: ptr::null_mut(),
-            in_start: false,
-            result: CheckResult::new(0, AseError::None, 0),
-            correlation_id: CorrelationId::own(),
+            correlation_id,
             verdict: Verdict::Skip,
             elapsed_ms: None,
             refused_with: 0,
