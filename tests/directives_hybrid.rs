@@ -246,6 +246,8 @@ fn start_skip(double: &AseDouble, backend: &Backend) -> Nginx {
         location /api/ {{ ase_skip $is_options $http_x_no_check; proxy_pass http://{backend}; }}
         location /inherit/ {{ proxy_pass http://{backend}; }}
         location /pre/ {{ ase_skip 1; try_files /nothing-here /api/from-pre; }}
+        location /pre-learn/ {{ ase_skip 1; try_files /nothing-here /learn/from-pre; }}
+        location /learn/ {{ ase_request monitor; proxy_pass http://{backend}; }}
         location /closed/ {{ ase_fail_mode closed; ase_fail_status 429; proxy_pass http://{backend}; }}
         location /closed-default/ {{ ase_fail_mode closed; proxy_pass http://{backend}; }}
         location = /status {{ ase_request off; ase_response off; ase_status; }}
@@ -306,6 +308,12 @@ fn a_skipped_request_redirected_into_a_checking_location_is_checked_there() {
     assert_eq!(get(&n, "/pre/x", &[]).status(), 403, "try_files took a skipped request past the check");
     assert!(backend.paths().is_empty());
     assert_eq!(only_request(&double)["body"]["url"], "/api/from-pre");
+    // Into a location that monitors: monitored (sent, not acted on) and reported.
+    double.clear_records();
+    assert_eq!(get(&n, "/pre-learn/y", &[]).status(), 200);
+    assert_eq!(only_request(&double)["body"]["url"], "/learn/from-pre");
+    assert_eq!(double.wait_records("response", 1).len(), 1);
+    assert_eq!(backend.paths(), vec!["/learn/from-pre"]);
 }
 
 #[test]

@@ -163,6 +163,21 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
                     }
                     _ => NGX_DECLINED as ngx_int_t,
                 },
+                // A skip holds only where it was decided: redirected into a location that
+                // monitors and does not skip, the request is monitored there.
+                State::Decided
+                    if ctx.verdict == Verdict::Skip
+                        && mode == RequestMode::Monitor
+                        && here
+                        && !skip::requested(r, lc.skip()) =>
+                {
+                    if let Some(api) = api() {
+                        let ctx_ptr: *mut Ctx = ctx;
+                        ptr::write(ctx_ptr, Ctx::new(r, lc));
+                        monitor(r, &mut *ctx_ptr, lc, api);
+                    }
+                    NGX_DECLINED as ngx_int_t
+                }
                 State::Decided => NGX_DECLINED as ngx_int_t,
             };
         }
