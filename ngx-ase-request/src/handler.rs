@@ -46,7 +46,7 @@ use crate::payload::{build_into, http_version_name, Fit, RequestMeta};
 use crate::routed;
 use crate::verdict::{decide, Complaint, Decision};
 use crate::Module;
-use crate::{set_header, skip};
+use crate::{set_header_values, skip};
 
 /// The channel's function table, set at postconfiguration.
 pub static CHANNEL: ChannelHandle = ChannelHandle::new();
@@ -549,7 +549,7 @@ unsafe fn request_meta<'a>(
         let c = (*r).connection;
         let set_names = lc.set_names();
         let own = request_headers(r).filter(move |h| set_names.is_empty() || !is_listed(set_names, h.0));
-        let set = lc.set_headers.as_ref().map_or(&[][..], |s| set_header::evaluate(r, s));
+        let set = lc.set_headers.as_ref().map_or(&[][..], |s| set_header_values::evaluate(r, s));
         let headers = visible(own.chain(set.iter().copied()), lc.hidden(), |h: &(&[u8], &[u8])| h.0);
         let username = evaluate(r, lc.user);
         let client_id = evaluate(r, lc.client_id);

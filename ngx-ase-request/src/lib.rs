@@ -17,6 +17,8 @@ pub mod payload;
 #[cfg(not(test))]
 mod routed;
 pub mod set_header;
+#[cfg(not(test))]
+mod set_header_values;
 pub mod skip;
 #[cfg(not(test))]
 mod variables;

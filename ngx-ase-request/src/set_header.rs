@@ -7,6 +7,8 @@
 //! (a hidden name is never sent), and an identity name (`ase_identity_header`,
 //! `Authorization`, `X-Forwarded-For`...) is never cut from a payload held to
 //! `ase_request_max_size`.
+//!
+//! Safe Rust (the settings); `set_header_values.rs` evaluates them per request.
 
 use nginx_sys::ngx_http_complex_value_t;
 use ngx_ase_shared::header_names::{add_name, is_listed};
@@ -39,36 +41,6 @@ impl SetHeaders {
         add_name(&mut self.names, name)?;
         self.lines.push(SetHeader { name: name.to_vec(), value });
         Ok(())
-    }
-}
-
-/// The set lines' values for request `r`, in its pool: the lines whose value is not empty.
-/// Empty when there are none or the pool has no memory left.
-///
-/// # Safety
-/// `r` is a live request; `set`'s values were compiled for its configuration, which
-/// outlives it ('a).
-#[cfg(not(test))]
-pub unsafe fn evaluate<'a>(r: *mut nginx_sys::ngx_http_request_t, set: &'a SetHeaders) -> &'a [(&'a [u8], &'a [u8])] {
-    type Pair<'p> = (&'p [u8], &'p [u8]);
-    if set.lines.is_empty() {
-        return &[];
-    }
-    unsafe {
-        let size = core::mem::size_of::<Pair>() * set.lines.len();
-        // nginx's pool alignment (a word) suits a pair of slices.
-        let pairs = nginx_sys::ngx_palloc((*r).pool, size) as *mut Pair<'a>;
-        if pairs.is_null() {
-            return &[];
-        }
-        let mut n = 0;
-        for line in &set.lines {
-            if let Some(value) = ngx_ase_glue::complex_value::evaluate(r, line.value) {
-                pairs.add(n).write((line.name.as_slice(), value));
-                n += 1;
-            }
-        }
-        core::slice::from_raw_parts(pairs, n)
     }
 }
 
