@@ -64,27 +64,34 @@ fn raw_get(n: &Nginx, path: &str, header: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// An nginx with the double as its ASE, `http` in its http block and `server` in a server
+/// block on a free port (`BACKEND` in either is the backend's address).
+fn start(double: &AseDouble, backend: &Backend, http: &str, server: &str) -> Nginx {
+    let config = format!(
+        "    ase_server {ase};\n    ase_token {TEST_TOKEN};\n{http}\n    server {{\n        listen 127.0.0.1:{{port}};\n{server}\n    }}\n",
+        ase = double.url()
+    );
+    Nginx::start(&config.replace("BACKEND", &backend.addr().to_string()))
+}
+
 // ---- ase_correlation_id ----
 
 fn start_ids(double: &AseDouble, backend: &Backend) -> Nginx {
-    Nginx::start(&format!(
+    start(
+        double,
+        backend,
         r#"
-    ase_server {ase};
-    ase_token {TEST_TOKEN};
     ase_request on;
     ase_response on;
     ase_correlation_id $http_x_trace_id;
     log_format ids '$request_uri $status $ase_correlation_id $request_id';
-    server {{
-        listen 127.0.0.1:{{port}};
-        access_log logs/ids.log ids;
-        location /trace/ {{ proxy_pass http://{backend}; }}
-        location /rid/ {{ ase_correlation_id $request_id; proxy_pass http://{backend}; }}
-    }}
 "#,
-        ase = double.url(),
-        backend = backend.addr()
-    ))
+        r#"
+        access_log logs/ids.log ids;
+        location /trace/ { proxy_pass http://BACKEND; }
+        location /rid/ { ase_correlation_id $request_id; proxy_pass http://BACKEND; }
+"#,
+    )
 }
 
 /// The check and the report the double got for one request: (check's ID, report's ID).
@@ -152,25 +159,22 @@ fn an_empty_or_unusable_correlation_id_falls_back_to_the_modules_own() {
 // ---- ase_set_header ----
 
 fn start_set(double: &AseDouble, backend: &Backend) -> Nginx {
-    Nginx::start(&format!(
+    start(
+        double,
+        backend,
         r#"
-    ase_server {ase};
-    ase_token {TEST_TOKEN};
     ase_request on;
     ase_set_header X-Forwarded-For $remote_addr;
     ase_set_header X-Env prod;
-    server {{
-        listen 127.0.0.1:{{port}};
-        location /inherit/ {{ proxy_pass http://{backend}; }}
-        location /own/ {{ ase_set_header X-Api-Key $arg_key; proxy_pass http://{backend}; }}
-        location /remove/ {{ ase_set_header X-Forwarded-For ""; proxy_pass http://{backend}; }}
-        location /hidden/ {{ ase_hide_header X-Env; proxy_pass http://{backend}; }}
-        location /cut/ {{ ase_request_max_size 1k; proxy_pass http://{backend}; }}
-    }}
 "#,
-        ase = double.url(),
-        backend = backend.addr()
-    ))
+        r#"
+        location /inherit/ { proxy_pass http://BACKEND; }
+        location /own/ { ase_set_header X-Api-Key $arg_key; proxy_pass http://BACKEND; }
+        location /remove/ { ase_set_header X-Forwarded-For ""; proxy_pass http://BACKEND; }
+        location /hidden/ { ase_hide_header X-Env; proxy_pass http://BACKEND; }
+        location /cut/ { ase_request_max_size 1k; proxy_pass http://BACKEND; }
+"#,
+    )
 }
 
 #[test]
@@ -230,32 +234,29 @@ fn a_set_identity_header_survives_the_cut_and_a_padding_client_cannot_push_it_ou
 // ---- ase_skip and ase_fail_status ----
 
 fn start_skip(double: &AseDouble, backend: &Backend) -> Nginx {
-    Nginx::start(&format!(
+    start(
+        double,
+        backend,
         r#"
-    ase_server {ase};
-    ase_token {TEST_TOKEN};
     ase_timeout 5s;
     ase_request on;
     ase_response on;
-    map $request_method $is_options {{ OPTIONS 1; default 0; }}
+    map $request_method $is_options { OPTIONS 1; default 0; }
     log_format ids '$request_uri $status $ase_verdict';
-    server {{
-        listen 127.0.0.1:{{port}};
+"#,
+        r#"
         access_log logs/ids.log ids;
         ase_skip $arg_skip;
-        location /api/ {{ ase_skip $is_options $http_x_no_check; proxy_pass http://{backend}; }}
-        location /inherit/ {{ proxy_pass http://{backend}; }}
-        location /pre/ {{ ase_skip 1; try_files /nothing-here /api/from-pre; }}
-        location /pre-learn/ {{ ase_skip 1; try_files /nothing-here /learn/from-pre; }}
-        location /learn/ {{ ase_request monitor; proxy_pass http://{backend}; }}
-        location /closed/ {{ ase_fail_mode closed; ase_fail_status 429; proxy_pass http://{backend}; }}
-        location /closed-default/ {{ ase_fail_mode closed; proxy_pass http://{backend}; }}
-        location = /status {{ ase_request off; ase_response off; ase_status; }}
-    }}
+        location /api/ { ase_skip $is_options $http_x_no_check; proxy_pass http://BACKEND; }
+        location /inherit/ { proxy_pass http://BACKEND; }
+        location /pre/ { ase_skip 1; try_files /nothing-here /api/from-pre; }
+        location /pre-learn/ { ase_skip 1; try_files /nothing-here /learn/from-pre; }
+        location /learn/ { ase_request monitor; proxy_pass http://BACKEND; }
+        location /closed/ { ase_fail_mode closed; ase_fail_status 429; proxy_pass http://BACKEND; }
+        location /closed-default/ { ase_fail_mode closed; proxy_pass http://BACKEND; }
+        location = /status { ase_request off; ase_response off; ase_status; }
 "#,
-        ase = double.url(),
-        backend = backend.addr()
-    ))
+    )
 }
 
 #[test]
