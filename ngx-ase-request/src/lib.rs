@@ -5,6 +5,7 @@
 //! The nginx module declaration is in `module.rs` (unsafe glue).
 
 pub mod conf;
+pub mod correlation_id;
 #[cfg(not(test))]
 mod directives;
 #[cfg(not(test))]
@@ -15,6 +16,10 @@ mod module;
 pub mod payload;
 #[cfg(not(test))]
 mod routed;
+pub mod set_header;
+#[cfg(not(test))]
+mod set_header_values;
+pub mod skip;
 #[cfg(not(test))]
 mod variables;
 pub mod verdict;

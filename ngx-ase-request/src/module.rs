@@ -6,7 +6,7 @@ use core::ptr::addr_of;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, NGX_CONF_1MORE, NGX_CONF_FLAG,
-    NGX_CONF_TAKE1,
+    NGX_CONF_TAKE1, NGX_CONF_TAKE2,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
@@ -76,7 +76,7 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = LocConf;
 }
 
-static mut COMMANDS: [ngx_command_t; 11] = [
+static mut COMMANDS: [ngx_command_t; 15] = [
     directive(ngx_string!("ase_request"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::request)),
     directive(ngx_string!("ase_fail_mode"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::fail_mode)),
     directive(ngx_string!("ase_block_status"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::block_status)),
@@ -106,6 +106,10 @@ static mut COMMANDS: [ngx_command_t; 11] = [
         offset_of!(LocConf, max_size),
         &Setter(set::max_size),
     ),
+    directive(ngx_string!("ase_fail_status"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::fail_status)),
+    directive(ngx_string!("ase_correlation_id"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::correlation_id)),
+    directive(ngx_string!("ase_set_header"), ANY_LEVEL | NGX_CONF_TAKE2, LOC_CONF, 0, &Setter(set::set_header)),
+    directive(ngx_string!("ase_skip"), ANY_LEVEL | NGX_CONF_1MORE, LOC_CONF, 0, &Setter(set::skip)),
     ngx_command_t::empty(),
 ];
 
