@@ -1,5 +1,6 @@
-//! Small helpers for `scripts/bench.sh`, standard library only (built with a plain `rustc -O`,
-//! no crates, no network):
+//! Small helpers for `scripts/bench.sh`: the standard library and `httparse` (the parser the
+//! modules use, already in the workspace's lock file), built offline by `cargo` from
+//! `bench/Cargo.toml`, a workspace of its own so that the product's stays untouched:
 //!
 //!   loadgen rate URL --rate N --duration SECS [--conns C] [-H 'Name: value']...
 //!       Open-loop load at a fixed rate, for latency. Request k is due at t0 + k/N and its
@@ -72,18 +73,57 @@ fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(s)
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// What the head of a response says, once it is complete.
+struct Head {
+    /// The head's length in bytes, blank line included.
+    len: usize,
+    status: u16,
+    keep_alive: bool,
+    body_len: usize,
 }
 
-/// Reads one response (status line, headers, a Content-Length body). Returns the status and
-/// whether the connection stays open. `buf` keeps bytes read past this response.
+/// Parses a response head at the start of `buf`: `None` while it is incomplete.
+fn parse_head(buf: &[u8]) -> io::Result<Option<Head>> {
+    let bad = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(bad(format!("bad response head: {e}"))),
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut keep_alive = resp.version == Some(1);
+    let mut length = None;
+    for h in resp.headers.iter() {
+        let value = std::str::from_utf8(h.value).unwrap_or("").trim();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            length = value.parse::<usize>().ok();
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if value.eq_ignore_ascii_case("close") {
+                keep_alive = false;
+            } else if value.eq_ignore_ascii_case("keep-alive") {
+                keep_alive = true;
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(bad("chunked answers are not supported".into()));
+        }
+    }
+    let body_len = match (length, status) {
+        (Some(l), _) => l,
+        (None, 204 | 304) => 0,
+        (None, _) => return Err(bad("no content-length".into())),
+    };
+    Ok(Some(Head { len, status, keep_alive, body_len }))
+}
+
+/// Reads one response (head and a Content-Length body). Returns the status and whether the
+/// connection stays open. `buf` keeps bytes read past this response.
 fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<(u16, bool)> {
-    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
     let mut chunk = [0u8; 16 * 1024];
-    let head_end = loop {
-        if let Some(i) = find(buf, b"\r\n\r\n") {
-            break i + 4;
+    let head = loop {
+        if let Some(head) = parse_head(buf)? {
+            break head;
         }
         let n = s.read(&mut chunk)?;
         if n == 0 {
@@ -91,37 +131,16 @@ fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<(u16, bool)
         }
         buf.extend_from_slice(&chunk[..n]);
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let status: u16 = status_line.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| bad("status line"))?;
-    let mut length: Option<usize> = None;
-    let mut keep = status_line.starts_with("HTTP/1.1");
-    for l in lines {
-        let Some((name, value)) = l.split_once(':') else { continue };
-        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_ascii_lowercase());
-        match name.as_str() {
-            "content-length" => length = value.parse().ok(),
-            "connection" if value == "close" => keep = false,
-            "connection" if value == "keep-alive" => keep = true,
-            "transfer-encoding" => return Err(bad("chunked answers are not supported")),
-            _ => {}
-        }
-    }
-    let length = match (length, status) {
-        (Some(l), _) => l,
-        (None, 204 | 304) => 0,
-        (None, _) => return Err(bad("no content-length")),
-    };
-    while buf.len() < head_end + length {
+    let end = head.len + head.body_len;
+    while buf.len() < end {
         let n = s.read(&mut chunk)?;
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed in body"));
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    buf.drain(..head_end + length);
-    Ok((status, keep))
+    buf.drain(..end);
+    Ok((head.status, head.keep_alive))
 }
 
 fn request_bytes(url: &Url, headers: &[String]) -> Vec<u8> {
@@ -306,7 +325,8 @@ fn get(args: &[String]) {
     s.write_all(req.as_bytes()).unwrap_or_else(|e| die(&format!("write: {e}")));
     let mut all = Vec::new();
     s.read_to_end(&mut all).unwrap_or_else(|e| die(&format!("read: {e}")));
-    let body = find(&all, b"\r\n\r\n").map(|i| &all[i + 4..]).unwrap_or(&all[..]);
+    let head = parse_head(&all).unwrap_or_else(|e| die(&format!("get: {e}")));
+    let body = head.map(|h| &all[h.len..]).unwrap_or_else(|| die("get: incomplete response"));
     io::stdout().write_all(body).ok();
     println!();
 }
@@ -318,5 +338,40 @@ fn main() {
         Some("blackhole") => blackhole(&args[1..]),
         Some("get") => get(&args[1..]),
         _ => die("usage: loadgen rate URL --rate N --duration S [--conns C] [-H H]... | blackhole PORT [--max N] [--lifetime S] | get URL"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_head;
+
+    #[test]
+    fn a_complete_head_gives_its_length_status_body_and_keep_alive() {
+        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"ok\":true}\nnext";
+        let h = parse_head(r).unwrap().unwrap();
+        assert_eq!((h.len, h.status, h.keep_alive, h.body_len), (39, 200, true, 12));
+    }
+
+    #[test]
+    fn an_incomplete_head_asks_for_more() {
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Len").unwrap().is_none());
+    }
+
+    #[test]
+    fn connection_close_and_http_1_0_end_the_connection() {
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n").unwrap().unwrap();
+        assert!(!h.keep_alive);
+        let h = parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap().unwrap();
+        assert!(!h.keep_alive);
+        let h = parse_head(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n").unwrap().unwrap();
+        assert!(h.keep_alive);
+    }
+
+    #[test]
+    fn a_body_without_a_length_is_refused_unless_the_status_has_none() {
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
+        assert_eq!(parse_head(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().unwrap().body_len, 0);
+        assert!(parse_head(b"garbage\r\n\r\n").is_err());
     }
 }

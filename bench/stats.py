@@ -7,6 +7,7 @@ such, anything else with six significant digits), so that a report rewritten fro
 run is the report that run wrote.
 """
 
+import json
 import math
 import re
 
@@ -163,3 +164,14 @@ def jnum(path, key, sub=None):
         body, key = m.group(0), sub
     m = re.search('"%s":([0-9]*)' % re.escape(key), body)
     return (m.group(1) if m else "") or "0"
+
+
+def node_calls(path):
+    """The calls of each node of an ase_status JSON, in the page's order ([] when the file is
+    missing or not JSON): how a cluster's calls were shared."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            nodes = json.load(f).get("nodes", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [int(n.get("calls", 0)) for n in nodes if isinstance(n, dict)]

@@ -4,7 +4,7 @@ import os
 import tempfile
 import unittest
 
-from report import Report, parse_args
+from report import EXTRA, Report, parse_args
 
 FACTS = [
     "--ports", "backend=1 stub=2 refused=3 blackhole=4",
@@ -40,15 +40,23 @@ class MadeUpRun(unittest.TestCase):
                  ("rss", "base", 0, "long_requests", 1000456)]
         figures = {"base": (60000, "14.0000", 500), "stub": (30000, "28.0000", 800),
                    "native": (25000, "30.0000", 900), "refused": (61000, "14.1000", 510),
-                   "blackhole": (58000, "14.2000", 520)}
+                   "blackhole": (58000, "14.2000", 520), "cluster": (29000, "29.0000", 820),
+                   "native-cluster": (24000, "31.0000", 950), "close": (20000, "40.0000", 1000),
+                   "native-close": (16000, "50.0000", 1200)}
         for rnd in (1, 2):
             for c in configs:
+                if c in EXTRA and rnd > 1:
+                    continue  # the extra configurations run in the first round only
                 rps, cpu, p99 = figures[c]
                 data += rows(c, rnd, rps + rnd, cpu, p99)
         with open(os.path.join(d, "results.tsv"), "w") as f:
             f.writelines("\t".join(str(x) for x in r) + "\n" for r in data)
         with open(os.path.join(d, "ase-status-blackhole.json"), "w") as f:
             f.write('{"checks":7,"breaker_trips":3}')
+        with open(os.path.join(d, "ase-status-close.json"), "w") as f:
+            f.write('{"checks":5,"connections_new":9,"connections_reused":1,"connections_closed_by_ase":9}')
+        with open(os.path.join(d, "ase-status-cluster.json"), "w") as f:
+            f.write('{"checks":6,"nodes":[{"calls":4},{"calls":4},{"calls":4}]}')
         with open(os.path.join(d, "commands.txt"), "w") as f:
             f.write("wrk ...   # throughput\n")
 
@@ -77,7 +85,7 @@ class MadeUpRun(unittest.TestCase):
                       "| 2.00 | 0 |", r)
         self.assertIn("| baseline: modules off | 0.100 | 0.500 | 1.000 | — | — | — | 14.0 ms | 1 | 0 |", r)
         self.assertIn("| modules on, fast ASE stub | 8000 KiB | 9000 KiB | 9500 KiB | 9600 KiB | 1000123 | +100 KiB |", r)
-        self.assertIn("| modules on, ASE black-holed | 7 | 0 | 0 (0 / 0 / 0) | 3 | 0 / 0 | 0 / 0 |", r)
+        self.assertIn("| modules on, ASE black-holed | 7 | 0 | 0 (0 / 0 / 0) | 3 | 0 / 0 | 0 / 0 / 0 |", r)
         # 30001 / 25001 = 1.19995: shown as 1.20, yet short of the aim
         self.assertIn("| throughput, ngx-ase (stub) / native floor ≥ 1.0 (aim 1.2), same-round ratios | 1.20 × "
                       "| **met** |", r)
@@ -99,6 +107,41 @@ class MadeUpRun(unittest.TestCase):
         self.assertIn("| not measured (no native floor in this run) | |", r)
         self.assertIn("\nperf does not work\n", r)
         self.assertIn("gateways: base 10, stub 11, refused 12, black-holed 13.", r)
+
+    def test_the_extra_configurations_beside_their_native_equivalents(self):
+        configs = ["base", "stub", "native", "refused", "blackhole", "cluster", "native-cluster", "close",
+                   "native-close"]
+        r = self.report(configs, ["--extra-rounds", "1", "--configs", " ".join(configs), "--gateways",
+                                  "base=10 stub=11 native=14 refused=12 blackhole=13 cluster=15 native-cluster=16 "
+                                  "close=17 native-close=18", "--ports", "backend=1 stub=2 refused=3 blackhole=4 "
+                                  "stub2=5 stub3=6 close=7"])
+        self.assertIn("black-holed, cluster, native-cluster, close, native-close, base, ...), after one 5 s "
+                      "warm-up each; the last 4 (cluster, native-cluster, close, native-close) in the first 1 "
+                      "rounds only |", r)
+        self.assertIn("### A three-node cluster and connection-per-call, each beside its native equivalent", r)
+        # round 1 only: 29001 / 24001 and 20001 / 16001
+        self.assertIn("| throughput, ngx-ase / its native equivalent (per round) | 1.21 × (1.21) | 1 "
+                      "| 1.25 × (1.25) | 1 |", r)
+        self.assertIn("| throughput × baseline | 0.48 | 0.40 | 0.33 | 0.27 |", r)
+        self.assertIn("| gateway worker CPU per request added over the baseline, saturation "
+                      "| +15.0 µs | +17.0 µs | +26.0 µs | +36.0 µs |", r)
+        self.assertIn("| added p99 at 2000 requests/s | +0.320 ms | +0.450 ms | +0.500 ms | +0.700 ms |", r)
+        self.assertIn("The cluster's calls per node at the end of the run (checks and reports): 4 / 4 / 4.", r)
+        self.assertIn("| modules on, ASE closes every connection | 5 | 0 | 0 (0 / 0 / 0) | 0 | 0 / 0 | 9 / 1 / 9 |", r)
+        self.assertIn("| native: auth_request + mirror, no keep-alive | 16001 | 0.27 | 0.27 |", r)
+        self.assertIn("black hole 4, the cluster's other stub nodes 5 and 6, the stub that closes every connection 7;", r)
+        self.assertIn("native cluster 16, connection-per-call 17, native connection-per-call 18.", r)
+
+    def test_the_system_nginx_writes_its_own_section(self):
+        r = self.report(["base", "stub", "native"], ["--nginx-build", "system", "--nginx-version", "1.22.1",
+                                                     "--nginx-cc-opt=-g -O2 -fstack-protector-strong"])
+        lines = r.splitlines()
+        self.assertEqual(lines[0], "<!-- BEGIN scripts/bench.sh --nginx system output: generated, do not edit by hand -->")
+        self.assertEqual(lines[1], "## Results on Debian's nginx")
+        self.assertEqual(lines[-1], "<!-- END scripts/bench.sh --nginx system output -->")
+        self.assertIn("| nginx | 1.22.1 (Debian's /usr/sbin/nginx, `--with-http_auth_request_module`; C compiler flags "
+                      "`-g -O2 -fstack-protector-strong`), one worker per instance |", r)
+        self.assertNotIn("### A three-node cluster", r)
 
 
 if __name__ == "__main__":

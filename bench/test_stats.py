@@ -4,7 +4,7 @@ import os
 import tempfile
 import unittest
 
-from stats import Results, fmt, fmt_list, ge, jnum, le, median, ms, num, signed_ms, text
+from stats import Results, fmt, fmt_list, ge, jnum, le, median, ms, node_calls, num, signed_ms, text
 
 
 def results(*rows):
@@ -129,6 +129,17 @@ class StatusJson(unittest.TestCase):
             self.assertEqual(jnum(path, "reports_sent"), "0")
             self.assertEqual(jnum(path, "verdicts", "skip"), "0")
             self.assertEqual(jnum(os.path.join(d, "missing.json"), "checks"), "0")
+
+    def test_the_calls_of_each_node(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "s.json")
+            with open(path, "w") as f:
+                f.write('{"checks":9,"nodes":[{"url":"a","calls":3},{"url":"b","calls":4},{"url":"c","state":"untracked"}]}')
+            self.assertEqual(node_calls(path), [3, 4, 0])
+            with open(path, "w") as f:
+                f.write("not json")
+            self.assertEqual(node_calls(path), [])
+            self.assertEqual(node_calls(os.path.join(d, "missing.json")), [])
 
 
 if __name__ == "__main__":

@@ -3,18 +3,31 @@
 #
 #   scripts/bench.sh              the default run (10 alternating rounds of 5 s per
 #                                 configuration and phase, a million requests for the RSS
-#                                 figure, a profile; about 13 minutes on 2 cores once built);
-#                                 rewrites the generated part of BENCHMARKS.md
+#                                 figure, a profile; about 16 minutes on 2 cores once built);
+#                                 rewrites its generated section of BENCHMARKS.md
 #   scripts/bench.sh --quick      a smoke run (3 rounds of 3 s, 100,000 requests for RSS,
-#                                 no profile; about 3 minutes); writes only
+#                                 no profile; about 5 minutes); writes only
 #                                 build/bench/latest/report.md
+#   --nginx release | system      release (default): NGINX 1.28 built by scripts/build.sh
+#                                 --nginx release, results in BENCHMARKS.md's first section;
+#                                 system: Debian's nginx (/usr/sbin/nginx, nginx-dev) with the
+#                                 modules as scripts/build.sh --nginx system builds them,
+#                                 results in its own section ("On Debian's nginx"); neither
+#                                 run overwrites the other's section. Any other NAME: the
+#                                 nginx and modules already in build/NAME/{sbin,modules}, as
+#                                 they are (not rebuilt, e.g. an nginx built with other
+#                                 flags to find where a difference comes from); its report
+#                                 stays in the run directory
 #   --rounds N --duration S       rounds per configuration and seconds per round
+#   --extra-rounds N              rounds of the four extra configurations (three-node cluster
+#                                 and connection-per-call, each with its native equivalent):
+#                                 the first N of the rounds (default 6, all with --quick)
 #   --rate N                      the fixed rate of the latency phase (2000 requests/s)
 #   --rss-requests N              requests of the long run for the RSS figure
 #   --profile | --no-profile      perf counts (syscalls, mallocs per request) and a CPU
 #                                 profile of the worker (default: on, off with --quick)
 #   --write | --no-write          rewrite BENCHMARKS.md or not (default: on, off with --quick)
-#   --port-base P                 loopback ports P..P+14 (default 18480)
+#   --port-base P                 loopback ports P..P+18 (default 18480)
 #   --nice N                      run everything at this nice level (default -10 as root,
 #                                 so that other work on a shared machine perturbs the
 #                                 figures less; 0 to leave it)
@@ -29,14 +42,18 @@
 # fast ASE stub (nginx's own C machinery doing the same two extra exchanges per request,
 # without the JSON body; bench/gateway.conf.in); ngx-ase (stub) is also reported against it.
 # Each configuration is measured in alternating rounds (base, stub, native, refused,
-# black-holed, base, ...) after one warm-up each, and medians are reported. The gateway
-# under test runs one worker; the backend and the ASE stub run in a second nginx (one
-# worker) so that the gateway worker's CPU time (/proc/PID/stat) is its own. See
-# BENCHMARKS.md.
+# black-holed, then the extra ones, base, ...) after one warm-up each, and medians are
+# reported. The extra configurations, each beside its nginx-native equivalent: a three-node
+# cluster (three ase_server primaries, round robin, to three stub nodes; native: an upstream
+# of the same three servers, keep-alive) and connection-per-call (the stub closes every
+# connection, as an ASE without enable_sideband_keepalive; native: no upstream keep-alive).
+# The gateway under test runs one worker; the backend and the ASE stub run in a second
+# nginx (one worker) so that the gateway worker's CPU time (/proc/PID/stat) is its own.
+# See BENCHMARKS.md.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 
-quick=0 rounds= duration= rate=2000 rss_requests= profile= write_md= port_base=18480 report_from= nice_level=
+quick=0 rounds= extra_rounds= nginx_choice=release duration= rate=2000 rss_requests= profile= write_md= port_base=18480 report_from= nice_level=
 args=("$@")
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -52,28 +69,38 @@ while [ $# -gt 0 ]; do
         --port-base) port_base="$2"; shift 2 ;;
         --report-from) report_from="$2"; shift 2 ;;
         --nice) nice_level="$2"; shift 2 ;;
-        -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --nginx) nginx_choice="$2"; shift 2 ;;
+        --extra-rounds) extra_rounds="$2"; shift 2 ;;
+        -h|--help) sed -n '2,52p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
 write_cli="$write_md"
 if [ "$quick" = 1 ]; then
-    : "${rounds:=3}" "${duration:=3}" "${rss_requests:=100000}" "${profile:=0}" "${write_md:=0}"
+    : "${rounds:=3}" "${extra_rounds:=$rounds}" "${duration:=3}" "${rss_requests:=100000}" "${profile:=0}" "${write_md:=0}"
     warmup=2
 else
-    : "${rounds:=10}" "${duration:=5}" "${rss_requests:=1000000}" "${profile:=1}" "${write_md:=1}"
+    : "${rounds:=10}" "${extra_rounds:=6}" "${duration:=5}" "${rss_requests:=1000000}" "${profile:=1}" "${write_md:=1}"
     warmup=5
 fi
-for v in rounds duration rate rss_requests port_base; do
+for v in rounds extra_rounds duration rate rss_requests port_base; do
     [[ "${!v}" =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || die "--${v//_/-} needs a positive integer"
 done
+
+[ "$extra_rounds" -le "$rounds" ] || die "--extra-rounds cannot exceed --rounds ($rounds)"
+case "$nginx_choice" in
+    release|system) ;;
+    ''|*/*|.*) die "--nginx takes release, system or the NAME of a build/NAME, not '$nginx_choice'" ;;
+    *) [ -z "$write_cli" ] || [ "$write_cli" = 0 ] || die "--write: only the release and system runs have a section"
+       write_md=0 ;;
+esac
 
 started_at=$(date +%s)
 
 # ---------------------------------------------------------------------------- set-up
 if [ -z "$report_from" ]; then
-    # nginx as users run it: no --with-debug, no test-only code.
-    "$ROOT/scripts/build.sh" --nginx release
+    # nginx as users run it: 1.28 without --with-debug or test-only code, or Debian's own.
+    case "$nginx_choice" in release|system) "$ROOT/scripts/build.sh" --nginx "$nginx_choice" ;; esac
     ensure_packages wrk
     if [ -z "$nice_level" ]; then
         nice_level=0
@@ -83,29 +110,36 @@ if [ -z "$report_from" ]; then
     # After the build; the measured processes (nginx, wrk, the load generator) inherit it.
     [ "$nice_level" != 0 ] && { renice -n "$nice_level" -p $$ >/dev/null || warn "renice $nice_level failed"; }
 fi
-NGINX="$ROOT/build/release/sbin/nginx"
-MODULES="$ROOT/build/release/modules"
-[ -x "$NGINX" ] || die "$NGINX not built"
-# The native floor needs auth_request (mirror is always built in): scripts/build.sh adds it.
+# build/system/sbin/nginx is a link to Debian's /usr/sbin/nginx.
+NGINX="$ROOT/build/$nginx_choice/sbin/nginx"
+MODULES="$ROOT/build/$nginx_choice/modules"
+[ -n "$report_from" ] || [ -x "$NGINX" ] || die "$NGINX not built"
+# The native floor needs auth_request (mirror is always built in): scripts/build.sh adds it
+# to the release build; Debian's nginx has it.
 [ -n "$report_from" ] || "$NGINX" -V 2>&1 | grep -q -- '--with-http_auth_request_module' \
     || die "$NGINX lacks --with-http_auth_request_module (the native floor needs it): rebuild with scripts/build.sh"
 
-# The fixed-rate load generator and the black hole: one small std-only Rust program.
+# The fixed-rate load generator and the black hole: one small Rust program (bench/Cargo.toml,
+# offline: httparse is the product's own dependency, already in cargo's cache).
 LOADGEN="$ROOT/build/bench/loadgen"
 mkdir -p "$ROOT/build/bench"
-if [ ! -x "$LOADGEN" ] || [ "$ROOT/bench/loadgen.rs" -nt "$LOADGEN" ]; then
+if [ ! -x "$LOADGEN" ] || [ "$ROOT/bench/loadgen.rs" -nt "$LOADGEN" ] || [ "$ROOT/bench/Cargo.toml" -nt "$LOADGEN" ]; then
     say "building build/bench/loadgen (bench/loadgen.rs)"
-    rustc -O --edition 2021 -o "$LOADGEN.new.$$" "$ROOT/bench/loadgen.rs" && mv -f "$LOADGEN.new.$$" "$LOADGEN"
+    cargo build -q --release --offline --locked --manifest-path "$ROOT/bench/Cargo.toml" --target-dir "$ROOT/build/bench/target" \
+        || die "building bench/loadgen.rs failed"
+    install -m 0755 "$ROOT/build/bench/target/release/loadgen" "$LOADGEN.new.$$" && mv -f "$LOADGEN.new.$$" "$LOADGEN"
 fi
 
 if [ -n "$report_from" ]; then
     RUN=$(cd "$report_from" && pwd) || die "no directory $report_from"
     # shellcheck disable=SC1091
     . "$RUN/params.sh" || die "$RUN/params.sh: not a complete run"
+    NGINX="$ROOT/build/$nginx_choice/sbin/nginx"   # the run's (a run before --nginx: release)
     # BENCHMARKS.md only from a default run, unless asked.
     [ -n "$write_cli" ] || { write_md=1; [ "$quick" = 1 ] && write_md=0; }
 else
     RUN="$ROOT/build/bench/run-$(date +%Y%m%d-%H%M%S)"
+    [ "$nginx_choice" = system ] && RUN="$RUN-system"
     mkdir -p "$RUN"
     ln -sfn "$RUN" "$ROOT/build/bench/latest"
     : > "$RUN/results.tsv"
@@ -114,14 +148,22 @@ fi
 RES="$RUN/results.tsv"
 CMDS="$RUN/commands.txt"
 
-# native right after stub: the two are compared round by round. Their labels in the report
-# are bench/report.py's.
-CONFIGS=(base stub native refused blackhole)
-declare -A ASE_PORT PORT
+# Each native equivalent right after its ngx-ase configuration: the two are compared round
+# by round. The extra ones (EXTRA) run in the first $extra_rounds rounds only. Their labels in
+# the report are bench/report.py's.
+CONFIGS=(base stub native refused blackhole cluster native-cluster close native-close)
+EXTRA=" cluster native-cluster close native-close "
+is_extra() { [[ "$EXTRA" == *" $1 "* ]]; }
+declare -A ASE_PORTS PORT
 P_BACKEND=$((port_base + 1)) P_STUB=$((port_base + 2)) P_REFUSED=$((port_base + 3)) P_BLACKHOLE=$((port_base + 4))
-ASE_PORT=([base]=$P_STUB [stub]=$P_STUB [native]=$P_STUB [refused]=$P_REFUSED [blackhole]=$P_BLACKHOLE)
+# The cluster's other two stub nodes, and the stub that closes every connection.
+P_STUB2=$((port_base + 5)) P_STUB3=$((port_base + 6)) P_CLOSE=$((port_base + 7))
+ASE_PORTS=([base]=$P_STUB [stub]=$P_STUB [native]=$P_STUB [refused]=$P_REFUSED [blackhole]=$P_BLACKHOLE
+           [cluster]="$P_STUB $P_STUB2 $P_STUB3" [native-cluster]="$P_STUB $P_STUB2 $P_STUB3"
+           [close]=$P_CLOSE [native-close]=$P_CLOSE)
 PORT=([base]=$((port_base + 10)) [stub]=$((port_base + 11)) [refused]=$((port_base + 12)) [blackhole]=$((port_base + 13))
-      [native]=$((port_base + 14)))
+      [native]=$((port_base + 14)) [cluster]=$((port_base + 15)) [native-cluster]=$((port_base + 16))
+      [close]=$((port_base + 17)) [native-close]=$((port_base + 18)))
 TOKEN=b3nchb3nchb3nchb3nchb3nchb3nch32
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -133,18 +175,34 @@ WRK_CONNS=32
 LAT_CONNS=64
 
 if [ -z "$report_from" ]; then
-for p in $P_BACKEND $P_STUB $P_REFUSED $P_BLACKHOLE "${PORT[@]}"; do
+for p in $P_BACKEND $P_STUB $P_REFUSED $P_BLACKHOLE $P_STUB2 $P_STUB3 $P_CLOSE "${PORT[@]}"; do
     port_open "$p" && die "port $p is in use (choose others with --port-base)"
 done
 
 user_line=""
 [ "$(id -u)" = 0 ] && user_line="user root;"
-subst() { # subst TEMPLATE ASE_PORT ON|OFF PORT [native]: lines marked @NATIVE@ kept for native only
-    local native='/^@NATIVE@/d'
-    [ "${5:-}" = native ] && native='s|^@NATIVE@||'
-    sed -e "$native" -e "s|@USER@|$user_line|" -e "s|@MODULES@|$MODULES|g" -e "s|@BACKEND_PORT@|$P_BACKEND|g" \
-        -e "s|@STUB_PORT@|$P_STUB|g" -e "s|@ASE_PORT@|$2|g" -e "s|@ASE@|$3|g" -e "s|@PORT@|$4|g" \
-        -e "s|@TOKEN@|$TOKEN|g" "$1"
+# subst TEMPLATE "ASE_PORT..." ON|OFF PORT [native|native-nopool]: lines marked @NATIVE@ kept
+# for the native equivalents only, those marked @NATIVE@@POOL@ (upstream keep-alive) only
+# with a pool; @ASE_SERVERS@ and @NATIVE_SERVERS@ become one line per ASE port.
+subst() {
+    local native='/^@NATIVE@/d' pool='/^@NATIVE@@POOL@/d' p ase_servers="" native_servers=""
+    case "${5:-}" in
+        native) native='s|^@NATIVE@||' pool='s|^@NATIVE@@POOL@|@NATIVE@|' ;;
+        native-nopool) native='s|^@NATIVE@||' ;;
+    esac
+    # One node: a down node stays down for the run (the refused and black-holed cases). A
+    # cluster: nginx's upstream defaults, as the native equivalent's servers have them, so
+    # a node that timed out once under load comes back as it would there.
+    local health="max_fails=1 fail_timeout=60s"
+    [ "$(wc -w <<<"$2")" -gt 1 ] && health="max_fails=1 fail_timeout=10s"
+    for p in $2; do
+        ase_servers+="${ase_servers:+\\n    }ase_server http://127.0.0.1:$p $health;"
+        native_servers+="${native_servers:+\\n        }server 127.0.0.1:$p;"
+    done
+    sed -e "$pool" -e "$native" -e "s|@USER@|$user_line|" -e "s|@MODULES@|$MODULES|g" -e "s|@BACKEND_PORT@|$P_BACKEND|g" \
+        -e "s|@STUB_PORT@|$P_STUB|g" -e "s|@STUB2_PORT@|$P_STUB2|g" -e "s|@STUB3_PORT@|$P_STUB3|g" \
+        -e "s|@CLOSE_PORT@|$P_CLOSE|g" -e "s|@ASE_SERVERS@|$ase_servers|g" -e "s|@NATIVE_SERVERS@|$native_servers|g" \
+        -e "s|@ASE@|$3|g" -e "s|@PORT@|$4|g" -e "s|@TOKEN@|$TOKEN|g" "$1"
 }
 
 MASTERS=()
@@ -208,9 +266,13 @@ BLACKHOLE_PID=$!
 for i in $(seq 100); do port_open "$P_BLACKHOLE" && break; sleep 0.05; done
 declare -A WORKER
 for c in "${CONFIGS[@]}"; do
-    onoff=on
-    case "$c" in base|native) onoff=off ;; esac
-    start_nginx "gw-$c" "$(subst "$ROOT/bench/gateway.conf.in" "${ASE_PORT[$c]}" "$onoff" "${PORT[$c]}" "$c")" "${PORT[$c]}"
+    onoff=on kind=
+    case "$c" in
+        base) onoff=off ;;
+        native|native-cluster) onoff=off kind=native ;;
+        native-close) onoff=off kind=native-nopool ;;
+    esac
+    start_nginx "gw-$c" "$(subst "$ROOT/bench/gateway.conf.in" "${ASE_PORTS[$c]}" "$onoff" "${PORT[$c]}" "$kind")" "${PORT[$c]}"
     WORKER[$c]=$(worker_pid "gw-$c")
     rec rss "$c" 0 cold_kib "$(rss_kib "${WORKER[$c]}")"
 done
@@ -237,9 +299,10 @@ done
 echo "wrk -t1 -c$WRK_CONNS -d${warmup}s ${HEADERS[*]@Q} 'http://127.0.0.1:<gateway port>$REQ_PATH'   # warm-up, once per configuration" >> "$CMDS"
 
 # ---------------------------------------------------------------------------- throughput
-say "throughput: $rounds rounds x ${#CONFIGS[@]} configurations x ${duration} s (wrk -t1 -c$WRK_CONNS)"
+say "throughput: $rounds rounds x ${#CONFIGS[@]} configurations x ${duration} s, the last four in $extra_rounds rounds (wrk -t1 -c$WRK_CONNS)"
 for r in $(seq "$rounds"); do
     for c in "${CONFIGS[@]}"; do
+        is_extra "$c" && [ "$r" -gt "$extra_rounds" ] && continue
         t0=$(cpu_ticks "${WORKER[$c]}") a0=$(cpu_ticks "$AUX_WORKER")
         read -r n rps non2xx errs wrk_ticks < <(run_wrk "$c" "$duration")
         t1=$(cpu_ticks "${WORKER[$c]}") a1=$(cpu_ticks "$AUX_WORKER")
@@ -254,12 +317,13 @@ for r in $(seq "$rounds"); do
         printf '  round %d %-10s %9s req/s  (%d requests, %d non-2xx, %d socket errors)\n' "$r" "$c" "$rps" "$n" "$non2xx" "$errs" >&2
     done
 done
-echo "wrk -t1 -c$WRK_CONNS -d${duration}s ${HEADERS[*]@Q} 'http://127.0.0.1:<gateway port>$REQ_PATH'   # throughput, $rounds rounds per configuration, alternating" >> "$CMDS"
+echo "wrk -t1 -c$WRK_CONNS -d${duration}s ${HEADERS[*]@Q} 'http://127.0.0.1:<gateway port>$REQ_PATH'   # throughput, $rounds rounds per configuration ($extra_rounds for the extra ones), alternating" >> "$CMDS"
 
 # ---------------------------------------------------------------------------- latency
-say "latency at $rate requests/s: $rounds rounds x ${#CONFIGS[@]} configurations x ${duration} s (loadgen, $LAT_CONNS connections)"
+say "latency at $rate requests/s: $rounds rounds x ${#CONFIGS[@]} configurations x ${duration} s, the last four in $extra_rounds rounds (loadgen, $LAT_CONNS connections)"
 for r in $(seq "$rounds"); do
     for c in "${CONFIGS[@]}"; do
+        is_extra "$c" && [ "$r" -gt "$extra_rounds" ] && continue
         t0=$(cpu_ticks "${WORKER[$c]}")
         line=$("$LOADGEN" rate "$(url "$c")" --rate "$rate" --duration "$duration" --conns "$LAT_CONNS" "${HEADERS[@]}")
         t1=$(cpu_ticks "${WORKER[$c]}")
@@ -273,7 +337,7 @@ for r in $(seq "$rounds"); do
         printf '  round %d %-10s %s\n' "$r" "$c" "$(grep -o 'p50_us=[0-9]* p90_us=[0-9]* p99_us=[0-9]* p999_us=[0-9]*' <<<"$line") $(grep -o 'unsent=[0-9]*' <<<"$line")" >&2
     done
 done
-echo "build/bench/loadgen rate 'http://127.0.0.1:<gateway port>$REQ_PATH' --rate $rate --duration $duration --conns $LAT_CONNS ${HEADERS[*]@Q}   # latency, $rounds rounds per configuration, alternating" >> "$CMDS"
+echo "build/bench/loadgen rate 'http://127.0.0.1:<gateway port>$REQ_PATH' --rate $rate --duration $duration --conns $LAT_CONNS ${HEADERS[*]@Q}   # latency, $rounds rounds per configuration ($extra_rounds for the extra ones), alternating" >> "$CMDS"
 
 # ---------------------------------------------------------------------------- RSS
 say "worker RSS: a long run of at least $rss_requests requests, modules on (stub), then the baseline"
@@ -292,13 +356,13 @@ for c in stub base; do
     rec rss "$c" 0 long_requests "$total"
     say "  $c: RSS $before KiB -> $(rss_kib "${WORKER[$c]}") KiB after $total requests"
 done
-for c in native refused blackhole; do
+for c in native refused blackhole cluster native-cluster close native-close; do
     rec rss "$c" 0 end_kib "$(rss_kib "${WORKER[$c]}")"
 done
 echo "wrk -t1 -c$WRK_CONNS -d<chunk>s ${HEADERS[*]@Q} 'http://127.0.0.1:<gateway port>$REQ_PATH'   # RSS long run, chunks of <= 60 s until >= $rss_requests requests" >> "$CMDS"
 
 # The gateways' own counters: did each configuration take the path it was meant to?
-for c in stub refused blackhole; do
+for c in stub refused blackhole cluster close; do
     "$LOADGEN" get "http://127.0.0.1:${PORT[$c]}/ase-status" > "$RUN/ase-status-$c.json" 2>/dev/null || true
 done
 
@@ -321,7 +385,7 @@ if [ "$profile" = 1 ]; then
         events=task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_writev,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_connect
         [ "$have_probe" = 1 ] && events="$events,ngxasebench:malloc"
         window=4
-        for c in base stub native refused; do
+        for c in base stub native refused close native-close; do
             "$LOADGEN" rate "$(url "$c")" --rate "$rate" --duration $((window + 2)) --conns "$LAT_CONNS" "${HEADERS[@]}" > /dev/null &
             lg=$!
             sleep 1
@@ -366,7 +430,7 @@ end_loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 commit=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 dirty=""
 git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || dirty=" (with uncommitted changes in the work tree)"
-declare -p quick rounds duration rate rss_requests profile warmup port_base nice_level started_at finished_at end_loadavg commit dirty args PROFILE_MD \
+declare -p nginx_choice quick rounds extra_rounds duration rate rss_requests profile warmup port_base nice_level started_at finished_at end_loadavg commit dirty args PROFILE_MD \
     | sed 's/^declare -[a-zA-Z-]* //' > "$RUN/params.sh"
 fi   # measurement
 
@@ -378,14 +442,16 @@ mode="default"
 gateways=""
 for c in "${CONFIGS[@]}"; do gateways+="${gateways:+ }$c=${PORT[$c]}"; done
 python3 "$ROOT/bench/report.py" --run "$RUN" --configs "${CONFIGS[*]}" \
-    --ports "backend=$P_BACKEND stub=$P_STUB refused=$P_REFUSED blackhole=$P_BLACKHOLE" --gateways "$gateways" \
-    --mode="$mode" --rounds "$rounds" --duration "$duration" --warmup "$warmup" --rate "$rate" \
+    --ports "backend=$P_BACKEND stub=$P_STUB refused=$P_REFUSED blackhole=$P_BLACKHOLE stub2=$P_STUB2 stub3=$P_STUB3 close=$P_CLOSE" \
+    --gateways "$gateways" --nginx-build="$nginx_choice" \
+    --mode="$mode" --rounds "$rounds" --extra-rounds "$extra_rounds" --duration "$duration" --warmup "$warmup" --rate "$rate" \
     --wrk-conns "$WRK_CONNS" --lat-conns "$LAT_CONNS" --profile "$profile" --profile-md="$PROFILE_MD" \
     --started-at "$started_at" --finished-at "$finished_at" --end-loadavg="${end_loadavg:-}" \
     --nice="${nice_level:-0}" --commit="${commit:-unknown}" --dirty="${dirty:-}" --command="${args[*]}" \
     --machine="$(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), Linux $(uname -r)" \
     --nginx-version="$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')" \
     --nginx-flags="$("$NGINX" -V 2>&1 | grep -oE -- '--with-debug|--with-http_auth_request_module' | tr '\n' ' ' | sed 's/ $//')" \
+    --nginx-cc-opt="$("$NGINX" -V 2>&1 | sed -n "s/.*--with-cc-opt='\([^']*\)'.*/\1/p")" \
     --wrk-version="$( (wrk -v 2>&1 || true) | awk 'NR==1 {print $2}')" \
     --rustc="$(rustc --version | cut -d' ' -f1-2)" \
     > "$RUN/report.md" || die "bench/report.py failed"
@@ -394,15 +460,21 @@ wall=$((finished_at - started_at))
 cat "$RUN/report.md" | sed -n '/^### Throughput/,/^### Commands/p' | grep -v '^### Commands' >&2
 say "results: $RUN/report.md (raw figures: $RES), in $((wall / 60)) min $((wall % 60)) s"
 
+# Each nginx has its own generated section (bench/report.py's markers): a run replaces only
+# its own, and appends it when missing.
 if [ "$write_md" = 1 ]; then
     md="$ROOT/BENCHMARKS.md"
-    if [ -f "$md" ] && grep -q '^<!-- BEGIN scripts/bench.sh output' "$md" && grep -q '^<!-- END scripts/bench.sh output' "$md"; then
-        awk -v rep="$RUN/report.md" '
-            /^<!-- BEGIN scripts\/bench.sh output/ {while ((getline l < rep) > 0) print l; skip=1; next}
-            /^<!-- END scripts\/bench.sh output/ {skip=0; next}
+    marker="scripts/bench.sh output"
+    [ "$nginx_choice" = system ] && marker="scripts/bench.sh --nginx system output"
+    if [ -f "$md" ] && grep -qF "<!-- BEGIN $marker:" "$md" && grep -qF "<!-- END $marker -->" "$md"; then
+        awk -v rep="$RUN/report.md" -v begin="<!-- BEGIN $marker:" -v end="<!-- END $marker -->" '
+            index($0, begin) == 1 {while ((getline l < rep) > 0) print l; skip=1; next}
+            index($0, end) == 1 {skip=0; next}
             !skip {print}' "$md" > "$md.new.$$" && mv -f "$md.new.$$" "$md"
+    elif [ -f "$md" ]; then
+        { echo; cat "$RUN/report.md"; } >> "$md"
     else
         { echo "# Benchmarks"; echo; cat "$RUN/report.md"; } > "$md"
     fi
-    say "BENCHMARKS.md updated"
+    say "BENCHMARKS.md updated ($marker)"
 fi

@@ -11,7 +11,8 @@
 //! nginx-free parts, each with its own unit tests (run in the main workspace: this crate's
 //! lib has `test = false`).
 
-// ngx-ase-request: `conf.rs` must sit at the crate root, `verdict.rs` says `crate::conf`.
+// ngx-ase-request: `conf.rs` must sit at the crate root, `verdict.rs` says `crate::conf`,
+// and so must `set_header` (`conf.rs` says `crate::set_header`).
 #[path = "../../ngx-ase-request/src/conf.rs"]
 pub mod conf;
 // `conf.rs` holds the verdict cache's settings, which say `crate::cache_table`.
@@ -21,6 +22,8 @@ pub mod cache_conf;
 pub mod cache_table;
 #[path = "../../ngx-ase-request/src/payload.rs"]
 pub mod request_payload;
+#[path = "../../ngx-ase-request/src/set_header.rs"]
+pub mod set_header;
 #[path = "../../ngx-ase-request/src/verdict.rs"]
 pub mod verdict;
 // ngx-ase-common: the channel's engine (its submodules sit next to its `mod.rs`; its unit tests are `#[cfg(test)]`, not built here); `counters` and `health`

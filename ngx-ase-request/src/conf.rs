@@ -7,8 +7,11 @@ use ngx_ase_shared::abi::{Bytes, RequestLocShared, RequestMode};
 use ngx_ase_shared::header_names;
 
 use crate::cache_conf::CacheConf;
+use crate::set_header::SetHeaders;
 
 pub const DEFAULT_BLOCK_STATUS: ngx_uint_t = 403;
+/// `ase_fail_status`'s default: what a check that fails closed answers.
+pub const DEFAULT_FAIL_STATUS: ngx_uint_t = 503;
 /// `ase_request_max_size`'s default: the most bytes of JSON a request's metadata takes.
 pub const DEFAULT_MAX_SIZE: usize = 64 * 1024;
 /// The smallest `ase_request_max_size`: room for every field but the headers, with a URL of
@@ -37,11 +40,21 @@ pub fn parse_fail_mode(raw: &[u8]) -> Result<FailMode, String> {
 
 /// `ase_block_status`: a 4xx or 5xx status, as nginx's `return` would send it.
 pub fn parse_block_status(raw: &[u8]) -> Result<ngx_uint_t, String> {
+    parse_error_status("ase_block_status", raw)
+}
+
+/// `ase_fail_status`: a 4xx or 5xx status (as nginx's `limit_req_status`).
+pub fn parse_fail_status(raw: &[u8]) -> Result<ngx_uint_t, String> {
+    parse_error_status("ase_fail_status", raw)
+}
+
+/// A status from 400 to 599, digits only.
+fn parse_error_status(directive: &str, raw: &[u8]) -> Result<ngx_uint_t, String> {
     let text = String::from_utf8_lossy(raw);
     let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
     match text.parse::<ngx_uint_t>() {
         Ok(n) if digits && (400..=599).contains(&n) => Ok(n),
-        _ => Err(invalid_value("ase_block_status", raw, "a status code from 400 to 599")),
+        _ => Err(invalid_value(directive, raw, "a status code from 400 to 599")),
     }
 }
 
@@ -129,6 +142,14 @@ pub struct LocConf {
     /// `ase_request_after_access on|off`: check in the precontent phase, after the access
     /// modules, instead of first in the access phase (`UNSET_FLAG` until merged).
     pub after_access: ngx_flag_t,
+    /// `ase_fail_status` (`UNSET_UINT` until merged).
+    pub fail_status: ngx_uint_t,
+    /// `ase_correlation_id`; `None` = the module's own ID.
+    pub correlation_id: Option<PerRequestValue>,
+    /// `ase_set_header` lines; `None` = none at this level: the level above's apply.
+    pub set_headers: Option<SetHeaders>,
+    /// `ase_skip` values; `None` = none at this level: the level above's apply.
+    pub skip: Option<Vec<*mut ngx_http_complex_value_t>>,
     /// `ase_cache`, `ase_cache_key`, `ase_cache_valid`, `ase_cache_use_stale`.
     pub cache: CacheConf,
 }
@@ -147,6 +168,10 @@ impl Default for LocConf {
             identity: None,
             max_size: UNSET_SIZE,
             after_access: UNSET_FLAG,
+            fail_status: UNSET_UINT,
+            correlation_id: None,
+            set_headers: None,
+            skip: None,
             cache: CacheConf::default(),
         }
     }
@@ -170,6 +195,17 @@ impl LocConf {
     /// The operator's identity header names here (packed).
     pub fn identity(&self) -> &[u8] {
         self.identity.as_deref().unwrap_or(b"")
+    }
+
+    /// The names `ase_set_header` sets here (packed): the client's lines of these names are
+    /// not sent.
+    pub fn set_names(&self) -> &[u8] {
+        self.set_headers.as_ref().map_or(&[], |s| s.names.as_slice())
+    }
+
+    /// The `ase_skip` values here.
+    pub fn skip(&self) -> &[*mut ngx_http_complex_value_t] {
+        self.skip.as_deref().unwrap_or(&[])
     }
 
     /// Points the shared part at this level's merged values.
@@ -198,6 +234,11 @@ impl Merge for LocConf {
         merge_identity(&mut self.identity, &prev.identity);
         merge(&mut self.max_size, prev.max_size, UNSET_SIZE, DEFAULT_MAX_SIZE);
         merge(&mut self.after_access, prev.after_access, UNSET_FLAG, 0);
+        merge(&mut self.fail_status, prev.fail_status, UNSET_UINT, DEFAULT_FAIL_STATUS);
+        merge_option(&mut self.correlation_id, &prev.correlation_id);
+        // All or nothing per level, as nginx's `proxy_set_header` and `proxy_cache_bypass`.
+        merge_option(&mut self.set_headers, &prev.set_headers);
+        merge_option(&mut self.skip, &prev.skip);
         self.cache.merge(&prev.cache);
         self.fill_shared();
         Ok(())
@@ -229,6 +270,8 @@ mod tests {
         assert_eq!(parse_fail_mode(b"closed"), Ok(FailMode::Closed));
         assert!(parse_fail_mode(b"shut").unwrap_err().contains("\"shut\""));
         assert_eq!(parse_block_status(b"429"), Ok(429));
+        assert_eq!(parse_fail_status(b"429"), Ok(429));
+        assert!(parse_fail_status(b"399").unwrap_err().contains("\"ase_fail_status\""));
         for bad in [&b"200"[..], b"600", b"x", b"-403", b"+403", b""] {
             assert!(parse_block_status(bad).is_err());
         }
@@ -295,6 +338,33 @@ mod tests {
         assert_eq!((bare.mode(), bare.fail_mode), (RequestMode::Off, FailMode::Open));
         assert!(bare.user.is_none() && bare.hidden().is_empty() && bare.shared.mode_at.len == 0);
         assert_eq!(bare.max_size, DEFAULT_MAX_SIZE);
+    }
+
+    #[test]
+    fn new_directives_inherit_all_or_nothing() {
+        let mut xff = SetHeaders::default();
+        xff.add(b"X-Forwarded-For", core::ptr::null_mut()).unwrap();
+        let http = LocConf {
+            fail_status: 429,
+            set_headers: Some(xff),
+            skip: Some(vec![core::ptr::null_mut()]),
+            ..LocConf::default()
+        };
+        let mut server = LocConf::default();
+        server.merge(&http).unwrap();
+        assert_eq!(server.fail_status, 429);
+        assert_eq!(server.set_names(), b"x-forwarded-for ");
+        assert_eq!(server.skip().len(), 1);
+        let mut key = SetHeaders::default();
+        key.add(b"X-Api-Key", core::ptr::null_mut()).unwrap();
+        let mut location = LocConf { set_headers: Some(key), ..LocConf::default() };
+        location.merge(&server).unwrap();
+        // its own list only: the parent's X-Forwarded-For is not inherited
+        assert_eq!(location.set_names(), b"x-api-key ");
+        let mut bare = LocConf::default();
+        bare.merge(&LocConf::default()).unwrap();
+        assert_eq!(bare.fail_status, DEFAULT_FAIL_STATUS);
+        assert!(bare.set_headers.is_none() && bare.skip().is_empty() && bare.correlation_id.is_none());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The request module's directives: a safe setter each, which the directive table's rows
 //! (`module.rs`) hand to `ngx_ase_glue::directive::set_by_post`.
 
-use nginx_sys::ngx_conf_set_size_slot;
+use nginx_sys::{ngx_conf_set_size_slot, ngx_http_complex_value_t};
 use ngx::http::HttpModuleMainConf;
 use ngx_ase_glue::directive::{ConfError, Directive};
 use ngx_ase_glue::module::note_switch;
@@ -9,8 +9,8 @@ use ngx_ase_glue::values::UNSET_UINT;
 use ngx_ase_shared::header_names;
 
 use crate::conf::{
-    check_max_size, check_value_slot, parse_block_status, parse_fail_mode, parse_request_mode, user_header_variable,
-    FailMode, LocConf, PerRequestValue,
+    check_max_size, check_value_slot, parse_block_status, parse_fail_mode, parse_fail_status, parse_request_mode,
+    user_header_variable, FailMode, LocConf, PerRequestValue,
 };
 use crate::Module;
 
@@ -31,10 +31,14 @@ fn set_value(
     value: &[u8],
 ) -> Result<(), ConfError> {
     check_value_slot(slot, directive)?;
-    // SAFETY: the configuration nginx is reading, live while the directive is.
-    let cv = unsafe { ngx_ase_glue::complex_value::compile(d.raw(), value) }.ok_or(ConfError::Logged)?;
-    *slot = Some(PerRequestValue { cv, directive });
+    *slot = Some(PerRequestValue { cv: compile(d, value)?, directive });
     Ok(())
+}
+
+/// Compiles a value with variables; nginx names the line of one it cannot compile.
+fn compile(d: &Directive, value: &[u8]) -> Result<*mut ngx_http_complex_value_t, ConfError> {
+    // SAFETY: the configuration nginx is reading, live while the directive is.
+    unsafe { ngx_ase_glue::complex_value::compile(d.raw(), value) }.ok_or(ConfError::Logged)
 }
 
 /// `ase_user VALUE`: the username sent in `user_info` (variables allowed).
@@ -89,5 +93,32 @@ pub fn block_status(conf: &mut LocConf, d: &Directive) -> Result<(), ConfError> 
 pub fn max_size(conf: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
     d.nginx_slot(conf, ngx_conf_set_size_slot)?;
     check_max_size(conf.max_size)?;
+    Ok(())
+}
+
+/// `ase_fail_status CODE`.
+pub fn fail_status(conf: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
+    let is_set = conf.fail_status != UNSET_UINT;
+    d.set_once(&mut conf.fail_status, is_set, parse_fail_status(d.arg()))
+}
+
+/// `ase_correlation_id VALUE`: the ID sent as `X-CorrelationID` (variables allowed).
+pub fn correlation_id(conf: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
+    set_value(d, &mut conf.correlation_id, "ase_correlation_id", d.arg())
+}
+
+/// `ase_set_header NAME VALUE`: repeatable; the lines add to this level's list.
+pub fn set_header(conf: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
+    let [name, value] = d.args() else { return Err(d.error("\"ase_set_header\" takes a name and a value")) };
+    let cv = compile(d, value)?;
+    conf.set_headers.get_or_insert_with(Default::default).add(name, cv).map_err(|e| d.error(&e))
+}
+
+/// `ase_skip VALUE ...`: repeatable; the values add to this level's list.
+pub fn skip(conf: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
+    for value in d.args() {
+        let cv = compile(d, value)?;
+        conf.skip.get_or_insert_with(Vec::new).push(cv);
+    }
     Ok(())
 }

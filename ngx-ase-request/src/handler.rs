@@ -36,18 +36,19 @@ use ngx_ase_glue::headers::request_headers;
 use ngx_ase_glue::log::{RateLimit, ONCE_A_MINUTE};
 use ngx_ase_glue::panic::guard;
 use ngx_ase_shared::abi::{Admission, AseError, Bytes, CallKind, ChannelApi, CheckResult, Event, RequestMode, Verdict};
-use ngx_ase_shared::correlation::{new_id, ID_LEN};
-use ngx_ase_shared::header_names::visible;
+use ngx_ase_shared::header_names::{is_listed, visible};
 use ngx_ase_shared::json::with_scratch;
 
 use crate::cache_check::{self, CacheState};
 use crate::cache_table::Cached;
 use crate::conf::{LocConf, PerRequestValue};
+use crate::correlation_id::{CorrelationId, Source};
 use crate::in_flight::{monitor_ceiling, InFlight};
 use crate::payload::{build_into, http_version_name, Fit, RequestMeta};
 use crate::routed;
 use crate::verdict::{decide, Complaint, Decision};
 use crate::Module;
+use crate::{set_header_values, skip};
 
 /// The channel's function table, set at postconfiguration.
 pub static CHANNEL: ChannelHandle = ChannelHandle::new();
@@ -68,7 +69,7 @@ pub struct Ctx {
     /// finishes the request itself, so it must not post the write event.
     in_start: bool,
     result: CheckResult,
-    correlation_id: [u8; ID_LEN],
+    correlation_id: CorrelationId,
     pub verdict: Verdict,
     pub elapsed_ms: Option<u64>,
     /// The status the request was answered with (block or fail closed), 0 if it went on.
@@ -78,7 +79,7 @@ pub struct Ctx {
     /// The correlation ID of the latest check whose metadata went to the channel: what
     /// `$ase_correlation_id` gives and the response report carries. `None` while nothing was
     /// sent (breaker open, monitor ceiling reached): the ASE could pair no report with it.
-    pub sent_id: Option<[u8; ID_LEN]>,
+    pub sent_id: Option<CorrelationId>,
     /// What the verdict cache said (`None` where `ase_cache` is off).
     pub cache: Option<CacheState>,
 }
@@ -157,15 +158,30 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
                 // allowed is checked here, in this location's group and with its fail mode (a
                 // new correlation ID: the report pairs with this check).
                 State::Decided if mode == RequestMode::On && here => match api() {
-                    Some(api) if needs_check_here(ctx, r, api) => {
+                    Some(api) if needs_check_here(ctx, r, api) && !skip::requested(r, lc.skip()) => {
                         let ctx_ptr: *mut Ctx = ctx;
                         let sent_id = ctx.sent_id;
-                        ptr::write(ctx_ptr, Ctx::new(r));
+                        ptr::write(ctx_ptr, Ctx::new(r, lc));
                         (*ctx_ptr).sent_id = sent_id;
                         enforce(r, ctx_ptr, lc, api)
                     }
                     _ => NGX_DECLINED as ngx_int_t,
                 },
+                // A skip holds only where it was decided: redirected into a location that
+                // monitors and does not skip, the request is monitored there.
+                State::Decided
+                    if ctx.verdict == Verdict::Skip
+                        && mode == RequestMode::Monitor
+                        && here
+                        && !skip::requested(r, lc.skip()) =>
+                {
+                    if let Some(api) = api() {
+                        let ctx_ptr: *mut Ctx = ctx;
+                        ptr::write(ctx_ptr, Ctx::new(r, lc));
+                        monitor(r, &mut *ctx_ptr, lc, api);
+                    }
+                    NGX_DECLINED as ngx_int_t
+                }
                 State::Decided => NGX_DECLINED as ngx_int_t,
             };
         }
@@ -178,7 +194,14 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
             return NGX_ERROR as ngx_int_t;
         }
         let ctx_ptr = (*cl).data as *mut Ctx;
-        ptr::write(ctx_ptr, Ctx::new(r));
+        if skip::requested(r, lc.skip()) {
+            ptr::write(ctx_ptr, Ctx::skipped(r));
+            (*cl).handler = Some(CLEANUP);
+            (api.count_verdict)(Verdict::Skip as u8, AseError::None as u8);
+            trace_verdict(r, &*ctx_ptr);
+            return NGX_DECLINED as ngx_int_t;
+        }
+        ptr::write(ctx_ptr, Ctx::new(r, lc));
         (*cl).handler = Some(CLEANUP);
         if mode == RequestMode::Monitor {
             monitor(r, &mut *ctx_ptr, lc, api);
@@ -190,27 +213,38 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
 
 /// A request decided elsewhere and redirected into a location that enforces: does that
 /// verdict stand here? Only the ASE's own answer from this location's group does: a monitor
-/// verdict or a fail-open is no answer, and another group's allow speaks for another cluster.
+/// verdict, a skip or a fail-open is no answer, and another group's allow speaks for another
+/// cluster.
 unsafe fn needs_check_here(ctx: &Ctx, r: *mut ngx_http_request_t, api: &ChannelApi) -> bool {
     unsafe {
         match ctx.verdict {
-            Verdict::Monitor | Verdict::FailOpen => true,
+            Verdict::Monitor | Verdict::FailOpen | Verdict::Skip => true,
             Verdict::Allow => (api.group_of)(r.cast()) != ctx.group,
-            Verdict::Block | Verdict::FailClosed | Verdict::Skip => false,
+            Verdict::Block | Verdict::FailClosed => false,
         }
     }
 }
 
 impl Ctx {
-    /// A check about to start, with a new correlation ID.
-    fn new(r: *mut ngx_http_request_t) -> Ctx {
+    /// A check about to start, with a new correlation ID (`ase_correlation_id`'s or the
+    /// module's own).
+    unsafe fn new(r: *mut ngx_http_request_t, lc: &LocConf) -> Ctx {
+        Ctx::with_id(r, unsafe { correlation_id(r, lc) })
+    }
+
+    /// A request `ase_skip` lets through unchecked: nothing is sent (no `sent_id`).
+    fn skipped(r: *mut ngx_http_request_t) -> Ctx {
+        Ctx { state: State::Decided, ..Ctx::with_id(r, CorrelationId::own()) }
+    }
+
+    fn with_id(r: *mut ngx_http_request_t, correlation_id: CorrelationId) -> Ctx {
         Ctx {
             r,
             state: State::Pending,
             handle: ptr::null_mut(),
             in_start: false,
             result: CheckResult::new(0, AseError::None, 0),
-            correlation_id: new_id(),
+            correlation_id,
             verdict: Verdict::Skip,
             elapsed_ms: None,
             refused_with: 0,
@@ -219,6 +253,25 @@ impl Ctx {
             cache: None,
         }
     }
+}
+
+/// The request's correlation ID: `ase_correlation_id`'s value when it can go in a header
+/// as it is, else the module's own (an unusable value is logged, at most once a minute,
+/// without itself: it may be the client's).
+unsafe fn correlation_id(r: *mut ngx_http_request_t, lc: &LocConf) -> CorrelationId {
+    let Some(value) = lc.correlation_id else { return CorrelationId::own() };
+    let (id, source) = CorrelationId::from_operator(unsafe { evaluate(r, Some(value)) });
+    static REFUSED: RateLimit = RateLimit::new(ONCE_A_MINUTE);
+    if source == Source::Refused && REFUSED.allow() {
+        ase_log!(
+            nginx_sys::NGX_LOG_WARN,
+            r,
+            "ase: the ase_correlation_id value is longer than {} bytes or has bytes a header cannot carry (space, \
+             control, non-ASCII): the module's own ID sent instead",
+            crate::correlation_id::MAX_LEN
+        );
+    }
+    id
 }
 
 /// Starts the check the request waits for (`ase_request on`), or decides at once when the
@@ -249,7 +302,7 @@ unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, a
         (*ctx_ptr).in_start = true;
         let cid = (*ctx_ptr).correlation_id;
         let before = (*ctx_ptr).sent_id.replace(cid);
-        let sent = send_metadata(r, lc, api, &cid, on_done, ctx_ptr.cast());
+        let sent = send_metadata(r, lc, api, cid.as_bytes(), on_done, ctx_ptr.cast());
         let ctx = &mut *ctx_ptr;
         ctx.in_start = false;
         let Some(handle) = sent else {
@@ -435,7 +488,7 @@ unsafe fn send_detached(
         let cid = ctx.correlation_id;
         let before = ctx.sent_id.replace(cid);
         trace_verdict(r, ctx);
-        if send_metadata(r, lc, api, &cid, done, data).is_none() {
+        if send_metadata(r, lc, api, cid.as_bytes(), done, data).is_none() {
             // Not sent: its place is free again; no report, no $ase_correlation_id for it.
             MONITORED.release();
             drop_detached(data);
@@ -487,7 +540,8 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx
         ctx.state = State::Decided;
         ctx.elapsed_ms = Some(ctx.result.elapsed_ms);
         (*r).read_event_handler = Some(nginx_sys::ngx_http_block_reading);
-        let (mut decision, complaint) = decide(&ctx.result, lc.fail_mode, lc.block_status as u16);
+        let (mut decision, complaint) =
+            decide(&ctx.result, lc.fail_mode, lc.block_status as u16, lc.fail_status as u16);
         complain(r, complaint, &ctx.result);
         // The cache learns the ASE's answer, or stands in for the ASE on an error.
         let (evicted, stale) = cache_check::settle(ctx.cache.as_mut(), &ctx.result, lc);
@@ -496,7 +550,7 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf) -> ngx
         }
         if let Some(stale) = stale {
             count(Event::CacheStale);
-            decision = decide(&stale, lc.fail_mode, lc.block_status as u16).0;
+            decision = decide(&stale, lc.fail_mode, lc.block_status as u16, lc.fail_status as u16).0;
             ctx.result = stale;
         }
         let verdict = match decision {
@@ -536,7 +590,7 @@ unsafe fn refuse(r: *mut ngx_http_request_t, status: u16) -> ngx_int_t {
 unsafe fn trace_verdict(r: *mut ngx_http_request_t, ctx: &Ctx) {
     if ngx::log::DEBUG {
         // The ID the access log's `$ase_correlation_id` shows: `-` when nothing was sent.
-        let cid = ctx.sent_id.as_ref().and_then(|id| core::str::from_utf8(id).ok()).unwrap_or("-");
+        let cid = ctx.sent_id.as_ref().and_then(|id| core::str::from_utf8(id.as_bytes()).ok()).unwrap_or("-");
         ase_log!(nginx_sys::NGX_LOG_DEBUG, r, "ase: verdict={} cid={cid}", ctx.verdict.name());
     }
 }
@@ -583,15 +637,18 @@ unsafe fn evaluate<'a>(r: *mut ngx_http_request_t, value: Option<PerRequestValue
     unsafe { ngx_ase_glue::complex_value::evaluate(r, value?.cv) }
 }
 
-/// Borrows what the payload needs from the request; hidden header lines are left out.
+/// Borrows what the payload needs from the request: its header lines but those
+/// `ase_set_header` replaces, then the set ones; hidden lines are left out of both.
 unsafe fn request_meta<'a>(
     r: *mut ngx_http_request_t,
     lc: &'a LocConf,
 ) -> RequestMeta<'a, impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone + 'a> {
     unsafe {
         let c = (*r).connection;
-        let lines = request_headers(r);
-        let headers = visible(lines, lc.hidden(), |h: &(&[u8], &[u8])| h.0);
+        let set_names = lc.set_names();
+        let own = request_headers(r).filter(move |h| set_names.is_empty() || !is_listed(set_names, h.0));
+        let set = lc.set_headers.as_ref().map_or(&[][..], |s| set_header_values::evaluate(r, s));
+        let headers = visible(own.chain(set.iter().copied()), lc.hidden(), |h: &(&[u8], &[u8])| h.0);
         let username = evaluate(r, lc.user);
         let client_id = evaluate(r, lc.client_id);
         RequestMeta {

@@ -15,6 +15,7 @@ pub mod cache_table;
 #[cfg(not(test))]
 mod cache_zone;
 pub mod conf;
+pub mod correlation_id;
 #[cfg(not(test))]
 mod directives;
 #[cfg(not(test))]
@@ -25,6 +26,10 @@ mod module;
 pub mod payload;
 #[cfg(not(test))]
 mod routed;
+pub mod set_header;
+#[cfg(not(test))]
+mod set_header_values;
+pub mod skip;
 #[cfg(not(test))]
 mod variables;
 pub mod verdict;

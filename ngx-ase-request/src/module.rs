@@ -77,7 +77,7 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = LocConf;
 }
 
-static mut COMMANDS: [ngx_command_t; 16] = [
+static mut COMMANDS: [ngx_command_t; 20] = [
     directive(ngx_string!("ase_request"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::request)),
     directive(ngx_string!("ase_fail_mode"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::fail_mode)),
     directive(ngx_string!("ase_block_status"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::block_status)),
@@ -107,6 +107,10 @@ static mut COMMANDS: [ngx_command_t; 16] = [
         offset_of!(LocConf, max_size),
         &Setter(set::max_size),
     ),
+    directive(ngx_string!("ase_fail_status"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::fail_status)),
+    directive(ngx_string!("ase_correlation_id"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::correlation_id)),
+    directive(ngx_string!("ase_set_header"), ANY_LEVEL | NGX_CONF_TAKE2, LOC_CONF, 0, &Setter(set::set_header)),
+    directive(ngx_string!("ase_skip"), ANY_LEVEL | NGX_CONF_1MORE, LOC_CONF, 0, &Setter(set::skip)),
     // The verdict cache (`cache_directives.rs`, `cache_zone.rs`).
     directive(
         ngx_string!("ase_cache_zone"),

@@ -77,7 +77,7 @@ unsafe extern "C" fn get_correlation_id(
         // Only an ID the ASE got a request call with: the response module reports a
         // response only when this is found.
         match find_ctx(r).and_then(|c| c.sent_id) {
-            Some(id) => set(r, v, &id),
+            Some(id) => set(r, v, id.as_bytes()),
             None => not_found(v),
         }
     }

@@ -463,7 +463,7 @@ pub fn check_decision(outcome: Result<u16, AseError>, block_status: u16) {
         }
     };
     for mode in [FailMode::Open, FailMode::Closed] {
-        let (decision, _) = decide(&result, mode, block_status);
+        let (decision, _) = decide(&result, mode, block_status, 503);
         let failed = match mode {
             FailMode::Closed => Decision::Finalize(503, Verdict::FailClosed),
             _ => Decision::Continue(Verdict::FailOpen),
