@@ -53,6 +53,11 @@ pub struct GroupStats {
     /// Milliseconds the group's breaker was open (every node down): checks were not asked.
     /// Brought up to date by each check of the group.
     pub blind_ms: AtomicU64,
+    /// `ase_mirror` copies (checks and reports) handed to this group, those it answered,
+    /// and those not sent (report queue full, every node down).
+    pub mirrored: AtomicU64,
+    pub mirrored_sent: AtomicU64,
+    pub mirrored_dropped: AtomicU64,
 }
 
 #[repr(C)]
@@ -102,6 +107,9 @@ impl Counters {
             reports_sent: Z,
             reports_dropped: Z,
             blind_ms: Z,
+            mirrored: Z,
+            mirrored_sent: Z,
+            mirrored_dropped: Z,
         };
         Counters {
             checks: Z,

@@ -261,6 +261,16 @@ pub fn pass(lc: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
     Ok(())
 }
 
+/// `ase_mirror NAME | off;`: the group that also gets a copy of each call from this level
+/// (checked once the http block is read, as `ase_pass`).
+pub fn mirror(lc: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
+    if lc.mirror.is_some() {
+        return Err(d.duplicate());
+    }
+    lc.mirror = Some((String::from_utf8_lossy(d.arg()).into_owned(), d.position()));
+    Ok(())
+}
+
 /// nginx's merge of the common module's location settings: timeouts, then `ase_pass`
 /// resolved to its group, an unknown name being an error at its line.
 pub unsafe fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
@@ -278,7 +288,7 @@ pub unsafe fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut 
 
 unsafe fn resolve_pass(cf: *mut ngx_conf_t, lc: &mut LocConf, prev: &LocConf, main: &MainConf) -> *mut c_char {
     unsafe {
-        match lc.resolve_pass(prev, main) {
+        match lc.resolve_pass(prev, main).and_then(|()| lc.resolve_mirror(prev, main)) {
             Ok(()) => conf_ok(),
             Err((msg, at)) => {
                 log_emerg_at(cf, &msg, &at);

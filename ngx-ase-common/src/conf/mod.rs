@@ -4,6 +4,7 @@
 
 #[cfg(not(test))]
 pub(crate) mod directives;
+mod mirror;
 pub mod settings;
 
 use nginx_sys::{ngx_flag_t, ngx_msec_t, ngx_str_t, ngx_uint_t};
@@ -314,11 +315,22 @@ pub struct LocConf {
     /// The group calls from here go to (`pass` resolved once the http block is read; 0, the
     /// default group, without `ase_pass`).
     pub group: usize,
+    /// `ase_mirror NAME|off` as written here (name, "FILE:LINE"); inherited when not given.
+    pub mirror: Option<(String, String)>,
+    /// The group that gets a copy of each call from here (`mirror` resolved, see `mirror.rs`).
+    pub mirror_group: Option<usize>,
 }
 
 impl Default for LocConf {
     fn default() -> Self {
-        LocConf { connect_timeout: UNSET_MSEC, timeout: UNSET_MSEC, pass: None, group: 0 }
+        LocConf {
+            connect_timeout: UNSET_MSEC,
+            timeout: UNSET_MSEC,
+            pass: None,
+            group: 0,
+            mirror: None,
+            mirror_group: None,
+        }
     }
 }
 

@@ -30,6 +30,7 @@ mod calls;
 mod exchange;
 mod failover;
 pub mod io;
+mod mirror;
 mod notes;
 mod pool;
 mod setup;

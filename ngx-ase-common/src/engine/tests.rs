@@ -1767,3 +1767,29 @@ fn a_connection_reused_soon_keeps_the_whole_timeout() {
     assert_eq!(result(&mut e), ok(200, 300));
     assert_eq!(io.connects.len(), 1, "no second connection");
 }
+
+#[test]
+fn mirrored_calls_deliver_nothing_and_share_the_report_queue() {
+    let (mut e, mut io) = one_node(answers(OK).after(100)); // response_queue = 2
+    assert_eq!(e.send_mirror(CallKind::Check, 0, None, CID, BODY, LIMITS, &mut io), Admission::Go);
+    assert!(io.sent.is_empty(), "a mirrored check waits for the end of the turn, as a report");
+    assert_eq!(report(&mut e, &mut io), Admission::Go);
+    assert_eq!(io.sent.len(), 2);
+    assert_eq!(io.sent[0].1, request(CallKind::Check, "primary:8000"), "the copy is a check");
+    assert_eq!(e.send_mirror(CallKind::Report, 0, None, CID, BODY, LIMITS, &mut io), Admission::QueueFull);
+    advance(&mut e, &mut io, 100);
+    assert!(delivered(&mut e).is_empty(), "nobody waits for a mirrored check");
+    assert_eq!(e.reports_in_flight, 0, "its place in the queue is free again");
+    assert_eq!(e.send_mirror(CallKind::Report, 0, None, CID, BODY, LIMITS, &mut io), Admission::Go);
+    e.flush(&mut io);
+    advance(&mut e, &mut io, 100);
+    assert_eq!(e.reports_in_flight, 0);
+    // Every node down: a mirrored report is not sent; a mirrored check may probe, once.
+    let (mut e, mut io) = one_node(refuses());
+    assert_eq!(e.send_mirror(CallKind::Check, 0, None, CID, BODY, LIMITS, &mut io), Admission::Go);
+    e.flush(&mut io);
+    assert!(down(&e, &io, 0), "a mirrored check's failure marks the mirror group's node down");
+    assert_eq!(e.send_mirror(CallKind::Report, 0, None, CID, BODY, LIMITS, &mut io), Admission::Unavailable);
+    assert_eq!(e.send_mirror(CallKind::Check, 0, None, CID, BODY, LIMITS, &mut io), Admission::Unavailable);
+    assert_eq!(e.reports_in_flight, 0);
+}

@@ -150,6 +150,9 @@ struct GroupStatsJson {
     blind_ms: u64,
     reports_sent: u64,
     reports_dropped: u64,
+    mirrored: u64,
+    mirrored_sent: u64,
+    mirrored_dropped: u64,
 }
 
 fn node_json<'a>(p: &PageInput<'a>, n: &NodeView<'a>) -> NodeJson<'a> {
@@ -185,9 +188,15 @@ fn group_json(g: &GroupPageView<'_>, st: Option<&GroupStats>) -> GroupJson {
             blind_ms: get(&st.blind_ms),
             reports_sent: get(&st.reports_sent),
             reports_dropped: get(&st.reports_dropped),
+            mirrored: get(&st.mirrored),
+            mirrored_sent: get(&st.mirrored_sent),
+            mirrored_dropped: get(&st.mirrored_dropped),
         }),
     }
 }
+
+/// One of a group's counters, for the families written in a loop.
+type GroupCounter = fn(&GroupStats) -> &AtomicU64;
 
 pub fn to_json(p: &PageInput<'_>) -> String {
     let c = p.counters;
@@ -435,6 +444,16 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
         "Response reports dropped, per ASE group.",
         per_group(&|g| get(&g.reports_dropped)),
     );
+    let mirrored: [(&str, &str, GroupCounter); 3] = [
+        ("mirrored", "Checks and reports copied to the group by ase_mirror.", |g| &g.mirrored),
+        ("mirrored_sent", "ase_mirror copies the group answered.", |g| &g.mirrored_sent),
+        ("mirrored_dropped", "ase_mirror copies not sent: report queue full or every node down.", |g| {
+            &g.mirrored_dropped
+        }),
+    ];
+    for (name, help, counter) in mirrored {
+        family(&format!("nginx_ase_group_{name}_total"), "counter", help, per_group(&|g| get(counter(g))));
+    }
     let mut lat = Vec::new();
     for (n, st) in tracked(p) {
         for q in [0.5, 0.99] {
@@ -496,7 +515,9 @@ mod tests {
         }
         c.status.iter().chain(&c.errors).chain(&c.verdicts).chain(&c.fail_open_by_cause).for_each(&mut set);
         for g in &c.groups[..2] {
-            for a in [&g.checks, &g.reports, &g.breaker_trips, &g.blind_ms, &g.reports_sent, &g.reports_dropped] {
+            for a in
+                [&g.checks, &g.reports, &g.breaker_trips, &g.blind_ms, &g.reports_sent, &g.reports_dropped, &g.mirrored]
+            {
                 set(a);
             }
             g.errors.iter().for_each(&mut set);
