@@ -2,7 +2,7 @@
 //! waits for and whose answer changes nothing. Real nginx and two ASE doubles on loopback:
 //! the default group (the one the location passes to) and group `new` (the mirror).
 
-use ngx_ase_tests::nginx::{config_with_http, Nginx};
+use ngx_ase_tests::nginx::{config_with_http, expect_refused, Nginx};
 use ngx_ase_tests::{client, wait_for, AseDouble, Backend, TEST_TOKEN};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -123,20 +123,6 @@ fn a_dead_mirror_leaves_the_main_group_alone() {
     assert_eq!(s["verdicts"]["allow"], 6, "{s}");
     let nodes = s["nodes"].as_array().expect("nodes");
     assert_eq!(nodes[0]["state"], "up", "the main node is up: {s}");
-}
-
-/// `nginx -t` on an http block that the test expects refused, with `needle` in its message
-/// and the place of the line holding `line_with`.
-fn expect_refused(http: &str, needle: &str, line_with: &str) {
-    let config = config_with_http(http);
-    let n = Nginx::prepare(&config);
-    let out = n.test_config();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "nginx -t accepted:\n{config}");
-    assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
-    let line = config.lines().position(|l| l.contains(line_with)).expect("the line") + 1;
-    let place = format!("{}:{line}", n.path("conf/nginx.conf").display());
-    assert!(err.contains(&place), "expected the place {place} in:\n{err}");
 }
 
 #[test]

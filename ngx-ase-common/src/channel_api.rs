@@ -65,7 +65,7 @@ unsafe extern "C" fn admit(r: *mut c_void, kind: u8) -> u8 {
             let group = limits(r).map_or(0, |(_, g)| g);
             let admitted = worker::with(|w| {
                 let a = w.engine.admit(kind, group, &mut w.io);
-                if a != Admission::Go {
+                if !matches!(a, Admission::Go | Admission::Detach) {
                     trace_refused(r, kind, a, w.engine.group_name(group));
                 }
                 a

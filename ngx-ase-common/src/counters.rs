@@ -58,6 +58,11 @@ pub struct GroupStats {
     pub mirrored: AtomicU64,
     pub mirrored_sent: AtomicU64,
     pub mirrored_dropped: AtomicU64,
+    /// `ase_latency_guard`: times a worker found the group slow, checks not waited for
+    /// because of it, and the workers that find it slow now (a gauge).
+    pub slow_entered: AtomicU64,
+    pub slow_detached: AtomicU64,
+    pub slow_workers: AtomicU64,
 }
 
 #[repr(C)]
@@ -110,6 +115,9 @@ impl Counters {
             mirrored: Z,
             mirrored_sent: Z,
             mirrored_dropped: Z,
+            slow_entered: Z,
+            slow_detached: Z,
+            slow_workers: Z,
         };
         Counters {
             checks: Z,

@@ -276,6 +276,12 @@ impl<D> Engine<D> {
         }
         let c = &mut self.calls[slot];
         let answered = e == AseError::None;
+        // The group's latency, from every check with a time of its own (not one cancelled).
+        if c.kind == Some(CallKind::Check) && (c.waiter.is_some() || c.mirror) {
+            let (group, ms) = (c.group, now.saturating_sub(c.started));
+            self.note_latency(group, ms, io);
+        }
+        let c = &mut self.calls[slot];
         match c.kind {
             _ if c.mirror => {
                 let group = c.group;

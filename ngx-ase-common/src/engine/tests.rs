@@ -1793,3 +1793,37 @@ fn mirrored_calls_deliver_nothing_and_share_the_report_queue() {
     assert_eq!(e.send_mirror(CallKind::Check, 0, None, CID, BODY, LIMITS, &mut io), Admission::Unavailable);
     assert_eq!(e.reports_in_flight, 0);
 }
+
+#[test]
+fn a_slow_groups_checks_are_admitted_detached_until_a_fast_window() {
+    use crate::latency_guard::{GuardConf, MIN_CHECKS};
+    let (mut e, mut io) = one_node(answers(OK).after(300));
+    e.set_latency_guard(0, Some(GuardConf { p99_ms: 200, window_ms: 5000 }), io.now);
+    for w in 0..MIN_CHECKS as u32 {
+        assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
+        check(&mut e, &mut io, w);
+        advance(&mut e, &mut io, 300);
+        assert_eq!(result(&mut e), ok(200, 300));
+    }
+    assert_eq!(io.logged("are slow"), 0, "the window is not over yet");
+    advance(&mut e, &mut io, 2000);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Detach, "the closed window's p99 was 300ms");
+    assert_eq!(io.logged("ase: the checks of group \"default\" are slow (10 of 10 over 200ms"), 1);
+    // Detached checks still measure the group: a fast window ends it, said once.
+    io.nodes[0] = answers(OK).after(5);
+    for w in 0..MIN_CHECKS as u32 {
+        check(&mut e, &mut io, 100 + w);
+        advance(&mut e, &mut io, 5);
+    }
+    delivered(&mut e);
+    advance(&mut e, &mut io, 5000);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
+    assert_eq!(io.logged("are fast again"), 1);
+    assert_eq!(io.logged("are slow"), 1);
+    // No guard on a group: always Go.
+    let (mut e, mut io) = one_node(answers(OK).after(300));
+    check(&mut e, &mut io, 1);
+    advance(&mut e, &mut io, 5000);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
+}

@@ -153,6 +153,9 @@ struct GroupStatsJson {
     mirrored: u64,
     mirrored_sent: u64,
     mirrored_dropped: u64,
+    slow_workers: u64,
+    slow_entered: u64,
+    slow_detached: u64,
 }
 
 fn node_json<'a>(p: &PageInput<'a>, n: &NodeView<'a>) -> NodeJson<'a> {
@@ -191,6 +194,9 @@ fn group_json(g: &GroupPageView<'_>, st: Option<&GroupStats>) -> GroupJson {
             mirrored: get(&st.mirrored),
             mirrored_sent: get(&st.mirrored_sent),
             mirrored_dropped: get(&st.mirrored_dropped),
+            slow_workers: get(&st.slow_workers),
+            slow_entered: get(&st.slow_entered),
+            slow_detached: get(&st.slow_detached),
         }),
     }
 }
@@ -444,15 +450,28 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
         "Response reports dropped, per ASE group.",
         per_group(&|g| get(&g.reports_dropped)),
     );
-    let mirrored: [(&str, &str, GroupCounter); 3] = [
-        ("mirrored", "Checks and reports copied to the group by ase_mirror.", |g| &g.mirrored),
-        ("mirrored_sent", "ase_mirror copies the group answered.", |g| &g.mirrored_sent),
-        ("mirrored_dropped", "ase_mirror copies not sent: report queue full or every node down.", |g| {
-            &g.mirrored_dropped
+    let later: [(&str, &str, &str, GroupCounter); 6] = [
+        ("mirrored_total", "counter", "Checks and reports copied to the group by ase_mirror.", |g| &g.mirrored),
+        ("mirrored_sent_total", "counter", "ase_mirror copies the group answered.", |g| &g.mirrored_sent),
+        (
+            "mirrored_dropped_total",
+            "counter",
+            "ase_mirror copies not sent: report queue full or every node down.",
+            |g| &g.mirrored_dropped,
+        ),
+        (
+            "slow_workers",
+            "gauge",
+            "Workers that find the group's checks slow now (ase_latency_guard) and do not wait for them.",
+            |g| &g.slow_workers,
+        ),
+        ("slow_entered_total", "counter", "Times a worker found the group's checks slow.", |g| &g.slow_entered),
+        ("slow_detached_total", "counter", "Checks not waited for because the group's checks were slow.", |g| {
+            &g.slow_detached
         }),
     ];
-    for (name, help, counter) in mirrored {
-        family(&format!("nginx_ase_group_{name}_total"), "counter", help, per_group(&|g| get(counter(g))));
+    for (name, kind, help, counter) in later {
+        family(&format!("nginx_ase_group_{name}"), kind, help, per_group(&|g| get(counter(g))));
     }
     let mut lat = Vec::new();
     for (n, st) in tracked(p) {
