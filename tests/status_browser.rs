@@ -441,8 +441,8 @@ const FUTURE: &str = r#"{"scope":"all_workers","checks":43,"reports":40,"ase_sta
 {"url":"http://10.0.0.2:8000","address":"10.0.0.2:8000","backup":true,"group":"payments","state":"down","calls":5,"failures":5,"latency_ms":{"p50":null,"p99":null}},
 {"url":"http://10.0.0.3:8000","address":"10.0.0.3:8000","backup":false,"group":"public","state":"up","calls":30,"failures":1,"latency_ms":{"p50":1,"p99":3}}],
 "nodes_untracked":0,"groups":{
-"payments":{"breaker":"open","nodes":2,"checks":30,"reports":28,"errors":{"timeout":1,"refused":0},"breaker_trips":2,"blind_ms":2750,"reports_sent":27,"reports_dropped":1,"shadowed":3},
-"public":{"breaker":"closed","nodes":1,"checks":13,"reports":12,"errors":{"timeout":0},"breaker_trips":0,"blind_ms":0,"reports_sent":11,"reports_dropped":1},
+"payments":{"breaker":"open","nodes":2,"checks":30,"reports":28,"errors":{"timeout":1,"refused":0},"breaker_trips":2,"blind_ms":2750,"reports_sent":27,"reports_dropped":1,"mirrored":4,"mirrored_sent":3,"mirrored_dropped":1,"slow_workers":1,"slow_entered":2,"slow_detached":9,"shadowed":3},
+"public":{"breaker":"closed","nodes":1,"checks":13,"reports":12,"errors":{"timeout":0},"breaker_trips":0,"blind_ms":0,"reports_sent":11,"reports_dropped":1,"mirrored":0,"mirrored_sent":0,"mirrored_dropped":0,"slow_workers":0,"slow_entered":0,"slow_detached":0},
 "late":{"breaker":"closed","nodes":0,"state":"untracked"}},
 "groups_reloaded":4,"monitor_sessions":{"open":2,"closed":5}}"#;
 

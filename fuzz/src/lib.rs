@@ -28,8 +28,8 @@ pub mod set_header;
 pub mod verdict;
 // ngx-ase-common: the channel's engine (its submodules sit next to its `mod.rs`; its unit tests are `#[cfg(test)]`, not built here); `counters` and `health`
 // must sit at the crate root, the engine says `crate::counters` and `crate::health`; so
-// must `key_hash` (health.rs's `hash` arithmetic) and `secret` (zeroizing the token's
-// bytes), used by the engine and settings.rs.
+// must `key_hash` (health.rs's `hash` arithmetic), `secret` (zeroizing the token's
+// bytes), used by the engine and settings.rs, and `latency_guard` (the engine's guards).
 #[path = "../../ngx-ase-common/src/counters.rs"]
 pub mod counters;
 #[path = "../../ngx-ase-common/src/engine/mod.rs"]
@@ -38,6 +38,8 @@ pub mod engine;
 pub mod health;
 #[path = "../../ngx-ase-common/src/key_hash.rs"]
 pub mod key_hash;
+#[path = "../../ngx-ase-common/src/latency_guard.rs"]
+pub mod latency_guard;
 #[path = "../../ngx-ase-common/src/secret.rs"]
 pub mod secret;
 #[path = "../../ngx-ase-common/src/conf/settings.rs"]

@@ -65,7 +65,7 @@ unsafe extern "C" fn admit(r: *mut c_void, kind: u8) -> u8 {
             let group = limits(r).map_or(0, |(_, g)| g);
             let admitted = worker::with(|w| {
                 let a = w.engine.admit(kind, group, &mut w.io);
-                if a != Admission::Go {
+                if !matches!(a, Admission::Go | Admission::Detach) {
                     trace_refused(r, kind, a, w.engine.group_name(group));
                 }
                 a
@@ -90,6 +90,22 @@ unsafe fn trace_refused(r: *mut c_void, kind: CallKind, a: Admission, group: &st
     }
 }
 
+/// `ase_mirror`: a copy of the call for the location's mirror group, queued for the end of
+/// the turn and never waited for; its outcome changes nothing here (`engine/mirror.rs`).
+unsafe fn mirror(r: *mut c_void, kind: CallKind, correlation_id: Bytes, body: Bytes) {
+    unsafe {
+        let Some(lc) = Module::location_conf(&*(r as *mut ngx_http_request_t)) else { return };
+        let Some(group) = lc.mirror_group else { return };
+        let Some((limits, _)) = limits(r) else { return };
+        let key = hash_key(r, group);
+        worker::with(|w| {
+            w.io.trace_next = crate::net::ngx_io::trace_log(request_log(r));
+            w.engine.send_mirror(kind, group, key, correlation_id.as_slice(), body.as_slice(), limits, &mut w.io);
+            w.io.trace_next = None;
+        });
+    }
+}
+
 unsafe extern "C" fn start_check(
     r: *mut c_void,
     correlation_id: Bytes,
@@ -97,6 +113,8 @@ unsafe extern "C" fn start_check(
     done: CheckDone,
     data: *mut c_void,
 ) -> *mut c_void {
+    // SAFETY: r is the caller's live request; its bytes are valid for this call.
+    unsafe { guard(request_log(r), "mirror", (), || mirror(r, CallKind::Check, correlation_id, body)) };
     // SAFETY: r is the caller's live request (ABI contract); the note is for its report.
     let checked = unsafe {
         guard(request_log(r), "start_check", None, || {
@@ -138,6 +156,7 @@ unsafe extern "C" fn cancel_check(handle: *mut c_void) {
 
 unsafe extern "C" fn send_report(r: *mut c_void, correlation_id: Bytes, body: Bytes) -> u8 {
     unsafe {
+        guard(request_log(r), "mirror", (), || mirror(r, CallKind::Report, correlation_id, body));
         guard(request_log(r), "send_report", Admission::Unavailable as u8, || {
             // To the group the request's check went to, which a redirect may have left.
             let sent = limits(r).and_then(|(limits, here)| {

@@ -53,6 +53,16 @@ pub struct GroupStats {
     /// Milliseconds the group's breaker was open (every node down): checks were not asked.
     /// Brought up to date by each check of the group.
     pub blind_ms: AtomicU64,
+    /// `ase_mirror` copies (checks and reports) handed to this group, those it answered,
+    /// and those not sent (report queue full, every node down).
+    pub mirrored: AtomicU64,
+    pub mirrored_sent: AtomicU64,
+    pub mirrored_dropped: AtomicU64,
+    /// `ase_latency_guard`: times a worker found the group slow, checks not waited for
+    /// because of it, and the workers that find it slow now (a gauge).
+    pub slow_entered: AtomicU64,
+    pub slow_detached: AtomicU64,
+    pub slow_workers: AtomicU64,
 }
 
 /// The verdict cache (`ase_cache`), all zones together.
@@ -114,6 +124,12 @@ impl Counters {
             reports_sent: Z,
             reports_dropped: Z,
             blind_ms: Z,
+            mirrored: Z,
+            mirrored_sent: Z,
+            mirrored_dropped: Z,
+            slow_entered: Z,
+            slow_detached: Z,
+            slow_workers: Z,
         };
         Counters {
             checks: Z,

@@ -27,6 +27,7 @@ pub mod counters;
 pub mod engine;
 pub mod health;
 pub mod key_hash;
+pub mod latency_guard;
 #[cfg(not(test))]
 mod module;
 pub mod net;

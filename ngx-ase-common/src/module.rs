@@ -59,7 +59,7 @@ unsafe impl HttpModuleLocationConf for Module {
 
 const HTTP: u32 = NGX_HTTP_MAIN_CONF;
 
-static mut COMMANDS: [ngx_command_t; 21] = [
+static mut COMMANDS: [ngx_command_t; 23] = [
     directive(ngx_string!("ase_server"), HTTP | NGX_CONF_1MORE, MAIN_CONF, 0, &Setter(set::server)),
     directive(
         ngx_string!("ase_upstream"),
@@ -69,6 +69,14 @@ static mut COMMANDS: [ngx_command_t; 21] = [
         &Setter(set::upstream),
     ),
     directive(ngx_string!("ase_pass"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::pass)),
+    directive(
+        ngx_string!("ase_latency_guard"),
+        HTTP | NGX_CONF_TAKE1 | NGX_CONF_TAKE2,
+        MAIN_CONF,
+        0,
+        &Setter(set::latency_guard),
+    ),
+    directive(ngx_string!("ase_mirror"), ANY_LEVEL | NGX_CONF_TAKE1, LOC_CONF, 0, &Setter(set::mirror)),
     directive(ngx_string!("ase_token_file"), HTTP | NGX_CONF_TAKE1, MAIN_CONF, 0, &Setter(set::token_file)),
     directive(ngx_string!("ase_token"), HTTP | NGX_CONF_TAKE1, MAIN_CONF, 0, &Setter(set::token)),
     directive(

@@ -57,6 +57,7 @@ fn build_worker(conf: &crate::conf::MainConf) -> Worker {
     let mut engine = Engine::with_groups(groups, conf.response_queue);
     for (g, view) in conf.group_views().iter().enumerate() {
         engine.set_pool_limits(g, view.pool_limits);
+        engine.set_latency_guard(g, view.latency_guard, crate::clock::now_ms());
     }
     let mut io = NgxIo::new(all_addrs, conf.ssl, conf.ssl_verify == 1, &worker::EVENTS);
     io.set_socket_keepalive(conf.socket_keepalive == 1);

@@ -18,7 +18,7 @@ use crate::counters::Counters;
 /// The layout of [`Counters`]: bumped whenever a field is added, removed or moved (the size
 /// alone would not tell a reordering). 2: `payload_truncated`. 3: `groups`. 4: `monitor_skipped`. 5: `identity_too_large`.
 /// 6: the groups' `blind_ms`. 7: error `bad_503`. 8: `connections_closed_by_ase`. 9: errors `unreachable`, `local`.
-/// 10: `cache`.
+/// 10: `cache`, the groups' `mirrored*` (ase_mirror) and `slow_*` (ase_latency_guard).
 const LAYOUT_VERSION: u64 = 10;
 
 /// Identifies counters of this exact layout, so a zone left by another build is not misread

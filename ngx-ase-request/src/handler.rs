@@ -204,7 +204,7 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
         ptr::write(ctx_ptr, Ctx::new(r, lc));
         (*cl).handler = Some(CLEANUP);
         if mode == RequestMode::Monitor {
-            monitor(r, &mut *ctx_ptr, lc, api);
+            monitor(r, &mut *ctx_ptr, lc, api, false);
             return NGX_DECLINED as ngx_int_t;
         }
         enforce(r, ctx_ptr, lc, api)
@@ -290,7 +290,13 @@ unsafe fn enforce(r: *mut ngx_http_request_t, ctx_ptr: *mut Ctx, lc: &LocConf, a
         }
         // Asked before anything is built: when the channel cannot take the check (breaker
         // open), it has counted it already, and the request takes the fail mode at once.
-        if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
+        let admission = Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8));
+        if admission == Admission::Detach {
+            // The group's checks are slow (`ase_latency_guard`): not waited for, as monitor.
+            monitor(r, &mut *ctx_ptr, lc, api, true);
+            return NGX_DECLINED as ngx_int_t;
+        }
+        if admission != Admission::Go {
             let ctx = &mut *ctx_ptr;
             ctx.result = CheckResult::new(0, AseError::Unavailable, 0);
             ctx.state = State::Answered;
@@ -390,15 +396,16 @@ unsafe fn send_metadata(
     }
 }
 
-/// `ase_request monitor`: decided at once; the metadata goes out when the channel takes
-/// it, and whatever the ASE answers changes nothing.
-unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: &ChannelApi) {
+/// `ase_request monitor` (or a check of a group `ase_latency_guard` found slow, which the
+/// channel `admitted` already): decided at once; the metadata goes out when the channel
+/// takes it, and whatever the ASE answers changes nothing.
+unsafe fn monitor(r: *mut ngx_http_request_t, ctx: &mut Ctx, lc: &LocConf, api: &ChannelApi, admitted: bool) {
     unsafe {
         ctx.state = State::Decided;
         ctx.verdict = Verdict::Monitor;
         ctx.group = (api.group_of)(r.cast());
         (api.count_verdict)(Verdict::Monitor as u8, AseError::None as u8);
-        send_detached(r, ctx, lc, api, on_monitor_done, ptr::null_mut());
+        send_detached(r, ctx, lc, api, (on_monitor_done, ptr::null_mut()), admitted);
     }
 }
 
@@ -421,7 +428,7 @@ unsafe fn decide_from_cache(
             Cached::Block => Verdict::Block,
         };
         (api.count_verdict)(ctx.verdict as u8, AseError::None as u8);
-        send_detached(r, ctx, lc, api, on_refresh_done, cache_check::pending_refresh(state));
+        send_detached(r, ctx, lc, api, (on_refresh_done, cache_check::pending_refresh(state)), false);
         match verdict {
             Cached::Allow => NGX_DECLINED as ngx_int_t,
             Cached::Block => {
@@ -451,17 +458,19 @@ fn count(event: Event) {
 /// Sends the request's metadata without waiting for the answer (`monitor`, a cache hit),
 /// when the channel takes it and the worker is under its ceiling of detached checks.
 /// `done(data)` is called exactly once if it is sent; otherwise `data` is handed back to
-/// [`drop_detached`].
+/// [`drop_detached`]. `admitted`: the channel already admitted it (a slow group's check).
 unsafe fn send_detached(
     r: *mut ngx_http_request_t,
     ctx: &mut Ctx,
     lc: &LocConf,
     api: &ChannelApi,
-    done: ngx_ase_shared::abi::CheckDone,
-    data: *mut c_void,
+    (done, data): (ngx_ase_shared::abi::CheckDone, *mut c_void),
+    admitted: bool,
 ) {
     unsafe {
-        if Admission::from_u8((api.admit)(r.cast(), CallKind::Check as u8)) != Admission::Go {
+        // A group whose checks are slow admits them detached: for a detached check, the same.
+        let go = |a| matches!(Admission::from_u8(a), Admission::Go | Admission::Detach);
+        if !admitted && !go((api.admit)(r.cast(), CallKind::Check as u8)) {
             drop_detached(data);
             trace_verdict(r, ctx);
             return;

@@ -165,6 +165,9 @@ pub enum Admission {
     QueueFull = 1,
     /// Every ASE node is down (the breaker is open) or the channel is not running.
     Unavailable = 2,
+    /// Checks only: send it, but do not wait for it (`ase_latency_guard`: the group's checks
+    /// are slow); the request goes on as with `ase_request monitor`.
+    Detach = 3,
 }
 
 impl Admission {
@@ -173,6 +176,7 @@ impl Admission {
         match v {
             0 => Admission::Go,
             1 => Admission::QueueFull,
+            3 => Admission::Detach,
             _ => Admission::Unavailable,
         }
     }

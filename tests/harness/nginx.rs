@@ -290,3 +290,17 @@ fn tail(s: &str, n: usize) -> String {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Runs `nginx -t` on `http` (an http block) and asserts it refused, with `needle` in its
+/// message and naming the file and line of the first line that contains `line_with`.
+pub fn expect_refused(http: &str, needle: &str, line_with: &str) {
+    let config = config_with_http(http);
+    let n = Nginx::prepare(&config);
+    let out = n.test_config();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "nginx -t accepted:\n{config}");
+    assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+    let line = config.lines().position(|l| l.contains(line_with)).expect("the line") + 1;
+    let place = format!("{}:{line}", n.path("conf/nginx.conf").display());
+    assert!(err.contains(&place), "expected the place {place} in:\n{err}");
+}

@@ -184,16 +184,29 @@ unsafe extern "C" fn upstream_line(cf: *mut ngx_conf_t, _dummy: *mut ngx_command
                     conf_ok()
                 }
                 ("hash", 1 | 2) => set_hash(cf, group, &args, &place),
+                ("latency_guard", 1 | 2) => {
+                    if group.latency_guard.is_some() {
+                        return emerg(cf, &format!("{place} is duplicate"));
+                    }
+                    match parse_latency_guard(&args) {
+                        Ok(g) => {
+                            group.latency_guard = Some(g);
+                            conf_ok()
+                        }
+                        Err(e) => emerg(cf, &format!("{e} in {place}")),
+                    }
+                }
                 (
                     "server" | "keepalive" | "keepalive_timeout" | "keepalive_requests" | "keepalive_time"
-                    | "token_file" | "least_conn" | "hash",
+                    | "token_file" | "least_conn" | "hash" | "latency_guard",
                     _,
                 ) => emerg(cf, &format!("invalid number of arguments in {place}")),
                 _ => emerg(
                     cf,
                     &format!(
                         "unknown directive \"{what}\" in ase_upstream \"{}\" (it takes server, keepalive, \
-                         keepalive_timeout, keepalive_requests, keepalive_time, token_file, least_conn and hash)",
+                         keepalive_timeout, keepalive_requests, keepalive_time, token_file, least_conn, hash and \
+                         latency_guard)",
                         group.name
                     ),
                 ),
@@ -261,6 +274,30 @@ pub fn pass(lc: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
     Ok(())
 }
 
+/// `P99 [window=TIME]` of `ase_latency_guard` and of `latency_guard` in a block.
+fn parse_latency_guard(args: &[&[u8]]) -> Result<crate::latency_guard::GuardConf, String> {
+    crate::latency_guard::parse(args, |v| ngx_ase_glue::time::parse_msec(v).ok())
+}
+
+/// `ase_latency_guard P99 [window=TIME];`: the default group's latency guard.
+pub fn latency_guard(conf: &mut MainConf, d: &Directive) -> Result<(), ConfError> {
+    if conf.latency_guard.is_some() {
+        return Err(d.duplicate());
+    }
+    conf.latency_guard = Some(parse_latency_guard(d.args()).map_err(|e| d.error(&e))?);
+    Ok(())
+}
+
+/// `ase_mirror NAME | off;`: the group that also gets a copy of each call from this level
+/// (checked once the http block is read, as `ase_pass`).
+pub fn mirror(lc: &mut LocConf, d: &Directive) -> Result<(), ConfError> {
+    if lc.mirror.is_some() {
+        return Err(d.duplicate());
+    }
+    lc.mirror = Some((String::from_utf8_lossy(d.arg()).into_owned(), d.position()));
+    Ok(())
+}
+
 /// nginx's merge of the common module's location settings: timeouts, then `ase_pass`
 /// resolved to its group, an unknown name being an error at its line.
 pub unsafe fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
@@ -278,7 +315,7 @@ pub unsafe fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut 
 
 unsafe fn resolve_pass(cf: *mut ngx_conf_t, lc: &mut LocConf, prev: &LocConf, main: &MainConf) -> *mut c_char {
     unsafe {
-        match lc.resolve_pass(prev, main) {
+        match lc.resolve_pass(prev, main).and_then(|()| lc.resolve_mirror(prev, main)) {
             Ok(()) => conf_ok(),
             Err((msg, at)) => {
                 log_emerg_at(cf, &msg, &at);

@@ -4,6 +4,7 @@
 
 #[cfg(not(test))]
 pub(crate) mod directives;
+mod mirror;
 pub mod settings;
 
 use nginx_sys::{ngx_flag_t, ngx_msec_t, ngx_str_t, ngx_uint_t};
@@ -64,6 +65,8 @@ pub struct GroupConf {
     pub keepalive_timeout: Option<u64>,
     pub keepalive_requests: Option<u64>,
     pub keepalive_time: Option<u64>,
+    /// `latency_guard P99 [window=T]` in the block.
+    pub latency_guard: Option<crate::latency_guard::GuardConf>,
 }
 
 /// `hash KEY [consistent];`: the key nginx evaluates per request, so that one key's
@@ -111,6 +114,8 @@ pub struct GroupView<'a> {
     pub keepalive: usize,
     pub balance: crate::health::Balance,
     pub pool_limits: crate::engine::PoolLimits,
+    /// `ase_latency_guard` (default group) or the block's `latency_guard`.
+    pub latency_guard: Option<crate::latency_guard::GuardConf>,
 }
 
 impl GroupView<'_> {
@@ -144,6 +149,8 @@ pub struct MainConf {
     /// `ase_ssl_certificate_key`: its key.
     pub ssl_certificate_key: Option<ConfFile>,
     pub response_queue: ngx_uint_t,
+    /// `ase_latency_guard P99 [window=T]`: the default group's.
+    pub latency_guard: Option<crate::latency_guard::GuardConf>,
     /// The client TLS context for `https://` nodes (null when none is needed).
     pub ssl: *mut nginx_sys::ngx_ssl_t,
     /// `ase_zone`: counters shared by all workers (null without it).
@@ -174,6 +181,7 @@ impl Default for MainConf {
             ssl_certificate: None,
             ssl_certificate_key: None,
             response_queue: UNSET_UINT,
+            latency_guard: None,
             ssl: core::ptr::null_mut(),
             zone: core::ptr::null_mut(),
             groups: Vec::new(),
@@ -210,6 +218,7 @@ impl MainConf {
             keepalive: self.keepalive,
             balance: crate::health::Balance::RoundRobin,
             pool_limits: self.pool_limits(None),
+            latency_guard: self.latency_guard,
         }];
         out.extend(self.groups.iter().map(|g| GroupView {
             name: &g.name,
@@ -220,6 +229,7 @@ impl MainConf {
             keepalive: g.keepalive.unwrap_or(self.keepalive),
             balance: g.balance(),
             pool_limits: self.pool_limits(Some(g)),
+            latency_guard: g.latency_guard,
         }));
         out
     }
@@ -314,11 +324,22 @@ pub struct LocConf {
     /// The group calls from here go to (`pass` resolved once the http block is read; 0, the
     /// default group, without `ase_pass`).
     pub group: usize,
+    /// `ase_mirror NAME|off` as written here (name, "FILE:LINE"); inherited when not given.
+    pub mirror: Option<(String, String)>,
+    /// The group that gets a copy of each call from here (`mirror` resolved, see `mirror.rs`).
+    pub mirror_group: Option<usize>,
 }
 
 impl Default for LocConf {
     fn default() -> Self {
-        LocConf { connect_timeout: UNSET_MSEC, timeout: UNSET_MSEC, pass: None, group: 0 }
+        LocConf {
+            connect_timeout: UNSET_MSEC,
+            timeout: UNSET_MSEC,
+            pass: None,
+            group: 0,
+            mirror: None,
+            mirror_group: None,
+        }
     }
 }
 
@@ -441,6 +462,7 @@ mod tests {
             keepalive_timeout: None,
             keepalive_requests: None,
             keepalive_time: None,
+            latency_guard: None,
         }
     }
 

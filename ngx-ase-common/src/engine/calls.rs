@@ -74,6 +74,8 @@ pub(super) struct CallSlot<D> {
     /// key meet one node.
     pub(super) key: Option<u32>,
     pub(super) last_error: Option<AseError>,
+    /// A copy for the `ase_mirror` group: nobody waits for it, it holds a report queue place.
+    pub(super) mirror: bool,
     /// The whole request; its first `head_len` bytes are the node's fixed part.
     pub(super) wire: Vec<u8>,
     pub(super) head_len: usize,
@@ -141,15 +143,18 @@ impl<D> Engine<D> {
         }
         self.reports_in_flight += 1;
         let slot = self.prepare(CallKind::Report, None, (group, key), correlation_id, body, limits, io);
-        // Sent once this turn of the event loop has answered its clients (`flush`): the
-        // report is no part of the client's wait, and the ASE gets the turn's reports
-        // together.
+        self.queue_for_flush(slot, io);
+        Admission::Go
+    }
+
+    /// Sent once this turn of the event loop has answered its clients (`flush`): the call
+    /// is no part of the client's wait, and the ASE gets the turn's reports together.
+    pub(super) fn queue_for_flush(&mut self, slot: usize, io: &mut impl Io) {
         io.arm(slot, self.calls[slot].deadline);
         if self.pending_reports.is_empty() {
             io.schedule_flush();
         }
         self.pending_reports.push(CallId { slot, generation: self.calls[slot].generation });
-        Admission::Go
     }
 
     /// Sends the reports queued since the last flush.
@@ -168,7 +173,7 @@ impl<D> Engine<D> {
 
     /// A call slot filled in for a new call (its request bytes written), not yet sent.
     #[allow(clippy::too_many_arguments)]
-    fn prepare(
+    pub(super) fn prepare(
         &mut self,
         kind: CallKind,
         waiter: Option<D>,
@@ -198,6 +203,7 @@ impl<D> Engine<D> {
         c.group = group;
         c.key = key;
         c.last_error = None;
+        c.mirror = false;
         // Written for the group's first node; failover replaces the node's part only.
         let head = self.heads.get(first).map_or(&[][..], |h| h.get(kind));
         c.head_len = wire::write_request(&mut c.wire, head, cid, body);
@@ -269,7 +275,18 @@ impl<D> Engine<D> {
             self.close_conn(conn, io);
         }
         let c = &mut self.calls[slot];
+        let answered = e == AseError::None;
+        // The group's latency, from every check with a time of its own (not one cancelled).
+        if c.kind == Some(CallKind::Check) && (c.waiter.is_some() || c.mirror) {
+            let (group, ms) = (c.group, now.saturating_sub(c.started));
+            self.note_latency(group, ms, io);
+        }
+        let c = &mut self.calls[slot];
         match c.kind {
+            _ if c.mirror => {
+                let group = c.group;
+                self.finish_mirror(group, answered);
+            }
             Some(CallKind::Check) => {
                 if let Some(w) = c.waiter.take() {
                     self.finished.push((w, CheckResult::new(status, e, now.saturating_sub(c.started))));
@@ -333,6 +350,7 @@ impl<D> Engine<D> {
                 group: 0,
                 key: None,
                 last_error: None,
+                mirror: false,
                 wire: Vec::with_capacity(WIRE_START),
                 head_len: 0,
             });

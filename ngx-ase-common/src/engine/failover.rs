@@ -18,6 +18,7 @@ impl<D> Engine<D> {
     pub fn admit(&mut self, kind: CallKind, group: usize, io: &mut impl Io) -> Admission {
         match kind {
             CallKind::Check => match self.admit_check(group, io.now()) {
+                Ok(()) if self.detaches(group, io) => Admission::Detach,
                 Ok(()) => Admission::Go,
                 Err(tripped) => {
                     bump(&counters().checks);

@@ -29,7 +29,9 @@ pub mod answer;
 mod calls;
 mod exchange;
 mod failover;
+mod guard;
 pub mod io;
+mod mirror;
 mod notes;
 mod pool;
 mod setup;
@@ -76,12 +78,15 @@ pub struct Engine<D> {
     local_said_at: Option<u64>,
     /// Per node: whether this worker already said that a reused connection to it was dead.
     said_stale: Vec<bool>,
+    /// Per group: its `ase_latency_guard`, if any (`guard.rs`).
+    guards: Vec<Option<crate::latency_guard::LatencyGuard>>,
 }
 
 impl<D> Drop for Engine<D> {
     /// Each call's buffer holds a whole request, `ASE-Token` included: zeroed before the
     /// memory is freed (the worker exits, or a reload replaces the channel).
     fn drop(&mut self) {
+        self.forget_guards();
         for c in &mut self.calls {
             crate::secret::zeroize_vec(&mut c.wire);
         }

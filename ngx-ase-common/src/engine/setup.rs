@@ -91,6 +91,7 @@ impl<D> Engine<D> {
             said_closes,
             local_said_at: None,
             said_stale,
+            guards: Vec::new(),
         }
     }
 

@@ -1767,3 +1767,63 @@ fn a_connection_reused_soon_keeps_the_whole_timeout() {
     assert_eq!(result(&mut e), ok(200, 300));
     assert_eq!(io.connects.len(), 1, "no second connection");
 }
+
+#[test]
+fn mirrored_calls_deliver_nothing_and_share_the_report_queue() {
+    let (mut e, mut io) = one_node(answers(OK).after(100)); // response_queue = 2
+    assert_eq!(e.send_mirror(CallKind::Check, 0, None, CID, BODY, LIMITS, &mut io), Admission::Go);
+    assert!(io.sent.is_empty(), "a mirrored check waits for the end of the turn, as a report");
+    assert_eq!(report(&mut e, &mut io), Admission::Go);
+    assert_eq!(io.sent.len(), 2);
+    assert_eq!(io.sent[0].1, request(CallKind::Check, "primary:8000"), "the copy is a check");
+    assert_eq!(e.send_mirror(CallKind::Report, 0, None, CID, BODY, LIMITS, &mut io), Admission::QueueFull);
+    advance(&mut e, &mut io, 100);
+    assert!(delivered(&mut e).is_empty(), "nobody waits for a mirrored check");
+    assert_eq!(e.reports_in_flight, 0, "its place in the queue is free again");
+    assert_eq!(e.send_mirror(CallKind::Report, 0, None, CID, BODY, LIMITS, &mut io), Admission::Go);
+    e.flush(&mut io);
+    advance(&mut e, &mut io, 100);
+    assert_eq!(e.reports_in_flight, 0);
+    // Every node down: a mirrored report is not sent; a mirrored check may probe, once.
+    let (mut e, mut io) = one_node(refuses());
+    assert_eq!(e.send_mirror(CallKind::Check, 0, None, CID, BODY, LIMITS, &mut io), Admission::Go);
+    e.flush(&mut io);
+    assert!(down(&e, &io, 0), "a mirrored check's failure marks the mirror group's node down");
+    assert_eq!(e.send_mirror(CallKind::Report, 0, None, CID, BODY, LIMITS, &mut io), Admission::Unavailable);
+    assert_eq!(e.send_mirror(CallKind::Check, 0, None, CID, BODY, LIMITS, &mut io), Admission::Unavailable);
+    assert_eq!(e.reports_in_flight, 0);
+}
+
+#[test]
+fn a_slow_groups_checks_are_admitted_detached_until_a_fast_window() {
+    use crate::latency_guard::{GuardConf, MIN_CHECKS};
+    let (mut e, mut io) = one_node(answers(OK).after(300));
+    e.set_latency_guard(0, Some(GuardConf { p99_ms: 200, window_ms: 5000 }), io.now);
+    for w in 0..MIN_CHECKS as u32 {
+        assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
+        check(&mut e, &mut io, w);
+        advance(&mut e, &mut io, 300);
+        assert_eq!(result(&mut e), ok(200, 300));
+    }
+    assert_eq!(io.logged("are slow"), 0, "the window is not over yet");
+    advance(&mut e, &mut io, 2000);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Detach, "the closed window's p99 was 300ms");
+    assert_eq!(io.logged("ase: the checks of group \"default\" are slow (10 of 10 over 200ms"), 1);
+    // Detached checks still measure the group: a fast window ends it, said once.
+    io.nodes[0] = answers(OK).after(5);
+    for w in 0..MIN_CHECKS as u32 {
+        check(&mut e, &mut io, 100 + w);
+        advance(&mut e, &mut io, 5);
+    }
+    delivered(&mut e);
+    advance(&mut e, &mut io, 5000);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
+    assert_eq!(io.logged("are fast again"), 1);
+    assert_eq!(io.logged("are slow"), 1);
+    // No guard on a group: always Go.
+    let (mut e, mut io) = one_node(answers(OK).after(300));
+    check(&mut e, &mut io, 1);
+    advance(&mut e, &mut io, 5000);
+    assert_eq!(e.admit(CallKind::Check, 0, &mut io), Admission::Go);
+}

@@ -159,6 +159,12 @@ struct GroupStatsJson {
     blind_ms: u64,
     reports_sent: u64,
     reports_dropped: u64,
+    mirrored: u64,
+    mirrored_sent: u64,
+    mirrored_dropped: u64,
+    slow_workers: u64,
+    slow_entered: u64,
+    slow_detached: u64,
 }
 
 fn node_json<'a>(p: &PageInput<'a>, n: &NodeView<'a>) -> NodeJson<'a> {
@@ -194,9 +200,18 @@ fn group_json(g: &GroupPageView<'_>, st: Option<&GroupStats>) -> GroupJson {
             blind_ms: get(&st.blind_ms),
             reports_sent: get(&st.reports_sent),
             reports_dropped: get(&st.reports_dropped),
+            mirrored: get(&st.mirrored),
+            mirrored_sent: get(&st.mirrored_sent),
+            mirrored_dropped: get(&st.mirrored_dropped),
+            slow_workers: get(&st.slow_workers),
+            slow_entered: get(&st.slow_entered),
+            slow_detached: get(&st.slow_detached),
         }),
     }
 }
+
+/// One of a group's counters, for the families written in a loop.
+type GroupCounter = fn(&GroupStats) -> &AtomicU64;
 
 pub fn to_json(p: &PageInput<'_>) -> String {
     let c = p.counters;
@@ -462,6 +477,29 @@ pub fn to_prometheus(p: &PageInput<'_>) -> String {
         "Response reports dropped, per ASE group.",
         per_group(&|g| get(&g.reports_dropped)),
     );
+    let later: [(&str, &str, &str, GroupCounter); 6] = [
+        ("mirrored_total", "counter", "Checks and reports copied to the group by ase_mirror.", |g| &g.mirrored),
+        ("mirrored_sent_total", "counter", "ase_mirror copies the group answered.", |g| &g.mirrored_sent),
+        (
+            "mirrored_dropped_total",
+            "counter",
+            "ase_mirror copies not sent: report queue full or every node down.",
+            |g| &g.mirrored_dropped,
+        ),
+        (
+            "slow_workers",
+            "gauge",
+            "Workers that find the group's checks slow now (ase_latency_guard) and do not wait for them.",
+            |g| &g.slow_workers,
+        ),
+        ("slow_entered_total", "counter", "Times a worker found the group's checks slow.", |g| &g.slow_entered),
+        ("slow_detached_total", "counter", "Checks not waited for because the group's checks were slow.", |g| {
+            &g.slow_detached
+        }),
+    ];
+    for (name, kind, help, counter) in later {
+        family(&format!("nginx_ase_group_{name}"), kind, help, per_group(&|g| get(counter(g))));
+    }
     let mut lat = Vec::new();
     for (n, st) in tracked(p) {
         for q in [0.5, 0.99] {
@@ -526,7 +564,9 @@ mod tests {
         }
         c.status.iter().chain(&c.errors).chain(&c.verdicts).chain(&c.fail_open_by_cause).for_each(&mut set);
         for g in &c.groups[..2] {
-            for a in [&g.checks, &g.reports, &g.breaker_trips, &g.blind_ms, &g.reports_sent, &g.reports_dropped] {
+            for a in
+                [&g.checks, &g.reports, &g.breaker_trips, &g.blind_ms, &g.reports_sent, &g.reports_dropped, &g.mirrored]
+            {
                 set(a);
             }
             g.errors.iter().for_each(&mut set);

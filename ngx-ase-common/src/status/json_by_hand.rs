@@ -111,8 +111,10 @@ pub fn to_json(p: &PageInput<'_>) -> String {
             .collect();
         let _ = write!(
             s,
-            ",\"checks\":{},\"reports\":{},\"errors\":{{{}}},\"breaker_trips\":{},\"blind_ms\":{},\"reports_sent\":{},\"reports_dropped\":{}}}",
-            get(&st.checks), get(&st.reports), errors.join(","), get(&st.breaker_trips), get(&st.blind_ms), get(&st.reports_sent), get(&st.reports_dropped)
+            ",\"checks\":{},\"reports\":{},\"errors\":{{{}}},\"breaker_trips\":{},\"blind_ms\":{},\"reports_sent\":{},\"reports_dropped\":{},\"mirrored\":{},\"mirrored_sent\":{},\"mirrored_dropped\":{},\"slow_workers\":{},\"slow_entered\":{},\"slow_detached\":{}}}",
+            get(&st.checks), get(&st.reports), errors.join(","), get(&st.breaker_trips), get(&st.blind_ms), get(&st.reports_sent), get(&st.reports_dropped),
+            get(&st.mirrored), get(&st.mirrored_sent), get(&st.mirrored_dropped),
+            get(&st.slow_workers), get(&st.slow_entered), get(&st.slow_detached)
         );
     }
     s.push_str("}}");
