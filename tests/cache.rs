@@ -184,9 +184,11 @@ fn on_an_ase_error_a_verdict_within_use_stale_decides_then_the_fail_mode() {
     let n = start(&double, &backend, &c);
     double.deny("token", "mallory");
     let (alice, mallory) = (bearer("alice"), bearer("mallory"));
+    // Taken before the verdicts are learned: each entry's age counts from its answer, so
+    // use_stale cannot run out before this instant plus 4 s.
+    let learned = Instant::now();
     assert_eq!(get(&n, "/s", &[("Authorization", &alice)]).status, 200);
     assert_eq!(get(&n, "/s", &[("Authorization", &mallory)]).status, 403);
-    let learned = Instant::now();
     double.stop();
     std::thread::sleep(Duration::from_millis(300));
     // Expired (100ms), the ASE down: the cached verdicts stand, while under 4 s old.

@@ -40,7 +40,21 @@ pub fn flavour() -> String {
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free loopback port")
+    // The port is free again once the probe socket closes, so the kernel may hand it to the
+    // next caller before nginx binds it: two tests of one file running side by side would
+    // then share an nginx. Never hand out the same port twice in this process.
+    static HANDED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free loopback port");
+        let mut handed = HANDED.lock().unwrap_or_else(|e| e.into_inner());
+        if !handed.contains(&port) {
+            handed.push(port);
+            return port;
+        }
+    }
 }
 
 /// How many times slower than usual nginx runs: `NGX_ASE_TIME_SCALE` (a whole number, at
