@@ -95,10 +95,19 @@ mkdir -p "$ROOT/target"
 ) </dev/null >"$bg_log" 2>&1 &
 bg_pid=$!
 trap 'kill "$bg_pid" 2>/dev/null || true; rm -f "$results" "$bg_times"' EXIT
+# process_tree PID: PID and its descendants, parents first.
+process_tree() {
+    local c
+    echo "$1"
+    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do process_tree "$c"; done
+}
 # wait_background: waits for the background builds (once), then shows their log's outline.
 wait_background() {
     [ -n "${bg_pid:-}" ] || return 0
     step "waiting for the background builds (log: $bg_log)"
+    # Nothing runs in the foreground now: back to normal priority, or on a busy machine
+    # every other process would go first.
+    renice -n 0 -p $(process_tree "$bg_pid") >/dev/null 2>&1 || true
     wait "$bg_pid" || true
     bg_pid=""
     grep -E '^(==>|error|warning: .*failed)' "$bg_log" | sed 's/\x1b\[[0-9;]*m//g' | sed 's/^/    /' >&2 || true
