@@ -7,6 +7,8 @@
 #   scripts/fuzz.sh --minimize [TARGET...]  merge what runs found (fuzz/corpus-new/, ignored
 #                                           by git) into fuzz/corpus/, minimized, for a commit
 #   scripts/fuzz.sh --list                  the targets
+#   scripts/fuzz.sh --build-only            build the targets, run nothing (scripts/test.sh
+#                                           builds them while other steps run)
 #
 # Ends with a cargo-test-style "test result:" line (one test per target: replay + run).
 # A crash leaves its input in fuzz/artifacts/TARGET/ and fails the run; keep it as
@@ -32,7 +34,8 @@ seconds=20
 case "${1:-}" in
     --minimize) mode=minimize; shift ;;
     --list) printf '%s\n' "${ALL_TARGETS[@]}"; exit 0 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --build-only) mode=build; shift ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     ''|*[!0-9]*) ;;
     *) seconds="$1"; shift ;;
 esac
@@ -65,6 +68,8 @@ say "building the fuzz targets (sanitizer: $sanitizer; nginx headers from ${NGIN
 # cargo-fuzz adds -Cdebug-assertions (overflow checks too) and --cfg fuzzing.
 (cd "$ROOT" && RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir "$FUZZ" -O -s "$sanitizer" --features libfuzzer) \
     || die "cargo fuzz build failed (FUZZ_SANITIZER=none builds without AddressSanitizer)"
+
+[ "$mode" = build ] && exit 0
 
 # ASan: a leak is a finding too; no core files.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:disable_coredump=1}"

@@ -4,11 +4,19 @@
 # (another prefix and module set, --with-compat, no --with-debug), builds the modules for
 # that binary from a source tree of its version, and runs the smoke test (allow, block,
 # report) on it; then checks that a tree of another version is refused with one clear line.
-# Run by scripts/test.sh; the last line is "N passed, N failed".
+# Run by scripts/test.sh; the last line is "N passed, N failed". With --build-only it only
+# builds the user's nginx and the modules for it (scripts/test.sh does that while other
+# steps run; the test itself then finds both built).
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/nginx-tree.sh"
 
+build_only=0
+case "${1:-}" in
+    --build-only) build_only=1 ;;
+    '') ;;
+    *) die "unknown argument: $1 (only --build-only)" ;;
+esac
 passed=0 failed=0
 pass() { echo "ok: $*"; passed=$((passed + 1)); }
 fail() { echo "FAILED: $*"; failed=$((failed + 1)); }
@@ -29,6 +37,9 @@ if [ ! -x "$user/sbin/nginx" ] || [ "$(cat "$user/.built" 2>/dev/null)" != "$sta
     echo "$stamp" > "$user/.built"
 fi
 
+if [ "$build_only" -eq 1 ]; then
+    exec "$ROOT/scripts/build.sh" --nginx-src "$src" --nginx "$user/sbin/nginx" --name custom
+fi
 say "building the modules for it with --nginx-src"
 if "$ROOT/scripts/build.sh" --nginx-src "$src" --nginx "$user/sbin/nginx" --name custom; then
     pass "build.sh --nginx-src builds the modules for $user/sbin/nginx"
