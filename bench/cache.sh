@@ -221,13 +221,6 @@ say "results: $RUN/report.md (raw figures: $RUN/results.tsv)"
 
 if [ "$write_md" = 1 ]; then
     md="$ROOT/BENCHMARKS.md" marker="scripts/bench.sh --cache output"
-    if [ -f "$md" ] && grep -qF "<!-- BEGIN $marker:" "$md" && grep -qF "<!-- END $marker -->" "$md"; then
-        awk -v rep="$RUN/report.md" -v begin="<!-- BEGIN $marker:" -v end="<!-- END $marker -->" '
-            index($0, begin) == 1 {while ((getline l < rep) > 0) print l; skip=1; next}
-            index($0, end) == 1 {skip=0; next}
-            !skip {print}' "$md" > "$md.new.$$" && mv -f "$md.new.$$" "$md"
-    else
-        { echo; cat "$RUN/report.md"; } >> "$md"
-    fi
+    "$ROOT/bench/write-section.sh" "$md" "$RUN/report.md" "$marker"
     say "BENCHMARKS.md updated ($marker)"
 fi

@@ -302,25 +302,33 @@ fn rate(args: &[String]) {
     );
 }
 
-fn blackhole(args: &[String]) {
+/// The arguments of a server mode, `PORT [OPTION N] [--lifetime SECS]`: binds 127.0.0.1:PORT,
+/// arranges the exit after SECS (default an hour), and returns the listener and N.
+fn serve_args(mode: &str, args: &[String], option: &str, default: u64) -> (TcpListener, u64) {
     let mut port = None;
-    let (mut max, mut lifetime) = (1000usize, 3600u64);
+    let (mut value, mut lifetime) = (default, 3600u64);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().unwrap_or_else(|| die(&format!("{a} needs a value")));
         match a.as_str() {
-            "--max" => max = val().parse().unwrap_or_else(|_| die("bad --max")),
+            o if o == option => value = val().parse().unwrap_or_else(|_| die(&format!("bad {option}"))),
             "--lifetime" => lifetime = val().parse().unwrap_or_else(|_| die("bad --lifetime")),
             p if port.is_none() => port = Some(p.parse::<u16>().unwrap_or_else(|_| die("bad port"))),
             other => die(&format!("unknown argument {other}")),
         }
     }
-    let port = port.unwrap_or_else(|| die("blackhole: PORT missing"));
+    let port = port.unwrap_or_else(|| die(&format!("{mode}: PORT missing")));
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| die(&format!("bind {port}: {e}")));
     thread::spawn(move || {
         thread::sleep(Duration::from_secs(lifetime));
         exit(0);
     });
+    (listener, value)
+}
+
+fn blackhole(args: &[String]) {
+    let (listener, max) = serve_args("blackhole", args, "--max", 1000);
+    let max = max as usize;
     let mut held: VecDeque<TcpStream> = VecDeque::new();
     for s in listener.incoming() {
         match s {
@@ -420,24 +428,7 @@ fn serve_delayed(mut s: TcpStream, delay: Duration, counts: &StubCounts) -> io::
 }
 
 fn delay_server(args: &[String]) {
-    let mut port = None;
-    let (mut delay_us, mut lifetime) = (1000u64, 3600u64);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().unwrap_or_else(|| die(&format!("{a} needs a value")));
-        match a.as_str() {
-            "--delay-us" => delay_us = val().parse().unwrap_or_else(|_| die("bad --delay-us")),
-            "--lifetime" => lifetime = val().parse().unwrap_or_else(|_| die("bad --lifetime")),
-            p if port.is_none() => port = Some(p.parse::<u16>().unwrap_or_else(|_| die("bad port"))),
-            other => die(&format!("unknown argument {other}")),
-        }
-    }
-    let port = port.unwrap_or_else(|| die("delay: PORT missing"));
-    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| die(&format!("bind {port}: {e}")));
-    thread::spawn(move || {
-        thread::sleep(Duration::from_secs(lifetime));
-        exit(0);
-    });
+    let (listener, delay_us) = serve_args("delay", args, "--delay-us", 1000);
     let counts = Arc::new(StubCounts::default());
     let delay = Duration::from_micros(delay_us);
     for s in listener.incoming() {

@@ -472,15 +472,6 @@ if [ "$write_md" = 1 ]; then
     md="$ROOT/BENCHMARKS.md"
     marker="scripts/bench.sh output"
     [ "$nginx_choice" = system ] && marker="scripts/bench.sh --nginx system output"
-    if [ -f "$md" ] && grep -qF "<!-- BEGIN $marker:" "$md" && grep -qF "<!-- END $marker -->" "$md"; then
-        awk -v rep="$RUN/report.md" -v begin="<!-- BEGIN $marker:" -v end="<!-- END $marker -->" '
-            index($0, begin) == 1 {while ((getline l < rep) > 0) print l; skip=1; next}
-            index($0, end) == 1 {skip=0; next}
-            !skip {print}' "$md" > "$md.new.$$" && mv -f "$md.new.$$" "$md"
-    elif [ -f "$md" ]; then
-        { echo; cat "$RUN/report.md"; } >> "$md"
-    else
-        { echo "# Benchmarks"; echo; cat "$RUN/report.md"; } > "$md"
-    fi
+    "$ROOT/bench/write-section.sh" "$md" "$RUN/report.md" "$marker"
     say "BENCHMARKS.md updated ($marker)"
 fi
