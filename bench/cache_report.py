@@ -51,13 +51,20 @@ def answered(res, phase, cfg):
     return res.count("tput", cfg, "requests")
 
 
+# The gateways' status pages bracket the phases: before and after the fixed-rate rounds, and
+# at the end of the throughput rounds.
+SNAPSHOTS = {"lat": ("before", "after"), "tput": ("after", "end")}
+
+
+def status_delta(run, cfg, phase, key, sub=None):
+    """How much a counter of a gateway's ase_status JSON grew during a phase."""
+    first, last = (os.path.join(run, "ase-status-%s-%s.json" % (cfg, s)) for s in SNAPSHOTS[phase])
+    return int(num(jnum(last, key, sub)) - num(jnum(first, key, sub)))
+
+
 def cache_counts(run, cfg):
-    """Hits and misses of the measured rounds: the status page after minus before."""
-    def delta(key):
-        after = num(jnum(os.path.join(run, "ase-status-%s-after.json" % cfg), "cache", key))
-        before = num(jnum(os.path.join(run, "ase-status-%s-before.json" % cfg), "cache", key))
-        return int(after - before)
-    return delta("hits"), delta("misses")
+    """Hits and misses of the fixed-rate rounds."""
+    return status_delta(run, cfg, "lat", "cache", "hits"), status_delta(run, cfg, "lat", "cache", "misses")
 
 
 def hit_ratio(hits, misses):
@@ -85,12 +92,14 @@ class CacheReport:
         return out
 
     def metadata_table(self):
-        out = ["| configuration | phase | requests answered | /ase/request calls the stub received | share |",
-               "|---|---|---|---|---|"]
+        out = ["| configuration | phase | requests answered | checks (gateway's ase_status) "
+               "| /ase/request calls the stub received | share |",
+               "|---|---|---|---|---|---|"]
         for c in ON:
             for phase, name in (("lat", "fixed rate"), ("tput", "saturation")):
                 n, got = answered(self.res, phase, c), self.res.count(phase, c, "stub_calls")
-                out.append("| %s | %s | %d | %d | %s |" % (LABEL[c], name, n, got, fmt(share(got, n), "%.2f %%")))
+                checks = status_delta(self.a.run, c, phase, "checks")
+                out.append("| %s | %s | %d | %d | %d | %s |" % (LABEL[c], name, n, checks, got, fmt(share(got, n), "%.2f %%")))
         return out
 
     def throughput_table(self):
