@@ -23,13 +23,13 @@ def rows(cfg, rnd, p99, stub_calls, answered=6000):
 
 
 class MadeUpRun(unittest.TestCase):
-    def report(self, on_calls=6000, hit_p99=640, status=True):
+    def report(self, on_calls=6000, hit_p99=640, status=True, noise=(0, 0, 0)):
         d = tempfile.mkdtemp()
         data = []
-        for r in ("1", "2", "3"):
+        for r, n in zip(("1", "2", "3"), noise):
             data += rows("base", r, P99["base"], 0)
             data += rows("cache-off", r, P99["cache-off"], 6000)
-            data += rows("cache-on", r, hit_p99, on_calls)
+            data += rows("cache-on", r, hit_p99 + n, on_calls)
         if status:
             for when, checks, hits, misses in (("before", 2000, 1000, 1000), ("after", 20000, 18990, 1010),
                                                ("end", 110000, 108990, 1010)):
@@ -54,6 +54,12 @@ class MadeUpRun(unittest.TestCase):
     def test_a_hit_within_0_05_ms_p99_meets_the_aim_and_beyond_misses_it(self):
         self.assertIn("0.05 ms p99 to the baseline: **met** (+0.040 ms", self.report(hit_p99=640))
         self.assertIn("0.05 ms p99 to the baseline: **missed** (+0.051 ms", self.report(hit_p99=651))
+
+    def test_rounds_spread_wider_than_the_aim_make_the_verdict_not_conclusive(self):
+        self.assertNotIn("not conclusive", self.report(noise=(0, 10, 20)))
+        self.assertIn("**met** (+0.040 ms, the median of the rounds' differences); not conclusive: the rounds' "
+                      "differences range from -0.060 to +2.040 ms, wider than the aim.",
+                      self.report(noise=(-100, 0, 2000)))
 
     def test_metadata_share_is_stub_calls_over_answered_requests(self):
         text = self.report(on_calls=5940)
