@@ -2,14 +2,20 @@
 //! modules use, already in the workspace's lock file), built offline by `cargo` from
 //! `bench/Cargo.toml`, a workspace of its own so that the product's stays untouched:
 //!
-//!   loadgen rate URL --rate N --duration SECS [--conns C] [-H 'Name: value']...
+//!   loadgen rate URL --rate N --duration SECS [--conns C] [--identities I] [-H 'Name: value']...
 //!       Open-loop load at a fixed rate, for latency. Request k is due at t0 + k/N and its
 //!       latency is counted from that due time, not from when it was sent, so a stalled
 //!       server cannot hide its stall by slowing the generator down (no "coordinated
 //!       omission", as in wrk2). C keep-alive connections, one thread each, share the
 //!       schedule round-robin. Requests still unsent at the deadline (duration + 2 s) are
 //!       counted as `unsent` and enter the percentiles with their lateness at the deadline.
-//!       Prints one line of `key=value` pairs (latencies in microseconds).
+//!       Prints one line of `key=value` pairs (latencies in microseconds). With I identities,
+//!       request k carries `Authorization: Bearer client-(k mod I)` (the cache benchmark's
+//!       1,000 clients); give no other Authorization header then.
+//!   loadgen delay PORT --delay-us D [--lifetime SECS]
+//!       An HTTP/1.1 keep-alive server on 127.0.0.1:PORT answering every request 200 after D
+//!       microseconds (a thread per connection: an ASE that is D away); counts the requests by
+//!       path, and answers `GET /stub-counts` at once with those counts as JSON.
 //!   loadgen blackhole PORT [--max N] [--lifetime SECS]
 //!       Accepts TCP connections on 127.0.0.1:PORT and never reads or answers; holds at most
 //!       N of them (the oldest is closed beyond that) and exits after SECS.
@@ -153,6 +159,20 @@ fn request_bytes(url: &Url, headers: &[String]) -> Vec<u8> {
     r.into_bytes()
 }
 
+/// One request per identity (`Bearer client-N`), or the one request when `identities` is 0.
+fn requests_for_identities(url: &Url, headers: &[String], identities: usize) -> Vec<Vec<u8>> {
+    if identities == 0 {
+        return vec![request_bytes(url, headers)];
+    }
+    (0..identities)
+        .map(|n| {
+            let mut h = headers.to_vec();
+            h.push(format!("Authorization: Bearer client-{n}"));
+            request_bytes(url, &h)
+        })
+        .collect()
+}
+
 #[derive(Default)]
 struct ThreadResult {
     latencies_us: Vec<u64>,
@@ -164,7 +184,7 @@ struct ThreadResult {
 
 fn rate(args: &[String]) {
     let mut url = None;
-    let (mut rate, mut duration, mut conns) = (1000.0f64, 10.0f64, 16usize);
+    let (mut rate, mut duration, mut conns, mut identities) = (1000.0f64, 10.0f64, 16usize, 0usize);
     let mut headers = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -173,13 +193,14 @@ fn rate(args: &[String]) {
             "--rate" => rate = val().parse().unwrap_or_else(|_| die("bad --rate")),
             "--duration" => duration = val().parse().unwrap_or_else(|_| die("bad --duration")),
             "--conns" => conns = val().parse().unwrap_or_else(|_| die("bad --conns")),
+            "--identities" => identities = val().parse().unwrap_or_else(|_| die("bad --identities")),
             "-H" => headers.push(val()),
             u if url.is_none() && u.starts_with("http://") => url = Some(parse_url(u)),
             other => die(&format!("unknown argument {other}")),
         }
     }
     let url = Arc::new(url.unwrap_or_else(|| die("rate: URL missing")));
-    let req = Arc::new(request_bytes(&url, &headers));
+    let reqs = Arc::new(requests_for_identities(&url, &headers, identities));
     let total = (rate * duration).round() as u64;
     let interval_ns = 1e9 / rate;
     // Every thread connects first; the schedule starts when all are ready.
@@ -188,7 +209,7 @@ fn rate(args: &[String]) {
     let late_max = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
     for j in 0..conns {
-        let (url, req, late_max) = (url.clone(), req.clone(), late_max.clone());
+        let (url, reqs, late_max) = (url.clone(), reqs.clone(), late_max.clone());
         handles.push(thread::spawn(move || {
             tight_timer_slack();
             let mut res = ThreadResult::default();
@@ -217,7 +238,7 @@ fn rate(args: &[String]) {
                         buf.clear();
                     }
                     let s = conn.as_mut().unwrap();
-                    s.write_all(&req)?;
+                    s.write_all(&reqs[(k % reqs.len() as u64) as usize])?;
                     read_response(s, &mut buf)
                 })();
                 let done = Instant::now();
@@ -281,25 +302,33 @@ fn rate(args: &[String]) {
     );
 }
 
-fn blackhole(args: &[String]) {
+/// The arguments of a server mode, `PORT [OPTION N] [--lifetime SECS]`: binds 127.0.0.1:PORT,
+/// arranges the exit after SECS (default an hour), and returns the listener and N.
+fn serve_args(mode: &str, args: &[String], option: &str, default: u64) -> (TcpListener, u64) {
     let mut port = None;
-    let (mut max, mut lifetime) = (1000usize, 3600u64);
+    let (mut value, mut lifetime) = (default, 3600u64);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().unwrap_or_else(|| die(&format!("{a} needs a value")));
         match a.as_str() {
-            "--max" => max = val().parse().unwrap_or_else(|_| die("bad --max")),
+            o if o == option => value = val().parse().unwrap_or_else(|_| die(&format!("bad {option}"))),
             "--lifetime" => lifetime = val().parse().unwrap_or_else(|_| die("bad --lifetime")),
             p if port.is_none() => port = Some(p.parse::<u16>().unwrap_or_else(|_| die("bad port"))),
             other => die(&format!("unknown argument {other}")),
         }
     }
-    let port = port.unwrap_or_else(|| die("blackhole: PORT missing"));
+    let port = port.unwrap_or_else(|| die(&format!("{mode}: PORT missing")));
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| die(&format!("bind {port}: {e}")));
     thread::spawn(move || {
         thread::sleep(Duration::from_secs(lifetime));
         exit(0);
     });
+    (listener, value)
+}
+
+fn blackhole(args: &[String]) {
+    let (listener, max) = serve_args("blackhole", args, "--max", 1000);
+    let max = max as usize;
     let mut held: VecDeque<TcpStream> = VecDeque::new();
     for s in listener.incoming() {
         match s {
@@ -314,6 +343,102 @@ fn blackhole(args: &[String]) {
                 held.pop_front();
                 thread::sleep(Duration::from_millis(10));
             }
+        }
+    }
+}
+
+/// Requests the delay server received, by path.
+#[derive(Default)]
+struct StubCounts {
+    ase_request: AtomicU64,
+    ase_response: AtomicU64,
+    other: AtomicU64,
+}
+
+impl StubCounts {
+    fn json(&self) -> String {
+        format!(
+            "{{\"ase_request\":{},\"ase_response\":{},\"other\":{}}}",
+            self.ase_request.load(Ordering::Relaxed),
+            self.ase_response.load(Ordering::Relaxed),
+            self.other.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// A request's head at the start of `buf`: its length, path and Content-Length, `None`
+/// while incomplete.
+fn parse_request_head(buf: &[u8]) -> io::Result<Option<(usize, String, usize)>> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("bad request head: {e}"))),
+    };
+    let body_len = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+        .unwrap_or(0);
+    Ok(Some((len, req.path.unwrap_or("").to_string(), body_len)))
+}
+
+/// Serves one keep-alive connection of the delay server until the peer closes it.
+fn serve_delayed(mut s: TcpStream, delay: Duration, counts: &StubCounts) -> io::Result<()> {
+    tight_timer_slack();
+    s.set_nodelay(true)?;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let (head_len, path, body_len) = loop {
+            if let Some(h) = parse_request_head(&buf)? {
+                break h;
+            }
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        while buf.len() < head_len + body_len {
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf.drain(..head_len + body_len);
+        if path == "/stub-counts" {
+            let body = counts.json();
+            // `loadgen get` reads to the end: this connection ends here.
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close";
+            return write!(s, "{head}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        }
+        let counter = match path.as_str() {
+            p if p.starts_with("/ase/request") => &counts.ase_request,
+            p if p.starts_with("/ase/response") => &counts.ase_response,
+            _ => &counts.other,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        thread::sleep(delay);
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")?;
+    }
+}
+
+fn delay_server(args: &[String]) {
+    let (listener, delay_us) = serve_args("delay", args, "--delay-us", 1000);
+    let counts = Arc::new(StubCounts::default());
+    let delay = Duration::from_micros(delay_us);
+    for s in listener.incoming() {
+        match s {
+            Ok(s) => {
+                let counts = counts.clone();
+                thread::spawn(move || serve_delayed(s, delay, &counts));
+            }
+            // Out of descriptors (or another transient error): don't spin.
+            Err(_) => thread::sleep(Duration::from_millis(10)),
         }
     }
 }
@@ -337,13 +462,32 @@ fn main() {
         Some("rate") => rate(&args[1..]),
         Some("blackhole") => blackhole(&args[1..]),
         Some("get") => get(&args[1..]),
-        _ => die("usage: loadgen rate URL --rate N --duration S [--conns C] [-H H]... | blackhole PORT [--max N] [--lifetime S] | get URL"),
+        Some("delay") => delay_server(&args[1..]),
+        _ => die("usage: loadgen rate URL --rate N --duration S [--conns C] [--identities I] [-H H]... | blackhole PORT [--max N] [--lifetime S] | delay PORT --delay-us D [--lifetime S] | get URL"),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_head;
+    use super::{parse_head, parse_request_head, parse_url, requests_for_identities};
+
+    #[test]
+    fn identities_rotate_as_bearer_clients_and_none_means_one_request() {
+        let url = parse_url("http://127.0.0.1:1/api");
+        assert_eq!(requests_for_identities(&url, &[], 0).len(), 1);
+        let r = requests_for_identities(&url, &["Accept: */*".into()], 1000);
+        assert_eq!(r.len(), 1000);
+        let text = String::from_utf8(r[999].clone()).unwrap();
+        assert!(text.contains("Accept: */*\r\nAuthorization: Bearer client-999\r\n\r\n"), "{text}");
+    }
+
+    #[test]
+    fn a_request_head_gives_its_length_path_and_body_length() {
+        let r = b"POST /ase/request HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+        assert_eq!(parse_request_head(r).unwrap(), Some((49, "/ase/request".to_string(), 5)));
+        assert_eq!(parse_request_head(b"POST /ase/req").unwrap(), None);
+        assert_eq!(parse_request_head(b"GET / HTTP/1.1\r\n\r\n").unwrap().unwrap().2, 0);
+    }
 
     #[test]
     fn a_complete_head_gives_its_length_status_body_and_keep_alive() {

@@ -31,6 +31,9 @@
 #   --nice N                      run everything at this nice level (default -10 as root,
 #                                 so that other work on a shared machine perturbs the
 #                                 figures less; 0 to leave it)
+#   --cache                       the verdict-cache scenario instead (issue #25: cache off and
+#                                 on against an ASE stub 1 ms away, 1,000 clients), in its
+#                                 own section of BENCHMARKS.md; options: --cache --help
 #   --report-from DIR             only rewrite the report from an earlier run's figures
 #                                 (DIR = build/bench/run-*), e.g. after editing
 #                                 bench/report.py (the report) or bench/stats.py (medians,
@@ -52,6 +55,9 @@
 # See BENCHMARKS.md.
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
+for a in "$@"; do
+    [ "$a" = --cache ] && exec "$ROOT/bench/cache.sh" "$@"
+done
 
 quick=0 rounds= extra_rounds= nginx_choice=release duration= rate=2000 rss_requests= profile= write_md= port_base=18480 report_from= nice_level=
 args=("$@")
@@ -71,7 +77,7 @@ while [ $# -gt 0 ]; do
         --nice) nice_level="$2"; shift 2 ;;
         --nginx) nginx_choice="$2"; shift 2 ;;
         --extra-rounds) extra_rounds="$2"; shift 2 ;;
-        -h|--help) sed -n '2,52p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,55p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
@@ -466,15 +472,6 @@ if [ "$write_md" = 1 ]; then
     md="$ROOT/BENCHMARKS.md"
     marker="scripts/bench.sh output"
     [ "$nginx_choice" = system ] && marker="scripts/bench.sh --nginx system output"
-    if [ -f "$md" ] && grep -qF "<!-- BEGIN $marker:" "$md" && grep -qF "<!-- END $marker -->" "$md"; then
-        awk -v rep="$RUN/report.md" -v begin="<!-- BEGIN $marker:" -v end="<!-- END $marker -->" '
-            index($0, begin) == 1 {while ((getline l < rep) > 0) print l; skip=1; next}
-            index($0, end) == 1 {skip=0; next}
-            !skip {print}' "$md" > "$md.new.$$" && mv -f "$md.new.$$" "$md"
-    elif [ -f "$md" ]; then
-        { echo; cat "$RUN/report.md"; } >> "$md"
-    else
-        { echo "# Benchmarks"; echo; cat "$RUN/report.md"; } > "$md"
-    fi
+    "$ROOT/bench/write-section.sh" "$md" "$RUN/report.md" "$marker"
     say "BENCHMARKS.md updated ($marker)"
 fi
