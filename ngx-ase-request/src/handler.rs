@@ -178,7 +178,7 @@ unsafe fn access(r: *mut ngx_http_request_t, late: bool) -> ngx_int_t {
                     if let Some(api) = api() {
                         let ctx_ptr: *mut Ctx = ctx;
                         ptr::write(ctx_ptr, Ctx::new(r, lc));
-                        monitor(r, &mut *ctx_ptr, lc, api);
+                        monitor(r, &mut *ctx_ptr, lc, api, false);
                     }
                     NGX_DECLINED as ngx_int_t
                 }
